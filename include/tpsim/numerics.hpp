@@ -1,0 +1,40 @@
+// Numerics: executes ProgramSets on the CPU with Eigen, the collectives through the same Schedules
+// the timing engine uses, and compares a sharded run with its unsharded reference tensor by tensor.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tpsim/program.hpp"
+
+namespace tpsim {
+
+struct TensorCheck {
+  std::string op;          // op that produced the tensor ("layer0.mlp.fc2.fwd")
+  std::string tensor;      // global tensor name compared
+  int rank = 0;
+  double max_abs = 0;      // max |sharded - reference|
+  double max_rel = 0;      // max_abs / max |reference|
+  double tolerance = 0;    // relative tolerance the check was judged by
+  bool ok = true;
+  std::string rule;        // how the tolerance was derived, e.g. "bit-exact (copy)" or "k=4096 fp32 reassociation"
+};
+
+struct NumericsReport {
+  DType dtype = DType::fp32;
+  std::vector<TensorCheck> checks;
+  bool ok = true;
+  double max_abs = 0, max_rel = 0;
+  const TensorCheck* first_failure() const;
+};
+
+struct NumericsOptions {
+  DType dtype = DType::fp32;   // fp32, or bf16 storage with fp32 accumulation
+  unsigned seed = 1234;        // deterministic inputs and weights
+};
+
+// Runs `sharded` and `reference` (same scenario lowered with tp = 1) and compares every tensor that
+// names a global counterpart.
+NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, const NumericsOptions& options);
+
+}  // namespace tpsim

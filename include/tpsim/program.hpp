@@ -1,0 +1,106 @@
+// Program: the one IR both interpreters read. Lowering turns a Scenario into one Program per rank
+// (a DAG of ops with shapes); numerics executes it on real tensors, timing turns it into SimGrid
+// activities. Neither backend re-derives the plan.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tpsim/collective.hpp"
+#include "tpsim/spec.hpp"
+
+namespace tpsim {
+
+// Tensors are 2-D and local to one rank: activations are [tokens, features] (tokens = batch * seq
+// rows), weights are [in, out] so a linear is Y = X W. A tensor name is unique within a Program.
+struct TensorDesc {
+  std::string name;
+  int64_t rows = 0, cols = 0;
+  DType dtype = DType::bf16;
+  // Where a weight comes from: the unsharded tensor it is a shard of, and which part. Numerics
+  // fills every rank's shard by slicing one deterministic full tensor, so shards agree by
+  // construction and the unsharded run sees the very same numbers.
+  bool is_weight = false;
+  std::string global_name;            // "layer0.mlp.fc1"
+  int64_t global_rows = 0, global_cols = 0;
+  int split_dim = -1;                 // -1 replicated, 0 rows, 1 columns
+  int parts = 1, part = 0;            // split into `parts` equal blocks, this is block `part`
+  // A weight split over heads (attention qkv) is a strided shard: `part`'s columns are taken
+  // from each of `interleave` equal column groups (q, k, v). 1 = one contiguous block.
+  int interleave = 1;
+};
+
+enum class OpKind { gemm, kernel, collective, send, recv };
+
+// Which queue the op is issued on; ops on one stream run in program order.
+enum class Stream { compute, tp_comm, dp_comm, pp_comm };
+const char* to_string(Stream s);
+
+// out = op(A) @ op(B), op = transpose when trans_* is set. Shapes after op: A [m, k], B [k, n].
+struct GemmInfo {
+  int64_t m = 0, n = 0, k = 0;
+  bool trans_a = false, trans_b = false;
+  bool accumulate = false;   // out += ... (weight-gradient accumulation over micro-batches)
+};
+
+// A named kernel other than a GEMM: "gelu", "gelu_backward", "swiglu", "add", "layernorm",
+// "rmsnorm", "attention" (fused causal softmax(QK^T)V over local heads), "embedding",
+// "cross_entropy", ... The numerics registry maps the name to Eigen code; timing only needs the
+// FLOPs and HBM bytes.
+struct KernelInfo {
+  std::string fn;
+  std::map<std::string, double> attrs;   // e.g. heads, kv_heads, head_dim, seq, batch, eps
+};
+
+// A collective over a group of global ranks. `bytes` follows nccl-tests' "size": the full buffer
+// for all-reduce / broadcast / reduce, the gathered output for all-gather, the un-scattered input
+// for reduce-scatter, the whole send buffer for all-to-all.
+struct CollectiveInfo {
+  CollectiveOp op = CollectiveOp::all_reduce;
+  Algorithm algorithm = Algorithm::automatic;
+  std::vector<int> group;   // global ranks, in ring order
+  int64_t bytes = 0;
+  int dim = 1;              // tensor dim that all-gather concatenates / reduce-scatter splits
+  int root = 0;             // index into group (broadcast, reduce)
+};
+
+struct P2PInfo {
+  int peer = -1;            // global rank
+  int64_t bytes = 0;
+  int tag = 0;              // matches a send with its recv
+};
+
+struct Op {
+  int id = 0;                            // index in Program::ops
+  OpKind kind = OpKind::kernel;
+  std::string name;                      // "layer3.mlp.fc1.fwd"
+  int layer = -1;                        // transformer layer, -1 outside layers
+  int micro_batch = 0;
+  Stream stream = Stream::compute;
+  std::vector<int> deps;                 // ops (same Program) that must finish first
+  std::vector<std::string> inputs;       // tensor names read
+  std::vector<std::string> outputs;      // tensor names written
+  double flops = 0;                      // for timing
+  double hbm_bytes = 0;                  // bytes read + written in HBM, for the roofline
+  DType dtype = DType::bf16;
+  GemmInfo gemm;
+  KernelInfo kernel;
+  CollectiveInfo collective;
+  P2PInfo p2p;
+};
+
+struct Program {
+  int rank = 0;
+  std::map<std::string, TensorDesc> tensors;
+  std::vector<Op> ops;
+};
+
+// The ranks' programs plus the mesh coordinates they were lowered for.
+struct ProgramSet {
+  std::vector<Program> ranks;            // ranks[r].rank == r
+  int tp = 1, pp = 1, dp = 1;
+};
+
+}  // namespace tpsim

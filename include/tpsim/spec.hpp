@@ -1,0 +1,216 @@
+// Spec: the validated description of one scenario (topology, model, plan, workload).
+// Every quantity is stored in SI base units (seconds, bytes, bytes/s, FLOP/s); the YAML files may
+// write units ("450 GB/s", "1.5 us", "80 GiB", "989 TFLOP/s") and the loader converts them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tpsim {
+
+// ---------------------------------------------------------------------------------------------
+// Bad input. Carries where and what, so the CLI prints one line and exits 2:
+//   "topologies/x.yaml:12:5: topology.intra.bandwidth: expected a bandwidth like '450 GB/s', got 'fast'"
+struct InputError : std::runtime_error {
+  std::string file;      // "" when the input came from the command line
+  int line = 0;          // 1-based; 0 when unknown
+  int column = 0;        // 1-based; 0 when unknown
+  std::string key;       // dotted key path, e.g. "plan.tp"
+  std::string problem;   // what was expected / what is wrong (may hold a "did you mean" hint)
+  InputError(std::string file_, int line_, int column_, std::string key_, std::string problem_);
+};
+
+enum class DType { fp32, tf32, bf16, fp16, fp8 };
+int dtype_bytes(DType t);            // storage bytes per element (tf32 is stored as fp32)
+const char* to_string(DType t);
+
+// ---------------------------------------------------------------------------------------------
+// Topology
+struct GpuSpec {
+  std::string name;                       // "H100-SXM"
+  std::map<DType, double> peak_flops;     // dense FLOP/s per dtype (no sparsity)
+  double hbm_bytes = 0;                   // capacity
+  double hbm_bandwidth = 0;               // B/s
+  int sms = 0;                            // streaming multiprocessors (wave quantisation)
+  double launch_overhead = 0;             // s per kernel
+  double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
+  std::string gemm_table;                 // optional CSV m,n,k,dtype,time_us overriding the model
+};
+
+enum class IntraFabric { nvswitch, nvlink_mesh, pcie };
+
+struct IntraNodeSpec {
+  IntraFabric fabric = IntraFabric::nvswitch;
+  double bandwidth = 0;       // B/s per GPU per direction into the fabric (line rate)
+  double efficiency = 1.0;    // fraction of line rate a bulk transfer achieves (protocol overhead)
+  double latency = 0;         // s per hop (GPU->switch->GPU counts as one hop for nvswitch)
+  bool nvls = false;          // in-switch reduction (NVLink SHARP) available
+  double nvls_bandwidth = 0;  // B/s per GPU achievable by in-switch all-reduce (busbw)
+  int pcie_switches = 0;      // pcie fabric: GPUs are split evenly over this many PCIe switches
+  double host_bandwidth = 0;  // pcie fabric: B/s of each PCIe switch's uplink to the CPU root
+};
+
+struct NicSpec {
+  int count = 0;                        // NICs per node
+  double bandwidth = 0;                 // B/s per NIC per direction (line rate)
+  double efficiency = 1.0;              // achievable fraction of line rate
+  double latency = 0;                   // s per NIC traversal
+  std::vector<std::vector<int>> gpus;   // gpus[i] = local GPU indices NIC i serves (rail-optimised)
+};
+
+enum class NetworkKind { single_switch, fat_tree };
+
+struct NetworkSpec {
+  NetworkKind kind = NetworkKind::single_switch;
+  double switch_latency = 0;    // s per switch traversal
+  int nodes_per_leaf = 0;       // fat_tree: nodes under one leaf switch
+  double oversubscription = 1;  // fat_tree: leaf downlink / uplink bandwidth ratio (2 = 2:1)
+};
+
+struct Topology {
+  std::string name;
+  std::string source;             // file it came from ("" for embedded)
+  GpuSpec gpu;
+  int gpus_per_node = 0;
+  int nodes = 1;
+  IntraNodeSpec intra;
+  NicSpec nic;
+  NetworkSpec network;
+  double price_per_gpu_hour = 0;  // currency units; 0 = unknown
+  int total_gpus() const { return gpus_per_node * nodes; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Model (decoder-only transformer)
+enum class Activation { gelu, swiglu };
+enum class Norm { layernorm, rmsnorm };
+
+struct ModelSpec {
+  std::string name;
+  std::string source;
+  int64_t hidden = 0;
+  int64_t ffn = 0;          // intermediate size (per gate for swiglu)
+  int64_t heads = 0;
+  int64_t kv_heads = 0;     // == heads for multi-head attention
+  int64_t layers = 0;
+  int64_t vocab = 0;
+  int64_t max_seq = 0;
+  Activation activation = Activation::gelu;
+  Norm norm = Norm::layernorm;
+  DType dtype = DType::bf16;
+  int64_t head_dim() const { return hidden / heads; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Plan: a device mesh plus how each weight is split over it.
+enum class PlanPreset { megatron, naive, custom };
+enum class Recompute { none, selective, full };
+
+// A JAX-style partition spec: one entry per tensor dimension, naming the mesh axis it is split over
+// ("" = not split). Weights are stored [in, out], so {"", "tp"} is column-parallel, {"tp", ""} row.
+using PartitionSpec = std::vector<std::string>;
+
+// Weight names a plan can address (per layer): attn.qkv [h, (heads+2*kv_heads)*head_dim],
+// attn.proj [h, h], mlp.fc1 [h, ffn], mlp.gate [h, ffn] (swiglu only), mlp.fc2 [ffn, h], norm1, norm2
+// ([1, h]); outside layers: embedding [vocab, h], output [h, vocab], final_norm [1, h].
+
+// A plan may spell out the communication around one linear, Megatron style, instead of letting
+// the lowering derive it from the partition specs. Unset fields are derived. Writing them lets a
+// plan be wrong on purpose: numerics then reports the op whose result differs.
+struct LinearMapping {
+  std::optional<bool> input_is_parallel;   // input already split over tp (skip the scatter/copy)
+  std::optional<bool> gather_output;       // all-gather a column-parallel output
+  std::optional<bool> reduce_output;       // all-reduce (or reduce-scatter under sp) a row-parallel output
+};
+
+struct PlanSpec {
+  std::string name;
+  std::string source;
+  int tp = 1, pp = 1, dp = 1;
+  bool sp = false;                                   // sequence parallelism (needs tp > 1 to matter)
+  PlanPreset preset = PlanPreset::megatron;
+  std::map<std::string, PartitionSpec> partitions;   // "mlp.fc1" -> {"", "tp"}; overrides the preset
+  std::map<std::string, LinearMapping> mappings;     // "mlp.fc2" -> {reduce_output: false}
+  std::vector<std::string> mesh_order = {"tp", "dp", "pp"};  // innermost (fastest-varying rank) first
+  std::string collective_algorithm = "auto";         // ring | tree | ... | auto
+  int virtual_stages = 1;                            // interleaved 1F1B when > 1
+  Recompute recompute = Recompute::none;
+  bool distributed_optimizer = false;
+  int world() const { return tp * pp * dp; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Workload
+enum class WorkloadKind { training, inference };
+
+struct WorkloadSpec {
+  WorkloadKind kind = WorkloadKind::training;
+  // training
+  int64_t global_batch = 1;   // sequences per optimizer step
+  int64_t micro_batch = 1;    // sequences per micro-batch
+  int64_t seq = 2048;         // tokens per sequence
+  int64_t steps = 1;          // how many micro-batches the "run" simulates (0 = a full step)
+  // inference
+  int64_t batch = 1;
+  int64_t prompt = 0;
+  int64_t generate = 0;
+};
+
+struct OutputSpec {
+  std::string json, csv, trace, html;   // paths; "" = not written
+};
+
+struct Scenario {
+  std::string name;
+  std::string source;
+  Topology topology;
+  ModelSpec model;
+  PlanSpec plan;
+  WorkloadSpec workload;
+  OutputSpec outputs;
+  std::string numerics = "proxy";   // off | proxy | full
+};
+
+// ---------------------------------------------------------------------------------------------
+// Loading. Each function throws InputError; none returns a half-valid object.
+
+// Command-line overrides "section.key=value" (section: topology|model|plan|workload), applied on top of
+// the YAML before validation so a bad override is reported like a bad file.
+struct Override { std::string path; std::string value; };
+
+// Where presets live: $TPSIM_DATA_DIR, else the source tree the binary was built from.
+std::string data_dir();
+
+// Resolve a reference to a preset name ("dgx-h100") or a path ("my/topo.yaml") in the given
+// category ("topologies" | "models" | "plans" | "scenarios").
+std::string resolve_preset(const std::string& category, const std::string& ref);
+
+Topology load_topology(const std::string& ref, const std::vector<Override>& overrides = {});
+ModelSpec load_model(const std::string& ref, const std::vector<Override>& overrides = {});
+PlanSpec load_plan(const std::string& ref, const std::vector<Override>& overrides = {});
+
+// A scenario file names its topology/model/plan by preset or path (relative to the scenario's
+// folder) or inlines them. Empty path = the embedded default scenario. The replacement refs come
+// from -t/-m/-p.
+struct ScenarioRequest {
+  std::string path;
+  std::string topology, model, plan;   // replacements, "" = keep the scenario's
+  std::vector<Override> overrides;
+};
+Scenario load_scenario(const ScenarioRequest& request);
+
+// Cross-checks between parts (plan divides the model, mesh fits the topology, ...).
+void validate(const Scenario& s);
+
+// The text of the embedded default scenario (Llama-2-7B, Megatron TP=8, dgx-h100, one micro-batch).
+const char* default_scenario_yaml();
+
+// Parses "450 GB/s", "1.5us", "80 GiB", "989 TFLOP/s", or a bare number (already in base units).
+// unit_kind: "bandwidth" | "time" | "bytes" | "flops" | "number". Throws std::invalid_argument.
+double parse_quantity(const std::string& text, const std::string& unit_kind);
+
+}  // namespace tpsim

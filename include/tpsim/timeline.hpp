@@ -1,0 +1,41 @@
+// Timeline: what the timing engine produces and the reports read. Times in seconds from step start.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tpsim/program.hpp"
+
+namespace tpsim {
+
+// One op's execution on one rank. A compute-stream op that waited for a collective or a peer has
+// its wait recorded as a separate span with kind "stall" naming what it waited for.
+struct Span {
+  int rank = 0;
+  Stream stream = Stream::compute;
+  int op = -1;                 // op id in the rank's Program, -1 for stalls
+  std::string name;
+  std::string kind;            // "gemm" | "kernel" | "collective" | "send" | "recv" | "stall" | "bubble"
+  double start = 0, end = 0;
+  std::string waited_for;      // stalls: the op name the compute stream was waiting on
+};
+
+struct LinkUse {
+  std::string link;            // "node0.gpu3.nvlink.up", "node1.nic2.up", "leaf0.spine.up"
+  double bytes = 0;
+  double busy = 0;             // s the link carried traffic
+  double bandwidth = 0;        // B/s capacity
+};
+
+struct RankTotals {
+  double compute = 0, communication = 0, exposed_communication = 0, bubble = 0, idle = 0;
+};
+
+struct Timeline {
+  double makespan = 0;                   // s, the step (or simulated part of it)
+  std::vector<Span> spans;
+  std::vector<RankTotals> ranks;         // per rank
+  std::vector<LinkUse> links;
+};
+
+}  // namespace tpsim

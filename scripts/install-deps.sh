@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs tpsim's build dependencies from Debian packages, only those missing. Uses sudo only when
+# not root and sudo exists; nothing is downloaded outside apt.
+set -euo pipefail
+packages=(build-essential cmake pkg-config libeigen3-dev libsimgrid-dev libyaml-cpp-dev libspdlog-dev
+          libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "tpsim: installing missing Debian packages: ${missing[*]}" >&2
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "tpsim: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  as_root=(sudo)
+fi
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,35 @@
+// Subcommands of the `tpsim` CLI. Each lives in its own cmd_<name>.cpp and registers itself on the
+// app; the callback it installs returns through Exit so main() owns every exit status:
+// 0 success, 1 a verification failed, 2 bad input.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "tpsim/spec.hpp"
+
+namespace tpsim::cli {
+
+enum ExitCode { kOk = 0, kVerificationFailed = 1, kBadInput = 2 };
+
+// Thrown by a subcommand to end with a status without printing more.
+struct Exit {
+  int code;
+};
+
+// The options every scenario-taking subcommand shares: -t/-m/-p replacements and --set overrides.
+struct ScenarioOptions {
+  std::string scenario;                 // path, "" = the embedded default
+  std::string topology, model, plan;    // -t, -m, -p
+  std::vector<std::string> sets;        // --set SECTION.KEY=VALUE
+  ScenarioRequest request() const;      // parses the --set strings (InputError on bad syntax)
+};
+void add_scenario_options(CLI::App& cmd, ScenarioOptions& options, bool positional_scenario = true);
+
+void register_run(CLI::App& app);
+void register_validate(CLI::App& app);
+void register_collective(CLI::App& app);
+void register_verify(CLI::App& app);
+
+}  // namespace tpsim::cli

@@ -1,0 +1,49 @@
+// tpsim: simulate tensor-parallel GPU clusters. main() only wires subcommands and maps errors to
+// exit codes; every subcommand is in its own file.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/core.h>
+
+#include "cli/commands.hpp"
+#include "cli/error_format.hpp"
+
+int main(int argc, char** argv) {
+  using namespace tpsim::cli;
+  CLI::App app{"tpsim: simulate tensor-parallel GPU clusters before booking them"};
+  app.set_version_flag("--version", std::string("tpsim ") + TPSIM_VERSION);
+  app.require_subcommand(1);
+  int verbosity = 0;
+  bool quiet = false;
+  app.add_flag("-v,--verbose", verbosity, "More log output (-vv for debug)");
+  app.add_flag("-q,--quiet", quiet, "Only errors");
+  app.parse_complete_callback([&] {
+    spdlog::set_pattern("%^[%l]%$ %v");
+    spdlog::set_level(quiet ? spdlog::level::err
+                            : verbosity >= 2 ? spdlog::level::debug
+                            : verbosity == 1 ? spdlog::level::info
+                                             : spdlog::level::warn);
+  });
+
+  register_run(app);
+  register_validate(app);
+  register_collective(app);
+  register_verify(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kBadInput;
+  } catch (const Exit& e) {
+    return e.code;
+  } catch (const tpsim::InputError& e) {
+    std::fprintf(stderr, "tpsim: error: %s\n", format_input_error(e).c_str());
+    return kBadInput;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tpsim: error: %s\n", e.what());
+    return kBadInput;
+  }
+  return kOk;
+}
