@@ -31,5 +31,8 @@ void register_run(CLI::App& app);
 void register_validate(CLI::App& app);
 void register_collective(CLI::App& app);
 void register_verify(CLI::App& app);
+void register_explain(CLI::App& app);
+void register_plan(CLI::App& app);
+void register_merge(CLI::App& app);
 
 }  // namespace tpsim::cli

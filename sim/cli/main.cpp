@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   register_validate(app);
   register_collective(app);
   register_verify(app);
+  register_explain(app);
+  register_plan(app);
+  register_merge(app);
 
   try {
     app.parse(argc, argv);
