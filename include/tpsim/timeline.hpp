@@ -18,6 +18,13 @@ struct Span {
   std::string kind;            // "gemm" | "kernel" | "collective" | "send" | "recv" | "stall" | "bubble"
   double start = 0, end = 0;
   std::string waited_for;      // stalls: the op name the compute stream was waiting on
+  std::string algorithm;       // collectives: the algorithm the engine ran ("ring", "nvls"), "" unknown
+};
+
+// A stretch of time during which a link carried `utilisation` (0..1) of its capacity.
+struct LinkInterval {
+  double start = 0, end = 0;
+  double utilisation = 0;
 };
 
 struct LinkUse {
@@ -25,6 +32,9 @@ struct LinkUse {
   double bytes = 0;
   double busy = 0;             // s the link carried traffic
   double bandwidth = 0;        // B/s capacity
+  // Optional utilisation over time (non-overlapping, sorted by start); empty when the engine did
+  // not record it. Reports then fall back to bytes / busy (the mean rate while busy).
+  std::vector<LinkInterval> intervals;
 };
 
 struct RankTotals {
