@@ -54,6 +54,8 @@ struct ScheduleRequest {
   int channels = 1;        // parallel rings / trees; chunks multiply by this
   int root = 0;            // broadcast / reduce
   int ranks_per_node = 0;  // hierarchical: group is nodes x ranks_per_node, node-major
+  int pipeline = 0;        // pipelined schedules (chain broadcast/reduce, tree, NVLS): chunks each
+                           // channel's (each tree's) data is cut into; 0 = max(ranks, 4)
 };
 
 // Builds the schedule or throws std::invalid_argument naming what does not fit (e.g. halving-
@@ -65,5 +67,54 @@ double chunk_bytes(const Schedule& s, double bytes);
 
 // nccl-tests' bus-bandwidth factor: busbw = algbw * factor (2(p-1)/p all-reduce, (p-1)/p AG/RS, 1 else).
 double busbw_factor(CollectiveOp op, int ranks);
+
+// The algorithm `automatic` stands for when nothing is known about the topology: ring for the
+// reductions and gathers, direct for all-to-all and send/recv. (The engine resolves `auto` with
+// the topology and size before asking for a schedule.)
+Algorithm default_algorithm(CollectiveOp op);
+
+// Bytes each participant sends over the whole schedule (index = participant). chunk_bytes is the
+// largest of these.
+std::vector<double> bytes_sent(const Schedule& s, double bytes);
+
+// Edge view for `flow` fidelity: chunks moved per (src, dst) pair over the whole schedule, sorted
+// by (src, dst); and the latency term: the longest chain of rounds, counting a transfer as one
+// step that starts once both ends have finished their previous rounds (no global barrier).
+struct Edge {
+  int src = 0, dst = 0;
+  double chunks = 0;
+};
+std::vector<Edge> schedule_edges(const Schedule& s);
+int critical_rounds(const Schedule& s);
+
+// Executes a schedule on real buffers: buffers[participant] holds s.chunks * chunk_elems floats
+// (grown with zeros if smaller). Transfers of a round read their source as it was at the start of
+// the round and are applied in the schedule's order, so reductions are deterministic. A reduce
+// adds in fp32, then applies round_fn to each sum if given (bf16 rounding after every hop).
+void run_schedule(const Schedule& s, std::vector<std::vector<float>>& buffers, size_t chunk_elems,
+                  float (*round_fn)(float) = nullptr);
+
+// Convenience layer for numerics: each rank's input in its natural layout, each rank's output back.
+// Inputs: all-reduce / broadcast / reduce: the full buffer (broadcast reads the root's only);
+// all-gather: one shard per rank (equal sizes); reduce-scatter: the full buffer, shard r =
+// elements [r*ceil(n/p), (r+1)*ceil(n/p)); all-to-all: p equal slots, slot j for rank j;
+// send/recv: the buffer rank r sends to rank r+1.
+// Outputs: all-reduce / broadcast: full buffer on every rank; reduce: full buffer on the root,
+// empty elsewhere; all-gather: shards concatenated in rank order; reduce-scatter: rank r's reduced
+// shard; all-to-all: the slots received, in sender order; send/recv: the buffer from rank r-1.
+// Sizes that do not divide into chunks are zero-padded internally and trimmed on the way out.
+struct CollectiveRunOptions {
+  int channels = 1;
+  int root = 0;
+  int ranks_per_node = 0;
+  int pipeline = 0;
+  float (*round_fn)(float) = nullptr;
+};
+std::vector<std::vector<float>> run_collective(CollectiveOp op, Algorithm algorithm,
+                                               const std::vector<std::vector<float>>& inputs,
+                                               const CollectiveRunOptions& options = {});
+// Same on a given schedule (inputs.size() == s.ranks).
+std::vector<std::vector<float>> run_collective(const Schedule& s, const std::vector<std::vector<float>>& inputs,
+                                               float (*round_fn)(float) = nullptr);
 
 }  // namespace tpsim
