@@ -1,4 +1,103 @@
+// Double binary tree (NCCL): two binary trees over the group, each carrying half of the data, so
+// that a rank that is a leaf in one tree is an inner node in the other and the send/receive load
+// evens out. Tree 0 hangs from a root with a single child, below which is the in-order binary tree
+// over positions 1..p-1 (position v with lowest set bit b has children v -+ b/2: odd positions
+// are the leaves, even ones inner nodes). Tree 1 relabels tree 0's
+// positions as NCCL does: all-reduce mirrors them (v -> p-1-v) when p is even and shifts them
+// (v -> v+1 mod p) when odd, which moves the root too and makes the two trees' leaf sets disjoint;
+// broadcast / reduce need both trees rooted at R, so only positions 1..p-1 are mirrored (p-1 even)
+// or shifted within 1..p-1 (p-1 odd), which leaves at most one rank a leaf in both.
+// H = tree height = 1 + floor(log2(p-1)). Each tree's half is cut into K chunks and pipelined:
+//   reduce      a node of height h adds chunk k into its parent in round k+h.   K+H-1 rounds
+//   broadcast   a node of depth d copies chunk k to its children in round k+d.  K+H-1 rounds
+//   all_reduce  reduce, then broadcast shifted by H rounds (chunk k leaves the root in round
+//               k+H, as soon as it is reduced).                                 K+2H-1 rounds
+// Bytes per rank (all-reduce): S/2 up per non-root tree membership, S/2 per child down; at most
+// about 2 S, and S on average per tree direction.
+#include <algorithm>
+
 #include "collectives/builder.hpp"
+
 namespace tpsim::coll {
-Schedule tree_schedule(const ScheduleRequest& r) { unsupported(r, "not implemented yet"); }
+
+namespace {
+
+struct TreeShape {
+  std::vector<int> parent, depth, height;   // by position; parent[0] = -1
+  std::vector<std::vector<int>> children;
+};
+
+// The node in the open range (lo, hi) with the largest lowest set bit: the root of that range in
+// the in-order binary tree over positions 1..p-1 (position v with lowest bit b spans v-b..v+b).
+int range_root(int lo, int hi) {
+  int best = -1;
+  for (int v = lo + 1; v < hi; ++v)
+    if (best < 0 || (v & -v) > (best & -best)) best = v;
+  return best;
+}
+
+// Position 0 is the root with one child; below it the in-order tree over 1..p-1, truncated at p:
+// odd positions are leaves, even ones have a left child v - b/2 and a right child if any
+// position in (v, min(v+b, p)) exists.
+TreeShape shape(int p) {
+  TreeShape t;
+  t.parent.assign(p, -1);
+  t.depth.assign(p, 0);
+  t.height.assign(p, 0);
+  t.children.assign(p, {});
+  auto link = [&](int up, int child) {
+    if (child < 0) return;
+    t.parent[child] = up;
+    t.children[up].push_back(child);
+  };
+  link(0, range_root(0, p));
+  for (int v = 2; v < p; v += 2) {
+    const int b = v & -v;
+    link(v, v - b / 2);
+    link(v, range_root(v, std::min(v + b, p)));
+  }
+  // Depth top-down from the root, height bottom-up (children are visited after their parent).
+  std::vector<int> order = {0};
+  for (size_t i = 0; i < order.size(); ++i)
+    for (int c : t.children[order[i]]) t.depth[c] = t.depth[order[i]] + 1, order.push_back(c);
+  for (size_t i = order.size(); i-- > 0;)
+    for (int c : t.children[order[i]]) t.height[order[i]] = std::max(t.height[order[i]], t.height[c] + 1);
+  return t;
+}
+
+}  // namespace
+
+Schedule tree_schedule(const ScheduleRequest& r) {
+  const bool up = r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::reduce;
+  const bool down = r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::broadcast;
+  if (!up && !down) unsupported(r, "the double binary tree implements all_reduce, broadcast and reduce only");
+  const int p = r.ranks, k = pipeline_chunks(r), m = p - 1;
+  const int root = r.op == CollectiveOp::all_reduce ? 0 : r.root;
+  const TreeShape t = shape(p);
+  const int tree_height = t.height[0];
+  Schedule s = empty_schedule(r, 2 * k, p);
+  for (int tree = 0; tree < 2; ++tree) {
+    auto rank = [&](int v) {
+      if (tree == 0) return (v + root) % p;
+      if (r.op == CollectiveOp::all_reduce) return p % 2 == 0 ? p - 1 - v : (v + 1) % p;   // root moves too
+      const int pos = v == 0 ? 0 : (m % 2 == 0 ? p - v : v % m + 1);                       // root stays R
+      return (pos + root) % p;
+    };
+    const int base = tree * k;
+    const int offset = up ? tree_height : 0;   // round the broadcast of chunk 0 leaves the root
+    for (int v = 0; v < p; ++v)
+      for (int c = 0; c < k; ++c) {
+        if (up && v != 0) add_transfer(s, c + t.height[v], rank(v), rank(t.parent[v]), base + c, base + c, true);
+        if (down)
+          for (int child : t.children[v])
+            add_transfer(s, offset + c + t.depth[v], rank(v), rank(child), base + c, base + c, false);
+      }
+  }
+  for (int i = 0; i < p; ++i) {
+    if (up || i == root) s.input_chunks[i] = iota(2 * k);
+    if (down || i == root) s.output_chunks[i] = iota(2 * k);
+  }
+  return s;
+}
+
 }  // namespace tpsim::coll
