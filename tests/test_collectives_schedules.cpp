@@ -253,3 +253,60 @@ TEST_CASE("awkward sizes are padded, never truncated") {
   std::vector<std::vector<float>> uneven = {{1, 2}, {3}};
   CHECK_THROWS_AS(run_collective(CollectiveOp::all_gather, Algorithm::ring, uneven), std::invalid_argument);
 }
+
+TEST_CASE("flow_view's closed forms equal the built schedule's edges and critical rounds") {
+  auto same = [](const ScheduleRequest& r) {
+    INFO(to_string(r.op) << "/" << to_string(r.algorithm) << " p=" << r.ranks << " channels=" << r.channels
+                         << " root=" << r.root << " per_node=" << r.ranks_per_node);
+    const Schedule s = make_schedule(r);
+    const FlowView f = flow_view(r);
+    const auto edges = schedule_edges(s);
+    REQUIRE(f.edges.size() == edges.size());
+    for (size_t i = 0; i < edges.size(); ++i) {
+      CHECK(f.edges[i].src == edges[i].src);
+      CHECK(f.edges[i].dst == edges[i].dst);
+      CHECK(f.edges[i].chunks == edges[i].chunks);
+    }
+    CHECK(f.rounds == critical_rounds(s));
+    CHECK(f.rounds == rounds(s));   // these schedules have no slack: every round is on the path
+    CHECK(f.participants == s.participants);
+    CHECK(f.chunks == s.chunks);
+    // Bytes per source from the view (chunks / size_chunks of a 1-byte collective) = bytes_sent.
+    std::vector<double> sent(f.participants, 0.0);
+    for (const Edge& e : f.edges) sent[e.src] += e.chunks / f.size_chunks;
+    const auto want = bytes_sent(s, 1.0);
+    for (int q = 0; q < f.participants; ++q) CHECK(sent[q] == doctest::Approx(want[q]).epsilon(1e-12));
+  };
+  for (int p = 1; p <= 16; ++p)
+    for (int ch : {1, 3}) {
+      ScheduleRequest r;
+      r.ranks = p;
+      r.channels = ch;
+      for (CollectiveOp op : {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
+        r.op = op;
+        r.algorithm = Algorithm::ring;
+        same(r);
+      }
+      if (p >= 2)
+        for (CollectiveOp op : {CollectiveOp::all_reduce, CollectiveOp::broadcast, CollectiveOp::reduce}) {
+          r.op = op;
+          r.algorithm = Algorithm::tree;
+          r.root = op == CollectiveOp::all_reduce ? 0 : p - 1;
+          same(r);
+          r.root = 0;
+        }
+      r.op = CollectiveOp::all_reduce;
+      r.algorithm = Algorithm::hierarchical;
+      for (int per = 1; per <= p; ++per)
+        if (p % per == 0) r.ranks_per_node = per, same(r);
+      r.ranks_per_node = 0;
+    }
+  // A 4096-rank ring all-reduce in flow view: 4096 edges of 2*4095 chunks, without 33.5M transfers.
+  ScheduleRequest big;
+  big.ranks = 4096;
+  const FlowView f = flow_view(big);
+  CHECK(f.edges.size() == 4096);
+  CHECK(f.edges[4095].dst == 0);
+  CHECK(f.edges[0].chunks == 2.0 * 4095);
+  CHECK(f.rounds == 2 * 4095);
+}

@@ -11,6 +11,12 @@
 
 namespace tpsim::coll {
 
+// The request with `automatic` resolved and its numbers checked (throws std::invalid_argument).
+ScheduleRequest validated(const ScheduleRequest& r);
+
+// Chunks that make up the collective's nccl-tests size (the largest input or output list).
+int size_chunks(const Schedule& s);
+
 // Throws std::invalid_argument "<op> with <algorithm>: <why>".
 [[noreturn]] void unsupported(const ScheduleRequest& r, const std::string& why);
 
@@ -49,6 +55,9 @@ Schedule halving_doubling_schedule(const ScheduleRequest& r);
 Schedule direct_schedule(const ScheduleRequest& r);
 Schedule nvls_schedule(const ScheduleRequest& r);
 Schedule hierarchical_schedule(const ScheduleRequest& r);
+
+// Tree flow view without building the transfers (flow_view.cpp calls it).
+FlowView tree_flow_view(const ScheduleRequest& r);
 
 // send/recv as nccl-tests' sendrecv: rank i sends its buffer (chunk 0) to rank i+1's chunk 1.
 Schedule send_recv_schedule(const ScheduleRequest& r);

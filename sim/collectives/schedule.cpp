@@ -3,7 +3,6 @@
 // participant, bus-bandwidth factor, per-edge totals for flow fidelity, the latency term).
 #include <algorithm>
 #include <map>
-#include <utility>
 
 #include "collectives/builder.hpp"
 
@@ -13,14 +12,21 @@ Algorithm default_algorithm(CollectiveOp op) {
   return op == CollectiveOp::all_to_all || op == CollectiveOp::send_recv ? Algorithm::direct : Algorithm::ring;
 }
 
-Schedule make_schedule(const ScheduleRequest& request) {
+namespace coll {
+ScheduleRequest validated(const ScheduleRequest& request) {
   ScheduleRequest r = request;
   if (r.algorithm == Algorithm::automatic) r.algorithm = default_algorithm(r.op);
-  if (r.ranks < 1) coll::unsupported(r, "group size must be at least 1 (got " + std::to_string(r.ranks) + ")");
-  if (r.channels < 1) coll::unsupported(r, "channels must be at least 1 (got " + std::to_string(r.channels) + ")");
-  if (r.pipeline < 0) coll::unsupported(r, "pipeline must be >= 0 (got " + std::to_string(r.pipeline) + ")");
+  if (r.ranks < 1) unsupported(r, "group size must be at least 1 (got " + std::to_string(r.ranks) + ")");
+  if (r.channels < 1) unsupported(r, "channels must be at least 1 (got " + std::to_string(r.channels) + ")");
+  if (r.pipeline < 0) unsupported(r, "pipeline must be >= 0 (got " + std::to_string(r.pipeline) + ")");
   if (r.root < 0 || r.root >= r.ranks)
-    coll::unsupported(r, "root " + std::to_string(r.root) + " is outside the group of " + std::to_string(r.ranks));
+    unsupported(r, "root " + std::to_string(r.root) + " is outside the group of " + std::to_string(r.ranks));
+  return r;
+}
+}  // namespace coll
+
+Schedule make_schedule(const ScheduleRequest& request) {
+  const ScheduleRequest r = coll::validated(request);
   Schedule s;
   switch (r.algorithm) {
     case Algorithm::ring: s = coll::ring_schedule(r); break;
@@ -37,7 +43,7 @@ Schedule make_schedule(const ScheduleRequest& request) {
 
 // Chunks that make up the nccl-tests size: the largest input or output list of any rank (the
 // whole buffer for all-reduce, the gathered output for all-gather, the send buffer for all-to-all).
-static int size_chunks(const Schedule& s) {
+int coll::size_chunks(const Schedule& s) {
   size_t n = 0;
   for (int r = 0; r < s.ranks; ++r) n = std::max({n, s.input_chunks[r].size(), s.output_chunks[r].size()});
   return static_cast<int>(n);
@@ -45,7 +51,7 @@ static int size_chunks(const Schedule& s) {
 
 std::vector<double> bytes_sent(const Schedule& s, double bytes) {
   std::vector<double> sent(s.participants, 0.0);
-  const int n = size_chunks(s);
+  const int n = coll::size_chunks(s);
   if (n == 0) return sent;
   const double chunk = bytes / n;
   for (const Round& round : s.rounds)
@@ -70,13 +76,13 @@ double busbw_factor(CollectiveOp op, int ranks) {
 }
 
 std::vector<Edge> schedule_edges(const Schedule& s) {
-  std::map<std::pair<int, int>, double> total;   // ordered: the edge list is deterministic
+  std::vector<std::map<int, double>> out(s.participants);   // per source, ordered by destination
   for (const Round& round : s.rounds)
     for (const Transfer& t : round.transfers)
-      if (t.src != t.dst) total[{t.src, t.dst}] += 1.0;
+      if (t.src != t.dst) out[t.src][t.dst] += 1.0;
   std::vector<Edge> edges;
-  edges.reserve(total.size());
-  for (const auto& [key, chunks] : total) edges.push_back(Edge{key.first, key.second, chunks});
+  for (int src = 0; src < s.participants; ++src)
+    for (const auto& [dst, chunks] : out[src]) edges.push_back(Edge{src, dst, chunks});
   return edges;
 }
 

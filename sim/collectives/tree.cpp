@@ -15,6 +15,8 @@
 // Bytes per rank (all-reduce): S/2 up per non-root tree membership, S/2 per child down; at most
 // about 2 S, and S on average per tree direction.
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "collectives/builder.hpp"
 
@@ -65,32 +67,48 @@ TreeShape shape(int p) {
   return t;
 }
 
+// Rank at each position of tree 0 or 1 (see the mirror / shift rules at the top).
+std::vector<int> tree_ranks(const ScheduleRequest& r, int tree) {
+  const int p = r.ranks, m = p - 1, root = r.op == CollectiveOp::all_reduce ? 0 : r.root;
+  std::vector<int> rank(p);
+  for (int v = 0; v < p; ++v) {
+    if (tree == 0) {
+      rank[v] = (v + root) % p;
+    } else if (r.op == CollectiveOp::all_reduce) {   // root moves too
+      rank[v] = p % 2 == 0 ? p - 1 - v : (v + 1) % p;
+    } else {                                         // root stays R
+      const int pos = v == 0 ? 0 : (m % 2 == 0 ? p - v : v % m + 1);
+      rank[v] = (pos + root) % p;
+    }
+  }
+  return rank;
+}
+
+void check_op(const ScheduleRequest& r) {
+  if (r.op != CollectiveOp::all_reduce && r.op != CollectiveOp::reduce && r.op != CollectiveOp::broadcast)
+    unsupported(r, "the double binary tree implements all_reduce, broadcast and reduce only");
+}
+
 }  // namespace
 
 Schedule tree_schedule(const ScheduleRequest& r) {
+  check_op(r);
   const bool up = r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::reduce;
   const bool down = r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::broadcast;
-  if (!up && !down) unsupported(r, "the double binary tree implements all_reduce, broadcast and reduce only");
-  const int p = r.ranks, k = pipeline_chunks(r), m = p - 1;
+  const int p = r.ranks, k = pipeline_chunks(r);
   const int root = r.op == CollectiveOp::all_reduce ? 0 : r.root;
   const TreeShape t = shape(p);
-  const int tree_height = t.height[0];
   Schedule s = empty_schedule(r, 2 * k, p);
   for (int tree = 0; tree < 2; ++tree) {
-    auto rank = [&](int v) {
-      if (tree == 0) return (v + root) % p;
-      if (r.op == CollectiveOp::all_reduce) return p % 2 == 0 ? p - 1 - v : (v + 1) % p;   // root moves too
-      const int pos = v == 0 ? 0 : (m % 2 == 0 ? p - v : v % m + 1);                       // root stays R
-      return (pos + root) % p;
-    };
+    const std::vector<int> rank = tree_ranks(r, tree);
     const int base = tree * k;
-    const int offset = up ? tree_height : 0;   // round the broadcast of chunk 0 leaves the root
+    const int offset = up ? t.height[0] : 0;   // round the broadcast of chunk 0 leaves the root
     for (int v = 0; v < p; ++v)
       for (int c = 0; c < k; ++c) {
-        if (up && v != 0) add_transfer(s, c + t.height[v], rank(v), rank(t.parent[v]), base + c, base + c, true);
+        if (up && v != 0) add_transfer(s, c + t.height[v], rank[v], rank[t.parent[v]], base + c, base + c, true);
         if (down)
           for (int child : t.children[v])
-            add_transfer(s, offset + c + t.depth[v], rank(v), rank(child), base + c, base + c, false);
+            add_transfer(s, offset + c + t.depth[v], rank[v], rank[child], base + c, base + c, false);
       }
   }
   for (int i = 0; i < p; ++i) {
@@ -98,6 +116,30 @@ Schedule tree_schedule(const ScheduleRequest& r) {
     if (down || i == root) s.output_chunks[i] = iota(2 * k);
   }
   return s;
+}
+
+// Every tree edge carries K chunks per channel in each direction it is used; the pipeline's
+// critical path is its round count (K+2H-1 or K+H-1).
+FlowView tree_flow_view(const ScheduleRequest& r) {
+  check_op(r);
+  const bool both = r.op == CollectiveOp::all_reduce, up = both || r.op == CollectiveOp::reduce;
+  const int p = r.ranks, k = pipeline_chunks(r);
+  const TreeShape t = shape(p);
+  std::map<std::pair<int, int>, double> total;
+  for (int tree = 0; tree < 2; ++tree) {
+    const std::vector<int> rank = tree_ranks(r, tree);
+    for (int v = 1; v < p; ++v) {
+      const int a = rank[v], b = rank[t.parent[v]];
+      if (up) total[{a, b}] += double(k) * r.channels;
+      if (both || !up) total[{b, a}] += double(k) * r.channels;
+    }
+  }
+  FlowView f;
+  for (const auto& [key, chunks] : total) f.edges.push_back(Edge{key.first, key.second, chunks});
+  f.rounds = p < 2 ? 0 : k + (both ? 2 : 1) * t.height[0] - 1;
+  f.participants = p;
+  f.chunks = f.size_chunks = 2 * k * r.channels;
+  return f;
 }
 
 }  // namespace tpsim::coll
