@@ -71,6 +71,28 @@ struct NetworkSpec {
   double oversubscription = 1;  // fat_tree: leaf downlink / uplink bandwidth ratio (2 = 2:1)
 };
 
+// How the collective library (NCCL) turns link bandwidth into collective time: a fixed launch
+// overhead plus, per protocol, NCCL's tuning-model terms. The engine picks the protocol with the
+// least predicted time for each collective, as NCCL does. No protocols = ideal alpha-beta (one
+// protocol, no overheads): a ring all-reduce then takes exactly 2(p-1)/p*S/B + 2(p-1)*latency.
+// YAML (topology.collectives): launch_latency, protocols: [{name, base_latency, intra_step_latency,
+// inter_step_latency, efficiency, max_bandwidth, min_time}, ...].
+struct ProtocolSpec {
+  std::string name;                 // "LL" | "LL128" | "Simple"
+  double base_latency = 0;          // s once per collective (NCCL baseLat)
+  double intra_step_latency = 0;    // s added to every intra-node step on top of the route latency
+  double inter_step_latency = 0;    // s added to every inter-node step on top of the route latency
+  double efficiency = 1;            // payload share of the bytes on the wire (LL128: 120/128)
+  double max_bandwidth = 0;         // B/s cap on each flow's payload rate (NCCL llMaxBw); 0 = none
+  double min_time = 0;              // s floor of the bandwidth term: small collectives use few
+                                    // channels, so they cannot fill the link (channel ramp-up)
+};
+
+struct CollectiveTuning {
+  double launch_latency = 0;        // s per collective: kernel launch and host-side overhead
+  std::vector<ProtocolSpec> protocols;
+};
+
 struct Topology {
   std::string name;
   std::string source;             // file it came from ("" for embedded)
@@ -81,6 +103,7 @@ struct Topology {
   NicSpec nic;
   NetworkSpec network;
   double price_per_gpu_hour = 0;  // currency units; 0 = unknown
+  CollectiveTuning collectives;    // calibration of collective overheads; empty = ideal
   int total_gpus() const { return gpus_per_node * nodes; }
 };
 
@@ -212,5 +235,21 @@ const char* default_scenario_yaml();
 // Parses "450 GB/s", "1.5us", "80 GiB", "989 TFLOP/s", or a bare number (already in base units).
 // unit_kind: "bandwidth" | "time" | "bytes" | "flops" | "number". Throws std::invalid_argument.
 double parse_quantity(const std::string& text, const std::string& unit_kind);
+
+// Human summaries for `tpsim validate` (several lines, no trailing newline).
+std::string describe(const Topology& t);
+std::string describe(const ModelSpec& m);
+std::string describe(const PlanSpec& p);
+std::string describe(const Scenario& s);
+
+// Loads one YAML file of any kind (topology / model / plan / scenario, detected from its keys, else
+// from its folder), validates it and returns describe() of it. Throws InputError.
+std::string validate_file(const std::string& path);
+
+// The built-in plan presets by name ("megatron", "naive"), tp = pp = dp = 1.
+PlanSpec builtin_plan(const std::string& name);
+
+// Total weight parameters of the model (embedding, layers, final norm, untied output head).
+int64_t parameter_count(const ModelSpec& m);
 
 }  // namespace tpsim

@@ -1,0 +1,196 @@
+// Checks after reading: sizes positive, fractions in range, and the cross-checks between parts (the
+// plan divides the model, the mesh fits the topology, the batch splits). Each error names the key
+// at fault and points at the line that set it, or the --set flag that did.
+#include <fmt/core.h>
+
+#include "spec/loading.hpp"
+
+namespace tpsim::spec_detail {
+
+namespace {
+
+class Checker {
+ public:
+  Checker(const Locations& where, std::string fallback_file) : where_(where), fallback_(std::move(fallback_file)) {}
+
+  // The key itself if it was recorded, else its nearest recorded parent ("plan.tp" -> "plan").
+  [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
+    for (std::string k = key; !k.empty(); k = k.substr(0, k.rfind('.') == std::string::npos ? 0 : k.rfind('.'))) {
+      auto it = where_.find(k);
+      if (it == where_.end()) continue;
+      const Where& w = it->second;
+      if (!w.label.empty()) throw InputError("", 0, 0, k == key ? w.label : key, problem);
+      throw InputError(w.file, w.line, w.column, key, problem);
+    }
+    throw InputError(fallback_, 0, 0, key, problem);
+  }
+  void positive(const std::string& key, double v) const {
+    if (!(v > 0)) fail(key, fmt::format("must be positive, got {:g}", v));
+  }
+  void non_negative(const std::string& key, double v) const {
+    if (!(v >= 0)) fail(key, fmt::format("must not be negative, got {:g}", v));
+  }
+  void fraction(const std::string& key, double v) const {
+    if (!(v > 0 && v <= 1)) fail(key, fmt::format("expected a fraction in (0, 1], got {:g}", v));
+  }
+
+ private:
+  const Locations& where_;
+  std::string fallback_;
+};
+
+void check_topology_with(const Checker& c, const Topology& t) {
+  for (const auto& [dtype, flops] : t.gpu.peak_flops)
+    c.positive(std::string("topology.gpu.peak.") + to_string(dtype), flops);
+  c.positive("topology.gpu.hbm", t.gpu.hbm_bytes);
+  c.positive("topology.gpu.hbm_bandwidth", t.gpu.hbm_bandwidth);
+  c.positive("topology.gpu.sms", t.gpu.sms);
+  c.non_negative("topology.gpu.launch_overhead", t.gpu.launch_overhead);
+  c.fraction("topology.gpu.gemm_efficiency", t.gpu.gemm_efficiency);
+  c.positive("topology.gpus_per_node", t.gpus_per_node);
+  c.positive("topology.nodes", t.nodes);
+
+  const IntraNodeSpec& in = t.intra;
+  c.positive("topology.intra.bandwidth", in.bandwidth);
+  c.fraction("topology.intra.efficiency", in.efficiency);
+  c.non_negative("topology.intra.latency", in.latency);
+  if (in.nvls && in.fabric != IntraFabric::nvswitch)
+    c.fail("topology.intra.nvls", "nvls (in-switch reduction) needs fabric nvswitch");
+  if (in.nvls) c.positive("topology.intra.nvls_bandwidth", in.nvls_bandwidth);
+  if (in.fabric == IntraFabric::pcie) {
+    c.positive("topology.intra.pcie_switches", in.pcie_switches);
+    if (t.gpus_per_node % in.pcie_switches != 0)
+      c.fail("topology.intra.pcie_switches", fmt::format("{} PCIe switches do not split {} GPUs evenly",
+                                                         in.pcie_switches, t.gpus_per_node));
+    c.positive("topology.intra.host_bandwidth", in.host_bandwidth);
+  }
+
+  const NicSpec& nic = t.nic;
+  if (t.nodes > 1 && nic.count == 0)
+    c.fail("topology.nic", fmt::format("a topology of {} nodes needs a nic section (count, bandwidth)", t.nodes));
+  if (nic.count != 0 || !nic.gpus.empty()) {
+    c.positive("topology.nic.count", nic.count);
+    c.positive("topology.nic.bandwidth", nic.bandwidth);
+    c.fraction("topology.nic.efficiency", nic.efficiency);
+    c.non_negative("topology.nic.latency", nic.latency);
+    if (static_cast<int>(nic.gpus.size()) != nic.count)
+      c.fail("topology.nic.gpus", fmt::format("lists {} NICs but nic.count is {}", nic.gpus.size(), nic.count));
+    for (size_t i = 0; i < nic.gpus.size(); ++i) {
+      if (nic.gpus[i].empty()) c.fail("topology.nic.gpus", fmt::format("NIC {} serves no GPU", i));
+      for (int g : nic.gpus[i])
+        if (g < 0 || g >= t.gpus_per_node)
+          c.fail("topology.nic.gpus", fmt::format("NIC {} serves GPU {}, outside 0..{} (gpus_per_node {})", i, g,
+                                                  t.gpus_per_node - 1, t.gpus_per_node));
+    }
+  }
+
+  c.non_negative("topology.network.switch_latency", t.network.switch_latency);
+  if (t.network.kind == NetworkKind::fat_tree) {
+    c.positive("topology.network.nodes_per_leaf", t.network.nodes_per_leaf);
+    if (!(t.network.oversubscription >= 1))
+      c.fail("topology.network.oversubscription",
+             fmt::format("expected a ratio >= 1 (2 = 2:1), got {:g}", t.network.oversubscription));
+  }
+  c.non_negative("topology.price_per_gpu_hour", t.price_per_gpu_hour);
+}
+
+void check_model_with(const Checker& c, const ModelSpec& m) {
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"model.hidden", m.hidden}, {"model.ffn", m.ffn},
+                               {"model.heads", m.heads}, {"model.kv_heads", m.kv_heads}, {"model.layers", m.layers},
+                               {"model.vocab", m.vocab}, {"model.max_seq", m.max_seq}})
+    c.positive(key, static_cast<double>(v));
+  if (m.hidden % m.heads != 0)
+    c.fail("model.hidden", fmt::format("hidden {} is not divisible by heads {}", m.hidden, m.heads));
+  if (m.heads % m.kv_heads != 0)
+    c.fail("model.kv_heads", fmt::format("heads {} is not divisible by kv_heads {} (each KV head serves a whole group)",
+                                         m.heads, m.kv_heads));
+}
+
+void check_plan_with(const Checker& c, const PlanSpec& p) {
+  c.positive("plan.tp", p.tp);
+  c.positive("plan.pp", p.pp);
+  c.positive("plan.dp", p.dp);
+  c.positive("plan.virtual_stages", p.virtual_stages);
+  if (p.virtual_stages > 1 && p.pp < 2)
+    c.fail("plan.virtual_stages", fmt::format("virtual_stages {} interleaves pipeline stages and needs pp >= 2, got pp {}",
+                                              p.virtual_stages, p.pp));
+}
+
+// Each tensor-parallel rank holds whole heads, whole KV heads and equal slices of ffn and vocab.
+void check_tp_divides(const Checker& c, const PlanSpec& p, const ModelSpec& m) {
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"heads", m.heads}, {"kv_heads", m.kv_heads},
+                               {"ffn", m.ffn}, {"vocab", m.vocab}})
+    if (v % p.tp != 0)
+      c.fail("plan.tp", fmt::format("tp {} does not divide model.{} {} (model '{}')", p.tp, key, v, m.name));
+}
+
+void check_workload(const Checker& c, const Scenario& s) {
+  const WorkloadSpec& w = s.workload;
+  const PlanSpec& p = s.plan;
+  if (w.kind == WorkloadKind::training) {
+    c.positive("workload.global_batch", static_cast<double>(w.global_batch));
+    c.positive("workload.micro_batch", static_cast<double>(w.micro_batch));
+    c.positive("workload.seq", static_cast<double>(w.seq));
+    c.non_negative("workload.steps", static_cast<double>(w.steps));
+    if (w.global_batch % (w.micro_batch * p.dp) != 0)
+      c.fail("workload.global_batch", fmt::format("global_batch {} is not divisible by micro_batch {} x dp {}",
+                                                  w.global_batch, w.micro_batch, p.dp));
+    if (w.seq > s.model.max_seq)
+      c.fail("workload.seq", fmt::format("seq {} exceeds model.max_seq {} of '{}'", w.seq, s.model.max_seq, s.model.name));
+    if (p.sp && w.seq % p.tp != 0)
+      c.fail("workload.seq", fmt::format("seq {} is not divisible by tp {} (sequence parallelism splits the sequence over tp)",
+                                         w.seq, p.tp));
+  } else {
+    c.positive("workload.batch", static_cast<double>(w.batch));
+    c.positive("workload.prompt", static_cast<double>(w.prompt));
+    c.non_negative("workload.generate", static_cast<double>(w.generate));
+    if (w.prompt + w.generate > s.model.max_seq)
+      c.fail("workload.generate", fmt::format("prompt {} + generate {} exceeds model.max_seq {} of '{}'", w.prompt,
+                                              w.generate, s.model.max_seq, s.model.name));
+  }
+}
+
+}  // namespace
+
+void check_topology(const Topology& t, const Locations& where) { check_topology_with(Checker(where, t.source), t); }
+void check_model(const ModelSpec& m, const Locations& where) { check_model_with(Checker(where, m.source), m); }
+void check_plan(const PlanSpec& p, const Locations& where) { check_plan_with(Checker(where, p.source), p); }
+
+void check_scenario(const Scenario& s, const Locations& where) {
+  check_topology(s.topology, where);
+  check_model(s.model, where);
+  check_plan(s.plan, where);
+  const Checker c(where, s.source);
+  if (s.numerics != "off" && s.numerics != "proxy" && s.numerics != "full")
+    c.fail("numerics", "expected one of off | proxy | full, got '" + s.numerics + "'");
+  const PlanSpec& p = s.plan;
+  const ModelSpec& m = s.model;
+  const Topology& t = s.topology;
+  if (p.world() > t.total_gpus())
+    c.fail("plan", fmt::format("plan needs {} GPUs (tp {} x pp {} x dp {}) but topology '{}' has {} ({} node{} x {})",
+                               p.world(), p.tp, p.pp, p.dp, t.name, t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s",
+                               t.gpus_per_node));
+  check_tp_divides(c, p, m);
+  if (m.layers % (p.pp * p.virtual_stages) != 0)
+    c.fail("plan.pp", fmt::format("pp {} x virtual_stages {} does not divide model.layers {} (model '{}')", p.pp,
+                                  p.virtual_stages, m.layers, m.name));
+  if (m.activation != Activation::swiglu && p.partitions.count("mlp.gate"))
+    c.fail("plan.partitions.mlp.gate", "model '" + m.name + "' uses gelu, which has no gate");
+  if (m.activation != Activation::swiglu && p.mappings.count("mlp.gate"))
+    c.fail("plan.mappings.mlp.gate", "model '" + m.name + "' uses gelu, which has no gate");
+  check_workload(c, s);
+}
+
+}  // namespace tpsim::spec_detail
+
+namespace tpsim {
+
+void validate(const Scenario& s) {
+  // Without the loader's positions, errors name the file each part came from.
+  spec_detail::Locations where = {{"topology", {s.topology.source, 0, 0, ""}},
+                                  {"model", {s.model.source, 0, 0, ""}},
+                                  {"plan", {s.plan.source, 0, 0, ""}}};
+  spec_detail::check_scenario(s, where);
+}
+
+}  // namespace tpsim

@@ -1,0 +1,172 @@
+// The public loaders: a reference (preset name, path, or for a scenario's parts an inline mapping)
+// -> YAML -> --set overrides -> typed struct -> checks. Nothing half-valid is ever returned.
+#include "spec/loading.hpp"
+
+namespace tpsim {
+
+namespace spec_detail {
+
+namespace {
+
+bool is_path(const std::string& ref) { return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml"); }
+
+// A part loaded on its own (load_topology & co): the reference comes from the caller.
+Document open_standalone(const std::string& category, const std::string& section, const std::string& ref) {
+  std::string problem;
+  auto doc = open_reference(category, ref, ".", problem);
+  if (!doc) {
+    if (is_path(ref)) throw InputError(ref, 0, 0, "", "no such file");
+    throw InputError("", 0, 0, section, problem);
+  }
+  return *doc;
+}
+
+// One of a scenario's parts: an inline mapping, or a reference resolved from the scenario's folder.
+struct Part {
+  Document doc;
+  Source src;
+  std::string fallback_name;
+};
+
+Part open_part(const Map& top, const std::string& key, const std::string& category, const std::string& base_dir,
+               const std::vector<Override>& overrides, Locations& where) {
+  const YAML::Node v = top.value(key);
+  Part part;
+  if (v.IsMap()) {
+    part.doc = Document{top.source().file, v};
+    part.fallback_name = "inline";
+  } else if (v.IsScalar()) {
+    std::string problem;
+    auto doc = open_reference(category, v.Scalar(), base_dir, problem);
+    if (!doc) top.fail(key, problem);
+    part.doc = *doc;
+    part.fallback_name = doc->file.empty() ? v.Scalar() : stem_of(doc->file);
+  } else {
+    top.fail(key, "expected a preset name, a path or an inline mapping, got " + shown(v));
+  }
+  part.src.file = part.doc.file;
+  part.src.locations = &where;
+  apply_overrides(part.doc.root, key, overrides, part.src);
+  return part;
+}
+
+}  // namespace
+
+WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
+  const Map w(src, node, "workload");
+  w.only({"kind", "global_batch", "micro_batch", "seq", "steps", "batch", "prompt", "generate"});
+  WorkloadSpec out;
+  out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
+                                                                                    : WorkloadKind::training;
+  out.global_batch = w.integer("global_batch", out.global_batch);
+  out.micro_batch = w.integer("micro_batch", out.micro_batch);
+  out.seq = w.integer("seq", out.seq);
+  out.steps = w.integer("steps", out.steps);
+  out.batch = w.integer("batch", out.batch);
+  out.prompt = w.integer("prompt", out.prompt);
+  out.generate = w.integer("generate", out.generate);
+  return out;
+}
+
+OutputSpec read_outputs(const Source& src, const YAML::Node& node) {
+  const Map o(src, node, "outputs");
+  o.only({"json", "csv", "trace", "html"});
+  return OutputSpec{o.string("json", ""), o.string("csv", ""), o.string("trace", ""), o.string("html", "")};
+}
+
+}  // namespace spec_detail
+
+using namespace spec_detail;
+
+Topology load_topology(const std::string& ref, const std::vector<Override>& overrides) {
+  check_overrides(overrides);
+  Document doc = open_standalone("topologies", "topology", ref);
+  Locations where;
+  Source src{doc.file, {}, &where};
+  apply_overrides(doc.root, "topology", overrides, src);
+  Topology t = read_topology(src, doc.root, stem_of(doc.file));
+  t.source = doc.file;
+  check_topology(t, where);
+  return t;
+}
+
+ModelSpec load_model(const std::string& ref, const std::vector<Override>& overrides) {
+  check_overrides(overrides);
+  Document doc = open_standalone("models", "model", ref);
+  Locations where;
+  Source src{doc.file, {}, &where};
+  apply_overrides(doc.root, "model", overrides, src);
+  ModelSpec m = read_model(src, doc.root, stem_of(doc.file));
+  m.source = doc.file;
+  check_model(m, where);
+  return m;
+}
+
+PlanSpec load_plan(const std::string& ref, const std::vector<Override>& overrides) {
+  check_overrides(overrides);
+  Document doc = open_standalone("plans", "plan", ref);
+  Locations where;
+  Source src{doc.file, {}, &where};
+  apply_overrides(doc.root, "plan", overrides, src);
+  PlanSpec p = read_plan(src, doc.root, doc.file.empty() ? ref : stem_of(doc.file));
+  p.source = doc.file;
+  check_plan(p, where);
+  return p;
+}
+
+Scenario load_scenario(const ScenarioRequest& request) {
+  check_overrides(request.overrides);
+  Locations where;
+  Source src;
+  src.locations = &where;
+  YAML::Node root;
+  std::string base_dir;
+  Scenario s;
+  if (request.path.empty()) {
+    src.file = "<default scenario>";
+    root = parse_text(default_scenario_yaml(), src.file);
+    base_dir = data_dir() + "/examples";
+  } else {
+    std::string problem;
+    auto doc = open_reference("scenarios", request.path, ".", problem);
+    if (!doc) {
+      if (is_path(request.path)) throw InputError(request.path, 0, 0, "", "no such file");
+      throw InputError("", 0, 0, "scenario", problem);
+    }
+    src.file = s.source = doc->file;
+    root = doc->root;
+    base_dir = folder_of(doc->file);
+  }
+  if (!root.IsMap()) Map(src, root, "");   // reports "expected a mapping"
+  // -t/-m/-p replace the scenario's references; errors in them are reported against the flag.
+  const std::pair<const char*, const std::string*> replacements[] = {
+      {"topology", &request.topology}, {"model", &request.model}, {"plan", &request.plan}};
+  for (const auto& [key, ref] : replacements)
+    if (!ref->empty()) {
+      root[key] = *ref;
+      src.labels[key] = std::string("--") + key;
+    }
+  apply_overrides(root, "", request.overrides, src);
+
+  const Map top(src, root, "");
+  top.only({"name", "topology", "model", "plan", "workload", "outputs", "numerics"});
+  s.name = top.string("name", request.path.empty() ? "default" : stem_of(request.path));
+
+  Part topo = open_part(top, "topology", "topologies", base_dir, request.overrides, where);
+  s.topology = read_topology(topo.src, topo.doc.root, topo.fallback_name);
+  s.topology.source = topo.doc.file;
+  Part model = open_part(top, "model", "models", base_dir, request.overrides, where);
+  s.model = read_model(model.src, model.doc.root, model.fallback_name);
+  s.model.source = model.doc.file;
+  Part plan = open_part(top, "plan", "plans", base_dir, request.overrides, where);
+  s.plan = read_plan(plan.src, plan.doc.root, plan.fallback_name);
+  s.plan.source = plan.doc.file;
+
+  if (top.has("workload")) s.workload = read_workload(src, top.value("workload"));
+  if (top.has("outputs")) s.outputs = read_outputs(src, top.value("outputs"));
+  s.numerics = top.choice("numerics", {"off", "proxy", "full"}, "proxy");
+  check_scenario(s, where);
+  return s;
+}
+
+}  // namespace tpsim

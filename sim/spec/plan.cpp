@@ -1,0 +1,115 @@
+// Plan YAML -> PlanSpec: mesh sizes, preset, per-weight partition specs (JAX style, one mesh axis or
+// null per tensor dimension) and Megatron-style mapping flags per linear.
+#include <algorithm>
+
+#include "spec/loading.hpp"
+
+namespace tpsim::spec_detail {
+
+const std::vector<std::string>& weight_names() {
+  static const std::vector<std::string> names = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.gate", "mlp.fc2",
+                                                 "norm1",    "norm2",     "embedding", "output", "final_norm"};
+  return names;
+}
+
+const std::vector<std::string>& linear_names() {
+  static const std::vector<std::string> names = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.gate", "mlp.fc2", "output"};
+  return names;
+}
+
+namespace {
+
+const std::vector<std::string> kAxes = {"tp", "dp", "pp"};
+
+// The key of one entry of a weight-keyed mapping, checked against the allowed weight names.
+std::string weight_key(const Map& m, const YAML::Node& key, const std::vector<std::string>& allowed, const char* what) {
+  const std::string k = key.IsScalar() ? key.Scalar() : "";
+  if (!std::ranges::count(allowed, k))
+    fail_at(m.source(), key, m.key_path(k),
+            "unknown " + std::string(what) + " '" + k + "'" + did_you_mean(k, allowed) + "; expected one of: " + join(allowed));
+  return k;
+}
+
+// "mlp.fc1: [null, tp]" -> {"", "tp"}: [in, out], each dimension split over one mesh axis or none.
+PartitionSpec read_partition(const Map& parts, const std::string& weight) {
+  const YAML::Node v = parts.value(weight);
+  const std::string key = parts.key_path(weight);
+  if (!v.IsSequence() || v.size() != 2)
+    fail_at(parts.source(), v, key, "expected [axis|null, axis|null] with axes tp | dp | pp, got " + shown(v));
+  PartitionSpec spec;
+  for (const auto& dim : v) {
+    if (dim.IsNull() || (dim.IsScalar() && (dim.Scalar().empty() || dim.Scalar() == "none"))) {
+      spec.emplace_back();
+      continue;
+    }
+    if (!dim.IsScalar() || !std::ranges::count(kAxes, dim.Scalar()))
+      fail_at(parts.source(), dim, key,
+              "expected a mesh axis tp | dp | pp or null, got " + shown(dim) + (dim.IsScalar() ? did_you_mean(dim.Scalar(), kAxes) : ""));
+    if (std::ranges::count(spec, dim.Scalar()))
+      fail_at(parts.source(), dim, key, "axis '" + dim.Scalar() + "' splits two dimensions of one weight");
+    spec.push_back(dim.Scalar());
+  }
+  return spec;
+}
+
+LinearMapping read_mapping(const Map& m) {
+  m.only({"input_is_parallel", "gather_output", "reduce_output"});
+  LinearMapping lm;
+  if (m.has("input_is_parallel")) lm.input_is_parallel = m.boolean("input_is_parallel");
+  if (m.has("gather_output")) lm.gather_output = m.boolean("gather_output");
+  if (m.has("reduce_output")) lm.reduce_output = m.boolean("reduce_output");
+  return lm;
+}
+
+std::vector<std::string> read_mesh_order(const Map& p) {
+  const YAML::Node v = p.value("mesh_order");
+  std::vector<std::string> order;
+  if (v.IsSequence())
+    for (const auto& axis : v) order.push_back(axis.IsScalar() ? axis.Scalar() : "?");
+  std::vector<std::string> sorted = order;
+  std::ranges::sort(sorted);
+  if (sorted != std::vector<std::string>{"dp", "pp", "tp"})
+    p.fail("mesh_order", "expected the axes tp, dp, pp once each, innermost first (e.g. [tp, dp, pp]), got " +
+                             (v.IsSequence() ? "[" + join(order) + "]" : shown(v)));
+  return order;
+}
+
+}  // namespace
+
+PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
+  const Map p(src, root, "plan");
+  p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
+          "virtual_stages", "recompute", "distributed_optimizer"});
+  PlanSpec plan;
+  plan.name = p.string("name", fallback_name);
+  const std::string preset = p.choice("preset", {"megatron", "naive", "custom"}, "megatron");
+  plan.preset = preset == "naive" ? PlanPreset::naive : preset == "custom" ? PlanPreset::custom : PlanPreset::megatron;
+  plan.tp = p.small_integer("tp", 1);
+  plan.pp = p.small_integer("pp", 1);
+  plan.dp = p.small_integer("dp", 1);
+  plan.sp = p.boolean("sp", false);
+  if (p.has("partitions")) {
+    const Map parts = p.map("partitions");
+    for (const auto& kv : parts.yaml()) {
+      const std::string w = weight_key(parts, kv.first, weight_names(), "weight");
+      plan.partitions[w] = read_partition(parts, w);
+    }
+  }
+  if (p.has("mappings")) {
+    const Map maps = p.map("mappings");
+    for (const auto& kv : maps.yaml()) {
+      const std::string w = weight_key(maps, kv.first, linear_names(), "linear");
+      plan.mappings[w] = read_mapping(maps.map(w));
+    }
+  }
+  if (p.has("mesh_order")) plan.mesh_order = read_mesh_order(p);
+  plan.collective_algorithm = p.choice(
+      "collective_algorithm", {"auto", "ring", "tree", "halving_doubling", "direct", "nvls", "hierarchical"}, "auto");
+  plan.virtual_stages = p.small_integer("virtual_stages", 1);
+  const std::string rc = p.choice("recompute", {"none", "selective", "full"}, "none");
+  plan.recompute = rc == "full" ? Recompute::full : rc == "selective" ? Recompute::selective : Recompute::none;
+  plan.distributed_optimizer = p.boolean("distributed_optimizer", false);
+  return plan;
+}
+
+}  // namespace tpsim::spec_detail

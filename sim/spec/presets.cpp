@@ -1,0 +1,117 @@
+// Where presets live and how a reference ("dgx-h100", "my/topo.yaml", "megatron") becomes a YAML
+// document. Preset names are the file stems of data_dir()/<category>/*.yaml; plans also have the
+// built-ins "megatron" and "naive".
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "spec/loading.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tpsim {
+
+std::string data_dir() {
+  const char* env = std::getenv("TPSIM_DATA_DIR");
+  if (env && *env) return env;
+  return TPSIM_SOURCE_DIR;
+}
+
+namespace spec_detail {
+
+namespace {
+
+// The built-in plans: only the preset; tp = pp = dp = 1 until the scenario or --set says more.
+const std::map<std::string, std::string>& builtin_plan_yaml() {
+  static const std::map<std::string, std::string> plans = {
+      {"megatron", "name: megatron\npreset: megatron\n"},
+      {"naive", "name: naive\npreset: naive\n"},
+  };
+  return plans;
+}
+
+bool looks_like_path(const std::string& ref) {
+  return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml");
+}
+
+// "scenarios" live in examples/; every other category is its own folder.
+std::string category_dir(const std::string& category) {
+  return data_dir() + "/" + (category == "scenarios" ? std::string("examples") : category);
+}
+
+std::string singular(const std::string& category) {
+  if (category == "topologies") return "topology";
+  if (category == "scenarios" || category == "examples") return "scenario";
+  return category.substr(0, category.size() - 1);   // models -> model, plans -> plan
+}
+
+std::vector<std::string> preset_names(const std::string& category) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(category_dir(category), ec))
+    if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+  if (category == "plans")
+    for (const auto& [name, text] : builtin_plan_yaml()) names.push_back(name);
+  std::ranges::sort(names);
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+}  // namespace
+
+std::string folder_of(const std::string& file) {
+  if (file.empty()) return ".";
+  const fs::path parent = fs::path(file).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+std::string stem_of(const std::string& file) { return fs::path(file).stem().string(); }
+
+std::optional<Document> open_reference(const std::string& category, const std::string& ref,
+                                       const std::string& base_dir, std::string& problem) {
+  if (ref.empty()) {
+    problem = "expected a " + singular(category) + " preset name or a path, got ''";
+    return std::nullopt;
+  }
+  if (looks_like_path(ref)) {
+    fs::path p(ref);
+    if (p.is_relative() && !base_dir.empty() && base_dir != ".") p = fs::path(base_dir) / p;
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) {
+      problem = "no such file '" + p.string() + "'";
+      return std::nullopt;
+    }
+    return Document{p.string(), parse_file(p.string())};
+  }
+  if (category == "plans") {
+    auto it = builtin_plan_yaml().find(ref);
+    if (it != builtin_plan_yaml().end()) return Document{"", parse_text(it->second, "built-in plan " + ref)};
+  }
+  const std::string file = category_dir(category) + "/" + ref + ".yaml";
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    const auto names = preset_names(category);
+    problem = "unknown " + singular(category) + " preset '" + ref + "'" + did_you_mean(ref, names) +
+              "; available: " + (names.empty() ? "none in " + category_dir(category) : join(names));
+    return std::nullopt;
+  }
+  return Document{file, parse_file(file)};
+}
+
+}  // namespace spec_detail
+
+std::string resolve_preset(const std::string& category, const std::string& ref) {
+  std::string problem;
+  auto doc = spec_detail::open_reference(category, ref, ".", problem);
+  if (!doc) throw InputError("", 0, 0, spec_detail::singular(category), problem);
+  return doc->file.empty() ? ref : doc->file;
+}
+
+PlanSpec builtin_plan(const std::string& name) {
+  std::string problem;
+  if (name != "megatron" && name != "naive")
+    throw InputError("", 0, 0, "plan", "unknown built-in plan '" + name + "'; available: megatron, naive");
+  return load_plan(name);
+}
+
+}  // namespace tpsim

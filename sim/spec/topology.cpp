@@ -1,0 +1,140 @@
+// Topology YAML -> Topology (see topologies/dgx-h100.yaml for the schema). Quantities carry units.
+#include <filesystem>
+
+#include "spec/loading.hpp"
+
+namespace tpsim::spec_detail {
+
+namespace {
+
+GpuSpec read_gpu(const Map& g) {
+  g.only({"name", "peak", "hbm", "hbm_bandwidth", "sms", "launch_overhead", "gemm_efficiency", "gemm_table"});
+  GpuSpec gpu;
+  gpu.name = g.string("name");
+  const Map peak = g.map("peak");
+  peak.only({"fp32", "tf32", "bf16", "fp16", "fp8"});
+  const std::pair<const char*, DType> dtypes[] = {
+      {"fp32", DType::fp32}, {"tf32", DType::tf32}, {"bf16", DType::bf16}, {"fp16", DType::fp16}, {"fp8", DType::fp8}};
+  for (const auto& [key, dtype] : dtypes)
+    if (peak.has(key) || dtype == DType::bf16) gpu.peak_flops[dtype] = peak.quantity(key, "flops");
+  // Tensor cores run fp16 at the bf16 rate on every GPU in the presets; say so once here.
+  if (!gpu.peak_flops.count(DType::fp16)) gpu.peak_flops[DType::fp16] = gpu.peak_flops.at(DType::bf16);
+  gpu.hbm_bytes = g.quantity("hbm", "bytes");
+  gpu.hbm_bandwidth = g.quantity("hbm_bandwidth", "bandwidth");
+  gpu.sms = g.small_integer("sms");
+  gpu.launch_overhead = g.quantity("launch_overhead", "time", 0.0);
+  gpu.gemm_efficiency = g.quantity("gemm_efficiency", "number", 0.8);
+  if (g.has("gemm_table")) {
+    // A measured table sits next to the topology file that names it.
+    namespace fs = std::filesystem;
+    fs::path table(g.string("gemm_table"));
+    if (table.is_relative()) table = fs::path(folder_of(g.source().file)) / table;
+    std::error_code ec;
+    if (!fs::is_regular_file(table, ec)) g.fail("gemm_table", "no such file '" + table.string() + "'");
+    gpu.gemm_table = table.string();
+  }
+  return gpu;
+}
+
+IntraNodeSpec read_intra(const Map& in) {
+  in.only({"fabric", "bandwidth", "efficiency", "latency", "nvls", "nvls_bandwidth", "pcie_switches", "host_bandwidth"});
+  IntraNodeSpec intra;
+  const std::string fabric = in.choice("fabric", {"nvswitch", "nvlink_mesh", "pcie"});
+  intra.fabric = fabric == "nvswitch" ? IntraFabric::nvswitch : fabric == "pcie" ? IntraFabric::pcie : IntraFabric::nvlink_mesh;
+  intra.bandwidth = in.quantity("bandwidth", "bandwidth");
+  intra.efficiency = in.quantity("efficiency", "number", 1.0);
+  intra.latency = in.quantity("latency", "time", 0.0);
+  intra.nvls = in.boolean("nvls", false);
+  if (intra.nvls && intra.fabric != IntraFabric::nvswitch)
+    in.fail("nvls", "nvls (in-switch reduction) needs fabric nvswitch, got fabric " + fabric);
+  intra.nvls_bandwidth = intra.nvls ? in.quantity("nvls_bandwidth", "bandwidth") : in.quantity("nvls_bandwidth", "bandwidth", 0.0);
+  for (const char* key : {"pcie_switches", "host_bandwidth"})
+    if (intra.fabric != IntraFabric::pcie && in.has(key))
+      in.fail(key, std::string(key) + " only applies to fabric pcie, got fabric " + fabric);
+  if (intra.fabric == IntraFabric::pcie) {
+    intra.pcie_switches = in.small_integer("pcie_switches", 1);
+    intra.host_bandwidth = in.quantity("host_bandwidth", "bandwidth", intra.bandwidth);
+  }
+  return intra;
+}
+
+// Rail-optimised default: NICs split the node's GPUs evenly (NIC i serves a contiguous block), or
+// with more NICs than GPUs each GPU gets count/gpus NICs.
+std::vector<std::vector<int>> rail_optimised(const Map& nic, int count, int gpus_per_node) {
+  std::vector<std::vector<int>> gpus(count > 0 ? count : 0);
+  if (count <= 0 || gpus_per_node <= 0) return gpus;
+  if (count <= gpus_per_node && gpus_per_node % count == 0) {
+    for (int g = 0; g < gpus_per_node; ++g) gpus[g / (gpus_per_node / count)].push_back(g);
+  } else if (count > gpus_per_node && count % gpus_per_node == 0) {
+    for (int i = 0; i < count; ++i) gpus[i].push_back(i / (count / gpus_per_node));
+  } else {
+    nic.fail("count", std::to_string(count) + " NICs do not split " + std::to_string(gpus_per_node) +
+                          " GPUs evenly; list nic.gpus explicitly");
+  }
+  return gpus;
+}
+
+NicSpec read_nic(const Map& n, int gpus_per_node) {
+  n.only({"count", "bandwidth", "efficiency", "latency", "gpus"});
+  NicSpec nic;
+  nic.count = n.small_integer("count");
+  nic.bandwidth = n.quantity("bandwidth", "bandwidth");
+  nic.efficiency = n.quantity("efficiency", "number", 1.0);
+  nic.latency = n.quantity("latency", "time", 0.0);
+  if (!n.has("gpus")) {
+    nic.gpus = rail_optimised(n, nic.count, gpus_per_node);
+    return nic;
+  }
+  const YAML::Node list = n.value("gpus");
+  const std::string key = n.key_path("gpus");
+  if (!list.IsSequence()) n.fail("gpus", "expected a list of GPU lists like [[0], [1]], got " + shown(list));
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node served = list[i];
+    const std::string at = key + "[" + std::to_string(i) + "]";
+    if (!served.IsSequence()) fail_at(n.source(), served, at, "expected a list of local GPU indices, got " + shown(served));
+    std::vector<int> ids;
+    for (const auto& g : served) {
+      int id = 0;
+      if (!g.IsScalar() || !YAML::convert<int>::decode(g, id))
+        fail_at(n.source(), g, at, "expected a GPU index, got " + shown(g));
+      ids.push_back(id);
+    }
+    nic.gpus.push_back(ids);
+  }
+  return nic;
+}
+
+NetworkSpec read_network(const Map& w, int nodes) {
+  w.only({"kind", "switch_latency", "nodes_per_leaf", "oversubscription"});
+  NetworkSpec net;
+  net.kind = w.choice("kind", {"single_switch", "fat_tree"}, "single_switch") == "fat_tree" ? NetworkKind::fat_tree
+                                                                                         : NetworkKind::single_switch;
+  net.switch_latency = w.quantity("switch_latency", "time", 0.0);
+  for (const char* key : {"nodes_per_leaf", "oversubscription"})
+    if (net.kind != NetworkKind::fat_tree && w.has(key))
+      w.fail(key, std::string(key) + " only applies to kind fat_tree, got kind single_switch");
+  if (net.kind == NetworkKind::fat_tree) {
+    net.nodes_per_leaf = w.small_integer("nodes_per_leaf", nodes);   // default: one leaf holds every node
+    net.oversubscription = w.quantity("oversubscription", "number", 1.0);
+  }
+  return net;
+}
+
+}  // namespace
+
+Topology read_topology(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
+  const Map t(src, root, "topology");
+  t.only({"name", "gpu", "gpus_per_node", "nodes", "intra", "nic", "network", "price_per_gpu_hour"});
+  Topology topo;
+  topo.name = t.string("name", fallback_name);
+  topo.gpu = read_gpu(t.map("gpu"));
+  topo.gpus_per_node = t.small_integer("gpus_per_node");
+  topo.nodes = t.small_integer("nodes", 1);
+  topo.intra = read_intra(t.map("intra"));
+  if (t.has("nic")) topo.nic = read_nic(t.map("nic"), topo.gpus_per_node);
+  if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);
+  topo.price_per_gpu_hour = t.quantity("price_per_gpu_hour", "number", 0.0);
+  return topo;
+}
+
+}  // namespace tpsim::spec_detail

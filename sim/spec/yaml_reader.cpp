@@ -1,0 +1,218 @@
+// The located YAML reader behind every loader: typed getters, strict keys, did-you-mean hints.
+#include "spec/yaml_reader.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <utility>
+
+namespace tpsim::spec_detail {
+
+namespace {
+
+// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions ("bandwdith").
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1, 0));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;   // farther than this: no hint
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (word.size() >= 3 && (starts_with(c, word) || starts_with(word, c))) d = std::min<size_t>(d, 1);
+    if (d < best_distance) best = c, best_distance = d;   // first of equals wins: stable hints
+  }
+  return best;
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  const std::string n = nearest(word, candidates);
+  return n.empty() ? "" : " (did you mean '" + n + "'?)";
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : "") + items[i];
+  return out;
+}
+
+std::string quantity_example(const std::string& kind) {
+  if (kind == "bandwidth") return "a bandwidth like '450 GB/s'";
+  if (kind == "time") return "a time like '1.5 us'";
+  if (kind == "bytes") return "a size like '80 GB'";
+  if (kind == "flops") return "a rate like '989 TFLOP/s'";
+  return "a number";
+}
+
+std::string shown(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "nothing";
+  if (node.IsMap()) return "a mapping";
+  if (node.IsSequence()) return "a list";
+  return "'" + node.Scalar() + "'";
+}
+
+std::string label_for(const Source& src, const std::string& key) {
+  for (const auto& [path, label] : src.labels)
+    if (path == key || starts_with(key, path + ".") || starts_with(path, key + ".")) return label;
+  return "";
+}
+
+void fail_at(const Source& src, const YAML::Node& node, const std::string& key, const std::string& problem) {
+  const std::string label = label_for(src, key);
+  if (!label.empty()) throw InputError("", 0, 0, label, problem);
+  const YAML::Mark mark = node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
+  if (mark.is_null()) throw InputError(src.file, 0, 0, key, problem);
+  throw InputError(src.file, mark.line + 1, mark.column + 1, key, problem);
+}
+
+// ---------------------------------------------------------------------------------------------
+Map::Map(const Source& src, YAML::Node node, std::string path) : src_(&src), node_(node), path_(std::move(path)) {
+  if (!node_.IsMap())
+    fail_at(src, node_, path_.empty() ? "(top level)" : path_, "expected a mapping of keys, got " + shown(node_));
+}
+
+std::string Map::key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+void Map::fail(const std::string& key, const std::string& problem) const {
+  const YAML::Node v = std::as_const(node_)[key];
+  fail_at(*src_, v.IsDefined() ? v : node_, key_path(key), problem);
+}
+
+void Map::fail_here(const std::string& problem) const { fail_at(*src_, node_, path_, problem); }
+
+void Map::only(std::initializer_list<const char*> keys) const {
+  const std::vector<std::string> allowed(keys.begin(), keys.end());
+  std::set<std::string> seen;
+  for (const auto& kv : node_) {
+    if (!kv.first.IsScalar()) fail_at(*src_, kv.first, path_, "keys must be plain names, got " + shown(kv.first));
+    const std::string k = kv.first.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      const std::string hint = nearest(k, allowed);
+      fail_at(*src_, kv.first, key_path(k),
+              "unknown key '" + k + "'" + (hint.empty() ? "; expected one of: " + join(allowed) : " (did you mean '" + hint + "'?)"));
+    }
+    if (!seen.insert(k).second) fail_at(*src_, kv.first, key_path(k), "duplicate key '" + k + "'");
+  }
+}
+
+bool Map::has(const std::string& key) const {
+  const YAML::Node v = std::as_const(node_)[key];
+  return v.IsDefined() && !v.IsNull();
+}
+
+void Map::record(const std::string& key, const YAML::Node& at) const {
+  if (!src_->locations) return;
+  const std::string full = key_path(key);
+  Where w{src_->file, 0, 0, label_for(*src_, full)};
+  const YAML::Mark mark = at.Mark();
+  if (w.label.empty() && !mark.is_null()) w.line = mark.line + 1, w.column = mark.column + 1;
+  (*src_->locations)[full] = w;
+}
+
+YAML::Node Map::value(const std::string& key) const {
+  const YAML::Node v = std::as_const(node_)[key];
+  if (!v.IsDefined() || v.IsNull()) fail_here("missing required key '" + key + "'");
+  record(key, v);
+  return v;
+}
+
+Map Map::map(const std::string& key) const { return Map(*src_, value(key), key_path(key)); }
+
+std::string Map::string(const std::string& key, std::optional<std::string> fallback) const {
+  if (fallback && !has(key)) return *fallback;
+  const YAML::Node v = value(key);
+  if (!v.IsScalar()) fail(key, "expected a string, got " + shown(v));
+  return v.Scalar();
+}
+
+int64_t Map::integer(const std::string& key, std::optional<int64_t> fallback) const {
+  if (fallback && !has(key)) return *fallback;
+  const YAML::Node v = value(key);
+  if (!v.IsScalar()) fail(key, "expected an integer, got " + shown(v));
+  const std::string& s = v.Scalar();
+  int64_t out = 0;
+  const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+  auto [end, ec] = std::from_chars(begin, s.data() + s.size(), out);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) fail(key, "expected an integer, got '" + s + "'");
+  return out;
+}
+
+int Map::small_integer(const std::string& key, std::optional<int> fallback) const {
+  if (fallback && !has(key)) return *fallback;
+  const int64_t v = integer(key);
+  if (v > std::numeric_limits<int>::max() || v < std::numeric_limits<int>::min())
+    fail(key, "expected an integer below 2^31, got " + std::to_string(v));
+  return static_cast<int>(v);
+}
+
+double Map::quantity(const std::string& key, const std::string& kind, std::optional<double> fallback) const {
+  if (fallback && !has(key)) return *fallback;
+  const YAML::Node v = value(key);
+  if (!v.IsScalar()) fail(key, "expected " + quantity_example(kind) + ", got " + shown(v));
+  try {
+    return parse_quantity(v.Scalar(), kind);
+  } catch (const std::invalid_argument&) {
+    fail(key, "expected " + quantity_example(kind) + ", got '" + v.Scalar() + "'");
+  }
+}
+
+bool Map::boolean(const std::string& key, std::optional<bool> fallback) const {
+  if (fallback && !has(key)) return *fallback;
+  const YAML::Node v = value(key);
+  const std::string s = v.IsScalar() ? v.Scalar() : "";
+  if (s == "true" || s == "True" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "False" || s == "no" || s == "off") return false;
+  fail(key, "expected true or false, got " + shown(v));
+}
+
+std::string Map::choice(const std::string& key, const std::vector<std::string>& allowed,
+                        std::optional<std::string> fallback) const {
+  if (fallback && !has(key)) return *fallback;
+  const YAML::Node v = value(key);
+  if (v.IsScalar() && std::find(allowed.begin(), allowed.end(), v.Scalar()) != allowed.end()) return v.Scalar();
+  const std::string got = v.IsScalar() ? "'" + v.Scalar() + "'" : shown(v);
+  fail(key, "expected one of " + join(allowed, " | ") + ", got " + got +
+                (v.IsScalar() ? did_you_mean(v.Scalar(), allowed) : ""));
+}
+
+// ---------------------------------------------------------------------------------------------
+YAML::Node parse_text(const std::string& text, const std::string& display_name) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw InputError(display_name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
+  }
+}
+
+YAML::Node parse_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, 0, 0, "", "no such file");
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::ParserException& e) {
+    throw InputError(path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
+  } catch (const YAML::BadFile&) {
+    throw InputError(path, 0, 0, "", "cannot read the file");
+  }
+}
+
+}  // namespace tpsim::spec_detail

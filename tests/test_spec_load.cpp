@@ -1,0 +1,326 @@
+// The spec loader on good inputs: units, every preset against the datasheet numbers it cites,
+// defaults, --set overrides, -t/-m/-p replacements, the embedded default scenario.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tpsim/spec.hpp"
+
+using namespace tpsim;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kGood = std::string(TPSIM_TEST_DATA) + "/good";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Scenario load_default(std::vector<Override> sets = {}) {
+  ScenarioRequest r;
+  r.overrides = std::move(sets);
+  return load_scenario(r);
+}
+}  // namespace
+
+TEST_CASE("parse_quantity converts units to SI") {
+  CHECK(parse_quantity("450 GB/s", "bandwidth") == 450e9);
+  CHECK(parse_quantity("400 Gb/s", "bandwidth") == 50e9);   // bits
+  CHECK(parse_quantity("3.35 TB/s", "bandwidth") == doctest::Approx(3.35e12));
+  CHECK(parse_quantity("1 GiB/s", "bandwidth") == 1073741824.0);
+  CHECK(parse_quantity("1.5 us", "time") == doctest::Approx(1.5e-6));
+  CHECK(parse_quantity("4us", "time") == doctest::Approx(4e-6));
+  CHECK(parse_quantity("2 ms", "time") == doctest::Approx(2e-3));
+  CHECK(parse_quantity("1 ns", "time") == doctest::Approx(1e-9));
+  CHECK(parse_quantity("80 GB", "bytes") == 80e9);
+  CHECK(parse_quantity("80 GiB", "bytes") == 80.0 * 1073741824.0);
+  CHECK(parse_quantity("141 GB", "bytes") == 141e9);
+  CHECK(parse_quantity("989 TFLOP/s", "flops") == doctest::Approx(989e12));
+  CHECK(parse_quantity("2.25 PFLOP/s", "flops") == doctest::Approx(2.25e15));
+  CHECK(parse_quantity("1e9", "bandwidth") == 1e9);   // bare numbers are already SI
+  CHECK(parse_quantity("0.82", "number") == 0.82);
+  CHECK(parse_quantity("82%", "number") == doctest::Approx(0.82));
+  for (const auto& [text, kind] : std::vector<std::pair<std::string, std::string>>{
+           {"fast", "bandwidth"}, {"450 GB", "bandwidth"}, {"3 parsecs", "time"}, {"", "bytes"},
+           {"989 TB/s", "flops"}, {"80 GB/s", "bytes"}, {"1 us", "number"}, {"1", "furlongs"}})
+    CHECK_THROWS_AS(parse_quantity(text, kind), std::invalid_argument);
+}
+
+TEST_CASE("every topology preset loads with its datasheet numbers") {
+  const Topology h100 = load_topology("dgx-h100");
+  CHECK(h100.gpu.peak_flops.at(DType::bf16) == doctest::Approx(989e12));
+  CHECK(h100.gpu.peak_flops.at(DType::fp8) == doctest::Approx(1979e12));
+  CHECK(h100.gpu.peak_flops.at(DType::fp16) == doctest::Approx(989e12));   // defaults to bf16
+  CHECK(h100.gpu.hbm_bytes == 80e9);
+  CHECK(h100.gpu.hbm_bandwidth == doctest::Approx(3.35e12));
+  CHECK(h100.intra.bandwidth == 450e9);
+  CHECK(h100.intra.nvls);
+  CHECK(h100.nic.bandwidth == 50e9);
+  CHECK(h100.total_gpus() == 8);
+  CHECK(fs::path(h100.source).filename() == "dgx-h100.yaml");
+
+  const Topology a100 = load_topology("dgx-a100");
+  CHECK(a100.gpu.peak_flops.at(DType::bf16) == doctest::Approx(312e12));
+  CHECK(a100.gpu.peak_flops.count(DType::fp8) == 0);   // no fp8 tensor cores
+  CHECK(a100.gpu.hbm_bandwidth == doctest::Approx(2.039e12));
+  CHECK(a100.intra.bandwidth == 300e9);
+  CHECK(!a100.intra.nvls);
+  CHECK(a100.nic.count == 8);
+  CHECK(a100.nic.bandwidth == 25e9);   // 200 Gb/s HDR
+
+  const Topology h200 = load_topology("hgx-h200");
+  CHECK(h200.gpu.hbm_bytes == 141e9);
+  CHECK(h200.gpu.hbm_bandwidth == doctest::Approx(4.8e12));
+  CHECK(h200.intra.bandwidth == 450e9);
+
+  const Topology b200 = load_topology("dgx-b200");
+  CHECK(b200.gpu.peak_flops.at(DType::bf16) == doctest::Approx(2250e12));
+  CHECK(b200.gpu.hbm_bytes == 180e9);
+  CHECK(b200.intra.bandwidth == 900e9);
+  CHECK(b200.gpu.gemm_efficiency * 2250 == doctest::Approx(1745).epsilon(0.001));   // MAMF
+
+  const Topology nvl72 = load_topology("gb200-nvl72");
+  CHECK(nvl72.gpus_per_node == 72);
+  CHECK(nvl72.total_gpus() == 72);
+  CHECK(nvl72.gpu.peak_flops.at(DType::bf16) * 0.729 == doctest::Approx(1822e12).epsilon(0.001));
+  REQUIRE(nvl72.nic.gpus.size() == 72);   // rail-optimised default
+  CHECK(nvl72.nic.gpus[41] == std::vector<int>{41});
+
+  const Topology l40s = load_topology("pcie-8x-l40s");
+  CHECK(l40s.intra.fabric == IntraFabric::pcie);
+  CHECK(!l40s.intra.nvls);
+  CHECK(l40s.intra.pcie_switches == 2);
+  CHECK(l40s.gpu.peak_flops.at(DType::bf16) == doctest::Approx(362e12));
+  CHECK(l40s.gpu.hbm_bytes == 48e9);
+  CHECK(l40s.nic.gpus[1] == std::vector<int>{4, 5, 6, 7});
+
+  const Topology a100c = load_topology("cluster-a100-hdr");
+  CHECK(a100c.network.kind == NetworkKind::fat_tree);
+  CHECK(a100c.total_gpus() == 512);
+  CHECK(a100c.nic.bandwidth == 25e9);
+  const Topology h100c = load_topology("cluster-h100-ndr");
+  CHECK(h100c.total_gpus() == 1024);
+  CHECK(h100c.nic.bandwidth == 50e9);
+  CHECK(load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}).total_gpus() == 32);
+
+  // No preset is left out of the checks above.
+  int presets = 0;
+  for (const auto& e : fs::directory_iterator(data_dir() + "/topologies"))
+    if (e.path().extension() == ".yaml") {
+      CAPTURE(e.path().string());
+      CHECK_NOTHROW(load_topology(e.path().string()));
+      ++presets;
+    }
+  CHECK(presets >= 8);
+}
+
+TEST_CASE("model presets: dimensions and parameter counts") {
+  // Published parameter counts (Hugging Face model cards) for the Llama family.
+  CHECK(parameter_count(load_model("llama2-7b")) == 6738415616);
+  CHECK(parameter_count(load_model("llama2-13b")) == 13015864320);
+  CHECK(parameter_count(load_model("llama2-70b")) == 68976648192);
+  CHECK(parameter_count(load_model("llama3-8b")) == 8030261248);
+  CHECK(parameter_count(load_model("llama3-70b")) == 70553706496);
+  CHECK(parameter_count(load_model("llama3-405b")) == 405853388800);
+  CHECK(parameter_count(load_model("gpt3-175b")) / 1e9 == doctest::Approx(175).epsilon(0.01));
+
+  const ModelSpec l70 = load_model("llama2-70b");
+  CHECK(l70.kv_heads == 8);
+  CHECK(l70.ffn == 28672);
+  CHECK(l70.activation == Activation::swiglu);
+  const ModelSpec l405 = load_model("llama3-405b");
+  CHECK(l405.hidden == 16384);
+  CHECK(l405.layers == 126);
+  CHECK(l405.vocab == 128256);
+
+  const ModelSpec tiny = load_model(kGood + "/gelu-default-ffn.yaml");
+  CHECK(tiny.ffn == 4 * 512);
+  CHECK(tiny.kv_heads == 8);
+  CHECK(tiny.norm == Norm::layernorm);
+  CHECK(tiny.dtype == DType::bf16);
+}
+
+TEST_CASE("the GPT presets are the rows of Narayanan et al. Table 1") {
+  std::ifstream csv(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_rows1-5.csv");
+  REQUIRE(csv.good());
+  std::string line;
+  int rows = 0;
+  while (std::getline(csv, line)) {
+    if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
+    std::stringstream ss(line);
+    std::string params, heads, hidden, layers;
+    std::getline(ss, params, ',');
+    std::getline(ss, heads, ',');
+    std::getline(ss, hidden, ',');
+    std::getline(ss, layers, ',');
+    CAPTURE(line);
+    const ModelSpec m = load_model("gpt-" + params + "b");
+    CHECK(m.heads == std::stoll(heads));
+    CHECK(m.hidden == std::stoll(hidden));
+    CHECK(m.layers == std::stoll(layers));
+    CHECK(m.ffn == 4 * m.hidden);
+    CHECK(m.vocab == 51200);
+    CHECK(m.max_seq == 2048);
+    // Our count has an untied output head; the paper's ties it. Both within 5% of the row.
+    const double tied = static_cast<double>(parameter_count(m) - m.vocab * m.hidden);
+    CHECK(tied / 1e9 == doctest::Approx(std::stod(params)).epsilon(0.05));
+    ++rows;
+  }
+  CHECK(rows == 5);
+}
+
+TEST_CASE("the embedded default scenario is examples/default.yaml") {
+  CHECK(std::string(default_scenario_yaml()) == read_text(data_dir() + "/examples/default.yaml"));
+  const Scenario s = load_default();
+  CHECK(s.name == "llama2-7b-tp8-dgx-h100");
+  CHECK(s.source.empty());
+  CHECK(s.topology.name == "dgx-h100");
+  CHECK(s.model.name == "llama2-7b");
+  CHECK(s.plan.tp == 8);
+  CHECK(s.plan.preset == PlanPreset::megatron);
+  CHECK(s.workload.seq == 2048);
+  CHECK(s.numerics == "proxy");
+  // The file itself loads to the same scenario.
+  const Scenario f = load_scenario({data_dir() + "/examples/default.yaml", "", "", "", {}});
+  CHECK(f.plan.tp == s.plan.tp);
+  CHECK(f.topology.intra.bandwidth == s.topology.intra.bandwidth);
+}
+
+TEST_CASE("--set overrides reach every section before validation") {
+  const Scenario s = load_default({{"topology.nodes", "2"},
+                                   {"topology.intra.bandwidth", "300GB/s"},
+                                   {"plan.tp", "4"},
+                                   {"plan.pp", "2"},
+                                   {"plan.dp", "2"},
+                                   {"plan.sp", "true"},
+                                   {"model.layers", "8"},
+                                   {"model.hidden", "2048"},
+                                   {"model.heads", "16"},
+                                   {"model.kv_heads", "16"},
+                                   {"workload.global_batch", "8"},
+                                   {"workload.micro_batch", "2"},
+                                   {"workload.seq", "1024"},
+                                   {"numerics", "off"}});
+  CHECK(s.topology.nodes == 2);
+  CHECK(s.topology.total_gpus() == 16);
+  CHECK(s.topology.intra.bandwidth == 300e9);
+  CHECK(s.plan.world() == 16);
+  CHECK(s.plan.sp);
+  CHECK(s.model.layers == 8);
+  CHECK(s.model.hidden == 2048);
+  CHECK(s.model.heads == 16);
+  CHECK(s.model.kv_heads == 16);
+  CHECK(s.model.ffn == 11008);   // the file's value: overrides change only what they name
+  CHECK(s.workload.global_batch == 8);
+  CHECK(s.workload.micro_batch == 2);
+  CHECK(s.workload.seq == 1024);
+  CHECK(s.numerics == "off");
+
+  const PlanSpec p = load_plan(kGood + "/custom-plan.yaml", {{"plan.partitions.mlp.fc1", "[tp, null]"}});
+  CHECK(p.partitions.at("mlp.fc1") == PartitionSpec{"tp", ""});
+  CHECK(p.partitions.at("mlp.fc2") == PartitionSpec{"tp", ""});
+}
+
+TEST_CASE("-t/-m/-p replace the scenario's parts; plan presets start at tp 1") {
+  ScenarioRequest r;
+  r.topology = "dgx-a100";
+  r.model = "llama3-8b";
+  r.plan = "naive";
+  const Scenario s = load_scenario(r);
+  CHECK(s.topology.name == "dgx-a100");
+  CHECK(s.model.name == "llama3-8b");
+  CHECK(s.plan.preset == PlanPreset::naive);
+  CHECK(s.plan.world() == 1);
+  r.overrides = {{"plan.tp", "8"}};
+  CHECK(load_scenario(r).plan.tp == 8);
+  r.plan = kGood + "/custom-plan.yaml";
+  r.overrides = {{"plan.dp", "1"}};
+  CHECK(load_scenario(r).plan.name == "custom-mlp");
+}
+
+TEST_CASE("custom plans, inline parts and paths relative to the scenario") {
+  const Scenario s = load_scenario({kGood + "/inline-scenario.yaml", "", "", "", {}});
+  CHECK(s.name == "inline-inference");
+  CHECK(s.topology.name == "mini-mesh");   // file stem when the file has no name
+  CHECK(s.topology.intra.fabric == IntraFabric::nvlink_mesh);
+  CHECK(s.topology.gpu.hbm_bytes == 16.0 * 1073741824.0);
+  CHECK(s.topology.network.switch_latency == doctest::Approx(500e-9));
+  CHECK(s.topology.network.oversubscription == 2);
+  CHECK(s.topology.nic.gpus == std::vector<std::vector<int>>{{0, 1}, {2, 3}});   // rail-optimised default
+  CHECK(s.model.name == "tiny-llama");
+  CHECK(s.model.source == s.source);   // inline parts come from the scenario file
+  CHECK(s.plan.preset == PlanPreset::custom);
+  CHECK(s.plan.mesh_order == std::vector<std::string>{"tp", "pp", "dp"});
+  CHECK(s.plan.partitions.at("embedding") == PartitionSpec{"tp", ""});
+  CHECK(s.plan.mappings.at("mlp.fc2").reduce_output == false);
+  CHECK(!s.plan.mappings.at("mlp.fc2").gather_output.has_value());
+  CHECK(s.plan.recompute == Recompute::selective);
+  CHECK(s.plan.distributed_optimizer);
+  CHECK(s.workload.kind == WorkloadKind::inference);
+  CHECK(s.workload.prompt == 128);
+  CHECK(s.outputs.json == "out/run.json");
+  CHECK(s.numerics == "full");
+}
+
+TEST_CASE("validate() re-checks a scenario built in code") {
+  Scenario s = load_default();
+  CHECK_NOTHROW(validate(s));
+  s.plan.tp = 3;
+  try {
+    validate(s);
+    FAIL("tp 3 should not divide 32 heads");
+  } catch (const InputError& e) {
+    CHECK(e.key == "plan.tp");
+    CHECK(e.problem == "tp 3 does not divide model.heads 32 (model 'llama2-7b')");
+  }
+  s.plan.tp = 8;
+  s.workload.micro_batch = 0;
+  CHECK_THROWS_WITH_AS(validate(s), doctest::Contains("workload.micro_batch: must be positive, got 0"), InputError);
+}
+
+TEST_CASE("validate_file tells the kinds apart and describes them") {
+  const std::string topo = validate_file(data_dir() + "/topologies/dgx-h100.yaml");
+  CHECK(topo.rfind("topology 'dgx-h100'", 0) == 0);
+  CHECK(topo.find("H100-SXM, peak dense TFLOP/s: bf16 989") != std::string::npos);
+  CHECK(topo.find("8 GPUs on NVSwitch, 450 GB/s per GPU per direction") != std::string::npos);
+  CHECK(topo.find("8 x 400 Gb/s per node (50 GB/s each") != std::string::npos);
+  const std::string model = validate_file(data_dir() + "/models/llama2-7b.yaml");
+  CHECK(model.find("parameters: 6.74 B (6,738,415,616") != std::string::npos);
+  const std::string plan = validate_file(kGood + "/custom-plan.yaml");
+  CHECK(plan.find("mesh: tp 4 x pp 1 x dp 2 = 8 GPUs") != std::string::npos);
+  CHECK(plan.find("mlp.fc2     row-parallel over tp (plan); input_is_parallel=true reduce_output=false") !=
+        std::string::npos);
+  CHECK(plan.find("attn.qkv    replicated") != std::string::npos);   // custom: unnamed weights stay whole
+  const std::string scenario = validate_file(data_dir() + "/examples/default.yaml");
+  CHECK(scenario.find("attn.proj   row-parallel over tp") != std::string::npos);
+  CHECK(scenario.find("uses 8 of 8 GPUs") != std::string::npos);
+  CHECK(validate_file(kGood + "/topologies/mini-mesh.yaml").find("2 nodes x 4 GPUs = 8 GPUs; network: fat-tree") !=
+        std::string::npos);
+}
+
+TEST_CASE("every example scenario is valid") {
+  int examples = 0;
+  for (const auto& e : fs::directory_iterator(data_dir() + "/examples"))
+    if (e.path().extension() == ".yaml") {
+      CAPTURE(e.path().string());
+      CHECK_NOTHROW(load_scenario({e.path().string(), "", "", "", {}}));
+      ++examples;
+    }
+  CHECK(examples >= 1);
+}
+
+TEST_CASE("TPSIM_DATA_DIR moves the preset folder") {
+  ::setenv("TPSIM_DATA_DIR", kGood.c_str(), 1);
+  CHECK(data_dir() == kGood);
+  const Topology t = load_topology("mini-mesh");
+  ::unsetenv("TPSIM_DATA_DIR");
+  CHECK(t.gpus_per_node == 4);
+  CHECK_THROWS_AS(load_topology("mini-mesh"), InputError);
+}
