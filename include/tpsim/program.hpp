@@ -30,6 +30,11 @@ struct TensorDesc {
   // A weight split over heads (attention qkv) is a strided shard: `part`'s columns are taken
   // from each of `interleave` equal column groups (q, k, v). 1 = one contiguous block.
   int interleave = 1;
+  // Unequal interleave groups (grouped-query qkv: q is heads*head_dim wide, k and v kv_heads*head_dim):
+  // the global column count of each group; empty = `interleave` equal groups.
+  std::vector<int64_t> interleave_cols;
+  // > 0: the tensor holds integer ids in [0, index_range) stored as numbers (token ids, targets).
+  int64_t index_range = 0;
 };
 
 enum class OpKind { gemm, kernel, collective, send, recv };

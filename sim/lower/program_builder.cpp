@@ -1,0 +1,406 @@
+// ProgramBuilder mechanics: tensors, op emission with dependencies and costs, layout changes
+// through the TP mapping table, and gradient bookkeeping. The layers themselves are in layers.cpp.
+#include "lower/program_builder.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "lower/tp_mappings.hpp"
+
+namespace tpsim::lowering {
+
+const char* to_string(MapStep s) {
+  switch (s) {
+    case MapStep::identity: return "identity";
+    case MapStep::split: return "split";
+    case MapStep::all_reduce: return "all_reduce";
+    case MapStep::all_gather: return "all_gather";
+    case MapStep::reduce_scatter: return "reduce_scatter";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mesh: mesh_order lists the axes innermost (fastest-varying rank) first.
+static int axis_size(const PlanSpec& plan, const std::string& axis) {
+  if (axis == "tp") return plan.tp;
+  if (axis == "dp") return plan.dp;
+  if (axis == "pp") return plan.pp;
+  throw std::invalid_argument(fmt::format("plan.mesh_order: unknown axis '{}' (expected tp, dp, pp)", axis));
+}
+
+static std::vector<std::string> mesh_axes(const PlanSpec& plan) {
+  std::vector<std::string> order = plan.mesh_order;
+  for (const char* a : {"tp", "dp", "pp"})
+    if (std::find(order.begin(), order.end(), a) == order.end()) order.push_back(a);
+  return order;
+}
+
+int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index) {
+  int rank = 0, stride = 1;
+  for (const auto& axis : mesh_axes(plan)) {
+    const int index = axis == "tp" ? tp_index : axis == "dp" ? dp_index : pp_index;
+    rank += index * stride;
+    stride *= axis_size(plan, axis);
+  }
+  return rank;
+}
+
+RankCoords rank_coords(const PlanSpec& plan, int rank) {
+  if (rank < 0 || rank >= plan.world())
+    throw std::invalid_argument(fmt::format("rank {} outside the mesh of {} ranks", rank, plan.world()));
+  RankCoords c;
+  c.rank = rank;
+  int rest = rank;
+  for (const auto& axis : mesh_axes(plan)) {
+    const int size = axis_size(plan, axis);
+    (axis == "tp" ? c.tp_index : axis == "dp" ? c.dp_index : c.pp_index) = rest % size;
+    rest /= size;
+  }
+  for (int t = 0; t < plan.tp; ++t) c.tp_group.push_back(rank_of(plan, t, c.dp_index, c.pp_index));
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+ProgramBuilder::ProgramBuilder(const Scenario& scenario, RankCoords coords, int64_t tokens)
+    : scenario_(scenario), coords_(std::move(coords)), tp_(scenario.plan.tp), tokens_(tokens) {
+  program_.rank = coords_.rank;
+  if (tokens_ <= 0) throw std::invalid_argument("lowering needs a positive token count");
+  if (scenario_.plan.sp && tp_ > 1 && tokens_ % tp_ != 0)
+    throw std::invalid_argument(fmt::format(
+        "sequence parallelism splits {} tokens over tp={}: not divisible", tokens_, tp_));
+}
+
+Layout ProgramBuilder::stream_layout() const {
+  return scenario_.plan.sp && tp_ > 1 ? Layout::seq : Layout::full;
+}
+
+void ProgramBuilder::set_micro_batch(int micro_batch) { micro_batch_ = micro_batch; }
+
+std::string ProgramBuilder::mb(const std::string& base) const {
+  return micro_batch_ > 0 ? fmt::format("mb{}.{}", micro_batch_, base) : base;
+}
+
+std::string ProgramBuilder::new_tensor(const std::string& wanted, int64_t rows, int64_t cols) {
+  std::string n = wanted;
+  while (program_.tensors.count(n)) n = fmt::format("{}.{}", wanted, ++name_count_[wanted]);
+  TensorDesc d;
+  d.name = n;
+  d.rows = rows;
+  d.cols = cols;
+  d.dtype = scenario_.model.dtype;
+  program_.tensors.emplace(n, d);
+  return n;
+}
+
+// Records which part of global tensor `global` this tensor holds (layout over the TP group).
+void ProgramBuilder::set_global(const std::string& tensor, const std::string& global, Layout layout) {
+  TensorDesc& d = desc(tensor);
+  d.global_name = global;
+  d.global_rows = d.rows;
+  d.global_cols = d.cols;
+  d.split_dim = -1;
+  d.parts = 1;
+  d.part = 0;
+  if (tp_ > 1 && (layout == Layout::seq || layout == Layout::feat)) {
+    d.split_dim = layout == Layout::seq ? 0 : 1;
+    d.parts = tp_;
+    d.part = coords_.tp_index;
+    (layout == Layout::seq ? d.global_rows : d.global_cols) *= tp_;
+  }
+}
+
+Value ProgramBuilder::activation(const std::string& base, int64_t cols, Layout layout, const std::string& tensor_name) {
+  if (tp_ == 1) layout = Layout::full;   // nothing is split, no sum is partial
+  const int64_t local_cols = layout == Layout::feat ? cols / tp_ : cols;
+  Value v;
+  v.base = base;
+  v.layout = layout;
+  v.tensor = new_tensor(tensor_name.empty() || tp_ == 1 ? base : tensor_name, rows_of(layout), local_cols);
+  v.grad_key = v.tensor;
+  if (layout != Layout::partial) set_global(v.tensor, base, layout);
+  return v;
+}
+
+Value ProgramBuilder::input(const std::string& base, int64_t cols, Layout layout) {
+  return activation(mb(base), cols, layout);
+}
+
+std::string ProgramBuilder::token_ids(const std::string& base) {
+  const std::string n = mb(base);
+  if (program_.tensors.count(n)) return n;
+  new_tensor(n, tokens_, 1);
+  set_global(n, n, Layout::full);
+  desc(n).index_range = scenario_.model.vocab;
+  return n;
+}
+
+std::string ProgramBuilder::weight(const std::string& wname, int64_t rows, int64_t cols, int split_dim,
+                                   int interleave, std::vector<int64_t> interleave_cols) {
+  if (program_.tensors.count(wname)) return wname;
+  const int parts = tp_ > 1 && split_dim >= 0 ? tp_ : 1;
+  const int64_t split = split_dim == 0 ? rows : cols;
+  if (parts > 1 && split % parts != 0)
+    throw std::invalid_argument(fmt::format("weight {} [{}, {}]: dim {} ({}) not divisible by tp={}", wname,
+                                            rows, cols, split_dim, split, parts));
+  for (int64_t g : interleave_cols)
+    if (parts > 1 && g % parts != 0)
+      throw std::invalid_argument(fmt::format("weight {}: column group of {} not divisible by tp={}", wname, g, parts));
+  new_tensor(wname, split_dim == 0 ? rows / parts : rows, split_dim == 1 ? cols / parts : cols);
+  TensorDesc& d = desc(wname);
+  d.is_weight = true;
+  d.global_name = wname;
+  d.global_rows = rows;
+  d.global_cols = cols;
+  d.split_dim = parts > 1 ? split_dim : -1;
+  d.parts = parts;
+  d.part = parts > 1 ? coords_.tp_index : 0;
+  if (parts > 1 && split_dim == 1) {
+    d.interleave = interleave;
+    d.interleave_cols = std::move(interleave_cols);
+  }
+  return wname;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops
+Op& ProgramBuilder::emit(Op op) {
+  op.id = static_cast<int>(program_.ops.size());
+  op.micro_batch = micro_batch_;
+  op.dtype = scenario_.model.dtype;
+  std::vector<int> deps;
+  auto depend_on = [&](const std::string& t) {
+    if (!program_.tensors.count(t)) throw std::logic_error(fmt::format("op {}: unknown tensor {}", op.name, t));
+    auto it = last_writer_.find(t);
+    if (it != last_writer_.end()) deps.push_back(it->second);
+  };
+  for (const auto& t : op.inputs) depend_on(t);
+  for (const auto& t : op.outputs) depend_on(t);   // accumulation / write-after-write order
+  std::sort(deps.begin(), deps.end());
+  deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+  op.deps = std::move(deps);
+  for (const auto& t : op.outputs) last_writer_[t] = op.id;
+  program_.ops.push_back(std::move(op));
+  return program_.ops.back();
+}
+
+Op& ProgramBuilder::gemm(const std::string& opname, const std::string& a, const std::string& b, const std::string& out,
+                         bool trans_a, bool trans_b, bool accumulate) {
+  const TensorDesc &da = desc(a), &db = desc(b), &dout = desc(out);
+  const int64_t m = trans_a ? da.cols : da.rows, k = trans_a ? da.rows : da.cols;
+  const int64_t kb = trans_b ? db.cols : db.rows, n = trans_b ? db.rows : db.cols;
+  if (k != kb || dout.rows != m || dout.cols != n)
+    throw std::invalid_argument(fmt::format(
+        "op {}: shapes do not fit: {}{} [{}, {}] x {}{} [{}, {}] -> {} [{}, {}]", opname, a, trans_a ? "^T" : "", m, k, b,
+        trans_b ? "^T" : "", kb, n, out, dout.rows, dout.cols));
+  Op op;
+  op.kind = OpKind::gemm;
+  op.name = opname;
+  op.inputs = {a, b};
+  op.outputs = {out};
+  op.gemm = {m, n, k, trans_a, trans_b, accumulate};
+  op.flops = 2.0 * m * n * k;
+  op.hbm_bytes = double(m * k + k * n + m * n * (accumulate ? 2 : 1)) * dtype_bytes(scenario_.model.dtype);
+  return emit(std::move(op));
+}
+
+Op& ProgramBuilder::kernel(const std::string& opname, const std::string& fn, std::vector<std::string> inputs,
+                           std::vector<std::string> outputs, double flops, std::map<std::string, double> attrs) {
+  Op op;
+  op.kind = OpKind::kernel;
+  op.name = opname;
+  op.kernel.fn = fn;
+  op.kernel.attrs = std::move(attrs);
+  double elems = 0;
+  for (const auto& t : inputs) elems += double(desc(t).rows) * desc(t).cols;
+  for (const auto& t : outputs) elems += double(desc(t).rows) * desc(t).cols;
+  op.inputs = std::move(inputs);
+  op.outputs = std::move(outputs);
+  op.flops = flops;
+  op.hbm_bytes = elems * dtype_bytes(scenario_.model.dtype);
+  return emit(std::move(op));
+}
+
+Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, const std::string& in,
+                               const std::string& out, int dim) {
+  Op op;
+  op.kind = OpKind::collective;
+  op.name = opname;
+  op.stream = Stream::tp_comm;
+  op.inputs = {in};
+  op.outputs = {out};
+  op.collective.op = cop;
+  op.collective.algorithm = parse_algorithm(scenario_.plan.collective_algorithm);
+  op.collective.group = coords_.tp_group;
+  op.collective.dim = dim;
+  const TensorDesc& sized = desc(cop == CollectiveOp::all_gather ? out : in);   // nccl-tests' "size"
+  op.collective.bytes = sized.rows * sized.cols * dtype_bytes(scenario_.model.dtype);
+  op.hbm_bytes = 2.0 * op.collective.bytes;
+  return emit(std::move(op));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout changes. Each goes through one row of the mapping table; the backward conjugate is
+// recorded on the tape.
+static std::string op_stem(const std::string& base) {
+  const std::string suffix = ".out";
+  return base.size() > suffix.size() && base.ends_with(suffix) ? base.substr(0, base.size() - suffix.size()) : base;
+}
+
+Value ProgramBuilder::to_layout(const Value& v, Layout target, Tape& tape, bool for_column_linear) {
+  if (tp_ == 1) return v;
+  if (v.layout == target && !(for_column_linear && target == Layout::full && !v.grad_partial)) return v;
+  if (target == Layout::partial) throw std::logic_error("cannot re-lay a value out as a partial sum");
+
+  // Two-step changes go through the replicated layout.
+  const bool direct = (v.layout == Layout::partial && (target == Layout::full || target == Layout::seq)) ||
+                      (v.layout == Layout::full) || (target == Layout::full);
+  if (!direct) return to_layout(to_layout(v, Layout::full, tape), target, tape, for_column_linear);
+  if (v.layout == Layout::feat && target == Layout::full && for_column_linear)
+    return to_layout(to_layout(v, Layout::full, tape), Layout::full, tape, true);
+  if (v.layout == Layout::partial && target == Layout::full && for_column_linear)
+    return to_layout(to_layout(v, Layout::full, tape), Layout::full, tape, true);
+
+  const TpMapping* m = nullptr;
+  if (v.layout == Layout::full && target == Layout::full) m = &copy_to_tp;
+  else if (v.layout == Layout::partial && target == Layout::full) m = &reduce_from_tp;
+  else if (v.layout == Layout::partial && target == Layout::seq) m = &reduce_scatter_to_sp;
+  else if (v.layout == Layout::full && target == Layout::feat) m = &scatter_to_tp;
+  else if (v.layout == Layout::full && target == Layout::seq) m = &scatter_to_sp;
+  else if (v.layout == Layout::feat && target == Layout::full) m = &gather_from_tp;
+  else if (v.layout == Layout::seq && target == Layout::full) m = for_column_linear ? &gather_from_sp : &gather_from_sp_replicated;
+  if (!m) throw std::logic_error("no TP mapping for this layout change");
+
+  const TensorDesc& in = desc(v.tensor);
+  const std::string stem = op_stem(v.base);
+  Value out;
+  out.base = v.base;
+  out.layout = target;
+  out.grad_partial = m == &copy_to_tp || m == &gather_from_sp;
+  const int64_t cols = target == Layout::feat ? in.cols / tp_ : v.layout == Layout::feat ? in.cols * tp_ : in.cols;
+  const int64_t rows = rows_of(target);
+  if (m->forward == MapStep::identity) {
+    out.tensor = v.tensor;   // Megatron's copy: same tensor, a gradient key of its own
+  } else {
+    out.tensor = new_tensor(fmt::format("{}.{}", v.base, m->name), rows, cols);
+    set_global(out.tensor, v.base, target);
+    const std::string opname = fmt::format("{}.{}", stem, to_string(m->forward));
+    if (m->forward == MapStep::split)
+      kernel(opname, "slice", {v.tensor}, {out.tensor}, 0,
+             {{"dim", m->dim}, {"parts", tp_}, {"part", coords_.tp_index}});
+    else
+      collective(opname,
+                 m->forward == MapStep::all_reduce ? CollectiveOp::all_reduce
+                 : m->forward == MapStep::all_gather ? CollectiveOp::all_gather
+                                                     : CollectiveOp::reduce_scatter,
+                 v.tensor, out.tensor, m->dim);
+  }
+  out.grad_key = fmt::format("{}@{}", out.tensor, m->name);
+
+  // Backward conjugate: the gradient of `out` becomes a contribution to the gradient of `v`.
+  tape.steps.push_back([this, v, out, m, stem] {
+    const std::string dy = take_grad(out);
+    if (dy.empty()) return;
+    if (m->backward == MapStep::identity) {
+      add_grad(v.grad_key, dy);
+      return;
+    }
+    const TensorDesc& din = desc(v.tensor);
+    const std::string dx = grad_tensor(v, din.rows, din.cols, v.grad_partial);
+    const std::string opname = fmt::format("{}.{}.bwd_{}", stem, m->name, to_string(m->backward));
+    if (m->backward == MapStep::split)
+      kernel(opname, "slice", {dy}, {dx}, 0, {{"dim", m->dim}, {"parts", tp_}, {"part", coords_.tp_index}});
+    else
+      collective(opname,
+                 m->backward == MapStep::all_reduce ? CollectiveOp::all_reduce
+                 : m->backward == MapStep::all_gather ? CollectiveOp::all_gather
+                                                      : CollectiveOp::reduce_scatter,
+                 dy, dx, m->dim);
+    add_grad(v.grad_key, dx);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients
+std::string ProgramBuilder::grad_tensor(const Value& v, int64_t rows, int64_t cols, bool partial) {
+  return new_tensor(v.base + (partial ? ".grad.partial" : ".grad"), rows, cols);
+}
+
+void ProgramBuilder::add_grad(const std::string& key, const std::string& tensor) {
+  grads_[key].push_back(tensor);
+}
+
+// The total gradient of `v`: contributions summed in arrival order. Only a complete gradient that
+// is not a partial sum gets a global name ("<base>.grad", laid out like v; a partial value's
+// gradient is replicated).
+std::string ProgramBuilder::take_grad(const Value& v) {
+  auto it = grads_.find(v.grad_key);
+  if (it == grads_.end() || it->second.empty()) return "";
+  std::vector<std::string> parts = std::move(it->second);
+  grads_.erase(it);
+  std::string total = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const TensorDesc& d = desc(total);
+    const std::string sum = new_tensor(v.base + ".grad.sum", d.rows, d.cols);
+    // [r, c] + [r, c] -> [r, c]
+    kernel(fmt::format("{}.grad_sum", op_stem(v.base)), "add", {total, parts[i]}, {sum}, double(d.rows) * d.cols);
+    total = sum;
+  }
+  if (!v.grad_partial) {
+    const Layout grad_layout = v.layout == Layout::partial ? Layout::full : v.layout;
+    set_global(total, v.base + ".grad", grad_layout);
+    const TensorDesc& value = desc(v.tensor);
+    TensorDesc& g = desc(total);
+    g.interleave = value.interleave;
+    g.interleave_cols = value.interleave_cols;
+  }
+  return total;
+}
+
+std::string ProgramBuilder::gradient_seed(const Value& out) {
+  const TensorDesc& d = desc(out.tensor);
+  const std::string seed = new_tensor(out.base + ".grad", d.rows, d.cols);
+  set_global(seed, out.base + ".grad", out.layout == Layout::partial ? Layout::full : out.layout);
+  return seed;
+}
+
+void ProgramBuilder::backward(Tape& tape, const Value& out, const std::string& dy) {
+  if (!dy.empty()) add_grad(out.grad_key, dy);
+  for (auto it = tape.steps.rbegin(); it != tape.steps.rend(); ++it) (*it)();
+  tape.steps.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Point to point (pipeline stages)
+void ProgramBuilder::send(const Value& v, int peer, int tag) {
+  Op op;
+  op.kind = OpKind::send;
+  op.name = fmt::format("{}.send", op_stem(v.base));
+  op.stream = Stream::pp_comm;
+  op.inputs = {v.tensor};
+  op.p2p.peer = peer;
+  op.p2p.tag = tag;
+  op.p2p.bytes = desc(v.tensor).rows * desc(v.tensor).cols * dtype_bytes(scenario_.model.dtype);
+  emit(std::move(op));
+}
+
+Value ProgramBuilder::recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag) {
+  Value v = activation(mb(base), cols, layout, mb(base) + ".recv");
+  Op op;
+  op.kind = OpKind::recv;
+  op.name = fmt::format("{}.recv", op_stem(v.base));
+  op.stream = Stream::pp_comm;
+  op.outputs = {v.tensor};
+  op.p2p.peer = peer;
+  op.p2p.tag = tag;
+  op.p2p.bytes = desc(v.tensor).rows * desc(v.tensor).cols * dtype_bytes(scenario_.model.dtype);
+  emit(std::move(op));
+  return v;
+}
+
+Program ProgramBuilder::finish() { return std::move(program_); }
+
+}  // namespace tpsim::lowering

@@ -1,0 +1,161 @@
+// ProgramBuilder: emits one rank's ops for the pieces of a transformer (norms, linears under a
+// partition spec, attention, MLP, embedding, output + loss), forward and backward, so lower() and a
+// training-step composer (pipeline, DP, optimizer) build Programs from the same code.
+//
+// Activations are tracked as Values with a layout over the rank's TP group: full (replicated),
+// seq (rows split: sequence parallelism), feat (columns split), partial (a sum still to be
+// reduced). Every change of layout goes through one row of the TP mapping table
+// (tp_mappings.hpp), which names its forward collective and its backward conjugate; the forward
+// call records the backward step on a Tape, and backward() replays a Tape in reverse.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tpsim/program.hpp"
+#include "tpsim/spec.hpp"
+
+namespace tpsim::lowering {
+
+// Where a rank sits in the mesh, and the global ranks of its tensor-parallel group (in ring order).
+struct RankCoords {
+  int rank = 0;
+  int tp_index = 0, dp_index = 0, pp_index = 0;
+  std::vector<int> tp_group;
+};
+int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index);   // honours mesh_order
+RankCoords rank_coords(const PlanSpec& plan, int rank);
+
+enum class Layout { full, seq, feat, partial };
+
+// A logical activation on this rank. `base` is the name of the unsharded tensor it holds (all or a
+// part of); gradients are accumulated under `grad_key`. `grad_partial`: the gradient arriving at
+// this value is a partial sum over the TP group (a column-parallel linear's input).
+struct Value {
+  std::string tensor;
+  std::string base;
+  Layout layout = Layout::full;
+  std::string grad_key;
+  bool grad_partial = false;
+};
+
+// Backward steps recorded by forward calls; backward() runs them last-first.
+struct Tape {
+  std::vector<std::function<void()>> steps;
+};
+
+// How one linear is split and what communication surrounds it (resolved from preset, partition
+// spec and explicit mapping).
+enum class LinearKind { replicated, column, row };
+struct LinearPlan {
+  LinearKind kind = LinearKind::replicated;
+  bool gather_output = false;               // column: all-gather the output
+  std::optional<bool> input_is_parallel;    // row: explicit; unset = derive
+  std::optional<bool> reduce_output;        // row: explicit; unset = derive (reduce)
+  bool head_interleaved = false;            // qkv column shards follow heads (strided over q, k, v)
+};
+
+class ProgramBuilder {
+ public:
+  ProgramBuilder(const Scenario& scenario, RankCoords coords, int64_t tokens);
+
+  const Scenario& scenario() const { return scenario_; }
+  const RankCoords& coords() const { return coords_; }
+  int tp() const { return tp_; }
+  int64_t tokens() const { return tokens_; }
+  Layout stream_layout() const;   // layout of the residual stream: seq under SP, else full
+
+  // Names of this micro-batch's activations get a "mbN." prefix (N > 0) and ops carry micro_batch;
+  // weight gradients of later micro-batches accumulate into the first one's.
+  void set_micro_batch(int micro_batch);
+
+  // --- leaves ------------------------------------------------------------------------------
+  // An input activation [tokens, cols] (global name `base`), delivered in `layout`.
+  Value input(const std::string& base, int64_t cols, Layout layout);
+  // Token ids [tokens, 1] in [0, vocab): "tokens" or "targets". Always replicated over TP.
+  std::string token_ids(const std::string& base);
+  // A weight [rows, cols] (global name `name`) split by `split_dim` into tp parts (-1: replicated).
+  std::string weight(const std::string& name, int64_t rows, int64_t cols, int split_dim,
+                     int interleave = 1, std::vector<int64_t> interleave_cols = {});
+
+  // --- layers (forward records its backward on `tape`) ---------------------------------------
+  Value layer_forward(int layer, const Value& x, Tape& tape);             // attention + MLP block
+  Value attention_block_forward(int layer, const Value& x, Tape& tape);   // x + proj(attn(norm1(x)))
+  Value mlp_block_forward(int layer, const Value& x, Tape& tape);         // x + fc2(act(fc1(norm2(x))))
+  Value embedding_forward(Tape& tape);                                    // tokens -> [tokens, hidden]
+  Value output_loss_forward(const Value& x, Tape& tape);                  // final norm, output, cross-entropy -> loss [tokens, 1]
+
+  // Pieces, public for tests of single layer types.
+  Value norm_forward(const std::string& name, const Value& x, Tape& tape);
+  Value linear_forward(const std::string& name, const std::string& plan_key, const Value& x,
+                       int64_t in, int64_t out, Tape& tape);
+  Value attention_forward(const std::string& name, const Value& qkv, Tape& tape);
+  Value activation_forward(const std::string& name, const Value& fc1, const Value* gate, Tape& tape);
+  Value residual_forward(const std::string& name, const Value& x, const Value& branch, Tape& tape);
+  Value cross_entropy_forward(const std::string& name, const Value& logits, Tape& tape);
+
+  // Re-lays `v` out as `target` through the TP mapping table (no op when already there, or tp = 1).
+  // `for_column_linear`: v feeds column-parallel linears, so its gradient comes back partial
+  // (Megatron's copy: identity forward, all-reduce backward).
+  Value to_layout(const Value& v, Layout target, Tape& tape, bool for_column_linear = false);
+
+  // --- backward -------------------------------------------------------------------------------
+  // Seeds the gradient of `out` with tensor `dy` ("" when `out` is a loss: the loss kernel knows
+  // its own gradient) and replays `tape` last-first.
+  void backward(Tape& tape, const Value& out, const std::string& dy);
+  // The total gradient reaching `v` (after backward()); "" if none did. Hands it out once.
+  std::string gradient(const Value& v) { return take_grad(v); }
+  // A gradient seed for `out`: an input tensor "<base>.grad" in out's layout (for scopes that end
+  // without a loss).
+  std::string gradient_seed(const Value& out);
+
+  // --- p2p (pipeline) -------------------------------------------------------------------------
+  void send(const Value& v, int peer, int tag);
+  Value recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag);
+
+  LinearPlan linear_plan(const std::string& plan_key) const;
+  size_t program_size() const { return program_.ops.size(); }   // ops emitted so far (step pieces)
+  Program finish();
+
+ private:
+  friend struct BuilderAccess;
+  std::string mb(const std::string& base) const;   // micro-batch prefix
+  std::string new_tensor(const std::string& wanted, int64_t rows, int64_t cols);
+  TensorDesc& desc(const std::string& tensor) { return program_.tensors.at(tensor); }
+  void set_global(const std::string& tensor, const std::string& global, Layout layout);
+  Op& emit(Op op);
+  Op& gemm(const std::string& name, const std::string& a, const std::string& b, const std::string& out,
+           bool trans_a, bool trans_b, bool accumulate = false);
+  Op& kernel(const std::string& name, const std::string& fn, std::vector<std::string> inputs,
+             std::vector<std::string> outputs, double flops, std::map<std::string, double> attrs = {});
+  Op& collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out, int dim);
+  // Gradients: contributions to a key are summed in arrival order; take_grad() hands out the total
+  // (and gives it its global name, so only complete gradients are compared).
+  void add_grad(const std::string& key, const std::string& tensor);
+  std::string take_grad(const Value& v);
+  std::string grad_tensor(const Value& v, int64_t rows, int64_t cols, bool partial);
+  Value activation(const std::string& base, int64_t cols, Layout layout, const std::string& tensor_name = "");
+  // A weight's gradient tensor "<w>.grad" (shaped and split like w) and whether this micro-batch
+  // accumulates into it; reduce_weight_grad all-reduces a partial weight gradient into it.
+  std::pair<std::string, bool> weight_grad(const std::string& w);
+  void reduce_weight_grad(const std::string& w, const std::string& partial);
+  int norm_split(const std::string& plan_key) const;
+  int embedding_split() const;
+  int64_t rows_of(Layout l) const { return l == Layout::seq ? tokens_ / tp_ : tokens_; }
+  bool weight_grad_accumulates() const { return micro_batch_ > 0; }
+
+  Scenario scenario_;
+  RankCoords coords_;
+  int tp_ = 1;
+  int64_t tokens_ = 0;
+  int micro_batch_ = 0;
+  Program program_;
+  std::map<std::string, int> last_writer_;
+  std::map<std::string, std::vector<std::string>> grads_;   // key -> contributions (tensors)
+  std::map<std::string, int> name_count_;
+};
+
+}  // namespace tpsim::lowering
