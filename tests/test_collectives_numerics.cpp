@@ -234,10 +234,11 @@ TEST_CASE("halving-doubling: all_reduce, all_gather, reduce_scatter on 2, 4, 8, 
 
 TEST_CASE("nvls: all_reduce through the switch, groups 2..16") { sweep(Algorithm::nvls, {CollectiveOp::all_reduce}); }
 
-TEST_CASE("hierarchical: all_reduce on 2..4 nodes x 2..4 ranks per node") {
-  for (int nodes = 2; nodes <= 4; ++nodes)
-    for (int per = 2; per <= 4; ++per)
-      for (int channels : {1, 2}) check_case(CollectiveOp::all_reduce, Algorithm::hierarchical, nodes * per, channels, 0, per);
+TEST_CASE("hierarchical: all_reduce, all_gather, reduce_scatter on 2..4 nodes x 2..4 ranks per node") {
+  for (CollectiveOp op : {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter})
+    for (int nodes = 2; nodes <= 4; ++nodes)
+      for (int per = 2; per <= 4; ++per)
+        for (int channels : {1, 2}) check_case(op, Algorithm::hierarchical, nodes * per, channels, 0, per);
 }
 
 TEST_CASE("auto resolves to ring for reductions and direct for all-to-all") {

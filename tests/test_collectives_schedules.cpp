@@ -84,6 +84,8 @@ TEST_CASE("unsupported combinations say which and why") {
   CHECK(message_of([] { make(CollectiveOp::all_gather, Algorithm::nvls, 8); }).find("nvls") != std::string::npos);
   CHECK(message_of([] { make(CollectiveOp::all_gather, Algorithm::tree, 8); }).find("tree") != std::string::npos);
   CHECK(message_of([] { make(CollectiveOp::all_to_all, Algorithm::halving_doubling, 8); }) != "(no exception)");
+  CHECK(message_of([] { make(CollectiveOp::broadcast, Algorithm::hierarchical, 8, 1, 0, 4); }).find("hierarchical") !=
+        std::string::npos);
   CHECK(message_of([] { make(CollectiveOp::all_reduce, Algorithm::hierarchical, 8, 1, 0, 3); })
             .find("ranks_per_node") != std::string::npos);
   CHECK(message_of([] { make(CollectiveOp::broadcast, Algorithm::ring, 4, 1, 4); }).find("root") != std::string::npos);
@@ -192,6 +194,13 @@ TEST_CASE("direct, nvls and hierarchical closed forms") {
       // Inter-node edges carry only shard-sized pieces: rank n*per+l talks to (n+1)*per+l.
       for (const Edge& e : schedule_edges(h))
         if (e.src / per != e.dst / per) CHECK(e.src % per == e.dst % per);
+      for (CollectiveOp op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
+        const Schedule g = make(op, Algorithm::hierarchical, p, 1, 0, per);
+        CHECK(rounds(g) == (per - 1) + (nodes - 1));
+        const double each = (per - 1.0) / per + (nodes - 1.0) / p;
+        for (double b : bytes_sent(g, 1.0)) CHECK(b == doctest::Approx(each));
+        check_no_hazard(g);
+      }
     }
 }
 

@@ -38,9 +38,7 @@ FlowView ring_view(const ScheduleRequest& r) {
 // over 2(L-1) steps; rail ring edges one chunk per step over 2(N-1) steps.
 FlowView hierarchical_view(const ScheduleRequest& r) {
   const int p = r.ranks, per = r.ranks_per_node;
-  if (r.op != CollectiveOp::all_reduce || per < 1 || p % per != 0) {
-    coll::hierarchical_schedule(r);   // throws the same message as make_schedule
-  }
+  if (per < 1 || p % per != 0) (void)coll::hierarchical_schedule(r);   // throws make_schedule's message
   const int nodes = p / per;
   FlowView f;
   for (int n = 0; n < nodes; ++n) ring_edges(f.edges, coll::iota(per, n * per), 2.0 * (per - 1) * nodes * r.channels);
@@ -64,7 +62,7 @@ FlowView flow_view(const ScheduleRequest& request) {
                            (r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::all_gather ||
                             r.op == CollectiveOp::reduce_scatter);
   if (ring_closed) return ring_view(r);
-  if (r.algorithm == Algorithm::hierarchical) return hierarchical_view(r);
+  if (r.algorithm == Algorithm::hierarchical && r.op == CollectiveOp::all_reduce) return hierarchical_view(r);
   if (r.algorithm == Algorithm::tree) return coll::tree_flow_view(r);
   const Schedule s = make_schedule(r);
   FlowView f;

@@ -12,8 +12,9 @@
 //   broadcast   a node of depth d copies chunk k to its children in round k+d.  K+H-1 rounds
 //   all_reduce  reduce, then broadcast shifted by H rounds (chunk k leaves the root in round
 //               k+H, as soon as it is reduced).                                 K+2H-1 rounds
-// Bytes per rank (all-reduce): S/2 up per non-root tree membership, S/2 per child down; at most
-// about 2 S, and S on average per tree direction.
+// Bytes per rank (all-reduce): in each tree S/2 up (unless root) and S/2 per child down. A rank
+// inner with two children in one tree and a leaf in the other sends S/2 + S + S/2 = 2S, against the
+// ring's 2(p-1)/p S; broadcast / reduce: half of that.
 #include <algorithm>
 #include <map>
 #include <utility>
