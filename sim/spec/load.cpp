@@ -37,7 +37,9 @@ Part open_part(const Map& top, const std::string& key, const std::string& catego
     part.fallback_name = "inline";
   } else if (v.IsScalar()) {
     std::string problem;
-    auto doc = open_reference(category, v.Scalar(), base_dir, problem);
+    // A -t/-m/-p reference is relative to where the command runs, not to the scenario's folder.
+    const bool from_flag = top.source().labels.count(key) > 0;
+    auto doc = open_reference(category, v.Scalar(), from_flag ? "." : base_dir, problem);
     if (!doc) top.fail(key, problem);
     part.doc = *doc;
     part.fallback_name = doc->file.empty() ? v.Scalar() : stem_of(doc->file);

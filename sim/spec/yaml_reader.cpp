@@ -87,7 +87,8 @@ void fail_at(const Source& src, const YAML::Node& node, const std::string& key, 
 // ---------------------------------------------------------------------------------------------
 Map::Map(const Source& src, YAML::Node node, std::string path) : src_(&src), node_(node), path_(std::move(path)) {
   if (!node_.IsMap())
-    fail_at(src, node_, path_.empty() ? "(top level)" : path_, "expected a mapping of keys, got " + shown(node_));
+    fail_at(src, node_, path_, std::string("expected a mapping of keys") + (path_.empty() ? " at the top level" : "") +
+                                   ", got " + shown(node_));
 }
 
 std::string Map::key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
