@@ -12,7 +12,7 @@
 #include "tpsim/memory.hpp"
 
 using namespace tpsim;
-using namespace tpsim::lower;
+using namespace tpsim::lowering;
 
 namespace {
 

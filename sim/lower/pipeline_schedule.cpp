@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace tpsim::lower {
+namespace tpsim::lowering {
 
 int warmup_forwards(int pp, int stage, int virtual_stages, int micro_batches) {
   const int total = micro_batches * virtual_stages;
@@ -58,4 +58,4 @@ int peak_in_flight_chunks(const std::vector<PipelineSlot>& order) {
   return peak;
 }
 
-}  // namespace tpsim::lower
+}  // namespace tpsim::lowering

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace tpsim::lower {
+namespace tpsim::lowering {
 
 struct PipelineSlot {
   bool forward = true;
@@ -25,4 +25,4 @@ int warmup_forwards(int pp, int stage, int virtual_stages, int micro_batches);
 // Most (micro-batch, chunk) forwards whose backward has not run yet, over the schedule of `stage`.
 int peak_in_flight_chunks(const std::vector<PipelineSlot>& order);
 
-}  // namespace tpsim::lower
+}  // namespace tpsim::lowering

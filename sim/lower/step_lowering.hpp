@@ -1,0 +1,26 @@
+// Whole training steps and inference requests lowered to per-rank Programs (LowerScope::step).
+#pragma once
+
+#include <cstdint>
+
+#include "tpsim/lower.hpp"
+
+namespace tpsim::lowering {
+
+// Micro-batches per optimizer step and DP replica: global_batch / (micro_batch * dp); throws
+// std::invalid_argument when it does not divide.
+int64_t micro_batches_per_step(const Scenario& s);
+
+// A training step: for each micro-batch, in the stage's 1F1B (or interleaved) order, embedding
+// (first stage), the stage's layers forward and backward (recomputation per plan), output and loss
+// (last stage); activations and gradients between stages on Stream::pp_comm; bucketed DP gradient
+// all-reduce (or reduce-scatter + all-gather with the distributed optimizer) on Stream::dp_comm as
+// the last micro-batch's backward frees each bucket; then the optimizer kernel.
+// `micro_batches` > 0 simulates only that many micro-batches of the step (0 = the whole step).
+ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches = 0);
+
+// Inference: `decode` false = the prefill of batch x prompt tokens; true = one decode step of
+// `batch` tokens attending to a KV cache of `context` tokens. Stages run the batch in turn.
+ProgramSet lower_inference_step(const Scenario& s, bool decode, int64_t context);
+
+}  // namespace tpsim::lowering

@@ -1,0 +1,313 @@
+// A whole training step composed from step pieces (step_pieces.hpp) in pipeline order.
+//
+// Pipeline messages share one pp_comm stream per rank, in the order of their timestamps in an ideal
+// run of the schedule (forward 1, backward 2 per chunk). Every stream then lists its messages in
+// one global order, so the step cannot deadlock whether a send waits for its receiver or not.
+#include <algorithm>
+#include <fmt/format.h>
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+#include "lower/pipeline_schedule.hpp"
+#include "lower/program_builder.hpp"
+#include "lower/step_lowering.hpp"
+#include "lower/step_pieces.hpp"
+
+namespace tpsim::lowering {
+
+int64_t micro_batches_per_step(const Scenario& s) {
+  const WorkloadSpec& w = s.workload;
+  const int64_t per_step = w.micro_batch * s.plan.dp;
+  if (w.micro_batch < 1 || w.global_batch % per_step != 0)
+    throw std::invalid_argument(fmt::format("workload.global_batch ({}) must be a multiple of micro_batch x dp ({} x {})",
+                                            w.global_batch, w.micro_batch, s.plan.dp));
+  return w.global_batch / per_step;
+}
+
+namespace {
+
+// Megatron-LM's default DP bucket: max(40M, 1M x dp) parameters.
+double bucket_params(int dp) { return std::max(40e6, 1e6 * dp); }
+// Bytes per gradient element reduced over DP: fp32 main gradients (Megatron forces fp32 gradient
+// accumulation and reduction for bf16 training).
+constexpr double kGradReduceBytes = 4;
+// Adam step per parameter on the GPU: read fp32 gradient (4), read + write fp32 master weight,
+// m and v (3 x 8), write the bf16 weight (2) -> 30 B of HBM traffic, ~10 FLOPs.
+constexpr double kAdamBytesPerParam = 30, kAdamFlopsPerParam = 10;
+
+using SlotKey = std::tuple<bool, int, int>;   // (forward, micro-batch, global chunk)
+
+// End time of every slot in an ideal run (no communication cost, F = 1, B = 2 per chunk).
+std::map<SlotKey, double> ideal_slot_ends(int pp, int v, int m) {
+  std::vector<std::vector<PipelineSlot>> orders;
+  for (int s = 0; s < pp; ++s) orders.push_back(pipeline_order(pp, s, v, m));
+  std::map<SlotKey, double> done;
+  std::vector<size_t> next(size_t(pp), 0);
+  std::vector<double> free_at(size_t(pp), 0);
+  const int chunks = pp * v;
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (int s = 0; s < pp; ++s) {
+      for (; next[size_t(s)] < orders[size_t(s)].size(); ++next[size_t(s)]) {
+        const PipelineSlot& slot = orders[size_t(s)][next[size_t(s)]];
+        const int g = slot.chunk * pp + s;
+        double ready = free_at[size_t(s)];
+        if (slot.forward ? g > 0 : true) {
+          const SlotKey need = slot.forward ? SlotKey{true, slot.micro_batch, g - 1}
+                               : g == chunks - 1 ? SlotKey{true, slot.micro_batch, g}
+                                                 : SlotKey{false, slot.micro_batch, g + 1};
+          auto it = done.find(need);
+          if (it == done.end()) break;
+          ready = std::max(ready, it->second);
+        }
+        free_at[size_t(s)] = ready + (slot.forward ? 1 : 2);
+        done[{slot.forward, slot.micro_batch, g}] = free_at[size_t(s)];
+        progress = true;
+      }
+    }
+  }
+  return done;
+}
+
+int message_tag(bool gradient, int micro_batch, int chunk, int micro_batches) {
+  return (chunk * micro_batches + micro_batch) * 2 + (gradient ? 1 : 0);
+}
+
+// One rank's program, appended piece by piece.
+class StepWriter {
+ public:
+  StepWriter(int rank, std::vector<int> tp_group) : tp_group_(std::move(tp_group)) { program_.rank = rank; }
+
+  // Appends a piece; its ops without internal deps wait for `roots` and the last compute op.
+  void stamp(const Piece& piece, const std::string& prefix, int layer, int micro_batch, const std::vector<int>& roots) {
+    const int base = int(program_.ops.size());
+    for (const Op& src : piece.ops) {
+      Op op = src;
+      op.id = int(program_.ops.size());
+      op.name = prefix + "." + src.name;
+      op.layer = layer;
+      op.micro_batch = micro_batch;
+      for (int& d : op.deps) d += base;
+      if (op.deps.empty()) {
+        op.deps = roots;
+        if (last_compute_ >= 0) op.deps.push_back(last_compute_);
+      }
+      if (op.kind == OpKind::collective) op.collective.group = tp_group_;
+      if (op.stream == Stream::compute) last_compute_ = op.id;
+      program_.ops.push_back(std::move(op));
+    }
+  }
+
+  int append(Op op) {
+    op.id = int(program_.ops.size());
+    if (op.stream == Stream::compute) last_compute_ = op.id;
+    program_.ops.push_back(std::move(op));
+    return program_.ops.back().id;
+  }
+
+  int last_compute() const { return last_compute_; }
+  Program finish() { return std::move(program_); }
+
+ private:
+  Program program_;
+  std::vector<int> tp_group_;
+  int last_compute_ = -1;
+};
+
+Op p2p_op(OpKind kind, const std::string& name, int peer, int tag, double bytes, int micro_batch) {
+  Op op;
+  op.kind = kind;
+  op.name = name;
+  op.stream = Stream::pp_comm;
+  op.p2p.peer = peer;
+  op.p2p.tag = tag;
+  op.p2p.bytes = int64_t(bytes);
+  op.micro_batch = micro_batch;
+  return op;
+}
+
+Op dp_collective(CollectiveOp kind, const std::string& name, std::vector<int> group, double bytes, int after,
+                 Algorithm algorithm) {
+  Op op;
+  op.kind = OpKind::collective;
+  op.name = name;
+  op.stream = Stream::dp_comm;
+  op.collective.op = kind;
+  op.collective.algorithm = algorithm;
+  op.collective.group = std::move(group);
+  op.collective.bytes = int64_t(bytes);
+  op.collective.dim = 0;
+  op.hbm_bytes = 2 * bytes;
+  if (after >= 0) op.deps = {after};
+  return op;
+}
+
+struct PendingRecv {
+  double ts = 0;
+  int tag = 0;
+  bool gradient = false;
+  int micro_batch = 0, chunk = 0;   // the slot that consumes it (chunk: global)
+};
+
+}  // namespace
+
+ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches) {
+  const PlanSpec& plan = s.plan;
+  const int pp = plan.pp, v = std::max(1, plan.virtual_stages), dp = plan.dp;
+  const int64_t full = micro_batches_per_step(s);
+  const int m = int(micro_batches > 0 ? std::min(micro_batches, full) : full);
+  if (s.model.layers % (pp * v) != 0)
+    throw std::invalid_argument(fmt::format("model.layers ({}) must divide into pp x virtual_stages ({} x {}) chunks",
+                                            s.model.layers, pp, v));
+  const int layers_per_chunk = int(s.model.layers / (pp * v));
+  const int chunks = pp * v;
+  const int64_t tokens = s.workload.micro_batch * s.workload.seq;
+  const StepPieces pieces = build_step_pieces(s, tokens);
+  const std::map<SlotKey, double> ends = ideal_slot_ends(pp, v, m);
+  const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
+  // Activations and gradients between stages: [tokens, h], sequence-sharded under SP.
+  const double p2p_bytes = double(tokens) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /
+                           (plan.sp && plan.tp > 1 ? plan.tp : 1);
+
+  ProgramSet set;
+  set.tp = plan.tp;
+  set.pp = pp;
+  set.dp = dp;
+  set.ranks.resize(size_t(plan.world()));
+  for (int rank = 0; rank < plan.world(); ++rank) {
+    const RankCoords c = rank_coords(plan, rank);
+    const int stage = c.pp_index;
+    std::vector<int> dp_group;
+    for (int d = 0; d < dp; ++d) dp_group.push_back(rank_of(plan, c.tp_index, d, stage));
+    const int prev = rank_of(plan, c.tp_index, c.dp_index, (stage + pp - 1) % pp);
+    const int next = rank_of(plan, c.tp_index, c.dp_index, (stage + 1) % pp);
+    const std::vector<PipelineSlot> order = pipeline_order(pp, stage, v, m);
+
+    // Every message this rank receives, in global (timestamp, tag) order.
+    std::vector<PendingRecv> recvs;
+    for (const PipelineSlot& slot : order) {
+      const int g = slot.chunk * pp + stage;
+      if (slot.forward && g > 0)
+        recvs.push_back({ends.at({true, slot.micro_batch, g - 1}), message_tag(false, slot.micro_batch, g - 1, m), false,
+                         slot.micro_batch, g});
+      if (!slot.forward && g < chunks - 1)
+        recvs.push_back({ends.at({false, slot.micro_batch, g + 1}), message_tag(true, slot.micro_batch, g + 1, m), true,
+                         slot.micro_batch, g});
+    }
+    std::sort(recvs.begin(), recvs.end(),
+              [](const PendingRecv& a, const PendingRecv& b) { return std::tie(a.ts, a.tag) < std::tie(b.ts, b.tag); });
+    size_t posted = 0;
+    std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
+
+    StepWriter w(rank, c.tp_group);
+    auto post_until = [&](double ts, int tag) {
+      for (; posted < recvs.size() && std::tie(recvs[posted].ts, recvs[posted].tag) < std::tie(ts, tag); ++posted) {
+        const PendingRecv& r = recvs[posted];
+        recv_op[{r.gradient, r.micro_batch, r.chunk}] = w.append(
+            p2p_op(OpKind::recv, fmt::format("mb{}.chunk{}.{}.recv", r.micro_batch, r.chunk, r.gradient ? "grad" : "act"),
+                   r.gradient ? next : prev, r.tag, p2p_bytes, r.micro_batch));
+      }
+    };
+
+    // DP gradient buckets, filled as the last micro-batch's backward frees each layer's gradients.
+    std::vector<int> dp_ops;
+    double bucket = 0;
+    std::vector<int> backwards_done(size_t(v), 0);
+    auto flush_bucket = [&] {
+      if (bucket <= 0 || dp <= 1) {
+        bucket = 0;
+        return;
+      }
+      const auto kind = plan.distributed_optimizer ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
+      dp_ops.push_back(w.append(dp_collective(kind, fmt::format("dp.grads.bucket{}", dp_ops.size()), dp_group,
+                                              bucket * kGradReduceBytes, w.last_compute(), algorithm)));
+      bucket = 0;
+    };
+    auto add_grads = [&](double params) {
+      bucket += params;
+      if (bucket >= bucket_params(dp)) flush_bucket();
+    };
+    double local_params = 0;
+
+    for (const PipelineSlot& slot : order) {
+      const int g = slot.chunk * pp + stage;
+      const int mb = slot.micro_batch;
+      const std::string prefix = fmt::format("mb{}", mb);
+      const int first_layer = g * layers_per_chunk;
+      std::vector<int> roots;
+      if (slot.forward) {
+        if (g > 0) {
+          post_until(ends.at({true, mb, g - 1}), message_tag(false, mb, g - 1, m) + 1);
+          roots.push_back(recv_op.at({false, mb, g}));
+        } else {
+          w.stamp(pieces.embedding_fwd, prefix, -1, mb, roots);
+        }
+        for (int l = 0; l < layers_per_chunk; ++l)
+          w.stamp(pieces.layer_fwd, fmt::format("{}.layer{}", prefix, first_layer + l), first_layer + l, mb,
+                  l == 0 ? roots : std::vector<int>{});
+        if (g == chunks - 1) {
+          w.stamp(pieces.output_fwd, prefix, -1, mb, {});
+        } else {
+          const int tag = message_tag(false, mb, g, m);
+          post_until(ends.at({true, mb, g}), tag);
+          Op send = p2p_op(OpKind::send, fmt::format("mb{}.chunk{}.act.send", mb, g), next, tag, p2p_bytes, mb);
+          send.deps = {w.last_compute()};
+          w.append(std::move(send));
+        }
+        continue;
+      }
+      const bool last_micro_batch = ++backwards_done[size_t(slot.chunk)] == m;
+      if (g == chunks - 1) {
+        w.stamp(pieces.output_bwd, prefix, -1, mb, {});
+        if (last_micro_batch) add_grads(pieces.embedding_params);   // the output head
+      } else {
+        post_until(ends.at({false, mb, g + 1}), message_tag(true, mb, g + 1, m) + 1);
+        roots.push_back(recv_op.at({true, mb, g}));
+      }
+      for (int l = layers_per_chunk - 1; l >= 0; --l) {
+        const int layer = first_layer + l;
+        const std::string lp = fmt::format("{}.layer{}", prefix, layer);
+        const std::vector<int> r = l == layers_per_chunk - 1 ? roots : std::vector<int>{};
+        if (plan.recompute == Recompute::full) w.stamp(pieces.layer_fwd, lp + ".recompute", layer, mb, r);
+        if (plan.recompute == Recompute::selective) w.stamp(pieces.attention_recompute, lp, layer, mb, r);
+        w.stamp(pieces.layer_bwd, lp, layer, mb, plan.recompute == Recompute::none ? r : std::vector<int>{});
+        if (last_micro_batch) add_grads(pieces.layer_params);
+      }
+      if (g == 0) {
+        w.stamp(pieces.embedding_bwd, prefix, -1, mb, {});
+        if (last_micro_batch) add_grads(pieces.embedding_params);
+      } else {
+        const int tag = message_tag(true, mb, g, m);
+        post_until(ends.at({false, mb, g}), tag);
+        Op send = p2p_op(OpKind::send, fmt::format("mb{}.chunk{}.grad.send", mb, g), prev, tag, p2p_bytes, mb);
+        send.deps = {w.last_compute()};
+        w.append(std::move(send));
+      }
+    }
+    post_until(1e300, 0);
+    flush_bucket();
+
+    // Optimizer: Adam over this rank's parameters (its 1/dp shard with the distributed optimizer).
+    local_params = pieces.layer_params * layers_per_chunk * v + (stage == 0 ? pieces.embedding_params : 0) +
+                   (stage == pp - 1 ? pieces.embedding_params : 0);
+    const double updated = plan.distributed_optimizer ? local_params / dp : local_params;
+    Op adam;
+    adam.kind = OpKind::kernel;
+    adam.name = "optimizer.adam";
+    adam.kernel.fn = "adam";
+    adam.kernel.attrs["params"] = updated;
+    adam.flops = kAdamFlopsPerParam * updated;
+    adam.hbm_bytes = kAdamBytesPerParam * updated;
+    adam.dtype = DType::fp32;
+    adam.deps = dp_ops;
+    const int adam_id = w.append(std::move(adam));
+    if (plan.distributed_optimizer && dp > 1)
+      w.append(dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
+                             local_params * dtype_bytes(s.model.dtype), adam_id, algorithm));
+    set.ranks[size_t(rank)] = w.finish();
+  }
+  return set;
+}
+
+}  // namespace tpsim::lowering
