@@ -51,6 +51,14 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
   if (op.kind == OpKind::gemm) return gemm_cost(gpu, op.gemm, op.dtype);
   KernelCost c;
   if (op.kind != OpKind::kernel) return c;
+  // A fused kernel stands for a run of kernels already costed one by one (whole-step lowering
+  // coarsens a layer's compute between TP collectives): its duration is their sum.
+  if (op.kernel.fn == "fused") {
+    auto it = op.kernel.attrs.find("seconds");
+    c.seconds = it != op.kernel.attrs.end() ? it->second : 0;
+    c.compute_bound = c.seconds;
+    return c;
+  }
   // Non-GEMM kernels (norms, activations, softmax outside flash attention) are memory-bound; a
   // fused attention kernel carries its FLOPs and reaches the same fraction of peak as a GEMM.
   const double peak = peak_for(gpu, op.dtype);
