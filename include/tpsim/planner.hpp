@@ -1,0 +1,196 @@
+// Planner: sweep every layout a cluster allows for one model and one target, reject the layouts
+// that cannot run (invalid mesh, out of memory, late, too slow) with the reason, time the rest and
+// rank them. A sweep runs layouts in forked worker processes (SimGrid allows one Engine per
+// process), appends each result to its CSV as it finishes, resumes from that file, and can be cut
+// into deterministic shards whose merged CSVs equal the unsharded sweep line for line.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tpsim/spec.hpp"
+
+namespace tpsim {
+
+// What "best" means. throughput: tokens/s (higher first); time_to_train: seconds to train the
+// target's tokens; cost: currency to train them (or per step without a token target); latency:
+// seconds per inference request (prefill + every decode step).
+enum class Objective { throughput, time_to_train, cost, latency };
+const char* to_string(Objective o);
+Objective parse_objective(const std::string& text);   // throws std::invalid_argument
+
+struct TrainingTarget {
+  int64_t global_batch = 1024;   // sequences per optimizer step
+  int64_t seq = 0;               // tokens per sequence; 0 = the model's max_seq
+  double tokens = 0;             // tokens to train; 0 = none (time/cost are then per step)
+  double deadline_s = 0;         // 0 = none; layouts that would train longer are rejected
+};
+
+struct InferenceTarget {
+  int64_t batch = 1;             // largest batch tried; the sweep tries 1, 2, 4, ... up to it
+  int64_t prompt = 512;          // prompt tokens per request
+  int64_t generate = 128;        // output tokens per request
+  double latency_bound_s = 0;    // 0 = none; layouts whose request latency exceeds it are rejected
+};
+
+struct SweepSpec {
+  ModelSpec model;
+  Topology topology;                         // its `nodes` is replaced by each entry of node_counts
+  std::vector<int> node_counts;              // empty = the topology's node count
+  WorkloadKind kind = WorkloadKind::training;
+  TrainingTarget training;
+  InferenceTarget inference;
+  Objective objective = Objective::throughput;
+  // Training dimensions swept besides the mesh (tp, pp, dp are derived from the GPU count).
+  std::vector<int64_t> micro_batches = {1, 2, 4};
+  std::vector<Recompute> recomputes = {Recompute::none, Recompute::selective, Recompute::full};
+  std::vector<int> virtual_stages = {1, 2};
+  int max_tp = 0;                            // 0 = gpus_per_node (Megatron keeps TP inside a node)
+};
+
+// One point of the sweep. Training uses micro_batch/sp/recompute/virtual_stages; inference uses batch.
+struct Layout {
+  int nodes = 1;
+  int tp = 1, pp = 1, dp = 1;
+  int64_t micro_batch = 1;
+  bool sp = false;
+  Recompute recompute = Recompute::none;
+  int virtual_stages = 1;
+  int64_t batch = 0;              // inference batch (0 for training layouts)
+  int gpus() const { return tp * pp * dp; }
+};
+bool operator<(const Layout& a, const Layout& b);    // numeric order: nodes, tp, pp, dp, mb, ...
+bool operator==(const Layout& a, const Layout& b);
+
+// Stable, human-readable id: "n8-tp8-pp4-dp2-mb1-sp-rsel-v1" (training), "n1-tp4-pp1-b16" (inference).
+std::string layout_id(const Layout& l);
+Layout parse_layout_id(const std::string& id);        // throws std::invalid_argument
+const char* recompute_name(Recompute r);              // "none" | "selective" | "full"
+
+// Every layout of the sweep in numeric order (deterministic; includes layouts the checks reject).
+std::vector<Layout> enumerate_layouts(const SweepSpec& spec);
+
+// The scenario that times one layout: the topology resized to layout.nodes, a Megatron plan with the
+// layout's mesh, the target's workload, numerics off.
+Scenario scenario_for(const SweepSpec& spec, const Layout& layout);
+
+// The layouts this shard runs: index % parts == shard over enumerate_layouts() (shard is 0-based).
+struct Shard {
+  int index = 0, parts = 1;
+};
+Shard parse_shard(const std::string& text);            // "i/N", 0 <= i < N; throws std::invalid_argument
+std::vector<Layout> shard_layouts(const std::vector<Layout>& all, Shard shard);
+
+// ---------------------------------------------------------------------------------------------
+// Results
+enum class Verdict { ok, invalid, oom, deadline, latency, error };
+const char* to_string(Verdict v);
+
+struct LayoutResult {
+  Layout layout;
+  Verdict verdict = Verdict::ok;
+  std::string reason;            // why it was rejected ("" when ok)
+  // What the evaluator measured (seconds per optimizer step, or per request for inference).
+  double step_time_s = 0;
+  double compute_s = 0, exposed_comm_s = 0, bubble_s = 0;   // slowest GPU, per step
+  double memory_bytes = 0;       // peak per GPU (0 = unknown)
+  double ttft_s = 0, tpot_s = 0; // inference: time to first token, time per output token
+  // Derived by the planner from the above and the target (finish_result).
+  double tokens_per_s = 0;
+  double tflops_per_gpu = 0;     // model FLOPs (Narayanan et al. 2021, model_flops_per_step) per second per GPU
+  double time_to_train_s = 0;    // training: target tokens / tokens_per_s (0 without a target)
+  // GPU-hours: training, to train the target tokens (one step without a token target); inference,
+  // per million output tokens. cost = gpu_hours x the topology's price (0 when the price is unknown).
+  double gpu_hours = 0;
+  double cost = 0;
+};
+
+// The seam between the sweep and the simulator: time one scenario, or say why it cannot run.
+// The sweep calls it in a forked worker, so it may start a SimGrid Engine and may crash safely.
+using Evaluator = std::function<LayoutResult(const Scenario&)>;
+
+// The real evaluator: validate() -> memory model (OOM names the component) -> run_scenario() with
+// numerics off. What it simulates is a representative slice of the step; see sim/plan/evaluate.cpp.
+LayoutResult evaluate_layout(const Scenario& scenario);
+
+// Fills the derived metrics (tokens/s, TFLOP/s, time to train, cost) and applies the target's
+// deadline / latency bound. Idempotent.
+void finish_result(const SweepSpec& spec, LayoutResult& r);
+
+// Ranking: ok layouts by the objective (ties by layout order), then rejected ones by layout order.
+// `cost` ranks by GPU-hours, which orders layouts as cost does and still works without a price.
+void rank_results(std::vector<LayoutResult>& results, Objective objective);
+
+// A reason the planner rejects a layout before simulating it (batch not divisible, interleaving
+// that does not fit), or "" when the layout is worth evaluating.
+std::string layout_problem(const SweepSpec& spec, const Layout& layout);
+
+// ---------------------------------------------------------------------------------------------
+// Result files. One CSV row per layout, fixed columns, numbers in a fixed format, no timestamps:
+// the same sweep gives the same bytes. `rank` is 0 in rows appended while the sweep runs.
+std::string csv_header();
+std::string csv_row(const LayoutResult& r, int rank, Objective objective, const std::string& context);
+struct CsvRecord {
+  LayoutResult result;
+  int rank = 0;
+  Objective objective = Objective::throughput;
+  std::string context;           // which sweep the row belongs to (sweep_context)
+};
+CsvRecord parse_csv_row(const std::string& line);      // throws std::invalid_argument
+std::vector<CsvRecord> read_csv(const std::string& path);   // missing file = empty; bad row throws InputError
+// Writes the ranked file (header + rows with ranks) atomically (temp file + rename).
+void write_ranked_csv(const std::string& path, const std::vector<LayoutResult>& ranked, Objective objective,
+                      const std::string& context);
+std::string results_json(const std::vector<LayoutResult>& ranked, Objective objective, const std::string& context);
+
+// The sweep's identity written into every row, so a resume or a merge never mixes sweeps:
+// "llama2-70b on cluster-h100-ndr (8 GPUs/node); training gb 1024 seq 4096 tokens 0 deadline 0".
+std::string sweep_context(const SweepSpec& spec);
+
+// Combines shard files into one ranked list; throws InputError if they hold different sweeps or
+// disagree on a layout.
+struct Merged {
+  std::string context;
+  Objective objective = Objective::throughput;
+  std::vector<LayoutResult> ranked;
+};
+Merged merge_csv_files(const std::vector<std::string>& paths);
+
+// ---------------------------------------------------------------------------------------------
+// Running a sweep
+struct SweepOptions {
+  int jobs = 0;                   // worker processes; 0 = all cores
+  Shard shard;
+  std::string csv;                // result file: appended as layouts finish, resumed, then ranked
+  std::string json;               // optional ranked JSON
+  std::function<void(int done, int total)> progress;   // called in the parent after each layout
+};
+
+struct SweepOutcome {
+  std::vector<LayoutResult> ranked;   // this shard's layouts, ranked
+  int total = 0;                      // layouts in this shard
+  int resumed = 0;                    // taken from the CSV instead of evaluated
+  int evaluated = 0;                  // evaluated in this call
+};
+
+SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const Evaluator& evaluate);
+
+// ---------------------------------------------------------------------------------------------
+// Reading the result
+// Megatron's usual choice: TP = min(8, GPUs per node), sequence parallel, selective recompute,
+// micro-batch 1, no interleaving, the smallest PP that fits in memory; on the largest node count.
+// `tp` is that TP (megatron_tp(topology)); training sweeps only.
+int megatron_tp(const Topology& t);
+std::optional<LayoutResult> megatron_choice(const std::vector<LayoutResult>& ranked, int tp);
+
+// The terminal report: the top rows, where Megatron's choice ranks and why the best differs, and
+// how many layouts were rejected for which reason.
+std::string plan_table(const std::vector<LayoutResult>& ranked, Objective objective, int megatron_tp, int top);
+
+// Progress on stderr: a bar with ETA on a terminal, plain lines (every 10%) otherwise.
+std::function<void(int, int)> progress_printer(bool terminal);
+
+}  // namespace tpsim

@@ -1,0 +1,97 @@
+// The real evaluator behind `tpsim plan`: is the layout valid (validate()), does it fit (memory
+// model; an OOM names the component that overflows), and how long is its step (run_scenario with
+// numerics off).
+//
+// What is simulated (the representative slice): a training step of m micro-batches is not
+// simulated whole when m is large. Under 1F1B (interleaved or not) every micro-batch past the
+// pipeline's fill costs the same steady-state slot, and the tail (drain, data-parallel gradient
+// reduction, optimizer step) does not depend on m, so the step time is affine in m:
+//   T(m) = T(k1) + (m - k1) * (T(k2) - T(k1)) / (k2 - k1),  k1 = 2 pp, k2 = 4 pp micro-batches.
+// Both slices are whole simulations (every rank, every layer, every collective, with contention);
+// only the number of micro-batches is cut. Compute, exposed communication and bubble are extended
+// the same way. When m <= k2 the step is simulated whole. k1 = 2 pp (not pp) so both slices are
+// past the fill and interleaving's m % pp == 0 holds for both.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "tpsim/memory.hpp"
+#include "tpsim/planner.hpp"
+#include "tpsim/report.hpp"
+
+namespace tpsim {
+
+namespace {
+
+struct SliceTimes {
+  double step = 0, compute = 0, exposed = 0, bubble = 0;
+};
+
+// Simulates `micro_batches` micro-batches of the scenario's step (0 = the whole step).
+SliceTimes simulate_slice(const Scenario& scenario, int64_t micro_batches) {
+  Scenario s = scenario;
+  s.numerics = "off";
+  s.workload.steps = micro_batches;
+  RunOptions options;
+  options.numerics = "off";
+  const RunResult run = run_scenario(s, options);
+  const RunTotals t = totals(run.timeline);
+  return {t.step_time, t.compute, t.exposed_communication, t.bubble};
+}
+
+double affine(double at_k1, double at_k2, double k1, double k2, double m) {
+  return at_k1 + (m - k1) * (at_k2 - at_k1) / (k2 - k1);
+}
+
+}  // namespace
+
+LayoutResult evaluate_layout(const Scenario& scenario) {
+  LayoutResult r;
+  try {
+    validate(scenario);
+  } catch (const InputError& e) {
+    r.verdict = Verdict::invalid;
+    r.reason = e.key.empty() ? e.problem : e.key + ": " + e.problem;
+    return r;
+  }
+
+  const MemoryBreakdown memory = peak_memory(scenario);
+  r.memory_bytes = memory.total;
+  if (!memory.fits) {
+    r.verdict = Verdict::oom;
+    r.reason = memory_verdict(memory);
+    return r;
+  }
+
+  const WorkloadSpec& w = scenario.workload;
+  if (w.kind == WorkloadKind::inference) {
+    const SliceTimes whole = simulate_slice(scenario, 0);
+    r.step_time_s = whole.step;
+    r.compute_s = whole.compute;
+    r.exposed_comm_s = whole.exposed;
+    r.bubble_s = whole.bubble;
+    return r;
+  }
+
+  const int64_t m = w.global_batch / (int64_t{scenario.plan.dp} * w.micro_batch);
+  const int64_t k1 = 2 * int64_t{scenario.plan.pp}, k2 = 4 * int64_t{scenario.plan.pp};
+  if (m <= k2) {
+    const SliceTimes whole = simulate_slice(scenario, 0);
+    r.step_time_s = whole.step;
+    r.compute_s = whole.compute;
+    r.exposed_comm_s = whole.exposed;
+    r.bubble_s = whole.bubble;
+    return r;
+  }
+  const SliceTimes a = simulate_slice(scenario, k1), b = simulate_slice(scenario, k2);
+  const double dk1 = double(k1), dk2 = double(k2), dm = double(m);
+  r.step_time_s = affine(a.step, b.step, dk1, dk2, dm);
+  r.compute_s = affine(a.compute, b.compute, dk1, dk2, dm);
+  r.exposed_comm_s = std::max(0.0, affine(a.exposed, b.exposed, dk1, dk2, dm));
+  r.bubble_s = std::max(0.0, affine(a.bubble, b.bubble, dk1, dk2, dm));
+  spdlog::debug("plan {}: {} micro-batches extended from slices of {} ({:.4g} s) and {} ({:.4g} s)", scenario.plan.name,
+                m, k1, a.step, k2, b.step);
+  return r;
+}
+
+}  // namespace tpsim

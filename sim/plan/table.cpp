@@ -1,0 +1,191 @@
+// Reading a sweep's result: the ranked terminal table, Megatron's usual choice and why the best
+// layout beats it, the rejections by reason, and the progress line while the sweep runs.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fmt/format.h>
+#include <map>
+
+#include "tpsim/planner.hpp"
+#include "tpsim/report.hpp"
+
+namespace tpsim {
+
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::string percent(double part, double whole) { return whole > 0 ? fmt::format("{:.1f}%", 100 * part / whole) : "-"; }
+
+std::string duration(double s) {
+  if (s >= 86400) return fmt::format("{:.1f} d", s / 86400);
+  if (s >= 3600) return fmt::format("{:.1f} h", s / 3600);
+  return format_seconds(s);
+}
+
+std::string describe_layout(const Layout& l) {
+  if (l.batch > 0) return fmt::format("TP{} PP{} x{} replicas, batch {}", l.tp, l.pp, l.dp, l.batch);
+  return fmt::format("TP{} PP{} DP{}, micro-batch {}, {}, {} recompute{}", l.tp, l.pp, l.dp, l.micro_batch,
+                     l.sp ? "SP" : "no SP", recompute_name(l.recompute),
+                     l.virtual_stages > 1 ? fmt::format(", {} virtual stages", l.virtual_stages) : "");
+}
+
+// "OOM: activations overflow ..." -> "activations"; other reasons are grouped whole.
+std::string reason_group(const LayoutResult& r) {
+  if (r.verdict == Verdict::oom) {
+    const auto a = r.reason.find("OOM: "), b = r.reason.find(" overflow");
+    if (a != std::string::npos && b != std::string::npos && b > a + 5) return r.reason.substr(a + 5, b - a - 5);
+  }
+  return "";
+}
+
+// One sentence on where the step time differs, largest difference first.
+std::string why_faster(const LayoutResult& best, const LayoutResult& other) {
+  struct Part {
+    const char* what;
+    double best, other;
+  };
+  std::vector<Part> parts = {{"compute", best.compute_s, other.compute_s},
+                             {"stalled on communication", best.exposed_comm_s, other.exposed_comm_s},
+                             {"pipeline bubble", best.bubble_s, other.bubble_s}};
+  std::stable_sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
+    return std::fabs(a.other - a.best) > std::fabs(b.other - b.best);
+  });
+  std::string out;
+  for (const auto& p : parts)
+    out += fmt::format("{}{} {} vs {}", out.empty() ? "" : "; ", p.what, format_seconds(p.best), format_seconds(p.other));
+  return out;
+}
+
+}  // namespace
+
+int megatron_tp(const Topology& t) { return std::max(1, std::min(8, t.gpus_per_node)); }
+
+std::optional<LayoutResult> megatron_choice(const std::vector<LayoutResult>& ranked, int tp) {
+  int nodes = 0;
+  for (const auto& r : ranked) nodes = std::max(nodes, r.layout.nodes);
+  std::optional<LayoutResult> choice;
+  for (const auto& r : ranked) {
+    const Layout& l = r.layout;
+    if (l.batch != 0 || l.nodes != nodes || l.tp != tp || l.micro_batch != 1 || l.virtual_stages != 1) continue;
+    if (l.sp != (tp > 1) || l.recompute != Recompute::selective) continue;
+    if (r.verdict != Verdict::ok) continue;   // PP by memory: the smallest PP that fits and runs
+    if (!choice || l.pp < choice->layout.pp) choice = r;
+  }
+  return choice;
+}
+
+std::string plan_table(const std::vector<LayoutResult>& ranked, Objective objective, int tp, int top) {
+  const bool inference = !ranked.empty() && ranked.front().layout.batch > 0;
+  bool has_time = false, has_cost = false;
+  for (const auto& r : ranked) {
+    has_time = has_time || r.time_to_train_s > 0;
+    has_cost = has_cost || r.cost > 0;
+  }
+  const std::optional<LayoutResult> megatron = inference ? std::nullopt : megatron_choice(ranked, tp);
+
+  std::string out = fmt::format("{:>4}  {:<32}{:>11}{:>13}{:>9}{:>10}{:>8}{:>9}", "rank", "layout",
+                                inference ? "request" : "step time", "tokens/s", inference ? "TTFT" : "TFLOP/s",
+                                "mem GiB", "bubble", "stalled");
+  if (has_time) out += fmt::format("{:>10}", "train");
+  out += fmt::format("{:>10}", has_cost ? "cost" : (inference ? "GPU-h/Mt" : "GPU-h"));
+  out += "\n";
+  auto row = [&](const LayoutResult& r, int rank) {
+    std::string line = fmt::format("{:>4}  {:<32}{:>11}{:>13.0f}{:>9}{:>10.1f}{:>8}{:>9}", rank, layout_id(r.layout),
+                                   format_seconds(r.step_time_s), r.tokens_per_s,
+                                   inference ? format_seconds(r.ttft_s) : fmt::format("{:.0f}", r.tflops_per_gpu),
+                                   r.memory_bytes / kGiB, percent(r.bubble_s, r.step_time_s),
+                                   percent(r.exposed_comm_s, r.step_time_s));
+    if (has_time) line += fmt::format("{:>10}", duration(r.time_to_train_s));
+    line += fmt::format("{:>10.4g}", has_cost ? r.cost : r.gpu_hours);
+    if (megatron && r.layout == megatron->layout) line += "  <- Megatron's usual choice";
+    return line + "\n";
+  };
+  int rank = 0, megatron_rank = 0, ok = 0;
+  for (const auto& r : ranked) {
+    if (r.verdict != Verdict::ok) continue;
+    ++rank;
+    ++ok;
+    if (megatron && r.layout == megatron->layout) megatron_rank = rank;
+    if (rank <= top) out += row(r, rank);
+  }
+  if (megatron_rank > top) out += fmt::format("{:>4}\n", "...") + row(*megatron, megatron_rank);
+  if (ok == 0) out += "  (no layout runs: every one was rejected, see below)\n";
+
+  if (ok > 0) {
+    const LayoutResult& best = ranked.front();
+    out += fmt::format("\nbest ({}): {}\n", to_string(objective), describe_layout(best.layout));
+    if (megatron) {
+      const LayoutResult& m = *megatron;
+      if (m.layout == best.layout) {
+        out += fmt::format("Megatron's usual choice (TP{}, smallest PP that fits, SP, selective recompute, micro-batch 1) "
+                           "is the best layout.\n", tp);
+      } else {
+        out += fmt::format("Megatron's usual choice ({}; PP{} is the smallest that fits) ranks {} of {}: "
+                           "{:.1f}% fewer tokens/s than the best.\n", describe_layout(m.layout), m.layout.pp,
+                           megatron_rank, ok, 100 * (1 - m.tokens_per_s / best.tokens_per_s));
+        out += "why (best vs Megatron's, per step, largest difference first): " + why_faster(best, m) + ".\n";
+      }
+    } else if (!inference) {
+      out += fmt::format("Megatron's usual choice (TP{}, SP, selective recompute, micro-batch 1) does not run at any PP "
+                         "here.\n", tp);
+    }
+  }
+
+  // Rejections: how many for which reason, one example each.
+  std::map<std::string, std::pair<int, std::string>> rejected;   // "oom: activations" -> (count, example)
+  int rejected_total = 0;
+  for (const auto& r : ranked) {
+    if (r.verdict == Verdict::ok) continue;
+    ++rejected_total;
+    std::string group = to_string(r.verdict);
+    const std::string component = reason_group(r);
+    if (!component.empty()) group += " (" + component + ")";
+    auto& entry = rejected[group];
+    if (entry.first++ == 0) entry.second = layout_id(r.layout) + ": " + r.reason;
+  }
+  out += fmt::format("\n{} layouts: {} ran, {} rejected\n", ranked.size(), ok, rejected_total);
+  for (const auto& [group, entry] : rejected)
+    out += fmt::format("  {:>5} {:<28} e.g. {}\n", entry.first, group, entry.second);
+  return out;
+}
+
+std::function<void(int, int)> progress_printer(bool terminal) {
+  using Clock = std::chrono::steady_clock;
+  struct State {
+    Clock::time_point start = Clock::now();
+    int first_done = -1;
+    int last_decile = -1;
+    Clock::time_point last_draw{};
+  };
+  auto state = std::make_shared<State>();
+  return [state, terminal](int done, int total) {
+    if (state->first_done < 0) state->first_done = done;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - state->start).count();
+    const int fresh = done - state->first_done;
+    const double eta = fresh > 0 ? elapsed / fresh * (total - done) : 0;
+    const int pct = total > 0 ? 100 * done / total : 100;
+    const std::string eta_text = fresh > 0 ? fmt::format("ETA {:.0f}s", eta) : "ETA --";
+    if (terminal) {
+      const auto now = Clock::now();
+      if (done < total && now - state->last_draw < std::chrono::milliseconds(100)) return;
+      state->last_draw = now;
+      constexpr int kWidth = 30;
+      const int filled = total > 0 ? kWidth * done / total : kWidth;
+      std::fprintf(stderr, "\r[%s%s] %d/%d layouts %3d%%  %s   ", std::string(filled, '#').c_str(),
+                   std::string(kWidth - filled, '.').c_str(), done, total, pct, eta_text.c_str());
+      if (done >= total) std::fprintf(stderr, "\n");
+    } else {
+      const int decile = pct / 10;
+      if (decile == state->last_decile && done < total) return;
+      state->last_decile = decile;
+      std::fprintf(stderr, "tpsim plan: %d/%d layouts (%d%%), %s\n", done, total, pct, eta_text.c_str());
+    }
+    std::fflush(stderr);
+  };
+}
+
+}  // namespace tpsim

@@ -1,0 +1,238 @@
+// The sweep machinery against a fake evaluator (closed-form step times, a planted OOM): enumeration,
+// sharding, sharded-then-merged equals unsharded line for line, resume, crashed workers, ranking.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "tpsim/planner.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+// A 2-node cluster of 4 GPUs each and a model every mesh divides.
+SweepSpec toy_spec() {
+  SweepSpec s;
+  s.model.name = "toy";
+  s.model.hidden = 1024;
+  s.model.ffn = 4096;
+  s.model.heads = 16;
+  s.model.kv_heads = 16;
+  s.model.layers = 8;
+  s.model.vocab = 1000;
+  s.model.max_seq = 512;
+  s.topology.name = "toy-cluster";
+  s.topology.gpus_per_node = 4;
+  s.topology.nodes = 2;
+  s.topology.price_per_gpu_hour = 2.0;
+  s.training.global_batch = 16;
+  s.micro_batches = {1, 2};
+  s.recomputes = {Recompute::none, Recompute::full};
+  s.virtual_stages = {1, 2};
+  return s;
+}
+
+// Closed-form step: compute splits over GPUs (full recompute costs a third more), each TP degree
+// adds a fixed stall (less with SP), the pipeline bubble is (pp - 1) / m of the compute. Planted OOM:
+// fewer than 4 GPUs per model replica.
+LayoutResult fake_evaluate(const Scenario& s) {
+  LayoutResult r;
+  const PlanSpec& p = s.plan;
+  if (p.tp * p.pp < 4) {
+    r.verdict = Verdict::oom;
+    r.reason = "OOM: weights overflow HBM (80.0 GiB) by 12.0 GiB on stage 0 (total 92.0 GiB)";
+    return r;
+  }
+  const double m = double(s.workload.global_batch) / double(p.dp * s.workload.micro_batch);
+  r.compute_s = 8.0 / p.world() * (p.recompute == Recompute::full ? 4.0 / 3.0 : 1.0);
+  r.exposed_comm_s = 0.01 * (p.tp - 1) * (p.sp ? 0.5 : 1.0) / double(s.workload.micro_batch);
+  r.bubble_s = r.compute_s * (p.pp - 1) / m / p.virtual_stages;
+  r.step_time_s = r.compute_s + r.exposed_comm_s + r.bubble_s;
+  r.memory_bytes = 40e9 / (p.tp * p.pp);
+  return r;
+}
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::filesystem::path scratch(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("tpsim_test_plan_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto p = dir / name;
+  std::filesystem::remove(p);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("the toy sweep enumerates every TP x PP x mb x SP x recompute x v point once, in order") {
+  const auto layouts = enumerate_layouts(toy_spec());
+  // 8 GPUs. tp1: pp 1,2,4,8 -> 1 + 3*2 (v) = 7; tp2 (SP on/off): pp 1,2,4 -> (1 + 2*2) * 2 = 10;
+  // tp4: pp 1,2 -> (1 + 1*2) * 2 = 6. Each times 2 micro-batches x 2 recomputes: (7 + 10 + 6) * 4.
+  CHECK(layouts.size() == 92);
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < layouts.size(); ++i) {
+    const Layout& l = layouts[i];
+    CHECK(l.gpus() == 8);
+    CHECK(parse_layout_id(layout_id(l)) == l);
+    ids.insert(layout_id(l));
+    if (i > 0) CHECK(layouts[i - 1] < l);
+  }
+  CHECK(ids.size() == layouts.size());
+  CHECK(layout_id(layouts.front()) == "n2-tp1-pp1-dp8-mb1-nosp-rnone-v1");
+}
+
+TEST_CASE("shards partition the sweep: disjoint, complete, balanced") {
+  const auto all = enumerate_layouts(toy_spec());
+  std::set<std::string> seen;
+  for (int i = 0; i < 5; ++i) {
+    const auto part = shard_layouts(all, Shard{i, 5});
+    CHECK(part.size() >= all.size() / 5);
+    CHECK(part.size() <= all.size() / 5 + 1);
+    for (const auto& l : part) CHECK(seen.insert(layout_id(l)).second);
+  }
+  CHECK(seen.size() == all.size());
+  CHECK(parse_shard("2/5").index == 2);
+  CHECK(parse_shard("2/5").parts == 5);
+  CHECK_THROWS_AS(parse_shard("5/5"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_shard("1"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_shard("a/3"), std::invalid_argument);
+}
+
+TEST_CASE("planner rejections: batch divisibility and interleaving") {
+  SweepSpec spec = toy_spec();
+  Layout l;
+  l.nodes = 2;
+  l.tp = 1;
+  l.pp = 1;
+  l.dp = 8;
+  l.micro_batch = 4;   // 8 x 4 = 32 does not divide 16
+  CHECK(layout_problem(spec, l) == "global batch 16 is not a multiple of dp x micro-batch = 8 x 4");
+  l.micro_batch = 1;
+  CHECK(layout_problem(spec, l).empty());
+  l.pp = 8;
+  l.dp = 1;
+  l.virtual_stages = 2;   // 8 layers over 8 stages x 2 chunks
+  CHECK(layout_problem(spec, l) == "8 layers do not split into pp x virtual stages = 8 x 2 chunks");
+}
+
+TEST_CASE("a sweep ranks by throughput, rejects the planted OOM, and sharded-then-merged equals unsharded") {
+  const SweepSpec spec = toy_spec();
+  const auto whole_csv = scratch("whole.csv");
+  SweepOptions options;
+  options.jobs = 2;
+  options.csv = whole_csv.string();
+  const SweepOutcome whole = run_sweep(spec, options, fake_evaluate);
+  CHECK(whole.total == 92);
+  CHECK(whole.evaluated == 92);
+  REQUIRE(whole.ranked.size() == 92);
+
+  // Best by closed form: no recompute, the fewest bubbles and stalls. tp1 pp4 dp2 mb1 v2 has
+  // m = 8, bubble 3/8/2 of compute 1 -> 1.1875 s; tp4 pp1 dp2 mb2 with SP: 1 + 0.0075 s = 1.0075 s.
+  const LayoutResult& best = whole.ranked.front();
+  CHECK(layout_id(best.layout) == "n2-tp4-pp1-dp2-mb2-sp-rnone-v1");
+  CHECK(best.step_time_s == doctest::Approx(1.0075).epsilon(1e-5));
+  CHECK(best.tokens_per_s == doctest::Approx(16.0 * 512 / 1.0075).epsilon(1e-5));
+  CHECK(best.gpu_hours == doctest::Approx(1.0075 * 8 / 3600).epsilon(1e-5));
+  CHECK(best.cost == doctest::Approx(2 * best.gpu_hours).epsilon(1e-5));
+  for (std::size_t i = 1; i < whole.ranked.size(); ++i)
+    if (whole.ranked[i].verdict == Verdict::ok) CHECK(whole.ranked[i - 1].tokens_per_s >= whole.ranked[i].tokens_per_s);
+
+  int oom = 0;
+  for (const auto& r : whole.ranked)
+    if (r.verdict == Verdict::oom) {
+      ++oom;
+      CHECK(r.layout.tp * r.layout.pp < 4);
+      CHECK(r.reason.find("weights overflow") != std::string::npos);
+    }
+  CHECK(oom == 4 * (1 + 2 + 2));   // tp1 pp1, tp1 pp2 (v1, v2), tp2 pp1 (SP on/off); x mb x recompute
+
+  // Three shards, each its own file and its own process pool, merged.
+  std::vector<std::string> parts;
+  for (int i = 0; i < 3; ++i) {
+    const auto part = scratch("part" + std::to_string(i) + ".csv");
+    SweepOptions o;
+    o.jobs = 1;
+    o.shard = Shard{i, 3};
+    o.csv = part.string();
+    const SweepOutcome outcome = run_sweep(spec, o, fake_evaluate);
+    CHECK(outcome.total == (i < 2 ? 31 : 30));
+    parts.push_back(part.string());
+  }
+  const Merged merged = merge_csv_files(parts);
+  const auto merged_csv = scratch("merged.csv");
+  write_ranked_csv(merged_csv.string(), merged.ranked, merged.objective, merged.context);
+  const std::string whole_text = read_text(whole_csv), merged_text = read_text(merged_csv);
+  CHECK(std::count(whole_text.begin(), whole_text.end(), '\n') == 93);
+  CHECK(merged_text == whole_text);
+  CHECK(results_json(merged.ranked, merged.objective, merged.context) ==
+        results_json(whole.ranked, spec.objective, sweep_context(spec)));
+}
+
+TEST_CASE("a re-run resumes: finished layouts are skipped, a half-written row is redone") {
+  const SweepSpec spec = toy_spec();
+  const auto csv = scratch("resume.csv");
+  SweepOptions options;
+  options.jobs = 2;
+  options.csv = csv.string();
+  run_sweep(spec, options, fake_evaluate);
+  const std::string complete = read_text(csv);
+
+  const SweepOutcome again = run_sweep(spec, options, fake_evaluate);
+  CHECK(again.resumed == 92);
+  CHECK(again.evaluated == 0);
+  CHECK(read_text(csv) == complete);
+
+  // Keep the header and 10 rows, then half of the 11th, as a sweep killed mid-write leaves it.
+  std::size_t pos = 0;
+  for (int line = 0; line < 11; ++line) pos = complete.find('\n', pos) + 1;
+  const std::size_t half = pos + (complete.find('\n', pos) - pos) / 2;
+  { std::ofstream(csv, std::ios::binary | std::ios::trunc) << complete.substr(0, half); }
+  const SweepOutcome resumed = run_sweep(spec, options, fake_evaluate);
+  CHECK(resumed.resumed == 10);
+  CHECK(resumed.evaluated == 82);
+  CHECK(read_text(csv) == complete);
+
+  // The file belongs to this sweep: another target is refused rather than mixed in.
+  SweepSpec other = spec;
+  other.training.global_batch = 32;
+  CHECK_THROWS_AS(run_sweep(other, options, fake_evaluate), InputError);
+}
+
+TEST_CASE("a worker that crashes or throws costs one layout, with the reason") {
+  SweepSpec spec = toy_spec();
+  spec.micro_batches = {1};
+  spec.recomputes = {Recompute::none};
+  auto evaluate = [](const Scenario& s) -> LayoutResult {
+    if (s.plan.tp == 4 && s.plan.pp == 2) std::raise(SIGKILL);
+    if (s.plan.tp == 2 && s.plan.pp == 4) throw std::runtime_error("engine gave up");
+    return fake_evaluate(s);
+  };
+  SweepOptions options;
+  options.jobs = 2;
+  const SweepOutcome out = run_sweep(spec, options, evaluate);
+  int killed = 0, thrown = 0, ok = 0;
+  for (const auto& r : out.ranked) {
+    if (r.verdict == Verdict::ok) ++ok;
+    if (r.verdict != Verdict::error) continue;
+    if (r.layout.tp == 4) {
+      ++killed;
+      CHECK(r.reason.find("signal 9") != std::string::npos);
+    } else {
+      ++thrown;
+      CHECK(r.reason == "engine gave up");
+    }
+  }
+  CHECK(killed == 4);   // tp4 pp2: v 1 and 2, SP on and off
+  CHECK(thrown == 4);   // tp2 pp4: the same four
+  CHECK(ok > 0);
+}
