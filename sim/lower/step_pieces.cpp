@@ -156,6 +156,8 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
     const Program p = b.finish();
     pieces.output_fwd = coarsen(p, n0, n1, gpu, "output.fwd");
     pieces.output_bwd = coarsen(p, n1, n2, gpu, "output.bwd");
+    for (const auto& [name, t] : p.tensors)
+      if (t.is_weight) pieces.output_params += double(t.rows) * double(t.cols);
   }
   return pieces;
 }

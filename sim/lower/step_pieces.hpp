@@ -28,7 +28,8 @@ struct StepPieces {
   Piece embedding_fwd, embedding_bwd;
   Piece output_fwd, output_bwd;
   double layer_params = 0;     // parameters of one layer held by one TP rank (gradient elements)
-  double embedding_params = 0; // of the vocab-parallel embedding (and, alike, the output head)
+  double embedding_params = 0; // of the vocab-parallel embedding
+  double output_params = 0;    // of the final norm and the vocab-parallel output head
 };
 
 // Lowers the pieces for micro-batches of `tokens` tokens with the scenario's plan (TP, SP).

@@ -260,7 +260,7 @@ ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches) {
       const bool last_micro_batch = ++backwards_done[size_t(slot.chunk)] == m;
       if (g == chunks - 1) {
         w.stamp(pieces.output_bwd, prefix, -1, mb, {});
-        if (last_micro_batch) add_grads(pieces.embedding_params);   // the output head
+        if (last_micro_batch) add_grads(pieces.output_params);   // the output head and final norm
       } else {
         post_until(ends.at({false, mb, g + 1}), message_tag(true, mb, g + 1, m) + 1);
         roots.push_back(recv_op.at({true, mb, g}));
@@ -290,7 +290,7 @@ ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches) {
 
     // Optimizer: Adam over this rank's parameters (its 1/dp shard with the distributed optimizer).
     local_params = pieces.layer_params * layers_per_chunk * v + (stage == 0 ? pieces.embedding_params : 0) +
-                   (stage == pp - 1 ? pieces.embedding_params : 0);
+                   (stage == pp - 1 ? pieces.output_params : 0);
     const double updated = plan.distributed_optimizer ? local_params / dp : local_params;
     Op adam;
     adam.kind = OpKind::kernel;
