@@ -2,9 +2,11 @@
 // the timing engine uses, and compares a sharded run with its unsharded reference tensor by tensor.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "tpsim/collective.hpp"
 #include "tpsim/program.hpp"
 
 namespace tpsim {
@@ -31,7 +33,14 @@ struct NumericsReport {
 struct NumericsOptions {
   DType dtype = DType::fp32;   // fp32, or bf16 storage with fp32 accumulation
   unsigned seed = 1234;        // deterministic inputs and weights
+  // Applied to every schedule of the sharded run before it executes (tests plant wrong chunk
+  // indices through it to show the numerics catches them).
+  std::function<void(const Op& op, Schedule& schedule)> schedule_hook;
 };
+
+// One line naming the op, the tensor, the rank, the error and the tolerance with its rule:
+// "op layer0.mlp.fc2.fwd wrote layer0.mlp.fc2.out (rank 1): max abs 1.2e-01, max rel 5.0e-01 > tol 3.1e-06 [rule]".
+std::string describe(const TensorCheck& check);
 
 // Runs `sharded` and `reference` (same scenario lowered with tp = 1) and compares every tensor that
 // names a global counterpart.

@@ -1,0 +1,246 @@
+// The numerics interpreter: ranks advance in turn until each is blocked on a collective whose group
+// has not all arrived, or on a receive whose send has not happened; a collective runs when its
+// whole group is there. Tensors are filled on first read, freed after last use.
+#include "numerics/executor.hpp"
+
+#include <fmt/core.h>
+
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+#include "numerics/kernels.hpp"
+
+namespace tpsim::numerics {
+
+namespace {
+
+struct RankState {
+  const Program* program = nullptr;
+  size_t pc = 0;
+  std::map<std::string, Mat> store;
+  std::map<std::string, int> last_write, last_use;
+};
+
+class Executor {
+ public:
+  Executor(const ProgramSet& set, const ExecOptions& options) : set_(set), options_(options) {
+    states_.resize(set.ranks.size());
+    for (size_t r = 0; r < set.ranks.size(); ++r) {
+      if (set.ranks[r].rank != int(r)) throw std::invalid_argument("ProgramSet: ranks[r].rank must equal r");
+      RankState& s = states_[r];
+      s.program = &set.ranks[r];
+      for (const Op& op : s.program->ops) {
+        for (const auto& t : op.inputs) s.last_use[t] = op.id;
+        for (const auto& t : op.outputs) s.last_use[t] = s.last_write[t] = op.id;
+      }
+    }
+  }
+
+  void run() {
+    for (;;) {
+      bool progressed = false, done = true;
+      for (size_t r = 0; r < states_.size(); ++r) {
+        while (step(int(r))) progressed = true;
+        if (states_[r].pc < states_[r].program->ops.size()) done = false;
+      }
+      if (done) return;
+      if (!progressed) throw std::runtime_error(deadlock_message());
+    }
+  }
+
+ private:
+  const TensorDesc& desc(int r, const std::string& t) const {
+    auto it = states_[r].program->tensors.find(t);
+    if (it == states_[r].program->tensors.end())
+      throw std::invalid_argument(fmt::format("rank {}: tensor {} is not declared", r, t));
+    return it->second;
+  }
+
+  // A tensor read before any op wrote it is an input: filled from its global tensor.
+  Mat& read(int r, const std::string& t, const Op& op) {
+    RankState& s = states_[r];
+    auto it = s.store.find(t);
+    if (it != s.store.end()) return it->second;
+    if (s.last_write.count(t) && s.last_write.at(t) >= op.id && !is_output(op, t))
+      throw std::logic_error(fmt::format("rank {}: op {} reads {} before it is written", r, op.name, t));
+    const TensorDesc& d = desc(r, t);
+    if (d.global_name.empty() && !d.is_weight)
+      throw std::invalid_argument(fmt::format("rank {}: op {} reads {}, which nothing writes and no global tensor names",
+                                              r, op.name, t));
+    Mat m = fill(d, options_.seed);
+    if (options_.dtype == DType::bf16) round_bf16(m);
+    return s.store.emplace(t, std::move(m)).first->second;
+  }
+  static bool is_output(const Op& op, const std::string& t) {
+    for (const auto& o : op.outputs)
+      if (o == t) return true;
+    return false;
+  }
+
+  Mat& output(int r, const std::string& t) {
+    RankState& s = states_[r];
+    const TensorDesc& d = desc(r, t);
+    auto it = s.store.find(t);
+    if (it != s.store.end() && it->second.rows() == d.rows && it->second.cols() == d.cols) return it->second;
+    Mat m = Mat::Zero(d.rows, d.cols);
+    return s.store.insert_or_assign(t, std::move(m)).first->second;
+  }
+
+  // After op: round outputs (bf16), report final values, free what is no longer used.
+  void finish(int r, const Op& op) {
+    RankState& s = states_[r];
+    for (const auto& t : op.outputs) {
+      Mat& m = s.store.at(t);
+      if (options_.dtype == DType::bf16 && op.kind != OpKind::collective && op.kind != OpKind::recv) round_bf16(m);
+      const TensorDesc& d = desc(r, t);
+      if (options_.on_final && !d.global_name.empty() && s.last_write.at(t) == op.id) options_.on_final(r, op, d, m);
+    }
+    auto release = [&](const std::string& t) {
+      auto it = s.last_use.find(t);
+      if (it != s.last_use.end() && it->second == op.id) s.store.erase(t);
+    };
+    for (const auto& t : op.inputs) release(t);
+    for (const auto& t : op.outputs) release(t);
+    ++s.pc;
+  }
+
+  void compute(int r, const Op& op) {
+    std::vector<const Mat*> in;
+    for (const auto& t : op.inputs) in.push_back(&read(r, t, op));
+    std::vector<Mat*> out;
+    for (const auto& t : op.outputs) out.push_back(&output(r, t));
+    try {
+      if (op.kind == OpKind::gemm) {
+        if (in.size() != 2 || out.size() != 1) throw std::invalid_argument("a gemm reads two tensors, writes one");
+        gemm(op.gemm, *in[0], *in[1], *out[0]);
+      } else {
+        KernelFn fn = find_kernel(op.kernel.fn);
+        if (!fn) throw std::invalid_argument(fmt::format("no numerics kernel named '{}'", op.kernel.fn));
+        fn(op, in, out);
+      }
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("rank {}: op {}: {}", r, op.name, e.what()));
+    }
+  }
+
+  // Advances rank r by one op if it can.
+  bool step(int r) {
+    RankState& s = states_[r];
+    if (s.pc >= s.program->ops.size()) return false;
+    const Op& op = s.program->ops[s.pc];
+    switch (op.kind) {
+      case OpKind::gemm:
+      case OpKind::kernel:
+        compute(r, op);
+        finish(r, op);
+        return true;
+      case OpKind::send: {
+        mailbox_[{r, op.p2p.peer, op.p2p.tag}] = read(r, op.inputs.at(0), op);
+        finish(r, op);
+        return true;
+      }
+      case OpKind::recv: {
+        auto it = mailbox_.find({op.p2p.peer, r, op.p2p.tag});
+        if (it == mailbox_.end()) return false;
+        Mat& out = output(r, op.outputs.at(0));
+        if (out.size() != it->second.size())
+          throw std::invalid_argument(fmt::format("rank {}: op {}: received {} elements, expected {}", r, op.name,
+                                                  it->second.size(), out.size()));
+        out = Eigen::Map<const Mat>(it->second.data(), out.rows(), out.cols());
+        mailbox_.erase(it);
+        finish(r, op);
+        return true;
+      }
+      case OpKind::collective:
+        return try_collective(r, op);
+    }
+    return false;
+  }
+
+  bool try_collective(int r, const Op& op) {
+    const std::vector<int>& group = op.collective.group;
+    for (int g : group) {
+      if (g < 0 || g >= int(states_.size()))
+        throw std::invalid_argument(fmt::format("rank {}: op {}: group names rank {}", r, op.name, g));
+      const RankState& gs = states_[g];
+      if (gs.pc >= gs.program->ops.size()) return false;
+      const Op& other = gs.program->ops[gs.pc];
+      if (other.kind != OpKind::collective) return false;
+      if (other.collective.group != group || other.collective.op != op.collective.op)
+        return false;
+    }
+    run_collective_op(group);
+    return true;
+  }
+
+  void run_collective_op(const std::vector<int>& group) {
+    const int p = int(group.size());
+    const Op& op = states_[group[0]].program->ops[states_[group[0]].pc];
+    const CollectiveInfo& c = op.collective;
+    std::vector<std::vector<float>> inputs;
+    for (int g : group) {
+      const Op& mine = states_[g].program->ops[states_[g].pc];
+      const Mat& x = read(g, mine.inputs.at(0), mine);
+      std::vector<float> flat(x.data(), x.data() + x.size());
+      if (c.op == CollectiveOp::reduce_scatter && c.dim == 1) {   // [T, c] -> p column blocks, each [T, c/p]
+        const int64_t w = x.cols() / p;
+        for (int q = 0; q < p; ++q)
+          for (int64_t t = 0; t < x.rows(); ++t)
+            for (int64_t j = 0; j < w; ++j) flat[(q * x.rows() + t) * w + j] = x(t, q * w + j);
+      }
+      inputs.push_back(std::move(flat));
+    }
+    std::vector<std::vector<float>> outputs;
+    if (p == 1) {
+      outputs = inputs;
+    } else {
+      ScheduleRequest request;
+      request.op = c.op;
+      request.algorithm = c.algorithm == Algorithm::automatic ? default_algorithm(c.op) : c.algorithm;
+      request.ranks = p;
+      request.root = c.root;
+      Schedule schedule = make_schedule(request);
+      if (options_.schedule_hook) options_.schedule_hook(op, schedule);
+      outputs = run_collective(schedule, inputs, options_.dtype == DType::bf16 ? static_cast<float (*)(float)>(&round_bf16) : nullptr);
+    }
+    for (int i = 0; i < p; ++i) {
+      const int g = group[i];
+      const Op& mine = states_[g].program->ops[states_[g].pc];
+      Mat& out = output(g, mine.outputs.at(0));
+      const std::vector<float>& flat = outputs[i];
+      if (int64_t(flat.size()) != out.size())
+        throw std::invalid_argument(fmt::format("rank {}: op {}: {} produced {} elements, tensor {} holds {}", g, mine.name,
+                                                to_string(c.op), flat.size(), mine.outputs.at(0), out.size()));
+      if (c.op == CollectiveOp::all_gather && c.dim == 1) {   // p blocks [T, w] side by side
+        const int64_t w = out.cols() / p;
+        for (int q = 0; q < p; ++q)
+          for (int64_t t = 0; t < out.rows(); ++t)
+            for (int64_t j = 0; j < w; ++j) out(t, q * w + j) = flat[(q * out.rows() + t) * w + j];
+      } else {
+        out = Eigen::Map<const Mat>(flat.data(), out.rows(), out.cols());
+      }
+    }
+    for (int g : group) finish(g, states_[g].program->ops[states_[g].pc]);
+  }
+
+  std::string deadlock_message() const {
+    std::string msg = "numerics: ranks wait on each other:";
+    for (size_t r = 0; r < states_.size(); ++r) {
+      const RankState& s = states_[r];
+      if (s.pc < s.program->ops.size()) msg += fmt::format(" rank {} at {};", r, s.program->ops[s.pc].name);
+    }
+    return msg;
+  }
+
+  const ProgramSet& set_;
+  const ExecOptions& options_;
+  std::vector<RankState> states_;
+  std::map<std::tuple<int, int, int>, Mat> mailbox_;
+};
+
+}  // namespace
+
+void execute(const ProgramSet& set, const ExecOptions& options) { Executor(set, options).run(); }
+
+}  // namespace tpsim::numerics

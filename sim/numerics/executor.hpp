@@ -1,0 +1,25 @@
+// Runs a ProgramSet on the CPU: every rank's ops in program order, the ranks of a collective's
+// group meeting at it and exchanging real buffers through the collective's Schedule (the same one
+// the timing engine uses), point-to-point sends matched with receives by (peer, tag).
+#pragma once
+
+#include <functional>
+
+#include "numerics/dense.hpp"
+#include "tpsim/collective.hpp"
+#include "tpsim/program.hpp"
+
+namespace tpsim::numerics {
+
+struct ExecOptions {
+  DType dtype = DType::fp32;   // bf16: every op's outputs are rounded to bf16 (fp32 accumulation inside)
+  unsigned seed = 1234;
+  // Applied to every schedule before it runs (tests plant wrong chunk indices through it).
+  std::function<void(const Op& op, Schedule& schedule)> schedule_hook;
+  // Called once per tensor that names a global tensor, when its last write in its program is done.
+  std::function<void(int rank, const Op& op, const TensorDesc& desc, const Mat& value)> on_final;
+};
+
+void execute(const ProgramSet& set, const ExecOptions& options);
+
+}  // namespace tpsim::numerics

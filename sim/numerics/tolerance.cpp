@@ -1,0 +1,75 @@
+#include "numerics/tolerance.hpp"
+
+#include <fmt/core.h>
+
+#include <cmath>
+
+namespace tpsim::numerics {
+
+namespace {
+
+constexpr double kU32 = 0x1.0p-24;   // fp32 unit roundoff
+constexpr double kU16 = 0x1.0p-8;    // bf16 unit roundoff
+
+// Length of the sum an op computes for each output element (what a later reduction over ranks
+// reassociates).
+int64_t reduction_length(const Op& op, const Program& p) {
+  if (op.kind == OpKind::gemm) return op.gemm.k;
+  if (op.kind != OpKind::kernel || op.inputs.empty()) return 0;
+  const TensorDesc& in = p.tensors.at(op.inputs[0]);
+  const std::string& fn = op.kernel.fn;
+  if (fn == "layernorm_backward" || fn == "rmsnorm_backward" || fn == "embedding_backward") return in.rows;
+  if (fn == "sum_exp") return in.cols;
+  if (fn == "target_logit" || fn == "embedding") return 1;
+  return 0;
+}
+
+}  // namespace
+
+std::map<std::string, ErrorBudget> error_budgets(const Program& program, DType dtype) {
+  std::map<std::string, ErrorBudget> budget;
+  std::map<std::string, int64_t> partial_k;   // reduction length behind each tensor's elements
+  const bool bf16 = dtype == DType::bf16;
+  for (const Op& op : program.ops) {
+    ErrorBudget b;
+    int64_t k_in = 0;
+    auto take = [&](const std::string& t) {
+      if (auto it = budget.find(t); it != budget.end() && it->second.e2 > b.e2) b = it->second;
+      if (auto it = partial_k.find(t); it != partial_k.end()) k_in += it->second;
+    };
+    for (const auto& t : op.inputs) take(t);
+    for (const auto& t : op.outputs) take(t);   // accumulation keeps what was there
+    const bool reduces = op.kind == OpKind::collective &&
+                         (op.collective.op == CollectiveOp::all_reduce || op.collective.op == CollectiveOp::reduce_scatter ||
+                          op.collective.op == CollectiveOp::reduce);
+    const int64_t p = op.kind == OpKind::collective ? int64_t(op.collective.group.size()) : 1;
+    if (bf16 && b.e2 > 0 && op.kind != OpKind::collective) {
+      b.e2 += kU16 * kU16;
+      ++b.roundings;
+    }
+    if (reduces && p > 1) {
+      const int64_t k = std::max<int64_t>(1, k_in) * p;
+      b.e2 += double(k) * kU32 * kU32 + (bf16 ? double(p) * kU16 * kU16 : 0.0);
+      b.max_k = std::max(b.max_k, k);
+      ++b.reassociations;
+    }
+    const int64_t k_out = op.kind == OpKind::kernel && op.kernel.fn == "add" ? k_in : reduction_length(op, program);
+    for (const auto& t : op.outputs) {
+      budget[t] = b;
+      partial_k[t] = reduces ? 0 : k_out;
+    }
+  }
+  return budget;
+}
+
+double tolerance(const ErrorBudget& b) { return kSafety * std::sqrt(b.e2); }
+
+std::string rule(const ErrorBudget& b, DType dtype) {
+  if (b.e2 == 0) return "bit-exact (same arithmetic as the reference)";
+  std::string r = fmt::format("{:g}*sqrt(sum k u^2): {} reassociated sum{} upstream, longest k={}, u=2^-24", kSafety,
+                              b.reassociations, b.reassociations == 1 ? "" : "s", b.max_k);
+  if (dtype == DType::bf16) r += fmt::format(", + {} bf16 re-rounding{} u=2^-8", b.roundings, b.roundings == 1 ? "" : "s");
+  return r;
+}
+
+}  // namespace tpsim::numerics
