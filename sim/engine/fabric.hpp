@@ -1,0 +1,52 @@
+// Fabric: the topology as directed links and routes, before SimGrid sees it (platform apart from
+// behaviour). Endpoints are the GPUs (global index node * gpus_per_node + local) followed, on
+// NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper).
+// Links carry no latency: a route's latency is returned separately and added by the engine per
+// step, so SimGrid's max-min sharing stays fair (SIMGRID_NOTES.md, sharing pitfall).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tpsim/spec.hpp"
+
+namespace tpsim::engine {
+
+struct FabricLink {
+  std::string name;        // "node0.gpu3.nvlink.up", "node1.nic2.down", "leaf0.spine.up"
+  double bandwidth = 0;    // B/s in this direction, after the topology's efficiency
+};
+
+class Fabric {
+ public:
+  explicit Fabric(const Topology& topology);   // throws std::invalid_argument on shapes it cannot build
+
+  int gpus() const { return gpus_; }
+  int endpoints() const { return gpus_ + switches_; }
+  int node_of(int endpoint) const;
+  int switch_endpoint(int node) const;         // -1 when the fabric has no NVSwitch
+  bool inter_node(int src, int dst) const { return node_of(src) != node_of(dst); }
+  const std::vector<FabricLink>& links() const { return links_; }
+  const Topology& topology() const { return topo_; }
+
+  // Appends the directed links from src to dst (none when src == dst) and returns the route's
+  // latency in seconds: intra-node one fabric hop, inter-node two NIC traversals plus switches.
+  double route(int src, int dst, std::vector<int>& out) const;
+  double latency(int src, int dst) const;   // the same latency, without building the route
+
+ private:
+  int add_link(std::string name, double bandwidth);
+  int nic_of(int gpu) const;   // NIC index within the node
+
+  Topology topo_;
+  int gpn_ = 0, gpus_ = 0, switches_ = 0, leaves_ = 1;
+  std::vector<FabricLink> links_;
+  int gpu_port_ = -1;          // nvswitch / pcie: link id 2*g (up) and 2*g+1 (down) from here
+  int mesh_ = -1;              // nvlink_mesh: per node gpn*(gpn-1) pair links from here
+  int pcie_sw_ = -1;           // pcie: per node per switch an up and a down uplink from here
+  int nic_ = -1;               // per node per NIC an up and a down link from here
+  int spine_ = -1;             // fat tree: per leaf an up and a down link from here
+  std::vector<int> gpu_nic_;   // local GPU -> NIC index
+};
+
+}  // namespace tpsim::engine

@@ -1,0 +1,294 @@
+// simulate(): every rank's Program as SimGrid actors, one per (rank, stream). Ops on a stream run
+// in program order, each after its deps; compute ops sleep their roofline time; a collective starts
+// when the last rank of its group reaches it and moves its schedule's bytes on the shared platform,
+// so concurrent collectives contend; send/recv meet in a (src, dst, tag) mailbox.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <tuple>
+
+#include "engine/collective_run.hpp"
+#include "tpsim/cost.hpp"
+#include "tpsim/engine.hpp"
+
+namespace tpsim {
+
+namespace {
+
+namespace sg = simgrid::s4u;
+using engine::CollectivePlan;
+
+bool is_comm(const Op& op) { return op.kind == OpKind::collective || op.kind == OpKind::send || op.kind == OpKind::recv; }
+
+// Completion of every op of one rank; actors of the rank wait on its condition variable.
+struct RankState {
+  std::vector<char> done;
+  std::vector<double> finish;
+  sg::MutexPtr mutex = sg::Mutex::create();
+  sg::ConditionVariablePtr changed = sg::ConditionVariable::create();
+};
+
+// One occurrence of a collective on a group: ranks arrive, the last one starts it.
+struct Instance {
+  int arrived = 0;
+  bool done = false;
+  double start = 0, end = 0;
+  const Op* first = nullptr;   // the first arrival's op, to check the others agree
+  sg::MutexPtr mutex = sg::Mutex::create();
+  sg::ConditionVariablePtr finished = sg::ConditionVariable::create();
+};
+
+using PlanKey = std::tuple<int, int, std::vector<int>, int64_t, int>;
+
+struct Simulation {
+  const Topology& topology;
+  const ProgramSet& programs;
+  EngineOptions options;
+  engine::Fabric fabric;
+  std::unique_ptr<engine::SimPlatform> platform;
+  engine::RunContext ctx;
+  std::vector<RankState> ranks;
+  std::map<std::pair<std::vector<int>, int>, std::shared_ptr<Instance>> instances;   // (group, k)
+  std::vector<std::map<std::vector<int>, int>> issued;                                 // rank -> group -> k
+  std::map<PlanKey, std::shared_ptr<const CollectivePlan>> plans;
+  std::vector<Span> spans;
+  std::vector<double> link_bytes;
+  std::vector<std::vector<std::pair<double, double>>> link_busy;
+  bool platform_running = false;
+
+  Simulation(const Topology& t, const ProgramSet& p, const EngineOptions& o) : topology(t), programs(p), options(o), fabric(t) {}
+
+  void mark_done(int rank, int op) {
+    RankState& rs = ranks[rank];
+    sg::MutexPtr m = rs.mutex;
+    std::unique_lock lock(*m);
+    rs.done[op] = 1;
+    rs.finish[op] = platform->now();
+    rs.changed->notify_all();
+  }
+
+  void wait_op(int rank, int op) {
+    RankState& rs = ranks[rank];
+    sg::MutexPtr m = rs.mutex;
+    std::unique_lock lock(*m);
+    while (!rs.done[op]) rs.changed->wait(lock);
+  }
+
+  // Plans are made before the simulation starts (on the main stack: actor stacks are small).
+  std::shared_ptr<const CollectivePlan> plan_for(const CollectiveInfo& c) {
+    PlanKey key{int(c.op), int(c.algorithm), c.group, c.bytes, c.root};
+    auto [it, fresh] = plans.try_emplace(key, nullptr);
+    if (fresh) {
+      if (platform_running) throw std::logic_error("simulate: collective planned during the run");
+      engine::CollectiveSpec spec;
+      spec.op = c.op;
+      spec.algorithm = c.algorithm;
+      spec.group = c.group;
+      spec.bytes = double(c.bytes);
+      spec.root = c.root;
+      it->second = std::make_shared<const CollectivePlan>(engine::plan_collective(fabric, spec, options.fidelity));
+    }
+    return it->second;
+  }
+
+  void record_comm(const engine::CommRecord& r) {
+    std::vector<int> route;
+    fabric.route(r.src, r.dst, route);
+    for (int l : route) {
+      link_bytes[l] += r.wire_bytes;
+      link_busy[l].push_back({r.start, r.finish});
+    }
+  }
+
+  // Returns the algorithm the collective ran with.
+  std::string run_collective(int rank, const Op& op) {
+    const CollectiveInfo& c = op.collective;
+    if (std::find(c.group.begin(), c.group.end(), rank) == c.group.end())
+      throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': rank is not in its own collective group");
+    const int k = issued[rank][c.group]++;
+    // Creating SimGrid mutexes may yield to other actors: create first, then take whichever
+    // instance is in the map by now.
+    auto created = std::make_shared<Instance>();
+    std::shared_ptr<Instance> inst = instances.try_emplace({c.group, k}, created).first->second;
+    auto plan = plan_for(c);
+    sg::MutexPtr m = inst->mutex;
+    std::unique_lock lock(*m);
+    if (!inst->first) inst->first = &op;
+    const CollectiveInfo& f = inst->first->collective;
+    if (f.op != c.op || f.bytes != c.bytes || f.root != c.root)
+      throw std::invalid_argument("collective mismatch on group: rank " + std::to_string(rank) + " op '" + op.name +
+                                  "' does not match '" + inst->first->name + "' (op, size or root differ)");
+    if (++inst->arrived == static_cast<int>(c.group.size())) {
+      inst->start = platform->now();
+      engine::start_collective(ctx, plan, options.fidelity, [this, inst] {
+        sg::MutexPtr im = inst->mutex;
+        std::unique_lock l(*im);
+        inst->done = true;
+        inst->end = platform->now();
+        inst->finished->notify_all();
+      });
+    }
+    while (!inst->done) inst->finished->wait(lock);
+    return to_string(plan->algorithm);
+  }
+
+  void run_p2p(int rank, const Op& op) {
+    const P2PInfo& x = op.p2p;
+    if (x.peer < 0 || x.peer >= static_cast<int>(programs.ranks.size()) || x.peer == rank)
+      throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': bad peer " + std::to_string(x.peer));
+    const int src = op.kind == OpKind::send ? rank : x.peer, dst = op.kind == OpKind::send ? x.peer : rank;
+    sg::Mailbox* box = sg::Mailbox::by_name("p2p:" + std::to_string(src) + ">" + std::to_string(dst) + ":" + std::to_string(x.tag));
+    static int token = 0;
+    static int* sink = nullptr;
+    const double start = sg::Engine::get_clock();
+    if (op.kind == OpKind::send) {
+      box->put(&token, static_cast<uint64_t>(std::max<int64_t>(x.bytes, 1)));
+    } else {
+      sg::CommPtr c = box->get_async<int>(&sink);
+      c->wait();
+      record_comm({src, dst, double(std::max<int64_t>(x.bytes, 1)), std::max(start, c->get_start_time()), c->get_finish_time()});
+      sg::this_actor::sleep_for(topology.collectives.launch_latency + fabric.latency(src, dst));
+    }
+  }
+
+  // One stream of one rank: its ops in program order.
+  void run_stream(int rank, Stream stream) {
+    const Program& prog = programs.ranks[rank];
+    double stream_free = platform->now();
+    for (const Op& op : prog.ops) {
+      if (op.stream != stream) continue;
+      // Wait for deps; on the compute stream, time spent waiting on communication is a stall.
+      int last_dep = -1;
+      for (int d : op.deps) {
+        if (d < 0 || d >= static_cast<int>(prog.ops.size()))
+          throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': dependency " + std::to_string(d) + " does not exist");
+        wait_op(rank, d);
+        if (last_dep < 0 || ranks[rank].finish[d] > ranks[rank].finish[last_dep]) last_dep = d;
+      }
+      const double ready = platform->now();
+      if (stream == Stream::compute && last_dep >= 0 && ready > stream_free && is_comm(prog.ops[last_dep])) {
+        const Op& awaited = prog.ops[last_dep];
+        const bool bubble = awaited.stream == Stream::pp_comm || awaited.kind != OpKind::collective;
+        Span s;
+        s.rank = rank;
+        s.stream = stream;
+        s.name = (bubble ? "bubble: " : "stall: ") + awaited.name;
+        s.kind = bubble ? "bubble" : "stall";
+        s.start = stream_free;
+        s.end = ready;
+        s.waited_for = awaited.name;
+        spans.push_back(s);
+      }
+      Span span;
+      span.rank = rank;
+      span.stream = stream;
+      span.op = op.id;
+      span.name = op.name;
+      span.start = ready;
+      switch (op.kind) {
+        case OpKind::gemm:
+        case OpKind::kernel:
+          span.kind = op.kind == OpKind::gemm ? "gemm" : "kernel";
+          sg::this_actor::sleep_for(op_cost(topology.gpu, op).seconds);
+          break;
+        case OpKind::collective:
+          span.kind = "collective";
+          span.algorithm = run_collective(rank, op);
+          break;
+        case OpKind::send:
+        case OpKind::recv:
+          span.kind = op.kind == OpKind::send ? "send" : "recv";
+          run_p2p(rank, op);
+          break;
+      }
+      span.end = platform->now();
+      spans.push_back(span);
+      stream_free = span.end;
+      mark_done(rank, op.id);
+    }
+  }
+};
+
+double union_length(std::vector<std::pair<double, double>>& v) {
+  std::sort(v.begin(), v.end());
+  double total = 0, start = 0, end = -1;
+  for (auto [a, b] : v) {
+    if (a > end) {
+      if (end > start) total += end - start;
+      start = a;
+      end = b;
+    } else {
+      end = std::max(end, b);
+    }
+  }
+  if (end > start) total += end - start;
+  return total;
+}
+
+}  // namespace
+
+Timeline simulate(const Topology& topology, const ProgramSet& programs, const EngineOptions& options) {
+  Simulation sim(topology, programs, options);
+  const int n = static_cast<int>(programs.ranks.size());
+  if (n > sim.fabric.gpus())
+    throw std::invalid_argument("simulate: " + std::to_string(n) + " ranks do not fit on topology '" + topology.name +
+                                "' with " + std::to_string(sim.fabric.gpus()) + " GPUs");
+  for (int r = 0; r < n; ++r) {
+    const Program& p = programs.ranks[r];
+    for (int i = 0; i < static_cast<int>(p.ops.size()); ++i)
+      if (p.ops[i].id != i) throw std::invalid_argument("simulate: rank " + std::to_string(r) + " op ids must equal their index");
+  }
+  for (const Program& p : programs.ranks)
+    for (const Op& op : p.ops)
+      if (op.kind == OpKind::collective) sim.plan_for(op.collective);
+  sim.platform_running = true;
+  sim.platform = std::make_unique<engine::SimPlatform>(sim.fabric);
+  sim.ctx.platform = sim.platform.get();
+  sim.ctx.on_comm = [&sim](const engine::CommRecord& r) { sim.record_comm(r); };
+  sim.ranks.resize(n);
+  sim.issued.resize(n);
+  sim.link_bytes.assign(sim.fabric.links().size(), 0.0);
+  sim.link_busy.resize(sim.fabric.links().size());
+  for (int r = 0; r < n; ++r) {
+    sim.ranks[r].done.assign(programs.ranks[r].ops.size(), 0);
+    sim.ranks[r].finish.assign(programs.ranks[r].ops.size(), 0.0);
+    for (Stream s : {Stream::compute, Stream::tp_comm, Stream::dp_comm, Stream::pp_comm}) {
+      const auto& ops = programs.ranks[r].ops;
+      if (std::none_of(ops.begin(), ops.end(), [s](const Op& o) { return o.stream == s; })) continue;
+      sg::Actor::create("rank" + std::to_string(r) + "." + std::to_string(int(s)), sim.platform->host(r),
+                        [&sim, r, s] { engine::guarded(sim.ctx, [&] { sim.run_stream(r, s); }); });
+    }
+  }
+  sim.platform->run();
+  if (sim.ctx.error) std::rethrow_exception(sim.ctx.error);
+  for (int r = 0; r < n; ++r)
+    for (size_t i = 0; i < sim.ranks[r].done.size(); ++i)
+      if (!sim.ranks[r].done[i])
+        throw std::runtime_error("simulate: deadlock, rank " + std::to_string(r) + " op '" + programs.ranks[r].ops[i].name +
+                                 "' never ran (a collective not reached by its whole group, or an unmatched send/recv)");
+
+  Timeline t;
+  t.spans = std::move(sim.spans);
+  std::stable_sort(t.spans.begin(), t.spans.end(), [](const Span& a, const Span& b) {
+    return std::tie(a.rank, a.start) < std::tie(b.rank, b.start);
+  });
+  t.ranks.assign(n, RankTotals{});
+  for (const Span& s : t.spans) {
+    t.makespan = std::max(t.makespan, s.end);
+    RankTotals& rt = t.ranks[s.rank];
+    const double d = s.end - s.start;
+    if (s.kind == "gemm" || s.kind == "kernel") rt.compute += d;
+    else if (s.kind == "stall") rt.exposed_communication += d;
+    else if (s.kind == "bubble") rt.bubble += d;
+    else rt.communication += d;
+  }
+  for (RankTotals& rt : t.ranks) rt.idle = std::max(0.0, t.makespan - rt.compute - rt.exposed_communication - rt.bubble);
+  for (size_t l = 0; l < sim.link_bytes.size(); ++l)
+    if (sim.link_bytes[l] > 0)
+      t.links.push_back({sim.fabric.links()[l].name, sim.link_bytes[l], union_length(sim.link_busy[l]),
+                         sim.fabric.links()[l].bandwidth, {}});
+  return t;
+}
+
+}  // namespace tpsim

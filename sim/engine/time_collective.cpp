@@ -1,0 +1,36 @@
+// time_collective: one collective alone on the topology, as nccl-tests measures it.
+#include <stdexcept>
+
+#include "engine/collective_run.hpp"
+#include "tpsim/engine.hpp"
+
+namespace tpsim {
+
+CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algorithm algorithm,
+                                 const std::vector<int>& group, double bytes, const EngineOptions& options) {
+  const engine::Fabric fabric(topology);
+  engine::CollectiveSpec spec;
+  spec.op = op;
+  spec.algorithm = algorithm;
+  spec.group = group;
+  spec.bytes = bytes;
+  auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, options.fidelity));
+
+  engine::SimPlatform platform(fabric);
+  engine::RunContext ctx;
+  ctx.platform = &platform;
+  double finished = -1;
+  engine::start_collective(ctx, plan, options.fidelity, [&] { finished = platform.now(); });
+  platform.run();
+  if (ctx.error) std::rethrow_exception(ctx.error);
+  if (finished < 0) throw std::logic_error("time_collective: the collective did not finish (deadlocked schedule)");
+
+  CollectiveTiming timing;
+  timing.seconds = finished;
+  timing.algorithm = plan->algorithm;
+  timing.algbw = finished > 0 ? bytes / finished : 0;
+  timing.busbw = timing.algbw * busbw_factor(op, static_cast<int>(group.size()));
+  return timing;
+}
+
+}  // namespace tpsim

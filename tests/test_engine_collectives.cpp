@@ -1,0 +1,208 @@
+// Timing engine, collectives: closed forms on uncontended fabrics, step vs flow agreement for every
+// algorithm, contention, oversubscription, determinism.
+#include <doctest/doctest.h>
+
+#include <numeric>
+
+#include "engine/collective_run.hpp"
+#include "tpsim/engine.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+// An ideal NVSwitch cluster: B per GPU port, `alpha` per intra-node step; NICs chosen so an
+// inter-node step costs the same alpha (2 NIC traversals + 1 switch) unless told otherwise.
+Topology ideal(int gpn, int nodes, double intra_bw, double nic_bw, double alpha) {
+  Topology t;
+  t.name = "ideal";
+  t.gpus_per_node = gpn;
+  t.nodes = nodes;
+  t.intra.fabric = IntraFabric::nvswitch;
+  t.intra.bandwidth = intra_bw;
+  t.intra.latency = alpha;
+  t.nic.count = gpn;
+  t.nic.bandwidth = nic_bw;
+  t.nic.latency = alpha / 4;
+  t.network.switch_latency = alpha / 2;
+  return t;
+}
+
+std::vector<int> first(int n) {
+  std::vector<int> g(n);
+  std::iota(g.begin(), g.end(), 0);
+  return g;
+}
+
+double seconds(const Topology& t, CollectiveOp op, Algorithm a, const std::vector<int>& group, double bytes,
+               Fidelity f) {
+  return time_collective(t, op, a, group, bytes, EngineOptions{f}).seconds;
+}
+
+const Fidelity kBoth[] = {Fidelity::step, Fidelity::flow};
+
+}  // namespace
+
+TEST_CASE("one uncontended transfer takes alpha + S/B exactly") {
+  const double B = 450e9, alpha = 1.5e-6, S = 1 << 30;
+  const Topology t = ideal(8, 1, B, 50e9, alpha);
+  for (Fidelity f : kBoth) {
+    // send/recv on 2 ranks: 0 -> 1 and 1 -> 0 at once, on full-duplex ports: no sharing.
+    CHECK(seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, f) == doctest::Approx(alpha + S / B).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("ring all-reduce equals 2(p-1)/p*S/B + 2(p-1)*alpha within a node and across nodes") {
+  const double B = 300e9, alpha = 2e-6, S = 64.0 * 1024 * 1024 * 105;   // divisible by every p used
+  for (int p : {2, 4, 8}) {
+    const Topology t = ideal(8, 1, B, 25e9, alpha);
+    const double expect = 2.0 * (p - 1) / p * S / B + 2.0 * (p - 1) * alpha;
+    for (Fidelity f : kBoth) {
+      CAPTURE(p);
+      CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::ring, first(p), S, f) == doctest::Approx(expect).epsilon(1e-9));
+    }
+  }
+  // 4 nodes x 4 GPUs, one NIC per GPU: as in NCCL, one ring channel per NIC, each leaving every
+  // node through a different NIC, so the four NICs together (4 B_nic) set the pace.
+  const double nic = 50e9;
+  const Topology t = ideal(4, 4, B, nic, alpha);
+  const int p = 16;
+  const double expect = 2.0 * (p - 1) / p * S / (4 * nic) + 2.0 * (p - 1) * alpha;
+  for (Fidelity f : kBoth)
+    CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::ring, first(p), S, f) == doctest::Approx(expect).epsilon(1e-9));
+}
+
+TEST_CASE("all-gather and reduce-scatter rings take half the all-reduce bandwidth term") {
+  const double B = 450e9, alpha = 1e-6, S = 1 << 28;
+  const Topology t = ideal(8, 1, B, 50e9, alpha);
+  const double expect = 7.0 / 8 * S / B + 7 * alpha;
+  for (auto op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter})
+    for (Fidelity f : kBoth) CHECK(seconds(t, op, Algorithm::ring, first(8), S, f) == doctest::Approx(expect).epsilon(1e-9));
+}
+
+TEST_CASE("step and flow fidelity agree within 2% for every algorithm") {
+  const double S = 256.0 * 1024 * 1024;
+  Topology one = ideal(8, 1, 450e9, 50e9, 1e-6);
+  one.intra.nvls = true;
+  one.intra.nvls_bandwidth = 480e9;
+  const Topology two = ideal(4, 2, 450e9, 50e9, 1e-6);
+  struct Case {
+    const Topology* topo;
+    CollectiveOp op;
+    Algorithm algo;
+    int ranks;
+  };
+  const Case cases[] = {
+      {&one, CollectiveOp::all_reduce, Algorithm::ring, 8},
+      {&one, CollectiveOp::all_reduce, Algorithm::tree, 8},
+      {&one, CollectiveOp::all_reduce, Algorithm::halving_doubling, 8},
+      {&one, CollectiveOp::all_reduce, Algorithm::direct, 8},
+      {&one, CollectiveOp::all_reduce, Algorithm::nvls, 8},
+      {&two, CollectiveOp::all_reduce, Algorithm::hierarchical, 8},
+      {&two, CollectiveOp::all_reduce, Algorithm::tree, 8},
+      {&one, CollectiveOp::all_gather, Algorithm::ring, 8},
+      {&one, CollectiveOp::reduce_scatter, Algorithm::halving_doubling, 8},
+      {&one, CollectiveOp::broadcast, Algorithm::ring, 8},
+      {&one, CollectiveOp::reduce, Algorithm::tree, 8},
+      {&one, CollectiveOp::all_to_all, Algorithm::direct, 8},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(to_string(c.op));
+    CAPTURE(to_string(c.algo));
+    const double step = seconds(*c.topo, c.op, c.algo, first(c.ranks), S, Fidelity::step);
+    const double flow = seconds(*c.topo, c.op, c.algo, first(c.ranks), S, Fidelity::flow);
+    CHECK(step > 0);
+    CHECK(flow == doctest::Approx(step).epsilon(0.02));
+  }
+}
+
+TEST_CASE("two concurrent collectives on the same links each take twice as long (max-min sharing)") {
+  const double B = 100e9, S = 1 << 28;
+  const Topology t = ideal(4, 1, B, 25e9, 0);
+  for (Fidelity f : kBoth) {
+    const engine::Fabric fabric(t);
+    engine::CollectiveSpec spec;
+    spec.algorithm = Algorithm::ring;
+    spec.group = first(4);
+    spec.bytes = S;
+    auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, f));
+    engine::SimPlatform platform(fabric);
+    engine::RunContext ctx;
+    ctx.platform = &platform;
+    double end_a = -1, end_b = -1;
+    engine::start_collective(ctx, plan, f, [&] { end_a = platform.now(); });
+    engine::start_collective(ctx, plan, f, [&] { end_b = platform.now(); });
+    platform.run();
+    REQUIRE(!ctx.error);
+    const double alone = 2.0 * 3 / 4 * S / B;
+    CHECK(end_a == doctest::Approx(2 * alone).epsilon(1e-9));
+    CHECK(end_b == doctest::Approx(2 * alone).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("a 2:1 oversubscribed spine halves cross-leaf bandwidth") {
+  Topology t = ideal(1, 2, 450e9, 50e9, 0);
+  t.nic.count = 1;
+  t.network.kind = NetworkKind::fat_tree;
+  t.network.nodes_per_leaf = 1;
+  const double S = 1 << 30;
+  t.network.oversubscription = 1;
+  const double full = seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, Fidelity::flow);
+  t.network.oversubscription = 2;
+  const double half = seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, Fidelity::flow);
+  CHECK(full == doctest::Approx(S / 50e9).epsilon(1e-9));
+  CHECK(half == doctest::Approx(2 * S / 50e9).epsilon(1e-9));
+}
+
+TEST_CASE("same inputs give bit-identical times") {
+  const Topology t = ideal(4, 2, 450e9, 50e9, 1e-6);
+  for (Fidelity f : kBoth) {
+    const double a = seconds(t, CollectiveOp::all_reduce, Algorithm::tree, first(8), 3e7, f);
+    const double b = seconds(t, CollectiveOp::all_reduce, Algorithm::tree, first(8), 3e7, f);
+    CHECK(a == b);
+  }
+}
+
+TEST_CASE("automatic picks NVLS in one NVLS node, tree for small and ring for large messages across nodes") {
+  Topology one = ideal(8, 1, 450e9, 50e9, 1e-6);
+  one.intra.nvls = true;
+  one.intra.nvls_bandwidth = 480e9;
+  const EngineOptions flow{Fidelity::flow};
+  CHECK(time_collective(one, CollectiveOp::all_reduce, Algorithm::automatic, first(8), 1 << 20, flow).algorithm == Algorithm::nvls);
+  CHECK(time_collective(one, CollectiveOp::all_reduce, Algorithm::automatic, first(4), 1 << 20, flow).algorithm == Algorithm::ring);
+  CHECK(time_collective(one, CollectiveOp::all_gather, Algorithm::automatic, first(8), 1 << 20, flow).algorithm == Algorithm::ring);
+  const Topology many = ideal(8, 16, 450e9, 50e9, 5e-6);
+  CHECK(time_collective(many, CollectiveOp::all_reduce, Algorithm::automatic, first(128), 4096, flow).algorithm == Algorithm::tree);
+  CHECK(time_collective(many, CollectiveOp::all_reduce, Algorithm::automatic, first(128), 1 << 30, flow).algorithm == Algorithm::ring);
+}
+
+TEST_CASE("closed-form ring edges match the schedule's edges") {
+  const Topology t = ideal(4, 2, 450e9, 50e9, 1e-6);
+  const engine::Fabric fabric(t);
+  for (auto op : {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter})
+    for (int p : {2, 3, 5, 8}) {
+      engine::CollectiveSpec spec;
+      spec.op = op;
+      spec.algorithm = Algorithm::ring;
+      spec.group = first(p);
+      spec.bytes = 1e6;
+      const auto closed = engine::plan_collective(fabric, spec, Fidelity::flow);
+      const auto from_schedule = engine::plan_collective(fabric, spec, Fidelity::step);
+      REQUIRE(closed.edges.size() == from_schedule.edges.size());
+      CHECK(closed.critical_rounds == from_schedule.critical_rounds);
+      CHECK(closed.path_latency == doctest::Approx(from_schedule.path_latency));
+      double a = 0, b = 0;
+      for (const auto& e : closed.edges) a += e.payload;
+      for (const auto& e : from_schedule.edges) b += e.payload;
+      CHECK(a == doctest::Approx(b));
+    }
+}
+
+TEST_CASE("bad collective input is rejected with a message") {
+  const Topology t = ideal(8, 1, 450e9, 50e9, 1e-6);
+  const EngineOptions o{Fidelity::flow};
+  CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {0, 9}, 1e6, o), std::invalid_argument);
+  CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {0, 0}, 1e6, o), std::invalid_argument);
+  CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::nvls, first(8), 1e6, o), std::invalid_argument);
+  CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {}, 1e6, o), std::invalid_argument);
+}
