@@ -1,0 +1,34 @@
+// One self-contained HTML page of a run (inline CSS and SVG, no network): the summary, an SVG
+// timeline with a row per GPU (compute / communication / stall / bubble coloured, with a legend),
+// the per-GPU time split, memory bars per GPU when memory figures are given, the stall table and the
+// bottleneck links.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tpsim/attribution.hpp"
+#include "tpsim/report.hpp"
+
+namespace tpsim {
+
+// One GPU's memory, by component ("weights", "gradients", "optimizer", "activations", ...), bytes.
+struct MemoryBar {
+  int rank = 0;
+  std::vector<std::pair<std::string, double>> parts;
+  double capacity = 0;   // HBM bytes; 0 = unknown
+};
+
+struct HtmlOptions {
+  std::vector<MemoryBar> memory;   // empty = no memory section
+  int max_rows = 64;               // GPUs drawn in the timeline (the rest are summarised in a note)
+};
+
+std::string html_report(const RunResult& run, const Attribution& attribution, const HtmlOptions& options = {});
+
+// Writes html_report() to `path`; throws InputError (key "--html") when the file cannot be written.
+void write_html(const std::string& path, const RunResult& run, const Attribution& attribution,
+                const HtmlOptions& options = {});
+
+}  // namespace tpsim

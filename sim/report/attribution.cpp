@@ -1,0 +1,275 @@
+// Attribution: per-GPU time split, stall sites and link loads, all read from one Timeline.
+#include "tpsim/attribution.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fmt/format.h>
+#include <map>
+#include <tuple>
+
+#include "tpsim/report.hpp"
+
+namespace tpsim {
+
+namespace {
+
+using Interval = std::pair<double, double>;
+
+// Sorted, non-overlapping union of intervals.
+std::vector<Interval> merged(std::vector<Interval> v) {
+  std::sort(v.begin(), v.end());
+  std::vector<Interval> out;
+  for (const auto& [s, e] : v) {
+    if (e <= s) continue;
+    if (!out.empty() && s <= out.back().second)
+      out.back().second = std::max(out.back().second, e);
+    else
+      out.push_back({s, e});
+  }
+  return out;
+}
+
+double length(const std::vector<Interval>& v) {
+  double t = 0;
+  for (const auto& [s, e] : v) t += e - s;
+  return t;
+}
+
+// |a ∩ b| for two sorted, non-overlapping interval lists.
+double overlap(const std::vector<Interval>& a, const std::vector<Interval>& b) {
+  double t = 0;
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    t += std::max(0.0, std::min(a[i].second, b[j].second) - std::max(a[i].first, b[j].first));
+    if (a[i].second < b[j].second) ++i; else ++j;
+  }
+  return t;
+}
+
+bool is_compute(const Span& s) { return s.kind == "gemm" || s.kind == "kernel"; }
+bool is_communication(const Span& s) { return s.kind == "collective" || s.kind == "send" || s.kind == "recv"; }
+
+// The engine's RankTotals when it filled them; otherwise the same split summed from the spans.
+std::vector<GpuTime> gpu_times(const Timeline& t, int gpus_per_node) {
+  int ranks = static_cast<int>(t.ranks.size());
+  for (const auto& s : t.spans) ranks = std::max(ranks, s.rank + 1);
+  std::vector<GpuTime> out(ranks);
+  for (int r = 0; r < ranks; ++r) {
+    out[r].rank = r;
+    out[r].node = gpus_per_node > 0 ? r / gpus_per_node : 0;
+  }
+  if (static_cast<int>(t.ranks.size()) == ranks && ranks > 0) {
+    for (int r = 0; r < ranks; ++r) {
+      const RankTotals& k = t.ranks[r];
+      out[r].compute = k.compute;
+      out[r].communication = k.communication;
+      out[r].exposed_communication = k.exposed_communication;
+      out[r].bubble = k.bubble;
+      out[r].idle = k.idle;
+    }
+    return out;
+  }
+  for (const auto& s : t.spans) {
+    const double d = s.end - s.start;
+    GpuTime& g = out[s.rank];
+    if (is_compute(s) && s.stream == Stream::compute) g.compute += d;
+    else if (is_communication(s)) g.communication += d;
+    else if (s.kind == "stall") g.exposed_communication += d;
+    else if (s.kind == "bubble") g.bubble += d;
+  }
+  for (auto& g : out) g.idle = std::max(0.0, t.makespan - g.compute - g.exposed_communication - g.bubble);
+  return out;
+}
+
+std::vector<StallSite> stall_sites(const Timeline& t) {
+  // (op, waited_for) -> per rank: total, count. std::map keeps the output order stable.
+  std::map<std::pair<std::string, std::string>, std::map<int, std::pair<double, int>>> sites;
+  for (const auto& s : t.spans) {
+    if (s.kind != "stall") continue;
+    auto& per_rank = sites[{s.name, s.waited_for}][s.rank];
+    per_rank.first += s.end - s.start;
+    per_rank.second += 1;
+  }
+  std::vector<StallSite> out;
+  for (const auto& [key, per_rank] : sites) {
+    StallSite site;
+    site.op = key.first;
+    site.waited_for = key.second;
+    site.layer = layer_of(site.op);
+    site.gpus = static_cast<int>(per_rank.size());
+    for (const auto& [rank, tc] : per_rank)
+      if (tc.first > site.total) {
+        site.total = tc.first;
+        site.count = tc.second;
+      }
+    out.push_back(site);
+  }
+  // Longest first; totals equal to the picosecond (float noise) fall back to layer order.
+  std::stable_sort(out.begin(), out.end(), [](const StallSite& a, const StallSite& b) {
+    return std::make_tuple(-std::llround(a.total * 1e12), a.layer) < std::make_tuple(-std::llround(b.total * 1e12), b.layer);
+  });
+  return out;
+}
+
+LinkLoad link_load(const LinkUse& u, double makespan, double threshold, const std::vector<Interval>& stalls) {
+  LinkLoad l;
+  l.link = u.link;
+  l.label = link_label(u.link);
+  l.bytes = u.bytes;
+  l.busy = u.busy;
+  l.bandwidth = u.bandwidth;
+  if (!u.intervals.empty()) {
+    // Time-weighted utilisation over the busy stretches; saturated stretches met with the stalls.
+    std::vector<Interval> busy, hot;
+    double weighted = 0;
+    for (const auto& i : u.intervals) {
+      if (i.utilisation <= 0 || i.end <= i.start) continue;
+      busy.push_back({i.start, i.end});
+      weighted += i.utilisation * (i.end - i.start);
+      if (i.utilisation >= threshold) hot.push_back({i.start, i.end});
+    }
+    busy = merged(busy);
+    hot = merged(hot);
+    const double busy_time = length(busy);
+    if (l.busy <= 0) l.busy = busy_time;
+    l.utilisation = busy_time > 0 ? weighted / busy_time : 0;
+    l.saturated_fraction = makespan > 0 ? length(hot) / makespan : 0;
+    l.saturated = !hot.empty();
+    const double stalled = length(stalls);
+    l.during_stalls = stalled > 0 ? overlap(hot, stalls) / stalled : 0;
+  } else {
+    // Only totals: the mean rate while busy stands in for the utilisation.
+    l.utilisation = l.busy > 0 && l.bandwidth > 0 ? std::min(1.0, l.bytes / (l.busy * l.bandwidth)) : 0;
+    l.saturated = l.utilisation >= threshold;
+    l.saturated_fraction = l.saturated && makespan > 0 ? l.busy / makespan : 0;
+  }
+  l.busy_fraction = makespan > 0 ? l.busy / makespan : 0;
+  return l;
+}
+
+std::string percent(double f) { return fmt::format("{:.0f}%", 100 * f); }
+
+}  // namespace
+
+int layer_of(const std::string& name) {
+  for (size_t p = name.find("layer"); p != std::string::npos; p = name.find("layer", p + 1)) {
+    if (p > 0 && name[p - 1] != '.') continue;
+    size_t q = p + 5;
+    int v = 0;
+    bool digits = false;
+    while (q < name.size() && std::isdigit(static_cast<unsigned char>(name[q]))) {
+      v = v * 10 + (name[q] - '0');
+      ++q;
+      digits = true;
+    }
+    if (digits && (q == name.size() || name[q] == '.')) return v;
+  }
+  return -1;
+}
+
+std::string link_label(const std::string& link) {
+  std::vector<std::string> parts;
+  for (size_t s = 0;;) {
+    const size_t e = link.find('.', s);
+    parts.push_back(link.substr(s, e == std::string::npos ? std::string::npos : e - s));
+    if (e == std::string::npos) break;
+    s = e + 1;
+  }
+  auto numbered = [](const std::string& p, const std::string& prefix, std::string& n) {
+    if (p.size() <= prefix.size() || p.compare(0, prefix.size(), prefix) != 0) return false;
+    n = p.substr(prefix.size());
+    return std::all_of(n.begin(), n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  };
+  std::string out, direction, n;
+  for (const auto& p : parts) {
+    std::string word = p;
+    if (p == "up" || p == "down" || p == "in" || p == "out" || p == "tx" || p == "rx") {
+      direction = p;
+      continue;
+    }
+    if (numbered(p, "nic", n)) word = "NIC rail " + n;
+    else if (numbered(p, "gpu", n)) word = "GPU " + n;
+    else if (p == "nvlink") word = "NVLink";
+    else if (p == "pcie") word = "PCIe";
+    else if (p == "nvswitch") word = "NVSwitch";
+    out += (out.empty() ? "" : " ") + word;
+  }
+  return direction.empty() ? out : out + " (" + direction + ")";
+}
+
+std::string describe_link(const LinkLoad& l) {
+  const double during = l.saturated && l.saturated_fraction > 0 ? l.saturated_fraction : l.busy_fraction;
+  std::string s = fmt::format("{}: {} busy during {} of the step", l.label, percent(l.utilisation), percent(during));
+  if (l.during_stalls > 0) s += fmt::format(", saturated through {} of the GPU stall time", percent(l.during_stalls));
+  return s;
+}
+
+Attribution attribute(const Timeline& t, const AttributionOptions& options) {
+  Attribution a;
+  a.makespan = t.makespan;
+  a.gpus = gpu_times(t, options.gpus_per_node);
+  a.stalls = stall_sites(t);
+  std::vector<Interval> stalls;
+  for (const auto& s : t.spans)
+    if (s.kind == "stall") stalls.push_back({s.start, s.end});
+  stalls = merged(stalls);
+  a.stall_time = length(stalls);
+  for (const auto& u : t.links) a.links.push_back(link_load(u, t.makespan, options.saturation, stalls));
+  // Saturated links first, then the most time at capacity; the name breaks ties for stable output.
+  std::stable_sort(a.links.begin(), a.links.end(), [](const LinkLoad& x, const LinkLoad& y) {
+    const double tx = x.bandwidth > 0 ? x.bytes / x.bandwidth : x.busy;
+    const double ty = y.bandwidth > 0 ? y.bytes / y.bandwidth : y.busy;
+    return std::make_tuple(!x.saturated, -tx, x.link) < std::make_tuple(!y.saturated, -ty, y.link);
+  });
+  return a;
+}
+
+std::string stall_sites_text(const Attribution& a, size_t top) {
+  if (a.stalls.empty()) return "";
+  std::string out = fmt::format("{:<36}{:>6}  {:<36}{:>12}{:>6}\n", "top stall sites (op waiting)", "layer",
+                                "waited for", "total", "GPUs");
+  for (size_t i = 0; i < a.stalls.size() && i < top; ++i) {
+    const StallSite& s = a.stalls[i];
+    out += fmt::format("  {:<34}{:>6}  {:<36}{:>12}{:>6}\n", s.op, s.layer < 0 ? std::string("-") : std::to_string(s.layer),
+                       s.waited_for, format_seconds(s.total), s.gpus);
+  }
+  return out;
+}
+
+std::string bottleneck_links_text(const Attribution& a, size_t top) {
+  std::string out;
+  size_t shown = 0;
+  for (const auto& l : a.links) {
+    if (shown == top || l.bytes <= 0) break;
+    if (shown == 0) out += "busiest links\n";
+    out += fmt::format("  {}{}\n", describe_link(l), l.saturated ? "  <- bottleneck" : "");
+    ++shown;
+  }
+  return out;
+}
+
+nlohmann::json to_json(const Attribution& a) {
+  nlohmann::json j;
+  j["makespan_s"] = a.makespan;
+  j["stall_time_s"] = a.stall_time;
+  j["gpus"] = nlohmann::json::array();
+  for (const auto& g : a.gpus)
+    j["gpus"].push_back({{"rank", g.rank}, {"node", g.node}, {"compute_s", g.compute},
+                         {"communication_s", g.communication}, {"exposed_communication_s", g.exposed_communication},
+                         {"pipeline_bubble_s", g.bubble}, {"idle_s", g.idle}});
+  j["stall_sites"] = nlohmann::json::array();
+  for (const auto& s : a.stalls)
+    j["stall_sites"].push_back({{"op", s.op}, {"layer", s.layer}, {"waited_for", s.waited_for}, {"total_s", s.total},
+                                {"count", s.count}, {"gpus", s.gpus}});
+  j["links"] = nlohmann::json::array();
+  for (const auto& l : a.links)
+    j["links"].push_back({{"link", l.link}, {"label", l.label}, {"bytes", l.bytes}, {"busy_s", l.busy},
+                          {"bandwidth_Bps", l.bandwidth}, {"utilisation", l.utilisation},
+                          {"busy_fraction", l.busy_fraction}, {"saturated_fraction", l.saturated_fraction},
+                          {"during_stalls", l.during_stalls < 0 ? nlohmann::json() : nlohmann::json(l.during_stalls)},
+                          {"saturated", l.saturated}, {"text", describe_link(l)}});
+  return j;
+}
+
+}  // namespace tpsim

@@ -1,0 +1,162 @@
+// Attribution from a hand-built timeline: per-GPU split, stall sites, link loads, CSV and JSON.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tpsim/attribution.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+Span span(int rank, Stream stream, const std::string& name, const std::string& kind, double start_ms, double end_ms,
+          const std::string& waited_for = "") {
+  Span s;
+  s.rank = rank;
+  s.stream = stream;
+  s.name = name;
+  s.kind = kind;
+  s.start = start_ms * 1e-3;
+  s.end = end_ms * 1e-3;
+  s.waited_for = waited_for;
+  s.op = kind == "stall" ? -1 : 0;
+  return s;
+}
+
+// Two GPUs on two nodes: gemm, an all-reduce the next gemm waits for, gemm. GPU 0 waits 2 ms,
+// GPU 1 reaches the all-reduce later and waits 1.5 ms. The NIC of node 0 runs at 97% during the
+// all-reduce (1..3 ms of a 4 ms step).
+Timeline two_gpu_timeline() {
+  Timeline t;
+  t.makespan = 4e-3;
+  const std::string ar = "layer2.mlp.fc2.fwd.all_reduce";
+  t.spans = {span(0, Stream::compute, "layer2.mlp.fc1.fwd", "gemm", 0, 1),
+             span(0, Stream::tp_comm, ar, "collective", 1, 3),
+             span(0, Stream::compute, "layer2.mlp.fc2.fwd", "stall", 1, 3, ar),
+             span(0, Stream::compute, "layer2.mlp.fc2.fwd", "gemm", 3, 4),
+             span(1, Stream::compute, "layer2.mlp.fc1.fwd", "gemm", 0, 1.5),
+             span(1, Stream::tp_comm, ar, "collective", 1.5, 3),
+             span(1, Stream::compute, "layer2.mlp.fc2.fwd", "stall", 1.5, 3, ar),
+             span(1, Stream::compute, "layer2.mlp.fc2.fwd", "gemm", 3, 3.5)};
+  const double bw = 50e9;
+  LinkUse nic{"node0.nic3.up", 0.97 * bw * 2e-3, 2e-3, bw, {{1e-3, 3e-3, 0.97}}};
+  LinkUse nvlink{"node0.gpu1.nvlink.up", 0.5 * 450e9 * 1e-3, 1e-3, 450e9, {}};
+  LinkUse spine{"leaf0.spine.up", 0.95 * 100e9 * 0.5e-3, 0.5e-3, 100e9, {}};
+  t.links = {nvlink, spine, nic};
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("layer numbers are read from op names") {
+  CHECK(layer_of("layer12.attn.qkv.fwd") == 12);
+  CHECK(layer_of("stage1.layer4.mlp.fc1.bwd") == 4);
+  CHECK(layer_of("embedding.fwd") == -1);
+  CHECK(layer_of("xlayer3.fc1") == -1);
+  CHECK(layer_of("layer.fc1") == -1);
+  CHECK(layer_of("layer7") == 7);
+}
+
+TEST_CASE("link names are spelled out for people") {
+  CHECK(link_label("node0.nic3.up") == "node0 NIC rail 3 (up)");
+  CHECK(link_label("node1.gpu5.nvlink.down") == "node1 GPU 5 NVLink (down)");
+  CHECK(link_label("leaf0.spine") == "leaf0 spine");
+}
+
+TEST_CASE("per-GPU split from the spans when the engine gave no totals") {
+  const Attribution a = attribute(two_gpu_timeline(), {.gpus_per_node = 1, .saturation = 0.9});
+  REQUIRE(a.gpus.size() == 2);
+  CHECK(a.gpus[0].node == 0);
+  CHECK(a.gpus[1].node == 1);
+  CHECK(a.gpus[0].compute == doctest::Approx(2e-3));
+  CHECK(a.gpus[0].communication == doctest::Approx(2e-3));
+  CHECK(a.gpus[0].exposed_communication == doctest::Approx(2e-3));
+  CHECK(a.gpus[0].idle == doctest::Approx(0).epsilon(1e-12));
+  CHECK(a.gpus[1].compute == doctest::Approx(2e-3));
+  CHECK(a.gpus[1].exposed_communication == doctest::Approx(1.5e-3));
+  CHECK(a.gpus[1].idle == doctest::Approx(0.5e-3));
+  // Stalls on the two GPUs overlap during 1.5..3 ms; their union is 1..3 ms.
+  CHECK(a.stall_time == doctest::Approx(2e-3));
+}
+
+TEST_CASE("the engine's totals win when it filled them") {
+  Timeline t = two_gpu_timeline();
+  t.ranks = {RankTotals{1, 2, 3, 4, 5}, RankTotals{6, 7, 8, 9, 10}};
+  const Attribution a = attribute(t);
+  CHECK(a.gpus[1].compute == 6);
+  CHECK(a.gpus[1].idle == 10);
+  CHECK(a.gpus[0].bubble == 4);
+}
+
+TEST_CASE("stall sites: op, layer, what it waited for, worst GPU's total") {
+  const Attribution a = attribute(two_gpu_timeline());
+  REQUIRE(a.stalls.size() == 1);
+  const StallSite& s = a.stalls[0];
+  CHECK(s.op == "layer2.mlp.fc2.fwd");
+  CHECK(s.layer == 2);
+  CHECK(s.waited_for == "layer2.mlp.fc2.fwd.all_reduce");
+  CHECK(s.total == doctest::Approx(2e-3));
+  CHECK(s.count == 1);
+  CHECK(s.gpus == 2);
+  const std::string text = stall_sites_text(a);
+  CHECK(text.find("layer2.mlp.fc2.fwd.all_reduce") != std::string::npos);
+  CHECK(text.find("2.000 ms") != std::string::npos);
+}
+
+TEST_CASE("the saturated link is named with how busy and for how long") {
+  const Attribution a = attribute(two_gpu_timeline(), {.gpus_per_node = 1, .saturation = 0.9});
+  REQUIRE(a.links.size() == 3);
+  // Saturated links first (the NIC: 2 ms at capacity; the spine: 0.475 ms), then the NVLink at 50%.
+  CHECK(a.links[0].link == "node0.nic3.up");
+  CHECK(a.links[1].link == "leaf0.spine.up");
+  CHECK(a.links[2].link == "node0.gpu1.nvlink.up");
+  const LinkLoad& nic = a.links[0];
+  CHECK(nic.saturated);
+  CHECK(nic.utilisation == doctest::Approx(0.97));
+  CHECK(nic.saturated_fraction == doctest::Approx(0.5));
+  CHECK(nic.during_stalls == doctest::Approx(1.0));
+  CHECK(describe_link(nic) ==
+        "node0 NIC rail 3 (up): 97% busy during 50% of the step, saturated through 100% of the GPU stall time");
+  // Without intervals the mean rate while busy stands in.
+  CHECK(a.links[1].saturated);
+  CHECK(a.links[1].utilisation == doctest::Approx(0.95));
+  CHECK(a.links[1].during_stalls == -1);
+  CHECK(!a.links[2].saturated);
+  CHECK(a.links[2].utilisation == doctest::Approx(0.5));
+  CHECK(describe_link(a.links[2]) == "node0 GPU 1 NVLink (up): 50% busy during 25% of the step");
+  const std::string text = bottleneck_links_text(a, 2);
+  CHECK(text.find("node0 NIC rail 3 (up): 97% busy") != std::string::npos);
+  CHECK(text.find("NVLink") == std::string::npos);   // only the top 2
+}
+
+TEST_CASE("JSON and CSV carry the same facts") {
+  const Timeline t = two_gpu_timeline();
+  const Attribution a = attribute(t, {.gpus_per_node = 1, .saturation = 0.9});
+  const nlohmann::json j = to_json(a);
+  CHECK(j["gpus"][1]["exposed_communication_s"].get<double>() == doctest::Approx(1.5e-3));
+  CHECK(j["stall_sites"][0]["layer"] == 2);
+  CHECK(j["links"][0]["link"] == "node0.nic3.up");
+  CHECK(j["links"][1]["during_stalls"].is_null());
+
+  const auto dir = std::filesystem::temp_directory_path() / "tpsim_test_report_csv";
+  std::filesystem::remove_all(dir);
+  write_csv(dir.string(), t, a);
+  auto read = [&](const char* name) {
+    std::ifstream in(dir / name);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  const std::string gpus = read("gpus.csv");
+  CHECK(gpus.rfind("rank,node,compute_s,", 0) == 0);
+  CHECK(gpus.find("\n1,1,0.002,0.0015,0.0015,0,0.0005\n") != std::string::npos);
+  const std::string spans = read("spans.csv");
+  CHECK(std::count(spans.begin(), spans.end(), '\n') == 1 + static_cast<long>(t.spans.size()));
+  CHECK(read("links.csv").find("node0.nic3.up,node0 NIC rail 3 (up),") != std::string::npos);
+  CHECK(read("stall_sites.csv").find("layer2.mlp.fc2.fwd,2,layer2.mlp.fc2.fwd.all_reduce,0.002,1,2") !=
+        std::string::npos);
+  std::filesystem::remove_all(dir);
+  CHECK_THROWS_AS(write_csv("/proc/no/such/dir", t, a), InputError);
+}
