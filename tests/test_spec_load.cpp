@@ -223,6 +223,15 @@ TEST_CASE("--set overrides reach every section before validation") {
   CHECK(s.workload.seq == 1024);
   CHECK(s.numerics == "off");
 
+  // Dotted weight names are one key: plan.partitions.mlp.fc1 writes partitions["mlp.fc1"], creating
+  // the partitions mapping when the plan has none.
+  const Scenario q = load_default({{"plan.partitions.mlp.fc1", "[null, tp]"},
+                                   {"plan.mappings.mlp.fc2.reduce_output", "false"},
+                                   {"plan.mesh_order", "[tp, pp, dp]"}});
+  CHECK(q.plan.partitions.at("mlp.fc1") == PartitionSpec{"", "tp"});
+  CHECK(q.plan.mappings.at("mlp.fc2").reduce_output == false);
+  CHECK(q.plan.mesh_order == std::vector<std::string>{"tp", "pp", "dp"});
+
   const PlanSpec p = load_plan(kGood + "/custom-plan.yaml", {{"plan.partitions.mlp.fc1", "[tp, null]"}});
   CHECK(p.partitions.at("mlp.fc1") == PartitionSpec{"tp", ""});
   CHECK(p.partitions.at("mlp.fc2") == PartitionSpec{"tp", ""});
@@ -303,6 +312,17 @@ TEST_CASE("validate_file tells the kinds apart and describes them") {
   CHECK(scenario.find("uses 8 of 8 GPUs") != std::string::npos);
   CHECK(validate_file(kGood + "/topologies/mini-mesh.yaml").find("2 nodes x 4 GPUs = 8 GPUs; network: fat-tree") !=
         std::string::npos);
+}
+
+TEST_CASE("every preset validates and describes itself") {
+  for (const char* category : {"topologies", "models"})
+    for (const auto& e : fs::directory_iterator(data_dir() + "/" + category))
+      if (e.path().extension() == ".yaml") {
+        CAPTURE(e.path().string());
+        const std::string text = validate_file(e.path().string());
+        const std::string kind = std::string(category) == "models" ? "model '" : "topology '";
+        CHECK(text.rfind(kind + e.path().stem().string() + "'", 0) == 0);
+      }
 }
 
 TEST_CASE("every example scenario is valid") {

@@ -139,8 +139,8 @@ std::string describe(const PlanSpec& p) {
       auto flag = [](const char* name, const std::optional<bool>& v) {
         return v ? fmt::format(" {}={}", name, *v ? "true" : "false") : std::string();
       };
-      out += ";" + flag("input_is_parallel", m->second.input_is_parallel) + flag("gather_output", m->second.gather_output) +
-             flag("reduce_output", m->second.reduce_output);
+      out += fmt::format(";{}{}{}", flag("input_is_parallel", m->second.input_is_parallel),
+                         flag("gather_output", m->second.gather_output), flag("reduce_output", m->second.reduce_output));
     }
   }
   return out;

@@ -43,7 +43,7 @@ void write(YAML::Node node, const std::vector<std::string>& parts, size_t from, 
   if (node.IsDefined() && !node.IsNull() && !node.IsMap())
     bad(o, "'" + here + "' is " + shown(node) + ", not a mapping, so it has no key '" + parts[from] + "'");
   size_t take = 1;
-  const bool weight_keyed = here.size() >= 10 && (here.ends_with(".partitions") || here.ends_with(".mappings"));
+  const bool weight_keyed = (here.ends_with(".partitions") || here.ends_with(".mappings"));
   if (weight_keyed && from + 1 < parts.size() &&
       std::ranges::count(weight_names(), parts[from] + "." + parts[from + 1]))
     take = 2;

@@ -1,5 +1,7 @@
 // Plan YAML -> PlanSpec: mesh sizes, preset, per-weight partition specs (JAX style, one mesh axis or
 // null per tensor dimension) and Megatron-style mapping flags per linear.
+#include <fmt/core.h>
+
 #include <algorithm>
 
 #include "spec/loading.hpp"
@@ -70,7 +72,7 @@ std::vector<std::string> read_mesh_order(const Map& p) {
   std::ranges::sort(sorted);
   if (sorted != std::vector<std::string>{"dp", "pp", "tp"})
     p.fail("mesh_order", "expected the axes tp, dp, pp once each, innermost first (e.g. [tp, dp, pp]), got " +
-                             (v.IsSequence() ? "[" + join(order) + "]" : shown(v)));
+                             (v.IsSequence() ? fmt::format("[{}]", join(order)) : shown(v)));
   return order;
 }
 
