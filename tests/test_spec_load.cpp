@@ -310,6 +310,16 @@ TEST_CASE("validate_file tells the kinds apart and describes them") {
   const std::string scenario = validate_file(data_dir() + "/examples/default.yaml");
   CHECK(scenario.find("attn.proj   row-parallel over tp") != std::string::npos);
   CHECK(scenario.find("uses 8 of 8 GPUs") != std::string::npos);
+  CHECK(scenario.find("global batch 1 = dp 1 x 1 micro-batch of 1 sequence x 2048 tokens") != std::string::npos);
+
+  // tp placed outside dp in the mesh: ranks of one tp group are 2 apart, so 8 of them span 2 nodes.
+  ScenarioRequest r;
+  r.topology = "cluster-h100-ndr";
+  r.model = "gpt-1.7b";
+  r.overrides = {{"plan.dp", "2"}, {"plan.mesh_order", "[dp, tp, pp]"}, {"workload.global_batch", "2"}};
+  const std::string spread = describe(load_scenario(r));
+  CHECK(spread.find("uses 16 of 1024 GPUs; a tp group spans 2 nodes") != std::string::npos);
+  CHECK(spread.find("mlp.gate") == std::string::npos);   // gelu: no gate weight
   CHECK(validate_file(kGood + "/topologies/mini-mesh.yaml").find("2 nodes x 4 GPUs = 8 GPUs; network: fat-tree") !=
         std::string::npos);
 }

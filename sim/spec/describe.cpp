@@ -2,6 +2,7 @@
 // YAML file it was given. Units in every number: GB/s, us, TFLOP/s, GB.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "spec/loading.hpp"
@@ -12,6 +13,13 @@ namespace {
 
 std::string gbps(double bytes_per_s) { return fmt::format("{:g} GB/s", bytes_per_s / 1e9); }
 std::string us(double s) { return fmt::format("{:g} us", s * 1e6); }
+// "80 GB", or "16 GiB" when the size was given in binary units.
+std::string size(double bytes) {
+  const double gib = bytes / 1073741824.0;
+  if (gib == static_cast<double>(static_cast<int64_t>(gib))) return fmt::format("{:g} GiB", gib);
+  return fmt::format("{:g} GB", bytes / 1e9);
+}
+std::string plural(int64_t n, const char* word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
 
 const char* fabric_name(IntraFabric f) {
   switch (f) {
@@ -84,8 +92,8 @@ std::string describe(const Topology& t) {
   for (DType d : {DType::bf16, DType::fp8, DType::tf32, DType::fp32})
     if (t.gpu.peak_flops.count(d)) peaks.push_back(fmt::format("{} {:g}", to_string(d), t.gpu.peak_flops.at(d) / 1e12));
   std::string out = fmt::format("topology '{}'{}\n", t.name, t.source.empty() ? "" : " (" + t.source + ")");
-  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {:g} GB HBM at {:g} TB/s, {} SMs, GEMM efficiency {:g}\n",
-                     t.gpu.name, spec_detail::join(peaks), t.gpu.hbm_bytes / 1e9, t.gpu.hbm_bandwidth / 1e12, t.gpu.sms,
+  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s, {} SMs, GEMM efficiency {:g}\n",
+                     t.gpu.name, spec_detail::join(peaks), size(t.gpu.hbm_bytes), t.gpu.hbm_bandwidth / 1e12, t.gpu.sms,
                      t.gpu.gemm_efficiency);
   const IntraNodeSpec& in = t.intra;
   out += fmt::format("  node: {} GPUs on {}, {} per GPU per direction (efficiency {:g}, latency {})", t.gpus_per_node,
@@ -116,11 +124,14 @@ std::string describe(const ModelSpec& m) {
                      m.layers, m.hidden, m.ffn, m.activation == Activation::swiglu ? "swiglu" : "gelu", m.heads,
                      m.head_dim(), m.kv_heads, m.kv_heads == m.heads ? "" : ", grouped-query", m.vocab, m.max_seq,
                      m.norm == Norm::rmsnorm ? "rmsnorm" : "layernorm", to_string(m.dtype));
-  out += fmt::format("  parameters: {:.2f} B ({}; untied output head, no biases)", params / 1e9, with_thousands(params));
+  const std::string scaled = params >= 1e9 ? fmt::format("{:.2f} B", params / 1e9) : fmt::format("{:.1f} M", params / 1e6);
+  out += fmt::format("  parameters: {} ({}; untied output head, no biases)", scaled, with_thousands(params));
   return out;
 }
 
-std::string describe(const PlanSpec& p) {
+namespace {
+// The plan's summary; with a model, weights the model does not have (mlp.gate under gelu) are left out.
+std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   static const char* presets[] = {"megatron", "naive", "custom"};
   static const char* recompute[] = {"none", "selective", "full"};
   std::string out = fmt::format("plan '{}'{}\n", p.name, p.source.empty() ? "" : " (" + p.source + ")");
@@ -132,6 +143,7 @@ std::string describe(const PlanSpec& p) {
                      p.distributed_optimizer ? "on" : "off");
   out += "  weights:";
   for (const auto& w : spec_detail::weight_names()) {
+    if (model && model->activation != Activation::swiglu && w == "mlp.gate") continue;
     const auto [spec, explicit_spec] = effective_partition(p, w);
     out += fmt::format("\n    {:<11} {}{}", w, split_words(spec), explicit_spec ? " (plan)" : "");
     auto m = p.mappings.find(w);
@@ -146,20 +158,35 @@ std::string describe(const PlanSpec& p) {
   return out;
 }
 
+// How many nodes one tp group touches: its ranks are tp-stride apart, the stride being the product
+// of the mesh axes inside tp in mesh_order.
+int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node) {
+  int64_t stride = 1;
+  for (const auto& axis : p.mesh_order) {
+    if (axis == "tp") break;
+    stride *= axis == "dp" ? p.dp : p.pp;
+  }
+  std::vector<int64_t> nodes;
+  for (int64_t i = 0; i < p.tp; ++i) nodes.push_back(i * stride / gpus_per_node);
+  return static_cast<int64_t>(std::unique(nodes.begin(), nodes.end()) - nodes.begin());
+}
+}  // namespace
+
+std::string describe(const PlanSpec& p) { return describe_plan(p, nullptr); }
+
 std::string describe(const Scenario& s) {
   std::string out = fmt::format("scenario '{}'{}\n", s.name, s.source.empty() ? " (embedded default)" : " (" + s.source + ")");
-  out += describe(s.topology) + "\n" + describe(s.model) + "\n" + describe(s.plan) + "\n";
+  out += describe(s.topology) + "\n" + describe(s.model) + "\n" + describe_plan(s.plan, &s.model) + "\n";
   const WorkloadSpec& w = s.workload;
   if (w.kind == WorkloadKind::training)
-    out += fmt::format("workload: training, global batch {} = {} micro-batches of {} x {} tokens per dp replica x dp {}; "
-                       "simulating {}\n",
-                       w.global_batch, w.global_batch / (w.micro_batch * s.plan.dp), w.micro_batch, w.seq, s.plan.dp,
-                       w.steps == 0 ? std::string("a full step") : fmt::format("{} micro-batch(es)", w.steps));
+    out += fmt::format("workload: training, global batch {} = dp {} x {} of {} x {} tokens; simulating {}\n",
+                       w.global_batch, s.plan.dp, plural(w.global_batch / (w.micro_batch * s.plan.dp), "micro-batch"),
+                       plural(w.micro_batch, "sequence"), w.seq,
+                       w.steps == 0 ? std::string("a full step") : plural(w.steps, "micro-batch"));
   else
     out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens\n", w.batch, w.prompt, w.generate);
-  const int tp_nodes = (s.plan.tp + s.topology.gpus_per_node - 1) / s.topology.gpus_per_node;
-  out += fmt::format("uses {} of {} GPUs; a tp group spans {} node{}; numerics {}", s.plan.world(), s.topology.total_gpus(),
-                     tp_nodes, tp_nodes == 1 ? "" : "s", s.numerics);
+  out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),
+                     plural(tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
   return out;
 }
 
