@@ -8,14 +8,12 @@ namespace spec_detail {
 
 namespace {
 
-bool is_path(const std::string& ref) { return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml"); }
-
 // A part loaded on its own (load_topology & co): the reference comes from the caller.
 Document open_standalone(const std::string& category, const std::string& section, const std::string& ref) {
   std::string problem;
   auto doc = open_reference(category, ref, ".", problem);
   if (!doc) {
-    if (is_path(ref)) throw InputError(ref, 0, 0, "", "no such file");
+    if (looks_like_path(ref)) throw InputError(ref, 0, 0, "", "no such file");
     throw InputError("", 0, 0, section, problem);
   }
   return *doc;
@@ -132,7 +130,7 @@ Scenario load_scenario(const ScenarioRequest& request) {
     std::string problem;
     auto doc = open_reference("scenarios", request.path, ".", problem);
     if (!doc) {
-      if (is_path(request.path)) throw InputError(request.path, 0, 0, "", "no such file");
+      if (looks_like_path(request.path)) throw InputError(request.path, 0, 0, "", "no such file");
       throw InputError("", 0, 0, "scenario", problem);
     }
     src.file = s.source = doc->file;

@@ -29,6 +29,8 @@ struct Document {
 // `base_dir`. On failure returns nothing and sets `problem` ("no such file 'x'", "unknown ... preset").
 std::optional<Document> open_reference(const std::string& category, const std::string& ref,
                                        const std::string& base_dir, std::string& problem);
+// A reference with a '/' or a .yaml/.yml ending is a path; anything else is a preset name.
+bool looks_like_path(const std::string& ref);
 // The folder holding `file` ("" for a built-in: the current directory).
 std::string folder_of(const std::string& file);
 // The file name without folder and extension ("dgx-h100").

@@ -30,10 +30,6 @@ const std::map<std::string, std::string>& builtin_plan_yaml() {
   return plans;
 }
 
-bool looks_like_path(const std::string& ref) {
-  return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml");
-}
-
 // "scenarios" live in examples/; every other category is its own folder.
 std::string category_dir(const std::string& category) {
   return data_dir() + "/" + (category == "scenarios" ? std::string("examples") : category);
@@ -58,6 +54,10 @@ std::vector<std::string> preset_names(const std::string& category) {
 }
 
 }  // namespace
+
+bool looks_like_path(const std::string& ref) {
+  return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml");
+}
 
 std::string folder_of(const std::string& file) {
   if (file.empty()) return ".";
@@ -108,7 +108,6 @@ std::string resolve_preset(const std::string& category, const std::string& ref) 
 }
 
 PlanSpec builtin_plan(const std::string& name) {
-  std::string problem;
   if (name != "megatron" && name != "naive")
     throw InputError("", 0, 0, "plan", "unknown built-in plan '" + name + "'; available: megatron, naive");
   return load_plan(name);

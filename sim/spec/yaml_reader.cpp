@@ -72,7 +72,7 @@ std::string shown(const YAML::Node& node) {
 
 std::string label_for(const Source& src, const std::string& key) {
   for (const auto& [path, label] : src.labels)
-    if (path == key || starts_with(key, path + ".") || starts_with(path, key + ".")) return label;
+    if (path == key || starts_with(key, path + ".")) return label;
   return "";
 }
 
@@ -108,8 +108,12 @@ void Map::only(std::initializer_list<const char*> keys) const {
     const std::string k = kv.first.Scalar();
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
       const std::string hint = nearest(k, allowed);
-      fail_at(*src_, kv.first, key_path(k),
-              "unknown key '" + k + "'" + (hint.empty() ? "; expected one of: " + join(allowed) : " (did you mean '" + hint + "'?)"));
+      const std::string problem =
+          "unknown key '" + k + "'" + (hint.empty() ? "; expected one of: " + join(allowed) : " (did you mean '" + hint + "'?)");
+      // A --set that wrote below an unknown key created it: blame the flag.
+      for (const auto& [path, label] : src_->labels)
+        if (starts_with(path, key_path(k) + ".")) throw InputError("", 0, 0, label, problem);
+      fail_at(*src_, kv.first, key_path(k), problem);
     }
     if (!seen.insert(k).second) fail_at(*src_, kv.first, key_path(k), "duplicate key '" + k + "'");
   }

@@ -40,8 +40,7 @@ struct Source {
 [[noreturn]] void fail_at(const Source& src, const YAML::Node& node, const std::string& key,
                           const std::string& problem);
 
-// The flag label covering `key` (the key itself, one of its parents or one of its children was
-// set by a flag), or "".
+// The flag label covering `key` (the key itself or one of its parents was set by a flag), or "".
 std::string label_for(const Source& src, const std::string& key);
 
 // A YAML mapping at a dotted key path. Readers take an optional fallback: without one the key is
