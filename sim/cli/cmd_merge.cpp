@@ -1,9 +1,45 @@
-// Placeholder until the stage behind `tpsim merge` lands.
+// `tpsim merge PART.csv... --csv OUT`: combine the parts of a sharded `tpsim plan` sweep into the
+// ranked result, byte for byte what one unsharded sweep writes.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
 #include "cli/commands.hpp"
+#include "tpsim/planner.hpp"
 
 namespace tpsim::cli {
+
+namespace {
+struct MergeArgs {
+  std::vector<std::string> parts;
+  std::string csv, json;
+  int top = 15;
+};
+}  // namespace
+
 void register_merge(CLI::App& app) {
-  auto* cmd = app.add_subcommand("merge", "(not implemented yet)");
-  cmd->callback([] { throw Exit{kBadInput}; });
+  auto a = std::make_shared<MergeArgs>();
+  auto* cmd = app.add_subcommand("merge", "Combine the CSV parts of a sharded `tpsim plan` into the ranked result");
+  cmd->add_option("parts", a->parts, "Part files written by `tpsim plan --shard i/N --csv PART.csv`")->required();
+  cmd->add_option("--csv", a->csv, "Write the merged, ranked CSV here");
+  cmd->add_option("--json", a->json, "Also write the merged result as JSON");
+  cmd->add_option("--top", a->top, "Rows of the ranked table")->capture_default_str();
+  cmd->callback([a] {
+    const Merged merged = merge_csv_files(a->parts);
+    if (!a->csv.empty()) write_ranked_csv(a->csv, merged.ranked, merged.objective, merged.context);
+    if (!a->json.empty()) {
+      std::FILE* out = std::fopen(a->json.c_str(), "wb");
+      if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + a->json + "'");
+      const std::string text = results_json(merged.ranked, merged.objective, merged.context);
+      std::fwrite(text.data(), 1, text.size(), out);
+      std::fclose(out);
+    }
+    // Megatron's TP is min(8, GPUs per node), and the sweep tries TP up to GPUs per node.
+    int tp = 1;
+    for (const auto& r : merged.ranked) tp = std::max(tp, r.layout.tp);
+    std::printf("%s: %zu layouts from %zu parts\n\n", merged.context.c_str(), merged.ranked.size(), a->parts.size());
+    std::fputs(plan_table(merged.ranked, merged.objective, std::min(tp, 8), a->top).c_str(), stdout);
+  });
 }
+
 }  // namespace tpsim::cli

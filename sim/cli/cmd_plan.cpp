@@ -1,9 +1,198 @@
-// Placeholder until the stage behind `tpsim plan` lands.
+// `tpsim plan [SCENARIO]`: sweep the layouts of a model on a cluster, rank them, say why the best wins.
+// The scenario (or -m/-t) gives the model and the topology; its plan and workload are not used: the
+// sweep makes its own from the target flags below.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fmt/format.h>
+#include <memory>
+
 #include "cli/commands.hpp"
+#include "tpsim/planner.hpp"
 
 namespace tpsim::cli {
-void register_plan(CLI::App& app) {
-  auto* cmd = app.add_subcommand("plan", "(not implemented yet)");
-  cmd->callback([] { throw Exit{kBadInput}; });
+
+namespace {
+
+struct PlanArgs {
+  ScenarioOptions scenario;
+  std::string nodes, workload = "training", rank_by = "throughput";
+  int64_t global_batch = 1024, seq = 0, batch = 1, prompt = 512, generate = 128;
+  std::string tokens, deadline, latency_bound;
+  std::vector<int64_t> micro_batches = {1, 2, 4};
+  std::string csv, json, shard;
+  int jobs = 0, top = 15;
+};
+
+// "2T", "300B", "1.5e12", "500M": a count of tokens.
+double parse_count(const std::string& text, const char* flag) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  const std::string suffix = used > 0 ? text.substr(used) : "";
+  const double scale = suffix.empty() ? 1
+                       : suffix == "K" || suffix == "k" ? 1e3
+                       : suffix == "M" ? 1e6
+                       : suffix == "B" || suffix == "G" ? 1e9
+                       : suffix == "T" ? 1e12
+                                       : -1;
+  if (used == 0 || scale < 0 || !(v >= 0) || !std::isfinite(v))
+    throw InputError("", 0, 0, flag, "expected a count like 2T, 300B or 1.5e12, got '" + text + "'");
+  return v * scale;
 }
+
+// "30d", "12h", "90min", "2s", "150ms", "800us": a duration in seconds.
+double parse_duration(const std::string& text, const char* flag) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  std::string unit = used > 0 ? text.substr(used) : "";
+  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+  const double scale = unit == "d" ? 86400
+                       : unit == "h" ? 3600
+                       : unit == "min" ? 60
+                       : unit == "s" || unit.empty() ? 1
+                       : unit == "ms" ? 1e-3
+                       : unit == "us" ? 1e-6
+                                      : -1;
+  if (used == 0 || scale < 0 || !(v > 0) || !std::isfinite(v))
+    throw InputError("", 0, 0, flag, "expected a duration like 30d, 12h, 2s or 150ms, got '" + text + "'");
+  return v * scale;
+}
+
+// "8", "2,4,8", or "4-32" (the powers of two inside, and both ends).
+std::vector<int> parse_nodes(const std::string& text) {
+  auto bad = [&] {
+    return InputError("", 0, 0, "--nodes", "expected a node count (8), a list (2,4,8) or a range (4-32), got '" + text + "'");
+  };
+  auto one = [&](const std::string& part) {
+    std::size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(part, &used);
+    } catch (const std::logic_error&) {
+      throw bad();
+    }
+    if (used != part.size() || v < 1) throw bad();
+    return v;
+  };
+  std::vector<int> out;
+  const auto dash = text.find('-');
+  if (dash != std::string::npos) {
+    const int lo = one(text.substr(0, dash)), hi = one(text.substr(dash + 1));
+    if (hi < lo) throw bad();
+    out.push_back(lo);
+    for (int p = 1; p < hi; p *= 2)
+      if (p > lo) out.push_back(p);
+    if (hi != lo) out.push_back(hi);
+    return out;
+  }
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    out.push_back(one(text.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+SweepSpec sweep_spec(const PlanArgs& a) {
+  const Scenario base = load_scenario(a.scenario.request());
+  SweepSpec spec;
+  spec.model = base.model;
+  spec.topology = base.topology;
+  if (!a.nodes.empty()) spec.node_counts = parse_nodes(a.nodes);
+  try {
+    spec.objective = parse_objective(a.rank_by);
+  } catch (const std::invalid_argument& e) {
+    throw InputError("", 0, 0, "--rank-by", e.what());
+  }
+  spec.micro_batches = a.micro_batches;
+  for (int64_t mb : spec.micro_batches)
+    if (mb < 1) throw InputError("", 0, 0, "--micro-batches", "micro-batch sizes must be at least 1");
+  if (a.workload == "inference") {
+    spec.kind = WorkloadKind::inference;
+    if (a.batch < 1 || a.prompt < 1 || a.generate < 1)
+      throw InputError("", 0, 0, "--batch", "inference needs --batch, --prompt and --generate of at least 1");
+    spec.inference.batch = a.batch;
+    spec.inference.prompt = a.prompt;
+    spec.inference.generate = a.generate;
+    if (!a.latency_bound.empty()) spec.inference.latency_bound_s = parse_duration(a.latency_bound, "--latency-bound");
+    if (spec.objective == Objective::time_to_train)
+      throw InputError("", 0, 0, "--rank-by", "time (to train) ranks training sweeps; use throughput, cost or latency");
+    return spec;
+  }
+  spec.kind = WorkloadKind::training;
+  if (a.global_batch < 1) throw InputError("", 0, 0, "--global-batch", "must be at least 1");
+  if (a.seq < 0) throw InputError("", 0, 0, "--seq", "must be positive (0 = the model's max_seq)");
+  spec.training.global_batch = a.global_batch;
+  spec.training.seq = a.seq;
+  if (!a.tokens.empty()) spec.training.tokens = parse_count(a.tokens, "--tokens");
+  if (!a.deadline.empty()) {
+    spec.training.deadline_s = parse_duration(a.deadline, "--deadline");
+    if (spec.training.tokens <= 0)
+      throw InputError("", 0, 0, "--deadline", "a deadline needs --tokens (how much to train by then)");
+  }
+  return spec;
+}
+
+}  // namespace
+
+void register_plan(CLI::App& app) {
+  auto a = std::make_shared<PlanArgs>();
+  auto* cmd = app.add_subcommand("plan", "Sweep TP x PP x DP x micro-batch x SP x recompute layouts, rank them");
+  add_scenario_options(*cmd, a->scenario);
+  cmd->add_option("--nodes", a->nodes, "Node counts: 8, 2,4,8 or 4-32 (default: the topology's)");
+  cmd->add_option("--workload", a->workload, "training | inference")->check(CLI::IsMember({"training", "inference"}));
+  cmd->add_option("--global-batch", a->global_batch, "Training: sequences per optimizer step")->capture_default_str();
+  cmd->add_option("--seq", a->seq, "Training: tokens per sequence (default: the model's max_seq)");
+  cmd->add_option("--tokens", a->tokens, "Training: tokens to train, e.g. 2T (gives time to train and cost)");
+  cmd->add_option("--deadline", a->deadline, "Training: reject layouts that train --tokens slower than this, e.g. 30d");
+  cmd->add_option("--micro-batches", a->micro_batches, "Training: micro-batch sizes to try")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Inference: largest batch (tries 1, 2, 4, ... up to it)")->capture_default_str();
+  cmd->add_option("--prompt", a->prompt, "Inference: prompt tokens")->capture_default_str();
+  cmd->add_option("--generate", a->generate, "Inference: output tokens")->capture_default_str();
+  cmd->add_option("--latency-bound", a->latency_bound, "Inference: reject layouts whose request takes longer, e.g. 2s");
+  cmd->add_option("--rank-by", a->rank_by, "throughput | time | cost | latency")->capture_default_str();
+  cmd->add_option("--csv", a->csv, "Result file: every layout, appended as it finishes; a re-run resumes from it");
+  cmd->add_option("--json", a->json, "Also write the ranked result as JSON");
+  cmd->add_option("-j,--jobs", a->jobs, "Worker processes (default: all cores)");
+  cmd->add_option("--shard", a->shard, "Run only part i of N (0-based, e.g. 3/16); combine parts with `tpsim merge`");
+  cmd->add_option("--top", a->top, "Rows of the ranked table")->capture_default_str();
+  cmd->callback([a] {
+    const SweepSpec spec = sweep_spec(*a);
+    SweepOptions options;
+    options.jobs = a->jobs;
+    options.csv = a->csv;
+    options.json = a->json;
+    if (!a->shard.empty()) {
+      try {
+        options.shard = parse_shard(a->shard);
+      } catch (const std::invalid_argument& e) {
+        throw InputError("", 0, 0, "--shard", e.what());
+      }
+    }
+    options.progress = progress_printer(::isatty(STDERR_FILENO) != 0);
+    const SweepOutcome outcome = run_sweep(spec, options, evaluate_layout);
+    std::printf("%s on %s: %s sweep", spec.model.name.c_str(), spec.topology.name.c_str(),
+                spec.kind == WorkloadKind::training ? "training" : "inference");
+    if (options.shard.parts > 1) std::printf(", shard %d/%d", options.shard.index, options.shard.parts);
+    std::printf(" (%d layouts, %d from an earlier run)\n\n", outcome.total, outcome.resumed);
+    std::fputs(plan_table(outcome.ranked, spec.objective, megatron_tp(spec.topology), a->top).c_str(), stdout);
+    if (options.shard.parts > 1)
+      std::printf("\nthis is one shard: combine all parts with `tpsim merge PART.csv... --csv OUT`\n");
+  });
+}
+
 }  // namespace tpsim::cli
