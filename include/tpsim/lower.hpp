@@ -16,6 +16,9 @@ struct LowerOptions {
   LowerScope scope = LowerScope::block;
   bool backward = false;       // also emit the backward pass (and weight gradients)
   int64_t tokens = 0;          // rows of the activations (micro_batch * seq); 0 = from the workload
+  bool embedding_and_loss = true;   // stack: start with the embedding and end with final norm,
+                                    // output and loss; false = layers only (an input activation in,
+                                    // a seeded output gradient back)
 };
 
 ProgramSet lower(const Scenario& scenario, const LowerOptions& options);

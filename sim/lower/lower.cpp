@@ -40,6 +40,7 @@ void check_divisions(const Scenario& s, LowerScope scope) {
   require(m.ffn % p.tp == 0, fmt::format("model.ffn {} is not divisible by plan.tp {}", m.ffn, p.tp));
   require(m.hidden % p.tp == 0, fmt::format("model.hidden {} is not divisible by plan.tp {}", m.hidden, p.tp));
   if (scope == LowerScope::stack || scope == LowerScope::step) {
+    require(m.layers > 0 && m.layers % p.pp == 0, fmt::format("model.layers {} is not divisible by plan.pp {}", m.layers, p.pp));
     require(m.vocab > 0 && m.vocab % p.tp == 0, fmt::format("model.vocab {} is not divisible by plan.tp {}", m.vocab, p.tp));
     require(m.layers > 0 && m.layers % p.pp == 0, fmt::format("model.layers {} is not divisible by plan.pp {}", m.layers, p.pp));
   }
@@ -66,7 +67,7 @@ Program lower_layer(const Scenario& s, const lowering::RankCoords& c, int64_t to
 }
 
 // Embedding, model.layers layers split over the pipeline stages, final norm, output, loss.
-Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward) {
+Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward, bool head) {
   const PlanSpec& p = s.plan;
   lowering::ProgramBuilder b(s, c, tokens);
   lowering::Tape tape;
@@ -77,13 +78,15 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
   const int next = last_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index + 1);
   const std::string boundary_in = fmt::format("layer{}.mlp.residual.out", first - 1);
 
-  const lowering::Value x = first_stage ? b.embedding_forward(tape)
+  const lowering::Value x = first_stage ? (head ? b.embedding_forward(tape) : b.input("input", s.model.hidden, b.stream_layout()))
                                      : b.recv(boundary_in, s.model.hidden, b.stream_layout(), prev, int(2 * first));
   lowering::Value y = x;
   for (int64_t l = first; l < last; ++l) y = b.layer_forward(int(l), y, tape);
-  if (last_stage) {
+  if (last_stage && head) {
     const lowering::Value loss = b.output_loss_forward(y, tape);
     if (backward) b.backward(tape, loss, "");
+  } else if (last_stage) {
+    if (backward) b.backward(tape, y, b.gradient_seed(y));
   } else {
     b.send(y, next, int(2 * last));
     if (backward) {
@@ -91,10 +94,10 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
       b.backward(tape, y, dy.tensor);
     }
   }
-  if (backward && !first_stage) {
+  if (backward) {
     lowering::Value dx = x;
-    dx.tensor = b.gradient(x);
-    if (!dx.tensor.empty()) b.send(dx, prev, int(2 * first + 1));
+    dx.tensor = b.gradient(x);   // also names the input gradient for the comparison
+    if (!first_stage && !dx.tensor.empty()) b.send(dx, prev, int(2 * first + 1));
   }
   return b.finish();
 }
@@ -113,7 +116,7 @@ ProgramSet lower(const Scenario& scenario, const LowerOptions& options) {
     const lowering::RankCoords c = lowering::rank_coords(p, r);
     set.ranks.push_back(options.scope == LowerScope::block || options.scope == LowerScope::layer
                             ? lower_layer(scenario, c, tokens, options.backward)
-                            : lower_stack(scenario, c, tokens, options.backward));
+                            : lower_stack(scenario, c, tokens, options.backward, options.embedding_and_loss));
   }
   return set;
 }

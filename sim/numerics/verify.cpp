@@ -38,8 +38,7 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   };
   numerics::execute(reference, ref_options);
 
-  std::vector<std::map<std::string, numerics::ErrorBudget>> budgets;
-  for (const Program& p : sharded.ranks) budgets.push_back(numerics::error_budgets(p, options.dtype));
+  const auto budgets = numerics::error_budgets(sharded, options.dtype);
 
   numerics::ExecOptions run;
   run.dtype = options.dtype;

@@ -1,0 +1,110 @@
+// Numerics speed: GEMM GFLOP/s (the numerics' FMA-chain GEMM, Eigen's own product, OpenBLAS
+// sgemm; same run, same threads), then the wall time and peak memory of verifying one full-size
+// Llama-2-7B layer (hidden 4096, ffn 11008, 32 heads, seq 2048, TP=8, forward and backward,
+// sharded and unsharded). `bench_numerics --gemm-only` skips the layer.
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "numerics/kernels.hpp"
+#include "numerics/parallel.hpp"
+#include "tpsim/lower.hpp"
+#include "tpsim/numerics.hpp"
+
+#ifdef TPSIM_BENCH_OPENBLAS
+extern "C" void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+                       const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+                       const int* ldc);
+extern "C" void openblas_set_num_threads(int);
+#endif
+
+using namespace tpsim;
+using numerics::Mat;
+
+namespace {
+
+template <class F>
+double best_seconds(F f, int repeats) {
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+void gemm_table() {
+  const int threads = numerics::worker_count();
+  fmt::print("GEMM C = A B, fp32, square n, {} threads (best of 3)\n", threads);
+  fmt::print("{:>6} | {:>22} | {:>22} | {:>16} | {:>14}\n", "n", "tpsim FMA-chain GFLOP/s", "Eigen (col split) GFLOP/s",
+             "OpenBLAS GFLOP/s", "tpsim/OpenBLAS");
+#ifdef EIGEN_USE_BLAS
+  const char* eigen_mode = "Eigen routed to BLAS (TPSIM_USE_BLAS=ON)";
+#else
+  const char* eigen_mode = "Eigen's own kernels";
+#endif
+  for (int n : {512, 1024, 2048}) {
+    const Mat a = Mat::Random(n, n), b = Mat::Random(n, n);
+    Mat c(n, n);
+    const double flops = 2.0 * n * n * n;
+    const int reps = 3;
+    GemmInfo g{n, n, n, false, false, false};
+    const double t_tpsim = best_seconds([&] { numerics::gemm(g, a, b, c); }, reps);
+    const double t_eigen = best_seconds([&] {
+      numerics::parallel_for(n, [&](int64_t j0, int64_t j1) {
+        c.middleCols(j0, j1 - j0).noalias() = a * b.middleCols(j0, j1 - j0);
+      }, 16);
+    }, reps);
+    double t_blas = 0;
+#ifdef TPSIM_BENCH_OPENBLAS
+    openblas_set_num_threads(threads);
+    const float one = 1, zero = 0;
+    // Row-major C = A B is column-major C^T = B^T A^T.
+    t_blas = best_seconds([&] { sgemm_("N", "N", &n, &n, &n, &one, b.data(), &n, a.data(), &n, &zero, c.data(), &n); }, reps);
+#endif
+    fmt::print("{:>6} | {:>22.1f} | {:>22.1f} | {:>16} | {:>14}\n", n, flops / t_tpsim / 1e9, flops / t_eigen / 1e9,
+               t_blas > 0 ? fmt::format("{:.1f}", flops / t_blas / 1e9) : "n/a",
+               t_blas > 0 ? fmt::format("{:.0f}%", 100 * t_blas / t_tpsim) : "n/a");
+  }
+  fmt::print("(Eigen column: {})\n\n", eigen_mode);
+}
+
+void llama_layer() {
+  Scenario s;
+  s.model.name = "llama2-7b";
+  s.model.hidden = 4096;
+  s.model.ffn = 11008;
+  s.model.heads = s.model.kv_heads = 32;
+  s.model.layers = 1;
+  s.model.vocab = 32000;
+  s.model.max_seq = 4096;
+  s.model.activation = Activation::swiglu;
+  s.model.norm = Norm::rmsnorm;
+  s.plan.tp = 8;
+  s.workload.seq = 2048;
+  s.workload.micro_batch = 1;
+  LowerOptions lo;
+  lo.scope = LowerScope::layer;
+  lo.backward = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  const NumericsReport r = verify(lower(s, lo), lower(unsharded(s), lo), NumericsOptions{});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  fmt::print("Verify one Llama-2-7B layer (h 4096, ffn 11008, 32 heads, seq 2048, TP=8, fwd+bwd, fp32)\n");
+  fmt::print("{:>12} | {:>14} | {:>8} | {:>10} | {:>12}\n", "wall s", "peak RSS GiB", "checks", "verdict", "max rel err");
+  fmt::print("{:>12.1f} | {:>14.2f} | {:>8} | {:>10} | {:>12.2e}\n", seconds, u.ru_maxrss / 1048576.0, r.checks.size(),
+             r.ok ? "pass" : "FAIL", r.max_rel);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gemm_table();
+  if (!(argc > 1 && std::strcmp(argv[1], "--gemm-only") == 0)) llama_layer();
+  return 0;
+}
