@@ -17,5 +17,7 @@ struct KernelCost {
 // Roofline max(flops / (peak_dtype * eff), bytes / hbm_bw) + launch overhead.
 KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype);
 KernelCost op_cost(const GpuSpec& gpu, const Op& op);   // gemm or kernel ops; 0 for communication
+// Fused attention ("attention" / "attention_backward" kernels with attrs batch, heads, seq, head_dim).
+KernelCost attention_cost(const GpuSpec& gpu, const Op& op);
 
 }  // namespace tpsim

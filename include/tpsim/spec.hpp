@@ -39,6 +39,10 @@ struct GpuSpec {
   double launch_overhead = 0;             // s per kernel
   double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
   std::string gemm_table;                 // optional CSV m,n,k,dtype,time_us overriding the model
+  // HBM bytes the attention kernels move per attention score element (batch x heads x seq^2, causal
+  // half) in the forward pass (backward: twice). 0 = fused flash attention (scores stay on chip);
+  // an unfused scale-mask-softmax + dropout stack (Megatron-LM 2021) moves tens of bytes.
+  double attention_score_bytes = 0;
 };
 
 enum class IntraFabric { nvswitch, nvlink_mesh, pcie };

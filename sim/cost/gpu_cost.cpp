@@ -5,6 +5,11 @@
 // latency. The large-GEMM ceiling is the GPU's measured max achievable matmul (MAMF) fraction.
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <tuple>
 
 #include "tpsim/cost.hpp"
 
@@ -25,7 +30,66 @@ double peak_for(const GpuSpec& gpu, DType dtype) {
   return fp32 != gpu.peak_flops.end() ? fp32->second : 0;
 }
 
+// A measured GEMM table: CSV rows "m,n,k,dtype,time_us" (a header line and # comments allowed).
+using GemmKey = std::tuple<int64_t, int64_t, int64_t, std::string>;
+using GemmTable = std::map<GemmKey, double>;
+
+GemmTable read_gemm_table(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, 0, 0, "gpu.gemm_table", "cannot open the GEMM table '" + path + "'");
+  GemmTable table;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
+    std::stringstream row(line);
+    std::string m, n, k, dtype, us;
+    if (!std::getline(row, m, ',') || !std::getline(row, n, ',') || !std::getline(row, k, ',') ||
+        !std::getline(row, dtype, ',') || !std::getline(row, us, ','))
+      throw InputError(path, number, 1, "gpu.gemm_table", "expected 'm,n,k,dtype,time_us', got '" + line + "'");
+    try {
+      table[{std::stoll(m), std::stoll(n), std::stoll(k), dtype}] = std::stod(us) * 1e-6;
+    } catch (const std::exception&) {
+      throw InputError(path, number, 1, "gpu.gemm_table", "expected numbers in 'm,n,k,dtype,time_us', got '" + line + "'");
+    }
+  }
+  return table;
+}
+
+// Tables are read once per path (simulations cost millions of GEMMs).
+const GemmTable& gemm_table(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, GemmTable> tables;
+  std::lock_guard lock(mutex);
+  auto it = tables.find(path);
+  if (it == tables.end()) it = tables.emplace(path, read_gemm_table(path)).first;
+  return it->second;
+}
+
+double attr(const Op& op, const char* key, double fallback) {
+  auto it = op.kernel.attrs.find(key);
+  return it != op.kernel.attrs.end() ? it->second : fallback;
+}
+
 }  // namespace
+
+// Flash-attention style: QK^T and PV are tiled GEMMs whose inner dimension is the head dim, so
+// they reach the GEMM ceiling times the k factor of a head_dim-deep product (FLOPs as the lowering
+// counts them: 4 b s^2 H d forward, causal half, backward 2.5x). Memory: Q, K, V, O (and their
+// gradients) plus, when the stack does not fuse attention, gpu.attention_score_bytes per score
+// element b * H * s^2 / 2 (forward; backward twice that).
+KernelCost attention_cost(const GpuSpec& gpu, const Op& op) {
+  KernelCost c;
+  const double head_dim = attr(op, "head_dim", kHalfK);
+  const double peak = peak_for(gpu, op.dtype);
+  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kHalfK);
+  c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
+  const double scores = attr(op, "batch", 1) * attr(op, "heads", 1) * attr(op, "seq", 0) * attr(op, "seq", 0) / 2;
+  const double passes = op.kernel.fn == "attention_backward" ? 2 : 1;
+  const double bytes = op.hbm_bytes + passes * scores * gpu.attention_score_bytes;
+  c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
+  c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
+  return c;
+}
 
 KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
   KernelCost c;
@@ -44,6 +108,15 @@ KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
   const double bytes = (m * k + k * n + m * n * (g.accumulate ? 2 : 1)) * dtype_bytes(dtype);
   c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
+  // A measured time for this exact shape overrides the model (it already includes the launch).
+  if (!gpu.gemm_table.empty()) {
+    const GemmTable& table = gemm_table(gpu.gemm_table);
+    auto it = table.find({g.m, g.n, g.k, to_string(dtype)});
+    if (it != table.end()) {
+      c.seconds = it->second;
+      c.efficiency = peak > 0 ? flops / (peak * c.seconds) : 0;
+    }
+  }
   return c;
 }
 
@@ -59,8 +132,8 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
     c.compute_bound = c.seconds;
     return c;
   }
-  // Non-GEMM kernels (norms, activations, softmax outside flash attention) are memory-bound; a
-  // fused attention kernel carries its FLOPs and reaches the same fraction of peak as a GEMM.
+  if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward") return attention_cost(gpu, op);
+  // Non-GEMM kernels (norms, activations, softmax outside flash attention) are memory-bound.
   const double peak = peak_for(gpu, op.dtype);
   c.efficiency = gpu.gemm_efficiency;
   c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
