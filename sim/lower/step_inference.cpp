@@ -83,7 +83,7 @@ Op p2p(OpKind kind, const std::string& name, int peer, double bytes) {
 
 }  // namespace
 
-ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t context) {
+ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t context, const StepOptions& options) {
   const PlanSpec& plan = scenario.plan;
   if (scenario.model.layers % plan.pp != 0)
     throw std::invalid_argument(fmt::format("model.layers ({}) must divide by pp ({})", scenario.model.layers, plan.pp));
@@ -92,7 +92,9 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
   Scenario s = scenario;
   s.workload.micro_batch = scenario.workload.batch;
   s.workload.seq = decode ? 1 : scenario.workload.prompt;
-  const ForwardPieces f = forward_pieces(s, decode, context);
+  ForwardPieces f = forward_pieces(s, decode, context);
+  if (options.fold_tp)
+    for (Piece* p : {&f.layer, &f.embedding, &f.output}) *p = fold_collectives(*p, options.fold_tp);
   const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
   const double bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /

@@ -3,9 +3,19 @@
 
 #include <cstdint>
 
+#include "lower/step_pieces.hpp"
 #include "tpsim/lower.hpp"
 
 namespace tpsim::lowering {
+
+struct StepOptions {
+  int64_t micro_batches = 0;   // training: simulate only this many micro-batches of the step (0 = all)
+  // When set, each piece's TP collectives are folded into its compute as their uncontended time
+  // (fold_collectives) and consecutive pieces merge into one op: a step of a few hundred ops per
+  // rank. Exact when the TP group's links carry nothing else (TP inside a node, the other groups
+  // across nodes); tests/test_step_fold.cpp compares it with the exact lowering.
+  CollectiveTimer fold_tp;
+};
 
 // Micro-batches per optimizer step and DP replica: global_batch / (micro_batch * dp); throws
 // std::invalid_argument when it does not divide.
@@ -16,11 +26,10 @@ int64_t micro_batches_per_step(const Scenario& s);
 // (last stage); activations and gradients between stages on Stream::pp_comm; bucketed DP gradient
 // all-reduce (or reduce-scatter + all-gather with the distributed optimizer) on Stream::dp_comm as
 // the last micro-batch's backward frees each bucket; then the optimizer kernel.
-// `micro_batches` > 0 simulates only that many micro-batches of the step (0 = the whole step).
-ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches = 0);
+ProgramSet lower_training_step(const Scenario& s, const StepOptions& options = {});
 
 // Inference: `decode` false = the prefill of batch x prompt tokens; true = one decode step of
 // `batch` tokens attending to a KV cache of `context` tokens. Stages run the batch in turn.
-ProgramSet lower_inference_step(const Scenario& s, bool decode, int64_t context);
+ProgramSet lower_inference_step(const Scenario& s, bool decode, int64_t context, const StepOptions& options = {});
 
 }  // namespace tpsim::lowering

@@ -108,6 +108,49 @@ Piece attention_only(const Program& program, int begin, int end, const GpuSpec& 
 
 }  // namespace
 
+double piece_makespan(const Piece& piece, const CollectiveTimer& timer, double* comm) {
+  std::vector<double> end(piece.ops.size(), 0);
+  std::map<Stream, double> free_at;
+  double makespan = 0, comm_total = 0;
+  for (size_t i = 0; i < piece.ops.size(); ++i) {
+    const Op& op = piece.ops[i];
+    double start = free_at[op.stream];
+    for (int d : op.deps) start = std::max(start, end[size_t(d)]);
+    double seconds = 0;
+    if (op.kind == OpKind::collective) {
+      seconds = timer(op.collective);
+      comm_total += seconds;
+    } else if (op.kind == OpKind::kernel && op.kernel.fn == "fused") {
+      seconds = op.kernel.attrs.at("seconds");
+    }
+    end[i] = start + seconds;
+    free_at[op.stream] = end[i];
+    makespan = std::max(makespan, end[i]);
+  }
+  if (comm) *comm = comm_total;
+  return makespan;
+}
+
+Piece fold_collectives(const Piece& piece, const CollectiveTimer& timer) {
+  Piece folded;
+  double comm = 0;
+  Op op = fused_op(piece.ops.empty() ? "empty" : piece.ops.front().name);
+  op.kernel.attrs["seconds"] = piece_makespan(piece, timer, &comm);
+  op.kernel.attrs["tp_comm_seconds"] = comm;
+  op.kernel.attrs["compute_seconds"] = piece.seconds;
+  for (const Op& o : piece.ops) {
+    if (o.kind != OpKind::kernel) continue;
+    op.kernel.attrs["kernels"] += o.kernel.attrs.count("kernels") ? o.kernel.attrs.at("kernels") : 1;
+    op.flops += o.flops;
+    op.hbm_bytes += o.hbm_bytes;
+    op.dtype = o.dtype;
+  }
+  folded.ops.push_back(std::move(op));
+  folded.seconds = piece.seconds;
+  folded.flops = piece.flops;
+  return folded;
+}
+
 StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
   const GpuSpec& gpu = scenario.topology.gpu;
   const int64_t h = scenario.model.hidden;

@@ -5,6 +5,7 @@
 // kernels' op_cost(). A whole step is then stamped from these pieces (step_training.cpp).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,17 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens);
 // Coarsens ops [begin, end) of a builder program into a Piece (see above); dependencies on ops
 // outside the range are dropped (the stamping orders pieces).
 Piece coarsen(const Program& program, int begin, int end, const GpuSpec& gpu, const std::string& label);
+
+// Seconds a TP collective takes on an otherwise idle topology (the engine's time_collective).
+using CollectiveTimer = std::function<double(const CollectiveInfo&)>;
+
+// A piece run alone from time 0: compute and tp_comm streams in program order, each op after its
+// deps, collectives taking `timer` seconds. Returns the piece's makespan and, in `comm`, the time
+// its collectives took (the exposed part is makespan - compute).
+double piece_makespan(const Piece& piece, const CollectiveTimer& timer, double* comm = nullptr);
+
+// The piece as one fused op of piece_makespan() seconds (attrs "seconds", "tp_comm_seconds",
+// "kernels"): exact when nothing else uses the TP group's links while it runs.
+Piece fold_collectives(const Piece& piece, const CollectiveTimer& timer);
 
 }  // namespace tpsim::lowering

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <tuple>
 
@@ -74,13 +75,34 @@ int message_tag(bool gradient, int micro_batch, int chunk, int micro_batches) {
   return (chunk * micro_batches + micro_batch) * 2 + (gradient ? 1 : 0);
 }
 
-// One rank's program, appended piece by piece.
+// One rank's program, appended piece by piece. With `merge`, consecutive single-op (folded)
+// pieces become one op, flushed when anything else is appended.
 class StepWriter {
  public:
-  StepWriter(int rank, std::vector<int> tp_group) : tp_group_(std::move(tp_group)) { program_.rank = rank; }
+  StepWriter(int rank, std::vector<int> tp_group, bool merge) : tp_group_(std::move(tp_group)), merge_(merge) {
+    program_.rank = rank;
+  }
 
   // Appends a piece; its ops without internal deps wait for `roots` and the last compute op.
   void stamp(const Piece& piece, const std::string& prefix, int layer, int micro_batch, const std::vector<int>& roots) {
+    if (merge_ && piece.ops.size() == 1 && piece.ops[0].stream == Stream::compute) {
+      const Op& src = piece.ops[0];
+      if (!pending_) {
+        pending_ = src;
+        pending_->name = prefix + "." + src.name;
+        pending_->layer = layer;
+        pending_->micro_batch = micro_batch;
+        pending_->deps = roots;
+        if (last_compute_ >= 0) pending_->deps.push_back(last_compute_);
+        return;
+      }
+      for (const auto& [key, value] : src.kernel.attrs) pending_->kernel.attrs[key] += value;
+      pending_->flops += src.flops;
+      pending_->hbm_bytes += src.hbm_bytes;
+      pending_->deps.insert(pending_->deps.end(), roots.begin(), roots.end());
+      return;
+    }
+    flush();
     const int base = int(program_.ops.size());
     for (const Op& src : piece.ops) {
       Op op = src;
@@ -100,18 +122,35 @@ class StepWriter {
   }
 
   int append(Op op) {
+    flush();
     op.id = int(program_.ops.size());
     if (op.stream == Stream::compute) last_compute_ = op.id;
     program_.ops.push_back(std::move(op));
     return program_.ops.back().id;
   }
 
-  int last_compute() const { return last_compute_; }
-  Program finish() { return std::move(program_); }
+  int last_compute() {
+    flush();
+    return last_compute_;
+  }
+  Program finish() {
+    flush();
+    return std::move(program_);
+  }
 
  private:
+  void flush() {
+    if (!pending_) return;
+    pending_->id = int(program_.ops.size());
+    last_compute_ = pending_->id;
+    program_.ops.push_back(std::move(*pending_));
+    pending_.reset();
+  }
+
   Program program_;
   std::vector<int> tp_group_;
+  bool merge_ = false;
+  std::optional<Op> pending_;
   int last_compute_ = -1;
 };
 
@@ -152,18 +191,22 @@ struct PendingRecv {
 
 }  // namespace
 
-ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches) {
+ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   const PlanSpec& plan = s.plan;
   const int pp = plan.pp, v = std::max(1, plan.virtual_stages), dp = plan.dp;
   const int64_t full = micro_batches_per_step(s);
-  const int m = int(micro_batches > 0 ? std::min(micro_batches, full) : full);
+  const int m = int(options.micro_batches > 0 ? std::min(options.micro_batches, full) : full);
   if (s.model.layers % (pp * v) != 0)
     throw std::invalid_argument(fmt::format("model.layers ({}) must divide into pp x virtual_stages ({} x {}) chunks",
                                             s.model.layers, pp, v));
   const int layers_per_chunk = int(s.model.layers / (pp * v));
   const int chunks = pp * v;
   const int64_t tokens = s.workload.micro_batch * s.workload.seq;
-  const StepPieces pieces = build_step_pieces(s, tokens);
+  StepPieces pieces = build_step_pieces(s, tokens);
+  if (options.fold_tp)
+    for (Piece* p : {&pieces.layer_fwd, &pieces.layer_bwd, &pieces.attention_recompute, &pieces.embedding_fwd,
+                     &pieces.embedding_bwd, &pieces.output_fwd, &pieces.output_bwd})
+      *p = fold_collectives(*p, options.fold_tp);
   const std::map<SlotKey, double> ends = ideal_slot_ends(pp, v, m);
   const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
   // Activations and gradients between stages: [tokens, h], sequence-sharded under SP.
@@ -200,7 +243,7 @@ ProgramSet lower_training_step(const Scenario& s, int64_t micro_batches) {
     size_t posted = 0;
     std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
 
-    StepWriter w(rank, c.tp_group);
+    StepWriter w(rank, c.tp_group, bool(options.fold_tp));
     auto post_until = [&](double ts, int tag) {
       for (; posted < recvs.size() && std::tie(recvs[posted].ts, recvs[posted].tag) < std::tie(ts, tag); ++posted) {
         const PendingRecv& r = recvs[posted];
