@@ -5,6 +5,7 @@
 #include "tpsim/lower.hpp"
 #include "tpsim/numerics.hpp"
 #include "tpsim/report.hpp"
+#include "report/run_step.hpp"
 
 namespace tpsim {
 
@@ -15,10 +16,15 @@ RunResult run_scenario(const Scenario& scenario, const RunOptions& options) {
 
   LowerOptions lower_options;
   lower_options.scope = LowerScope::block;
-  spdlog::info("lowering {} for tp {} pp {} dp {}", result.scope, scenario.plan.tp, scenario.plan.pp,
-               scenario.plan.dp);
-  const ProgramSet programs = lower(scenario, lower_options);
-  result.timeline = simulate(scenario.topology, programs, EngineOptions{});
+  if (options.scope == "step") {
+    // The workload as a whole: a training step (pipeline, DP, optimizer) or an inference request.
+    run_step(scenario, options, result);
+  } else {
+    spdlog::info("lowering {} for tp {} pp {} dp {}", result.scope, scenario.plan.tp, scenario.plan.pp,
+                 scenario.plan.dp);
+    const ProgramSet programs = lower(scenario, lower_options);
+    result.timeline = simulate(scenario.topology, programs, EngineOptions{});
+  }
 
   const std::string mode = options.numerics.empty() ? scenario.numerics : options.numerics;
   if (mode != "off") {

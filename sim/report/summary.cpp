@@ -45,6 +45,49 @@ std::string percent_of(double part, double whole) {
   return whole > 0 ? fmt::format("{:5.1f}%", 100 * part / whole) : "   - ";
 }
 
+constexpr double kGiB = 1024.0 * 1024 * 1024;
+
+// The step's throughput, FLOP rate and memory (scope "step").
+std::string step_text(const RunResult& r) {
+  const StepMetrics& m = *r.step;
+  std::string out = "\n";
+  if (m.training) {
+    out += fmt::format("{:<34}{:>12}\n", "micro-batches simulated",
+                       fmt::format("{} of {}", m.micro_batches, m.micro_batches_per_step));
+    out += fmt::format("{:<34}{:>12}\n", "tokens/s", fmt::format("{:.0f}", m.tokens_per_s));
+  } else {
+    out += fmt::format("{:<34}{:>12}\n", "time to first token", format_seconds(m.ttft_s));
+    out += fmt::format("{:<34}{:>12}\n", "time per output token", format_seconds(m.tpot_s));
+    out += fmt::format("{:<34}{:>12}\n", "request time", format_seconds(m.step_time_s));
+    out += fmt::format("{:<34}{:>12}\n", "generated tokens/s", fmt::format("{:.0f}", m.tokens_per_s));
+  }
+  out += fmt::format("{:<34}{:>12}\n", "model TFLOP/s per GPU", fmt::format("{:.1f}", m.tflops_per_gpu));
+  out += fmt::format("{:<34}{:>12}\n", "model FLOP utilisation (MFU)", fmt::format("{:.1f}%", 100 * m.mfu));
+  if (m.tp_collectives == "folded")
+    out += fmt::format("{:<34}{:>12}  (TP collectives folded into compute at their uncontended time)\n",
+                       "  of which TP communication", format_seconds(m.tp_comm_folded_s));
+  const MemoryBreakdown& mem = m.memory;
+  out += fmt::format("\nmemory per GPU (stage {}, the fullest)\n", mem.stage);
+  for (const MemoryComponent& c : mem.components())
+    if (c.bytes > 0) out += fmt::format("  {:<32}{:>10.2f} GiB  {}\n", c.name, c.bytes / kGiB, c.detail);
+  out += fmt::format("  {:<32}{:>10.2f} GiB  of {:.1f} GiB HBM\n", "total", mem.total / kGiB, mem.capacity / kGiB);
+  out += "verdict    " + memory_verdict(mem) + "\n";
+  return out;
+}
+
+nlohmann::json memory_json(const MemoryBreakdown& m) {
+  nlohmann::json j = {{"stage", m.stage}, {"parameters", m.parameters}, {"total_bytes", m.total},
+                      {"capacity_bytes", m.capacity}, {"fits", m.fits}, {"in_flight_micro_batches", m.in_flight_micro_batches}};
+  for (const MemoryComponent& c : m.components()) {
+    std::string key = c.name;
+    std::replace(key.begin(), key.end(), ' ', '_');
+    j[key + "_bytes"] = c.bytes;
+  }
+  if (!m.fits) j["overflow"] = {{"component", m.overflow_component}, {"bytes", m.overflow_bytes}};
+  j["verdict"] = memory_verdict(m);
+  return j;
+}
+
 }  // namespace
 
 std::string summary_text(const RunResult& r) {
@@ -72,6 +115,7 @@ std::string summary_text(const RunResult& r) {
   if (t.bubble > 0)
     out += fmt::format("{:<34}{:>12}{:>9}\n", "  pipeline bubble", format_seconds(t.bubble),
                        percent_of(t.bubble, t.step_time));
+  if (r.step) out += step_text(r);
   if (r.numerics) {
     const NumericsReport& n = *r.numerics;
     out += fmt::format("\nnumerics   {} scale, {}: {} tensors compared, max abs error {:.3g}, max rel error {:.3g}\n",
@@ -110,6 +154,30 @@ nlohmann::json to_json(const RunResult& r) {
                      {"idle_s", k.idle}});
   }
   j["ranks"] = ranks;
+  if (r.step) {
+    const StepMetrics& m = *r.step;
+    j["workload"] = m.training ? "training" : "inference";
+    j["step_time_s"] = m.step_time_s;
+    j["tokens_per_s"] = m.tokens_per_s;
+    j["model_flops"] = m.model_flops;
+    j["tflops_per_gpu"] = m.tflops_per_gpu;
+    j["mfu"] = m.mfu;
+    j["tp_collectives"] = m.tp_collectives;
+    j["tp_comm_folded_s"] = m.tp_comm_folded_s;
+    if (m.training) {
+      j["micro_batches_simulated"] = m.micro_batches;
+      j["micro_batches_per_step"] = m.micro_batches_per_step;
+    } else {
+      j["time_to_first_token_s"] = m.ttft_s;
+      j["time_per_output_token_s"] = m.tpot_s;
+      j["prefill_s"] = m.prefill_s;
+      j["decode_step_s"] = m.decode_step_s;
+    }
+    j["memory"] = memory_json(m.memory);
+    nlohmann::json stages = nlohmann::json::array();
+    for (const MemoryBreakdown& b : m.memory_per_stage) stages.push_back(memory_json(b));
+    j["memory_per_stage"] = stages;
+  }
   if (r.numerics) {
     const NumericsReport& n = *r.numerics;
     nlohmann::json checks = nlohmann::json::array();

@@ -1,0 +1,129 @@
+// A whole training step or inference request through lowering and the timing engine, and what it
+// achieved. TP collectives are simulated as ops on tp_comm, or folded into the compute ops at their
+// uncontended time (exact when nothing else shares the TP group's links) when the exact step would
+// be too many ops to simulate quickly.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "lower/step_lowering.hpp"
+#include "report/run_step.hpp"
+#include "tpsim/engine.hpp"
+#include "tpsim/memory.hpp"
+
+namespace tpsim {
+namespace {
+
+// Above this many ops (all ranks), `auto` folds TP collectives: the exact step would take more than
+// a few seconds of SimGrid time (a few microseconds per op on this machine).
+constexpr double kExactOpsLimit = 4e5;
+
+// time_collective on the idle topology, once per distinct collective shape.
+lowering::CollectiveTimer collective_timer(const Topology& topology) {
+  auto cache = std::make_shared<std::map<std::tuple<int, int, std::vector<int>, int64_t>, double>>();
+  return [&topology, cache](const CollectiveInfo& c) {
+    const auto key = std::make_tuple(int(c.op), int(c.algorithm), c.group, c.bytes);
+    auto it = cache->find(key);
+    if (it != cache->end()) return it->second;
+    EngineOptions options;
+    options.fidelity = Fidelity::flow;
+    const double t = time_collective(topology, c.op, c.algorithm, c.group, double(c.bytes), options).seconds;
+    cache->emplace(key, t);
+    return t;
+  };
+}
+
+// Whether a TP group sits inside one node and no DP or PP peer shares that node (so the TP
+// collectives' links carry nothing else and folding their uncontended time is exact).
+bool tp_links_private(const Scenario& s) {
+  const int per_node = std::max(1, s.topology.gpus_per_node);
+  const bool inner = !s.plan.mesh_order.empty() && s.plan.mesh_order.front() == "tp";
+  return inner && per_node % s.plan.tp == 0 && (s.plan.tp == per_node || (s.plan.dp == 1 && s.plan.pp == 1));
+}
+
+double estimated_ops(const Scenario& s, int64_t micro_batches) {
+  const double layers = double(s.model.layers) / s.plan.pp;
+  const double per_layer = s.plan.recompute == Recompute::full ? 12 : 8;
+  return double(s.plan.world()) * double(micro_batches) * layers * per_layer;
+}
+
+double peak_flops(const Scenario& s) {
+  auto it = s.topology.gpu.peak_flops.find(s.model.dtype);
+  if (it == s.topology.gpu.peak_flops.end()) it = s.topology.gpu.peak_flops.find(DType::bf16);
+  return it == s.topology.gpu.peak_flops.end() ? 0 : it->second;
+}
+
+double folded_tp_seconds(const ProgramSet& set) {
+  double most = 0;
+  for (const Program& p : set.ranks) {
+    double sum = 0;
+    for (const Op& op : p.ops)
+      if (auto it = op.kernel.attrs.find("tp_comm_seconds"); it != op.kernel.attrs.end()) sum += it->second;
+    most = std::max(most, sum);
+  }
+  return most;
+}
+
+}  // namespace
+
+void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
+  StepMetrics m;
+  m.training = s.workload.kind == WorkloadKind::training;
+  m.memory = peak_memory(s);
+  for (int stage = 0; stage < s.plan.pp; ++stage) m.memory_per_stage.push_back(memory_per_gpu(s, stage));
+  EngineOptions engine;
+  engine.fidelity = Fidelity::flow;   // collectives as concurrent per-edge flows: exact for rings, fast
+  lowering::StepOptions step;
+  const lowering::CollectiveTimer timer = collective_timer(s.topology);
+
+  if (m.training) {
+    m.micro_batches_per_step = lowering::micro_batches_per_step(s);
+    m.micro_batches = s.workload.steps > 0 ? std::min(s.workload.steps, m.micro_batches_per_step) : m.micro_batches_per_step;
+    step.micro_batches = m.micro_batches;
+    const bool fold = options.tp_collectives == "folded" ||
+                      (options.tp_collectives == "auto" && s.plan.tp > 1 &&
+                       (tp_links_private(s) || estimated_ops(s, m.micro_batches) > kExactOpsLimit));
+    if (fold) step.fold_tp = timer;
+    m.tp_collectives = fold ? "folded" : "exact";
+    spdlog::info("lowering a training step: {} micro-batches per replica, TP collectives {}", m.micro_batches,
+                 m.tp_collectives);
+    const ProgramSet programs = lowering::lower_training_step(s, step);
+    result.timeline = simulate(s.topology, programs, engine);
+    m.tp_comm_folded_s = folded_tp_seconds(programs);
+    m.step_time_s = result.timeline.makespan;
+    const int64_t sequences = m.micro_batches * s.workload.micro_batch * s.plan.dp;
+    m.tokens_per_s = m.step_time_s > 0 ? double(sequences * s.workload.seq) / m.step_time_s : 0;
+    m.model_flops = model_flops_per_step(s.model, sequences, s.workload.seq);
+  } else {
+    const WorkloadSpec& w = s.workload;
+    if (s.plan.tp > 1) step.fold_tp = timer;   // a request is a few thousand ops: fold for the decode loop's sake
+    m.tp_collectives = s.plan.tp > 1 ? "folded" : "exact";
+    const ProgramSet prefill = lowering::lower_inference_step(s, false, w.prompt, step);
+    const Timeline prefill_t = simulate(s.topology, prefill, engine);
+    // Decode cost is linear in the context, so the step at the mean context times every step
+    // exactly on average: contexts prompt+1 ... prompt+generate average prompt + (generate+1)/2.
+    const int64_t mean_context = w.prompt + (w.generate + 1) / 2;
+    const ProgramSet decode = lowering::lower_inference_step(s, true, mean_context, step);
+    result.timeline = simulate(s.topology, decode, engine);
+    m.prefill_s = prefill_t.makespan;
+    m.decode_step_s = result.timeline.makespan;
+    m.ttft_s = m.prefill_s;
+    m.tpot_s = m.decode_step_s;
+    m.step_time_s = m.prefill_s + double(std::max<int64_t>(0, w.generate - 1)) * m.decode_step_s;
+    m.tokens_per_s = m.step_time_s > 0 ? double(w.batch * w.generate) / m.step_time_s : 0;
+    // Forward only: 2 FLOPs per weight per token (+ attention) for prompt and generated tokens.
+    m.model_flops = layer_forward_flops(s.model, w.batch * (w.prompt + w.generate), mean_context) * double(s.model.layers) +
+                    2.0 * double(w.batch * (w.prompt + w.generate)) * double(s.model.hidden) * double(s.model.vocab);
+    m.tp_comm_folded_s = folded_tp_seconds(decode);
+  }
+  const double gpus = s.plan.world();
+  m.tflops_per_gpu = m.step_time_s > 0 ? m.model_flops / (m.step_time_s * gpus) / 1e12 : 0;
+  const double peak = peak_flops(s);
+  m.mfu = peak > 0 ? m.tflops_per_gpu * 1e12 / peak : 0;
+  result.scope = "step";
+  result.step = std::move(m);
+}
+
+}  // namespace tpsim
