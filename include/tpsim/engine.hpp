@@ -4,6 +4,7 @@
 // so max-min sharing stays fair (../shared/SIMGRID_NOTES.md).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "tpsim/collective.hpp"
@@ -28,6 +29,8 @@ struct CollectiveTiming {
   double algbw = 0;   // bytes / seconds
   double busbw = 0;   // algbw * busbw_factor
   Algorithm algorithm = Algorithm::ring;   // the one used (resolves `automatic`)
+  std::string protocol;                    // NCCL protocol chosen ("LL", "LL128", "Simple"; "ideal" if none)
+  int channels = 1;                        // parallel rings (one per NIC across nodes)
 };
 CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algorithm algorithm,
                                  const std::vector<int>& group, double bytes, const EngineOptions& options);

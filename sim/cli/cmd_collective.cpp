@@ -1,9 +1,126 @@
-// Placeholder until the stage behind `tpsim collective` lands.
+// `tpsim collective`: one collective swept over sizes on a topology, printed with nccl-tests'
+// columns so the numbers can be laid next to a real all_reduce_perf run.
+//   tpsim collective -t dgx-h100 --op all_reduce --algo ring -b 8 -e 8G -f 2 [--gpus N] [--csv]
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include <fmt/core.h>
+
 #include "cli/commands.hpp"
+#include "tpsim/engine.hpp"
 
 namespace tpsim::cli {
-void register_collective(CLI::App& app) {
-  auto* cmd = app.add_subcommand("collective", "(not implemented yet)");
-  cmd->callback([] { throw Exit{kBadInput}; });
+
+namespace {
+
+struct CollectiveArgs {
+  std::string topology = "dgx-h100";
+  std::string op = "all_reduce";
+  std::string algo = "auto";
+  std::string fidelity = "flow";
+  std::string min_bytes = "8", max_bytes = "8G";
+  double factor = 2;
+  int gpus = 0;
+  bool csv = false;
+  std::vector<std::string> sets;
+};
+
+// nccl-tests sizes: a whole number with an optional K/M/G/T suffix (powers of 1024).
+double parse_size(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string suffix = text.substr(used);
+  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
+  double scale = 1;
+  if (suffix.size() == 1) {
+    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0])));
+    scale = c == 'K' ? 1024.0 : c == 'M' ? 1024.0 * 1024 : c == 'G' ? 1024.0 * 1024 * 1024 : c == 'T' ? std::pow(1024.0, 4) : 0;
+  } else if (!suffix.empty()) {
+    scale = 0;
+  }
+  if (used == 0 || scale == 0 || !(value >= 0) || !std::isfinite(value))
+    throw InputError("", 0, 0, flag, "expected a size like 8, 64K, 128M or 8G, got '" + text + "'");
+  return std::floor(value * scale);
 }
+
+std::vector<Override> parse_sets(const std::vector<std::string>& sets) {
+  std::vector<Override> out;
+  for (const std::string& s : sets) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) throw InputError("", 0, 0, "--set", "expected topology.KEY=VALUE, got '" + s + "'");
+    out.push_back({s.substr(0, eq), s.substr(eq + 1)});
+  }
+  return out;
+}
+
+void run(const CollectiveArgs& a) {
+  const Topology topo = load_topology(a.topology, parse_sets(a.sets));
+  const CollectiveOp op = parse_collective_op(a.op);
+  const Algorithm algo = parse_algorithm(a.algo);
+  const Fidelity fidelity = a.fidelity == "step" ? Fidelity::step : Fidelity::flow;
+  const double lo = parse_size("-b", a.min_bytes), hi = parse_size("-e", a.max_bytes);
+  if (lo > hi) throw InputError("", 0, 0, "-b", "minimum size is above the maximum (-e)");
+  if (!(a.factor > 1)) throw InputError("", 0, 0, "-f", "the size factor must be > 1");
+  const int gpus = a.gpus > 0 ? a.gpus : topo.gpus_per_node;
+  if (gpus > topo.total_gpus())
+    throw InputError("", 0, 0, "--gpus",
+                     fmt::format("{} GPUs do not fit on '{}' ({} nodes x {}); add --set topology.nodes=N", gpus,
+                                 topo.name, topo.nodes, topo.gpus_per_node));
+  std::vector<int> group(gpus);
+  std::iota(group.begin(), group.end(), 0);
+
+  constexpr double kTypeBytes = 4;   // nccl-tests' default type, float
+  if (a.csv) {
+    std::puts("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels");
+  } else {
+    std::printf("# tpsim collective: %s, %s, %d GPUs on %s (%d per node), %s fidelity\n", to_string(op), a.algo.c_str(),
+                gpus, topo.name.c_str(), topo.gpus_per_node, a.fidelity.c_str());
+    std::printf("%12s %12s %6s %12s %10s %10s  %s\n", "size(B)", "count(elts)", "type", "time(us)", "algbw(GB/s)",
+                "busbw(GB/s)", "algorithm/protocol/channels");
+  }
+  for (double size = lo; size <= hi; size = std::max(size + 1, std::floor(size * a.factor))) {
+    const CollectiveTiming t = time_collective(topo, op, algo, group, size, EngineOptions{fidelity});
+    const double count = std::floor(size / kTypeBytes);
+    if (a.csv)
+      std::printf("%.0f,%.0f,float,%.2f,%.2f,%.2f,%s,%s,%d\n", size, count, t.seconds * 1e6, t.algbw / 1e9, t.busbw / 1e9,
+                  to_string(t.algorithm), t.protocol.c_str(), t.channels);
+    else
+      std::printf("%12.0f %12.0f %6s %12.2f %10.2f %10.2f  %s/%s/%d\n", size, count, "float", t.seconds * 1e6,
+                  t.algbw / 1e9, t.busbw / 1e9, to_string(t.algorithm), t.protocol.c_str(), t.channels);
+  }
+}
+
+}  // namespace
+
+void register_collective(CLI::App& app) {
+  auto args = std::make_shared<CollectiveArgs>();
+  auto* cmd = app.add_subcommand("collective", "Time one collective over a range of sizes (nccl-tests columns)");
+  cmd->add_option("-t,--topology", args->topology, "Topology preset or YAML path")->capture_default_str();
+  cmd->add_option("--op", args->op, "all_reduce | all_gather | reduce_scatter | broadcast | reduce | all_to_all | send_recv")
+      ->capture_default_str();
+  cmd->add_option("--algo", args->algo, "ring | tree | halving_doubling | direct | nvls | hierarchical | auto")
+      ->capture_default_str();
+  cmd->add_option("--gpus", args->gpus, "GPUs taking part (default: one node); beyond a node uses topology.nodes")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("-b,--minbytes", args->min_bytes, "Smallest size (K/M/G suffixes)")->capture_default_str();
+  cmd->add_option("-e,--maxbytes", args->max_bytes, "Largest size (K/M/G suffixes)")->capture_default_str();
+  cmd->add_option("-f,--stepfactor", args->factor, "Multiply the size by this between rows")->capture_default_str();
+  cmd->add_option("--fidelity", args->fidelity, "flow (fast) | step (every chunk a message)")
+      ->check(CLI::IsMember({"flow", "step"}))
+      ->capture_default_str();
+  cmd->add_flag("--csv", args->csv, "CSV instead of the table");
+  cmd->add_option("--set", args->sets, "Override a topology field: topology.KEY=VALUE (e.g. topology.nodes=4)")->take_all();
+  cmd->callback([args] { run(*args); });
+}
+
 }  // namespace tpsim::cli

@@ -14,6 +14,8 @@ namespace tpsim::engine {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kPipelineChunk = 1 << 20;   // bytes per pipeline chunk (NCCL Simple: ~0.5-1 MiB steps)
+constexpr int kMaxPipeline = 64;
 
 bool single_node(const Fabric& f, const std::vector<int>& group) {
   return std::all_of(group.begin(), group.end(), [&](int g) { return f.node_of(g) == f.node_of(group[0]); });
@@ -209,6 +211,10 @@ CollectivePlan plan_collective(const Fabric& f, const CollectiveSpec& spec, Fide
     req.algorithm = plan.algorithm;
     req.ranks = p;
     req.root = spec.root;
+    // Pipelined algorithms (tree, chain, NVLS) cut the data into chunks of about kPipelineChunk, as
+    // NCCL's chunked steps do: a small message is one chunk, so it pays the tree's depth in step
+    // latencies once instead of once per chunk.
+    req.pipeline = static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(kMaxPipeline)));
     if (plan.algorithm == Algorithm::hierarchical) req.ranks_per_node = ranks_per_node(f, spec.group);
     schedule = std::make_shared<const Schedule>(make_schedule(req));
     plan.chunk_payload = chunk_payload(*schedule, channel_bytes);

@@ -28,6 +28,8 @@ CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algo
   CollectiveTiming timing;
   timing.seconds = finished;
   timing.algorithm = plan->algorithm;
+  timing.protocol = plan->protocol.name;
+  timing.channels = static_cast<int>(plan->channels.size());
   timing.algbw = finished > 0 ? bytes / finished : 0;
   timing.busbw = timing.algbw * busbw_factor(op, static_cast<int>(group.size()));
   return timing;
