@@ -109,6 +109,8 @@ TEST_CASE("every topology preset loads with its datasheet numbers") {
   CHECK(h100c.total_gpus() == 1024);
   CHECK(h100c.nic.bandwidth == 50e9);
   CHECK(load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}).total_gpus() == 32);
+  CHECK(h100.gpu.attention_score_bytes == 0);   // fused attention unless a topology says otherwise
+  CHECK(load_topology("dgx-a100", {{"topology.gpu.attention_score_bytes", "24"}}).gpu.attention_score_bytes == 24);
 
   // No preset is left out of the checks above.
   int presets = 0;
