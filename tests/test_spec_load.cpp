@@ -265,6 +265,17 @@ TEST_CASE("custom plans, inline parts and paths relative to the scenario") {
   CHECK(s.topology.network.switch_latency == doctest::Approx(500e-9));
   CHECK(s.topology.network.oversubscription == 2);
   CHECK(s.topology.nic.gpus == std::vector<std::vector<int>>{{0, 1}, {2, 3}});   // rail-optimised default
+  const CollectiveTuning& tune = s.topology.collectives;
+  CHECK(tune.launch_latency == doctest::Approx(18e-6));
+  REQUIRE(tune.protocols.size() == 2);
+  CHECK(tune.protocols[0].name == "LL");
+  CHECK(tune.protocols[0].efficiency == 0.5);
+  CHECK(tune.protocols[0].max_bandwidth == 36e9);
+  CHECK(tune.protocols[1].name == "Simple");
+  CHECK(tune.protocols[1].inter_step_latency == doctest::Approx(14e-6));
+  CHECK(tune.protocols[1].intra_step_latency == 0);
+  CHECK(tune.protocols[1].min_time == doctest::Approx(5e-6));
+  CHECK(tune.protocols[1].efficiency == 1);
   CHECK(s.model.name == "tiny-llama");
   CHECK(s.model.source == s.source);   // inline parts come from the scenario file
   CHECK(s.plan.preset == PlanPreset::custom);

@@ -93,6 +93,18 @@ void check_topology_with(const Checker& c, const Topology& t) {
              fmt::format("expected a ratio >= 1 (2 = 2:1), got {:g}", t.network.oversubscription));
   }
   c.non_negative("topology.price_per_gpu_hour", t.price_per_gpu_hour);
+
+  c.non_negative("topology.collectives.launch_latency", t.collectives.launch_latency);
+  for (size_t i = 0; i < t.collectives.protocols.size(); ++i) {
+    const ProtocolSpec& p = t.collectives.protocols[i];
+    const std::string at = fmt::format("topology.collectives.protocols[{}].", i);
+    c.non_negative(at + "base_latency", p.base_latency);
+    c.non_negative(at + "intra_step_latency", p.intra_step_latency);
+    c.non_negative(at + "inter_step_latency", p.inter_step_latency);
+    c.fraction(at + "efficiency", p.efficiency);
+    c.non_negative(at + "max_bandwidth", p.max_bandwidth);
+    c.non_negative(at + "min_time", p.min_time);
+  }
 }
 
 void check_model_with(const Checker& c, const ModelSpec& m) {

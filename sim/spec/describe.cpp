@@ -114,6 +114,14 @@ std::string describe(const Topology& t) {
   out += fmt::format("  cluster: {} node{} x {} GPUs = {} GPUs; network: {}, switch latency {}", t.nodes,
                      t.nodes == 1 ? "" : "s", t.gpus_per_node, t.total_gpus(), network, us(net.switch_latency));
   if (t.price_per_gpu_hour > 0) out += fmt::format("; {:g} per GPU-hour", t.price_per_gpu_hour);
+  const CollectiveTuning& tune = t.collectives;
+  if (tune.launch_latency > 0 || !tune.protocols.empty()) {
+    std::vector<std::string> protos;
+    for (const auto& p : tune.protocols)
+      protos.push_back(fmt::format("{} (base {}, efficiency {:g})", p.name, us(p.base_latency), p.efficiency));
+    out += fmt::format("\n  collectives: launch {}; protocols {}", us(tune.launch_latency),
+                       protos.empty() ? std::string("none (ideal alpha-beta)") : spec_detail::join(protos));
+  }
   return out;
 }
 

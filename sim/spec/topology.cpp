@@ -122,11 +122,37 @@ NetworkSpec read_network(const Map& w, int nodes) {
   return net;
 }
 
+// NCCL-style calibration: a launch latency plus per-protocol terms (see CollectiveTuning).
+CollectiveTuning read_collectives(const Map& c) {
+  c.only({"launch_latency", "protocols"});
+  CollectiveTuning tuning;
+  tuning.launch_latency = c.quantity("launch_latency", "time", 0.0);
+  if (!c.has("protocols")) return tuning;
+  const YAML::Node list = c.value("protocols");
+  if (!list.IsSequence()) c.fail("protocols", "expected a list of protocols like [{name: LL, ...}], got " + shown(list));
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Map p(c.source(), list[i], c.key_path("protocols") + "[" + std::to_string(i) + "]");
+    p.only({"name", "base_latency", "intra_step_latency", "inter_step_latency", "efficiency", "max_bandwidth", "min_time"});
+    ProtocolSpec proto;
+    proto.name = p.choice("name", {"LL", "LL128", "Simple"});
+    for (const auto& earlier : tuning.protocols)
+      if (earlier.name == proto.name) p.fail("name", "protocol '" + proto.name + "' is listed twice");
+    proto.base_latency = p.quantity("base_latency", "time", 0.0);
+    proto.intra_step_latency = p.quantity("intra_step_latency", "time", 0.0);
+    proto.inter_step_latency = p.quantity("inter_step_latency", "time", 0.0);
+    proto.efficiency = p.quantity("efficiency", "number", 1.0);
+    proto.max_bandwidth = p.quantity("max_bandwidth", "bandwidth", 0.0);
+    proto.min_time = p.quantity("min_time", "time", 0.0);
+    tuning.protocols.push_back(proto);
+  }
+  return tuning;
+}
+
 }  // namespace
 
 Topology read_topology(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map t(src, root, "topology");
-  t.only({"name", "gpu", "gpus_per_node", "nodes", "intra", "nic", "network", "price_per_gpu_hour"});
+  t.only({"name", "gpu", "gpus_per_node", "nodes", "intra", "nic", "network", "price_per_gpu_hour", "collectives"});
   Topology topo;
   topo.name = t.string("name", fallback_name);
   topo.gpu = read_gpu(t.map("gpu"));
@@ -136,6 +162,7 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
   if (t.has("nic")) topo.nic = read_nic(t.map("nic"), topo.gpus_per_node);
   if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);
   topo.price_per_gpu_hour = t.quantity("price_per_gpu_hour", "number", 0.0);
+  if (t.has("collectives")) topo.collectives = read_collectives(t.map("collectives"));
   return topo;
 }
 
