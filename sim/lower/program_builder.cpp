@@ -284,7 +284,8 @@ Value ProgramBuilder::to_layout(const Value& v, Layout target, Tape& tape, bool 
   if (m->forward == MapStep::identity) {
     out.tensor = v.tensor;   // Megatron's copy: same tensor, a gradient key of its own
   } else {
-    out.tensor = new_tensor(fmt::format("{}.{}", v.base, m->name), rows, cols);
+    // A reduced partial sum is the tensor itself: it takes the plain name.
+    out.tensor = new_tensor(m == &reduce_from_tp ? v.base : fmt::format("{}.{}", v.base, m->name), rows, cols);
     set_global(out.tensor, v.base, target);
     const std::string opname = fmt::format("{}.{}", stem, to_string(m->forward));
     if (m->forward == MapStep::split)
