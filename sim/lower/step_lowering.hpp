@@ -15,6 +15,13 @@ struct StepOptions {
   // rank. Exact when the TP group's links carry nothing else (TP inside a node, the other groups
   // across nodes); tests/test_step_fold.cpp compares it with the exact lowering.
   CollectiveTimer fold_tp;
+  // Replica symmetry: when set, only DP replica 0's ranks get ops (the others' programs stay empty,
+  // so they cost the engine nothing) and each DP gradient collective becomes a kernel on dp_comm
+  // lasting `dp_timer` seconds: the collective's time on the idle full topology, with the whole
+  // group. Identical replicas arrive at every DP collective together, so this is the full step's
+  // time as long as the DP traffic shares no link with the replica's other traffic
+  // (tests/test_step_symmetry.cpp compares the two on 64 GPUs).
+  CollectiveTimer dp_timer;
 };
 
 // Micro-batches per optimizer step and DP replica: global_batch / (micro_batch * dp); throws

@@ -167,8 +167,25 @@ Op p2p_op(OpKind kind, const std::string& name, int peer, int tag, double bytes,
 }
 
 Op dp_collective(CollectiveOp kind, const std::string& name, std::vector<int> group, double bytes, int after,
-                 Algorithm algorithm) {
+                 Algorithm algorithm, const CollectiveTimer& timer) {
   Op op;
+  if (timer) {
+    // Replica symmetry: the collective's uncontended time, as a kernel on the DP stream.
+    CollectiveInfo info;
+    info.op = kind;
+    info.algorithm = algorithm;
+    info.group = std::move(group);
+    info.bytes = int64_t(bytes);
+    op.kind = OpKind::kernel;
+    op.name = name;
+    op.stream = Stream::dp_comm;
+    op.kernel.fn = "fused";
+    op.kernel.attrs["seconds"] = timer(info);
+    op.kernel.attrs["dp_comm_seconds"] = op.kernel.attrs["seconds"];
+    op.collective = info;
+    if (after >= 0) op.deps = {after};
+    return op;
+  }
   op.kind = OpKind::collective;
   op.name = name;
   op.stream = Stream::dp_comm;
@@ -220,6 +237,10 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   set.ranks.resize(size_t(plan.world()));
   for (int rank = 0; rank < plan.world(); ++rank) {
     const RankCoords c = rank_coords(plan, rank);
+    if (options.dp_timer && c.dp_index != 0) {
+      set.ranks[size_t(rank)].rank = rank;   // another replica: simulated by symmetry
+      continue;
+    }
     const int stage = c.pp_index;
     std::vector<int> dp_group;
     for (int d = 0; d < dp; ++d) dp_group.push_back(rank_of(plan, c.tp_index, d, stage));
@@ -264,7 +285,8 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       }
       const auto kind = plan.distributed_optimizer ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
       dp_ops.push_back(w.append(dp_collective(kind, fmt::format("dp.grads.bucket{}", dp_ops.size()), dp_group,
-                                              bucket * kGradReduceBytes, w.last_compute(), algorithm)));
+                                              bucket * kGradReduceBytes, w.last_compute(), algorithm,
+                                              options.dp_timer)));
       bucket = 0;
     };
     auto add_grads = [&](double params) {
@@ -347,7 +369,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const int adam_id = w.append(std::move(adam));
     if (plan.distributed_optimizer && dp > 1)
       w.append(dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
-                             local_params * dtype_bytes(s.model.dtype), adam_id, algorithm));
+                             local_params * dtype_bytes(s.model.dtype), adam_id, algorithm, options.dp_timer));
     set.ranks[size_t(rank)] = w.finish();
   }
   return set;

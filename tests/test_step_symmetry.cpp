@@ -1,0 +1,68 @@
+// The two shortcuts that make a 1024-GPU step fast, each against the full simulation:
+// replica symmetry (simulate DP replica 0, time its DP collectives alone on the full topology) and
+// TP folding (a layer's TP collectives inside its compute op at their uncontended time).
+#include <doctest/doctest.h>
+
+#include "tpsim/report.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+Scenario scenario_64_gpus(int tp, int pp, int dp) {
+  ScenarioRequest request;
+  request.topology = "cluster-h100-ndr";
+  request.model = "gpt-1.7b";
+  request.overrides = {{"topology.nodes", "8"},
+                       {"plan.tp", std::to_string(tp)},
+                       {"plan.pp", std::to_string(pp)},
+                       {"plan.dp", std::to_string(dp)},
+                       {"plan.sp", tp > 1 ? "true" : "false"},
+                       {"plan.recompute", "selective"},
+                       {"workload.kind", "training"},
+                       {"workload.global_batch", std::to_string(8 * dp)},
+                       {"workload.micro_batch", "1"},
+                       {"workload.seq", "2048"},
+                       {"workload.steps", "0"}};
+  return load_scenario(request);
+}
+
+StepMetrics run(const Scenario& s, const std::string& replicas, const std::string& tp_collectives) {
+  RunOptions options;
+  options.numerics = "off";
+  options.dp_replicas = replicas;
+  options.tp_collectives = tp_collectives;
+  RunResult r = run_scenario(s, options);
+  REQUIRE(r.step);
+  CHECK(r.step->dp_replicas == replicas);
+  CHECK(r.step->tp_collectives == tp_collectives);
+  return *r.step;
+}
+
+}  // namespace
+
+TEST_CASE("one DP replica gives the full 64-GPU step time (TP8 PP2 DP4: DP rings on their own rails)") {
+  const Scenario s = scenario_64_gpus(8, 2, 4);
+  const StepMetrics all = run(s, "all", "folded");
+  const StepMetrics one = run(s, "one", "folded");
+  MESSAGE("all replicas ", all.step_time_s, " s, one replica ", one.step_time_s, " s");
+  CHECK(one.step_time_s == doctest::Approx(all.step_time_s).epsilon(0.005));
+  CHECK(one.tokens_per_s == doctest::Approx(all.tokens_per_s).epsilon(0.005));
+}
+
+TEST_CASE("one DP replica, DP-heavy layout (TP4 PP1 DP16): the bucketed all-reduce tail matches") {
+  const Scenario s = scenario_64_gpus(4, 1, 16);
+  const StepMetrics all = run(s, "all", "folded");
+  const StepMetrics one = run(s, "one", "folded");
+  MESSAGE("all replicas ", all.step_time_s, " s, one replica ", one.step_time_s, " s");
+  CHECK(one.step_time_s == doctest::Approx(all.step_time_s).epsilon(0.01));
+}
+
+TEST_CASE("folding TP collectives matches TP collectives simulated on tp_comm (TP8 inside a node)") {
+  const Scenario s = scenario_64_gpus(8, 2, 1);
+  const StepMetrics exact = run(s, "all", "exact");
+  const StepMetrics folded = run(s, "all", "folded");
+  MESSAGE("exact ", exact.step_time_s, " s, folded ", folded.step_time_s, " s");
+  CHECK(folded.step_time_s == doctest::Approx(exact.step_time_s).epsilon(0.01));
+  CHECK(folded.tp_comm_folded_s > 0);
+}
