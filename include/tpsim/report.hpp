@@ -25,6 +25,7 @@ struct StepMetrics {
   double mfu = 0;                       // tflops_per_gpu / the GPU's dense peak in the model's dtype
   std::string tp_collectives = "exact"; // "exact" (ops on tp_comm) | "folded" (uncontended time inside compute ops)
   double tp_comm_folded_s = 0;          // per GPU (max): TP collective time inside folded compute ops
+  std::string dp_replicas = "all";      // "all" simulated, or "one" (replica symmetry, DP collectives timed alone)
   // inference
   double prefill_s = 0, decode_step_s = 0;
   double ttft_s = 0, tpot_s = 0;        // time to first token, time per output token
@@ -65,6 +66,7 @@ struct RunOptions {
   DType numerics_dtype = DType::fp32;
   std::string scope = "step";   // step (the workload: training step or inference request) | block
   std::string tp_collectives = "auto";   // step scope: auto | exact | folded (see StepMetrics)
+  std::string dp_replicas = "auto";      // step scope: auto | all | one (see StepMetrics; auto = one from 512 GPUs)
 };
 RunResult run_scenario(const Scenario& scenario, const RunOptions& options);
 

@@ -55,6 +55,20 @@ double peak_flops(const Scenario& s) {
   return it == s.topology.gpu.peak_flops.end() ? 0 : it->second;
 }
 
+// From this many GPUs `auto` simulates one DP replica (a full 1024-GPU step is ~10 s of SimGrid).
+constexpr int kOneReplicaFrom = 512;
+
+// DP collectives timed by symmetry run as kernels on dp_comm: count them as communication.
+void count_symmetric_dp_as_communication(Timeline& t) {
+  for (Span& span : t.spans) {
+    if (span.stream == Stream::compute || span.kind != "kernel") continue;
+    const double d = span.end - span.start;
+    t.ranks[size_t(span.rank)].compute -= d;
+    t.ranks[size_t(span.rank)].communication += d;
+    span.kind = "collective";
+  }
+}
+
 double folded_tp_seconds(const ProgramSet& set) {
   double most = 0;
   for (const Program& p : set.ranks) {
@@ -87,10 +101,15 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
                        (tp_links_private(s) || estimated_ops(s, m.micro_batches) > kExactOpsLimit));
     if (fold) step.fold_tp = timer;
     m.tp_collectives = fold ? "folded" : "exact";
+    const bool one = s.plan.dp > 1 && (options.dp_replicas == "one" ||
+                                       (options.dp_replicas == "auto" && s.plan.world() >= kOneReplicaFrom));
+    if (one) step.dp_timer = timer;
+    m.dp_replicas = one ? "one" : "all";
     spdlog::info("lowering a training step: {} micro-batches per replica, TP collectives {}", m.micro_batches,
                  m.tp_collectives);
     const ProgramSet programs = lowering::lower_training_step(s, step);
     result.timeline = simulate(s.topology, programs, engine);
+    if (one) count_symmetric_dp_as_communication(result.timeline);
     m.tp_comm_folded_s = folded_tp_seconds(programs);
     m.step_time_s = result.timeline.makespan;
     const int64_t sequences = m.micro_batches * s.workload.micro_batch * s.plan.dp;

@@ -52,8 +52,9 @@ std::string step_text(const RunResult& r) {
   const StepMetrics& m = *r.step;
   std::string out = "\n";
   if (m.training) {
-    out += fmt::format("{:<34}{:>12}\n", "micro-batches simulated",
-                       fmt::format("{} of {}", m.micro_batches, m.micro_batches_per_step));
+    out += fmt::format("{:<34}{:>12}{}\n", "micro-batches simulated",
+                       fmt::format("{} of {}", m.micro_batches, m.micro_batches_per_step),
+                       m.dp_replicas == "one" ? "  (one DP replica; the others by symmetry)" : "");
     out += fmt::format("{:<34}{:>12}\n", "tokens/s", fmt::format("{:.0f}", m.tokens_per_s));
   } else {
     out += fmt::format("{:<34}{:>12}\n", "time to first token", format_seconds(m.ttft_s));
@@ -164,6 +165,7 @@ nlohmann::json to_json(const RunResult& r) {
     j["mfu"] = m.mfu;
     j["tp_collectives"] = m.tp_collectives;
     j["tp_comm_folded_s"] = m.tp_comm_folded_s;
+    j["dp_replicas"] = m.dp_replicas;
     if (m.training) {
       j["micro_batches_simulated"] = m.micro_batches;
       j["micro_batches_per_step"] = m.micro_batches_per_step;
