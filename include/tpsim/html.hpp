@@ -25,6 +25,10 @@ struct HtmlOptions {
   int max_rows = 64;               // GPUs drawn in the timeline (the rest are summarised in a note)
 };
 
+// One bar per GPU (up to max_rows) from a step run's per-stage memory (rank -> pipeline stage by the
+// plan's mesh order); empty when the run has no memory figures.
+std::vector<MemoryBar> memory_bars(const RunResult& run, int max_rows = 64);
+
 std::string html_report(const RunResult& run, const Attribution& attribution, const HtmlOptions& options = {});
 
 // Writes html_report() to `path`; throws InputError (key "--html") when the file cannot be written.

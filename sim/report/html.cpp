@@ -212,7 +212,35 @@ std::string link_section(const Attribution& a) {
              "<th>saturated</th><th class=\"l\"></th></tr>\n" + rows + "</table>\n";
 }
 
+// The pipeline stage of a rank: mesh_order lists the axes innermost (fastest-varying) first.
+int stage_of(const PlanSpec& plan, int rank) {
+  int stride = 1;
+  for (const auto& axis : plan.mesh_order) {
+    const int size = axis == "tp" ? plan.tp : axis == "dp" ? plan.dp : axis == "pp" ? plan.pp : 1;
+    if (axis == "pp") return (rank / stride) % std::max(1, size);
+    stride *= std::max(1, size);
+  }
+  return 0;
+}
+
 }  // namespace
+
+std::vector<MemoryBar> memory_bars(const RunResult& run, int max_rows) {
+  std::vector<MemoryBar> bars;
+  if (!run.step || run.step->memory_per_stage.empty()) return bars;
+  const int world = std::min(run.scenario.plan.world(), max_rows);
+  for (int r = 0; r < world; ++r) {
+    const int stage = stage_of(run.scenario.plan, r);
+    if (stage >= static_cast<int>(run.step->memory_per_stage.size())) continue;
+    const MemoryBreakdown& m = run.step->memory_per_stage[stage];
+    MemoryBar bar;
+    bar.rank = r;
+    bar.capacity = m.capacity;
+    for (const auto& c : m.components()) bar.parts.push_back({c.name, c.bytes});
+    bars.push_back(bar);
+  }
+  return bars;
+}
 
 std::string html_report(const RunResult& run, const Attribution& a, const HtmlOptions& options) {
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
