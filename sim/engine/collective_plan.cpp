@@ -313,7 +313,9 @@ CollectivePlan plan_collective(const Fabric& f, const CollectiveSpec& spec, Fide
     std::vector<double> caps(plan.edges.size(), 0.0);
     for (size_t i = 0; i < plan.edges.size(); ++i) {
       const FlowEdge& e = plan.edges[i];
-      const double payload_cap = rank_cap / out_degree[e.src];
+      // A rank's cap is shared by its out-edges; an NVSwitch multicasts, each port at the rank rate.
+      const bool helper = std::find(spec.group.begin(), spec.group.end(), e.src) == spec.group.end();
+      const double payload_cap = helper ? rank_cap : rank_cap / out_degree[e.src];
       caps[i] = std::isfinite(payload_cap) ? payload_cap * wire_scale : 0;
       const double rate = std::min(share[i], caps[i] > 0 ? caps[i] : kInf);
       const double stretch = plan.critical_rounds > 0 ? double(plan.critical_rounds) / e.active_rounds : 1.0;
