@@ -12,7 +12,7 @@
 //     full matrix per pass = ~26 B per element of its causal half, more with the batched GEMMs'
 //     inefficiency at k = head_dim. Fitted as one constant over the five rows: rows 1-4 alone want
 //     ~42 B (all four then land within 3%), row 5 (the only PP = 2 row) wants ~65 B; 51 B puts
-//     every row within +-9.5%. Row 5's extra cost is a pipeline effect this model does not have
+//     every row within 9% (1.7B -8.2%, 3.6B -6.2%, 7.5B -2.6%, 18.4B -1.0%, 39.1B +8.9%). Row 5's extra cost is a pipeline effect this model does not have
 //     (its bubble and p2p are simulated) and we do not fudge it per row. A fused flash attention
 //     (the presets' default, 0 B) keeps the scores on chip.
 //   GEMM ceiling: not fitted, the A100 MAMF fraction 0.869 from datasheets.md (in the preset).

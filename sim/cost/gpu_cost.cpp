@@ -20,6 +20,9 @@ namespace {
 constexpr double kTile = 128;
 // k at which a tile's main loop reaches half its steady-state throughput (prologue/epilogue cost).
 constexpr double kHalfK = 64;
+// Shallowest k slice a split-K GEMM gives one SM (shorter slices cost more in partial sums than
+// they gain in parallelism).
+constexpr double kMinSplitK = 256;
 
 double peak_for(const GpuSpec& gpu, DType dtype) {
   auto it = gpu.peak_flops.find(dtype);
@@ -98,14 +101,19 @@ KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
   const double flops = 2 * m * n * k;
   const double tiles_m = std::ceil(m / kTile), tiles_n = std::ceil(n / kTile);
   const double tile_eff = (m * n) / (tiles_m * kTile * tiles_n * kTile);
-  const double tiles = tiles_m * tiles_n;
+  const double output_tiles = tiles_m * tiles_n;
   const double sms = std::max(1, gpu.sms);
+  // Split-K (as cuBLAS picks for few output tiles and a deep k): the k loop is cut into `splits`
+  // parts on otherwise idle SMs, each at least kMinSplitK deep, and the fp32 partials are summed.
+  const double splits = std::max(1.0, std::min(std::floor(sms / output_tiles), std::floor(k / kMinSplitK)));
+  const double tiles = output_tiles * splits;
   const double wave_eff = tiles / (std::ceil(tiles / sms) * sms);
-  const double k_eff = k / (k + kHalfK);
+  const double k_eff = (k / splits) / (k / splits + kHalfK);
   c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
   const double peak = peak_for(gpu, dtype);
   c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
-  const double bytes = (m * k + k * n + m * n * (g.accumulate ? 2 : 1)) * dtype_bytes(dtype);
+  const double bytes = (m * k + k * n + m * n * (g.accumulate ? 2 : 1)) * dtype_bytes(dtype) +
+                       (splits > 1 ? 2 * splits * m * n * 4 : 0);   // fp32 partials written and read back
   c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
   // A measured time for this exact shape overrides the model (it already includes the launch).

@@ -1,0 +1,89 @@
+// Cost-model extensions for whole steps: flash-attention style attention, split-K for GEMMs with
+// few output tiles, a measured GEMM table overriding the model, fused kernels.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "tpsim/cost.hpp"
+
+using namespace tpsim;
+
+namespace {
+GpuSpec toy_gpu() {
+  GpuSpec g;
+  g.name = "toy";
+  g.peak_flops[DType::bf16] = 1e15;
+  g.hbm_bandwidth = 1e12;
+  g.sms = 4;
+  g.launch_overhead = 5e-6;
+  g.gemm_efficiency = 0.8;
+  return g;
+}
+
+Op attention(const char* fn, double batch, double heads, double seq, double head_dim) {
+  Op op;
+  op.kind = OpKind::kernel;
+  op.kernel.fn = fn;
+  op.kernel.attrs = {{"batch", batch}, {"heads", heads}, {"seq", seq}, {"head_dim", head_dim}};
+  op.flops = 2 * batch * seq * seq * heads * head_dim * (std::string(fn) == "attention" ? 1 : 2.5);
+  op.hbm_bytes = 4 * batch * seq * heads * head_dim * 2;
+  return op;
+}
+}  // namespace
+
+TEST_CASE("flash attention runs at the GEMM ceiling times the k factor of its head_dim-deep products") {
+  GpuSpec gpu = toy_gpu();
+  const Op op = attention("attention", 1, 16, 4096, 128);
+  const KernelCost c = op_cost(gpu, op);
+  const double eff = 0.8 * 128.0 / (128 + 64);
+  CHECK(c.efficiency == doctest::Approx(eff));
+  CHECK(c.seconds == doctest::Approx(op.flops / (1e15 * eff) + 5e-6));
+}
+
+TEST_CASE("unfused attention adds its score traffic: bytes per causal score element, backward twice") {
+  GpuSpec gpu = toy_gpu();
+  gpu.attention_score_bytes = 40;
+  gpu.peak_flops[DType::bf16] = 1e18;   // make both memory-bound
+  const Op fwd = attention("attention", 2, 8, 2048, 64), bwd = attention("attention_backward", 2, 8, 2048, 64);
+  const double scores = 2.0 * 8 * 2048 * 2048 / 2;
+  CHECK(op_cost(gpu, fwd).memory_bound == doctest::Approx((fwd.hbm_bytes + 40 * scores) / 1e12));
+  CHECK(op_cost(gpu, bwd).memory_bound == doctest::Approx((bwd.hbm_bytes + 80 * scores) / 1e12));
+}
+
+TEST_CASE("split-K: one output tile with a deep k spreads over idle SMs") {
+  GpuSpec gpu = toy_gpu();
+  const KernelCost c = gemm_cost(gpu, GemmInfo{128, 128, 4096}, DType::bf16);   // 1 tile, 4 SMs -> 4 splits
+  const double k_eff = 1024.0 / (1024 + 64);
+  CHECK(c.efficiency == doctest::Approx(0.8 * k_eff));
+  CHECK(c.compute_bound == doctest::Approx(2.0 * 128 * 128 * 4096 / (1e15 * 0.8 * k_eff)));
+  // A shallow k is not split: 1 tile on 4 SMs runs a quarter wave.
+  const KernelCost shallow = gemm_cost(gpu, GemmInfo{128, 128, 256}, DType::bf16);
+  CHECK(shallow.efficiency == doctest::Approx(0.8 * 0.25 * 256.0 / (256 + 64)));
+}
+
+TEST_CASE("a measured GEMM table overrides the model for its exact shapes only") {
+  const std::string path = "/tmp/tpsim_test_gemm_table.csv";
+  {
+    std::ofstream out(path);
+    out << "m,n,k,dtype,time_us\n# measured\n256,256,4096,bf16,123.5\n";
+  }
+  GpuSpec gpu = toy_gpu();
+  gpu.gemm_table = path;
+  CHECK(gemm_cost(gpu, GemmInfo{256, 256, 4096}, DType::bf16).seconds == doctest::Approx(123.5e-6));
+  const GpuSpec plain = toy_gpu();
+  CHECK(gemm_cost(gpu, GemmInfo{256, 512, 4096}, DType::bf16).seconds ==
+        doctest::Approx(gemm_cost(plain, GemmInfo{256, 512, 4096}, DType::bf16).seconds));
+  gpu.gemm_table = "/tmp/tpsim_no_such_table.csv";
+  CHECK_THROWS_AS(gemm_cost(gpu, GemmInfo{1, 1, 1}, DType::bf16), InputError);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a fused kernel costs the seconds its parts were costed at") {
+  Op op;
+  op.kind = OpKind::kernel;
+  op.kernel.fn = "fused";
+  op.kernel.attrs["seconds"] = 1.25e-3;
+  op.flops = 1e20;   // ignored: already costed
+  CHECK(op_cost(toy_gpu(), op).seconds == 1.25e-3);
+}
