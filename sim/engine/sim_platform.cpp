@@ -38,7 +38,9 @@ class FabricZone final : public routing::NetZoneImpl {
 bool g_alive = false;
 
 std::unique_ptr<sg::Engine> make_engine() {
+  // Quiet SimGrid: only critical messages, and not the deadlock report (simulate() names the op).
   xbt_log_control_set("root.thres:critical");
+  xbt_log_control_set("ker_engine.thres:critical ker_engine.app:file:/dev/null ker_engine.add:0");
   static std::string name = "tpsim";
   static char* argv[] = {name.data(), nullptr};
   int argc = 1;
