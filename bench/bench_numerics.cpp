@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -96,15 +97,19 @@ void llama_layer() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   fmt::print("Verify one Llama-2-7B layer (h 4096, ffn 11008, 32 heads, seq 2048, TP=8, fwd+bwd, fp32)\n");
-  fmt::print("{:>12} | {:>14} | {:>8} | {:>10} | {:>12}\n", "wall s", "peak RSS GiB", "checks", "verdict", "max rel err");
-  fmt::print("{:>12.1f} | {:>14.2f} | {:>8} | {:>10} | {:>12.2e}\n", seconds, u.ru_maxrss / 1048576.0, r.checks.size(),
-             r.ok ? "pass" : "FAIL", r.max_rel);
+  const double cpu = u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
+  fmt::print("{:>8} | {:>22} | {:>14} | {:>8} | {:>8} | {:>12}\n", "wall s", "CPU s (whole process)", "peak RSS GiB",
+             "checks", "verdict", "max rel err");
+  fmt::print("{:>8.1f} | {:>22.1f} | {:>14.2f} | {:>8} | {:>8} | {:>12.2e}\n", seconds, cpu, u.ru_maxrss / 1048576.0,
+             r.checks.size(), r.ok ? "pass" : "FAIL", r.max_rel);
+  fmt::print("(wall time depends on what else runs: CPU s / cores is the unloaded estimate)\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   gemm_table();
+  std::fflush(stdout);
   if (!(argc > 1 && std::strcmp(argv[1], "--gemm-only") == 0)) llama_layer();
   return 0;
 }

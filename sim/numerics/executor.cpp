@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 
+#include <chrono>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -14,6 +15,16 @@
 namespace tpsim::numerics {
 
 namespace {
+
+// Adds the scope's wall time to profile[key] when profiling.
+struct Timer {
+  std::map<std::string, double>* profile;
+  std::string key;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  ~Timer() {
+    if (profile) (*profile)[key] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+};
 
 struct RankState {
   const Program* program = nullptr;
@@ -68,6 +79,7 @@ class Executor {
     if (d.global_name.empty() && !d.is_weight)
       throw std::invalid_argument(fmt::format("rank {}: op {} reads {}, which nothing writes and no global tensor names",
                                               r, op.name, t));
+    Timer timer{options_.profile, "fill"};
     Mat m = fill(d, options_.seed);
     if (options_.dtype == DType::bf16) round_bf16(m);
     return s.store.emplace(t, std::move(m)).first->second;
@@ -94,7 +106,10 @@ class Executor {
       Mat& m = s.store.at(t);
       if (options_.dtype == DType::bf16 && op.kind != OpKind::collective && op.kind != OpKind::recv) round_bf16(m);
       const TensorDesc& d = desc(r, t);
-      if (options_.on_final && !d.global_name.empty() && s.last_write.at(t) == op.id) options_.on_final(r, op, d, m);
+      if (options_.on_final && !d.global_name.empty() && s.last_write.at(t) == op.id) {
+        Timer timer{options_.profile, "compare"};
+        options_.on_final(r, op, d, m);
+      }
     }
     auto release = [&](const std::string& t) {
       auto it = s.last_use.find(t);
@@ -110,6 +125,7 @@ class Executor {
     for (const auto& t : op.inputs) in.push_back(&read(r, t, op));
     std::vector<Mat*> out;
     for (const auto& t : op.outputs) out.push_back(&output(r, t));
+    Timer timer{options_.profile, op.kind == OpKind::gemm ? std::string("gemm") : op.kernel.fn};
     try {
       if (op.kind == OpKind::gemm) {
         if (in.size() != 2 || out.size() != 1) throw std::invalid_argument("a gemm reads two tensors, writes one");
@@ -175,6 +191,7 @@ class Executor {
   }
 
   void run_collective_op(const std::vector<int>& group) {
+    Timer timer{options_.profile, "collective"};
     const int p = int(group.size());
     const Op& op = states_[group[0]].program->ops[states_[group[0]].pc];
     const CollectiveInfo& c = op.collective;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "numerics/dense.hpp"
+#include "numerics/parallel.hpp"
 
 namespace tpsim::numerics {
 
@@ -75,15 +76,17 @@ Mat fill(const TensorDesc& d, unsigned seed) {
   Mat m(d.rows, d.cols);
   std::vector<int64_t> gj(d.cols);
   for (int64_t j = 0; j < d.cols; ++j) gj[j] = global_col(d, j);
-  for (int64_t i = 0; i < d.rows; ++i) {
-    const int64_t row_base = global_row(d, i) * gcols;
-    for (int64_t j = 0; j < d.cols; ++j) {
-      const uint64_t bits = splitmix64(key + uint64_t(row_base + gj[j]));
-      const double u01 = double(bits >> 11) * 0x1.0p-53;   // [0, 1)
-      m(i, j) = d.index_range > 0 ? float(std::floor(u01 * double(d.index_range)))
-                                  : offset + scale * float(2.0 * u01 - 1.0);
+  parallel_for(d.rows, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t row_base = global_row(d, i) * gcols;
+      for (int64_t j = 0; j < d.cols; ++j) {
+        const uint64_t bits = splitmix64(key + uint64_t(row_base + gj[j]));
+        const double u01 = double(bits >> 11) * 0x1.0p-53;   // [0, 1)
+        m(i, j) = d.index_range > 0 ? float(std::floor(u01 * double(d.index_range)))
+                                    : offset + scale * float(2.0 * u01 - 1.0);
+      }
     }
-  }
+  }, 1, 10.0 * double(d.rows) * d.cols);
   return m;
 }
 
