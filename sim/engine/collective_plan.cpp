@@ -119,6 +119,30 @@ double chunk_payload(const Schedule& s, double bytes) {
   return 0;
 }
 
+// Flow fidelity: channels that use the same (src, dst) pair (a rotated ring shares most of its
+// intra-node hops with the others) become one flow with the summed payload and cap. Max-min gives
+// identical flows on one route equal shares, so this changes no time, only the flow count.
+void merge_parallel_edges(std::vector<FlowEdge>& edges) {
+  std::map<std::pair<int, int>, size_t> first;
+  std::vector<FlowEdge> merged;
+  for (const FlowEdge& e : edges) {
+    auto [it, fresh] = first.try_emplace({e.src, e.dst}, merged.size());
+    if (fresh) {
+      merged.push_back(e);
+      merged.back().channel = 0;
+    } else {
+      FlowEdge& m = merged[it->second];
+      m.payload += e.payload;
+      m.rate_cap = m.rate_cap > 0 && e.rate_cap > 0 ? m.rate_cap + e.rate_cap : 0;
+      m.active_rounds = std::max(m.active_rounds, e.active_rounds);
+    }
+  }
+  std::sort(merged.begin(), merged.end(), [](const FlowEdge& a, const FlowEdge& b) {
+    return std::make_pair(a.src, a.dst) < std::make_pair(b.src, b.dst);
+  });
+  edges = std::move(merged);
+}
+
 }  // namespace
 
 Algorithm choose_algorithm(const Fabric& f, const CollectiveSpec& spec) {
@@ -331,6 +355,7 @@ CollectivePlan plan_collective(const Fabric& f, const CollectiveSpec& spec, Fide
       first = false;
     }
   }
+  if (fidelity == Fidelity::flow) merge_parallel_edges(plan.edges);
   return plan;
 }
 
