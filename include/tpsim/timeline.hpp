@@ -1,6 +1,7 @@
 // Timeline: what the timing engine produces and the reports read. Times in seconds from step start.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,8 @@ struct Span {
   double start = 0, end = 0;
   std::string waited_for;      // stalls: the op name the compute stream was waiting on
   std::string algorithm;       // collectives: the algorithm the engine ran ("ring", "nvls"), "" unknown
+  int64_t bytes = 0;           // collectives, send, recv: bytes moved (nccl-tests "size"); 0 = unknown
+  int peer = -1;               // send / recv: the other GPU; -1 = unknown (traces draw flow arrows from it)
 };
 
 // A stretch of time during which a link carried `utilisation` (0..1) of its capacity.
