@@ -96,6 +96,9 @@ struct LayoutResult {
   // What the evaluator measured (seconds per optimizer step, or per request for inference).
   double step_time_s = 0;
   double compute_s = 0, exposed_comm_s = 0, bubble_s = 0;   // slowest GPU, per step
+  // Tensor-parallel collectives on the critical path (the evaluator folds them into the compute
+  // ops at their uncontended time); compute_s excludes them.
+  double tp_comm_s = 0;
   double memory_bytes = 0;       // peak per GPU (0 = unknown)
   double ttft_s = 0, tpot_s = 0; // inference: time to first token, time per output token
   // Derived by the planner from the above and the target (finish_result).

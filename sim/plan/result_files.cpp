@@ -18,7 +18,7 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 const char* const kColumns[] = {"rank", "layout", "verdict", "reason", "nodes", "gpus", "tp", "pp", "dp",
                                 "micro_batch", "sp", "recompute", "virtual_stages", "batch", "step_time_s",
-                                "compute_s", "exposed_comm_s", "bubble_s", "memory_gib", "ttft_s", "tpot_s",
+                                "compute_s", "tp_comm_s", "exposed_comm_s", "bubble_s", "memory_gib", "ttft_s", "tpot_s",
                                 "tokens_per_s", "tflops_per_gpu", "time_to_train_s", "gpu_hours", "cost",
                                 "rank_by", "sweep"};
 constexpr std::size_t kColumnCount = sizeof(kColumns) / sizeof(kColumns[0]);
@@ -110,6 +110,7 @@ std::string csv_row(const LayoutResult& r, int rank, Objective objective, const 
       training ? "" : std::to_string(l.batch),
       number(r.step_time_s),
       number(r.compute_s),
+      number(r.tp_comm_s),
       number(r.exposed_comm_s),
       number(r.bubble_s),
       number(r.memory_bytes / kGiB),
@@ -145,6 +146,7 @@ CsvRecord parse_csv_row(const std::string& line) {
   r.reason = col("reason");
   r.step_time_s = parse_number(col("step_time_s"), "step_time_s");
   r.compute_s = parse_number(col("compute_s"), "compute_s");
+  r.tp_comm_s = parse_number(col("tp_comm_s"), "tp_comm_s");
   r.exposed_comm_s = parse_number(col("exposed_comm_s"), "exposed_comm_s");
   r.bubble_s = parse_number(col("bubble_s"), "bubble_s");
   r.memory_bytes = parse_number(col("memory_gib"), "memory_gib") * kGiB;
@@ -238,6 +240,7 @@ std::string results_json(const std::vector<LayoutResult>& ranked, Objective obje
     if (v.verdict == Verdict::ok) {
       row["step_time_s"] = v.step_time_s;
       row["compute_s"] = v.compute_s;
+      row["tp_comm_s"] = v.tp_comm_s;
       row["exposed_comm_s"] = v.exposed_comm_s;
       row["bubble_s"] = v.bubble_s;
       if (l.batch > 0) {

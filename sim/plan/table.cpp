@@ -49,6 +49,7 @@ std::string why_faster(const LayoutResult& best, const LayoutResult& other) {
     double best, other;
   };
   std::vector<Part> parts = {{"compute", best.compute_s, other.compute_s},
+                             {"TP communication", best.tp_comm_s, other.tp_comm_s},
                              {"stalled on communication", best.exposed_comm_s, other.exposed_comm_s},
                              {"pipeline bubble", best.bubble_s, other.bubble_s}};
   std::stable_sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
@@ -87,18 +88,18 @@ std::string plan_table(const std::vector<LayoutResult>& ranked, Objective object
   }
   const std::optional<LayoutResult> megatron = inference ? std::nullopt : megatron_choice(ranked, tp);
 
-  std::string out = fmt::format("{:>4}  {:<32}{:>11}{:>13}{:>9}{:>10}{:>8}{:>9}", "rank", "layout",
+  std::string out = fmt::format("{:>4}  {:<32}{:>11}{:>11}{:>9}{:>9}{:>9}{:>8}{:>9}", "rank", "layout",
                                 inference ? "request" : "step time", "tokens/s", inference ? "TTFT" : "TFLOP/s",
-                                "mem GiB", "bubble", "stalled");
+                                "mem GiB", "TP comm", "bubble", "stalled");
   if (has_time) out += fmt::format("{:>10}", "train");
   out += fmt::format("{:>10}", has_cost ? "cost" : (inference ? "GPU-h/Mt" : "GPU-h"));
   out += "\n";
   auto row = [&](const LayoutResult& r, int rank) {
-    std::string line = fmt::format("{:>4}  {:<32}{:>11}{:>13.0f}{:>9}{:>10.1f}{:>8}{:>9}", rank, layout_id(r.layout),
+    std::string line = fmt::format("{:>4}  {:<32}{:>11}{:>11.0f}{:>9}{:>9.1f}{:>9}{:>8}{:>9}", rank, layout_id(r.layout),
                                    format_seconds(r.step_time_s), r.tokens_per_s,
                                    inference ? format_seconds(r.ttft_s) : fmt::format("{:.0f}", r.tflops_per_gpu),
-                                   r.memory_bytes / kGiB, percent(r.bubble_s, r.step_time_s),
-                                   percent(r.exposed_comm_s, r.step_time_s));
+                                   r.memory_bytes / kGiB, percent(r.tp_comm_s, r.step_time_s),
+                                   percent(r.bubble_s, r.step_time_s), percent(r.exposed_comm_s, r.step_time_s));
     if (has_time) line += fmt::format("{:>10}", duration(r.time_to_train_s));
     line += fmt::format("{:>10.4g}", has_cost ? r.cost : r.gpu_hours);
     if (megatron && r.layout == megatron->layout) line += "  <- Megatron's usual choice";
