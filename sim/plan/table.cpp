@@ -88,14 +88,14 @@ std::string plan_table(const std::vector<LayoutResult>& ranked, Objective object
   }
   const std::optional<LayoutResult> megatron = inference ? std::nullopt : megatron_choice(ranked, tp);
 
-  std::string out = fmt::format("{:>4}  {:<32}{:>11}{:>11}{:>9}{:>9}{:>9}{:>8}{:>9}", "rank", "layout",
+  std::string out = fmt::format("{:>4}  {:<32}{:>11}{:>11}{:>11}{:>9}{:>9}{:>8}{:>9}", "rank", "layout",
                                 inference ? "request" : "step time", "tokens/s", inference ? "TTFT" : "TFLOP/s",
                                 "mem GiB", "TP comm", "bubble", "stalled");
   if (has_time) out += fmt::format("{:>10}", "train");
   out += fmt::format("{:>10}", has_cost ? "cost" : (inference ? "GPU-h/Mt" : "GPU-h"));
   out += "\n";
   auto row = [&](const LayoutResult& r, int rank) {
-    std::string line = fmt::format("{:>4}  {:<32}{:>11}{:>11.0f}{:>9}{:>9.1f}{:>9}{:>8}{:>9}", rank, layout_id(r.layout),
+    std::string line = fmt::format("{:>4}  {:<32}{:>11}{:>11.0f}{:>11}{:>9.1f}{:>9}{:>8}{:>9}", rank, layout_id(r.layout),
                                    format_seconds(r.step_time_s), r.tokens_per_s,
                                    inference ? format_seconds(r.ttft_s) : fmt::format("{:.0f}", r.tflops_per_gpu),
                                    r.memory_bytes / kGiB, percent(r.tp_comm_s, r.step_time_s),
