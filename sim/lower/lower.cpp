@@ -1,5 +1,6 @@
 // lower(): one Program per rank for a scope (block, layer, stack), forward and optionally backward;
 // unsharded() and proxy_scale() derive the scenarios the numerics compares.
+#include "lower/step_lowering.hpp"
 #include "tpsim/lower.hpp"
 
 #include <fmt/core.h>
@@ -106,6 +107,13 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
 
 ProgramSet lower(const Scenario& scenario, const LowerOptions& options) {
   check_divisions(scenario, options.scope);
+  // A whole step is composed from the same layer pieces by the step lowering (pipeline order, DP
+  // buckets, optimizer); an inference request's step is its prefill (decode steps: see
+  // lowering::lower_inference_step).
+  if (options.scope == LowerScope::step)
+    return scenario.workload.kind == WorkloadKind::training
+               ? lowering::lower_training_step(scenario)
+               : lowering::lower_inference_step(scenario, false, scenario.workload.prompt);
   const int64_t tokens = options.tokens > 0 ? options.tokens : default_tokens(scenario);
   const PlanSpec& p = scenario.plan;
   ProgramSet set;
