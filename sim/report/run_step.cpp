@@ -96,11 +96,16 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     m.micro_batches_per_step = lowering::micro_batches_per_step(s);
     m.micro_batches = s.workload.steps > 0 ? std::min(s.workload.steps, m.micro_batches_per_step) : m.micro_batches_per_step;
     step.micro_batches = m.micro_batches;
+    // `auto` keeps TP collectives as real ops on tp_comm whenever the step is small enough, so the
+    // timeline shows where GPUs stall on them; it folds only when the exact step would be too slow.
     const bool fold = options.tp_collectives == "folded" ||
                       (options.tp_collectives == "auto" && s.plan.tp > 1 &&
-                       (tp_links_private(s) || estimated_ops(s, m.micro_batches) > kExactOpsLimit));
+                       estimated_ops(s, m.micro_batches) > kExactOpsLimit);
     if (fold) step.fold_tp = timer;
     m.tp_collectives = fold ? "folded" : "exact";
+    if (fold && !tp_links_private(s))
+      spdlog::warn("TP collectives folded at their uncontended time although their links carry other traffic: "
+                   "contention on them is not modelled (use --tp-collectives exact for the full simulation)");
     const bool one = s.plan.dp > 1 && (options.dp_replicas == "one" ||
                                        (options.dp_replicas == "auto" && s.plan.world() >= kOneReplicaFrom));
     if (one) step.dp_timer = timer;
