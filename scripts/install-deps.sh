@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs tpsim's build dependencies from Debian packages, only those missing. Uses sudo only when
 # not root and sudo exists; nothing is downloaded outside apt.
+#   --tests  also what the test suite needs: chromium renders the HTML report headless in
+#            test_report_html, openblas is the reference the numerics benchmark compares with.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libeigen3-dev libsimgrid-dev libyaml-cpp-dev libspdlog-dev
           libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev)
+[ "${1:-}" = "--tests" ] && packages+=(chromium libopenblas-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
