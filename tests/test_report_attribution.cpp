@@ -105,6 +105,26 @@ TEST_CASE("stall sites: op, layer, what it waited for, worst GPU's total") {
   CHECK(text.find("2.000 ms") != std::string::npos);
 }
 
+TEST_CASE("a stall is charged to the op it held up, summed over micro-batches") {
+  Timeline t;
+  t.makespan = 10e-3;
+  for (int mb = 0; mb < 2; ++mb) {
+    const double t0 = mb * 5;
+    const std::string p = "mb" + std::to_string(mb) + ".";
+    t.spans.push_back(span(0, Stream::compute, p + "layer1.fwd.attn.proj", "gemm", t0, t0 + 1));
+    t.spans.push_back(span(0, Stream::compute, "stall: " + p + "layer1.fwd.attn.proj.all_reduce", "stall", t0 + 1,
+                           t0 + 1.5 + mb, p + "layer1.fwd.attn.proj.all_reduce"));
+    t.spans.push_back(span(0, Stream::compute, p + "layer1.fwd.norm2", "kernel", t0 + 1.5 + mb, t0 + 2 + mb));
+  }
+  const Attribution a = attribute(t);
+  REQUIRE(a.stalls.size() == 1);
+  CHECK(a.stalls[0].op == "layer1.fwd.norm2");
+  CHECK(a.stalls[0].waited_for == "layer1.fwd.attn.proj.all_reduce");
+  CHECK(a.stalls[0].layer == 1);
+  CHECK(a.stalls[0].count == 2);
+  CHECK(a.stalls[0].total == doctest::Approx(0.5e-3 + 1.5e-3));
+}
+
 TEST_CASE("the saturated link is named with how busy and for how long") {
   const Attribution a = attribute(two_gpu_timeline(), {.gpus_per_node = 1, .saturation = 0.9});
   REQUIRE(a.links.size() == 3);

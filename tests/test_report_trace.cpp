@@ -138,10 +138,21 @@ TEST_CASE("a flow arrow joins each send to its receive") {
   CHECK(finishes[0]["pid"] == 1);
   CHECK(starts[0]["ts"].get<double>() == doctest::Approx(1000));
   CHECK(finishes[0]["ts"].get<double>() == doctest::Approx(200));
-  // Without the programs nothing says which receive matches which send: no arrows, same slices.
+  // Without the programs and without peers on the spans nothing says which receive matches which
+  // send: no arrows, same slices.
   const nlohmann::json bare = chrome_trace(f.timeline, {.gpus_per_node = 1});
   CHECK(events(bare, "s").empty());
   CHECK(events(bare, "X").size() == f.timeline.spans.size());
+  // With the engine's peer on the spans the arrow comes back, and the bytes are on the slices.
+  for (auto& s : f.timeline.spans) {
+    if (s.kind == "send") s.peer = 1;
+    if (s.kind == "recv") s.peer = 0;
+    if (s.kind == "collective") s.bytes = 16 << 20;
+  }
+  const nlohmann::json engine_only = chrome_trace(f.timeline, {.gpus_per_node = 1});
+  REQUIRE(events(engine_only, "s").size() == 1);
+  CHECK(events(engine_only, "f")[0]["pid"] == 1);
+  CHECK((*named(events(engine_only, "X"), "layer1.attn.proj.fwd.all_reduce"))["args"]["bytes"] == 16 << 20);
 }
 
 TEST_CASE("link counters follow the utilisation intervals") {

@@ -82,12 +82,47 @@ std::vector<GpuTime> gpu_times(const Timeline& t, int gpus_per_node) {
   return out;
 }
 
+// A name without its micro-batch component ("mb3.layer0.fwd.x" -> "layer0.fwd.x"), so a site sums
+// over the micro-batches of the step.
+std::string without_micro_batch(const std::string& name) {
+  std::string out;
+  for (size_t s = 0; s <= name.size();) {
+    size_t e = name.find('.', s);
+    if (e == std::string::npos) e = name.size();
+    const std::string part = name.substr(s, e - s);
+    const bool mb = part.size() > 2 && part.compare(0, 2, "mb") == 0 &&
+                    std::all_of(part.begin() + 2, part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (!mb) out += (out.empty() ? "" : ".") + part;
+    s = e + 1;
+  }
+  return out;
+}
+
+// The op a stall held up: the compute-stream op on the same GPU that starts when the stall ends.
+// Falls back to the stall's own name when the timeline has no such op.
+std::string waiting_op(const Span& stall, const std::vector<std::vector<const Span*>>& compute_by_rank) {
+  if (stall.rank < static_cast<int>(compute_by_rank.size())) {
+    const auto& v = compute_by_rank[stall.rank];
+    auto it = std::lower_bound(v.begin(), v.end(), stall.end, [](const Span* a, double t) { return a->start < t; });
+    if (it != v.end() && (*it)->start - stall.end <= 1e-12) return (*it)->name;
+  }
+  return stall.name;
+}
+
 std::vector<StallSite> stall_sites(const Timeline& t) {
+  std::vector<std::vector<const Span*>> compute_by_rank;
+  for (const auto& s : t.spans) {
+    if (s.stream != Stream::compute || s.kind == "stall" || s.kind == "bubble") continue;
+    if (s.rank >= static_cast<int>(compute_by_rank.size())) compute_by_rank.resize(s.rank + 1);
+    compute_by_rank[s.rank].push_back(&s);
+  }
+  for (auto& v : compute_by_rank)
+    std::stable_sort(v.begin(), v.end(), [](const Span* a, const Span* b) { return a->start < b->start; });
   // (op, waited_for) -> per rank: total, count. std::map keeps the output order stable.
   std::map<std::pair<std::string, std::string>, std::map<int, std::pair<double, int>>> sites;
   for (const auto& s : t.spans) {
     if (s.kind != "stall") continue;
-    auto& per_rank = sites[{s.name, s.waited_for}][s.rank];
+    auto& per_rank = sites[{without_micro_batch(waiting_op(s, compute_by_rank)), without_micro_batch(s.waited_for)}][s.rank];
     per_rank.first += s.end - s.start;
     per_rank.second += 1;
   }
@@ -97,6 +132,7 @@ std::vector<StallSite> stall_sites(const Timeline& t) {
     site.op = key.first;
     site.waited_for = key.second;
     site.layer = layer_of(site.op);
+    if (site.layer < 0) site.layer = layer_of(site.waited_for);
     site.gpus = static_cast<int>(per_rank.size());
     for (const auto& [rank, tc] : per_rank)
       if (tc.first > site.total) {
@@ -227,12 +263,19 @@ Attribution attribute(const Timeline& t, const AttributionOptions& options) {
 
 std::string stall_sites_text(const Attribution& a, size_t top) {
   if (a.stalls.empty()) return "";
-  std::string out = fmt::format("{:<36}{:>6}  {:<36}{:>12}{:>6}\n", "top stall sites (op waiting)", "layer",
-                                "waited for", "total", "GPUs");
-  for (size_t i = 0; i < a.stalls.size() && i < top; ++i) {
+  const size_t n = std::min(top, a.stalls.size());
+  size_t op_w = 20, wait_w = 10;
+  for (size_t i = 0; i < n; ++i) {
+    op_w = std::max(op_w, a.stalls[i].op.size());
+    wait_w = std::max(wait_w, a.stalls[i].waited_for.size());
+  }
+  std::string out = fmt::format("top stall sites\n  {:<{}}  {:>5}  {:<{}}  {:>10}  {:>5}\n", "op held up", op_w, "layer",
+                                "waited for", wait_w, "total", "GPUs");
+  for (size_t i = 0; i < n; ++i) {
     const StallSite& s = a.stalls[i];
-    out += fmt::format("  {:<34}{:>6}  {:<36}{:>12}{:>6}\n", s.op, s.layer < 0 ? std::string("-") : std::to_string(s.layer),
-                       s.waited_for, format_seconds(s.total), s.gpus);
+    out += fmt::format("  {:<{}}  {:>5}  {:<{}}  {:>10}  {:>5}\n", s.op, op_w,
+                       s.layer < 0 ? std::string("-") : std::to_string(s.layer), s.waited_for, wait_w,
+                       format_seconds(s.total), s.gpus);
   }
   return out;
 }

@@ -19,27 +19,38 @@ namespace tpsim {
 
 namespace {
 
-// Why each TP mapping exists (Megatron-LM's mappings.py), keyed by the lowering's mapping names.
+// Why each TP mapping exists (Megatron-LM's mappings.py), keyed by the lowering's mapping names,
+// with the collective the mapping runs in forward (none: identity or a local split) and its dim.
 struct MappingStory {
   const char* name;
+  bool forward_collective;
+  CollectiveOp forward_op;
+  int dim;
   const char* forward;
   const char* backward;
 };
 const MappingStory kStories[] = {
-    {"gather_from_sp_replicated", "all-gather the sequence shards: the next op is replicated and needs every token",
+    {"gather_from_sp_replicated", true, CollectiveOp::all_gather, 0,
+     "all-gather the sequence shards: the next op is replicated and needs every token",
      "split the gradient back by sequence (no communication)"},
-    {"gather_from_sp", "all-gather the sequence shards: the column-parallel linear needs every token",
+    {"gather_from_sp", true, CollectiveOp::all_gather, 0,
+     "all-gather the sequence shards: the column-parallel linear needs every token",
      "reduce-scatter: each GPU's shard gives a partial input gradient; sum them and keep this GPU's tokens"},
-    {"reduce_scatter_to_sp", "reduce-scatter: sum the row-parallel partial outputs and keep this GPU's tokens "
-                             "(half an all-reduce's traffic; sequence parallelism)",
+    {"reduce_scatter_to_sp", true, CollectiveOp::reduce_scatter, 0,
+     "reduce-scatter: sum the row-parallel partial outputs and keep this GPU's tokens "
+     "(half an all-reduce's traffic; sequence parallelism)",
      "all-gather the sequence shards of the gradient: the row-parallel linear needs every token"},
-    {"scatter_to_sp", "split by sequence (no communication)", "all-gather the gradient's sequence shards"},
-    {"copy_to_tp", "identity: every GPU already holds the whole input (Megatron's f)",
+    {"scatter_to_sp", false, CollectiveOp::all_gather, 0, "split by sequence (no communication)",
+     "all-gather the gradient's sequence shards"},
+    {"copy_to_tp", false, CollectiveOp::all_reduce, 1, "identity: every GPU already holds the whole input (Megatron's f)",
      "all-reduce: each column shard produced only a partial input gradient, so the GPUs sum them"},
-    {"reduce_from_tp", "all-reduce: a row-parallel linear leaves each GPU a partial sum of the output (Megatron's g)",
+    {"reduce_from_tp", true, CollectiveOp::all_reduce, 1,
+     "all-reduce: a row-parallel linear leaves each GPU a partial sum of the output (Megatron's g)",
      "identity: the output gradient is already on every GPU"},
-    {"scatter_to_tp", "split by columns (no communication)", "all-gather the gradient's column shards"},
-    {"gather_from_tp", "all-gather: the column-parallel output is split by columns and the next op needs all of it",
+    {"scatter_to_tp", false, CollectiveOp::all_gather, 1, "split by columns (no communication)",
+     "all-gather the gradient's column shards"},
+    {"gather_from_tp", true, CollectiveOp::all_gather, 1,
+     "all-gather: the column-parallel output is split by columns and the next op needs all of it",
      "split the gradient by columns (no communication)"},
 };
 
@@ -53,12 +64,25 @@ size_t first_backward(const Program& p) {
   return p.ops.size();
 }
 
-// The mapping an op implements: named in a backward op's name ("<stem>.<mapping>.bwd_<step>"), or in
-// a forward op's output tensor ("<base>.<mapping>[.N]").
-const MappingStory* story_of(const Op& op) {
-  const std::string& where = named_backward(op) || op.outputs.empty() ? op.name : op.outputs.front();
-  for (const auto& s : kStories)   // longest names first in the table, so prefixes cannot steal a match
-    if (where.find(std::string(".") + s.name) != std::string::npos) return &s;
+// The mapping an op implements. A backward op names it ("<stem>.<mapping>.bwd_<step>"; one that
+// names none, e.g. a weight-gradient reduction, is no mapping). A forward op "<stem>.<step>" is matched to its conjugate backward op "<stem>.<mapping>.bwd_..." when the
+// mapping has one, else to the one mapping whose forward step is this collective on this dim.
+const MappingStory* story_of(const Op& op, const Program& p, bool backward) {
+  if (backward) {
+    for (const auto& s : kStories)   // longest names first in the table, so prefixes cannot steal a match
+      if (op.name.find(std::string(".") + s.name + ".") != std::string::npos) return &s;
+    return nullptr;
+  }
+  const size_t dot = op.name.rfind('.');
+  const std::string stem = dot == std::string::npos ? op.name : op.name.substr(0, dot);
+  for (const auto& s : kStories) {
+    if (!s.forward_collective || s.forward_op != op.collective.op || s.dim != op.collective.dim) continue;
+    const std::string conjugate = stem + "." + s.name + ".bwd";
+    for (const Op& other : p.ops)
+      if (other.name.rfind(conjugate, 0) == 0) return &s;
+  }
+  for (const auto& s : kStories)
+    if (s.forward_collective && s.forward_op == op.collective.op && s.dim == op.collective.dim) return &s;
   return nullptr;
 }
 
@@ -132,7 +156,7 @@ ExplainReport explain_layer(const Scenario& s) {
       e.ranks = static_cast<int>(c.group.size());
       e.bytes = c.bytes;
       e.seconds = t.seconds;
-      if (const MappingStory* m = story_of(op)) {
+      if (const MappingStory* m = story_of(op, p, bwd)) {
         e.mapping = m->name;
         e.why = fmt::format("{}: forward {}; backward {}", m->name, m->forward, m->backward);
       } else {

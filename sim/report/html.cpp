@@ -186,7 +186,7 @@ std::string memory_section(const std::vector<MemoryBar>& memory) {
 std::string stall_section(const Attribution& a) {
   std::string h = "<h2>Where the compute streams stalled</h2>\n";
   if (a.stalls.empty()) return h + "<p>No stalls: every communication was hidden behind compute.</p>\n";
-  h += "<table><tr><th>op waiting</th><th>layer</th><th class=\"l\">waited for</th><th>total</th><th>times</th>"
+  h += "<table><tr><th>op held up</th><th>layer</th><th class=\"l\">waited for</th><th>total</th><th>times</th>"
        "<th>GPUs</th></tr>\n";
   for (size_t i = 0; i < a.stalls.size() && i < 20; ++i) {
     const StallSite& s = a.stalls[i];

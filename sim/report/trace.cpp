@@ -61,6 +61,8 @@ nlohmann::json op_args(const Span& s, const Op* op) {
   if (layer >= 0) a["layer"] = layer;
   if (!s.waited_for.empty()) a["waited_for"] = s.waited_for;
   if (!s.algorithm.empty()) a["algorithm"] = s.algorithm;
+  if (s.bytes > 0) a["bytes"] = s.bytes;
+  if (s.peer >= 0) a["peer"] = s.peer;
   a["duration_us"] = (s.end - s.start) * kMicro;
   if (!op) return a;
   a["micro_batch"] = op->micro_batch;
@@ -120,13 +122,19 @@ nlohmann::json chrome_trace(const Timeline& t, const TraceOptions& options) {
   }
 
   // Flow arrows: each send to the receive with the same (sender, receiver, tag), k-th with k-th.
-  if (options.programs) {
+  // The peer and tag come from the Program when given, else from the span (tag unknown: pairs
+  // between two GPUs are then matched in time order, as a FIFO channel delivers them).
+  {
     std::map<std::tuple<int, int, int>, std::vector<const Span*>> sends, recvs;
     for (const auto& s : t.spans) {
       const Op* op = find_op(options.programs, s.rank, s.op);
-      if (!op) continue;
-      if (op->kind == OpKind::send) sends[{s.rank, op->p2p.peer, op->p2p.tag}].push_back(&s);
-      if (op->kind == OpKind::recv) recvs[{op->p2p.peer, s.rank, op->p2p.tag}].push_back(&s);
+      const bool send = op ? op->kind == OpKind::send : s.kind == "send";
+      const bool recv = op ? op->kind == OpKind::recv : s.kind == "recv";
+      const int peer = op ? op->p2p.peer : s.peer;
+      const int tag = op ? op->p2p.tag : 0;
+      if (peer < 0) continue;
+      if (send) sends[{s.rank, peer, tag}].push_back(&s);
+      if (recv) recvs[{peer, s.rank, tag}].push_back(&s);
     }
     // Pair the k-th send with the k-th receive in time order, whatever order the spans came in.
     auto by_time = [](const Span* a, const Span* b) { return std::tie(a->start, a->end) < std::tie(b->start, b->end); };
