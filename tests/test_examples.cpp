@@ -1,0 +1,159 @@
+// Every example in examples/ runs, and the story its header comment tells holds. Through the
+// library (the same calls `tpsim explain` and `tpsim run` make), numerics off to stay fast.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "tpsim/attribution.hpp"
+#include "tpsim/explain.hpp"
+#include "tpsim/report.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+std::string example(const std::string& name) { return std::string(TPSIM_SOURCE_DIR) + "/examples/" + name; }
+
+Scenario load(const std::string& name, const std::vector<Override>& overrides = {}) {
+  ScenarioRequest r;
+  r.path = example(name);
+  r.overrides = overrides;
+  return load_scenario(r);
+}
+
+RunResult run(const Scenario& s, const std::string& tp_collectives = "auto") {
+  RunOptions o;
+  o.numerics = "off";
+  o.tp_collectives = tp_collectives;
+  return run_scenario(s, o);
+}
+
+int count(const ExplainReport& r, CollectiveOp op, bool backward) {
+  int n = 0;
+  for (const auto& c : r.collectives) n += c.collective == op && c.backward == backward;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("every example loads") {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(TPSIM_SOURCE_DIR) + "/examples")) {
+    if (e.path().extension() != ".yaml") continue;
+    CAPTURE(e.path().string());
+    CHECK_NOTHROW(load(e.path().filename().string()));
+    ++n;
+  }
+  CHECK(n >= 9);
+}
+
+TEST_CASE("column vs row parallel: column splits outputs and all-reduces in backward, row all-reduces in forward") {
+  const ExplainReport r = explain_layer(load("column-vs-row.yaml"));
+  std::map<std::string, ExplainWeight> w;
+  for (const auto& x : r.weights) w[x.name] = x;
+  CHECK(w.at("layer0.attn.qkv").split_dim == 1);
+  CHECK(w.at("layer0.mlp.fc1").split_dim == 1);
+  CHECK(w.at("layer0.mlp.fc1").local_cols == 16384 / 8);
+  CHECK(w.at("layer0.attn.proj").split_dim == 0);
+  CHECK(w.at("layer0.mlp.fc2").split_dim == 0);
+  CHECK(w.at("layer0.mlp.fc2").local_rows == 16384 / 8);
+  CHECK(r.forward_collectives == 2);
+  CHECK(r.backward_collectives == 2);
+  for (const auto& c : r.collectives) {
+    CAPTURE(c.op);
+    CHECK(c.collective == CollectiveOp::all_reduce);
+    CHECK(c.bytes == 2048LL * 4096 * 2);   // tokens x hidden x bf16
+    CHECK(c.mapping == (c.backward ? "copy_to_tp" : "reduce_from_tp"));
+    CHECK(c.seconds > 0);
+  }
+  // The partition specs written out are exactly what the Megatron preset does.
+  const ExplainReport preset = explain_layer(load("megatron-pairing.yaml"));
+  CHECK(preset.collectives.size() == r.collectives.size());
+  CHECK(preset.simulated == doctest::Approx(r.simulated).epsilon(1e-9));
+  CHECK(explain_text(r).find("row-parallel: input rows split over 8 GPUs") != std::string::npos);
+}
+
+TEST_CASE("Megatron pairing synchronises half as often as the naive plan, and is faster") {
+  const ExplainReport megatron = explain_layer(load("megatron-pairing.yaml"));
+  const ExplainReport naive = explain_layer(load("naive-tp.yaml"));
+  CHECK(megatron.forward_collectives == 2);
+  CHECK(count(megatron, CollectiveOp::all_reduce, false) == 2);
+  CHECK(naive.forward_collectives == 4);
+  CHECK(count(naive, CollectiveOp::all_gather, false) == 4);
+  CHECK(2 * megatron.forward_collectives == naive.forward_collectives);
+  MESSAGE("per layer (fwd+bwd, simulated): megatron " << format_seconds(megatron.simulated) << ", naive "
+                                                      << format_seconds(naive.simulated));
+  CHECK(naive.simulated > megatron.simulated);
+  CHECK(naive.activation_bytes > megatron.activation_bytes);
+}
+
+TEST_CASE("sequence parallelism: about the same time, far less activation memory") {
+  const ExplainReport sp = explain_layer(load("sequence-parallel.yaml"));
+  const ExplainReport plain = explain_layer(load("sequence-parallel.yaml", {{"plan.sp", "false"}}));
+  MESSAGE("per layer: sp " << format_seconds(sp.simulated) << " vs " << format_seconds(plain.simulated)
+                           << "; activations kept " << format_bytes(sp.activation_bytes) << " vs "
+                           << format_bytes(plain.activation_bytes));
+  // All-reduce = reduce-scatter + all-gather: the same bytes cross the wire.
+  CHECK(count(sp, CollectiveOp::reduce_scatter, false) == 2);
+  CHECK(count(sp, CollectiveOp::all_gather, false) == 2);
+  CHECK(count(plain, CollectiveOp::all_reduce, false) == 2);
+  CHECK(sp.simulated == doctest::Approx(plain.simulated).epsilon(0.10));
+  CHECK(sp.activation_bytes < 0.75 * plain.activation_bytes);
+}
+
+TEST_CASE("the bandwidth wall: TP=16 across two nodes is slower per layer than TP=8 in one, and the NIC is named") {
+  const ExplainReport tp8 = explain_layer(load("bandwidth-wall-tp8.yaml"));
+  const Scenario s16 = load("bandwidth-wall-tp16.yaml");
+  const ExplainReport tp16 = explain_layer(s16);
+  MESSAGE("per layer: TP=8 " << format_seconds(tp8.simulated) << ", TP=16 " << format_seconds(tp16.simulated) << " ("
+                             << tp16.simulated / tp8.simulated << "x)");
+  // Half the math per GPU, yet a slower layer: the all-reduces now cross the NICs.
+  CHECK(tp16.forward_compute < 0.8 * tp8.forward_compute);
+  CHECK(tp16.forward_communication > 1.5 * tp8.forward_communication);
+  CHECK(tp16.simulated > 1.05 * tp8.simulated);
+
+  const RunResult r = run(s16);
+  const Attribution a = attribute(r.timeline, {.gpus_per_node = s16.topology.gpus_per_node});
+  REQUIRE(!a.links.empty());
+  MESSAGE(describe_link(a.links.front()));
+  CHECK(a.links.front().link.find(".nic") != std::string::npos);
+  CHECK(a.links.front().label.find("NIC rail") != std::string::npos);
+  CHECK(a.gpus.front().exposed_communication > 0);
+  CHECK(bottleneck_links_text(a).find("NIC rail") != std::string::npos);
+}
+
+TEST_CASE("TP vs PP for a 70B model on two nodes: the bubble grows with PP, the deepest pipeline loses") {
+  std::map<int, double> step, bubble;
+  for (int pp : {2, 4, 8}) {
+    const Scenario s = load("tp-vs-pp-70b.yaml", {{"plan.tp", std::to_string(16 / pp)}, {"plan.pp", std::to_string(pp)}});
+    const RunResult r = run(s, "exact");   // the same TP model for every layout
+    REQUIRE(r.step);
+    step[pp] = r.step->step_time_s;
+    bubble[pp] = totals(r.timeline).bubble;
+    MESSAGE("tp " << 16 / pp << " x pp " << pp << ": step " << format_seconds(step[pp]) << ", bubble "
+                  << format_seconds(bubble[pp]));
+  }
+  CHECK(bubble[2] < bubble[4]);
+  CHECK(bubble[4] < bubble[8]);
+  CHECK(step[8] > 1.1 * std::max(step[2], step[4]));
+}
+
+TEST_CASE("inference: more TP lowers latency per token but also throughput per GPU") {
+  std::map<int, StepMetrics> m;
+  for (int tp : {1, 2, 4, 8}) {
+    const RunResult r = run(load("inference-tp.yaml", {{"plan.tp", std::to_string(tp)}}));
+    REQUIRE(r.step);
+    m[tp] = *r.step;
+    MESSAGE("tp " << tp << ": ttft " << format_seconds(m[tp].ttft_s) << ", tpot " << format_seconds(m[tp].tpot_s)
+                  << ", " << m[tp].tokens_per_s << " tokens/s, " << m[tp].tokens_per_s / tp << " per GPU");
+  }
+  for (int tp : {2, 4, 8}) {
+    CAPTURE(tp);
+    CHECK(m[tp].tpot_s < m[tp / 2].tpot_s);
+    CHECK(m[tp].ttft_s < m[tp / 2].ttft_s);
+    CHECK(m[tp].tokens_per_s / tp < m[tp / 2].tokens_per_s / (tp / 2));
+  }
+  CHECK(m[8].tpot_s > m[1].tpot_s / 8);   // not a linear speed-up: the all-reduces' latency stays
+}
