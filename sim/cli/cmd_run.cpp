@@ -4,14 +4,17 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "tpsim/attribution.hpp"
+#include "tpsim/html.hpp"
 #include "tpsim/report.hpp"
+#include "tpsim/trace.hpp"
 
 namespace tpsim::cli {
 
 namespace {
 struct RunArgs {
   ScenarioOptions scenario;
-  std::string json;
+  std::string json, trace, html, csv;
   std::string numerics;
 };
 }  // namespace
@@ -21,6 +24,9 @@ void register_run(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Simulate a scenario: step time, compute, communication, stalls, numerics");
   add_scenario_options(*cmd, args->scenario);
   cmd->add_option("--json", args->json, "Also write the result as JSON to this file");
+  cmd->add_option("--trace", args->trace, "Also write a Chrome/Perfetto trace (JSON) to this file");
+  cmd->add_option("--html", args->html, "Also write a self-contained HTML report (SVG timeline) to this file");
+  cmd->add_option("--csv", args->csv, "Also write CSV files (gpus, stall sites, links, spans) into this folder");
   cmd->add_option("--numerics", args->numerics, "Numerical check: off | proxy | full (default: the scenario's)")
       ->check(CLI::IsMember({"off", "proxy", "full"}));
   cmd->callback([args] {
@@ -29,11 +35,24 @@ void register_run(CLI::App& app) {
     options.numerics = args->numerics;
     const RunResult result = run_scenario(scenario, options);
     std::fputs(summary_text(result).c_str(), stdout);
-    if (!args->json.empty()) {
-      std::ofstream out(args->json);
-      if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + args->json + "'");
-      out << to_json(result).dump(2) << "\n";
+    // Output paths: the flag, else the scenario's outputs section.
+    auto path = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
+    const std::string json = path(args->json, scenario.outputs.json), trace = path(args->trace, scenario.outputs.trace),
+                      html = path(args->html, scenario.outputs.html), csv = path(args->csv, scenario.outputs.csv);
+    const Attribution attribution = attribute(result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
+    // Where the GPUs waited and which links were saturated meanwhile (move into summary_text if it grows them).
+    const std::string stalls = stall_sites_text(attribution), links = bottleneck_links_text(attribution);
+    if (!stalls.empty() || !links.empty()) std::printf("\n%s%s%s", stalls.c_str(), stalls.empty() ? "" : "\n", links.c_str());
+    if (!json.empty()) {
+      std::ofstream out(json);
+      if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + json + "'");
+      nlohmann::json j = to_json(result);
+      j["attribution"] = to_json(attribution);
+      out << j.dump(2) << "\n";
     }
+    if (!trace.empty()) write_trace(trace, result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
+    if (!html.empty()) write_html(html, result, attribution, {.memory = memory_bars(result)});
+    if (!csv.empty()) write_csv(csv, result.timeline, attribution);
     if (result.numerics && !result.numerics->ok) throw Exit{kVerificationFailed};
   });
 }
