@@ -194,11 +194,14 @@ struct Simulation {
           break;
         case OpKind::collective:
           span.kind = "collective";
+          span.bytes = op.collective.bytes;
           span.algorithm = run_collective(rank, op);
           break;
         case OpKind::send:
         case OpKind::recv:
           span.kind = op.kind == OpKind::send ? "send" : "recv";
+          span.bytes = op.p2p.bytes;
+          span.peer = op.p2p.peer;
           run_p2p(rank, op);
           break;
       }
