@@ -16,6 +16,7 @@ struct RunArgs {
   ScenarioOptions scenario;
   std::string json, trace, html, csv;
   std::string numerics;
+  std::string tp_collectives = "auto", dp_replicas = "auto";
 };
 }  // namespace
 
@@ -29,10 +30,20 @@ void register_run(CLI::App& app) {
   cmd->add_option("--csv", args->csv, "Also write CSV files (gpus, stall sites, links, spans) into this folder");
   cmd->add_option("--numerics", args->numerics, "Numerical check: off | proxy | full (default: the scenario's)")
       ->check(CLI::IsMember({"off", "proxy", "full"}));
+  cmd->add_option("--tp-collectives", args->tp_collectives,
+                  "TP collectives as real ops (exact) or folded into compute at their uncontended time (folded); "
+                  "auto folds only steps too large to simulate op by op")
+      ->check(CLI::IsMember({"auto", "exact", "folded"}));
+  cmd->add_option("--dp-replicas", args->dp_replicas,
+                  "Simulate every data-parallel replica (all) or one, with DP collectives timed on the full "
+                  "topology (one); auto = one from 512 GPUs")
+      ->check(CLI::IsMember({"auto", "all", "one"}));
   cmd->callback([args] {
     const Scenario scenario = load_scenario(args->scenario.request());
     RunOptions options;
     options.numerics = args->numerics;
+    options.tp_collectives = args->tp_collectives;
+    options.dp_replicas = args->dp_replicas;
     const RunResult result = run_scenario(scenario, options);
     std::fputs(summary_text(result).c_str(), stdout);
     // Output paths: the flag, else the scenario's outputs section.
