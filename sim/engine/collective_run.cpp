@@ -160,6 +160,12 @@ void start_collective(RunContext& ctx, std::shared_ptr<const CollectivePlan> pla
     });
     return;
   }
+  // Flow fidelity runs every edge at once and stretches an edge busy in few rounds over the whole
+  // chain (pipeline fill). That models pipelined algorithms; a phased one (hierarchical: intra-node
+  // reduce-scatter, then inter-node all-reduce, then intra-node all-gather) runs its phases one
+  // after the other, and stretching its inter-node edges over every round made it ~3x too slow.
+  // It is never chosen automatically, so it always runs message by message.
+  if (plan->algorithm == Algorithm::hierarchical) fidelity = Fidelity::step;
   if (fidelity == Fidelity::flow || !plan->channels[0].schedule) {
     std::map<int, std::pair<std::vector<int>, std::vector<int>>> by_endpoint;   // out, in edges
     for (int i = 0; i < static_cast<int>(plan->edges.size()); ++i) {
