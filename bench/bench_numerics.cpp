@@ -1,15 +1,18 @@
 // Numerics speed: GEMM GFLOP/s (the numerics' FMA-chain GEMM, Eigen's own product, OpenBLAS
 // sgemm; same run, same threads), then the wall time and peak memory of verifying one full-size
 // Llama-2-7B layer (hidden 4096, ffn 11008, 32 heads, seq 2048, TP=8, forward and backward,
-// sharded and unsharded). `bench_numerics --gemm-only` skips the layer.
+// sharded and unsharded). `bench_numerics --gemm-only` skips the layer; `--profile` times the layer's
+// runs per kind of work instead of the table.
 #include <fmt/core.h>
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 
+#include "numerics/executor.hpp"
 #include "numerics/kernels.hpp"
 #include "numerics/parallel.hpp"
 #include "tpsim/lower.hpp"
@@ -40,7 +43,7 @@ double best_seconds(F f, int repeats) {
 
 void gemm_table() {
   const int threads = numerics::worker_count();
-  fmt::print("GEMM C = A B, fp32, square n, {} threads (best of 3)\n", threads);
+  fmt::print("GEMM C = A B, fp32, square n, {} threads (best of 30 / 10 / 4 runs at n = 512 / 1024 / 2048)\n", threads);
   fmt::print("{:>6} | {:>22} | {:>22} | {:>16} | {:>14}\n", "n", "tpsim FMA-chain GFLOP/s", "Eigen (col split) GFLOP/s",
              "OpenBLAS GFLOP/s", "tpsim/OpenBLAS");
 #ifdef EIGEN_USE_BLAS
@@ -52,7 +55,7 @@ void gemm_table() {
     const Mat a = Mat::Random(n, n), b = Mat::Random(n, n);
     Mat c(n, n);
     const double flops = 2.0 * n * n * n;
-    const int reps = 3;
+    const int reps = n == 512 ? 30 : n == 1024 ? 10 : 4;   // best of many: the machine is shared
     GemmInfo g{n, n, n, false, false, false};
     const double t_tpsim = best_seconds([&] { numerics::gemm(g, a, b, c); }, reps);
     const double t_eigen = best_seconds([&] {
@@ -74,7 +77,7 @@ void gemm_table() {
   fmt::print("(Eigen column: {})\n\n", eigen_mode);
 }
 
-void llama_layer() {
+Scenario llama_layer_scenario() {
   Scenario s;
   s.model.name = "llama2-7b";
   s.model.hidden = 4096;
@@ -88,9 +91,44 @@ void llama_layer() {
   s.plan.tp = 8;
   s.workload.seq = 2048;
   s.workload.micro_batch = 1;
+  return s;
+}
+
+LowerOptions layer_fwd_bwd() {
   LowerOptions lo;
   lo.scope = LowerScope::layer;
   lo.backward = true;
+  return lo;
+}
+
+// --profile: wall seconds per kind of work, the unsharded and the sharded run apart (no comparing).
+void llama_layer_profile() {
+  const Scenario s = llama_layer_scenario();
+  for (const bool sharded : {false, true}) {
+    std::map<std::string, double> profile;
+    numerics::ExecOptions o;
+    o.profile = &profile;
+    const auto t0 = std::chrono::steady_clock::now();
+    numerics::execute(lower(sharded ? s : unsharded(s), layer_fwd_bwd()), o);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("{} run: {:.1f} s wall\n", sharded ? "sharded (TP=8)" : "unsharded", seconds);
+    double gemm_total = 0;
+    for (const auto& [kind, t] : profile) {
+      long long m = 0, n = 0, k = 0;
+      if (std::sscanf(kind.c_str(), "gemm %lldx%lldx%lld", &m, &n, &k) == 3) {
+        gemm_total += t;
+        fmt::print("  {:<32} {:>7.2f} s  ({:.1f} GFLOP/s per call)\n", kind, t, 2.0 * m * n * k / t / 1e9);
+      } else {
+        fmt::print("  {:<32} {:>7.2f} s\n", kind, t);
+      }
+    }
+    fmt::print("  {:<32} {:>7.2f} s\n", "all gemms", gemm_total);
+  }
+}
+
+void llama_layer() {
+  const Scenario s = llama_layer_scenario();
+  const LowerOptions lo = layer_fwd_bwd();
   const auto t0 = std::chrono::steady_clock::now();
   const NumericsReport r = verify(lower(s, lo), lower(unsharded(s), lo), NumericsOptions{});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -108,8 +146,10 @@ void llama_layer() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gemm_table();
+  if (!(argc > 1 && std::strcmp(argv[1], "--profile") == 0)) gemm_table();
   std::fflush(stdout);
-  if (!(argc > 1 && std::strcmp(argv[1], "--gemm-only") == 0)) llama_layer();
+  const bool profile = argc > 1 && std::strcmp(argv[1], "--profile") == 0;
+  if (profile) llama_layer_profile();
+  else if (!(argc > 1 && std::strcmp(argv[1], "--gemm-only") == 0)) llama_layer();
   return 0;
 }

@@ -41,5 +41,7 @@ Mat slice_of(const Mat& full, const TensorDesc& d);
 // norm weights 1 + U(-0.1, 0.1), biases U(-0.1, 0.1), the embedding table and activations U(-1, 1),
 // token ids uniform in [0, index_range).
 Mat fill(const TensorDesc& d, unsigned seed);
+// The same into `out`, resized to the shard (its buffer reused when the element count matches).
+void fill(const TensorDesc& d, unsigned seed, Mat& out);
 
 }  // namespace tpsim::numerics

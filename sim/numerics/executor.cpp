@@ -26,6 +26,11 @@ struct Timer {
   }
 };
 
+// Profile key of a GEMM: its shape and transposes, so a benchmark can tell which shapes are slow.
+std::string gemm_key(const GemmInfo& g) {
+  return fmt::format("gemm {}x{}x{}{}{}", g.m, g.n, g.k, g.trans_a ? " A^T" : "", g.trans_b ? " B^T" : "");
+}
+
 struct RankState {
   const Program* program = nullptr;
   size_t pc = 0;
@@ -80,7 +85,8 @@ class Executor {
       throw std::invalid_argument(fmt::format("rank {}: op {} reads {}, which nothing writes and no global tensor names",
                                               r, op.name, t));
     Timer timer{options_.profile, "fill"};
-    Mat m = fill(d, options_.seed);
+    Mat m = take(d.rows, d.cols);
+    fill(d, options_.seed, m);
     if (options_.dtype == DType::bf16) round_bf16(m);
     return s.store.emplace(t, std::move(m)).first->second;
   }
@@ -95,7 +101,8 @@ class Executor {
     const TensorDesc& d = desc(r, t);
     auto it = s.store.find(t);
     if (it != s.store.end() && it->second.rows() == d.rows && it->second.cols() == d.cols) return it->second;
-    Mat m = Mat::Zero(d.rows, d.cols);
+    Mat m = take(d.rows, d.cols);
+    m.setZero();
     return s.store.insert_or_assign(t, std::move(m)).first->second;
   }
 
@@ -113,7 +120,11 @@ class Executor {
     }
     auto release = [&](const std::string& t) {
       auto it = s.last_use.find(t);
-      if (it != s.last_use.end() && it->second == op.id) s.store.erase(t);
+      if (it == s.last_use.end() || it->second != op.id) return;
+      auto stored = s.store.find(t);
+      if (stored == s.store.end()) return;
+      give_back(std::move(stored->second));
+      s.store.erase(stored);
     };
     for (const auto& t : op.inputs) release(t);
     for (const auto& t : op.outputs) release(t);
@@ -125,7 +136,7 @@ class Executor {
     for (const auto& t : op.inputs) in.push_back(&read(r, t, op));
     std::vector<Mat*> out;
     for (const auto& t : op.outputs) out.push_back(&output(r, t));
-    Timer timer{options_.profile, op.kind == OpKind::gemm ? std::string("gemm") : op.kernel.fn};
+    Timer timer{options_.profile, op.kind == OpKind::gemm ? gemm_key(op.gemm) : op.kernel.fn};
     try {
       if (op.kind == OpKind::gemm) {
         if (in.size() != 2 || out.size() != 1) throw std::invalid_argument("a gemm reads two tensors, writes one");
@@ -250,9 +261,33 @@ class Executor {
     return msg;
   }
 
+  // Freed tensors' buffers, by element count, reused for new tensors of the same size: tensors
+  // above glibc's mmap threshold (32 MiB) would otherwise be mapped and page-faulted in afresh
+  // each time (a third of a 7B layer's verify time went to the kernel). Capped to bound memory.
+  static constexpr int64_t kSpareBytes = int64_t(1) << 30;
+  Mat take(int64_t rows, int64_t cols) {
+    Mat m;
+    auto it = spare_.find(rows * cols);
+    if (it != spare_.end()) {
+      m = std::move(it->second);
+      spare_bytes_ -= int64_t(m.size() * sizeof(float));
+      spare_.erase(it);
+    }
+    m.resize(rows, cols);
+    return m;
+  }
+  void give_back(Mat&& m) {
+    const int64_t bytes = int64_t(m.size() * sizeof(float));
+    if (bytes < (int64_t(1) << 20) || spare_bytes_ + bytes > kSpareBytes) return;
+    spare_bytes_ += bytes;
+    spare_.emplace(m.size(), std::move(m));
+  }
+
   const ProgramSet& set_;
   const ExecOptions& options_;
   std::vector<RankState> states_;
+  std::multimap<int64_t, Mat> spare_;
+  int64_t spare_bytes_ = 0;
   std::map<std::tuple<int, int, int>, Mat> mailbox_;
 };
 

@@ -62,6 +62,12 @@ uint64_t fnv1a(const std::string& s) {
 }  // namespace
 
 Mat fill(const TensorDesc& d, unsigned seed) {
+  Mat m;
+  fill(d, seed, m);
+  return m;
+}
+
+void fill(const TensorDesc& d, unsigned seed, Mat& m) {
   const std::string& name = d.global_name.empty() ? d.name : d.global_name;
   const int64_t grows = d.global_rows ? d.global_rows : d.rows, gcols = d.global_cols ? d.global_cols : d.cols;
   const uint64_t key = splitmix64(fnv1a(name) ^ (uint64_t(seed) << 32));
@@ -73,7 +79,7 @@ Mat fill(const TensorDesc& d, unsigned seed) {
   } else if (d.is_weight && name != "embedding") {
     scale = 1.0f / std::sqrt(float(grows));
   }
-  Mat m(d.rows, d.cols);
+  m.resize(d.rows, d.cols);   // keeps m's buffer when the element count is the same
   std::vector<int64_t> gj(d.cols);
   for (int64_t j = 0; j < d.cols; ++j) gj[j] = global_col(d, j);
   parallel_for(d.rows, [&](int64_t i0, int64_t i1) {
@@ -87,7 +93,6 @@ Mat fill(const TensorDesc& d, unsigned seed) {
       }
     }
   }, 1, 10.0 * double(d.rows) * d.cols);
-  return m;
 }
 
 }  // namespace tpsim::numerics
