@@ -1,0 +1,67 @@
+// The CLI as a user runs it: golden outputs (like SimGrid's .tesh files, they document the tool and
+// catch any drift in its tables) and the exit-status contract 0 ok / 1 verification failed / 2 bad input.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+struct Output {
+  int status = -1;
+  std::string out;   // stdout and stderr together
+};
+
+Output run_cli(const std::string& args) {
+  Output o;
+  const std::string command = std::string(TPSIM_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  size_t n = 0;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.out.append(buffer.data(), n);
+  const int raw = pclose(pipe);
+  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return o;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("tpsim collective on dgx-h100 prints the golden nccl-tests table") {
+  // Regenerate after a deliberate calibration change with the command below and review the diff.
+  const Output o = run_cli("collective -t dgx-h100 --op all_reduce --algo ring -b 8 -e 8G -f 8");
+  CHECK(o.status == 0);
+  CHECK(o.out == read_file(std::string(TPSIM_TEST_DATA) + "/golden/collective-dgx-h100-allreduce-ring.txt"));
+}
+
+TEST_CASE("exit status: 0 for a good run, 2 with one line for bad input, 1 for a wrong plan") {
+  CHECK(run_cli("--version").out == "tpsim 0.1.0\n");
+
+  const Output bad = run_cli("run --set plan.tp=3 --numerics off");
+  CHECK(bad.status == 2);
+  CHECK(bad.out == "tpsim: error: --set plan.tp: tp 3 does not divide model.heads 32 (model 'llama2-7b')\n");
+
+  const Output typo = run_cli("run --set plan.tpp=2");
+  CHECK(typo.status == 2);
+  CHECK(typo.out == "tpsim: error: --set plan.tpp: unknown key 'tpp' (did you mean 'tp'?)\n");
+
+  // Megatron's row-parallel fc2 without its all-reduce: every rank holds a partial sum.
+  const Output wrong = run_cli("verify --set model.layers=1 --set plan.mappings.mlp.fc2.reduce_output=false");
+  CHECK(wrong.status == 1);
+  CHECK(wrong.out.find("layer0.mlp.fc2") != std::string::npos);
+
+  const Output ok = run_cli("verify --set model.layers=1");
+  CHECK(ok.status == 0);
+}
