@@ -25,7 +25,7 @@ namespace tpsim::numerics {
 namespace {
 
 constexpr int64_t MR = 6, NR = 16;                 // register tile
-constexpr int64_t KC = 256, MC = 144, NC = 3072;   // L1 (B micro-panel) / L2 (A block) / L3 (B block)
+constexpr int64_t KC = 384, MC = 144, NC = 3072;   // L1 (B micro-panel 24 KiB) / L2 (A block 216 KiB) / L3 (B block)
 
 // c[MR][NR] = chain of a*b over kc steps, started from 0 (kZero) or from c's current values.
 // Starting from 0 is the same chain as starting from a zeroed tile: fma(a, b, 0) = a*b rounded.
