@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "numerics/executor.hpp"
 #include "numerics/kernels.hpp"
@@ -51,6 +52,10 @@ void gemm_table() {
 #else
   const char* eigen_mode = "Eigen's own kernels";
 #endif
+  // OpenBLAS's idle threads spin (yielding) for a while after start-up and after each call; on 2
+  // cores that takes a core from whatever is timed next. Let them fall asleep before timing.
+  const auto let_openblas_sleep = [] { std::this_thread::sleep_for(std::chrono::milliseconds(500)); };
+  let_openblas_sleep();
   for (int n : {512, 1024, 2048}) {
     const Mat a = Mat::Random(n, n), b = Mat::Random(n, n);
     Mat c(n, n);
@@ -69,6 +74,7 @@ void gemm_table() {
     const float one = 1, zero = 0;
     // Row-major C = A B is column-major C^T = B^T A^T.
     t_blas = best_seconds([&] { sgemm_("N", "N", &n, &n, &n, &one, b.data(), &n, a.data(), &n, &zero, c.data(), &n); }, reps);
+    let_openblas_sleep();
 #endif
     fmt::print("{:>6} | {:>22.1f} | {:>22.1f} | {:>16} | {:>14}\n", n, flops / t_tpsim / 1e9, flops / t_eigen / 1e9,
                t_blas > 0 ? fmt::format("{:.1f}", flops / t_blas / 1e9) : "n/a",

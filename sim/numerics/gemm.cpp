@@ -187,8 +187,8 @@ void gemm_block(const Operand& a, const Operand& b, float* c, int64_t ldc, int64
 }  // namespace
 
 // GEMM: op(A) [m, k], op(B) [k, n] -> out [m, n]; out = 0 first unless accumulating.
-// Threads take disjoint blocks of C: column blocks when C is at least as wide as tall (each thread
-// then packs all of A), row blocks otherwise (each packs all of B), so the redundant packing is
+// Threads take disjoint blocks of C: column blocks when C is at least as wide as tall (each block
+// then packs all of A), row blocks otherwise (each packs all of B), so the repeated packing is
 // the smaller operand's.
 void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out) {
   const int64_t m = g.trans_a ? a.cols() : a.rows(), k = g.trans_a ? a.rows() : a.cols();
@@ -203,13 +203,20 @@ void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out) {
     return;
   }
   const Operand A{a.data(), a.cols(), g.trans_a}, B{b.data(), b.cols(), g.trans_b};
+  // Blocks handed out on demand, about 4 per thread, so a thread slowed by other processes on
+  // this shared machine takes fewer; at least 256 columns or 288 rows each, so repacking the
+  // shared operand per block stays a few percent of the block's work.
   const double work = 2.0 * double(m) * n * k;
+  const int64_t parts = 4 * worker_count();
+  const auto chunk = [&](int64_t extent, int64_t align, int64_t least) {
+    return std::max(least, (extent + parts * align - 1) / (parts * align) * align);
+  };
   if (n >= m) {
-    parallel_for(n, [&](int64_t j0, int64_t j1) { gemm_block(A, B, out.data(), n, k, 0, m, j0, j1, g.accumulate); },
-                 NR, work);
+    parallel_chunks(n, [&](int64_t j0, int64_t j1) { gemm_block(A, B, out.data(), n, k, 0, m, j0, j1, g.accumulate); },
+                    chunk(n, NR, 16 * NR), work);
   } else {
-    parallel_for(m, [&](int64_t i0, int64_t i1) { gemm_block(A, B, out.data(), n, k, i0, i1, 0, n, g.accumulate); },
-                 MR, work);
+    parallel_chunks(m, [&](int64_t i0, int64_t i1) { gemm_block(A, B, out.data(), n, k, i0, i1, 0, n, g.accumulate); },
+                    chunk(m, MR, 2 * MC), work);
   }
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -133,6 +134,25 @@ void parallel_for(int64_t n, Fn fn, int64_t align = 1, double work = 1e9) {
   };
   if (WorkerPool::instance().run(workers, part)) return;
   for (int w = 0; w < workers; ++w) part(w);
+}
+
+// fn(begin, end) over [0, n) in blocks of `chunk` (the last one shorter) handed out on demand:
+// a thread slowed by another process takes fewer blocks instead of holding up the rest. Which
+// thread runs a block never changes what it computes.
+template <class Fn>
+void parallel_chunks(int64_t n, Fn fn, int64_t chunk, double work = 1e9) {
+  const int64_t blocks = (n + chunk - 1) / chunk;
+  const int workers = work < 2e6 ? 1 : static_cast<int>(std::min<int64_t>(worker_count(), blocks));
+  if (workers <= 1) {
+    if (n > 0) fn(int64_t(0), n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  const std::function<void(int)> part = [&](int) {
+    for (int64_t b; (b = next.fetch_add(1)) < blocks;) fn(b * chunk, std::min(n, (b + 1) * chunk));
+  };
+  if (WorkerPool::instance().run(workers, part)) return;
+  part(0);
 }
 
 }  // namespace tpsim::numerics
