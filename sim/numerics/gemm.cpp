@@ -203,20 +203,21 @@ void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out) {
     return;
   }
   const Operand A{a.data(), a.cols(), g.trans_a}, B{b.data(), b.cols(), g.trans_b};
-  // Blocks handed out on demand, about 4 per thread, so a thread slowed by other processes on
-  // this shared machine takes fewer; at least 256 columns or 288 rows each, so repacking the
-  // shared operand per block stays a few percent of the block's work.
+  // Blocks handed out on demand, up to 4 per thread, so a thread slowed by other processes on
+  // this shared machine takes fewer; 512 columns or 576 rows at least (unless that leaves a thread
+  // idle), so repacking the shared operand per block stays a small part of the block's work.
   const double work = 2.0 * double(m) * n * k;
-  const int64_t parts = 4 * worker_count();
+  const int64_t threads = worker_count(), parts = 4 * threads;
   const auto chunk = [&](int64_t extent, int64_t align, int64_t least) {
-    return std::max(least, (extent + parts * align - 1) / (parts * align) * align);
+    const auto split = [&](int64_t ways) { return (extent + ways * align - 1) / (ways * align) * align; };
+    return std::min(std::max(least, split(parts)), split(threads));   // never fewer blocks than threads
   };
   if (n >= m) {
     parallel_chunks(n, [&](int64_t j0, int64_t j1) { gemm_block(A, B, out.data(), n, k, 0, m, j0, j1, g.accumulate); },
-                    chunk(n, NR, 16 * NR), work);
+                    chunk(n, NR, 32 * NR), work);
   } else {
     parallel_chunks(m, [&](int64_t i0, int64_t i1) { gemm_block(A, B, out.data(), n, k, i0, i1, 0, n, g.accumulate); },
-                    chunk(m, MR, 2 * MC), work);
+                    chunk(m, MR, 4 * MC), work);
   }
 }
 
