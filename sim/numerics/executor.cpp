@@ -115,13 +115,15 @@ class Executor {
     return false;
   }
 
-  Mat& output(int r, const std::string& t) {
+  // A new output is zeroed unless the op writes every element (`overwrites`: a non-accumulating
+  // GEMM, a receive, a collective), which saves a pass over memory per tensor.
+  Mat& output(int r, const std::string& t, bool overwrites = false) {
     RankState& s = states_[r];
     const TensorDesc& d = desc(r, t);
     auto it = s.store.find(t);
     if (it != s.store.end() && it->second.rows() == d.rows && it->second.cols() == d.cols) return it->second;
     Mat m = take(d.rows, d.cols);
-    m.setZero();
+    if (!overwrites) m.setZero();
     return s.store.insert_or_assign(t, std::move(m)).first->second;
   }
 
@@ -154,7 +156,8 @@ class Executor {
     std::vector<const Mat*> in;
     for (const auto& t : op.inputs) in.push_back(&read(r, t, op));
     std::vector<Mat*> out;
-    for (const auto& t : op.outputs) out.push_back(&output(r, t));
+    const bool overwrites = op.kind == OpKind::gemm && !op.gemm.accumulate;
+    for (const auto& t : op.outputs) out.push_back(&output(r, t, overwrites));
     Timer timer{options_.profile, op.kind == OpKind::gemm ? gemm_key(op.gemm) : op.kernel.fn};
     try {
       if (op.kind == OpKind::gemm) {
@@ -189,7 +192,7 @@ class Executor {
       case OpKind::recv: {
         auto it = mailbox_.find({op.p2p.peer, r, op.p2p.tag});
         if (it == mailbox_.end()) return false;
-        Mat& out = output(r, op.outputs.at(0));
+        Mat& out = output(r, op.outputs.at(0), true);
         if (out.size() != it->second.size())
           throw std::invalid_argument(fmt::format("rank {}: op {}: received {} elements, expected {}", r, op.name,
                                                   it->second.size(), out.size()));
@@ -254,7 +257,7 @@ class Executor {
     for (int i = 0; i < p; ++i) {
       const int g = group[i];
       const Op& mine = states_[g].program->ops[states_[g].pc];
-      Mat& out = output(g, mine.outputs.at(0));
+      Mat& out = output(g, mine.outputs.at(0), true);
       const std::vector<float>& flat = outputs[i];
       if (int64_t(flat.size()) != out.size())
         throw std::invalid_argument(fmt::format("rank {}: op {}: {} produced {} elements, tensor {} holds {}", g, mine.name,
