@@ -20,7 +20,7 @@ struct ExecOptions {
   std::function<void(const Op& op, Schedule& schedule)> schedule_hook;
   // Called once per tensor that names a global tensor, when its last write in its program is done.
   std::function<void(int rank, const Op& op, const TensorDesc& desc, const Mat& value)> on_final;
-  // When set, wall seconds spent per kind of work ("gemm", kernel names, "collective", "fill",
+  // When set, wall seconds spent per kind of work ("gemm MxNxK [A^T] [B^T]" per shape, kernel names, "collective", "fill",
   // "compare") are added here (for benchmarks).
   std::map<std::string, double>* profile = nullptr;
 };
