@@ -72,6 +72,11 @@ std::string memory_verdict(const MemoryBreakdown& m);
 //   F = 96*B*s*l*h^2*(1 + s/(6h) + V/(16*l*h))      B sequences of s tokens, per optimizer step.
 // For other models the per-layer linear FLOPs come from the actual weight shapes (GQA, SwiGLU).
 double model_flops_per_step(const ModelSpec& m, int64_t global_batch, int64_t seq);
+// The same count with the layer forwards a step really runs: 4 with full recomputation (the count
+// above), 3 without it or with selective recomputation (whose recomputed attention scores are not
+// model FLOPs). MFU and TFLOP/s reported for a run use this, so a run without recomputation is not
+// credited for a forward pass it never did.
+double model_flops_per_step(const ModelSpec& m, int64_t global_batch, int64_t seq, Recompute recompute);
 // Forward FLOPs of one layer for `tokens` tokens in a sequence of `seq` (linears + QK^T + AV, not
 // halved for causality, as Narayanan counts).
 double layer_forward_flops(const ModelSpec& m, int64_t tokens, int64_t seq);

@@ -14,9 +14,14 @@ double layer_forward_flops(const ModelSpec& m, int64_t tokens, int64_t seq) {
 }
 
 double model_flops_per_step(const ModelSpec& m, int64_t global_batch, int64_t seq) {
+  return model_flops_per_step(m, global_batch, seq, Recompute::full);
+}
+
+double model_flops_per_step(const ModelSpec& m, int64_t global_batch, int64_t seq, Recompute recompute) {
   const double tokens = double(global_batch) * double(seq);
-  // Every layer: forward + backward (2x) + recomputed forward = 4 forwards.
-  const double layers = 4 * double(m.layers) * layer_forward_flops(m, tokens, seq);
+  // Every layer: forward + backward (2x) [+ recomputed forward under full recomputation].
+  const double passes = recompute == Recompute::full ? 4 : 3;
+  const double layers = passes * double(m.layers) * layer_forward_flops(m, tokens, seq);
   // Logits [tokens, h] x [h, V]: forward + backward = 3 x 2*h*V per token (not recomputed).
   const double logits = 3 * 2 * tokens * double(m.hidden) * double(m.vocab);
   return layers + logits;

@@ -84,7 +84,8 @@ void finish_result(const SweepSpec& spec, LayoutResult& r) {
   const int64_t seq = spec.training.seq > 0 ? spec.training.seq : spec.model.max_seq;
   const double tokens_per_step = static_cast<double>(spec.training.global_batch) * static_cast<double>(seq);
   r.tokens_per_s = tokens_per_step / r.step_time_s;
-  r.tflops_per_gpu = model_flops_per_step(spec.model, spec.training.global_batch, seq) / r.step_time_s / gpus / 1e12;
+  r.tflops_per_gpu =
+      model_flops_per_step(spec.model, spec.training.global_batch, seq, r.layout.recompute) / r.step_time_s / gpus / 1e12;
   const double tokens = spec.training.tokens;
   r.time_to_train_s = tokens > 0 ? tokens / r.tokens_per_s : 0;
   r.gpu_hours = (tokens > 0 ? r.time_to_train_s : r.step_time_s) * gpus / 3600;

@@ -119,7 +119,7 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     m.step_time_s = result.timeline.makespan;
     const int64_t sequences = m.micro_batches * s.workload.micro_batch * s.plan.dp;
     m.tokens_per_s = m.step_time_s > 0 ? double(sequences * s.workload.seq) / m.step_time_s : 0;
-    m.model_flops = model_flops_per_step(s.model, sequences, s.workload.seq);
+    m.model_flops = model_flops_per_step(s.model, sequences, s.workload.seq, s.plan.recompute);
   } else {
     const WorkloadSpec& w = s.workload;
     if (s.plan.tp > 1) step.fold_tp = timer;   // a request is a few thousand ops: fold for the decode loop's sake
