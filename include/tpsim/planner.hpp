@@ -143,6 +143,16 @@ struct CsvRecord {
   std::string context;           // which sweep the row belongs to (sweep_context)
 };
 CsvRecord parse_csv_row(const std::string& line);      // throws std::invalid_argument
+
+// The number a text starts with and what follows it ("2T" -> {2, "T"}, "1.5e12" -> {1.5e12, ""});
+// `ok` is false when the text does not start with a number. Shared by the CSV reader and the
+// planner's count / duration flags.
+struct LeadingNumber {
+  bool ok = false;
+  double value = 0;
+  std::string rest;
+};
+LeadingNumber leading_number(const std::string& text);
 std::vector<CsvRecord> read_csv(const std::string& path);   // missing file = empty; bad row throws InputError
 // Writes the ranked file (header + rows with ranks) atomically (temp file + rename).
 void write_ranked_csv(const std::string& path, const std::vector<LayoutResult>& ranked, Objective objective,

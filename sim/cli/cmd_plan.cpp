@@ -27,35 +27,25 @@ struct PlanArgs {
 
 // "2T", "300B", "1.5e12", "500M": a count of tokens.
 double parse_count(const std::string& text, const char* flag) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::logic_error&) {
-    used = 0;
-  }
-  const std::string suffix = used > 0 ? text.substr(used) : "";
+  const LeadingNumber n = leading_number(text);
+  const double v = n.value;
+  const std::string& suffix = n.rest;
   const double scale = suffix.empty() ? 1
                        : suffix == "K" || suffix == "k" ? 1e3
                        : suffix == "M" ? 1e6
                        : suffix == "B" || suffix == "G" ? 1e9
                        : suffix == "T" ? 1e12
                                        : -1;
-  if (used == 0 || scale < 0 || !(v >= 0) || !std::isfinite(v))
+  if (!n.ok || scale < 0 || !(v >= 0) || !std::isfinite(v))
     throw InputError("", 0, 0, flag, "expected a count like 2T, 300B or 1.5e12, got '" + text + "'");
   return v * scale;
 }
 
 // "30d", "12h", "90min", "2s", "150ms", "800us": a duration in seconds.
 double parse_duration(const std::string& text, const char* flag) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::logic_error&) {
-    used = 0;
-  }
-  std::string unit = used > 0 ? text.substr(used) : "";
+  const LeadingNumber n = leading_number(text);
+  const double v = n.value;
+  std::string unit = n.rest;
   while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
   const double scale = unit == "d" ? 86400
                        : unit == "h" ? 3600
@@ -64,7 +54,7 @@ double parse_duration(const std::string& text, const char* flag) {
                        : unit == "ms" ? 1e-3
                        : unit == "us" ? 1e-6
                                       : -1;
-  if (used == 0 || scale < 0 || !(v > 0) || !std::isfinite(v))
+  if (!n.ok || scale < 0 || !(v > 0) || !std::isfinite(v))
     throw InputError("", 0, 0, flag, "expected a duration like 30d, 12h, 2s or 150ms, got '" + text + "'");
   return v * scale;
 }

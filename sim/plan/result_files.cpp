@@ -64,16 +64,10 @@ std::vector<std::string> split_csv(const std::string& line) {
 }
 
 double parse_number(const std::string& text, const char* column) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::logic_error&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size())
+  const LeadingNumber n = leading_number(text);
+  if (!n.ok || !n.rest.empty())
     throw std::invalid_argument(fmt::format("column {}: expected a number, got '{}'", column, text));
-  return v;
+  return n.value;
 }
 
 Verdict parse_verdict(const std::string& text) {
@@ -83,6 +77,19 @@ Verdict parse_verdict(const std::string& text) {
 }
 
 }  // namespace
+
+LeadingNumber leading_number(const std::string& text) {
+  LeadingNumber n;
+  std::size_t used = 0;
+  try {
+    n.value = std::stod(text, &used);
+  } catch (const std::logic_error&) {
+    return n;   // no number at the start (invalid_argument) or out of range
+  }
+  n.ok = used > 0;
+  n.rest = text.substr(used);
+  return n;
+}
 
 std::string csv_header() {
   std::string out;
