@@ -103,7 +103,7 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
                        estimated_ops(s, m.micro_batches) > kExactOpsLimit);
     if (fold) step.fold_tp = timer;
     m.tp_collectives = fold ? "folded" : "exact";
-    if (fold && !tp_links_private(s))
+    if (fold && options.tp_collectives == "auto" && !tp_links_private(s))
       spdlog::warn("TP collectives folded at their uncontended time although their links carry other traffic: "
                    "contention on them is not modelled (use --tp-collectives exact for the full simulation)");
     const bool one = s.plan.dp > 1 && (options.dp_replicas == "one" ||
