@@ -14,9 +14,26 @@ enum class CollectiveOp { all_reduce, all_gather, reduce_scatter, broadcast, red
 enum class Algorithm { automatic, ring, tree, halving_doubling, direct, nvls, hierarchical };
 
 const char* to_string(CollectiveOp op);
+
 const char* to_string(Algorithm a);
 CollectiveOp parse_collective_op(const std::string& s);   // "all_reduce", "allreduce", ... ; throws
 Algorithm parse_algorithm(const std::string& s);          // "ring", "auto", ... ; throws
+
+// One collective made concrete before either interpreter runs (the selector in the timing stage,
+// modelled on NCCL's tuner, fills it in): the numerics execute exactly this instance and the timing
+// engine times exactly this instance, so the reduction order that was verified is the one timed.
+// A channel is one parallel ring / tree over the group; it carries a contiguous 1/channels of
+// the data (as NCCL splits a buffer over channels) with the group's ranks in its own order.
+struct CollectiveInstance {
+  Algorithm algorithm = Algorithm::automatic;    // never automatic once resolved
+  std::string protocol;                          // NCCL protocol: "LL", "LL128", "Simple", or "ideal"
+  std::vector<std::vector<int>> channel_orders;  // per channel: positions in the group, in ring order
+  int pipeline = 0;                              // ScheduleRequest::pipeline (chunks per channel)
+  int ranks_per_node = 0;                        // hierarchical: ranks of the group per node
+  bool resolved() const { return algorithm != Algorithm::automatic; }
+};
+// "ring/Simple, 8 channels" (+ ", 4 chunks" for pipelined algorithms): how reports name an instance.
+std::string describe(const CollectiveInstance& instance);
 
 // Every participant owns one buffer of `chunks` equal chunks. A transfer reads chunk `src_chunk`
 // of `src` as it was at the start of the round and copies it into, or adds it to, chunk
@@ -126,6 +143,11 @@ struct CollectiveRunOptions {
 std::vector<std::vector<float>> run_collective(CollectiveOp op, Algorithm algorithm,
                                                const std::vector<std::vector<float>>& inputs,
                                                const CollectiveRunOptions& options = {});
+// Same for a resolved instance: every channel runs the instance's schedule on its slice of the
+// data with the ranks in the channel's order (op, algorithm, pipeline and ranks_per_node from it).
+std::vector<std::vector<float>> run_collective(CollectiveOp op, const CollectiveInstance& instance,
+                                               const std::vector<std::vector<float>>& inputs, int root = 0,
+                                               float (*round_fn)(float) = nullptr);
 // Same on a given schedule (inputs.size() == s.ranks).
 std::vector<std::vector<float>> run_collective(const Schedule& s, const std::vector<std::vector<float>>& inputs,
                                                float (*round_fn)(float) = nullptr);

@@ -10,6 +10,7 @@
 
 #include "tpsim/collective.hpp"
 #include "tpsim/spec.hpp"
+#include "tpsim/tp_mappings.hpp"
 
 namespace tpsim {
 
@@ -38,6 +39,11 @@ struct TensorDesc {
 };
 
 enum class OpKind { gemm, kernel, collective, send, recv };
+const char* to_string(OpKind k);
+
+// Which pass of a training step an op belongs to. Inference ops are all forward.
+enum class Pass { forward, backward, optimizer };
+const char* to_string(Pass p);
 
 // Which queue the op is issued on; ops on one stream run in program order.
 enum class Stream { compute, tp_comm, dp_comm, pp_comm };
@@ -69,6 +75,7 @@ struct CollectiveInfo {
   int64_t bytes = 0;
   int dim = 1;              // tensor dim that all-gather concatenates / reduce-scatter splits
   int root = 0;             // index into group (broadcast, reduce)
+  CollectiveInstance instance;   // resolved before numerics and timing run (unresolved after lowering)
 };
 
 struct P2PInfo {
@@ -81,8 +88,11 @@ struct Op {
   int id = 0;                            // index in Program::ops
   OpKind kind = OpKind::kernel;
   std::string name;                      // "layer3.mlp.fc1.fwd"
+  Pass pass = Pass::forward;
   int layer = -1;                        // transformer layer, -1 outside layers
   int micro_batch = 0;
+  int stage = 0;                         // pipeline stage (pp index) of the rank that runs it
+  TpMappingId mapping = TpMappingId::none;   // the TP mapping this op implements (tp_mappings.hpp)
   Stream stream = Stream::compute;
   std::vector<int> deps;                 // ops (same Program) that must finish first
   std::vector<std::string> inputs;       // tensor names read

@@ -20,6 +20,15 @@ struct Span {
   double start = 0, end = 0;
   std::string waited_for;      // stalls: the op name the compute stream was waiting on
   std::string algorithm;       // collectives: the algorithm the engine ran ("ring", "nvls"), "" unknown
+  std::string instance;        // collectives: describe() of the resolved instance the engine timed
+  // Copied from the op (stalls: from the op held up), so reports never parse a name.
+  OpKind op_kind = OpKind::kernel;
+  Pass pass = Pass::forward;
+  int layer = -1;
+  int micro_batch = 0;
+  int stage = 0;
+  TpMappingId mapping = TpMappingId::none;
+  CollectiveOp collective = CollectiveOp::all_reduce;   // collectives only
   int64_t bytes = 0;           // collectives, send, recv: bytes moved (nccl-tests "size"); 0 = unknown
   int peer = -1;               // send / recv: the other GPU; -1 = unknown (traces draw flow arrows from it)
 };

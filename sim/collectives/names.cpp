@@ -81,3 +81,16 @@ Algorithm parse_algorithm(const std::string& s) {
 }
 
 }  // namespace tpsim
+
+namespace tpsim {
+
+std::string describe(const CollectiveInstance& instance) {
+  if (!instance.resolved()) return "unresolved";
+  std::string out = std::string(to_string(instance.algorithm)) + "/" + (instance.protocol.empty() ? "ideal" : instance.protocol);
+  const size_t channels = std::max<size_t>(1, instance.channel_orders.size());
+  out += ", " + std::to_string(channels) + (channels == 1 ? " channel" : " channels");
+  if (instance.pipeline > 0) out += ", " + std::to_string(instance.pipeline) + (instance.pipeline == 1 ? " chunk" : " chunks");
+  return out;
+}
+
+}  // namespace tpsim

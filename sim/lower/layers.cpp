@@ -83,6 +83,7 @@ std::pair<std::string, bool> ProgramBuilder::weight_grad(const std::string& w) {
 // over the TP group (Megatron does this for its sequence-parallel parameters).
 void ProgramBuilder::reduce_weight_grad(const std::string& w, const std::string& partial) {
   auto [g, accumulate] = weight_grad(w);
+  const MappingScope reduction(mapping_, TpMappingId::weight_grad_reduce);
   if (!accumulate) {
     collective(w + ".grad.all_reduce", CollectiveOp::all_reduce, partial, g, 1);
     return;
@@ -114,7 +115,7 @@ Value ProgramBuilder::norm_forward(const std::string& nname, const Value& x, Tap
   if (layernorm) inputs.push_back(b);
   kernel(nname + ".fwd", fn, inputs, {y.tensor}, (layernorm ? 8.0 : 4.0) * d.rows * d.cols, attrs);
 
-  tape.steps.push_back([this, nname, in, y, w, b, layernorm, split] {
+  record(tape, [this, nname, in, y, w, b, layernorm, split] {
     const std::string dy = take_grad(y);
     if (dy.empty()) return;
     const TensorDesc& dd = desc(in.tensor);
@@ -180,7 +181,7 @@ Value ProgramBuilder::linear_forward(const std::string& lname, const std::string
   }
   gemm(lname + ".fwd", xin.tensor, w, y.tensor, false, false);
 
-  tape.steps.push_back([this, lname, xin, y, w] {
+  record(tape, [this, lname, xin, y, w] {
     const std::string dy = take_grad(y);
     if (dy.empty()) return;
     const TensorDesc& dd = desc(xin.tensor);
@@ -228,7 +229,7 @@ Value ProgramBuilder::attention_forward(const std::string& aname, const Value& q
   const double flops = 2.0 * batch * seq * seq * heads * d;   // QK^T and PV, causal half of 4 b s^2 H d
   kernel(aname + ".fwd", "attention", {qkv.tensor}, {out.tensor}, flops, attrs);
 
-  tape.steps.push_back([this, aname, qkv, out, attrs, flops] {
+  record(tape, [this, aname, qkv, out, attrs, flops] {
     const std::string dy = take_grad(out);
     if (dy.empty()) return;
     const TensorDesc& dd = desc(qkv.tensor);
@@ -254,7 +255,7 @@ Value ProgramBuilder::activation_forward(const std::string& aname, const Value& 
   else
     kernel(aname + ".fwd", "gelu", {a.tensor}, {y.tensor}, 10 * n);
 
-  tape.steps.push_back([this, aname, a, g, y, n, has_gate = gate != nullptr] {
+  record(tape, [this, aname, a, g, y, n, has_gate = gate != nullptr] {
     const std::string dy = take_grad(y);
     if (dy.empty()) return;
     const TensorDesc& dd = desc(a.tensor);
@@ -280,7 +281,7 @@ Value ProgramBuilder::residual_forward(const std::string& rname, const Value& x,
   const Value y = activation(mb(rname + ".out"), scenario_.model.hidden, x.layout);
   const TensorDesc& d = desc(x.tensor);
   kernel(rname + ".fwd", "add", {x.tensor, b.tensor}, {y.tensor}, double(d.rows) * d.cols);
-  tape.steps.push_back([this, x, b, y] {
+  record(tape, [this, x, b, y] {
     const std::string dy = take_grad(y);
     if (dy.empty()) return;
     add_grad(x.grad_key, dy);   // dx = dy, dbranch = dy
@@ -292,6 +293,7 @@ Value ProgramBuilder::residual_forward(const std::string& rname, const Value& x,
 // ---------------------------------------------------------------------------------------------
 // Blocks and layers
 Value ProgramBuilder::attention_block_forward(int layer, const Value& x, Tape& tape) {
+  const LayerScope in_layer(layer_, layer);
   const ModelSpec& m = scenario_.model;
   const std::string p = fmt::format("layer{}.", layer);
   const Value n1 = norm_forward(p + "norm1", x, tape);
@@ -302,6 +304,7 @@ Value ProgramBuilder::attention_block_forward(int layer, const Value& x, Tape& t
 }
 
 Value ProgramBuilder::mlp_block_forward(int layer, const Value& x, Tape& tape) {
+  const LayerScope in_layer(layer_, layer);
   const ModelSpec& m = scenario_.model;
   const std::string p = fmt::format("layer{}.", layer);
   Value n2 = norm_forward(p + "norm2", x, tape);
@@ -337,7 +340,7 @@ Value ProgramBuilder::embedding_forward(Tape& tape) {
   const Value y = activation(mb("embedding.out"), m.hidden, layout, mb("embedding.out.partial"));
   const double vocab_start = layout == Layout::partial ? double(coords_.tp_index) * desc(w).rows : 0.0;
   kernel("embedding.fwd", "embedding", {ids, w}, {y.tensor}, 0, {{"vocab_start", vocab_start}});
-  tape.steps.push_back([this, ids, w, y, vocab_start] {
+  record(tape, [this, ids, w, y, vocab_start] {
     const std::string dy = take_grad(y);
     if (dy.empty()) return;
     auto [dw, accumulate] = weight_grad(w);
@@ -387,7 +390,7 @@ Value ProgramBuilder::cross_entropy_forward(const std::string& cname, const Valu
   const Value loss = activation(mb(cname + ".out"), 1, Layout::full);
   kernel(cname + ".fwd", "cross_entropy", {max.tensor, sumexp.tensor, target.tensor}, {loss.tensor}, 3.0 * tokens_);
 
-  tape.steps.push_back([this, cname, l, max, sumexp, targets, vocab_start, n] {
+  record(tape, [this, cname, l, max, sumexp, targets, vocab_start, n] {
     const TensorDesc& dd = desc(l.tensor);
     const std::string dl = grad_tensor(l, dd.rows, dd.cols, l.grad_partial);
     // logits [T, V/tp] -> dlogits = (softmax - onehot(target)) / T  (the loss is the mean over tokens)

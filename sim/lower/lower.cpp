@@ -23,6 +23,26 @@ const char* to_string(Stream s) {
   return "?";
 }
 
+const char* to_string(OpKind k) {
+  switch (k) {
+    case OpKind::gemm: return "gemm";
+    case OpKind::kernel: return "kernel";
+    case OpKind::collective: return "collective";
+    case OpKind::send: return "send";
+    case OpKind::recv: return "recv";
+  }
+  return "?";
+}
+
+const char* to_string(Pass p) {
+  switch (p) {
+    case Pass::forward: return "forward";
+    case Pass::backward: return "backward";
+    case Pass::optimizer: return "optimizer";
+  }
+  return "?";
+}
+
 namespace {
 
 void require(bool ok, const std::string& what) {

@@ -7,20 +7,9 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "lower/tp_mappings.hpp"
+#include "tpsim/tp_mappings.hpp"
 
 namespace tpsim::lowering {
-
-const char* to_string(MapStep s) {
-  switch (s) {
-    case MapStep::identity: return "identity";
-    case MapStep::split: return "split";
-    case MapStep::all_reduce: return "all_reduce";
-    case MapStep::all_gather: return "all_gather";
-    case MapStep::reduce_scatter: return "reduce_scatter";
-  }
-  return "?";
-}
 
 // ---------------------------------------------------------------------------------------------
 // Mesh: mesh_order lists the axes innermost (fastest-varying rank) first.
@@ -166,9 +155,21 @@ std::string ProgramBuilder::weight(const std::string& wname, int64_t rows, int64
 
 // ---------------------------------------------------------------------------------------------
 // Ops
+void ProgramBuilder::record(Tape& tape, std::function<void()> step) {
+  tape.steps.push_back([this, layer = layer_, mapping = mapping_, step = std::move(step)] {
+    const LayerScope in_layer(layer_, layer);
+    const MappingScope in_mapping(mapping_, mapping);
+    step();
+  });
+}
+
 Op& ProgramBuilder::emit(Op op) {
   op.id = static_cast<int>(program_.ops.size());
   op.micro_batch = micro_batch_;
+  op.pass = pass_;
+  op.layer = layer_;
+  op.stage = coords_.pp_index;
+  op.mapping = mapping_;
   op.dtype = scenario_.model.dtype;
   std::vector<int> deps;
   auto depend_on = [&](const std::string& t) {
@@ -263,45 +264,44 @@ Value ProgramBuilder::to_layout(const Value& v, Layout target, Tape& tape, bool 
   if (v.layout == Layout::partial && target == Layout::full && for_column_linear)
     return to_layout(to_layout(v, Layout::full, tape), Layout::full, tape, true);
 
-  const TpMapping* m = nullptr;
-  if (v.layout == Layout::full && target == Layout::full) m = &copy_to_tp;
-  else if (v.layout == Layout::partial && target == Layout::full) m = &reduce_from_tp;
-  else if (v.layout == Layout::partial && target == Layout::seq) m = &reduce_scatter_to_sp;
-  else if (v.layout == Layout::full && target == Layout::feat) m = &scatter_to_tp;
-  else if (v.layout == Layout::full && target == Layout::seq) m = &scatter_to_sp;
-  else if (v.layout == Layout::feat && target == Layout::full) m = &gather_from_tp;
-  else if (v.layout == Layout::seq && target == Layout::full) m = for_column_linear ? &gather_from_sp : &gather_from_sp_replicated;
-  if (!m) throw std::logic_error("no TP mapping for this layout change");
+  TpMappingId id = TpMappingId::none;
+  if (v.layout == Layout::full && target == Layout::full) id = TpMappingId::copy_to_tp;
+  else if (v.layout == Layout::partial && target == Layout::full) id = TpMappingId::reduce_from_tp;
+  else if (v.layout == Layout::partial && target == Layout::seq) id = TpMappingId::reduce_scatter_to_sp;
+  else if (v.layout == Layout::full && target == Layout::feat) id = TpMappingId::scatter_to_tp;
+  else if (v.layout == Layout::full && target == Layout::seq) id = TpMappingId::scatter_to_sp;
+  else if (v.layout == Layout::feat && target == Layout::full) id = TpMappingId::gather_from_tp;
+  else if (v.layout == Layout::seq && target == Layout::full)
+    id = for_column_linear ? TpMappingId::gather_from_sp : TpMappingId::gather_from_sp_replicated;
+  if (id == TpMappingId::none) throw std::logic_error("no TP mapping for this layout change");
+  const TpMapping* m = &tp_mapping(id);
+  const MappingScope forward_scope(mapping_, id);
 
   const TensorDesc& in = desc(v.tensor);
   const std::string stem = op_stem(v.base);
   Value out;
   out.base = v.base;
   out.layout = target;
-  out.grad_partial = m == &copy_to_tp || m == &gather_from_sp;
+  out.grad_partial = id == TpMappingId::copy_to_tp || id == TpMappingId::gather_from_sp;
   const int64_t cols = target == Layout::feat ? in.cols / tp_ : v.layout == Layout::feat ? in.cols * tp_ : in.cols;
   const int64_t rows = rows_of(target);
   if (m->forward == MapStep::identity) {
     out.tensor = v.tensor;   // Megatron's copy: same tensor, a gradient key of its own
   } else {
     // A reduced partial sum is the tensor itself: it takes the plain name.
-    out.tensor = new_tensor(m == &reduce_from_tp ? v.base : fmt::format("{}.{}", v.base, m->name), rows, cols);
+    out.tensor = new_tensor(id == TpMappingId::reduce_from_tp ? v.base : fmt::format("{}.{}", v.base, m->name), rows, cols);
     set_global(out.tensor, v.base, target);
     const std::string opname = fmt::format("{}.{}", stem, to_string(m->forward));
     if (m->forward == MapStep::split)
       kernel(opname, "slice", {v.tensor}, {out.tensor}, 0,
              {{"dim", m->dim}, {"parts", tp_}, {"part", coords_.tp_index}});
     else
-      collective(opname,
-                 m->forward == MapStep::all_reduce ? CollectiveOp::all_reduce
-                 : m->forward == MapStep::all_gather ? CollectiveOp::all_gather
-                                                     : CollectiveOp::reduce_scatter,
-                 v.tensor, out.tensor, m->dim);
+      collective(opname, collective_of(m->forward), v.tensor, out.tensor, m->dim);
   }
   out.grad_key = fmt::format("{}@{}", out.tensor, m->name);
 
   // Backward conjugate: the gradient of `out` becomes a contribution to the gradient of `v`.
-  tape.steps.push_back([this, v, out, m, stem] {
+  record(tape, [this, v, out, m, stem] {
     const std::string dy = take_grad(out);
     if (dy.empty()) return;
     if (m->backward == MapStep::identity) {
@@ -314,11 +314,7 @@ Value ProgramBuilder::to_layout(const Value& v, Layout target, Tape& tape, bool 
     if (m->backward == MapStep::split)
       kernel(opname, "slice", {dy}, {dx}, 0, {{"dim", m->dim}, {"parts", tp_}, {"part", coords_.tp_index}});
     else
-      collective(opname,
-                 m->backward == MapStep::all_reduce ? CollectiveOp::all_reduce
-                 : m->backward == MapStep::all_gather ? CollectiveOp::all_gather
-                                                      : CollectiveOp::reduce_scatter,
-                 dy, dx, m->dim);
+      collective(opname, collective_of(m->backward), dy, dx, m->dim);
     add_grad(v.grad_key, dx);
   });
   return out;
@@ -369,9 +365,12 @@ std::string ProgramBuilder::gradient_seed(const Value& out) {
 }
 
 void ProgramBuilder::backward(Tape& tape, const Value& out, const std::string& dy) {
+  const Pass before = pass_;
+  pass_ = Pass::backward;
   if (!dy.empty()) add_grad(out.grad_key, dy);
   for (auto it = tape.steps.rbegin(); it != tape.steps.rend(); ++it) (*it)();
   tape.steps.clear();
+  pass_ = before;
 }
 
 // ---------------------------------------------------------------------------------------------

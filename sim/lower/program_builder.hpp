@@ -71,6 +71,9 @@ class ProgramBuilder {
   // Names of this micro-batch's activations get a "mbN." prefix (N > 0) and ops carry micro_batch;
   // weight gradients of later micro-batches accumulate into the first one's.
   void set_micro_batch(int micro_batch);
+  // Pass and pipeline stage every op carries: forward until backward() replays a tape; `optimizer`
+  // for the ops a step emits after the last backward.
+  void set_pass(Pass pass) { pass_ = pass; }
 
   // --- leaves ------------------------------------------------------------------------------
   // An input activation [tokens, cols] (global name `base`), delivered in `layout`.
@@ -127,6 +130,19 @@ class ProgramBuilder {
   TensorDesc& desc(const std::string& tensor) { return program_.tensors.at(tensor); }
   void set_global(const std::string& tensor, const std::string& global, Layout layout);
   Op& emit(Op op);
+  // Records a backward step on `tape`; it runs later with the layer and TP mapping that were
+  // current when it was recorded, so its ops carry them.
+  void record(Tape& tape, std::function<void()> step);
+  // Sets a context field for the lifetime of a scope (the TP mapping or layer being emitted).
+  template <class T>
+  struct Scoped {
+    T& field;
+    T saved;
+    Scoped(T& f, T value) : field(f), saved(f) { field = value; }
+    ~Scoped() { field = saved; }
+  };
+  using MappingScope = Scoped<TpMappingId>;
+  using LayerScope = Scoped<int>;
   Op& gemm(const std::string& name, const std::string& a, const std::string& b, const std::string& out,
            bool trans_a, bool trans_b, bool accumulate = false);
   Op& kernel(const std::string& name, const std::string& fn, std::vector<std::string> inputs,
@@ -152,6 +168,9 @@ class ProgramBuilder {
   int tp_ = 1;
   int64_t tokens_ = 0;
   int micro_batch_ = 0;
+  Pass pass_ = Pass::forward;
+  int layer_ = -1;
+  TpMappingId mapping_ = TpMappingId::none;
   Program program_;
   std::map<std::string, int> last_writer_;
   std::map<std::string, std::vector<std::string>> grads_;   // key -> contributions (tensors)
