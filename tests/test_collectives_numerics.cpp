@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <numeric>
+#include <stdexcept>
 #include <random>
 #include <string>
 
@@ -130,7 +133,9 @@ void check_buffers(const Schedule& s, int root, unsigned seed) {
 }
 
 // ---- natural layout ----------------------------------------------------------------------------
-void check_natural(CollectiveOp op, Algorithm algo, int p, const CollectiveRunOptions& opt, unsigned seed) {
+using Runner = std::function<std::vector<std::vector<float>>(const std::vector<std::vector<float>>&)>;
+
+void check_natural(CollectiveOp op, int p, const CollectiveRunOptions& opt, unsigned seed, const Runner& run) {
   std::mt19937 gen(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   // Awkward sizes so chunks need padding; all-to-all needs p equal slots.
@@ -138,7 +143,7 @@ void check_natural(CollectiveOp op, Algorithm algo, int p, const CollectiveRunOp
   std::vector<std::vector<float>> in(p, std::vector<float>(n));
   for (auto& v : in)
     for (float& x : v) x = dist(gen);
-  const auto out = run_collective(op, algo, in, opt);
+  const auto out = run(in);
   REQUIRE(out.size() == static_cast<size_t>(p));
   const size_t shard = (n + p - 1) / p;
   auto total = [&](size_t j, double& sum, double& abs_sum) {
@@ -198,7 +203,7 @@ void check_case(CollectiveOp op, Algorithm algo, int p, int channels, int root, 
   opt.channels = channels;
   opt.root = root;
   opt.ranks_per_node = ranks_per_node;
-  check_natural(op, algo, p, opt, seed + 1);
+  check_natural(op, p, opt, seed + 1, [&](const auto& in) { return run_collective(op, algo, in, opt); });
 }
 
 void sweep(Algorithm algo, std::initializer_list<CollectiveOp> ops, bool powers_of_two_only = false) {
@@ -256,4 +261,36 @@ TEST_CASE("bf16 rounding after every hop is applied to each partial sum") {
   const auto out = run_collective(CollectiveOp::all_reduce, Algorithm::ring, in, opt);
   for (const auto& v : out)
     for (float x : v) CHECK(x == 3.0f);
+}
+
+TEST_CASE("a resolved instance: each channel runs its slice with the group in its own order") {
+  // NCCL's multi-node rings rotate each node's block of ranks per channel; any permutation must
+  // still give every rank its natural result (sums within 1e-6, copies bit for bit).
+  // (send/recv is left out: its meaning, rank r to rank r+1, is the ring order itself.)
+  for (CollectiveOp op : kAllOps)
+    for (Algorithm algo : {Algorithm::ring, Algorithm::direct})
+      for (int p : {4, 6, 8})
+        for (int channels : {1, 2, 3}) {
+          CollectiveInstance instance;
+          instance.algorithm = algo;
+          instance.protocol = "Simple";
+          std::mt19937 gen(17u * p + channels);
+          for (int c = 0; c < channels; ++c) {
+            std::vector<int> order(p);
+            std::iota(order.begin(), order.end(), 0);
+            if (c > 0) std::shuffle(order.begin(), order.end(), gen);
+            instance.channel_orders.push_back(order);
+          }
+          const int root = (op == CollectiveOp::broadcast || op == CollectiveOp::reduce) ? p - 1 : 0;
+          if (op == CollectiveOp::send_recv) continue;
+          INFO(std::string(to_string(op)) << " / " << std::string(to_string(algo)) << " p=" << p << " channels=" << channels);
+          CollectiveRunOptions opt;
+          opt.root = root;
+          check_natural(op, p, opt, 99u + p, [&](const auto& in) { return run_collective(op, instance, in, root); });
+        }
+}
+
+TEST_CASE("an unresolved instance is refused, not guessed") {
+  const std::vector<std::vector<float>> in(2, std::vector<float>(4, 1.0f));
+  CHECK_THROWS_AS(run_collective(CollectiveOp::all_reduce, CollectiveInstance{}, in), std::logic_error);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -145,9 +146,11 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, Algorithm algori
                                                const CollectiveRunOptions& options = {});
 // Same for a resolved instance: every channel runs the instance's schedule on its slice of the
 // data with the ranks in the channel's order (op, algorithm, pipeline and ranks_per_node from it).
+// `edit`, when given, is applied to each channel's schedule before it runs (tests plant bugs).
 std::vector<std::vector<float>> run_collective(CollectiveOp op, const CollectiveInstance& instance,
                                                const std::vector<std::vector<float>>& inputs, int root = 0,
-                                               float (*round_fn)(float) = nullptr);
+                                               float (*round_fn)(float) = nullptr,
+                                               const std::function<void(Schedule&)>& edit = {});
 // Same on a given schedule (inputs.size() == s.ranks).
 std::vector<std::vector<float>> run_collective(const Schedule& s, const std::vector<std::vector<float>>& inputs,
                                                float (*round_fn)(float) = nullptr);

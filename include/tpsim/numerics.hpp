@@ -27,6 +27,8 @@ struct NumericsReport {
   std::vector<TensorCheck> checks;
   bool ok = true;
   double max_abs = 0, max_rel = 0;
+  // The collective instances the sharded run executed, as instance_key() strings, sorted, unique.
+  std::vector<std::string> instances;
   const TensorCheck* first_failure() const;
 };
 
@@ -37,6 +39,10 @@ struct NumericsOptions {
   // indices through it to show the numerics catches them).
   std::function<void(const Op& op, Schedule& schedule)> schedule_hook;
 };
+
+// "all_reduce nvls/Simple, 1 channel, 4 chunks": a collective instance named with its operation,
+// so reports can say which instances were timed and which were verified.
+std::string instance_key(CollectiveOp op, const CollectiveInstance& instance);
 
 // One line naming the op, the tensor, the rank, the error and the tolerance with its rule:
 // "op layer0.mlp.fc2.fwd wrote layer0.mlp.fc2.out (rank 1): max abs 1.2e-01, max rel 5.0e-01 > tol 3.1e-06 [rule]".

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "collectives/builder.hpp"
 
@@ -151,6 +152,98 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, Algorithm algori
   request.ranks_per_node = options.ranks_per_node;
   request.pipeline = options.pipeline;
   return run_collective(make_schedule(request), inputs, options.round_fn);
+}
+
+}  // namespace tpsim
+
+namespace tpsim {
+
+namespace {
+
+// Positions 0..p-1 in order: one channel that keeps the group's ring order.
+std::vector<std::vector<int>> channel_orders_of(const CollectiveInstance& instance, int p) {
+  std::vector<std::vector<int>> orders = instance.channel_orders;
+  if (orders.empty()) {
+    orders.emplace_back(p);
+    for (int i = 0; i < p; ++i) orders[0][i] = i;
+  }
+  for (const std::vector<int>& order : orders) {
+    std::vector<char> seen(p, 0);
+    bool ok = static_cast<int>(order.size()) == p;
+    for (int i : order) ok = ok && i >= 0 && i < p && !std::exchange(seen[i], 1);
+    if (!ok) throw std::invalid_argument("run_collective: a channel order is not a permutation of the group's positions");
+  }
+  return orders;
+}
+
+}  // namespace
+
+// Channel c carries slice c of every segment (a contiguous 1/C of it, as NCCL splits a buffer over
+// channels) with participant i = group position order[i]; segments addressed to a rank (reduce-
+// scatter shards, all-to-all slots) follow their rank into the channel's order.
+std::vector<std::vector<float>> run_collective(CollectiveOp op, const CollectiveInstance& instance,
+                                               const std::vector<std::vector<float>>& inputs, int root,
+                                               float (*round_fn)(float), const std::function<void(Schedule&)>& edit) {
+  if (!instance.resolved()) throw std::logic_error("run_collective: the collective instance was never resolved");
+  const int p = static_cast<int>(inputs.size());
+  const std::vector<std::vector<int>> orders = channel_orders_of(instance, p);
+  const int channels = static_cast<int>(orders.size());
+  if (op == CollectiveOp::send_recv)   // rank r sends to r+1: reordering would change what it means
+    for (const std::vector<int>& order : orders)
+      for (int i = 0; i < p; ++i)
+        if (order[i] != i) throw std::invalid_argument("run_collective: send_recv runs in the group's own order");
+  size_t n = 0;
+  for (const auto& in : inputs) n = std::max(n, in.size());
+  const int gin = input_segments(op, p), gout = output_segments(op, p);
+  const size_t seg = (n + gin - 1) / gin;                // a segment of the natural buffers
+  const size_t slice = (seg + channels - 1) / channels;  // one channel's part of a segment
+
+  std::vector<std::vector<float>> outputs(p);
+  for (int c = 0; c < channels; ++c) {
+    const std::vector<int>& order = orders[c];
+    ScheduleRequest request;
+    request.op = op;
+    request.algorithm = instance.algorithm;
+    request.ranks = p;
+    request.root = static_cast<int>(std::find(order.begin(), order.end(), root) - order.begin());
+    request.ranks_per_node = instance.ranks_per_node;
+    request.pipeline = instance.pipeline;
+    Schedule schedule = make_schedule(request);
+    if (edit) edit(schedule);
+
+    std::vector<std::vector<float>> part(p);
+    for (int i = 0; i < p; ++i) {
+      const std::vector<float>& in = inputs[order[i]];
+      if (in.empty()) continue;
+      part[i].assign(gin * slice, 0.0f);
+      for (int j = 0; j < gin; ++j) {
+        const size_t k = gin > 1 ? order[j] : 0;   // the segment addressed to participant j
+        const size_t begin = std::min(in.size(), std::min(k * seg + seg, k * seg + c * slice));
+        const size_t end = std::min({in.size(), k * seg + seg, begin + slice});
+        std::copy(in.begin() + begin, in.begin() + std::max(begin, end), part[i].begin() + j * slice);
+      }
+    }
+    const std::vector<std::vector<float>> done = run_collective(schedule, part, round_fn);
+
+    for (int i = 0; i < p; ++i) {
+      const int g = order[i];
+      if (done[i].empty()) continue;
+      // The natural output: gout segments of `seg` (reduce-scatter: rank g's shard, clipped to n).
+      const size_t length = op == CollectiveOp::reduce_scatter ? std::min(n, (g + 1) * seg) - std::min(n, g * seg)
+                            : op == CollectiveOp::all_gather   ? p * n
+                                                               : n;
+      std::vector<float>& out = outputs[g];
+      out.resize(length, 0.0f);
+      for (int j = 0; j < gout; ++j) {
+        const size_t k = gout > 1 ? order[j] : 0;   // participant j's segment is group position order[j]'s
+        const size_t seg_len = op == CollectiveOp::all_gather ? n : seg;
+        const size_t begin = k * seg_len + c * slice;
+        const size_t end = std::min({length, k * seg_len + seg_len, begin + slice});
+        for (size_t e = begin; e < end; ++e) out[e] = done[i][j * slice + (e - begin)];
+      }
+    }
+  }
+  return outputs;
 }
 
 }  // namespace tpsim

@@ -245,14 +245,17 @@ class Executor {
     if (p == 1) {
       outputs = inputs;
     } else {
-      ScheduleRequest request;
-      request.op = c.op;
-      request.algorithm = c.algorithm == Algorithm::automatic ? default_algorithm(c.op) : c.algorithm;
-      request.ranks = p;
-      request.root = c.root;
-      Schedule schedule = make_schedule(request);
-      if (options_.schedule_hook) options_.schedule_hook(op, schedule);
-      outputs = run_collective(schedule, inputs, options_.dtype == DType::bf16 ? static_cast<float (*)(float)>(&round_bf16) : nullptr);
+      // The instance the selector resolved (the one the timing engine times); a program that was
+      // never resolved (a unit test of the numerics alone) runs the algorithm it asked for, or
+      // the default one, as a single channel in group order.
+      CollectiveInstance instance = c.instance;
+      if (!instance.resolved())
+        instance.algorithm = c.algorithm == Algorithm::automatic ? default_algorithm(c.op) : c.algorithm;
+      std::function<void(Schedule&)> edit;
+      if (options_.schedule_hook) edit = [&](Schedule& s) { options_.schedule_hook(op, s); };
+      outputs = run_collective(c.op, instance, inputs, c.root,
+                               options_.dtype == DType::bf16 ? static_cast<float (*)(float)>(&round_bf16) : nullptr, edit);
+      if (options_.on_collective) options_.on_collective(op, instance);
     }
     for (int i = 0; i < p; ++i) {
       const int g = group[i];

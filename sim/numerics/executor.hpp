@@ -18,6 +18,8 @@ struct ExecOptions {
   unsigned seed = 1234;
   // Applied to every schedule before it runs (tests plant wrong chunk indices through it).
   std::function<void(const Op& op, Schedule& schedule)> schedule_hook;
+  // Called once per collective executed (once per group, with the instance that ran).
+  std::function<void(const Op& op, const CollectiveInstance& instance)> on_collective;
   // Called once per tensor that names a global tensor, when its last write in its program is done.
   std::function<void(int rank, const Op& op, const TensorDesc& desc, const Mat& value)> on_final;
   // When set, wall seconds spent per kind of work ("gemm MxNxK [A^T] [B^T]" per shape, kernel names, "collective", "fill",

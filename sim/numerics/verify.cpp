@@ -3,6 +3,7 @@
 // of the reference it stands for.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -17,6 +18,10 @@ const TensorCheck* NumericsReport::first_failure() const {
   for (const auto& c : checks)
     if (!c.ok) return &c;
   return nullptr;
+}
+
+std::string instance_key(CollectiveOp op, const CollectiveInstance& instance) {
+  return std::string(to_string(op)) + " " + describe(instance);
 }
 
 std::string describe(const TensorCheck& c) {
@@ -44,6 +49,9 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   run.dtype = options.dtype;
   run.seed = options.seed;
   run.schedule_hook = options.schedule_hook;
+  run.on_collective = [&](const Op& op, const CollectiveInstance& instance) {
+    report.instances.push_back(instance_key(op.collective.op, instance));
+  };
   run.on_final = [&](int rank, const Op& op, const TensorDesc& d, const Mat& m) {
     auto it = ref.find(d.global_name);
     if (it == ref.end()) return;   // nothing to compare with (a tensor only the sharded plan has)
@@ -67,6 +75,8 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
     report.checks.push_back(std::move(c));
   };
   numerics::execute(sharded, run);
+  std::sort(report.instances.begin(), report.instances.end());
+  report.instances.erase(std::unique(report.instances.begin(), report.instances.end()), report.instances.end());
   return report;
 }
 
