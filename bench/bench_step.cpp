@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 using namespace tpsim;
 
@@ -55,7 +56,7 @@ int main() {
                          {"workload.global_batch", std::to_string(c.global_batch)},
                          {"workload.micro_batch", "1"},
                          {"workload.seq", "2048"},
-                         {"workload.steps", "0"}};
+                         };
     const Scenario s = load_scenario(request);
     RunOptions options;
     options.numerics = "off";

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 using namespace tpsim;
 
@@ -71,8 +72,7 @@ Scenario row_scenario(const Row& r) {
                        {"workload.kind", "training"},
                        {"workload.global_batch", std::to_string(r.batch)},
                        {"workload.micro_batch", "1"},
-                       {"workload.seq", "2048"},
-                       {"workload.steps", "0"}};
+                       {"workload.seq", "2048"}};
   Scenario s = load_scenario(request);
   s.topology.gpu.attention_score_bytes = kMegatron2021ScoreBytes;
   return s;

@@ -9,6 +9,7 @@
 #include "tpsim/attribution.hpp"
 #include "tpsim/explain.hpp"
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 using namespace tpsim;
 

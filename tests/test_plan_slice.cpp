@@ -7,6 +7,7 @@
 
 #include "tpsim/planner.hpp"
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 using namespace tpsim;
 
@@ -26,7 +27,6 @@ double whole_step(const Scenario& s) {
   options.numerics = "off";
   options.scope = "step";
   Scenario whole = s;
-  whole.workload.steps = 0;
   return run_scenario(whole, options).step->step_time_s;
 }
 

@@ -30,7 +30,6 @@ Scenario small_gpt(int tp, int pp, int dp, int64_t global_batch) {
   s.workload.global_batch = global_batch;
   s.workload.micro_batch = 1;
   s.workload.seq = 128;
-  s.workload.steps = 0;
   s.topology.name = "toy";
   s.topology.gpu.peak_flops[DType::bf16] = 1e15;
   s.topology.gpu.peak_flops[DType::fp32] = 1e14;

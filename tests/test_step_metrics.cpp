@@ -7,6 +7,7 @@
 
 #include "tpsim/memory.hpp"
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 using namespace tpsim;
 
@@ -33,7 +34,7 @@ StepMetrics run(const Scenario& s) {
 
 TEST_CASE("throughput, TFLOP/s and MFU follow from the step time and Narayanan's FLOPs") {
   const Scenario s = load("gpt-1.7b", {{"plan.tp", "2"}, {"plan.pp", "2"}, {"plan.dp", "2"}, {"plan.recompute", "full"},
-                                       {"workload.global_batch", "16"}, {"workload.steps", "0"}});
+                                       {"workload.global_batch", "16"}});
   const StepMetrics m = run(s);
   CHECK(m.micro_batches == 8);
   CHECK(m.tokens_per_s == doctest::Approx(16.0 * 2048 / m.step_time_s));
@@ -45,7 +46,7 @@ TEST_CASE("throughput, TFLOP/s and MFU follow from the step time and Narayanan's
 TEST_CASE("1F1B on 4 stages: step time = (m + p - 1) x one micro-batch's stage time, plus the tail") {
   // One GPU per stage (tp = dp = 1): no TP or DP traffic; the pipeline's p2p is small next to compute.
   const Scenario base = load("gpt-1.7b", {{"plan.tp", "1"}, {"plan.pp", "4"}, {"plan.dp", "1"}, {"plan.recompute", "none"},
-                                          {"workload.global_batch", "8"}, {"workload.steps", "0"}});
+                                          {"workload.global_batch", "8"}});
   Scenario one = base;
   one.workload.global_batch = 1;
   const double m8 = run(base).step_time_s, m1 = run(one).step_time_s;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 using namespace tpsim;
 
@@ -22,8 +23,7 @@ Scenario scenario_64_gpus(int tp, int pp, int dp) {
                        {"workload.kind", "training"},
                        {"workload.global_batch", std::to_string(8 * dp)},
                        {"workload.micro_batch", "1"},
-                       {"workload.seq", "2048"},
-                       {"workload.steps", "0"}};
+                       {"workload.seq", "2048"}};
   return load_scenario(request);
 }
 

@@ -26,7 +26,8 @@ struct ExplainCollective {
   std::string op;                // the op's name in the Program
   bool backward = false;
   CollectiveOp collective = CollectiveOp::all_reduce;
-  std::string algorithm;         // as the engine resolved it
+  std::string algorithm;         // as the selector resolved it
+  std::string instance;          // describe() of the resolved instance (algorithm/protocol, channels, chunks)
   int ranks = 0;
   int64_t bytes = 0;             // nccl-tests size
   std::string mapping;           // "reduce_from_tp", "copy_to_tp", ... ("" when the op is not a mapping)
@@ -55,6 +56,7 @@ struct ExplainReport {
   double serial_total = 0;       // s, compute + communication with nothing overlapped
   double simulated = 0;          // s, the engine's makespan for the layer (overlap and contention)
   int64_t activation_bytes = 0;  // bytes of activations one GPU holds for backward (forward outputs)
+  std::string fidelity;          // the engine fidelity collectives and the layer were timed at
 };
 
 ExplainReport explain_layer(const Scenario& scenario);

@@ -18,7 +18,8 @@ struct StepMetrics {
   bool training = true;
   int64_t micro_batches = 0;            // simulated, per DP replica
   int64_t micro_batches_per_step = 0;   // global_batch / (micro_batch * dp)
-  double step_time_s = 0;               // training: the simulated step; inference: the whole request
+  bool partial = false;                 // training: fewer micro-batches simulated than the step has
+  double step_time_s = 0;               // training: the simulated step (or its simulated part); inference: the whole request
   double tokens_per_s = 0;              // training: tokens of all replicas; inference: generated tokens
   double model_flops = 0;               // Narayanan et al. 2021 count for the simulated micro-batches
   double tflops_per_gpu = 0;            // model_flops / (step time x GPUs)
@@ -29,6 +30,9 @@ struct StepMetrics {
   // inference
   double prefill_s = 0, decode_step_s = 0;
   double ttft_s = 0, tpot_s = 0;        // time to first token, time per output token
+  int64_t decode_context = 0;           // the KV context the simulated decode step attends to (the mean)
+  double prefill_compute_s = 0, prefill_communication_s = 0, prefill_exposed_s = 0;   // slowest GPU
+  double decode_compute_s = 0, decode_communication_s = 0, decode_exposed_s = 0;
   MemoryBreakdown memory;               // the fullest GPU
   std::vector<MemoryBreakdown> memory_per_stage;
 };
@@ -39,6 +43,11 @@ struct RunResult {
   Timeline timeline;
   std::optional<NumericsReport> numerics; // absent when numerics is off
   std::string numerics_scale;             // "proxy" | "full"
+  std::string numerics_scope;             // what was executed, e.g. "embedding, 1 layer per stage, output and loss; forward and backward"
+  std::string numerics_shape;             // the model dimensions it ran at ("hidden 64, ffn 176, 32 tokens per micro-batch")
+  // Collective instances in the timeline (instance_key) that the numerics did not execute; empty
+  // when every timed instance was verified.
+  std::vector<std::string> unverified_instances;
   std::optional<StepMetrics> step;        // scope "step" only
 };
 
@@ -55,19 +64,5 @@ nlohmann::json to_json(const RunResult& r);
 // Time with an adaptive unit ("812.4 us", "3.21 ms", "1.50 s"), and bytes ("64.0 MiB").
 std::string format_seconds(double s);
 std::string format_bytes(double b);
-
-}  // namespace tpsim
-
-namespace tpsim {
-
-// The whole data flow for one scenario: lower, time on SimGrid, check numerically, collect.
-struct RunOptions {
-  std::string numerics = "";    // "" = the scenario's choice; else off | proxy | full
-  DType numerics_dtype = DType::fp32;
-  std::string scope = "step";   // step (the workload: training step or inference request) | block
-  std::string tp_collectives = "auto";   // step scope: auto | exact | folded (see StepMetrics)
-  std::string dp_replicas = "auto";      // step scope: auto | all | one (see StepMetrics; auto = one from 512 GPUs)
-};
-RunResult run_scenario(const Scenario& scenario, const RunOptions& options);
 
 }  // namespace tpsim

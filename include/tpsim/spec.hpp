@@ -180,7 +180,9 @@ struct WorkloadSpec {
   int64_t global_batch = 1;   // sequences per optimizer step
   int64_t micro_batch = 1;    // sequences per micro-batch
   int64_t seq = 2048;         // tokens per sequence
-  int64_t steps = 1;          // how many micro-batches the "run" simulates (0 = a full step)
+  // 0 (the default): `tpsim run` simulates the whole step. N > 0: only the step's first N
+  // micro-batches, and every output says PARTIAL with the fraction (a planner's slice, or a quick look).
+  int64_t partial_micro_batches = 0;
   // inference
   int64_t batch = 1;
   int64_t prompt = 0;

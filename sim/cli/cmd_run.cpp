@@ -7,6 +7,7 @@
 #include "tpsim/attribution.hpp"
 #include "tpsim/html.hpp"
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 #include "tpsim/trace.hpp"
 
 namespace tpsim::cli {
@@ -17,6 +18,7 @@ struct RunArgs {
   std::string json, trace, html, csv;
   std::string numerics;
   std::string tp_collectives = "auto", dp_replicas = "auto";
+  int64_t partial = 0;
 };
 }  // namespace
 
@@ -38,7 +40,12 @@ void register_run(CLI::App& app) {
                   "Simulate every data-parallel replica (all) or one, with DP collectives timed on the full "
                   "topology (one); auto = one from 512 GPUs")
       ->check(CLI::IsMember({"auto", "all", "one"}));
+  cmd->add_option("--partial-micro-batches", args->partial,
+                  "Simulate only the first N micro-batches of the training step (every output then says PARTIAL); "
+                  "same as --set workload.partial_micro_batches=N")
+      ->check(CLI::PositiveNumber);
   cmd->callback([args] {
+    if (args->partial > 0) args->scenario.sets.push_back("workload.partial_micro_batches=" + std::to_string(args->partial));
     const Scenario scenario = load_scenario(args->scenario.request());
     RunOptions options;
     options.numerics = args->numerics;

@@ -1,6 +1,7 @@
 // Subcommands of the `tpsim` CLI. Each lives in its own cmd_<name>.cpp and registers itself on the
 // app; the callback it installs returns through Exit so main() owns every exit status:
-// 0 success, 1 a verification failed, 2 bad input.
+// 0 success, 1 a verification failed, 2 bad input, 70 an internal error (a bug in tpsim, not in
+// the input: EX_SOFTWARE of sysexits.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -11,7 +12,7 @@
 
 namespace tpsim::cli {
 
-enum ExitCode { kOk = 0, kVerificationFailed = 1, kBadInput = 2 };
+enum ExitCode { kOk = 0, kVerificationFailed = 1, kBadInput = 2, kInternalError = 70 };
 
 // Thrown by a subcommand to end with a status without printing more.
 struct Exit {

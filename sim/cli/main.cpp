@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <new>
+#include <stdexcept>
 #include <fmt/core.h>
 
 #include "cli/commands.hpp"
@@ -44,9 +46,16 @@ int main(int argc, char** argv) {
   } catch (const tpsim::InputError& e) {
     std::fprintf(stderr, "tpsim: error: %s\n", format_input_error(e).c_str());
     return kBadInput;
-  } catch (const std::exception& e) {
+  } catch (const std::invalid_argument& e) {   // a plan, size or name the model cannot take
     std::fprintf(stderr, "tpsim: error: %s\n", e.what());
     return kBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tpsim: internal error: ran out of memory although the input passed its size checks; "
+                         "please report it with the command line\n");
+    return kInternalError;
+  } catch (const std::exception& e) {   // anything else is a bug in tpsim, never the user's input
+    std::fprintf(stderr, "tpsim: internal error: %s; please report it with the command line\n", e.what());
+    return kInternalError;
   }
   return kOk;
 }

@@ -146,6 +146,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
       send.deps = {last};
       prog.ops.push_back(std::move(send));
     }
+    for (Op& op : prog.ops) op.stage = stage;
     set.ranks.push_back(std::move(prog));
   }
   return set;

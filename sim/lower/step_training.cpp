@@ -169,6 +169,7 @@ Op p2p_op(OpKind kind, const std::string& name, int peer, int tag, double bytes,
 Op dp_collective(CollectiveOp kind, const std::string& name, std::vector<int> group, double bytes, int after,
                  Algorithm algorithm, const CollectiveTimer& timer) {
   Op op;
+  op.pass = Pass::backward;   // gradient reduction, issued as the backward pass frees each bucket
   if (timer) {
     // Replica symmetry: the collective's uncontended time, as a kernel on the DP stream.
     CollectiveInfo info;
@@ -365,12 +366,17 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     adam.flops = kAdamFlopsPerParam * updated;
     adam.hbm_bytes = kAdamBytesPerParam * updated;
     adam.dtype = DType::fp32;
+    adam.pass = Pass::optimizer;
     adam.deps = dp_ops;
     const int adam_id = w.append(std::move(adam));
-    if (plan.distributed_optimizer && dp > 1)
-      w.append(dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
-                             local_params * dtype_bytes(s.model.dtype), adam_id, algorithm, options.dp_timer));
+    if (plan.distributed_optimizer && dp > 1) {
+      Op gather = dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
+                                local_params * dtype_bytes(s.model.dtype), adam_id, algorithm, options.dp_timer);
+      gather.pass = Pass::optimizer;   // the updated parameter shards go back to every replica
+      w.append(std::move(gather));
+    }
     set.ranks[size_t(rank)] = w.finish();
+    for (Op& op : set.ranks[size_t(rank)].ops) op.stage = c.pp_index;
   }
   return set;
 }

@@ -23,6 +23,7 @@
 #include "tpsim/memory.hpp"
 #include "tpsim/planner.hpp"
 #include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 namespace tpsim {
 
@@ -38,7 +39,7 @@ struct SliceTimes {
 SliceTimes simulate_slice(const Scenario& scenario, int64_t micro_batches) {
   Scenario s = scenario;
   s.numerics = "off";
-  s.workload.steps = micro_batches;
+  s.workload.partial_micro_batches = micro_batches;
   RunOptions options;
   options.numerics = "off";
   options.scope = "step";

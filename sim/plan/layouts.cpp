@@ -205,7 +205,7 @@ Scenario scenario_for(const SweepSpec& spec, const Layout& l) {
   w.global_batch = spec.training.global_batch;
   w.micro_batch = l.micro_batch;
   w.seq = training_seq(spec);
-  w.steps = 0;   // a full step; the evaluator chooses what slice of it to simulate
+  w.partial_micro_batches = 0;   // a full step; the evaluator chooses what slice of it to simulate
   return s;
 }
 

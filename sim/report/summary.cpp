@@ -47,6 +47,41 @@ std::string percent_of(double part, double whole) {
 
 constexpr double kGiB = 1024.0 * 1024 * 1024;
 
+// What the numbers below are of: a whole training step, a PARTIAL one (with the fraction), an
+// inference request, or one block.
+std::string simulated_text(const RunResult& r) {
+  const Scenario& s = r.scenario;
+  const WorkloadSpec& w = s.workload;
+  if (!r.step) return fmt::format("one attention + MLP block, forward only ({} tokens)", w.micro_batch * w.seq);
+  const StepMetrics& m = *r.step;
+  if (!m.training)
+    return fmt::format("inference request: prefill of {} x {} prompt tokens, then {} decode step{} ({} timed at the mean "
+                       "context of {} tokens)",
+                       w.batch, w.prompt, std::max<int64_t>(0, w.generate - 1), w.generate == 2 ? "" : "s",
+                       w.generate > 1 ? "each" : "none", m.decode_context);
+  const std::string replicas = m.dp_replicas == "one" ? "; one DP replica simulated, the others by symmetry" : "";
+  if (m.partial)
+    return fmt::format("PARTIAL training step: the first {} of {} micro-batches ({:.1f}%) per DP replica; every figure "
+                       "below is of this part, not of the step{}",
+                       m.micro_batches, m.micro_batches_per_step, 100.0 * double(m.micro_batches) / double(m.micro_batches_per_step),
+                       replicas);
+  return fmt::format("training step: {} micro-batch{} of {} x {} tokens per DP replica, global batch {}{}", m.micro_batches,
+                     m.micro_batches == 1 ? "" : "es", w.micro_batch, w.seq, w.global_batch, replicas);
+}
+
+// Inference: the prefill and one decode step, each on its own; the request is prefill + decodes.
+std::string inference_time_text(const StepMetrics& m) {
+  std::string out = fmt::format("{:<34}{:>12}{:>16}\n", "time (slowest GPU)", "prefill", "one decode step");
+  auto row = [&](const std::string& name, double a, double b) {
+    out += fmt::format("{:<34}{:>12}{:>16}\n", "  " + name, format_seconds(a), format_seconds(b));
+  };
+  row("wall time", m.prefill_s, m.decode_step_s);
+  row("compute", m.prefill_compute_s, m.decode_compute_s);
+  row("communication (on comm streams)", m.prefill_communication_s, m.decode_communication_s);
+  row("stalled on communication", m.prefill_exposed_s, m.decode_exposed_s);
+  return out;
+}
+
 // The step's throughput, FLOP rate and memory (scope "step").
 std::string step_text(const RunResult& r) {
   const StepMetrics& m = *r.step;
@@ -55,12 +90,15 @@ std::string step_text(const RunResult& r) {
     out += fmt::format("{:<34}{:>12}{}\n", "micro-batches simulated",
                        fmt::format("{} of {}", m.micro_batches, m.micro_batches_per_step),
                        m.dp_replicas == "one" ? "  (one DP replica; the others by symmetry)" : "");
-    out += fmt::format("{:<34}{:>12}\n", "tokens/s", fmt::format("{:.0f}", m.tokens_per_s));
+    out += fmt::format("{:<34}{:>12}{}\n", "tokens/s", fmt::format("{:.0f}", m.tokens_per_s),
+                       m.partial ? "  (over the simulated part)" : "");
   } else {
     out += fmt::format("{:<34}{:>12}\n", "time to first token", format_seconds(m.ttft_s));
     out += fmt::format("{:<34}{:>12}\n", "time per output token", format_seconds(m.tpot_s));
     out += fmt::format("{:<34}{:>12}\n", "request time", format_seconds(m.step_time_s));
     out += fmt::format("{:<34}{:>12}\n", "generated tokens/s", fmt::format("{:.0f}", m.tokens_per_s));
+    out += fmt::format("{:<34}{:>12}\n", "generated tokens/s per GPU",
+                       fmt::format("{:.1f}", m.tokens_per_s / std::max(1, r.scenario.plan.world())));
   }
   out += fmt::format("{:<34}{:>12}\n", "model TFLOP/s per GPU", fmt::format("{:.1f}", m.tflops_per_gpu));
   out += fmt::format("{:<34}{:>12}\n", "model FLOP utilisation (MFU)", fmt::format("{:.1f}%", 100 * m.mfu));
@@ -103,26 +141,39 @@ std::string summary_text(const RunResult& r) {
                      s.model.layers, s.model.heads);
   out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
                      s.plan.dp, s.plan.sp ? ", sequence parallel" : "");
-  out += fmt::format("simulated  {} ({} tokens per micro-batch)\n\n", r.scope,
-                     s.workload.micro_batch * s.workload.seq);
-  out += fmt::format("{:<34}{:>12}{:>9}\n", "time (slowest GPU)", "", "of step");
-  out += fmt::format("{:<34}{:>12}{:>9}\n", "  step time", format_seconds(t.step_time), "100.0%");
-  out += fmt::format("{:<34}{:>12}{:>9}\n", "  compute", format_seconds(t.compute),
-                     percent_of(t.compute, t.step_time));
-  out += fmt::format("{:<34}{:>12}{:>9}\n", "  communication (on comm streams)", format_seconds(t.communication),
-                     percent_of(t.communication, t.step_time));
-  out += fmt::format("{:<34}{:>12}{:>9}\n", "  stalled on communication", format_seconds(t.exposed_communication),
-                     percent_of(t.exposed_communication, t.step_time));
-  if (t.bubble > 0)
-    out += fmt::format("{:<34}{:>12}{:>9}\n", "  pipeline bubble", format_seconds(t.bubble),
-                       percent_of(t.bubble, t.step_time));
+  out += "simulated  " + simulated_text(r) + "\n\n";
+  if (r.step && !r.step->training) {
+    out += inference_time_text(*r.step);
+  } else {
+    const bool partial = r.step && r.step->partial;
+    const std::string whole = !r.step ? "block time" : partial ? "time of the simulated part" : "step time";
+    out += fmt::format("{:<34}{:>12}{:>9}\n", "time (slowest GPU)", "", partial ? "of part" : r.step ? "of step" : "of block");
+    out += fmt::format("{:<34}{:>12}{:>9}\n", "  " + whole, format_seconds(t.step_time), "100.0%");
+    out += fmt::format("{:<34}{:>12}{:>9}\n", "  compute", format_seconds(t.compute), percent_of(t.compute, t.step_time));
+    out += fmt::format("{:<34}{:>12}{:>9}\n", "  communication (on comm streams)", format_seconds(t.communication),
+                       percent_of(t.communication, t.step_time));
+    out += fmt::format("{:<34}{:>12}{:>9}\n", "  stalled on communication", format_seconds(t.exposed_communication),
+                       percent_of(t.exposed_communication, t.step_time));
+    if (t.bubble > 0)
+      out += fmt::format("{:<34}{:>12}{:>9}\n", "  pipeline bubble", format_seconds(t.bubble),
+                         percent_of(t.bubble, t.step_time));
+  }
   if (r.step) out += step_text(r);
   if (r.numerics) {
     const NumericsReport& n = *r.numerics;
-    out += fmt::format("\nnumerics   {} scale, {}: {} tensors compared, max abs error {:.3g}, max rel error {:.3g}\n",
-                       r.numerics_scale, to_string(n.dtype), n.checks.size(), n.max_abs, n.max_rel);
+    out += fmt::format("\nnumerics   executed {}\n", r.numerics_scope);
+    out += fmt::format("           at {} scale ({}), {}, sharded vs unsharded: {} tensors compared, max abs error {:.3g}, "
+                       "max rel error {:.3g}\n",
+                       r.numerics_scale, r.numerics_shape, to_string(n.dtype), n.checks.size(), n.max_abs, n.max_rel);
+    out += fmt::format("           collectives executed with the instances timed{}\n",
+                       n.instances.empty() ? ": none (nothing to combine)" : ":");
+    for (const std::string& key : n.instances) out += "             " + key + "\n";
+    if (!r.unverified_instances.empty()) {
+      out += "           timed but not executed numerically:\n";
+      for (const std::string& key : r.unverified_instances) out += "             " + key + "\n";
+    }
     if (n.ok) {
-      out += "verdict    PASS: the sharded plan computes the same function as the unsharded model\n";
+      out += "verdict    PASS: the executed part of the sharded plan computes the same function as the unsharded model\n";
     } else if (const TensorCheck* f = n.first_failure()) {
       out += fmt::format("verdict    FAIL at {} (tensor {}, rank {}): rel error {:.3g} > tolerance {:.3g}\n", f->op,
                          f->tensor, f->rank, f->max_rel, f->tolerance);
@@ -169,11 +220,18 @@ nlohmann::json to_json(const RunResult& r) {
     if (m.training) {
       j["micro_batches_simulated"] = m.micro_batches;
       j["micro_batches_per_step"] = m.micro_batches_per_step;
+      j["partial"] = m.partial;
     } else {
       j["time_to_first_token_s"] = m.ttft_s;
       j["time_per_output_token_s"] = m.tpot_s;
       j["prefill_s"] = m.prefill_s;
       j["decode_step_s"] = m.decode_step_s;
+      j["decode_context_tokens"] = m.decode_context;
+      j["request_time_s"] = m.step_time_s;
+      j["prefill"] = {{"compute_s", m.prefill_compute_s}, {"communication_s", m.prefill_communication_s},
+                      {"exposed_communication_s", m.prefill_exposed_s}};
+      j["decode_step"] = {{"compute_s", m.decode_compute_s}, {"communication_s", m.decode_communication_s},
+                          {"exposed_communication_s", m.decode_exposed_s}};
     }
     j["memory"] = memory_json(m.memory);
     nlohmann::json stages = nlohmann::json::array();
@@ -186,7 +244,9 @@ nlohmann::json to_json(const RunResult& r) {
     for (const auto& c : n.checks)
       checks.push_back({{"op", c.op}, {"tensor", c.tensor}, {"rank", c.rank}, {"max_abs_error", c.max_abs},
                         {"max_rel_error", c.max_rel}, {"tolerance", c.tolerance}, {"rule", c.rule}, {"ok", c.ok}});
-    j["numerics"] = {{"scale", r.numerics_scale}, {"dtype", to_string(n.dtype)}, {"ok", n.ok},
+    j["numerics"] = {{"scale", r.numerics_scale}, {"scope", r.numerics_scope}, {"shape", r.numerics_shape},
+                     {"instances_executed", n.instances}, {"instances_not_executed", r.unverified_instances},
+                     {"dtype", to_string(n.dtype)}, {"ok", n.ok},
                      {"max_abs_error", n.max_abs}, {"max_rel_error", n.max_rel}, {"checks", checks}};
   } else {
     j["numerics"] = nullptr;

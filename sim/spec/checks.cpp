@@ -144,7 +144,7 @@ void check_workload(const Checker& c, const Scenario& s) {
     c.positive("workload.global_batch", static_cast<double>(w.global_batch));
     c.positive("workload.micro_batch", static_cast<double>(w.micro_batch));
     c.positive("workload.seq", static_cast<double>(w.seq));
-    c.non_negative("workload.steps", static_cast<double>(w.steps));
+    c.non_negative("workload.partial_micro_batches", static_cast<double>(w.partial_micro_batches));
     if (w.global_batch % (w.micro_batch * p.dp) != 0)
       c.fail("workload.global_batch", fmt::format("global_batch {} is not divisible by micro_batch {} x dp {}",
                                                   w.global_batch, w.micro_batch, p.dp));

@@ -190,7 +190,8 @@ std::string describe(const Scenario& s) {
     out += fmt::format("workload: training, global batch {} = dp {} x {} of {} x {} tokens; simulating {}\n",
                        w.global_batch, s.plan.dp, plural(w.global_batch / (w.micro_batch * s.plan.dp), "micro-batch"),
                        plural(w.micro_batch, "sequence"), w.seq,
-                       w.steps == 0 ? std::string("a full step") : plural(w.steps, "micro-batch"));
+                       w.partial_micro_batches == 0 ? std::string("the whole step")
+                                                    : "PARTIAL: the first " + plural(w.partial_micro_batches, "micro-batch"));
   else
     out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens\n", w.batch, w.prompt, w.generate);
   out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),

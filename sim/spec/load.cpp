@@ -54,14 +54,17 @@ Part open_part(const Map& top, const std::string& key, const std::string& catego
 
 WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   const Map w(src, node, "workload");
-  w.only({"kind", "global_batch", "micro_batch", "seq", "steps", "batch", "prompt", "generate"});
+  if (w.has("steps"))   // renamed: it simulated one micro-batch by default and printed it as "the step"
+    w.fail("steps", "was removed: tpsim run simulates the whole step; for a partial run of the first N "
+                    "micro-batches write partial_micro_batches: N");
+  w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate"});
   WorkloadSpec out;
   out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
                                                                                     : WorkloadKind::training;
   out.global_batch = w.integer("global_batch", out.global_batch);
   out.micro_batch = w.integer("micro_batch", out.micro_batch);
   out.seq = w.integer("seq", out.seq);
-  out.steps = w.integer("steps", out.steps);
+  out.partial_micro_batches = w.integer("partial_micro_batches", out.partial_micro_batches);
   out.batch = w.integer("batch", out.batch);
   out.prompt = w.integer("prompt", out.prompt);
   out.generate = w.integer("generate", out.generate);

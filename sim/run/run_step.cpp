@@ -9,9 +9,10 @@
 #include <tuple>
 
 #include "lower/step_lowering.hpp"
-#include "report/run_step.hpp"
+#include "run/run_step.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/memory.hpp"
+#include "tpsim/report.hpp"
 
 namespace tpsim {
 namespace {
@@ -94,7 +95,9 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
 
   if (m.training) {
     m.micro_batches_per_step = lowering::micro_batches_per_step(s);
-    m.micro_batches = s.workload.steps > 0 ? std::min(s.workload.steps, m.micro_batches_per_step) : m.micro_batches_per_step;
+    const int64_t partial = s.workload.partial_micro_batches;
+    m.micro_batches = partial > 0 ? std::min(partial, m.micro_batches_per_step) : m.micro_batches_per_step;
+    m.partial = m.micro_batches < m.micro_batches_per_step;
     step.micro_batches = m.micro_batches;
     // `auto` keeps TP collectives as real ops on tp_comm whenever the step is small enough, so the
     // timeline shows where GPUs stall on them; it folds only when the exact step would be too slow.
@@ -110,9 +113,10 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
                                        (options.dp_replicas == "auto" && s.plan.world() >= kOneReplicaFrom));
     if (one) step.dp_timer = timer;
     m.dp_replicas = one ? "one" : "all";
-    spdlog::info("lowering a training step: {} micro-batches per replica, TP collectives {}", m.micro_batches,
-                 m.tp_collectives);
-    const ProgramSet programs = lowering::lower_training_step(s, step);
+    spdlog::info("lowering a training step: {} of {} micro-batches per replica, TP collectives {}", m.micro_batches,
+                 m.micro_batches_per_step, m.tp_collectives);
+    ProgramSet programs = lowering::lower_training_step(s, step);
+    resolve_collectives(s.topology, programs);
     result.timeline = simulate(s.topology, programs, engine);
     if (one) count_symmetric_dp_as_communication(result.timeline);
     m.tp_comm_folded_s = folded_tp_seconds(programs);
@@ -121,26 +125,45 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     m.tokens_per_s = m.step_time_s > 0 ? double(sequences * s.workload.seq) / m.step_time_s : 0;
     m.model_flops = model_flops_per_step(s.model, sequences, s.workload.seq, s.plan.recompute);
   } else {
+    // A request is its prefill, then generate - 1 decode steps. Both are simulated op by op (a few
+    // thousand ops), so TP collectives show in the communication rows; decode cost is linear in
+    // the context, so the step at the mean context (prompt + (generate + 1) / 2) times every decode
+    // step exactly on average.
     const WorkloadSpec& w = s.workload;
-    if (s.plan.tp > 1) step.fold_tp = timer;   // a request is a few thousand ops: fold for the decode loop's sake
-    m.tp_collectives = s.plan.tp > 1 ? "folded" : "exact";
-    const ProgramSet prefill = lowering::lower_inference_step(s, false, w.prompt, step);
+    m.tp_collectives = "exact";
+    ProgramSet prefill = lowering::lower_inference_step(s, false, w.prompt, step);
+    resolve_collectives(s.topology, prefill);
     const Timeline prefill_t = simulate(s.topology, prefill, engine);
-    // Decode cost is linear in the context, so the step at the mean context times every step
-    // exactly on average: contexts prompt+1 ... prompt+generate average prompt + (generate+1)/2.
-    const int64_t mean_context = w.prompt + (w.generate + 1) / 2;
-    const ProgramSet decode = lowering::lower_inference_step(s, true, mean_context, step);
-    result.timeline = simulate(s.topology, decode, engine);
+    m.decode_context = w.prompt + (w.generate + 1) / 2;
+    ProgramSet decode = lowering::lower_inference_step(s, true, m.decode_context, step);
+    resolve_collectives(s.topology, decode);
+    const Timeline decode_t = simulate(s.topology, decode, engine);
     m.prefill_s = prefill_t.makespan;
-    m.decode_step_s = result.timeline.makespan;
+    m.decode_step_s = decode_t.makespan;
     m.ttft_s = m.prefill_s;
     m.tpot_s = m.decode_step_s;
     m.step_time_s = m.prefill_s + double(std::max<int64_t>(0, w.generate - 1)) * m.decode_step_s;
     m.tokens_per_s = m.step_time_s > 0 ? double(w.batch * w.generate) / m.step_time_s : 0;
     // Forward only: 2 FLOPs per weight per token (+ attention) for prompt and generated tokens.
-    m.model_flops = layer_forward_flops(s.model, w.batch * (w.prompt + w.generate), mean_context) * double(s.model.layers) +
+    m.model_flops = layer_forward_flops(s.model, w.batch * (w.prompt + w.generate), m.decode_context) * double(s.model.layers) +
                     2.0 * double(w.batch * (w.prompt + w.generate)) * double(s.model.hidden) * double(s.model.vocab);
-    m.tp_comm_folded_s = folded_tp_seconds(decode);
+    const RunTotals p = totals(prefill_t), d = totals(decode_t);
+    m.prefill_compute_s = p.compute, m.prefill_communication_s = p.communication, m.prefill_exposed_s = p.exposed_communication;
+    m.decode_compute_s = d.compute, m.decode_communication_s = d.communication, m.decode_exposed_s = d.exposed_communication;
+    // The timeline shows the prefill, then one decode step after it (traces and pictures).
+    result.timeline = prefill_t;
+    for (Span span : decode_t.spans) {
+      span.start += prefill_t.makespan;
+      span.end += prefill_t.makespan;
+      result.timeline.spans.push_back(std::move(span));
+    }
+    for (size_t r = 0; r < result.timeline.ranks.size() && r < decode_t.ranks.size(); ++r) {
+      RankTotals& a = result.timeline.ranks[r];
+      const RankTotals& b = decode_t.ranks[r];
+      a.compute += b.compute, a.communication += b.communication, a.exposed_communication += b.exposed_communication;
+      a.bubble += b.bubble, a.idle += b.idle;
+    }
+    result.timeline.makespan = prefill_t.makespan + decode_t.makespan;
   }
   const double gpus = s.plan.world();
   m.tflops_per_gpu = m.step_time_s > 0 ? m.model_flops / (m.step_time_s * gpus) / 1e12 : 0;

@@ -2,7 +2,7 @@
 // the metrics capacity planners ask for (step time, tokens/s, TFLOP/s per GPU, MFU, memory).
 #pragma once
 
-#include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
 
 namespace tpsim {
 
