@@ -57,9 +57,6 @@ struct AttributionOptions {
 
 Attribution attribute(const Timeline& timeline, const AttributionOptions& options = {});
 
-// The layer number in an op name ("layer3.mlp.fc2.fwd" -> 3), -1 when there is none.
-int layer_of(const std::string& op_name);
-
 // A link name for people: "node0.nic3.up" -> "node0 NIC rail 3 (up)".
 std::string link_label(const std::string& link);
 

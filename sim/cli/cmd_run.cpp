@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "tpsim/attribution.hpp"
+#include "tpsim/collective_calls.hpp"
 #include "tpsim/html.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/run.hpp"
@@ -59,6 +60,9 @@ void register_run(CLI::App& app) {
                       html = path(args->html, scenario.outputs.html), csv = path(args->csv, scenario.outputs.csv);
     const Attribution attribution = attribute(result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
     // Where the GPUs waited and which links were saturated meanwhile (move into summary_text if it grows them).
+    const std::vector<CollectiveCalls> calls = collective_calls(result.timeline);
+    const std::string collectives = collective_calls_text(calls);
+    if (!collectives.empty()) std::printf("\n%s", collectives.c_str());
     const std::string stalls = stall_sites_text(attribution), links = bottleneck_links_text(attribution);
     if (!stalls.empty() || !links.empty()) std::printf("\n%s%s%s", stalls.c_str(), stalls.empty() ? "" : "\n", links.c_str());
     if (!json.empty()) {
@@ -66,6 +70,11 @@ void register_run(CLI::App& app) {
       if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + json + "'");
       nlohmann::json j = to_json(result);
       j["attribution"] = to_json(attribution);
+      j["collectives"] = nlohmann::json::array();
+      for (const CollectiveCalls& c : calls)
+        j["collectives"].push_back({{"operation", to_string(c.op)}, {"tp_mapping", c.mapping}, {"pass", to_string(c.pass)},
+                                    {"bytes", c.bytes}, {"instance", c.instance}, {"calls", c.calls},
+                                    {"fastest_s", c.fastest}, {"mean_s", c.mean}});
       out << j.dump(2) << "\n";
     }
     if (!trace.empty()) write_trace(trace, result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});

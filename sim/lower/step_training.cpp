@@ -71,6 +71,11 @@ std::map<SlotKey, double> ideal_slot_ends(int pp, int v, int m) {
   return done;
 }
 
+// "layer3" + "fwd.attn.qkv" -> "layer3.fwd.attn.qkv"; no prefix -> the name itself.
+std::string qualified(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
 int message_tag(bool gradient, int micro_batch, int chunk, int micro_batches) {
   return (chunk * micro_batches + micro_batch) * 2 + (gradient ? 1 : 0);
 }
@@ -89,7 +94,7 @@ class StepWriter {
       const Op& src = piece.ops[0];
       if (!pending_) {
         pending_ = src;
-        pending_->name = prefix + "." + src.name;
+        pending_->name = qualified(prefix, src.name);
         pending_->layer = layer;
         pending_->micro_batch = micro_batch;
         pending_->deps = roots;
@@ -107,7 +112,7 @@ class StepWriter {
     for (const Op& src : piece.ops) {
       Op op = src;
       op.id = int(program_.ops.size());
-      op.name = prefix + "." + src.name;
+      op.name = qualified(prefix, src.name);
       op.layer = layer;
       op.micro_batch = micro_batch;
       for (int& d : op.deps) d += base;
@@ -299,7 +304,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     for (const PipelineSlot& slot : order) {
       const int g = slot.chunk * pp + stage;
       const int mb = slot.micro_batch;
-      const std::string prefix = fmt::format("mb{}", mb);
+      const std::string prefix;   // op names leave the micro-batch out: it is the op's micro_batch field
       const int first_layer = g * layers_per_chunk;
       std::vector<int> roots;
       if (slot.forward) {
@@ -310,7 +315,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
           w.stamp(pieces.embedding_fwd, prefix, -1, mb, roots);
         }
         for (int l = 0; l < layers_per_chunk; ++l)
-          w.stamp(pieces.layer_fwd, fmt::format("{}.layer{}", prefix, first_layer + l), first_layer + l, mb,
+          w.stamp(pieces.layer_fwd, fmt::format("layer{}", first_layer + l), first_layer + l, mb,
                   l == 0 ? roots : std::vector<int>{});
         if (g == chunks - 1) {
           w.stamp(pieces.output_fwd, prefix, -1, mb, {});
@@ -333,7 +338,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       }
       for (int l = layers_per_chunk - 1; l >= 0; --l) {
         const int layer = first_layer + l;
-        const std::string lp = fmt::format("{}.layer{}", prefix, layer);
+        const std::string lp = fmt::format("layer{}", layer);
         const std::vector<int> r = l == layers_per_chunk - 1 ? roots : std::vector<int>{};
         if (plan.recompute == Recompute::full) w.stamp(pieces.layer_fwd, lp + ".recompute", layer, mb, r);
         if (plan.recompute == Recompute::selective) w.stamp(pieces.attention_recompute, lp, layer, mb, r);

@@ -82,31 +82,15 @@ std::vector<GpuTime> gpu_times(const Timeline& t, int gpus_per_node) {
   return out;
 }
 
-// A name without its micro-batch component ("mb3.layer0.fwd.x" -> "layer0.fwd.x"), so a site sums
-// over the micro-batches of the step.
-std::string without_micro_batch(const std::string& name) {
-  std::string out;
-  for (size_t s = 0; s <= name.size();) {
-    size_t e = name.find('.', s);
-    if (e == std::string::npos) e = name.size();
-    const std::string part = name.substr(s, e - s);
-    const bool mb = part.size() > 2 && part.compare(0, 2, "mb") == 0 &&
-                    std::all_of(part.begin() + 2, part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-    if (!mb) out += (out.empty() ? "" : ".") + part;
-    s = e + 1;
-  }
-  return out;
-}
-
 // The op a stall held up: the compute-stream op on the same GPU that starts when the stall ends.
-// Falls back to the stall's own name when the timeline has no such op.
-std::string waiting_op(const Span& stall, const std::vector<std::vector<const Span*>>& compute_by_rank) {
+// Falls back to the stall itself when the timeline has no such op.
+const Span& waiting_op(const Span& stall, const std::vector<std::vector<const Span*>>& compute_by_rank) {
   if (stall.rank < static_cast<int>(compute_by_rank.size())) {
     const auto& v = compute_by_rank[stall.rank];
     auto it = std::lower_bound(v.begin(), v.end(), stall.end, [](const Span* a, double t) { return a->start < t; });
-    if (it != v.end() && (*it)->start - stall.end <= 1e-12) return (*it)->name;
+    if (it != v.end() && (*it)->start - stall.end <= 1e-12) return **it;
   }
-  return stall.name;
+  return stall;
 }
 
 std::vector<StallSite> stall_sites(const Timeline& t) {
@@ -118,21 +102,25 @@ std::vector<StallSite> stall_sites(const Timeline& t) {
   }
   for (auto& v : compute_by_rank)
     std::stable_sort(v.begin(), v.end(), [](const Span* a, const Span* b) { return a->start < b->start; });
-  // (op, waited_for) -> per rank: total, count. std::map keeps the output order stable.
+  // (op, waited_for) -> per rank: total, count. Op names leave out the micro-batch (a field of
+  // the op), so a site sums over the step's micro-batches. std::map keeps the output order stable.
   std::map<std::pair<std::string, std::string>, std::map<int, std::pair<double, int>>> sites;
+  std::map<std::pair<std::string, std::string>, int> layer;
   for (const auto& s : t.spans) {
     if (s.kind != "stall") continue;
-    auto& per_rank = sites[{without_micro_batch(waiting_op(s, compute_by_rank)), without_micro_batch(s.waited_for)}][s.rank];
+    const Span& held = waiting_op(s, compute_by_rank);
+    const std::pair<std::string, std::string> key{held.name, s.waited_for};
+    auto& per_rank = sites[key][s.rank];
     per_rank.first += s.end - s.start;
     per_rank.second += 1;
+    layer.emplace(key, held.layer);
   }
   std::vector<StallSite> out;
   for (const auto& [key, per_rank] : sites) {
     StallSite site;
     site.op = key.first;
     site.waited_for = key.second;
-    site.layer = layer_of(site.op);
-    if (site.layer < 0) site.layer = layer_of(site.waited_for);
+    site.layer = layer[key];
     site.gpus = static_cast<int>(per_rank.size());
     for (const auto& [rank, tc] : per_rank)
       if (tc.first > site.total) {
@@ -187,22 +175,6 @@ LinkLoad link_load(const LinkUse& u, double makespan, double threshold, const st
 std::string percent(double f) { return fmt::format("{:.0f}%", 100 * f); }
 
 }  // namespace
-
-int layer_of(const std::string& name) {
-  for (size_t p = name.find("layer"); p != std::string::npos; p = name.find("layer", p + 1)) {
-    if (p > 0 && name[p - 1] != '.') continue;
-    size_t q = p + 5;
-    int v = 0;
-    bool digits = false;
-    while (q < name.size() && std::isdigit(static_cast<unsigned char>(name[q]))) {
-      v = v * 10 + (name[q] - '0');
-      ++q;
-      digits = true;
-    }
-    if (digits && (q == name.size() || name[q] == '.')) return v;
-  }
-  return -1;
-}
 
 std::string link_label(const std::string& link) {
   std::vector<std::string> parts;

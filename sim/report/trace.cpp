@@ -57,15 +57,18 @@ const Op* find_op(const ProgramSet* programs, int rank, int op) {
 nlohmann::json op_args(const Span& s, const Op* op) {
   nlohmann::json a;
   a["kind"] = s.kind;
-  const int layer = op ? op->layer : layer_of(s.name);
-  if (layer >= 0) a["layer"] = layer;
+  if (s.layer >= 0) a["layer"] = s.layer;
+  a["pass"] = to_string(s.pass);
+  a["stage"] = s.stage;
+  a["micro_batch"] = s.micro_batch;
+  if (s.mapping != TpMappingId::none) a["tp_mapping"] = to_string(s.mapping);
+  if (!s.instance.empty()) a["instance"] = s.instance;
   if (!s.waited_for.empty()) a["waited_for"] = s.waited_for;
   if (!s.algorithm.empty()) a["algorithm"] = s.algorithm;
   if (s.bytes > 0) a["bytes"] = s.bytes;
   if (s.peer >= 0) a["peer"] = s.peer;
   a["duration_us"] = (s.end - s.start) * kMicro;
   if (!op) return a;
-  a["micro_batch"] = op->micro_batch;
   if (op->kind == OpKind::gemm)
     a["shape"] = fmt::format("[{}x{}] @ [{}x{}]", op->gemm.m, op->gemm.k, op->gemm.k, op->gemm.n);
   if (op->kind == OpKind::kernel) a["fn"] = op->kernel.fn;
