@@ -1,17 +1,23 @@
-// Simulation speed at scale: ring all-reduce on cluster-h100-ndr (8x H100 + 8x NDR per node) in
-// flow and step fidelity, from 64 to 4096 GPUs. Wall time includes building the platform; peak
-// RSS is the process's high-water mark so far (getrusage), so rows go from small to large.
-// Goal (issue 3): 4096 GPUs, flow fidelity, < 1 s wall on the 2-core machine.
+// Collective timing benchmarks.
+// 1. Simulation speed at scale: ring all-reduce on cluster-h100-ndr (8x H100 + 8x NDR per node) in
+//    flow and step fidelity, from 64 to 4096 GPUs. Wall time includes building the platform; peak
+//    RSS is the process's high-water mark so far (getrusage), so rows go from small to large.
+//    Goal: 4096 GPUs, 1 GiB, flow fidelity, < 0.3 s wall on the 2-core machine.
+// 2. Step vs flow: every op x algorithm that applies, 256 MiB, on dgx-h100 (8 GPUs) and 4 nodes
+//    of cluster-h100-ndr (32 GPUs); tests/test_engine_fidelity.cpp asserts |rel diff| <= 5%.
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/collective_run.hpp"
+#include "engine/select.hpp"
 #include "tpsim/engine.hpp"
 
 using namespace tpsim;
@@ -24,13 +30,18 @@ double peak_rss_mb() {
   return u.ru_maxrss / 1024.0;
 }
 
-// channels = 0: as NCCL would (one ring per NIC across nodes); otherwise forced, through the
-// engine's internal API, to compare with single-ring figures.
+std::vector<int> first(int n) {
+  std::vector<int> g(n);
+  std::iota(g.begin(), g.end(), 0);
+  return g;
+}
+
+// channels = 0: as the selector resolves it (one ring per NIC across nodes); 1: the same instance
+// cut down to its first channel, to compare with single-ring figures.
 void row(int gpus, Fidelity f, double bytes, int channels = 0) {
   const auto t0 = std::chrono::steady_clock::now();
   const Topology topo = load_topology("cluster-h100-ndr", {{"topology.nodes", std::to_string((gpus + 7) / 8)}});
-  std::vector<int> group(gpus);
-  std::iota(group.begin(), group.end(), 0);
+  const std::vector<int> group = first(gpus);
   double seconds = 0;
   int used = channels;
   if (channels == 0) {
@@ -40,10 +51,10 @@ void row(int gpus, Fidelity f, double bytes, int channels = 0) {
   } else {
     const engine::Fabric fabric(topo);
     engine::CollectiveSpec spec;
-    spec.algorithm = Algorithm::ring;
     spec.group = group;
     spec.bytes = bytes;
-    spec.channels = channels;
+    spec.instance = engine::resolve(fabric, CollectiveOp::all_reduce, Algorithm::ring, group, bytes, 0);
+    spec.instance.channel_orders.resize(channels);
     auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, f));
     engine::SimPlatform platform(fabric);
     engine::RunContext ctx;
@@ -58,12 +69,36 @@ void row(int gpus, Fidelity f, double bytes, int channels = 0) {
   std::fflush(stdout);
 }
 
+void step_vs_flow(const std::string& label, const Topology& t, int gpus) {
+  constexpr CollectiveOp ops[] = {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,
+                                  CollectiveOp::broadcast,  CollectiveOp::reduce,     CollectiveOp::all_to_all,
+                                  CollectiveOp::send_recv};
+  constexpr Algorithm algos[] = {Algorithm::ring,   Algorithm::tree, Algorithm::halving_doubling,
+                                 Algorithm::direct, Algorithm::nvls, Algorithm::hierarchical};
+  const double S = 256.0 * 1024 * 1024;
+  const std::vector<int> group = first(gpus);
+  for (CollectiveOp op : ops)
+    for (Algorithm a : algos) {
+      CollectiveTiming step, flow;
+      try {
+        step = time_collective(t, op, a, group, S, EngineOptions{Fidelity::step});
+        flow = time_collective(t, op, a, group, S, EngineOptions{Fidelity::flow});
+      } catch (const std::invalid_argument&) {
+        continue;   // the algorithm does not implement the op here
+      }
+      std::printf("%-15s %-17s %-22s %12.6f %12.6f %+9.2f%%  %s\n", to_string(op), to_string(a), label.c_str(),
+                  step.seconds, flow.seconds, 100 * (flow.seconds - step.seconds) / step.seconds,
+                  describe(step.instance).c_str());
+      std::fflush(stdout);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // --full adds the 1024-GPU step row with NCCL's 8 channels (16.7M messages: many minutes).
   const bool full = argc > 1 && std::string(argv[1]) == "--full";
-  std::printf("Ring all-reduce on cluster-h100-ndr, 1 GiB (protocol and channels as NCCL would pick)\n");
+  std::printf("Ring all-reduce on cluster-h100-ndr, 1 GiB (protocol and channels as the selector resolves them)\n");
   std::printf("%6s %6s %10s %14s %12s %9s %10s %12s\n", "GPUs", "fid.", "size(MiB)", "sim time(us)", "busbw(GB/s)",
               "channels", "wall(s)", "peak RSS(MB)");
   const double bytes = 1 << 30;
@@ -72,5 +107,11 @@ int main(int argc, char** argv) {
   row(1024, Fidelity::flow, bytes, 1);   // one ring: 2M messages at step fidelity
   row(1024, Fidelity::step, bytes, 1);
   if (full) row(1024, Fidelity::step, bytes);
+
+  std::printf("\nStep vs flow fidelity, 256 MiB (instance as resolved; rel diff = (flow - step) / step)\n");
+  std::printf("%-15s %-17s %-22s %12s %12s %10s  %s\n", "op", "algorithm", "topology", "step (s)", "flow (s)", "rel diff",
+              "instance");
+  step_vs_flow("dgx-h100 (8 GPUs)", load_topology("dgx-h100"), 8);
+  step_vs_flow("cluster-h100-ndr x4 (32)", load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), 32);
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "engine/collective_run.hpp"
+#include "engine/select.hpp"
 #include "tpsim/engine.hpp"
 
 using namespace tpsim;
@@ -123,9 +124,9 @@ TEST_CASE("two concurrent collectives on the same links each take twice as long 
   for (Fidelity f : kBoth) {
     const engine::Fabric fabric(t);
     engine::CollectiveSpec spec;
-    spec.algorithm = Algorithm::ring;
     spec.group = first(4);
     spec.bytes = S;
+    spec.instance = engine::resolve(fabric, CollectiveOp::all_reduce, Algorithm::ring, spec.group, S, 0);
     auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, f));
     engine::SimPlatform platform(fabric);
     engine::RunContext ctx;
@@ -177,26 +178,46 @@ TEST_CASE("automatic picks NVLS in one NVLS node, tree for small and ring for la
   CHECK(time_collective(many, CollectiveOp::all_reduce, Algorithm::automatic, first(128), 1 << 30, flow).algorithm == Algorithm::ring);
 }
 
-TEST_CASE("closed-form ring edges match the schedule's edges") {
+TEST_CASE("the closed-form ring is the materialised schedule's one flow phase: same edges, latency, time") {
   const Topology t = ideal(4, 2, 450e9, 50e9, 1e-6);
   const engine::Fabric fabric(t);
   for (auto op : {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter})
     for (int p : {2, 3, 5, 8}) {
+      CAPTURE(to_string(op));
+      CAPTURE(p);
       engine::CollectiveSpec spec;
       spec.op = op;
-      spec.algorithm = Algorithm::ring;
       spec.group = first(p);
       spec.bytes = 1e6;
+      spec.instance = engine::resolve(fabric, op, Algorithm::ring, spec.group, spec.bytes, 0);
       const auto closed = engine::plan_collective(fabric, spec, Fidelity::flow);
-      const auto from_schedule = engine::plan_collective(fabric, spec, Fidelity::step);
-      // Flow merges the channels' shared (src, dst) pairs into one flow; the bytes per pair agree.
-      CHECK(closed.critical_rounds == from_schedule.critical_rounds);
-      CHECK(closed.path_latency == doctest::Approx(from_schedule.path_latency));
-      std::map<std::pair<int, int>, double> a, b;
-      for (const auto& e : closed.edges) a[{e.src, e.dst}] += e.payload;
-      for (const auto& e : from_schedule.edges) b[{e.src, e.dst}] += e.payload;
-      REQUIRE(a.size() == b.size());
-      for (const auto& [pair, bytes] : a) CHECK(bytes == doctest::Approx(b[pair]));
+      spec.closed_form = false;
+      const auto built = engine::plan_collective(fabric, spec, Fidelity::flow);
+      CHECK(closed.closed_form);
+      CHECK(!built.closed_form);
+      REQUIRE(built.phases.size() == 1);   // every round moves the same edges: one phase
+      REQUIRE(closed.phases.size() == 1);
+      CHECK(closed.rounds == built.rounds);
+      CHECK(closed.path_latency == doctest::Approx(built.path_latency));
+      CHECK(closed.estimate == doctest::Approx(built.estimate));
+      REQUIRE(closed.phases[0].flows.size() == built.phases[0].flows.size());
+      for (size_t i = 0; i < closed.phases[0].flows.size(); ++i) {
+        CHECK(closed.phases[0].flows[i].src == built.phases[0].flows[i].src);
+        CHECK(closed.phases[0].flows[i].dst == built.phases[0].flows[i].dst);
+        CHECK(closed.phases[0].flows[i].payload == doctest::Approx(built.phases[0].flows[i].payload));
+      }
+      double end[2] = {-1, -1};
+      for (int k = 0; k < 2; ++k) {
+        engine::SimPlatform platform(fabric);
+        engine::RunContext ctx;
+        ctx.platform = &platform;
+        auto plan = std::make_shared<const engine::CollectivePlan>(k == 0 ? closed : built);
+        engine::start_collective(ctx, plan, Fidelity::flow, [&, k] { end[k] = platform.now(); });
+        platform.run();
+        REQUIRE(!ctx.error);
+      }
+      CHECK(end[0] > 0);
+      CHECK(end[0] == doctest::Approx(end[1]).epsilon(1e-12));
     }
 }
 

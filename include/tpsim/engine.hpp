@@ -20,7 +20,24 @@ struct EngineOptions {
   Fidelity fidelity = Fidelity::step;
 };
 
-// Simulates every rank's Program on the topology; the timeline starts at 0.
+// The one collective selector, modelled on NCCL's tuner: makes a collective concrete before either
+// interpreter runs. `requested` may be `automatic` (NVLS inside one NVLS node above 4 GPUs, ring
+// inside a node, ring or tree across nodes by least predicted time, the op's default otherwise).
+// The result names the algorithm, the protocol with the least predicted time, the channels (as
+// NCCL: one ring per NIC across nodes; each a permutation of positions 0..p-1 into `group`), the
+// pipeline chunks of pipelined algorithms (about 1 MiB each, 1..64) and, for hierarchical, the
+// ranks per node. Rooted ops (broadcast, reduce): channel c's schedule is rooted at the position j
+// with channel_orders[c][j] == root. Throws std::invalid_argument when the algorithm does not fit.
+CollectiveInstance resolve_collective(const Topology& topology, CollectiveOp op, Algorithm requested,
+                                      const std::vector<int>& group, double bytes, int root = 0);
+
+// Fills op.collective.instance of every collective op of every rank that is not resolved yet,
+// through resolve_collective, memoised by (op, requested algorithm, group, bytes, root): identical
+// collectives get identical instances and a big step program resolves each shape once.
+void resolve_collectives(const Topology& topology, ProgramSet& programs);
+
+// Simulates every rank's Program on the topology; the timeline starts at 0. A collective op runs
+// its resolved instance; an unresolved one is resolved first, through resolve_collective.
 Timeline simulate(const Topology& topology, const ProgramSet& programs, const EngineOptions& options);
 
 // One collective over `group` (global GPU indices) on an otherwise idle topology: seconds.
@@ -31,7 +48,9 @@ struct CollectiveTiming {
   Algorithm algorithm = Algorithm::ring;   // the one used (resolves `automatic`)
   std::string protocol;                    // NCCL protocol chosen ("LL", "LL128", "Simple"; "ideal" if none)
   int channels = 1;                        // parallel rings (one per NIC across nodes)
+  CollectiveInstance instance;             // exactly what was timed (resolve_collective)
 };
+// Resolves through resolve_collective, then times that instance.
 CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algorithm algorithm,
                                  const std::vector<int>& group, double bytes, const EngineOptions& options);
 

@@ -1,5 +1,7 @@
 // `tpsim collective`: one collective swept over sizes on a topology, printed with nccl-tests'
-// columns so the numbers can be laid next to a real all_reduce_perf run.
+// columns so the numbers can be laid next to a real all_reduce_perf run. The last column names the
+// instance the selector resolved and the engine timed (describe(): algorithm/protocol, channels,
+// pipeline chunks).
 //   tpsim collective -t dgx-h100 --op all_reduce --algo ring -b 8 -e 8G -f 2 [--gpus N] [--csv]
 #include <cctype>
 #include <cmath>
@@ -81,22 +83,22 @@ void run(const CollectiveArgs& a) {
 
   constexpr double kTypeBytes = 4;   // nccl-tests' default type, float
   if (a.csv) {
-    std::puts("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels");
+    std::puts("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels,pipeline");
   } else {
     std::printf("# tpsim collective: %s, %s, %d GPUs on %s (%d per node), %s fidelity\n", to_string(op), a.algo.c_str(),
                 gpus, topo.name.c_str(), topo.gpus_per_node, a.fidelity.c_str());
     std::printf("%12s %12s %6s %12s %10s %10s  %s\n", "size(B)", "count(elts)", "type", "time(us)", "algbw(GB/s)",
-                "busbw(GB/s)", "algorithm/protocol/channels");
+                "busbw(GB/s)", "instance");
   }
   for (double size = lo; size <= hi; size = std::max(size + 1, std::floor(size * a.factor))) {
     const CollectiveTiming t = time_collective(topo, op, algo, group, size, EngineOptions{fidelity});
     const double count = std::floor(size / kTypeBytes);
     if (a.csv)
-      std::printf("%.0f,%.0f,float,%.2f,%.2f,%.2f,%s,%s,%d\n", size, count, t.seconds * 1e6, t.algbw / 1e9, t.busbw / 1e9,
-                  to_string(t.algorithm), t.protocol.c_str(), t.channels);
+      std::printf("%.0f,%.0f,float,%.2f,%.2f,%.2f,%s,%s,%d,%d\n", size, count, t.seconds * 1e6, t.algbw / 1e9,
+                  t.busbw / 1e9, to_string(t.algorithm), t.protocol.c_str(), t.channels, t.instance.pipeline);
     else
-      std::printf("%12.0f %12.0f %6s %12.2f %10.2f %10.2f  %s/%s/%d\n", size, count, "float", t.seconds * 1e6,
-                  t.algbw / 1e9, t.busbw / 1e9, to_string(t.algorithm), t.protocol.c_str(), t.channels);
+      std::printf("%12.0f %12.0f %6s %12.2f %10.2f %10.2f  %s\n", size, count, "float", t.seconds * 1e6, t.algbw / 1e9,
+                  t.busbw / 1e9, describe(t.instance).c_str());
   }
 }
 

@@ -1,7 +1,14 @@
-// CollectivePlan: one collective made ready to run on a Fabric. It resolves `automatic` to the
-// algorithm NCCL would use, gets the Schedule (or, for a ring in flow fidelity, its edges in closed
-// form, so 4096 GPUs never materialise 33M transfers), maps participants to fabric endpoints and
-// picks the protocol with the least predicted time, as NCCL's tuner does.
+// CollectivePlan: one resolved collective instance made ready to run on a Fabric. It chooses
+// nothing (select.hpp does, before): it builds each channel's Schedule from the instance, maps
+// participants to fabric endpoints, cuts the rounds into phases for `flow` fidelity and prices the
+// instance's protocol (caps, latency term, static estimate).
+//
+// Phases: a maximal run of consecutive rounds whose transfers use the same (channel, src, dst)
+// edges with the same chunk counts. Both backends receive the same rounds: `step` sends every
+// transfer as a message; `flow` sends each phase as one comm per edge carrying the phase's bytes,
+// phases one after another, plus the latency term. A ring all-reduce / all-gather /
+// reduce-scatter is one phase, so at `flow` fidelity its edges come in closed form (a 4096-rank
+// ring never materialises 33M transfers); tested equal to the materialised schedule.
 #pragma once
 
 #include <memory>
@@ -16,11 +23,11 @@ namespace tpsim::engine {
 
 struct CollectiveSpec {
   CollectiveOp op = CollectiveOp::all_reduce;
-  Algorithm algorithm = Algorithm::automatic;
   std::vector<int> group;   // global GPU indices, in ring order
   double bytes = 0;         // nccl-tests size
   int root = 0;             // index into group (broadcast, reduce)
-  int channels = 0;         // rings across nodes; 0 = as NCCL: one per NIC the group's nodes use
+  CollectiveInstance instance;   // must be resolved (resolve() in select.hpp)
+  bool closed_form = true;  // flow fidelity may use the ring's closed form (tests turn it off)
 };
 
 // The protocol a collective runs with, resolved from Topology::collectives.
@@ -29,15 +36,25 @@ struct ProtocolCost {
   double fixed_latency = 0;          // s: launch + protocol base latency, once per collective
   double intra_extra = 0, inter_extra = 0;   // s added per intra-/inter-node step
   double efficiency = 1;             // payload bytes per wire byte
+  double max_bandwidth = 0;          // B/s payload cap per rank (LL); 0 = none
+  double min_time = 0;               // s floor of the bandwidth term (channel ramp-up); 0 = none
 };
+// The topology's protocols in file order, or one "ideal" protocol when it lists none.
+std::vector<ProtocolCost> candidate_protocols(const Topology& t);
 
-// Everything one (src, dst) pair of one channel moves over the whole collective.
+// Chunks one (channel, src, dst) edge moves; payload in bytes once multiplied by chunk_payload.
 struct FlowEdge {
   int src = 0, dst = 0;          // fabric endpoints
   double payload = 0;            // bytes
-  int active_rounds = 1;         // rounds in which the pair transfers something
   int channel = 0;
   double rate_cap = 0;           // wire B/s cap on this edge's messages / flow; 0 = none
+};
+
+// Rounds [first, first + rounds) of every channel, moving the same edges each round.
+struct Phase {
+  int first = 0, rounds = 0;
+  std::vector<FlowEdge> edges;   // per (channel, src, dst): the phase's bytes, sorted
+  std::vector<FlowEdge> flows;   // the same merged over channels per (src, dst), caps summed
 };
 
 // NCCL runs a multi-node ring as several channels, each entering and leaving every node through a
@@ -50,22 +67,32 @@ struct ChannelPlan {
 struct CollectivePlan {
   CollectiveOp op = CollectiveOp::all_reduce;
   Algorithm algorithm = Algorithm::ring;
+  CollectiveInstance instance;
   int ranks = 0;
   double bytes = 0;
   std::vector<ChannelPlan> channels;
   double chunk_payload = 0;                   // bytes per schedule chunk (of one channel)
-  std::vector<FlowEdge> edges;                // every channel's edges
-  int critical_rounds = 0;
+  std::vector<FlowEdge> edges;                // per (channel, src, dst) over the whole collective
+  std::vector<Phase> phases;                  // flow fidelity: rounds grouped (see top)
+  int rounds = 0;                             // rounds of the schedule
+  bool closed_form = false;                   // edges from the ring's closed form
   ProtocolCost protocol;
   double path_latency = 0;   // s: longest chain of step latencies (route + protocol extra)
   double wire_scale = 1;     // wire bytes per payload byte (1 / protocol efficiency)
-  double estimate = 0;       // s: predicted uncontended time (static max-min shares)
+  double estimate = 0;       // s: predicted uncontended time (phases, static link loads)
 };
 
-// Throws std::invalid_argument for a bad group, size or algorithm that does not fit.
-CollectivePlan plan_collective(const Fabric& fabric, const CollectiveSpec& spec, Fidelity fidelity);
+// Validates the group and size against the fabric (std::invalid_argument).
+void check_collective(const Fabric& fabric, const CollectiveSpec& spec);
 
-// The algorithm NCCL would pick for this collective on this fabric (never `automatic`).
-Algorithm choose_algorithm(const Fabric& fabric, const CollectiveSpec& spec);
+// The plan of spec.instance, protocol not yet priced. Throws std::invalid_argument for a group,
+// size or algorithm that does not fit, std::logic_error for an unresolved instance.
+CollectivePlan plan_shape(const Fabric& fabric, const CollectiveSpec& spec, Fidelity fidelity);
+
+// Prices `plan` with `protocol`: per-edge caps, the latency term and the static estimate.
+void price(CollectivePlan& plan, const Fabric& fabric, const ProtocolCost& protocol);
+
+// plan_shape, then price with the instance's protocol.
+CollectivePlan plan_collective(const Fabric& fabric, const CollectiveSpec& spec, Fidelity fidelity);
 
 }  // namespace tpsim::engine

@@ -1,9 +1,10 @@
-// Running a planned collective on a SimPlatform, from inside the simulation.
+// Running a planned collective on a SimPlatform, from inside the simulation. Two backends behind
+// start_collective, both fed the plan's rounds (collective_plan.hpp):
 //   step: one actor per participant; each round it puts its sends and gets its receives (one
 //         SimGrid message per transfer, rendezvous per (src, dst) mailbox), then waits for them and
 //         for the receive's step latency. No global barrier, as in NCCL's pipelined steps.
-//   flow: one actor starts one SimGrid comm per edge carrying the edge's whole payload, waits for
-//         all, stretches by the pipeline fill (critical rounds / rounds the edge is busy) and adds
+//   flow: the rounds grouped into phases; one driver runs the phases one after another, each as
+//         one concurrent comm per (src, dst) edge carrying the edge's bytes of the phase, then adds
 //         the latency term (the schedule's longest chain of step latencies).
 // Both start with the protocol's fixed latency (launch + base). Every message / flow is capped at
 // the plan's rate (channel ramp-up, LL bandwidth); links are shared max-min with all other traffic.

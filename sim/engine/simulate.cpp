@@ -6,9 +6,11 @@
 #include <map>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "engine/collective_run.hpp"
+#include "engine/select.hpp"
 #include "tpsim/cost.hpp"
 #include "tpsim/engine.hpp"
 
@@ -39,7 +41,29 @@ struct Instance {
   sg::ConditionVariablePtr finished = sg::ConditionVariable::create();
 };
 
-using PlanKey = std::tuple<int, int, std::vector<int>, int64_t, int>;
+// A collective as the program asked for it, and the instance it runs (resolved or not).
+using RequestKey = std::tuple<int, int, std::vector<int>, int64_t, int>;
+using PlanKey = std::tuple<RequestKey, int, std::string, std::vector<std::vector<int>>, int, int>;
+
+RequestKey request_key(const CollectiveInfo& c) { return {int(c.op), int(c.algorithm), c.group, c.bytes, c.root}; }
+
+// The op's typed fields, so reports never parse a name (stalls copy the op they held up).
+void copy_op_fields(Span& s, const Op& op) {
+  s.op_kind = op.kind;
+  s.pass = op.pass;
+  s.layer = op.layer;
+  s.micro_batch = op.micro_batch;
+  s.stage = op.stage;
+  s.mapping = op.mapping;
+  if (op.kind == OpKind::collective) s.collective = op.collective.op;
+}
+
+// Ranks of one group occurrence must run one instance; comparing the orders themselves would cost
+// O(p) per arrival, so compare what names it.
+bool same_instance(const CollectiveInstance& a, const CollectiveInstance& b) {
+  return a.algorithm == b.algorithm && a.protocol == b.protocol && a.pipeline == b.pipeline &&
+         a.ranks_per_node == b.ranks_per_node && a.channel_orders.size() == b.channel_orders.size();
+}
 
 struct Simulation {
   const Topology& topology;
@@ -51,6 +75,7 @@ struct Simulation {
   std::vector<RankState> ranks;
   std::map<std::pair<std::vector<int>, int>, std::shared_ptr<Instance>> instances;   // (group, k)
   std::vector<std::map<std::vector<int>, int>> issued;                                 // rank -> group -> k
+  std::map<RequestKey, CollectiveInstance> resolved;   // unresolved ops, through the selector
   std::map<PlanKey, std::shared_ptr<const CollectivePlan>> plans;
   std::vector<Span> spans;
   std::vector<double> link_bytes;
@@ -75,18 +100,30 @@ struct Simulation {
     while (!rs.done[op]) rs.changed->wait(lock);
   }
 
+  // The instance an op runs: its own when resolved, else the selector's (as resolve_collectives).
+  const CollectiveInstance& instance_of(const CollectiveInfo& c) {
+    if (c.instance.resolved()) return c.instance;
+    auto [it, fresh] = resolved.try_emplace(request_key(c));
+    if (fresh) {
+      if (platform_running) throw std::logic_error("simulate: collective resolved during the run");
+      it->second = engine::resolve(fabric, c.op, c.algorithm, c.group, double(c.bytes), c.root);
+    }
+    return it->second;
+  }
+
   // Plans are made before the simulation starts (on the main stack: actor stacks are small).
   std::shared_ptr<const CollectivePlan> plan_for(const CollectiveInfo& c) {
-    PlanKey key{int(c.op), int(c.algorithm), c.group, c.bytes, c.root};
+    const CollectiveInstance& use = instance_of(c);
+    PlanKey key{request_key(c), int(use.algorithm), use.protocol, use.channel_orders, use.pipeline, use.ranks_per_node};
     auto [it, fresh] = plans.try_emplace(key, nullptr);
     if (fresh) {
       if (platform_running) throw std::logic_error("simulate: collective planned during the run");
       engine::CollectiveSpec spec;
       spec.op = c.op;
-      spec.algorithm = c.algorithm;
       spec.group = c.group;
       spec.bytes = double(c.bytes);
       spec.root = c.root;
+      spec.instance = use;
       it->second = std::make_shared<const CollectivePlan>(engine::plan_collective(fabric, spec, options.fidelity));
     }
     return it->second;
@@ -101,8 +138,8 @@ struct Simulation {
     }
   }
 
-  // Returns the algorithm the collective ran with.
-  std::string run_collective(int rank, const Op& op) {
+  // Returns the plan the collective ran (its instance names what was timed).
+  std::shared_ptr<const CollectivePlan> run_collective(int rank, const Op& op) {
     const CollectiveInfo& c = op.collective;
     if (std::find(c.group.begin(), c.group.end(), rank) == c.group.end())
       throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': rank is not in its own collective group");
@@ -116,9 +153,9 @@ struct Simulation {
     std::unique_lock lock(*m);
     if (!inst->first) inst->first = &op;
     const CollectiveInfo& f = inst->first->collective;
-    if (f.op != c.op || f.bytes != c.bytes || f.root != c.root)
+    if (f.op != c.op || f.bytes != c.bytes || f.root != c.root || !same_instance(f.instance, c.instance))
       throw std::invalid_argument("collective mismatch on group: rank " + std::to_string(rank) + " op '" + op.name +
-                                  "' does not match '" + inst->first->name + "' (op, size or root differ)");
+                                  "' does not match '" + inst->first->name + "' (op, size, root or instance differ)");
     if (++inst->arrived == static_cast<int>(c.group.size())) {
       inst->start = platform->now();
       engine::start_collective(ctx, plan, options.fidelity, [this, inst] {
@@ -130,7 +167,7 @@ struct Simulation {
       });
     }
     while (!inst->done) inst->finished->wait(lock);
-    return to_string(plan->algorithm);
+    return plan;
   }
 
   void run_p2p(int rank, const Op& op) {
@@ -178,6 +215,7 @@ struct Simulation {
         s.start = stream_free;
         s.end = ready;
         s.waited_for = awaited.name;
+        copy_op_fields(s, op);
         spans.push_back(s);
       }
       Span span;
@@ -186,6 +224,7 @@ struct Simulation {
       span.op = op.id;
       span.name = op.name;
       span.start = ready;
+      copy_op_fields(span, op);
       switch (op.kind) {
         case OpKind::gemm:
         case OpKind::kernel:
@@ -195,7 +234,11 @@ struct Simulation {
         case OpKind::collective:
           span.kind = "collective";
           span.bytes = op.collective.bytes;
-          span.algorithm = run_collective(rank, op);
+          {
+            const auto plan = run_collective(rank, op);
+            span.algorithm = to_string(plan->algorithm);
+            span.instance = describe(plan->instance);
+          }
           break;
         case OpKind::send:
         case OpKind::recv:

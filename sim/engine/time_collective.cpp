@@ -1,7 +1,9 @@
-// time_collective: one collective alone on the topology, as nccl-tests measures it.
+// time_collective: one collective alone on the topology, as nccl-tests measures it: resolved by the
+// selector, then that instance timed.
 #include <stdexcept>
 
 #include "engine/collective_run.hpp"
+#include "engine/select.hpp"
 #include "tpsim/engine.hpp"
 
 namespace tpsim {
@@ -11,9 +13,9 @@ CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algo
   const engine::Fabric fabric(topology);
   engine::CollectiveSpec spec;
   spec.op = op;
-  spec.algorithm = algorithm;
   spec.group = group;
   spec.bytes = bytes;
+  spec.instance = engine::resolve(fabric, op, algorithm, group, bytes, spec.root);
   auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, options.fidelity));
 
   engine::SimPlatform platform(fabric);
@@ -30,6 +32,7 @@ CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algo
   timing.algorithm = plan->algorithm;
   timing.protocol = plan->protocol.name;
   timing.channels = static_cast<int>(plan->channels.size());
+  timing.instance = plan->instance;
   timing.algbw = finished > 0 ? bytes / finished : 0;
   timing.busbw = timing.algbw * busbw_factor(op, static_cast<int>(group.size()));
   return timing;

@@ -1,0 +1,47 @@
+// The two collective backends start_collective dispatches to (collective_run.hpp), and what they
+// share: placeholder payloads, wire sizes, a rate-capped put, the countdown that fires `done`.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/collective_run.hpp"
+
+namespace tpsim::engine::backend {
+
+// Messages carry no data: their size is declared, the pointer is a placeholder.
+inline int token = 0;
+inline int* sink = nullptr;
+
+// Bytes on the wire for `payload` bytes under a protocol that sends `scale` wire bytes per byte.
+inline uint64_t wire_size(double payload, double scale) {
+  return static_cast<uint64_t>(std::max(1.0, std::llround(payload * scale) * 1.0));
+}
+
+// A mailbox put, rate-capped when rate > 0 (SimGrid caps only mailbox comms, not sendto).
+inline simgrid::s4u::CommPtr start_put(simgrid::s4u::Mailbox* box, uint64_t bytes, double rate) {
+  simgrid::s4u::CommPtr c = box->put_init(&token, bytes);
+  if (rate > 0) c->set_rate(rate);
+  c->start();
+  return c;
+}
+
+// Shared by a collective's actors: when the last one leaves, `done` runs.
+struct Completion {
+  int remaining = 0;
+  std::function<void()> done;
+  void leave() {
+    if (--remaining == 0 && done) done();
+  }
+};
+
+void start_step(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, const std::string& prefix,
+                std::shared_ptr<Completion> completion);
+void start_flow(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, const std::string& prefix,
+                std::shared_ptr<Completion> completion);
+
+}  // namespace tpsim::engine::backend

@@ -1,0 +1,141 @@
+// The selector (select.hpp): algorithm as NCCL's tuner would pick it, NCCL's channels, pipeline
+// chunks, and the protocol with the least static estimate (collective_price.cpp), priced on the
+// very plan the engine will time.
+#include "engine/select.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+#include "engine/collective_plan.hpp"
+
+namespace tpsim::engine {
+
+namespace {
+
+constexpr double kPipelineChunk = 1 << 20;   // bytes per pipeline chunk (NCCL Simple: ~0.5-1 MiB steps)
+constexpr int kMaxPipeline = 64;
+
+bool single_node(const Fabric& f, const std::vector<int>& group) {
+  return std::all_of(group.begin(), group.end(), [&](int g) { return f.node_of(g) == f.node_of(group[0]); });
+}
+
+// Leading ranks of the group on the first rank's node.
+int ranks_per_node(const Fabric& f, const std::vector<int>& group) {
+  int n = 0;
+  while (n < static_cast<int>(group.size()) && f.node_of(group[n]) == f.node_of(group[0])) ++n;
+  return n;
+}
+
+// Algorithms whose schedule cuts each channel's data into ScheduleRequest::pipeline chunks.
+bool pipelined(CollectiveOp op, Algorithm a) {
+  return a == Algorithm::tree || a == Algorithm::nvls ||
+         (a == Algorithm::ring && (op == CollectiveOp::broadcast || op == CollectiveOp::reduce));
+}
+
+// NCCL's multi-node rings: one channel per NIC the group uses; channel c rotates every node's
+// block of positions by c, so each channel enters and leaves a node through different GPUs and
+// NICs. Single-node groups, other algorithms and groups not laid out node by node: one channel.
+std::vector<std::vector<int>> channel_orders(const Fabric& f, CollectiveOp op, Algorithm algorithm,
+                                             const std::vector<int>& g) {
+  const int p = static_cast<int>(g.size());
+  std::vector<int> identity(p);
+  for (int i = 0; i < p; ++i) identity[i] = i;
+  const int per_node = ranks_per_node(f, g);
+  bool node_major = per_node > 1 && per_node < p && p % per_node == 0;
+  for (int i = 0; node_major && i < p; ++i) {
+    const int block = i - i % per_node;
+    node_major = f.node_of(g[i]) == f.node_of(g[block]) && (block == 0 || f.node_of(g[block]) != f.node_of(g[block - 1]));
+  }
+  if (algorithm != Algorithm::ring || !node_major || op == CollectiveOp::all_to_all || op == CollectiveOp::send_recv)
+    return {identity};
+  std::set<int> nics;
+  std::vector<int> route;
+  for (int i = 0; i < per_node; ++i) {
+    route.clear();
+    f.route(g[i], g[(i + per_node) % p], route);   // to a GPU of another node: the first link is the NIC
+    nics.insert(route.front());
+  }
+  std::vector<std::vector<int>> orders;
+  for (int c = 0; c < static_cast<int>(nics.size()); ++c) {
+    std::vector<int> order(p);
+    for (int i = 0; i < p; ++i) order[i] = i - i % per_node + (i % per_node + c) % per_node;
+    orders.push_back(std::move(order));
+  }
+  return orders;
+}
+
+struct Priced {
+  CollectiveInstance instance;
+  double estimate = 0;
+};
+
+// `algorithm` made concrete, with the protocol of least estimate (the first listed on ties).
+Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
+                          double bytes, int root) {
+  CollectiveSpec spec;
+  spec.op = op;
+  spec.group = group;
+  spec.bytes = bytes;
+  spec.root = root;
+  CollectiveInstance& inst = spec.instance;
+  inst.algorithm = algorithm;
+  inst.channel_orders = channel_orders(f, op, algorithm, group);
+  if (pipelined(op, algorithm)) {
+    const double channel_bytes = bytes / inst.channel_orders.size();
+    inst.pipeline = static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(kMaxPipeline)));
+  }
+  if (algorithm == Algorithm::hierarchical) inst.ranks_per_node = ranks_per_node(f, group);
+  CollectivePlan plan = plan_shape(f, spec, Fidelity::flow);
+  Priced best;
+  bool first = true;
+  for (const ProtocolCost& proto : candidate_protocols(f.topology())) {
+    price(plan, f, proto);
+    if (first || plan.estimate < best.estimate) {
+      best.estimate = plan.estimate;
+      inst.protocol = proto.name;
+      first = false;
+    }
+  }
+  best.instance = std::move(inst);
+  return best;
+}
+
+}  // namespace
+
+CollectiveInstance resolve(const Fabric& f, CollectiveOp op, Algorithm requested, const std::vector<int>& group,
+                           double bytes, int root) {
+  CollectiveSpec check;
+  check.op = op;
+  check.group = group;
+  check.bytes = bytes;
+  check.root = root;
+  check_collective(f, check);
+  const Topology& t = f.topology();
+  const int p = static_cast<int>(group.size());
+  Algorithm a = requested;
+  if (a == Algorithm::automatic) {
+    const bool one_node = single_node(f, group);
+    if (op != CollectiveOp::all_reduce) a = default_algorithm(op);
+    else if (p == 1) a = Algorithm::ring;
+    // NCCL uses NVLink SHARP for all-reduce when the switch supports it and more than 4 GPUs of
+    // one node take part (datasheets.md: "used at >4 GPUs").
+    else if (one_node && t.intra.fabric == IntraFabric::nvswitch && t.intra.nvls && p > 4) a = Algorithm::nvls;
+    else if (one_node) a = Algorithm::ring;
+    else {
+      // Across nodes the tuner takes whichever of ring and tree it predicts faster: the tree's
+      // log-depth latency wins for small messages, the ring's bandwidth for large ones.
+      Priced ring = with_best_protocol(f, op, Algorithm::ring, group, bytes, root);
+      try {
+        Priced tree = with_best_protocol(f, op, Algorithm::tree, group, bytes, root);
+        if (tree.estimate < ring.estimate) return tree.instance;
+      } catch (const std::invalid_argument&) {
+      }
+      return ring.instance;
+    }
+  }
+  return with_best_protocol(f, op, a, group, bytes, root).instance;
+}
+
+}  // namespace tpsim::engine

@@ -1,0 +1,97 @@
+// Timing engine, fidelity: `step` (every chunk a message) and `flow` (the same rounds grouped into
+// phases of per-edge flows) time the same instance, so they must agree for every collective op and
+// every algorithm that implements it, on one NVSwitch node and across rail-optimised nodes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "tpsim/engine.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+constexpr CollectiveOp kOps[] = {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,
+                                 CollectiveOp::broadcast,  CollectiveOp::reduce,     CollectiveOp::all_to_all,
+                                 CollectiveOp::send_recv};
+constexpr Algorithm kAlgorithms[] = {Algorithm::ring,   Algorithm::tree, Algorithm::halving_doubling,
+                                     Algorithm::direct, Algorithm::nvls, Algorithm::hierarchical};
+
+// Times every (op, algorithm) the engine accepts on `gpus` GPUs at 256 MiB in both fidelities and
+// checks |flow - step| <= 5% of step. Returns how many pairs applied.
+int check_fidelities(const Topology& t, int gpus) {
+  const double S = 256.0 * 1024 * 1024;
+  std::vector<int> group(gpus);
+  std::iota(group.begin(), group.end(), 0);
+  int applied = 0;
+  for (CollectiveOp op : kOps)
+    for (Algorithm a : kAlgorithms) {
+      try {
+        (void)resolve_collective(t, op, a, group, S);
+      } catch (const std::invalid_argument&) {
+        continue;   // the algorithm does not implement the op (or not on this topology)
+      }
+      ++applied;
+      const CollectiveTiming step = time_collective(t, op, a, group, S, EngineOptions{Fidelity::step});
+      const CollectiveTiming flow = time_collective(t, op, a, group, S, EngineOptions{Fidelity::flow});
+      CHECK(describe(step.instance) == describe(flow.instance));   // one instance, two backends
+      CHECK_MESSAGE(std::abs(flow.seconds - step.seconds) <= 0.05 * std::abs(step.seconds),
+                    t.name << " " << gpus << " GPUs " << to_string(op) << " " << describe(step.instance) << ": step "
+                           << step.seconds * 1e3 << " ms, flow " << flow.seconds * 1e3 << " ms");
+    }
+  return applied;
+}
+
+std::vector<int> op_positions(int n) {
+  std::vector<int> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("step and flow agree within 5% for every op and algorithm on dgx-h100 (8 GPUs)") {
+  // all_reduce x 6, all_gather / reduce_scatter x 4 (ring, hd, direct, hierarchical), broadcast /
+  // reduce x 3 (ring, tree, direct), all_to_all / send_recv x 2 (ring, direct).
+  CHECK(check_fidelities(load_topology("dgx-h100"), 8) == 24);
+}
+
+TEST_CASE("step and flow agree within 5% for every op and algorithm on 4 nodes of cluster-h100-ndr (32 GPUs)") {
+  // As on one node, less NVLS (in-switch reduction needs the group on one node).
+  CHECK(check_fidelities(load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), 32) == 23);
+}
+
+TEST_CASE("resolve_collectives gives identical collectives one instance and leaves resolved ones alone") {
+  const Topology t = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
+  ProgramSet set;
+  set.ranks.resize(16);
+  for (int r = 0; r < 16; ++r) {
+    set.ranks[r].rank = r;
+    Op op;
+    op.kind = OpKind::collective;
+    op.collective.group.resize(16);
+    std::iota(op.collective.group.begin(), op.collective.group.end(), 0);
+    op.collective.bytes = 1 << 26;
+    set.ranks[r].ops.push_back(op);
+  }
+  set.ranks[3].ops[0].collective.instance.algorithm = Algorithm::direct;   // resolved by someone else
+  set.ranks[3].ops[0].collective.instance.protocol = "Simple";
+  set.ranks[3].ops[0].collective.instance.channel_orders = {op_positions(16)};
+  resolve_collectives(t, set);
+  const CollectiveInstance expect = resolve_collective(t, CollectiveOp::all_reduce, Algorithm::automatic,
+                                                       set.ranks[0].ops[0].collective.group, 1 << 26);
+  for (int r = 0; r < 16; ++r) {
+    const CollectiveInstance& got = set.ranks[r].ops[0].collective.instance;
+    CHECK(got.resolved());
+    if (r == 3) {
+      CHECK(got.algorithm == Algorithm::direct);
+      continue;
+    }
+    CHECK(describe(got) == describe(expect));
+    CHECK(got.channel_orders == expect.channel_orders);
+  }
+  CHECK(expect.channel_orders.size() == 8);   // one ring per NIC across nodes, as NCCL
+}
