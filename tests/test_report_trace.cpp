@@ -60,6 +60,8 @@ struct Fixture {
       s.kind = kind;
       s.start = a;
       s.end = b;
+      // Spans carry the op's typed fields (the engine copies them); stalls the held-up op's.
+      if (rank >= 0 && op >= 0) s.layer = programs.ranks[size_t(rank)].ops[size_t(op)].layer;
       timeline.spans.push_back(s);
       return &timeline.spans.back();
     };
@@ -68,6 +70,7 @@ struct Fixture {
     add(1, Stream::pp_comm, 0, "stage1.recv.act", "recv", 0.2e-3, 1.5e-3);
     add(1, Stream::tp_comm, 1, "layer1.attn.proj.fwd.all_reduce", "collective", 1.5e-3, 3e-3)->algorithm = "ring";
     Span* stall = add(1, Stream::compute, -1, "layer1.mlp.fc1.fwd", "stall", 1.5e-3, 3e-3);
+    stall->layer = 1;
     stall->waited_for = "layer1.attn.proj.fwd.all_reduce";
     timeline.links = {LinkUse{"node0.nic0.up", 16.0e6, 0.5e-3, 50e9, {{1e-3, 1.2e-3, 0.5}, {1.2e-3, 1.5e-3, 1.0}}},
                       LinkUse{"leaf0.spine.up", 16.0e6, 0.5e-3, 50e9, {}}};

@@ -56,7 +56,11 @@ ExplainReport explain_layer(const Scenario& s) {
   LowerOptions options;
   options.scope = LowerScope::layer;
   options.backward = true;
-  const ProgramSet programs = lower(layer, options);
+  ProgramSet programs = lower(layer, options);
+  // Collectives resolved as `tpsim run` resolves them (one selector), then timed alone on the idle
+  // topology at the fidelity run uses; kernels by the cost model.
+  resolve_collectives(s.topology, programs);
+  const Program& p = programs.ranks.at(0);
 
   // Weights in the order the layer first uses them.
   std::set<std::string> seen;
@@ -69,11 +73,6 @@ ExplainReport explain_layer(const Scenario& s) {
                            split_text(w)});
     }
 
-  // Collectives resolved and timed alone on the idle topology, as `tpsim run` times them; kernels
-  // by the cost model.
-  ProgramSet resolved = programs;
-  resolve_collectives(s.topology, resolved);
-  const Program& p = resolved.ranks.at(0);
   EngineOptions engine;
   engine.fidelity = Fidelity::flow;
   r.fidelity = "flow";
@@ -115,7 +114,7 @@ ExplainReport explain_layer(const Scenario& s) {
     }
   }
   r.serial_total = r.forward_compute + r.backward_compute + r.forward_communication + r.backward_communication;
-  r.simulated = simulate(s.topology, resolved, engine).makespan;
+  r.simulated = simulate(s.topology, programs, engine).makespan;
 
   // Activations kept for backward: tensors the backward ops read that are neither weights nor
   // gradients (written by backward ops) nor the gradient seed.
