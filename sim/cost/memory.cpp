@@ -35,6 +35,13 @@ double layer_params_held(const ModelSpec& m, const PlanSpec& p) {
 
 int64_t layers_on_stage(const ModelSpec& m, const PlanSpec& p) { return m.layers / std::max(1, p.pp); }
 
+// fp32 logits of `tokens` tokens on one GPU: [tokens, V/t] when the output head [h, V] is split by
+// columns (vocab-parallel), the whole [tokens, V] otherwise (a row split leaves full partial sums).
+double logits_bytes(const ModelSpec& m, const PlanSpec& p, double tokens) {
+  const double t = tp_split_dim(p, "output") == 1 ? std::max(1, p.tp) : 1;
+  return tokens * double(m.vocab) / t * 4;
+}
+
 }  // namespace
 
 double parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage) {
@@ -118,11 +125,11 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
     r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, w.seq, w.micro_batch, attention);
     r.activations = in_flight * layers * r.activation_bytes_per_layer;
     // The first stage also holds the embedding output (s*b*h, bf16) per in-flight micro-batch;
-    // the last stage briefly holds one micro-batch's fp32 logits for the loss (s*b*V*4, / t when
-    // the output head is split).
+    // the last stage briefly holds one micro-batch's fp32 logits for the loss (s*b*V/t*4 when
+    // the output head is vocab-parallel).
     const double sbh = double(w.seq) * double(w.micro_batch) * double(m.hidden);
     if (stage == 0) r.activations += in_flight * sbh * 2 / (p.sp ? t : 1);
-    if (stage == p.pp - 1) r.activations += held(p, "output", double(w.seq) * double(w.micro_batch) * double(m.vocab) * 4);
+    if (stage == p.pp - 1) r.activations += logits_bytes(m, p, double(w.seq) * double(w.micro_batch));
     // Full recompute rebuilds one layer's whole activations before its backward: a transient.
     if (p.recompute == Recompute::full) {
       PlanSpec kept = p;
@@ -136,7 +143,7 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
     const double context = double(w.prompt + w.generate);
     const double kv_width = double(m.kv_heads) / t * double(m.head_dim());
     r.kv_cache = 2 * layers * double(w.batch) * context * kv_width * dtype_bytes(m.dtype);
-    r.activations = activation_bytes_per_layer(s) + held(p, "output", double(w.batch) * double(m.vocab) * 4);
+    r.activations = activation_bytes_per_layer(s) + logits_bytes(m, p, double(w.batch));
     r.activation_bytes_per_layer = r.activations;
     r.in_flight_micro_batches = 1;
   }
