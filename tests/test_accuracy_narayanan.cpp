@@ -4,7 +4,7 @@
 // Asserts predicted TFLOP/s per GPU within 10% of the paper's for every row.
 //
 // Constants (the only ones fitted to these rows; everything else comes from datasheets.md and
-// the NCCL facts in ../shared/reference, through the topology preset):
+// the NCCL facts in data/reference, through the topology preset):
 //   kMegatron2021ScoreBytes = 40 B of HBM traffic per causal attention score element per forward
 //     pass (backward twice). Megatron-LM in 2021 ran attention unfused: the QK^T GEMM writes the
 //     full s x s scores, the fused scale-mask-softmax reads and writes them, attention dropout reads

@@ -1,5 +1,5 @@
 // Calibration: the dgx-a100 and dgx-h100 presets reproduce measured nccl-tests tables row by row
-// (../shared/reference): busbw within 10% for every size >= 1 MiB, time within 25% below 1 MiB.
+// (data/reference): busbw within 10% for every size >= 1 MiB, time within 25% below 1 MiB.
 // The presets' constants are physical (link efficiency, NCCL protocol latencies and caps), fitted
 // once, not per row: see the comments in topologies/dgx-*.yaml.
 #include <doctest/doctest.h>

@@ -34,35 +34,56 @@ struct MemoryBreakdown {
   double total = 0;                      // bytes
   double capacity = 0;                   // the GPU's HBM bytes
   bool fits = true;
-  // When it does not fit: the component at which the running sum (in the order of components())
-  // first passes the capacity, and by how much the total exceeds it.
+  // When it does not fit: the largest component (the first of equals in the order of
+  // components()), and by how much the total exceeds the capacity.
   std::string overflow_component;
   double overflow_bytes = 0;
   std::vector<MemoryComponent> components() const;   // in a fixed order, zero-sized ones included
 };
 
-// Activation bytes one transformer layer keeps for one micro-batch on one GPU (Korthikanti et al.):
+// Whether the attention kernels keep the s^2 attention scores, the switch the cost model times
+// attention with (gpu.attention_score_bytes: 0 = fused flash attention, the preset default).
+enum class AttentionKernel { fused, unfused };
+AttentionKernel attention_kernel(const GpuSpec& gpu);
+
+// Activation bytes one transformer layer keeps for one micro-batch on one GPU. Unfused attention
+// follows Korthikanti et al. 2022 (Table 2):
 //   no parallelism           s*b*h*(34 + 5*a*s/h)
 //   TP t with SP             s*b*h*(34 + 5*a*s/h) / t
 //   TP t without SP          s*b*h*(10 + 24/t + 5*a*s/(h*t))
-//   selective recompute      the 5*a*s/h term dropped (attention scores and softmax recomputed)
+// where 5*a*s/h is the s^2 part: softmax output (2 B), its dropout mask (1 B) and dropout output
+// (2 B) per score element. Fused (flash) attention keeps no scores, only the softmax statistics
+// (one fp32 log-sum-exp per query and head: 4*s*b*a bytes, heads split over tp):
+//   TP t with SP (or t = 1)  s*b*h*34/t + 4*s*b*a/t
+//   TP t without SP          s*b*h*(10 + 24/t) + 4*s*b*a/t
+//   selective recompute      no score term and no statistics (core attention is recomputed)
 //   full recompute           2*s*b*h per layer (its input; / t with SP)
-double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t seq, int64_t micro_batch);
+double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t seq, int64_t micro_batch,
+                                  AttentionKernel attention);
+// The same for a scenario on its own GPU, the one number of "activation bytes kept per layer per
+// GPU" for callers outside the memory model (explain, reports): training uses workload.seq,
+// workload.micro_batch and attention_kernel(topology.gpu); inference, one layer's prefill working
+// set for the whole prompt and batch, split over tp.
+double activation_bytes_per_layer(const Scenario& s);
 
 // Micro-batches (in units of a full stage's layers) whose activations a pipeline stage holds at
 // its peak. 1F1B: stage i of p holds min(p - i, m); interleaved with v chunks per stage: Megatron's
 // warm-up of (p - i - 1)*2 + (v - 1)*p chunks plus the one in flight, capped at m*v, over v.
 double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t micro_batches);
 
-// Parameters held by one GPU of `stage`: its layers' TP shards, plus the vocab-parallel embedding on
-// the first stage and the output head and final norm on the last.
+// Parameters held by one GPU of `stage`: its layers' weights, plus the embedding on the first stage
+// and the output head and final norm on the last, each divided by tp when the plan splits it
+// (tp_split_dim in tpsim/partition.hpp, the rule the lowering shards with) and whole otherwise.
 double parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage);
 
 // Memory of one GPU of `stage` for the scenario's workload (training or inference).
 MemoryBreakdown memory_per_gpu(const Scenario& s, int stage);
 // The stage with the largest total (ties: the lowest stage).
 MemoryBreakdown peak_memory(const Scenario& s);
-// One line: "fits: 61.2 GiB of 80.0 GiB" or "OOM: activations overflow HBM (80.0 GiB) by 12.3 GiB".
+// One line: "fits: 61.2 GiB of 80.0 GiB (stage 0)" or, naming the largest component, the total
+// and the capacity: "OOM: activations overflow HBM (80.0 GiB) by 12.3 GiB on stage 0: total
+// 92.3 GiB, of which activations 51.0 GiB (the largest part)". The "OOM: <component> overflow"
+// prefix is what the planner's table groups rejections by.
 std::string memory_verdict(const MemoryBreakdown& m);
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "tpsim/memory.hpp"
+#include "tpsim/partition.hpp"
 
 namespace tpsim {
 namespace {
@@ -15,43 +16,72 @@ constexpr double kGiB = 1024.0 * 1024 * 1024;
 // fp32 master weight + Adam first and second moments.
 constexpr double kWeightBytes = 2, kGradBytes = 4, kOptimizerBytes = 12;
 
-// Parameters of one transformer layer and how many of them tensor parallelism splits.
-struct LayerParams {
-  double split = 0;        // linear weights (qkv, proj, fc1, gate, fc2): divided by tp
-  double replicated = 0;   // norm scales (and biases): every TP rank holds them whole
-};
+// Elements of a weight held by one GPU: all of it, or 1/tp of it when the plan splits it.
+double held(const PlanSpec& p, const std::string& weight, double elements) {
+  return tp_split_dim(p, weight) >= 0 ? elements / std::max(1, p.tp) : elements;
+}
 
-LayerParams layer_params(const ModelSpec& m) {
+// Parameters of one transformer layer held by one GPU: linears (no biases, as the lowering) and the
+// two norms (scale, plus bias for LayerNorm), each as the plan splits it.
+double layer_params_held(const ModelSpec& m, const PlanSpec& p) {
   const double h = double(m.hidden), hd = double(m.head_dim());
-  const double qkv = h * double(m.heads + 2 * m.kv_heads) * hd;
-  const double proj = double(m.heads) * hd * h;
-  const double mlp = double(m.activation == Activation::swiglu ? 3 : 2) * h * double(m.ffn);
-  const double norm = (m.norm == Norm::layernorm ? 2 : 1) * h;   // LayerNorm has gamma and beta
-  return {qkv + proj + mlp, 2 * norm};
+  const double norm = (m.norm == Norm::layernorm ? 2 : 1) * h;
+  double params = held(p, "attn.qkv", h * double(m.heads + 2 * m.kv_heads) * hd) +
+                  held(p, "attn.proj", double(m.heads) * hd * h) + held(p, "mlp.fc1", h * double(m.ffn)) +
+                  held(p, "mlp.fc2", double(m.ffn) * h) + held(p, "norm1", norm) + held(p, "norm2", norm);
+  if (m.activation == Activation::swiglu) params += held(p, "mlp.gate", h * double(m.ffn));
+  return params;
 }
 
 int64_t layers_on_stage(const ModelSpec& m, const PlanSpec& p) { return m.layers / std::max(1, p.pp); }
 
+// fp32 logits of `tokens` tokens on one GPU: [tokens, V/t] when the output head [h, V] is split by
+// columns (vocab-parallel), the whole [tokens, V] otherwise (a row split leaves full partial sums).
+double logits_bytes(const ModelSpec& m, const PlanSpec& p, double tokens) {
+  const double t = tp_split_dim(p, "output") == 1 ? std::max(1, p.tp) : 1;
+  return tokens * double(m.vocab) / t * 4;
+}
+
 }  // namespace
 
 double parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage) {
-  const LayerParams lp = layer_params(m);
-  const double t = std::max(1, p.tp);
-  double params = double(layers_on_stage(m, p)) * (lp.split / t + lp.replicated);
-  const double vocab_shard = double(m.vocab) * double(m.hidden) / t;   // vocab-parallel [V/t, h]
-  if (stage == 0) params += vocab_shard;                               // embedding
-  if (stage == p.pp - 1) params += vocab_shard + (m.norm == Norm::layernorm ? 2 : 1) * double(m.hidden);
+  double params = double(layers_on_stage(m, p)) * layer_params_held(m, p);
+  const double table = double(m.vocab) * double(m.hidden);   // embedding [V, h], output [h, V]
+  if (stage == 0) params += held(p, "embedding", table);
+  if (stage == p.pp - 1)
+    params += held(p, "output", table) + held(p, "final_norm", (m.norm == Norm::layernorm ? 2 : 1) * double(m.hidden));
   return params;
 }
 
-double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t seq, int64_t micro_batch) {
+AttentionKernel attention_kernel(const GpuSpec& gpu) {
+  return gpu.attention_score_bytes > 0 ? AttentionKernel::unfused : AttentionKernel::fused;
+}
+
+double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t seq, int64_t micro_batch,
+                                  AttentionKernel attention) {
   const double s = double(seq), b = double(micro_batch), h = double(m.hidden), a = double(m.heads);
   const double t = std::max(1, p.tp);
   const bool sp = p.sp && p.tp > 1;
   if (p.recompute == Recompute::full) return 2 * s * b * h / (sp ? t : 1);   // the layer's input only
-  const double scores = p.recompute == Recompute::selective ? 0 : 5 * a * s / h;
-  if (sp || p.tp == 1) return s * b * h * (34 + scores) / t;
-  return s * b * h * (10 + 24 / t + scores / t);
+  // Per score element (s^2 of them per head): Korthikanti's 5 bytes when unfused; fused attention
+  // keeps only one fp32 statistic per query and head. Both are split over tp with the heads.
+  double attention_core = 0;   // bytes / (s*b*h)
+  if (p.recompute != Recompute::selective)
+    attention_core = attention == AttentionKernel::unfused ? 5 * a * s / h : 4 * a / h;
+  if (sp || p.tp == 1) return s * b * h * (34 + attention_core) / t;
+  return s * b * h * (10 + 24 / t + attention_core / t);
+}
+
+double activation_bytes_per_layer(const Scenario& s) {
+  const WorkloadSpec& w = s.workload;
+  if (w.kind == WorkloadKind::training)
+    return activation_bytes_per_layer(s.model, s.plan, w.seq, w.micro_batch, attention_kernel(s.topology.gpu));
+  // Inference: one layer's working set during prefill of the whole prompt for the whole batch,
+  // split over tp (as under SP); nothing is kept for a backward pass.
+  PlanSpec prefill = s.plan;
+  prefill.sp = true;
+  prefill.recompute = Recompute::none;
+  return activation_bytes_per_layer(s.model, prefill, w.prompt, w.batch, attention_kernel(s.topology.gpu));
 }
 
 double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t micro_batches) {
@@ -85,45 +115,50 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
   r.weights = r.parameters * kWeightBytes;
   const double layers = double(layers_on_stage(m, p));
   const double t = std::max(1, p.tp);
+  const AttentionKernel attention = attention_kernel(s.topology.gpu);
   if (w.kind == WorkloadKind::training) {
     r.gradients = r.parameters * kGradBytes;
     r.optimizer = r.parameters * kOptimizerBytes / (p.distributed_optimizer ? std::max(1, p.dp) : 1);
     const int64_t micro_batches = std::max<int64_t>(1, w.global_batch / std::max<int64_t>(1, w.micro_batch * p.dp));
     const double in_flight = in_flight_micro_batches(p.pp, stage, p.virtual_stages, micro_batches);
     r.in_flight_micro_batches = int(std::ceil(in_flight));
-    r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, w.seq, w.micro_batch);
+    r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, w.seq, w.micro_batch, attention);
     r.activations = in_flight * layers * r.activation_bytes_per_layer;
     // The first stage also holds the embedding output (s*b*h, bf16) per in-flight micro-batch;
-    // the last stage briefly holds one micro-batch's fp32 logits for the loss (s*b*V/t*4).
+    // the last stage briefly holds one micro-batch's fp32 logits for the loss (s*b*V/t*4 when
+    // the output head is vocab-parallel).
     const double sbh = double(w.seq) * double(w.micro_batch) * double(m.hidden);
     if (stage == 0) r.activations += in_flight * sbh * 2 / (p.sp ? t : 1);
-    if (stage == p.pp - 1) r.activations += double(w.seq) * double(w.micro_batch) * double(m.vocab) / t * 4;
+    if (stage == p.pp - 1) r.activations += logits_bytes(m, p, double(w.seq) * double(w.micro_batch));
     // Full recompute rebuilds one layer's whole activations before its backward: a transient.
     if (p.recompute == Recompute::full) {
       PlanSpec kept = p;
       kept.recompute = Recompute::none;
-      r.activations += activation_bytes_per_layer(m, kept, w.seq, w.micro_batch);
+      r.activations += activation_bytes_per_layer(m, kept, w.seq, w.micro_batch, attention);
     }
   } else {
     // Inference: the KV cache for the whole context, plus one layer's working set during prefill
-    // (flash attention keeps no s^2 scores: 34*s*b*h/t) and the last token's logits.
+    // (activation_bytes_per_layer: the s^2 scores only when the attention is unfused) and the last
+    // token's logits.
     const double context = double(w.prompt + w.generate);
     const double kv_width = double(m.kv_heads) / t * double(m.head_dim());
     r.kv_cache = 2 * layers * double(w.batch) * context * kv_width * dtype_bytes(m.dtype);
-    r.activations = double(w.prompt) * double(w.batch) * double(m.hidden) * 34 / t +
-                    double(w.batch) * double(m.vocab) / t * 4;
+    r.activations = activation_bytes_per_layer(s) + logits_bytes(m, p, double(w.batch));
     r.activation_bytes_per_layer = r.activations;
     r.in_flight_micro_batches = 1;
   }
   r.total = 0;
-  for (const MemoryComponent& c : r.components()) {
+  const MemoryComponent* largest = nullptr;
+  const std::vector<MemoryComponent> parts = r.components();
+  for (const MemoryComponent& c : parts) {
     r.total += c.bytes;
-    if (r.fits && r.capacity > 0 && r.total > r.capacity) {
-      r.fits = false;
-      r.overflow_component = c.name;
-    }
+    if (!largest || c.bytes > largest->bytes) largest = &c;
   }
-  if (!r.fits) r.overflow_bytes = r.total - r.capacity;
+  if (r.capacity > 0 && r.total > r.capacity) {
+    r.fits = false;
+    r.overflow_component = largest->name;
+    r.overflow_bytes = r.total - r.capacity;
+  }
   return r;
 }
 
@@ -138,8 +173,13 @@ MemoryBreakdown peak_memory(const Scenario& s) {
 
 std::string memory_verdict(const MemoryBreakdown& m) {
   if (m.fits) return fmt::format("fits: {:.1f} GiB of {:.1f} GiB (stage {})", m.total / kGiB, m.capacity / kGiB, m.stage);
-  return fmt::format("OOM: {} overflow HBM ({:.1f} GiB) by {:.1f} GiB on stage {} (total {:.1f} GiB)",
-                     m.overflow_component, m.capacity / kGiB, m.overflow_bytes / kGiB, m.stage, m.total / kGiB);
+  double largest = 0;
+  for (const MemoryComponent& c : m.components())
+    if (c.name == m.overflow_component) largest = c.bytes;
+  return fmt::format("OOM: {} overflow HBM ({:.1f} GiB) by {:.1f} GiB on stage {}: total {:.1f} GiB, of which {} "
+                     "{:.1f} GiB (the largest part)",
+                     m.overflow_component, m.capacity / kGiB, m.overflow_bytes / kGiB, m.stage, m.total / kGiB,
+                     m.overflow_component, largest / kGiB);
 }
 
 }  // namespace tpsim

@@ -6,38 +6,19 @@
 #include <stdexcept>
 
 #include "lower/program_builder.hpp"
+#include "tpsim/partition.hpp"
 
 namespace tpsim::lowering {
 
 // ---------------------------------------------------------------------------------------------
-// Plan resolution: preset, then partition spec, then explicit mapping.
-static int split_of(const std::string& key, const PartitionSpec& spec) {
-  int split = -1;
-  for (size_t d = 0; d < spec.size(); ++d) {
-    const std::string& axis = spec[d];
-    if (axis.empty() || axis == "null" || axis == "~") continue;
-    if (axis != "tp")
-      throw std::invalid_argument(fmt::format(
-          "plan.partitions.{}: axis '{}' cannot split a weight (only tp does; dp and pp replicate)", key, axis));
-    if (split >= 0)
-      throw std::invalid_argument(fmt::format("plan.partitions.{}: tp named twice", key));
-    split = static_cast<int>(d);
-  }
-  return split;
-}
-
+// Plan resolution: the split each weight gets (tp_split_dim, the rule the memory model counts
+// with too), then the preset's and the plan's explicit mapping.
 LinearPlan ProgramBuilder::linear_plan(const std::string& key) const {
   const PlanSpec& plan = scenario_.plan;
   LinearPlan lp;
-  if (auto it = plan.partitions.find(key); it != plan.partitions.end()) {
-    const int split = split_of(key, it->second);
-    lp.kind = split == 1 ? LinearKind::column : split == 0 ? LinearKind::row : LinearKind::replicated;
-  } else if (plan.preset == PlanPreset::megatron) {
-    lp.kind = key == "attn.proj" || key == "mlp.fc2" ? LinearKind::row : LinearKind::column;
-  } else if (plan.preset == PlanPreset::naive) {
-    lp.kind = LinearKind::column;
-    lp.gather_output = true;
-  }
+  const int split = tp_split_dim(plan, key);
+  lp.kind = split == 1 ? LinearKind::column : split == 0 ? LinearKind::row : LinearKind::replicated;
+  if (!has_partition(plan, key) && plan.preset == PlanPreset::naive) lp.gather_output = true;
   if (auto it = plan.mappings.find(key); it != plan.mappings.end()) {
     if (it->second.gather_output) lp.gather_output = *it->second.gather_output;
     lp.input_is_parallel = it->second.input_is_parallel;
@@ -48,17 +29,10 @@ LinearPlan ProgramBuilder::linear_plan(const std::string& key) const {
 }
 
 // Norm weights are [1, h]: any tp in their spec splits the features.
-int ProgramBuilder::norm_split(const std::string& key) const {
-  auto it = scenario_.plan.partitions.find(key);
-  return it != scenario_.plan.partitions.end() && split_of(key, it->second) >= 0 ? 1 : -1;
-}
+int ProgramBuilder::norm_split(const std::string& key) const { return tp_split_dim(scenario_.plan, key); }
 
 // The embedding [V, h] is vocab-parallel (rows) unless a partition says otherwise.
-int ProgramBuilder::embedding_split() const {
-  auto it = scenario_.plan.partitions.find("embedding");
-  if (it != scenario_.plan.partitions.end()) return split_of("embedding", it->second);
-  return scenario_.plan.preset == PlanPreset::custom ? -1 : 0;
-}
+int ProgramBuilder::embedding_split() const { return tp_split_dim(scenario_.plan, "embedding"); }
 
 // ---------------------------------------------------------------------------------------------
 // Weight gradients

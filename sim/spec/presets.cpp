@@ -1,21 +1,46 @@
 // Where presets live and how a reference ("dgx-h100", "my/topo.yaml", "megatron") becomes a YAML
-// document. Preset names are the file stems of data_dir()/<category>/*.yaml; plans also have the
-// built-ins "megatron" and "naive".
+// document. Preset names are the file stems of <dir>/<category>/*.yaml over preset_search_dirs()
+// (the first folder holding a name wins); plans also have the built-ins "megatron" and "naive".
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
 #include "spec/loading.hpp"
+#include "spec/presets.hpp"
 
 namespace fs = std::filesystem;
 
 namespace tpsim {
 
-std::string data_dir() {
-  const char* env = std::getenv("TPSIM_DATA_DIR");
-  if (env && *env) return env;
-  return TPSIM_SOURCE_DIR;
+std::vector<std::string> preset_search_dirs(const char* env, const std::string& exe, const std::string& source_dir) {
+  std::vector<std::string> dirs;
+  if (env && *env) dirs.emplace_back(env);
+  if (!exe.empty()) {
+    // <prefix>/bin/tpsim -> <prefix>/share/tpsim, as the install() rules lay it out.
+    const fs::path installed = fs::path(exe).parent_path() / ".." / "share" / "tpsim";
+    std::error_code ec;
+    if (fs::is_directory(installed, ec)) dirs.push_back(fs::weakly_canonical(installed, ec).string());
+  }
+  if (std::ranges::find(dirs, source_dir) == dirs.end()) dirs.push_back(source_dir);
+  return dirs;
 }
+
+std::vector<std::string> preset_search_dirs() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return preset_search_dirs(std::getenv("TPSIM_DATA_DIR"), ec ? std::string() : exe.string(), TPSIM_SOURCE_DIR);
+}
+
+std::string find_preset_file(const std::string& folder, const std::string& name, const std::vector<std::string>& dirs) {
+  for (const std::string& dir : dirs) {
+    const fs::path file = fs::path(dir) / folder / (name + ".yaml");
+    std::error_code ec;
+    if (fs::is_regular_file(file, ec)) return file.string();
+  }
+  return "";
+}
+
+std::string data_dir() { return preset_search_dirs().front(); }
 
 namespace spec_detail {
 
@@ -31,8 +56,8 @@ const std::map<std::string, std::string>& builtin_plan_yaml() {
 }
 
 // "scenarios" live in examples/; every other category is its own folder.
-std::string category_dir(const std::string& category) {
-  return data_dir() + "/" + (category == "scenarios" ? std::string("examples") : category);
+std::string category_folder(const std::string& category) {
+  return category == "scenarios" ? std::string("examples") : category;
 }
 
 std::string singular(const std::string& category) {
@@ -43,9 +68,11 @@ std::string singular(const std::string& category) {
 
 std::vector<std::string> preset_names(const std::string& category) {
   std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(category_dir(category), ec))
-    if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+  for (const std::string& dir : preset_search_dirs()) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(dir) / category_folder(category), ec))
+      if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+  }
   if (category == "plans")
     for (const auto& [name, text] : builtin_plan_yaml()) names.push_back(name);
   std::ranges::sort(names);
@@ -87,12 +114,14 @@ std::optional<Document> open_reference(const std::string& category, const std::s
     auto it = builtin_plan_yaml().find(ref);
     if (it != builtin_plan_yaml().end()) return Document{"", parse_text(it->second, "built-in plan " + ref)};
   }
-  const std::string file = category_dir(category) + "/" + ref + ".yaml";
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) {
+  const auto dirs = preset_search_dirs();
+  const std::string file = find_preset_file(category_folder(category), ref, dirs);
+  if (file.empty()) {
     const auto names = preset_names(category);
+    std::vector<std::string> searched;
+    for (const std::string& dir : dirs) searched.push_back(dir + "/" + category_folder(category));
     problem = "unknown " + singular(category) + " preset '" + ref + "'" + did_you_mean(ref, names) +
-              "; available: " + (names.empty() ? "none in " + category_dir(category) : join(names));
+              "; available: " + (names.empty() ? "none in " + join(searched) : join(names));
     return std::nullopt;
   }
   return Document{file, parse_file(file)};
