@@ -14,6 +14,7 @@
 #include "tpsim/cost.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/lower.hpp"
+#include "tpsim/memory.hpp"
 #include "tpsim/numerics.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/tp_mappings.hpp"
@@ -77,11 +78,8 @@ ExplainReport explain_layer(const Scenario& s) {
   engine.fidelity = Fidelity::flow;
   r.fidelity = "flow";
   std::map<std::string, CollectiveTiming> timed;   // by instance key and size
-  std::set<std::string> written_backward;
   for (const Op& op : p.ops) {
     const bool bwd = op.pass == Pass::backward;
-    if (bwd)
-      for (const auto& o : op.outputs) written_backward.insert(o);
     if (op.kind == OpKind::collective) {
       const CollectiveInfo& c = op.collective;
       const std::string key = instance_key(c.op, c.instance) + " " + std::to_string(c.bytes);
@@ -116,22 +114,9 @@ ExplainReport explain_layer(const Scenario& s) {
   r.serial_total = r.forward_compute + r.backward_compute + r.forward_communication + r.backward_communication;
   r.simulated = simulate(s.topology, programs, engine).makespan;
 
-  // Activations kept for backward: tensors the backward ops read that are neither weights nor
-  // gradients (written by backward ops) nor the gradient seed.
-  std::set<std::string> saved;
-  for (const Op& op : p.ops) {
-    if (op.pass != Pass::backward) continue;
-    for (const auto& in : op.inputs) {
-      auto it = p.tensors.find(in);
-      if (it == p.tensors.end() || it->second.is_weight || written_backward.count(in)) continue;
-      if (in.find(".grad") != std::string::npos) continue;
-      saved.insert(in);
-    }
-  }
-  for (const auto& name : saved) {
-    const TensorDesc& d = p.tensors.at(name);
-    r.activation_bytes += d.rows * d.cols * dtype_bytes(d.dtype);
-  }
+  // Activations kept for backward: the memory model's figure (the one `tpsim run` and the planner
+  // count), which assumes the same attention kernel the cost model times.
+  r.activation_bytes = static_cast<int64_t>(activation_bytes_per_layer(s));
   // Tokens: the layer input's rows (a sequence shard of them under sequence parallelism).
   if (auto it = p.tensors.find("input"); it != p.tensors.end())
     r.tokens = it->second.rows * (s.plan.sp ? s.plan.tp : 1);
