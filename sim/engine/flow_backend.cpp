@@ -33,26 +33,31 @@ void record(RunContext& ctx, const FlowEdge& e, uint64_t bytes, const sg::CommPt
   if (ctx.on_comm) ctx.on_comm({e.src, e.dst, double(bytes), c->get_start_time(), c->get_finish_time()});
 }
 
-// Starts edge `e` as a rate-capped mailbox message between its two ends.
-void start_capped(RunContext& ctx, const FlowEdge& e, int rounds, uint64_t bytes, const std::string& name,
-                  const std::shared_ptr<CappedFlows>& capped) {
-  SimPlatform& platform = *ctx.platform;
-  sg::Actor::create(name + "<", platform.host(e.dst), [&ctx, e, rounds, bytes, name, capped] {
-    double done = 0;
-    guarded(ctx, [&] {
-      sg::CommPtr c = sg::Mailbox::by_name(name)->get_async<int>(&sink);
-      c->wait();
-      record(ctx, e, bytes, c);
-      done = c->get_finish_time() + rounds * e.latency;
-    });
-    sg::MutexPtr m = capped->mutex;
-    std::unique_lock lock(*m);
-    capped->done = std::max(capped->done, done);
-    if (--capped->left == 0) capped->drained->notify_all();
-  });
-  sg::Actor::create(name + ">", platform.host(e.src), [&ctx, e, bytes, name] {
-    guarded(ctx, [&] { start_put(sg::Mailbox::by_name(name), bytes, e.rate_cap)->wait(); });
-  });
+// The rate-capped comms of one endpoint in a one-phase plan: it puts its capped out-flows and gets
+// its capped in-flows (one actor per endpoint, not per flow: actor stacks dominate at 4096 GPUs).
+struct CappedEnds {
+  std::vector<const FlowEdge*> out, in;
+};
+
+void run_capped(RunContext& ctx, const CollectivePlan& plan, const CappedEnds& ends, int rounds,
+                const std::string& prefix, CappedFlows& capped) {
+  auto box = [&](const FlowEdge& e) {
+    return sg::Mailbox::by_name(prefix + std::to_string(e.src) + ">" + std::to_string(e.dst));
+  };
+  std::vector<sg::CommPtr> sends, recvs;
+  for (const FlowEdge* e : ends.out) sends.push_back(start_put(box(*e), wire_size(e->payload, plan.wire_scale), e->rate_cap));
+  for (const FlowEdge* e : ends.in) recvs.push_back(box(*e)->get_async<int>(&sink));
+  for (auto& c : sends) c->wait();
+  double done = 0;
+  for (size_t j = 0; j < recvs.size(); ++j) {
+    recvs[j]->wait();
+    record(ctx, *ends.in[j], wire_size(ends.in[j]->payload, plan.wire_scale), recvs[j]);
+    done = std::max(done, recvs[j]->get_finish_time() + rounds * ends.in[j]->latency);
+  }
+  sg::MutexPtr m = capped.mutex;
+  std::unique_lock lock(*m);
+  capped.done = std::max(capped.done, done);
+  if (--capped.left == 0) capped.drained->notify_all();
 }
 
 // One phase, all endpoints ready at once.
@@ -60,9 +65,6 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
   SimPlatform& platform = *ctx.platform;
   sg::this_actor::sleep_for(plan.protocol.fixed_latency);
   const Phase& ph = plan.phases[0];
-  std::vector<sg::CommPtr> comms;
-  std::vector<const FlowEdge*> sent;
-  auto capped = std::make_shared<CappedFlows>();
   std::vector<FlowEdge> pieces;   // a flow of width w runs as w equal comms
   for (const FlowEdge& e : ph.flows) {
     FlowEdge piece = e;
@@ -71,27 +73,36 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
     piece.width = 1;
     pieces.insert(pieces.end(), e.width, piece);
   }
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    const FlowEdge& e = pieces[i];
-    const uint64_t bytes = wire_size(e.payload, plan.wire_scale);
+  std::vector<sg::CommPtr> comms;
+  std::vector<const FlowEdge*> sent;
+  std::map<int, CappedEnds> capped_ends;
+  for (const FlowEdge& e : pieces) {
     if (e.rate_cap > 0) {
-      ++capped->left;
-      start_capped(ctx, e, ph.rounds, bytes, prefix + std::to_string(i), capped);
+      capped_ends[e.src].out.push_back(&e);
+      capped_ends[e.dst].in.push_back(&e);
     } else {
-      comms.push_back(sg::Comm::sendto_async(platform.host(e.src), platform.host(e.dst), bytes));
+      comms.push_back(sg::Comm::sendto_async(platform.host(e.src), platform.host(e.dst), wire_size(e.payload, plan.wire_scale)));
       sent.push_back(&e);
     }
   }
+  // The actors below finish before this one returns, so they may borrow `pieces` and `capped`.
+  CappedFlows capped;
+  capped.left = static_cast<int>(capped_ends.size());
+  for (auto& [endpoint, ends] : capped_ends)
+    spawn_small(prefix + std::to_string(endpoint), platform.host(endpoint),
+                      [&ctx, &plan, &capped, &ends = ends, prefix, rounds = ph.rounds] {
+                        guarded(ctx, [&] { run_capped(ctx, plan, ends, rounds, prefix, capped); });
+                      });
   double done = sg::Engine::get_clock();
   for (size_t j = 0; j < comms.size(); ++j) {
     comms[j]->wait();
     record(ctx, *sent[j], wire_size(sent[j]->payload, plan.wire_scale), comms[j]);
     done = std::max(done, comms[j]->get_finish_time() + ph.rounds * sent[j]->latency);
   }
-  sg::MutexPtr m = capped->mutex;
+  sg::MutexPtr m = capped.mutex;
   std::unique_lock lock(*m);
-  while (capped->left > 0) capped->drained->wait(lock);
-  done = std::max(done, capped->done);
+  while (capped.left > 0) capped.drained->wait(lock);
+  done = std::max(done, capped.done);
   lock.unlock();
   if (done > sg::Engine::get_clock()) sg::this_actor::sleep_until(done);
 }
@@ -161,7 +172,7 @@ void start_flow(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, con
     }
   completion->remaining = static_cast<int>(work.size());
   for (auto& [key, w] : work)
-    sg::Actor::create(prefix + std::to_string(key.first) + ":" + std::to_string(key.second), ctx.platform->host(key.second),
+    spawn_small(prefix + std::to_string(key.first) + ":" + std::to_string(key.second), ctx.platform->host(key.second),
                       [&ctx, plan, completion, prefix, w = std::move(w)] {
                         guarded(ctx, [&] { run_endpoint(ctx, *plan, w, prefix); });
                         completion->leave();
