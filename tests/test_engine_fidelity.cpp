@@ -39,7 +39,7 @@ int check_fidelities(const Topology& t, int gpus) {
       const CollectiveTiming flow = time_collective(t, op, a, group, S, EngineOptions{Fidelity::flow});
       CHECK(describe(step.instance) == describe(flow.instance));   // one instance, two backends
       CHECK_MESSAGE(std::abs(flow.seconds - step.seconds) <= 0.05 * std::abs(step.seconds),
-                    t.name << " " << gpus << " GPUs " << to_string(op) << " " << describe(step.instance) << ": step "
+                    t.name << " " << gpus << " GPUs " << std::string(to_string(op)) << " " << describe(step.instance) << ": step "
                            << step.seconds * 1e3 << " ms, flow " << flow.seconds * 1e3 << " ms");
     }
   return applied;

@@ -81,7 +81,7 @@ std::vector<Phase> cut_phases(const std::vector<ChannelPlan>& channels, int roun
     if (phases.empty() || signature != previous) {
       Phase ph;
       ph.first = r;
-      for (const auto& [k, n] : signature) ph.edges.push_back({std::get<1>(k), std::get<2>(k), 0.0, std::get<0>(k), 0});
+      for (const auto& [k, n] : signature) ph.edges.push_back({std::get<1>(k), std::get<2>(k), 0.0, std::get<0>(k), 0, 0, n});
       phases.push_back(std::move(ph));
       previous.swap(signature);
     }

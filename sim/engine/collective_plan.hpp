@@ -5,8 +5,11 @@
 //
 // Phases: a maximal run of consecutive rounds whose transfers use the same (channel, src, dst)
 // edges with the same chunk counts. Both backends receive the same rounds: `step` sends every
-// transfer as a message; `flow` sends each phase as one comm per edge carrying the phase's bytes,
-// phases one after another, plus the latency term. A ring all-reduce / all-gather /
+// transfer as a message; `flow` sends each phase as one comm per edge carrying the phase's bytes.
+// Phases run one after another with step's rule at phase granularity: an endpoint starts phase
+// k+1 once its own phase-k comms are done and, for each comm it received, the edge's step latency
+// once per round of the phase has passed (so the latency term follows the bandwidth-critical hop,
+// as in step, and a one-round phase is exactly a step round). A ring all-reduce / all-gather /
 // reduce-scatter is one phase, so at `flow` fidelity its edges come in closed form (a 4096-rank
 // ring never materialises 33M transfers); tested equal to the materialised schedule.
 #pragma once
@@ -48,6 +51,9 @@ struct FlowEdge {
   double payload = 0;            // bytes
   int channel = 0;
   double rate_cap = 0;           // wire B/s cap on this edge's messages / flow; 0 = none
+  double latency = 0;            // s per round: route + protocol step latency (set by price)
+  int width = 1;                 // equal parallel comms it runs as: a step round's messages on the
+                                 // edge, so max-min shares links as it does among those messages
 };
 
 // Rounds [first, first + rounds) of every channel, moving the same edges each round.

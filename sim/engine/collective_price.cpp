@@ -1,7 +1,11 @@
-// Pricing a planned collective with one protocol: the per-edge rate caps both backends apply, the
-// latency term (longest chain of step latencies) and the static estimate the selector compares:
-//   estimate = fixed + path latency + sum over phases of max(max_link load/bw, max_edge bytes/cap)
-// which is exactly what the flow backend runs when every flow is held by one link or its cap.
+// Pricing a planned collective with one protocol: the per-edge rate caps and step latencies both
+// backends apply, the latency-only path (for empty collectives) and the static estimate the
+// selector compares. The estimate follows the flow backend's rule (collective_plan.hpp) with each
+// edge's phase time d = max(max over its route of link load / bandwidth, bytes / cap), per
+// (channel, endpoint):
+//   start = max(ready[src], ready[dst]); ready[src] = start + d; ready[dst] = start + d + rounds * latency
+//   estimate = fixed + max ready
+// which is the flow backend's time when every flow is held by one link or its cap.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -101,43 +105,36 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   if (proto.max_bandwidth > 0) rank_cap = std::min(rank_cap, proto.max_bandwidth);
   if (proto.min_time > 0 && most_sent > 0) rank_cap = std::min(rank_cap, most_sent / proto.min_time);
   std::vector<int> scratch;
-  auto cap_of = [&](const FlowEdge& e) {
-    const bool helper = e.src >= f.gpus();
-    const double payload_cap = helper ? rank_cap : rank_cap / out_degree[e.src];
+  for (FlowEdge& e : plan.edges) {
+    const double payload_cap = e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
     const double wire_cap = payload_cap * plan.wire_scale;
     // A cap at or above the route's slowest link never binds under max-min: drop it, so the flow
     // backend may run the edge without a rate-limited message.
-    return std::isfinite(wire_cap) && wire_cap < route_bottleneck(f, e.src, e.dst, scratch) ? wire_cap : 0.0;
-  };
-  for (FlowEdge& e : plan.edges) e.rate_cap = cap_of(e);
-  auto cap_lookup = [&](const FlowEdge& e) {
+    e.rate_cap = std::isfinite(wire_cap) && wire_cap < route_bottleneck(f, e.src, e.dst, scratch) ? wire_cap : 0.0;
+  }
+  auto cap_of = [&](const FlowEdge& e) {
     auto it = std::lower_bound(plan.edges.begin(), plan.edges.end(), std::make_tuple(e.channel, e.src, e.dst),
                                [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
                                  return std::make_tuple(x.channel, x.src, x.dst) < k;
                                });
     return it->rate_cap;
   };
+  auto step_latency = [&](int src, int dst) {
+    return f.latency(src, dst) + (f.inter_node(src, dst) ? proto.inter_extra : proto.intra_extra);
+  };
 
-  // Phases: caps per channel edge, flows merged over channels (identical flows on one route get
-  // equal max-min shares, so merging changes no time, only the flow count), static time.
-  double bandwidth_term = 0;
-  std::vector<double> load(f.links().size(), 0.0);
-  std::vector<int> touched;
+  // Phases: caps and latencies per channel edge; flows merged over channels (identical flows on one
+  // route get equal max-min shares, so merging changes no time, only the flow count).
+  const int channels = static_cast<int>(plan.channels.size());
+  std::vector<double> load(f.links().size(), 0.0), ready(size_t(channels) * endpoints, 0.0), next;
+  std::vector<int> touched, route_start, routes, users(f.links().size(), 0);
   std::map<std::pair<int, int>, size_t> index;
   for (Phase& ph : plan.phases) {
     ph.flows.clear();
     index.clear();
-    double slowest = 0;
     for (FlowEdge& e : ph.edges) {
-      e.rate_cap = cap_lookup(e);
-      const double wire = e.payload * plan.wire_scale;
-      if (e.rate_cap > 0) slowest = std::max(slowest, wire / e.rate_cap);
-      scratch.clear();
-      f.route(e.src, e.dst, scratch);
-      for (int l : scratch) {
-        if (load[l] == 0) touched.push_back(l);
-        load[l] += wire;
-      }
+      e.rate_cap = cap_of(e);
+      e.latency = step_latency(e.src, e.dst);
       auto [it, fresh] = index.try_emplace({e.src, e.dst}, ph.flows.size());
       if (fresh) {
         ph.flows.push_back(e);
@@ -146,19 +143,52 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
         FlowEdge& m = ph.flows[it->second];
         m.payload += e.payload;
         m.rate_cap = m.rate_cap > 0 && e.rate_cap > 0 ? m.rate_cap + e.rate_cap : 0;
+        m.width += e.width;
       }
     }
-    for (int l : touched) {
-      slowest = std::max(slowest, load[l] / f.links()[l].bandwidth);
-      load[l] = 0;
+    // Static phase time of each flow: its most loaded link, or its cap.
+    route_start.clear();
+    routes.clear();
+    for (const FlowEdge& e : ph.flows) {
+      route_start.push_back(static_cast<int>(routes.size()));
+      f.route(e.src, e.dst, routes);
+      for (size_t i = route_start.back(); i < routes.size(); ++i) {
+        if (load[routes[i]] == 0) touched.push_back(routes[i]);
+        load[routes[i]] += e.payload * plan.wire_scale;
+      }
     }
+    route_start.push_back(static_cast<int>(routes.size()));
+    std::vector<double> d(ph.flows.size(), 0.0);
+    for (size_t k = 0; k < ph.flows.size(); ++k) {
+      const FlowEdge& e = ph.flows[k];
+      if (e.rate_cap > 0) d[k] = e.payload * plan.wire_scale / e.rate_cap;
+      for (int i = route_start[k]; i < route_start[k + 1]; ++i)
+        d[k] = std::max(d[k], load[routes[i]] / f.links()[routes[i]].bandwidth);
+    }
+    // A flow whose every link carries no other flow may run as one comm: its parallel messages
+    // would split those links among themselves only (4096-GPU rings: 7 channels per NVLink pair).
+    for (size_t k = 0; k < ph.flows.size(); ++k)
+      for (int i = route_start[k]; i < route_start[k + 1]; ++i) ++users[routes[i]];
+    for (size_t k = 0; k < ph.flows.size(); ++k) {
+      bool alone = true;
+      for (int i = route_start[k]; i < route_start[k + 1]; ++i) alone = alone && users[routes[i]] == 1;
+      if (alone) ph.flows[k].width = 1;
+    }
+    for (int l : touched) load[l] = 0, users[l] = 0;
     touched.clear();
-    bandwidth_term += slowest;
+    next = ready;
+    for (const FlowEdge& e : ph.edges) {
+      const double dk = d[index[{e.src, e.dst}]];
+      const size_t src = size_t(e.channel) * endpoints + e.src, dst = size_t(e.channel) * endpoints + e.dst;
+      const double start = std::max(ready[src], ready[dst]);
+      next[src] = std::max(next[src], start + dk);
+      next[dst] = std::max(next[dst], start + dk + ph.rounds * e.latency);
+    }
+    ready.swap(next);
   }
+  const double critical = ready.empty() ? 0 : *std::max_element(ready.begin(), ready.end());
 
-  auto step_latency = [&](int src, int dst) {
-    return f.latency(src, dst) + (f.inter_node(src, dst) ? proto.inter_extra : proto.intra_extra);
-  };
+  // Latency-only chain through the rounds, for a collective with nothing to move.
   double path = 0;
   for (const ChannelPlan& ch : plan.channels) {
     if (plan.closed_form) {
@@ -174,7 +204,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     }
   }
   plan.path_latency = path;
-  plan.estimate = proto.fixed_latency + path + bandwidth_term;
+  plan.estimate = proto.fixed_latency + (plan.bytes > 0 && !plan.edges.empty() ? critical : path);
 }
 
 }  // namespace tpsim::engine

@@ -1,8 +1,16 @@
-// `flow` backend: the plan's phases one after another, each as one comm per (src, dst) edge with
-// the edge's bytes of the phase, then the latency term (collective_run.hpp). One driver actor runs
-// the phases with host-to-host comms (no actor or mailbox per endpoint, so a 4096-GPU ring is a
-// few thousand comms); an edge with a binding rate cap goes through a mailbox between two short
-// actors on its ends instead, because SimGrid caps only mailbox comms.
+// `flow` backend: the plan's phases, each as one comm per (src, dst) edge with the edge's bytes of
+// the phase (collective_run.hpp, rule in collective_plan.hpp). A receiver is done with a phase
+// `rounds * latency` after its comm finished; an endpoint starts its next phase once done with
+// all its comms of this one.
+//   one phase (rings): one driver actor starts every comm host to host (no actor or mailbox per
+//     endpoint, so a 4096-GPU ring is a few thousand comms) and ends at the latest receiver.
+//   several phases: one actor per (channel, endpoint), a mailbox per channel edge (FIFO across
+//     phases), so an edge's comm starts when both of its ends are ready, as a step message does,
+//     and channels progress independently, as step's per-channel actors do.
+// SimGrid caps only mailbox comms, so the driver sends an edge with a binding rate cap through a
+// mailbox between two short actors on its ends.
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "engine/backends.hpp"
@@ -13,76 +21,162 @@ namespace sg = simgrid::s4u;
 
 namespace {
 
-// Capped edges of one phase still in flight; the driver waits until none is.
+// Rate-capped edges of the driver still in flight, and when their receivers are done.
 struct CappedFlows {
   int left = 0;
+  double done = 0;
   sg::MutexPtr mutex = sg::Mutex::create();
   sg::ConditionVariablePtr drained = sg::ConditionVariable::create();
 };
 
-// Starts edge `e` of phase `k` as a rate-capped mailbox message between its two ends.
-void start_capped(RunContext& ctx, const FlowEdge& e, uint64_t bytes, const std::string& name,
-                  const std::shared_ptr<CappedFlows>& capped) {
-  SimPlatform& platform = *ctx.platform;
-  sg::Actor::create(name + "<", platform.host(e.dst), [&ctx, e, bytes, name, capped] {
-    guarded(ctx, [&] {
-      sg::CommPtr c = sg::Mailbox::by_name(name)->get_async<int>(&sink);
-      c->wait();
-      if (ctx.on_comm) ctx.on_comm({e.src, e.dst, double(bytes), c->get_start_time(), c->get_finish_time()});
-    });
-    sg::MutexPtr m = capped->mutex;
-    std::unique_lock lock(*m);
-    if (--capped->left == 0) capped->drained->notify_all();
-  });
-  sg::Actor::create(name + ">", platform.host(e.src), [&ctx, e, bytes, name] {
-    guarded(ctx, [&] { start_put(sg::Mailbox::by_name(name), bytes, e.rate_cap)->wait(); });
-  });
+void record(RunContext& ctx, const FlowEdge& e, uint64_t bytes, const sg::CommPtr& c) {
+  if (ctx.on_comm) ctx.on_comm({e.src, e.dst, double(bytes), c->get_start_time(), c->get_finish_time()});
 }
 
-void drive(RunContext& ctx, const CollectivePlan& plan, const std::string& prefix) {
+// The rate-capped comms of one endpoint in a one-phase plan: it puts its capped out-flows and gets
+// its capped in-flows (one actor per endpoint, not per flow: actor stacks dominate at 4096 GPUs).
+struct CappedEnds {
+  std::vector<const FlowEdge*> out, in;
+};
+
+void run_capped(RunContext& ctx, const CollectivePlan& plan, const CappedEnds& ends, int rounds,
+                const std::string& prefix, CappedFlows& capped) {
+  auto box = [&](const FlowEdge& e) {
+    return sg::Mailbox::by_name(prefix + std::to_string(e.src) + ">" + std::to_string(e.dst));
+  };
+  std::vector<sg::CommPtr> sends, recvs;
+  for (const FlowEdge* e : ends.out) sends.push_back(start_put(box(*e), wire_size(e->payload, plan.wire_scale), e->rate_cap));
+  for (const FlowEdge* e : ends.in) recvs.push_back(box(*e)->get_async<int>(&sink));
+  for (auto& c : sends) c->wait();
+  double done = 0;
+  for (size_t j = 0; j < recvs.size(); ++j) {
+    recvs[j]->wait();
+    record(ctx, *ends.in[j], wire_size(ends.in[j]->payload, plan.wire_scale), recvs[j]);
+    done = std::max(done, recvs[j]->get_finish_time() + rounds * ends.in[j]->latency);
+  }
+  sg::MutexPtr m = capped.mutex;
+  std::unique_lock lock(*m);
+  capped.done = std::max(capped.done, done);
+  if (--capped.left == 0) capped.drained->notify_all();
+}
+
+// One phase, all endpoints ready at once.
+void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::string& prefix) {
   SimPlatform& platform = *ctx.platform;
   sg::this_actor::sleep_for(plan.protocol.fixed_latency);
+  const Phase& ph = plan.phases[0];
+  std::vector<FlowEdge> pieces;   // a flow of width w runs as w equal comms
+  for (const FlowEdge& e : ph.flows) {
+    FlowEdge piece = e;
+    piece.payload = e.payload / e.width;
+    piece.rate_cap = e.rate_cap / e.width;
+    piece.width = 1;
+    pieces.insert(pieces.end(), e.width, piece);
+  }
   std::vector<sg::CommPtr> comms;
   std::vector<const FlowEdge*> sent;
-  for (size_t k = 0; k < plan.phases.size(); ++k) {
+  std::map<int, CappedEnds> capped_ends;
+  for (const FlowEdge& e : pieces) {
+    if (e.rate_cap > 0) {
+      capped_ends[e.src].out.push_back(&e);
+      capped_ends[e.dst].in.push_back(&e);
+    } else {
+      comms.push_back(sg::Comm::sendto_async(platform.host(e.src), platform.host(e.dst), wire_size(e.payload, plan.wire_scale)));
+      sent.push_back(&e);
+    }
+  }
+  // The actors below finish before this one returns, so they may borrow `pieces` and `capped`.
+  CappedFlows capped;
+  capped.left = static_cast<int>(capped_ends.size());
+  for (auto& [endpoint, ends] : capped_ends)
+    spawn_small(prefix + std::to_string(endpoint), platform.host(endpoint),
+                      [&ctx, &plan, &capped, &ends = ends, prefix, rounds = ph.rounds] {
+                        guarded(ctx, [&] { run_capped(ctx, plan, ends, rounds, prefix, capped); });
+                      });
+  double done = sg::Engine::get_clock();
+  for (size_t j = 0; j < comms.size(); ++j) {
+    comms[j]->wait();
+    record(ctx, *sent[j], wire_size(sent[j]->payload, plan.wire_scale), comms[j]);
+    done = std::max(done, comms[j]->get_finish_time() + ph.rounds * sent[j]->latency);
+  }
+  sg::MutexPtr m = capped.mutex;
+  std::unique_lock lock(*m);
+  while (capped.left > 0) capped.drained->wait(lock);
+  done = std::max(done, capped.done);
+  lock.unlock();
+  if (done > sg::Engine::get_clock()) sg::this_actor::sleep_until(done);
+}
+
+// One endpoint's phases: (phase, flow index) pairs it sends and receives, in phase order.
+struct EndpointWork {
+  std::vector<std::pair<int, int>> out, in;
+};
+
+void run_endpoint(RunContext& ctx, const CollectivePlan& plan, const EndpointWork& work, const std::string& prefix) {
+  sg::this_actor::sleep_for(plan.protocol.fixed_latency);
+  auto box = [&](const FlowEdge& e) {
+    return sg::Mailbox::by_name(prefix + std::to_string(e.channel) + ":" + std::to_string(e.src) + ">" +
+                                std::to_string(e.dst));
+  };
+  std::vector<sg::CommPtr> sends, recvs;
+  std::vector<const FlowEdge*> received;
+  size_t o = 0, i = 0;
+  while (o < work.out.size() || i < work.in.size()) {
+    const int k = std::min(o < work.out.size() ? work.out[o].first : 1 << 30, i < work.in.size() ? work.in[i].first : 1 << 30);
     const Phase& ph = plan.phases[k];
-    comms.clear();
-    sent.clear();
-    auto capped = std::make_shared<CappedFlows>();
-    for (size_t i = 0; i < ph.flows.size(); ++i) {
-      const FlowEdge& e = ph.flows[i];
-      const uint64_t bytes = wire_size(e.payload, plan.wire_scale);
-      if (e.rate_cap > 0) {
-        ++capped->left;
-        start_capped(ctx, e, bytes, prefix + std::to_string(k) + ":" + std::to_string(i), capped);
-      } else {
-        comms.push_back(sg::Comm::sendto_async(platform.host(e.src), platform.host(e.dst), bytes));
-        sent.push_back(&e);
+    sends.clear();
+    recvs.clear();
+    received.clear();
+    for (; o < work.out.size() && work.out[o].first == k; ++o) {
+      const FlowEdge& e = ph.edges[work.out[o].second];
+      for (int w = 0; w < e.width; ++w)   // a round's messages on the edge, each 1/width of it
+        sends.push_back(start_put(box(e), wire_size(e.payload / e.width, plan.wire_scale), e.rate_cap / e.width));
+    }
+    for (; i < work.in.size() && work.in[i].first == k; ++i) {
+      const FlowEdge& e = ph.edges[work.in[i].second];
+      for (int w = 0; w < e.width; ++w) {
+        recvs.push_back(box(e)->get_async<int>(&sink));
+        received.push_back(&e);
       }
     }
-    for (size_t j = 0; j < comms.size(); ++j) {
-      comms[j]->wait();
-      if (ctx.on_comm)
-        ctx.on_comm({sent[j]->src, sent[j]->dst, double(wire_size(sent[j]->payload, plan.wire_scale)),
-                     comms[j]->get_start_time(), comms[j]->get_finish_time()});
+    for (auto& c : sends) c->wait();
+    double ready = sg::Engine::get_clock();
+    for (size_t j = 0; j < recvs.size(); ++j) {
+      recvs[j]->wait();
+      record(ctx, *received[j], wire_size(received[j]->payload / received[j]->width, plan.wire_scale), recvs[j]);
+      ready = std::max(ready, recvs[j]->get_finish_time() + ph.rounds * received[j]->latency);
     }
-    sg::MutexPtr m = capped->mutex;
-    std::unique_lock lock(*m);
-    while (capped->left > 0) capped->drained->wait(lock);
+    if (ready > sg::Engine::get_clock()) sg::this_actor::sleep_until(ready);
   }
-  sg::this_actor::sleep_for(plan.path_latency);
 }
 
 }  // namespace
 
 void start_flow(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, const std::string& prefix,
                 std::shared_ptr<Completion> completion) {
-  completion->remaining = 1;
-  sg::Actor::create(prefix + "flow", ctx.platform->host(plan->channels[0].endpoint[0]),
-                    [&ctx, plan, completion, prefix] {
-                      guarded(ctx, [&] { drive(ctx, *plan, prefix); });
-                      completion->leave();
-                    });
+  if (plan->phases.size() == 1) {
+    completion->remaining = 1;
+    sg::Actor::create(prefix + "flow", ctx.platform->host(plan->channels[0].endpoint[0]),
+                      [&ctx, plan, completion, prefix] {
+                        guarded(ctx, [&] { drive_one_phase(ctx, *plan, prefix); });
+                        completion->leave();
+                      });
+    return;
+  }
+  std::map<std::pair<int, int>, EndpointWork> work;   // (channel, endpoint)
+  for (int k = 0; k < static_cast<int>(plan->phases.size()); ++k)
+    for (int j = 0; j < static_cast<int>(plan->phases[k].edges.size()); ++j) {
+      const FlowEdge& e = plan->phases[k].edges[j];
+      work[{e.channel, e.src}].out.emplace_back(k, j);
+      work[{e.channel, e.dst}].in.emplace_back(k, j);
+    }
+  completion->remaining = static_cast<int>(work.size());
+  for (auto& [key, w] : work)
+    spawn_small(prefix + std::to_string(key.first) + ":" + std::to_string(key.second), ctx.platform->host(key.second),
+                      [&ctx, plan, completion, prefix, w = std::move(w)] {
+                        guarded(ctx, [&] { run_endpoint(ctx, *plan, w, prefix); });
+                        completion->leave();
+                      });
 }
 
 }  // namespace tpsim::engine::backend
