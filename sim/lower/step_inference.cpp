@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "lower/program_builder.hpp"
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "lower/step_pieces.hpp"
 
 namespace tpsim::lowering {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tpsim/program.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "tpsim/spec.hpp"
 
 namespace tpsim::lowering {
@@ -40,8 +41,6 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens);
 // outside the range are dropped (the stamping orders pieces).
 Piece coarsen(const Program& program, int begin, int end, const GpuSpec& gpu, const std::string& label);
 
-// Seconds a TP collective takes on an otherwise idle topology (the engine's time_collective).
-using CollectiveTimer = std::function<double(const CollectiveInfo&)>;
 
 // A piece run alone from time 0: compute and tp_comm streams in program order, each op after its
 // deps, collectives taking `timer` seconds. Returns the piece's makespan and, in `comm`, the time

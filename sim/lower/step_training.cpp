@@ -12,7 +12,7 @@
 
 #include "lower/pipeline_schedule.hpp"
 #include "lower/program_builder.hpp"
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "lower/step_pieces.hpp"
 
 namespace tpsim::lowering {

@@ -8,7 +8,7 @@
 #include <map>
 #include <tuple>
 
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "run/run_step.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/memory.hpp"

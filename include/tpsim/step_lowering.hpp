@@ -1,12 +1,18 @@
-// Whole training steps and inference requests lowered to per-rank Programs (LowerScope::step).
+// Whole training steps and inference requests lowered to per-rank Programs (LowerScope::step),
+// with the shortcuts the run stage may ask for (a partial step, folded TP, one DP replica).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
-#include "lower/step_pieces.hpp"
 #include "tpsim/lower.hpp"
+#include "tpsim/program.hpp"
 
 namespace tpsim::lowering {
+
+// Seconds a collective takes on an otherwise idle topology (the engine's time_collective): what a
+// folded TP collective or a symmetric DP collective is charged.
+using CollectiveTimer = std::function<double(const CollectiveInfo&)>;
 
 struct StepOptions {
   int64_t micro_batches = 0;   // training: simulate only this many micro-batches of the step (0 = all)
