@@ -80,6 +80,7 @@ struct Simulation {
   std::map<PlanKey, std::shared_ptr<const CollectivePlan>> plans;
   engine::UnitTimes units;                        // fused ops and symmetric collectives, timed alone
   std::vector<double> folded;                     // rank -> collective seconds inside fused ops
+  std::vector<double> tp_tail;                    // rank -> when its folded collectives are done
   std::vector<Span> spans;
   std::vector<double> link_bytes;
   std::vector<std::vector<std::pair<double, double>>> link_busy;
@@ -253,8 +254,10 @@ struct Simulation {
         case OpKind::kernel:
           span.kind = op.kind == OpKind::gemm ? "gemm" : "kernel";
           if (op.parts) {
-            const engine::UnitTime& unit = units.fused(op);
+            const double now = platform->now();
+            const engine::UnitTime& unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
             folded[rank] += unit.collectives;
+            if (unit.tp_free > 0) tp_tail[rank] = now + unit.tp_free;
             sg::this_actor::sleep_for(unit.seconds);
           } else {
             sg::this_actor::sleep_for(op_cost(topology.gpu, op).seconds);
@@ -321,6 +324,7 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   for (const Program& p : programs.ranks)
     for (const Op& op : p.ops) sim.prepare(op);
   sim.folded.assign(n, 0.0);
+  sim.tp_tail.assign(n, 0.0);
   sim.platform_running = true;
   sim.platform = std::make_unique<engine::SimPlatform>(sim.fabric);
   sim.ctx.platform = sim.platform.get();

@@ -7,36 +7,45 @@
 
 namespace tpsim::engine {
 
-const UnitTime& UnitTimes::fused(const Op& op) {
-  auto it = fused_.find(op.parts.get());
+const UnitTime& UnitTimes::fused(const Op& op, double tail) {
+  const auto key = std::make_pair(static_cast<const void*>(op.parts.get()), tail);
+  auto it = fused_.find(key);
   if (it != fused_.end()) return it->second;
   UnitTime t;
-  if (op.parts) {
-    // Each part on its stream, in list order, after its deps (indices into the list).
-    const std::vector<Op>& parts = *op.parts;
-    std::vector<double> end(parts.size(), 0.0);
-    std::map<Stream, double> free_at;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      const Op& part = parts[i];
-      double start = free_at[part.stream];
-      for (int d : part.deps) start = std::max(start, end.at(size_t(d)));
-      double seconds = 0;
-      if (part.kind == OpKind::collective) {
-        seconds = alone(part.collective);
-        t.collectives += seconds;
-      } else if (part.parts) {
-        const UnitTime& inner = fused(part);
-        seconds = inner.seconds;
-        t.collectives += inner.collectives;
-      } else {
-        seconds = op_cost(topology_.gpu, part).seconds;
-      }
+  t.tp_free = tail;
+  if (op.parts) run(*op.parts, tail, t);
+  return fused_.emplace(key, t).first->second;
+}
+
+// Each part on its stream in list order, after its deps (indices into the list). The compute
+// stream may go on once every compute part and every part something waits for has ended.
+void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
+  std::vector<double> end(parts.size(), 0.0);
+  std::vector<char> awaited(parts.size(), 0);
+  for (const Op& part : parts)
+    for (int d : part.deps) awaited.at(size_t(d)) = 1;
+  double compute_free = 0, tp_free = tail;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Op& part = parts[i];
+    const bool on_tp = part.stream != Stream::compute;
+    double start = on_tp ? tp_free : compute_free;
+    for (int d : part.deps) start = std::max(start, end[size_t(d)]);
+    if (part.kind == OpKind::collective) {
+      const double seconds = alone(part.collective);
+      t.collectives += seconds;
       end[i] = start + seconds;
-      free_at[part.stream] = end[i];
-      t.seconds = std::max(t.seconds, end[i]);
+    } else if (part.parts) {   // a merged run of pieces: each continues the TP tail of the last
+      const UnitTime& inner = fused(part, std::max(0.0, tp_free - start));
+      t.collectives += inner.collectives;
+      end[i] = start + inner.seconds;
+      if (inner.tp_free > 0) tp_free = std::max(tp_free, start + inner.tp_free);
+    } else {
+      end[i] = start + op_cost(topology_.gpu, part).seconds;
     }
+    (on_tp ? tp_free : compute_free) = std::max(on_tp ? tp_free : compute_free, end[i]);
+    if (!on_tp || awaited[i]) t.seconds = std::max(t.seconds, end[i]);
   }
-  return fused_.emplace(op.parts.get(), t).first->second;
+  t.tp_free = std::max(t.tp_free, tp_free);
 }
 
 double UnitTimes::alone(const CollectiveInfo& c) {
