@@ -3,6 +3,7 @@
 // when the last rank of its group reaches it and moves its schedule's bytes on the shared platform,
 // so concurrent collectives contend; send/recv meet in a (src, dst, tag) mailbox.
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -352,10 +353,16 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
                                  "' never ran (a collective not reached by its whole group, or an unmatched send/recv)");
 
   Timeline t;
-  t.spans = std::move(sim.spans);
-  std::stable_sort(t.spans.begin(), t.spans.end(), [](const Span& a, const Span& b) {
-    return std::tie(a.rank, a.start) < std::tie(b.rank, b.start);
+  // Sort an index, then move each span once: a Span holds several strings, and a stable sort of
+  // millions of them moved each one many times.
+  std::vector<uint32_t> order(sim.spans.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return std::tie(sim.spans[a].rank, sim.spans[a].start) < std::tie(sim.spans[b].rank, sim.spans[b].start);
   });
+  t.spans.reserve(order.size());
+  for (uint32_t i : order) t.spans.push_back(std::move(sim.spans[i]));
+  sim.spans.clear();
   t.ranks.assign(n, RankTotals{});
   for (const Span& s : t.spans) {
     t.makespan = std::max(t.makespan, s.end);

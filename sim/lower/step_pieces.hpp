@@ -17,7 +17,7 @@
 namespace tpsim::lowering {
 
 // A piece of a rank's program: ops whose deps are indices into `ops` (internal only). A compute
-// op is a fused kernel (KernelInfo fn "fused", attr "kernels", Op::parts); collectives carry the
+// op is a fused kernel (KernelInfo fn "fused", its kernels in Op::parts); collectives carry the
 // TP group of the rank the piece was built for (re-targeted when stamped).
 struct Piece {
   std::vector<Op> ops;

@@ -59,14 +59,27 @@ std::string simulated_text(const RunResult& r) {
                        "context of {} tokens)",
                        w.batch, w.prompt, std::max<int64_t>(0, w.generate - 1), w.generate == 2 ? "" : "s",
                        w.generate > 1 ? "each" : "none", m.decode_context);
-  const std::string replicas = m.dp_replicas == "one" ? "; one DP replica simulated, the others by symmetry" : "";
   if (m.partial)
     return fmt::format("PARTIAL training step: the first {} of {} micro-batches ({:.1f}%) per DP replica; every figure "
-                       "below is of this part, not of the step{}",
-                       m.micro_batches, m.micro_batches_per_step, 100.0 * double(m.micro_batches) / double(m.micro_batches_per_step),
-                       replicas);
-  return fmt::format("training step: {} micro-batch{} of {} x {} tokens per DP replica, global batch {}{}", m.micro_batches,
-                     m.micro_batches == 1 ? "" : "es", w.micro_batch, w.seq, w.global_batch, replicas);
+                       "below is of this part, not of the step",
+                       m.micro_batches, m.micro_batches_per_step, 100.0 * double(m.micro_batches) / double(m.micro_batches_per_step));
+  return fmt::format("training step: {} micro-batch{} of {} x {} tokens per DP replica, global batch {}", m.micro_batches,
+                     m.micro_batches == 1 ? "" : "es", w.micro_batch, w.seq, w.global_batch);
+}
+
+// How the timing ran: the engine fidelity and which shortcuts (each tested against the full
+// simulation) were taken.
+std::string timing_text(const RunResult& r) {
+  std::string out = "SimGrid, flow fidelity";
+  if (!r.step) return out;
+  const StepMetrics& m = *r.step;
+  out += m.tp_collectives == "folded" ? "; TP collectives folded: each layer piece timed alone once (collectives at their "
+                                        "uncontended time) and reused"
+                                      : "; TP collectives simulated as ops";
+  if (m.training)
+    out += m.dp_replicas == "one" ? "; one DP replica simulated, its DP collectives timed alone on the full topology"
+                                  : "; every DP replica simulated";
+  return out;
 }
 
 // Inference: the prefill and one decode step, each on its own; the request is prefill + decodes.
@@ -89,7 +102,7 @@ std::string step_text(const RunResult& r) {
   if (m.training) {
     out += fmt::format("{:<34}{:>12}{}\n", "micro-batches simulated",
                        fmt::format("{} of {}", m.micro_batches, m.micro_batches_per_step),
-                       m.dp_replicas == "one" ? "  (one DP replica; the others by symmetry)" : "");
+                       m.dp_replicas == "one" ? "  (per DP replica; one replica simulated)" : "");
     out += fmt::format("{:<34}{:>12}{}\n", "tokens/s", fmt::format("{:.0f}", m.tokens_per_s),
                        m.partial ? "  (over the simulated part)" : "");
   } else {
@@ -141,7 +154,8 @@ std::string summary_text(const RunResult& r) {
                      s.model.layers, s.model.heads);
   out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
                      s.plan.dp, s.plan.sp ? ", sequence parallel" : "");
-  out += "simulated  " + simulated_text(r) + "\n\n";
+  out += "simulated  " + simulated_text(r) + "\n";
+  out += "timing     " + timing_text(r) + "\n\n";
   if (r.step && !r.step->training) {
     out += inference_time_text(*r.step);
   } else {
