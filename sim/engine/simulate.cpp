@@ -29,6 +29,7 @@ bool is_comm(const Op& op) { return op.kind == OpKind::collective || op.kind == 
 struct RankState {
   std::vector<char> done;
   std::vector<double> finish;
+  int waiters = 0;   // streams of the rank blocked in wait_op
   sg::MutexPtr mutex = sg::Mutex::create();
   sg::ConditionVariablePtr changed = sg::ConditionVariable::create();
 };
@@ -109,20 +110,26 @@ struct Simulation {
     }
   }
 
+  // SimGrid runs actors one at a time (no parallel contexts), so reading `done` needs no lock; a
+  // lock and a notify are simcalls (a switch to the maestro each), taken only when a stream waits.
   void mark_done(int rank, int op) {
     RankState& rs = ranks[rank];
-    sg::MutexPtr m = rs.mutex;
-    std::unique_lock lock(*m);
     rs.done[op] = 1;
     rs.finish[op] = platform->now();
+    if (rs.waiters == 0) return;
+    sg::MutexPtr m = rs.mutex;
+    std::unique_lock lock(*m);
     rs.changed->notify_all();
   }
 
   void wait_op(int rank, int op) {
     RankState& rs = ranks[rank];
+    if (rs.done[op]) return;
     sg::MutexPtr m = rs.mutex;
     std::unique_lock lock(*m);
+    ++rs.waiters;
     while (!rs.done[op]) rs.changed->wait(lock);
+    --rs.waiters;
   }
 
   // The instance an op runs: its own when resolved, else the selector's (as resolve_collectives).
@@ -215,11 +222,11 @@ struct Simulation {
   }
 
   // One stream of one rank: its ops in program order.
-  void run_stream(int rank, Stream stream) {
+  void run_stream(int rank, Stream stream, const std::vector<int>& ops) {
     const Program& prog = programs.ranks[rank];
     double stream_free = platform->now();
-    for (const Op& op : prog.ops) {
-      if (op.stream != stream) continue;
+    for (int id : ops) {
+      const Op& op = prog.ops[size_t(id)];
       // Wait for deps; on the compute stream, time spent waiting on communication is a stall.
       int last_dep = -1;
       for (int d : op.deps) {
@@ -325,6 +332,9 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   for (const Program& p : programs.ranks)
     for (const Op& op : p.ops) sim.prepare(op);
   sim.folded.assign(n, 0.0);
+  size_t ops = 0;
+  for (const Program& p : programs.ranks) ops += p.ops.size();
+  sim.spans.reserve(ops + ops / 4);   // one span per op, plus stalls
   sim.tp_tail.assign(n, 0.0);
   sim.platform_running = true;
   sim.platform = std::make_unique<engine::SimPlatform>(sim.fabric);
@@ -337,12 +347,12 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   for (int r = 0; r < n; ++r) {
     sim.ranks[r].done.assign(programs.ranks[r].ops.size(), 0);
     sim.ranks[r].finish.assign(programs.ranks[r].ops.size(), 0.0);
-    for (Stream s : {Stream::compute, Stream::tp_comm, Stream::dp_comm, Stream::pp_comm}) {
-      const auto& ops = programs.ranks[r].ops;
-      if (std::none_of(ops.begin(), ops.end(), [s](const Op& o) { return o.stream == s; })) continue;
+    // Each stream's ops, listed once: an actor then walks only its own.
+    std::map<Stream, std::vector<int>> by_stream;
+    for (const Op& op : programs.ranks[r].ops) by_stream[op.stream].push_back(op.id);
+    for (auto& [s, ops] : by_stream)
       sg::Actor::create("rank" + std::to_string(r) + "." + std::to_string(int(s)), sim.platform->host(r),
-                        [&sim, r, s] { engine::guarded(sim.ctx, [&] { sim.run_stream(r, s); }); });
-    }
+                        [&sim, r, s, ops = std::move(ops)] { engine::guarded(sim.ctx, [&] { sim.run_stream(r, s, ops); }); });
   }
   sim.platform->run();
   if (sim.ctx.error) std::rethrow_exception(sim.ctx.error);

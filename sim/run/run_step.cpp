@@ -87,8 +87,11 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     spdlog::info("lowering a training step: {} of {} micro-batches per replica, TP collectives {}", m.micro_batches,
                  m.micro_batches_per_step, m.tp_collectives);
     ProgramSet programs = lowering::lower_training_step(s, step);
+    spdlog::info("lowered; resolving collectives");
     resolve_collectives(s.topology, programs);
+    spdlog::info("resolved; simulating");
     result.timeline = simulate(s.topology, programs, engine);
+    spdlog::info("simulated");
     m.tp_comm_folded_s = folded_seconds(result.timeline);
     m.step_time_s = result.timeline.makespan;
     const int64_t sequences = m.micro_batches * s.workload.micro_batch * s.plan.dp;
