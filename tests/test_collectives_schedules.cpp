@@ -3,6 +3,8 @@
 // ahead of each other without a barrier); and a planted bug the numerics must catch.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -103,8 +105,8 @@ TEST_CASE("ring: 2(p-1) rounds for all-reduce, p-1 for AG/RS, every rank sends t
       CHECK(ar.chunks == p * ch);
       CHECK(rounds(ar) == 2 * (p - 1));
       CHECK(critical_rounds(ar) == 2 * (p - 1));
-      for (double b : bytes_sent(ar, S)) CHECK(b == doctest::Approx(2.0 * (p - 1) / p * S).epsilon(1e-12));
-      CHECK(chunk_bytes(ar, S) == doctest::Approx(2.0 * (p - 1) / p * S).epsilon(1e-12));
+      for (double b : bytes_sent(ar, S)) CHECK(b == rel(2.0 * (p - 1) / p * S, 1e-12));
+      CHECK(chunk_bytes(ar, S) == rel(2.0 * (p - 1) / p * S, 1e-12));
       // Flow view: p edges i -> i+1, each carrying 2(p-1) chunks per channel.
       const auto edges = schedule_edges(ar);
       REQUIRE(edges.size() == static_cast<size_t>(p == 2 ? 2 : p));
@@ -115,18 +117,18 @@ TEST_CASE("ring: 2(p-1) rounds for all-reduce, p-1 for AG/RS, every rank sends t
       for (CollectiveOp op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
         const Schedule s = make(op, Algorithm::ring, p, ch);
         CHECK(rounds(s) == p - 1);
-        for (double b : bytes_sent(s, S)) CHECK(b == doctest::Approx((p - 1.0) / p * S).epsilon(1e-12));
+        for (double b : bytes_sent(s, S)) CHECK(b == rel((p - 1.0) / p * S, 1e-12));
       }
       // Pipelined chain: K + p - 2 rounds, the last rank of the chain sends nothing.
       const Schedule bc = make(CollectiveOp::broadcast, Algorithm::ring, p, ch, p - 1);
       CHECK(rounds(bc) == default_k(p) + p - 2);
       CHECK(critical_rounds(bc) == default_k(p) + p - 2);
-      CHECK(bytes_sent(bc, S)[p - 1] == doctest::Approx(S));
+      CHECK(bytes_sent(bc, S)[p - 1] == rel(S));
       CHECK(bytes_sent(bc, S)[p - 2] == 0.0);
       CHECK(rounds(make(CollectiveOp::reduce, Algorithm::ring, p, ch)) == default_k(p) + p - 2);
       const Schedule a2a = make(CollectiveOp::all_to_all, Algorithm::ring, p, ch);
       CHECK(rounds(a2a) == p - 1);
-      CHECK(chunk_bytes(a2a, S) == doctest::Approx((p - 1) / 2.0 * S).epsilon(1e-12));
+      CHECK(chunk_bytes(a2a, S) == rel((p - 1) / 2.0 * S, 1e-12));
     }
 }
 
@@ -143,7 +145,7 @@ TEST_CASE("double binary tree: K+2H-1 rounds for all-reduce, K+H-1 for broadcast
     // Each non-root rank sends its half up in each tree: S/2 per tree, all-reduce adds the children.
     const auto up = bytes_sent(make(CollectiveOp::reduce, Algorithm::tree, p), 1.0);
     CHECK(up[0] == 0.0);
-    for (int r = 1; r < p; ++r) CHECK(up[r] == doctest::Approx(1.0));
+    for (int r = 1; r < p; ++r) CHECK(up[r] == rel(1.0));
   }
   // The point of two trees: in all-reduce no rank is a leaf (sends nothing down) in both trees.
   for (int p = 2; p <= 16; ++p) {
@@ -161,7 +163,7 @@ TEST_CASE("halving-doubling: log2 p rounds per phase, (p-1)/p S per phase per ra
   for (int p : {2, 4, 8, 16}) {
     const Schedule ar = make(CollectiveOp::all_reduce, Algorithm::halving_doubling, p);
     CHECK(rounds(ar) == 2 * log2i(p));
-    for (double b : bytes_sent(ar, 1.0)) CHECK(b == doctest::Approx(2.0 * (p - 1) / p));
+    for (double b : bytes_sent(ar, 1.0)) CHECK(b == rel(2.0 * (p - 1) / p));
     CHECK(rounds(make(CollectiveOp::all_gather, Algorithm::halving_doubling, p)) == log2i(p));
     CHECK(rounds(make(CollectiveOp::reduce_scatter, Algorithm::halving_doubling, p)) == log2i(p));
   }
@@ -171,7 +173,7 @@ TEST_CASE("direct, nvls and hierarchical closed forms") {
   for (int p = 2; p <= 16; ++p) {
     const Schedule ar = make(CollectiveOp::all_reduce, Algorithm::direct, p);
     CHECK(rounds(ar) == 2);
-    for (double b : bytes_sent(ar, 1.0)) CHECK(b == doctest::Approx(2.0 * (p - 1) / p));
+    for (double b : bytes_sent(ar, 1.0)) CHECK(b == rel(2.0 * (p - 1) / p));
     const Schedule a2a = make(CollectiveOp::all_to_all, Algorithm::direct, p, 2);
     CHECK(rounds(a2a) == 1);
     CHECK(schedule_edges(a2a).size() == static_cast<size_t>(p * (p - 1)));
@@ -181,8 +183,8 @@ TEST_CASE("direct, nvls and hierarchical closed forms") {
     CHECK(nv.participants == p + 1);
     CHECK(rounds(nv) == default_k(p) + 1);
     const auto sent = bytes_sent(nv, 1.0);
-    for (int r = 0; r < p; ++r) CHECK(sent[r] == doctest::Approx(1.0));   // S up, S down per rank
-    CHECK(sent[p] == doctest::Approx(p));                                   // one copy per switch port
+    for (int r = 0; r < p; ++r) CHECK(sent[r] == rel(1.0));   // S up, S down per rank
+    CHECK(sent[p] == rel(p));                                   // one copy per switch port
   }
   for (int nodes = 1; nodes <= 4; ++nodes)
     for (int per = 1; per <= 4; ++per) {
@@ -190,7 +192,7 @@ TEST_CASE("direct, nvls and hierarchical closed forms") {
       const Schedule h = make(CollectiveOp::all_reduce, Algorithm::hierarchical, p, 1, 0, per);
       CHECK(rounds(h) == 2 * (per - 1) + 2 * (nodes - 1));
       const double want = 2.0 * (per - 1) / per + 2.0 * (nodes - 1) / nodes / per;
-      for (double b : bytes_sent(h, 1.0)) CHECK(b == doctest::Approx(want));
+      for (double b : bytes_sent(h, 1.0)) CHECK(b == rel(want));
       // Inter-node edges carry only shard-sized pieces: rank n*per+l talks to (n+1)*per+l.
       for (const Edge& e : schedule_edges(h))
         if (e.src / per != e.dst / per) CHECK(e.src % per == e.dst % per);
@@ -198,16 +200,16 @@ TEST_CASE("direct, nvls and hierarchical closed forms") {
         const Schedule g = make(op, Algorithm::hierarchical, p, 1, 0, per);
         CHECK(rounds(g) == (per - 1) + (nodes - 1));
         const double each = (per - 1.0) / per + (nodes - 1.0) / p;
-        for (double b : bytes_sent(g, 1.0)) CHECK(b == doctest::Approx(each));
+        for (double b : bytes_sent(g, 1.0)) CHECK(b == rel(each));
         check_no_hazard(g);
       }
     }
 }
 
 TEST_CASE("busbw factors are nccl-tests'") {
-  CHECK(busbw_factor(CollectiveOp::all_reduce, 8) == doctest::Approx(1.75));
-  CHECK(busbw_factor(CollectiveOp::all_gather, 8) == doctest::Approx(0.875));
-  CHECK(busbw_factor(CollectiveOp::reduce_scatter, 4) == doctest::Approx(0.75));
+  CHECK(busbw_factor(CollectiveOp::all_reduce, 8) == rel(1.75));
+  CHECK(busbw_factor(CollectiveOp::all_gather, 8) == rel(0.875));
+  CHECK(busbw_factor(CollectiveOp::reduce_scatter, 4) == rel(0.75));
   CHECK(busbw_factor(CollectiveOp::broadcast, 8) == 1.0);
   CHECK(busbw_factor(CollectiveOp::all_to_all, 8) == 1.0);
 }
@@ -284,7 +286,7 @@ TEST_CASE("flow_view's closed forms equal the built schedule's edges and critica
     std::vector<double> sent(f.participants, 0.0);
     for (const Edge& e : f.edges) sent[e.src] += e.chunks / f.size_chunks;
     const auto want = bytes_sent(s, 1.0);
-    for (int q = 0; q < f.participants; ++q) CHECK(sent[q] == doctest::Approx(want[q]).epsilon(1e-12));
+    for (int q = 0; q < f.participants; ++q) CHECK(sent[q] == rel(want[q], 1e-12));
   };
   for (int p = 1; p <= 16; ++p)
     for (int ch : {1, 3}) {

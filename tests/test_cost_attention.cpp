@@ -2,6 +2,8 @@
 // few output tiles, a measured GEMM table overriding the model, fused kernels.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <cstdio>
 #include <fstream>
 
@@ -37,8 +39,8 @@ TEST_CASE("flash attention runs at the GEMM ceiling times the k factor of its he
   const Op op = attention("attention", 1, 16, 4096, 128);
   const KernelCost c = op_cost(gpu, op);
   const double eff = 0.8 * 128.0 / (128 + 64);
-  CHECK(c.efficiency == doctest::Approx(eff));
-  CHECK(c.seconds == doctest::Approx(op.flops / (1e15 * eff) + 5e-6));
+  CHECK(c.efficiency == rel(eff));
+  CHECK(c.seconds == rel(op.flops / (1e15 * eff) + 5e-6));
 }
 
 TEST_CASE("unfused attention adds its score traffic: bytes per causal score element, backward twice") {
@@ -47,19 +49,19 @@ TEST_CASE("unfused attention adds its score traffic: bytes per causal score elem
   gpu.peak_flops[DType::bf16] = 1e18;   // make both memory-bound
   const Op fwd = attention("attention", 2, 8, 2048, 64), bwd = attention("attention_backward", 2, 8, 2048, 64);
   const double scores = 2.0 * 8 * 2048 * 2048 / 2;
-  CHECK(op_cost(gpu, fwd).memory_bound == doctest::Approx((fwd.hbm_bytes + 40 * scores) / 1e12));
-  CHECK(op_cost(gpu, bwd).memory_bound == doctest::Approx((bwd.hbm_bytes + 80 * scores) / 1e12));
+  CHECK(op_cost(gpu, fwd).memory_bound == rel((fwd.hbm_bytes + 40 * scores) / 1e12));
+  CHECK(op_cost(gpu, bwd).memory_bound == rel((bwd.hbm_bytes + 80 * scores) / 1e12));
 }
 
 TEST_CASE("split-K: one output tile with a deep k spreads over idle SMs") {
   GpuSpec gpu = toy_gpu();
   const KernelCost c = gemm_cost(gpu, GemmInfo{128, 128, 4096}, DType::bf16);   // 1 tile, 4 SMs -> 4 splits
   const double k_eff = 1024.0 / (1024 + 64);
-  CHECK(c.efficiency == doctest::Approx(0.8 * k_eff));
-  CHECK(c.compute_bound == doctest::Approx(2.0 * 128 * 128 * 4096 / (1e15 * 0.8 * k_eff)));
+  CHECK(c.efficiency == rel(0.8 * k_eff));
+  CHECK(c.compute_bound == rel(2.0 * 128 * 128 * 4096 / (1e15 * 0.8 * k_eff)));
   // A shallow k is not split: 1 tile on 4 SMs runs a quarter wave.
   const KernelCost shallow = gemm_cost(gpu, GemmInfo{128, 128, 256}, DType::bf16);
-  CHECK(shallow.efficiency == doctest::Approx(0.8 * 0.25 * 256.0 / (256 + 64)));
+  CHECK(shallow.efficiency == rel(0.8 * 0.25 * 256.0 / (256 + 64)));
 }
 
 TEST_CASE("a measured GEMM table overrides the model for its exact shapes only") {
@@ -70,10 +72,10 @@ TEST_CASE("a measured GEMM table overrides the model for its exact shapes only")
   }
   GpuSpec gpu = toy_gpu();
   gpu.gemm_table = path;
-  CHECK(gemm_cost(gpu, GemmInfo{256, 256, 4096}, DType::bf16).seconds == doctest::Approx(123.5e-6));
+  CHECK(gemm_cost(gpu, GemmInfo{256, 256, 4096}, DType::bf16).seconds == rel(123.5e-6));
   const GpuSpec plain = toy_gpu();
   CHECK(gemm_cost(gpu, GemmInfo{256, 512, 4096}, DType::bf16).seconds ==
-        doctest::Approx(gemm_cost(plain, GemmInfo{256, 512, 4096}, DType::bf16).seconds));
+        rel(gemm_cost(plain, GemmInfo{256, 512, 4096}, DType::bf16).seconds));
   gpu.gemm_table = "/tmp/tpsim_no_such_table.csv";
   CHECK_THROWS_AS(gemm_cost(gpu, GemmInfo{1, 1, 1}, DType::bf16), InputError);
   std::remove(path.c_str());
@@ -94,5 +96,5 @@ TEST_CASE("a fused op costs the sum of its parts") {
   op.flops = 1e20;   // ignored: the parts are costed one by one
   op.parts = std::make_shared<const std::vector<Op>>(std::vector<Op>{gemm, norm, gemm});
   const double want = 2 * op_cost(toy_gpu(), gemm).seconds + op_cost(toy_gpu(), norm).seconds;
-  CHECK(op_cost(toy_gpu(), op).seconds == doctest::Approx(want).scale(0).epsilon(1e-12));
+  CHECK(op_cost(toy_gpu(), op).seconds == rel(want, 1e-12));
 }

@@ -2,6 +2,8 @@
 // accounting and Narayanan et al. 2021, checked on hand-built GPT specs.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <cmath>
 #include <fmt/format.h>
 
@@ -44,7 +46,7 @@ TEST_CASE("model FLOPs equal Narayanan's closed form for a GPT") {
     const ModelSpec m = gpt(h, a, l);
     const double B = 1536, s = 2048, V = 51200;
     const double F = 96 * B * s * l * double(h) * h * (1 + s / (6.0 * h) + V / (16.0 * l * h));
-    CHECK(model_flops_per_step(m, 1536, 2048) == doctest::Approx(F).epsilon(1e-12));
+    CHECK(model_flops_per_step(m, 1536, 2048) == rel(F, 1e-12));
   }
 }
 
@@ -55,7 +57,7 @@ TEST_CASE("GQA and SwiGLU layers count their actual weight shapes") {
   m.activation = Activation::swiglu;
   const double h = 4096, tokens = 10, s = 2048;
   const double weights = h * (32 + 16) * 128 + h * h + 3 * h * 14336;
-  CHECK(layer_forward_flops(m, 10, 2048) == doctest::Approx(tokens * (2 * weights + 4 * s * h)));
+  CHECK(layer_forward_flops(m, 10, 2048) == rel(tokens * (2 * weights + 4 * s * h)));
 }
 
 TEST_CASE("unfused attention: activation bytes per layer follow Korthikanti et al. for every TP / SP / recompute case") {
@@ -63,18 +65,18 @@ TEST_CASE("unfused attention: activation bytes per layer follow Korthikanti et a
   const double s = 2048, b = 1, h = 12288, a = 96, t = 8;
   const AttentionKernel unfused = AttentionKernel::unfused;
   PlanSpec p;
-  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == doctest::Approx(s * b * h * (34 + 5 * a * s / h)));
+  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == rel(s * b * h * (34 + 5 * a * s / h)));
   p.tp = 8;
   CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) ==
-        doctest::Approx(s * b * h * (10 + 24 / t + 5 * a * s / (h * t))));
+        rel(s * b * h * (10 + 24 / t + 5 * a * s / (h * t))));
   p.sp = true;
-  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == doctest::Approx(s * b * h * (34 + 5 * a * s / h) / t));
+  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == rel(s * b * h * (34 + 5 * a * s / h) / t));
   p.recompute = Recompute::selective;
-  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == doctest::Approx(s * b * h * 34 / t));
+  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == rel(s * b * h * 34 / t));
   p.recompute = Recompute::full;
-  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == doctest::Approx(2 * s * b * h / t));
+  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == rel(2 * s * b * h / t));
   p.sp = false;
-  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == doctest::Approx(2 * s * b * h));
+  CHECK(activation_bytes_per_layer(m, p, 2048, 1, unfused) == rel(2 * s * b * h));
 }
 
 TEST_CASE("unfused attention against data/reference/korthikanti_2022_tables3-4.md") {
@@ -152,16 +154,16 @@ TEST_CASE("1F1B: stage i holds pp - i micro-batches; interleaving adds (p-1)/v o
   CHECK(in_flight_micro_batches(8, 7, 1, 64) == 1);
   CHECK(in_flight_micro_batches(8, 0, 1, 3) == 3);   // fewer micro-batches than stages
   // Korthikanti et al.: the interleaved schedule's first stage holds L * (1 + (p-1)/(p*v)) layers.
-  CHECK(in_flight_micro_batches(8, 0, 4, 64) == doctest::Approx(8 + 7.0 / 4));
+  CHECK(in_flight_micro_batches(8, 0, 4, 64) == rel(8 + 7.0 / 4));
 }
 
 TEST_CASE("mixed-precision Adam: 18 B/param, or 6 + 12/dp with the distributed optimizer") {
   Scenario s = training(gpt(4096, 32, 32), 1, 1, 8, 64);
   MemoryBreakdown m = memory_per_gpu(s, 0);
-  CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == doctest::Approx(18));
+  CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == rel(18));
   s.plan.distributed_optimizer = true;
   m = memory_per_gpu(s, 0);
-  CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == doctest::Approx(6 + 12.0 / 8));
+  CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == rel(6 + 12.0 / 8));
 }
 
 TEST_CASE("parameters on stages add up to the whole model and TP divides the linears") {
@@ -172,10 +174,10 @@ TEST_CASE("parameters on stages add up to the whole model and TP divides the lin
   for (int stage = 0; stage < 4; ++stage) total += parameters_on_stage(m, p, stage);
   const double h = 4096;
   const double layer = 12 * h * h + 4 * h;                      // linears + two LayerNorms
-  CHECK(total == doctest::Approx(32 * layer + 2 * 51200 * h + 2 * h));
+  CHECK(total == rel(32 * layer + 2 * 51200 * h + 2 * h));
   p.pp = 1;
   p.tp = 8;
-  CHECK(parameters_on_stage(m, p, 0) == doctest::Approx(32 * (12 * h * h / 8 + 4 * h) + 2 * 51200 * h / 8 + 2 * h));
+  CHECK(parameters_on_stage(m, p, 0) == rel(32 * (12 * h * h / 8 + 4 * h) + 2 * 51200 * h / 8 + 2 * h));
 }
 
 TEST_CASE("GPT-3 175B on one GPU: an OOM whose largest part is the optimizer states (12 B/param)") {
@@ -183,8 +185,8 @@ TEST_CASE("GPT-3 175B on one GPU: an OOM whose largest part is the optimizer sta
   MemoryBreakdown m = peak_memory(s);
   CHECK_FALSE(m.fits);
   CHECK(m.overflow_component == "optimizer");   // 12 B/param against 2 (weights) and 4 (gradients)
-  CHECK(m.optimizer == doctest::Approx(6 * m.weights));
-  CHECK(m.overflow_bytes == doctest::Approx(m.total - 80e9));
+  CHECK(m.optimizer == rel(6 * m.weights));
+  CHECK(m.overflow_bytes == rel(m.total - 80e9));
   CHECK(memory_verdict(m).find("OOM: optimizer overflow") == 0);
 }
 
@@ -242,15 +244,15 @@ TEST_CASE("parameters follow the plan's partitions: replicated linears, split no
   PlanSpec p;
   p.tp = 4;
   const double megatron = parameters_on_stage(m, p, 0);
-  CHECK(megatron == doctest::Approx(32 * (12 * h * h / 4 + 4 * h) + 2 * V * h / 4 + 2 * h));
+  CHECK(megatron == rel(32 * (12 * h * h / 4 + 4 * h) + 2 * V * h / 4 + 2 * h));
   p.partitions["mlp.fc2"] = {"", ""};   // a replicated fc2 [4h, h]: each GPU holds all of it
-  CHECK(parameters_on_stage(m, p, 0) - megatron == doctest::Approx(32 * 4 * h * h * 3 / 4));
+  CHECK(parameters_on_stage(m, p, 0) - megatron == rel(32 * 4 * h * h * 3 / 4));
   p.partitions.clear();
   p.partitions["norm1"] = {"", "tp"};   // a split norm [1, h] (scale and bias): 2h/4 instead of 2h
-  CHECK(megatron - parameters_on_stage(m, p, 0) == doctest::Approx(32 * 2 * h * 3 / 4));
+  CHECK(megatron - parameters_on_stage(m, p, 0) == rel(32 * 2 * h * 3 / 4));
   p.partitions.clear();
   p.preset = PlanPreset::custom;        // custom with no partitions: everything replicated
-  CHECK(parameters_on_stage(m, p, 0) == doctest::Approx(32 * (12 * h * h + 4 * h) + 2 * V * h + 2 * h));
+  CHECK(parameters_on_stage(m, p, 0) == rel(32 * (12 * h * h + 4 * h) + 2 * V * h + 2 * h));
 }
 
 TEST_CASE("inference KV cache: 2 x layers x batch x context x kv_heads/tp x head_dim x 2 bytes") {
@@ -261,7 +263,7 @@ TEST_CASE("inference KV cache: 2 x layers x batch x context x kv_heads/tp x head
   s.workload.prompt = 3000;
   s.workload.generate = 1096;
   MemoryBreakdown m = memory_per_gpu(s, 0);
-  CHECK(m.kv_cache == doctest::Approx(2.0 * 80 * 16 * 4096 * (8 / 8) * 128 * 2));
+  CHECK(m.kv_cache == rel(2.0 * 80 * 16 * 4096 * (8 / 8) * 128 * 2));
   CHECK(m.gradients == 0);
   CHECK(m.optimizer == 0);
 }

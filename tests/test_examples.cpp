@@ -2,6 +2,8 @@
 // library (the same calls `tpsim explain` and `tpsim run` make), numerics off to stay fast.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -72,7 +74,7 @@ TEST_CASE("column vs row parallel: column splits outputs and all-reduces in back
   // The partition specs written out are exactly what the Megatron preset does.
   const ExplainReport preset = explain_layer(load("megatron-pairing.yaml"));
   CHECK(preset.collectives.size() == r.collectives.size());
-  CHECK(preset.simulated == doctest::Approx(r.simulated).epsilon(1e-9));
+  CHECK(preset.simulated == rel(r.simulated, 1e-9));
   CHECK(explain_text(r).find("row-parallel: input rows split over 8 GPUs") != std::string::npos);
 }
 
@@ -100,7 +102,7 @@ TEST_CASE("sequence parallelism: about the same time, far less activation memory
   CHECK(count(sp, CollectiveOp::reduce_scatter, false) == 2);
   CHECK(count(sp, CollectiveOp::all_gather, false) == 2);
   CHECK(count(plain, CollectiveOp::all_reduce, false) == 2);
-  CHECK(sp.simulated == doctest::Approx(plain.simulated).epsilon(0.10));
+  CHECK(sp.simulated == rel(plain.simulated, 0.10));
   CHECK(sp.activation_bytes < 0.75 * plain.activation_bytes);
 }
 

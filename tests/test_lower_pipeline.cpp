@@ -3,6 +3,8 @@
 // slot's time is ideal and stages wait only for their pipeline peers.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <algorithm>
 #include <map>
 #include <stdexcept>
@@ -70,16 +72,16 @@ TEST_CASE("every (micro-batch, chunk) runs forward once and backward once, backw
 }
 
 TEST_CASE("1F1B makespan is (m + p - 1)(tf + tb): the bubble is (p-1)/m of the ideal time") {
-  CHECK(ideal_makespan(4, 1, 8, 1, 2) == doctest::Approx((8 + 3) * 3.0));
-  CHECK(ideal_makespan(8, 1, 64, 1, 2) == doctest::Approx((64 + 7) * 3.0));
-  CHECK(ideal_makespan(4, 1, 2, 1, 2) == doctest::Approx((2 + 3) * 3.0));   // fewer micro-batches than stages
+  CHECK(ideal_makespan(4, 1, 8, 1, 2) == rel((8 + 3) * 3.0));
+  CHECK(ideal_makespan(8, 1, 64, 1, 2) == rel((64 + 7) * 3.0));
+  CHECK(ideal_makespan(4, 1, 2, 1, 2) == rel((2 + 3) * 3.0));   // fewer micro-batches than stages
 }
 
 TEST_CASE("interleaving with v chunks divides the bubble by v") {
   // Each chunk holds 1/v of the stage's layers: tf/v, tb/v per chunk slot.
   for (int v : {2, 4}) {
     const double tf = 1.0 / v, tb = 2.0 / v;
-    CHECK(ideal_makespan(4, v, 8, tf, tb) == doctest::Approx(8 * 3.0 + 3 * 3.0 / v));
+    CHECK(ideal_makespan(4, v, 8, tf, tb) == rel(8 * 3.0 + 3 * 3.0 / v));
   }
 }
 
@@ -87,7 +89,7 @@ TEST_CASE("the schedules' peak in-flight forwards match the memory model's close
   for (auto [pp, v, m] : {std::tuple{8, 1, 64}, std::tuple{8, 1, 4}, std::tuple{4, 2, 8}, std::tuple{8, 4, 64}}) {
     for (int s = 0; s < pp; ++s) {
       const int peak = peak_in_flight_chunks(pipeline_order(pp, s, v, m));
-      CHECK(double(peak) / v == doctest::Approx(in_flight_micro_batches(pp, s, v, m)));
+      CHECK(double(peak) / v == rel(in_flight_micro_batches(pp, s, v, m)));
     }
   }
 }

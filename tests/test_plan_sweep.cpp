@@ -2,6 +2,8 @@
 // sharding, sharded-then-merged equals unsharded line for line, resume, crashed workers, ranking.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -140,10 +142,10 @@ TEST_CASE("a sweep ranks by throughput, rejects the planted OOM, and sharded-the
   // m = 8, bubble 3/8/2 of compute 1 -> 1.1875 s; tp4 pp1 dp2 mb2 with SP: 1 + 0.0075 s = 1.0075 s.
   const LayoutResult& best = whole.ranked.front();
   CHECK(layout_id(best.layout) == "n2-tp4-pp1-dp2-mb2-sp-rnone-v1");
-  CHECK(best.step_time_s == doctest::Approx(1.0075).epsilon(1e-5));
-  CHECK(best.tokens_per_s == doctest::Approx(16.0 * 512 / 1.0075).epsilon(1e-5));
-  CHECK(best.gpu_hours == doctest::Approx(1.0075 * 8 / 3600).epsilon(1e-5));
-  CHECK(best.cost == doctest::Approx(2 * best.gpu_hours).epsilon(1e-5));
+  CHECK(best.step_time_s == rel(1.0075, 1e-5));
+  CHECK(best.tokens_per_s == rel(16.0 * 512 / 1.0075, 1e-5));
+  CHECK(best.gpu_hours == rel(1.0075 * 8 / 3600, 1e-5));
+  CHECK(best.cost == rel(2 * best.gpu_hours, 1e-5));
   for (std::size_t i = 1; i < whole.ranked.size(); ++i)
     if (whole.ranked[i].verdict == Verdict::ok) CHECK(whole.ranked[i - 1].tokens_per_s >= whole.ranked[i].tokens_per_s);
 

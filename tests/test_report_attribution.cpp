@@ -1,6 +1,8 @@
 // Attribution from a hand-built timeline: per-GPU split, stall sites, link loads, CSV and JSON.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -63,15 +65,15 @@ TEST_CASE("per-GPU split from the spans when the engine gave no totals") {
   REQUIRE(a.gpus.size() == 2);
   CHECK(a.gpus[0].node == 0);
   CHECK(a.gpus[1].node == 1);
-  CHECK(a.gpus[0].compute == doctest::Approx(2e-3));
-  CHECK(a.gpus[0].communication == doctest::Approx(2e-3));
-  CHECK(a.gpus[0].exposed_communication == doctest::Approx(2e-3));
-  CHECK(a.gpus[0].idle == doctest::Approx(0).epsilon(1e-12));
-  CHECK(a.gpus[1].compute == doctest::Approx(2e-3));
-  CHECK(a.gpus[1].exposed_communication == doctest::Approx(1.5e-3));
-  CHECK(a.gpus[1].idle == doctest::Approx(0.5e-3));
+  CHECK(a.gpus[0].compute == rel(2e-3));
+  CHECK(a.gpus[0].communication == rel(2e-3));
+  CHECK(a.gpus[0].exposed_communication == rel(2e-3));
+  CHECK(a.gpus[0].idle == rel(0, 1e-12));
+  CHECK(a.gpus[1].compute == rel(2e-3));
+  CHECK(a.gpus[1].exposed_communication == rel(1.5e-3));
+  CHECK(a.gpus[1].idle == rel(0.5e-3));
   // Stalls on the two GPUs overlap during 1.5..3 ms; their union is 1..3 ms.
-  CHECK(a.stall_time == doctest::Approx(2e-3));
+  CHECK(a.stall_time == rel(2e-3));
 }
 
 TEST_CASE("the engine's totals win when it filled them") {
@@ -90,7 +92,7 @@ TEST_CASE("stall sites: op, layer, what it waited for, worst GPU's total") {
   CHECK(s.op == "layer2.mlp.fc2.fwd");
   CHECK(s.layer == 2);
   CHECK(s.waited_for == "layer2.mlp.fc2.fwd.all_reduce");
-  CHECK(s.total == doctest::Approx(2e-3));
+  CHECK(s.total == rel(2e-3));
   CHECK(s.count == 1);
   CHECK(s.gpus == 2);
   const std::string text = stall_sites_text(a);
@@ -115,7 +117,7 @@ TEST_CASE("a stall is charged to the op it held up, summed over micro-batches") 
   CHECK(a.stalls[0].waited_for == "layer1.fwd.attn.proj.all_reduce");
   CHECK(a.stalls[0].layer == 1);
   CHECK(a.stalls[0].count == 2);
-  CHECK(a.stalls[0].total == doctest::Approx(0.5e-3 + 1.5e-3));
+  CHECK(a.stalls[0].total == rel(0.5e-3 + 1.5e-3));
 }
 
 TEST_CASE("the saturated link is named with how busy and for how long") {
@@ -127,17 +129,17 @@ TEST_CASE("the saturated link is named with how busy and for how long") {
   CHECK(a.links[2].link == "node0.gpu1.nvlink.up");
   const LinkLoad& nic = a.links[0];
   CHECK(nic.saturated);
-  CHECK(nic.utilisation == doctest::Approx(0.97));
-  CHECK(nic.saturated_fraction == doctest::Approx(0.5));
-  CHECK(nic.during_stalls == doctest::Approx(1.0));
+  CHECK(nic.utilisation == rel(0.97));
+  CHECK(nic.saturated_fraction == rel(0.5));
+  CHECK(nic.during_stalls == rel(1.0));
   CHECK(describe_link(nic) ==
         "node0 NIC rail 3 (up): 97% busy during 50% of the step, saturated through 100% of the GPU stall time");
   // Without intervals the mean rate while busy stands in.
   CHECK(a.links[1].saturated);
-  CHECK(a.links[1].utilisation == doctest::Approx(0.95));
+  CHECK(a.links[1].utilisation == rel(0.95));
   CHECK(a.links[1].during_stalls == -1);
   CHECK(!a.links[2].saturated);
-  CHECK(a.links[2].utilisation == doctest::Approx(0.5));
+  CHECK(a.links[2].utilisation == rel(0.5));
   CHECK(describe_link(a.links[2]) == "node0 GPU 1 NVLink (up): 50% busy during 25% of the step");
   const std::string text = bottleneck_links_text(a, 2);
   CHECK(text.find("node0 NIC rail 3 (up): 97% busy") != std::string::npos);
@@ -148,7 +150,7 @@ TEST_CASE("JSON and CSV carry the same facts") {
   const Timeline t = two_gpu_timeline();
   const Attribution a = attribute(t, {.gpus_per_node = 1, .saturation = 0.9});
   const nlohmann::json j = to_json(a);
-  CHECK(j["gpus"][1]["exposed_communication_s"].get<double>() == doctest::Approx(1.5e-3));
+  CHECK(j["gpus"][1]["exposed_communication_s"].get<double>() == rel(1.5e-3));
   CHECK(j["stall_sites"][0]["layer"] == 2);
   CHECK(j["links"][0]["link"] == "node0.nic3.up");
   CHECK(j["links"][1]["during_stalls"].is_null());

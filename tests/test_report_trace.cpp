@@ -2,6 +2,8 @@
 // slices with collective bytes and algorithm, a flow arrow per send/recv pair, link counters.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -114,7 +116,7 @@ TEST_CASE("slices carry op, layer, shapes, collective bytes and algorithm") {
   const nlohmann::json* gemm = named(slices, "layer0.mlp.fc1.fwd");
   REQUIRE(gemm);
   CHECK((*gemm)["ts"].get<double>() == 0);
-  CHECK((*gemm)["dur"].get<double>() == doctest::Approx(1000));   // microseconds
+  CHECK((*gemm)["dur"].get<double>() == rel(1000));   // microseconds
   CHECK((*gemm)["args"]["layer"] == 0);
   CHECK((*gemm)["args"]["shape"] == "[2048x4096] @ [4096x1376]");
   const nlohmann::json* ar = named(slices, "layer1.attn.proj.fwd.all_reduce");
@@ -139,8 +141,8 @@ TEST_CASE("a flow arrow joins each send to its receive") {
   CHECK(starts[0]["id"] == finishes[0]["id"]);
   CHECK(starts[0]["pid"] == 0);
   CHECK(finishes[0]["pid"] == 1);
-  CHECK(starts[0]["ts"].get<double>() == doctest::Approx(1000));
-  CHECK(finishes[0]["ts"].get<double>() == doctest::Approx(200));
+  CHECK(starts[0]["ts"].get<double>() == rel(1000));
+  CHECK(finishes[0]["ts"].get<double>() == rel(200));
   // Without the programs and without peers on the spans nothing says which receive matches which
   // send: no arrows, same slices.
   const nlohmann::json bare = chrome_trace(f.timeline, {.gpus_per_node = 1});
@@ -169,14 +171,14 @@ TEST_CASE("link counters follow the utilisation intervals") {
   }
   // Two back-to-back intervals: 50% from 1 ms, 100% from 1.2 ms, back to 0 at 1.5 ms.
   REQUIRE(nic.size() == 3);
-  CHECK(nic[0].first == doctest::Approx(1000));
-  CHECK(nic[0].second == doctest::Approx(50));
-  CHECK(nic[1].second == doctest::Approx(100));
-  CHECK(nic[2].first == doctest::Approx(1500));
+  CHECK(nic[0].first == rel(1000));
+  CHECK(nic[0].second == rel(50));
+  CHECK(nic[1].second == rel(100));
+  CHECK(nic[2].first == rel(1500));
   CHECK(nic[2].second == 0);
   // Totals only: 16 MB over a 3 ms step of a 50 GB/s link is a mean of 10.67%.
   REQUIRE(spine.size() == 2);
-  CHECK(spine[0].second == doctest::Approx(100 * 16e6 / (50e9 * 3e-3)));
+  CHECK(spine[0].second == rel(100 * 16e6 / (50e9 * 3e-3)));
 }
 
 TEST_CASE("the trace is deterministic and independent of span order") {

@@ -2,6 +2,8 @@
 // defaults, --set overrides, -t/-m/-p replacements, the embedded default scenario.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -33,20 +35,20 @@ Scenario load_default(std::vector<Override> sets = {}) {
 TEST_CASE("parse_quantity converts units to SI") {
   CHECK(parse_quantity("450 GB/s", "bandwidth") == 450e9);
   CHECK(parse_quantity("400 Gb/s", "bandwidth") == 50e9);   // bits
-  CHECK(parse_quantity("3.35 TB/s", "bandwidth") == doctest::Approx(3.35e12));
+  CHECK(parse_quantity("3.35 TB/s", "bandwidth") == rel(3.35e12));
   CHECK(parse_quantity("1 GiB/s", "bandwidth") == 1073741824.0);
-  CHECK(parse_quantity("1.5 us", "time") == doctest::Approx(1.5e-6));
-  CHECK(parse_quantity("4us", "time") == doctest::Approx(4e-6));
-  CHECK(parse_quantity("2 ms", "time") == doctest::Approx(2e-3));
-  CHECK(parse_quantity("1 ns", "time") == doctest::Approx(1e-9));
+  CHECK(parse_quantity("1.5 us", "time") == rel(1.5e-6));
+  CHECK(parse_quantity("4us", "time") == rel(4e-6));
+  CHECK(parse_quantity("2 ms", "time") == rel(2e-3));
+  CHECK(parse_quantity("1 ns", "time") == rel(1e-9));
   CHECK(parse_quantity("80 GB", "bytes") == 80e9);
   CHECK(parse_quantity("80 GiB", "bytes") == 80.0 * 1073741824.0);
   CHECK(parse_quantity("141 GB", "bytes") == 141e9);
-  CHECK(parse_quantity("989 TFLOP/s", "flops") == doctest::Approx(989e12));
-  CHECK(parse_quantity("2.25 PFLOP/s", "flops") == doctest::Approx(2.25e15));
+  CHECK(parse_quantity("989 TFLOP/s", "flops") == rel(989e12));
+  CHECK(parse_quantity("2.25 PFLOP/s", "flops") == rel(2.25e15));
   CHECK(parse_quantity("1e9", "bandwidth") == 1e9);   // bare numbers are already SI
   CHECK(parse_quantity("0.82", "number") == 0.82);
-  CHECK(parse_quantity("82%", "number") == doctest::Approx(0.82));
+  CHECK(parse_quantity("82%", "number") == rel(0.82));
   for (const auto& [text, kind] : std::vector<std::pair<std::string, std::string>>{
            {"fast", "bandwidth"}, {"450 GB", "bandwidth"}, {"3 parsecs", "time"}, {"", "bytes"},
            {"989 TB/s", "flops"}, {"80 GB/s", "bytes"}, {"1 us", "number"}, {"1", "furlongs"}})
@@ -55,11 +57,11 @@ TEST_CASE("parse_quantity converts units to SI") {
 
 TEST_CASE("every topology preset loads with its datasheet numbers") {
   const Topology h100 = load_topology("dgx-h100");
-  CHECK(h100.gpu.peak_flops.at(DType::bf16) == doctest::Approx(989e12));
-  CHECK(h100.gpu.peak_flops.at(DType::fp8) == doctest::Approx(1979e12));
-  CHECK(h100.gpu.peak_flops.at(DType::fp16) == doctest::Approx(989e12));   // defaults to bf16
+  CHECK(h100.gpu.peak_flops.at(DType::bf16) == rel(989e12));
+  CHECK(h100.gpu.peak_flops.at(DType::fp8) == rel(1979e12));
+  CHECK(h100.gpu.peak_flops.at(DType::fp16) == rel(989e12));   // defaults to bf16
   CHECK(h100.gpu.hbm_bytes == 80e9);
-  CHECK(h100.gpu.hbm_bandwidth == doctest::Approx(3.35e12));
+  CHECK(h100.gpu.hbm_bandwidth == rel(3.35e12));
   CHECK(h100.intra.bandwidth == 450e9);
   CHECK(h100.intra.nvls);
   CHECK(h100.nic.bandwidth == 50e9);
@@ -67,9 +69,9 @@ TEST_CASE("every topology preset loads with its datasheet numbers") {
   CHECK(fs::path(h100.source).filename() == "dgx-h100.yaml");
 
   const Topology a100 = load_topology("dgx-a100");
-  CHECK(a100.gpu.peak_flops.at(DType::bf16) == doctest::Approx(312e12));
+  CHECK(a100.gpu.peak_flops.at(DType::bf16) == rel(312e12));
   CHECK(a100.gpu.peak_flops.count(DType::fp8) == 0);   // no fp8 tensor cores
-  CHECK(a100.gpu.hbm_bandwidth == doctest::Approx(2.039e12));
+  CHECK(a100.gpu.hbm_bandwidth == rel(2.039e12));
   CHECK(a100.intra.bandwidth == 300e9);
   CHECK(!a100.intra.nvls);
   CHECK(a100.nic.count == 8);
@@ -77,19 +79,19 @@ TEST_CASE("every topology preset loads with its datasheet numbers") {
 
   const Topology h200 = load_topology("hgx-h200");
   CHECK(h200.gpu.hbm_bytes == 141e9);
-  CHECK(h200.gpu.hbm_bandwidth == doctest::Approx(4.8e12));
+  CHECK(h200.gpu.hbm_bandwidth == rel(4.8e12));
   CHECK(h200.intra.bandwidth == 450e9);
 
   const Topology b200 = load_topology("dgx-b200");
-  CHECK(b200.gpu.peak_flops.at(DType::bf16) == doctest::Approx(2250e12));
+  CHECK(b200.gpu.peak_flops.at(DType::bf16) == rel(2250e12));
   CHECK(b200.gpu.hbm_bytes == 180e9);
   CHECK(b200.intra.bandwidth == 900e9);
-  CHECK(b200.gpu.gemm_efficiency * 2250 == doctest::Approx(1745).epsilon(0.001));   // MAMF
+  CHECK(b200.gpu.gemm_efficiency * 2250 == rel(1745, 0.001));   // MAMF
 
   const Topology nvl72 = load_topology("gb200-nvl72");
   CHECK(nvl72.gpus_per_node == 72);
   CHECK(nvl72.total_gpus() == 72);
-  CHECK(nvl72.gpu.peak_flops.at(DType::bf16) * 0.729 == doctest::Approx(1822e12).epsilon(0.001));
+  CHECK(nvl72.gpu.peak_flops.at(DType::bf16) * 0.729 == rel(1822e12, 0.001));
   REQUIRE(nvl72.nic.gpus.size() == 72);   // rail-optimised default
   CHECK(nvl72.nic.gpus[41] == std::vector<int>{41});
 
@@ -97,7 +99,7 @@ TEST_CASE("every topology preset loads with its datasheet numbers") {
   CHECK(l40s.intra.fabric == IntraFabric::pcie);
   CHECK(!l40s.intra.nvls);
   CHECK(l40s.intra.pcie_switches == 2);
-  CHECK(l40s.gpu.peak_flops.at(DType::bf16) == doctest::Approx(362e12));
+  CHECK(l40s.gpu.peak_flops.at(DType::bf16) == rel(362e12));
   CHECK(l40s.gpu.hbm_bytes == 48e9);
   CHECK(l40s.nic.gpus[1] == std::vector<int>{4, 5, 6, 7});
 
@@ -131,7 +133,7 @@ TEST_CASE("model presets: dimensions and parameter counts") {
   CHECK(parameter_count(load_model("llama3-8b")) == 8030261248);
   CHECK(parameter_count(load_model("llama3-70b")) == 70553706496);
   CHECK(parameter_count(load_model("llama3-405b")) == 405853388800);
-  CHECK(parameter_count(load_model("gpt3-175b")) / 1e9 == doctest::Approx(175).epsilon(0.01));
+  CHECK(parameter_count(load_model("gpt3-175b")) / 1e9 == rel(175, 0.01));
 
   const ModelSpec l70 = load_model("llama2-70b");
   CHECK(l70.kv_heads == 8);
@@ -172,7 +174,7 @@ TEST_CASE("the GPT presets are the rows of Narayanan et al. Table 1") {
     CHECK(m.max_seq == 2048);
     // Our count has an untied output head; the paper's ties it. Both within 5% of the row.
     const double tied = static_cast<double>(parameter_count(m) - m.vocab * m.hidden);
-    CHECK(tied / 1e9 == doctest::Approx(std::stod(params)).epsilon(0.05));
+    CHECK(tied / 1e9 == rel(std::stod(params), 0.05));
     ++rows;
   }
   CHECK(rows == 5);
@@ -262,19 +264,19 @@ TEST_CASE("custom plans, inline parts and paths relative to the scenario") {
   CHECK(s.topology.name == "mini-mesh");   // file stem when the file has no name
   CHECK(s.topology.intra.fabric == IntraFabric::nvlink_mesh);
   CHECK(s.topology.gpu.hbm_bytes == 16.0 * 1073741824.0);
-  CHECK(s.topology.network.switch_latency == doctest::Approx(500e-9));
+  CHECK(s.topology.network.switch_latency == rel(500e-9));
   CHECK(s.topology.network.oversubscription == 2);
   CHECK(s.topology.nic.gpus == std::vector<std::vector<int>>{{0, 1}, {2, 3}});   // rail-optimised default
   const CollectiveTuning& tune = s.topology.collectives;
-  CHECK(tune.launch_latency == doctest::Approx(18e-6));
+  CHECK(tune.launch_latency == rel(18e-6));
   REQUIRE(tune.protocols.size() == 2);
   CHECK(tune.protocols[0].name == "LL");
   CHECK(tune.protocols[0].efficiency == 0.5);
   CHECK(tune.protocols[0].max_bandwidth == 36e9);
   CHECK(tune.protocols[1].name == "Simple");
-  CHECK(tune.protocols[1].inter_step_latency == doctest::Approx(14e-6));
+  CHECK(tune.protocols[1].inter_step_latency == rel(14e-6));
   CHECK(tune.protocols[1].intra_step_latency == 0);
-  CHECK(tune.protocols[1].min_time == doctest::Approx(5e-6));
+  CHECK(tune.protocols[1].min_time == rel(5e-6));
   CHECK(tune.protocols[1].efficiency == 1);
   CHECK(s.model.name == "tiny-llama");
   CHECK(s.model.source == s.source);   // inline parts come from the scenario file

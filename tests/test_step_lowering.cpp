@@ -3,6 +3,8 @@
 // and the DP buckets carry every gradient once.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <map>
 #include <set>
 
@@ -154,13 +156,13 @@ TEST_CASE("a full-recompute step does Narayanan's four passes of every layer") {
   double flops = 0;
   for (const Program& p : set.ranks) flops += total_flops(p);
   const double model = model_flops_per_step(s.model, 16, 128);
-  CHECK(flops / model == doctest::Approx(1.0).epsilon(0.1));
+  CHECK(flops / model == rel(1.0, 0.1));
   // Without recompute the layers run three passes instead of four.
   s.plan.recompute = Recompute::none;
   double less = 0;
   for (const Program& p : lowering::lower_training_step(s).ranks) less += total_flops(p);
   const double layer_pass = model_flops_per_step(s.model, 16, 128) - 3 * 2.0 * 16 * 128 * 256 * 1024;
-  CHECK((flops - less) / (layer_pass / 4) == doctest::Approx(1.0).epsilon(0.1));
+  CHECK((flops - less) / (layer_pass / 4) == rel(1.0, 0.1));
 }
 
 TEST_CASE("DP buckets reduce every gradient once: fp32 bytes of the rank's parameters") {
@@ -180,7 +182,7 @@ TEST_CASE("DP buckets reduce every gradient once: fp32 bytes of the rank's param
     const int stage = p.rank / (2 * 4);   // mesh order tp, dp, pp
     PlanSpec plan = s.plan;
     // The lowering's weights are exactly the memory model's (no biases): 4 B per parameter.
-    CHECK(bytes == doctest::Approx(4 * parameters_on_stage(s.model, plan, stage)).epsilon(1e-6));
+    CHECK(bytes == rel(4 * parameters_on_stage(s.model, plan, stage), 1e-6));
     CHECK(adam == 1);
   }
 }

@@ -3,6 +3,8 @@
 // consistent with the roofline (decode reads every weight once per token).
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include "tpsim/memory.hpp"
@@ -37,10 +39,10 @@ TEST_CASE("throughput, TFLOP/s and MFU follow from the step time and Narayanan's
                                        {"workload.global_batch", "16"}});
   const StepMetrics m = run(s);
   CHECK(m.micro_batches == 8);
-  CHECK(m.tokens_per_s == doctest::Approx(16.0 * 2048 / m.step_time_s));
+  CHECK(m.tokens_per_s == rel(16.0 * 2048 / m.step_time_s));
   const double F = model_flops_per_step(s.model, 16, 2048);
-  CHECK(m.tflops_per_gpu == doctest::Approx(F / (m.step_time_s * 8) / 1e12));
-  CHECK(m.mfu == doctest::Approx(m.tflops_per_gpu * 1e12 / 989e12));
+  CHECK(m.tflops_per_gpu == rel(F / (m.step_time_s * 8) / 1e12));
+  CHECK(m.mfu == rel(m.tflops_per_gpu * 1e12 / 989e12));
 }
 
 TEST_CASE("1F1B on 4 stages: step time = (m + p - 1) x one micro-batch's stage time, plus the tail") {
@@ -53,7 +55,7 @@ TEST_CASE("1F1B on 4 stages: step time = (m + p - 1) x one micro-batch's stage t
   // m = 1 runs every stage once in turn: p slots; m = 8 adds 7 more slots of the slowest stage.
   // The stages differ (embedding on the first, logits on the last), so allow 10%.
   const double slot = m1 / 4;
-  CHECK(m8 == doctest::Approx((8 + 4 - 1) * slot).epsilon(0.10));
+  CHECK(m8 == rel((8 + 4 - 1) * slot, 0.10));
   CHECK(m8 > 8 * slot);   // the bubble is real
 }
 
@@ -63,8 +65,8 @@ TEST_CASE("inference: TTFT is the prefill, TPOT a decode step, tokens/s their co
   const StepMetrics m = run(s);
   CHECK(m.ttft_s == m.prefill_s);
   CHECK(m.tpot_s == m.decode_step_s);
-  CHECK(m.step_time_s == doctest::Approx(m.ttft_s + 127 * m.tpot_s));
-  CHECK(m.tokens_per_s == doctest::Approx(128 / m.step_time_s));
+  CHECK(m.step_time_s == rel(m.ttft_s + 127 * m.tpot_s));
+  CHECK(m.tokens_per_s == rel(128 / m.step_time_s));
   // Batch-1 decode is memory-bound: at least every weight read once per token, and not much more
   // than that plus a launch per kernel (~12 kernels per layer).
   const double weights = double(parameter_count(s.model)) * 2;
@@ -73,7 +75,7 @@ TEST_CASE("inference: TTFT is the prefill, TPOT a decode step, tokens/s their co
   CHECK(m.tpot_s < floor + 32 * 16 * 4e-6 + 1e-3);
   // Prefill of 512 tokens is compute-bound: 2 FLOPs per weight per token at no more than MAMF.
   CHECK(m.ttft_s > 2 * double(parameter_count(s.model)) * 512 / (989e12 * 0.803));
-  CHECK(m.memory.kv_cache == doctest::Approx(2.0 * 32 * 1 * 640 * 4096 * 2));
+  CHECK(m.memory.kv_cache == rel(2.0 * 32 * 1 * 640 * 4096 * 2));
 }
 
 TEST_CASE("tensor parallelism shortens decode: TP8's compute is under half of TP1's, its all-reduces add latency") {
@@ -103,5 +105,5 @@ TEST_CASE("an OOM layout is reported with its largest component") {
   // 140 GB of bf16 weights alone overflow an 80 GB GPU; the largest part is the 12 B/param of
   // optimizer states.
   CHECK(m.overflow_component == "optimizer");
-  CHECK(m.overflow_bytes == doctest::Approx(m.total - m.capacity));
+  CHECK(m.overflow_bytes == rel(m.total - m.capacity));
 }
