@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <filesystem>
+#include <regex>
+#include <cstdlib>
 #include <string>
 #include <sys/wait.h>
 
@@ -29,6 +32,18 @@ Output run_cli(const std::string& args) {
   return o;
 }
 
+Output run_shell(const std::string& command_line) {
+  Output o;
+  FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  size_t n = 0;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.out.append(buffer.data(), n);
+  const int raw = pclose(pipe);
+  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return o;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   REQUIRE(in.good());
@@ -37,13 +52,36 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Runs one line of tests/data/golden/cases.txt as scripts/regen-golden.sh does: sh, $TPSIM the
+// binary, $TMP a fresh folder; the transcript is the output without trailing newlines, then the
+// exit status.
+std::string transcript(const std::string& command) {
+  char dir[] = "/tmp/tpsim-golden-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string quoted = "'" + std::regex_replace(command, std::regex("'"), "'\\''") + "'";
+  const Output o = run_shell("TPSIM='" + std::string(TPSIM_BINARY) + "' TMP='" + dir + "' sh -c " + quoted);
+  std::filesystem::remove_all(dir);
+  std::string out = o.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out + "\n[exit " + std::to_string(o.status) + "]\n";
+}
+
 }  // namespace
 
-TEST_CASE("tpsim collective on dgx-h100 prints the golden nccl-tests table") {
-  // Regenerate after a deliberate calibration change with the command below and review the diff.
-  const Output o = run_cli("collective -t dgx-h100 --op all_reduce --algo ring -b 8 -e 8G -f 8");
-  CHECK(o.status == 0);
-  CHECK(o.out == read_file(std::string(TPSIM_TEST_DATA) + "/golden/collective-dgx-h100-allreduce-ring.txt"));
+TEST_CASE("every example and subcommand prints its golden transcript") {
+  std::ifstream cases(std::string(TPSIM_TEST_DATA) + "/golden/cases.txt");
+  REQUIRE(cases.good());
+  int checked = 0;
+  for (std::string line; std::getline(cases, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t colon = line.find(": ");
+    REQUIRE(colon != std::string::npos);
+    const std::string name = line.substr(0, colon), command = line.substr(colon + 2);
+    INFO("golden " << name << " (regenerate with scripts/regen-golden.sh and review the diff)");
+    CHECK(transcript(command) == read_file(std::string(TPSIM_TEST_DATA) + "/golden/" + name + ".txt"));
+    ++checked;
+  }
+  CHECK(checked >= 20);
 }
 
 TEST_CASE("exit status: 0 for a good run, 2 with one line for bad input, 1 for a wrong plan") {

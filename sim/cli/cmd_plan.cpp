@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -173,7 +174,8 @@ void register_plan(CLI::App& app) {
         throw InputError("", 0, 0, "--shard", e.what());
       }
     }
-    options.progress = progress_printer(::isatty(STDERR_FILENO) != 0);
+    // -q (errors only) silences the progress lines too, for logs that must not depend on time.
+    if (spdlog::get_level() < spdlog::level::err) options.progress = progress_printer(::isatty(STDERR_FILENO) != 0);
     const SweepOutcome outcome = run_sweep(spec, options, evaluate_layout);
     std::printf("%s on %s: %s sweep", spec.model.name.c_str(), spec.topology.name.c_str(),
                 spec.kind == WorkloadKind::training ? "training" : "inference");
