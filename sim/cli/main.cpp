@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <malloc.h>
+
 #include <cstdio>
 #include <new>
 #include <stdexcept>
@@ -13,6 +15,12 @@
 
 int main(int argc, char** argv) {
   using namespace tpsim::cli;
+  // A 1024-GPU step allocates and frees millions of small objects and SimGrid actor stacks; glibc's
+  // defaults hand that memory back to the kernel and fault it in again (a tenth of the run in page
+  // faults). Keep it: tpsim is a short-lived process.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 256 << 20);
   CLI::App app{"tpsim: simulate tensor-parallel GPU clusters before booking them"};
   app.set_version_flag("--version", std::string("tpsim ") + TPSIM_VERSION);
   app.require_subcommand(1);
