@@ -19,19 +19,6 @@ struct Output {
   std::string out;   // stdout and stderr together
 };
 
-Output run_cli(const std::string& args) {
-  Output o;
-  const std::string command = std::string(TPSIM_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.out.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return o;
-}
-
 Output run_shell(const std::string& command_line) {
   Output o;
   FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
@@ -43,6 +30,8 @@ Output run_shell(const std::string& command_line) {
   o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return o;
 }
+
+Output run_cli(const std::string& args) { return run_shell(std::string(TPSIM_BINARY) + " " + args); }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
