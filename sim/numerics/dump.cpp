@@ -1,5 +1,6 @@
 #include "numerics/dump.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +8,8 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "numerics/executor.hpp"
 
@@ -50,6 +53,7 @@ int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json mo
   struct Entry {
     Mat value;
     std::string kind, op, fn;
+    int step = 0;   // index of the op that wrote it (or first read it): the manifest lists tensors in program order
   };
   std::map<std::string, Entry> entries;
   nlohmann::json kernels = nlohmann::json::object();
@@ -66,7 +70,7 @@ int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json mo
         if (d.parts != 1 || (d.global_name.empty() && !d.is_weight)) continue;
         const std::string name = d.global_name.empty() ? d.name : d.global_name;
         if (entries.count(name)) continue;
-        entries[name] = Entry{fill(d, seed), d.is_weight ? "weight" : "input", op.name, fn};
+        entries[name] = Entry{fill(d, seed), d.is_weight ? "weight" : "input", op.name, fn, op.id};
       }
       for (const std::string& t : op.outputs) written.insert(t);
     }
@@ -78,12 +82,16 @@ int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json mo
   options.on_final = [&](int, const Op& op, const TensorDesc& d, const Mat& m) {
     if (d.parts != 1) return;
     const std::string fn = op.kind == OpKind::gemm ? "gemm" : op.kind == OpKind::kernel ? op.kernel.fn : to_string(op.kind);
-    entries[d.global_name] = Entry{m, op.pass == Pass::forward ? "output" : "gradient", op.name, fn};
+    entries[d.global_name] = Entry{m, op.pass == Pass::forward ? "output" : "gradient", op.name, fn, op.id};
   };
   execute(reference, options);
 
+  std::vector<std::pair<int, std::string>> order;
+  for (const auto& [name, e] : entries) order.emplace_back(e.step, name);
+  std::sort(order.begin(), order.end());
   nlohmann::json tensors = nlohmann::json::array();
-  for (const auto& [name, e] : entries) {
+  for (const auto& [step, name] : order) {
+    const Entry& e = entries.at(name);
     const std::string file = file_name(name);
     write_npy((std::filesystem::path(dir) / file).string(), e.value);
     tensors.push_back({{"name", name},
@@ -91,7 +99,8 @@ int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json mo
                        {"shape", {e.value.rows(), e.value.cols()}},
                        {"kind", e.kind},
                        {"op", e.op},
-                       {"fn", e.fn}});
+                       {"fn", e.fn},
+                       {"step", e.step}});
   }
   model["seed"] = seed;
   nlohmann::json manifest{{"format", "tpsim reference dump 1"}, {"dtype", "fp32"}, {"model", model},
