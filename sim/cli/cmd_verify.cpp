@@ -81,7 +81,7 @@ void register_verify(CLI::App& app) {
   cmd->add_flag("--forward-only", args->forward_only, "Skip the backward pass");
   cmd->add_option("--dump", args->dump,
                   "Also write the unsharded run's inputs, weights, outputs and gradients to DIR as .npy files with a "
-                  "manifest.json (for tests/oracle/torch_oracle.py)");
+                  "manifest.json (for tests/oracle/torch_oracle.py); always fp32, whatever --dtype says");
   cmd->callback([args] {
     const Scenario as_loaded = load_scenario(args->scenario.request());
     const bool full = args->scale.empty() ? as_loaded.numerics == "full" : args->scale == "full";

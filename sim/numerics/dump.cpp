@@ -102,6 +102,12 @@ int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json mo
                        {"fn", e.fn},
                        {"step", e.step}});
   }
+  // The constants the kernels were lowered with, beside the dimensions: the norm's eps and the
+  // loss gradient seed (cross_entropy_backward's scale, 1/T for the mean over T tokens).
+  for (const char* norm : {"layernorm", "rmsnorm"})
+    if (kernels.contains(norm) && kernels[norm].contains("eps")) model["eps"] = kernels[norm]["eps"];
+  if (kernels.contains("cross_entropy_backward") && kernels["cross_entropy_backward"].contains("scale"))
+    model["loss_scale"] = kernels["cross_entropy_backward"]["scale"];
   model["seed"] = seed;
   nlohmann::json manifest{{"format", "tpsim reference dump 1"}, {"dtype", "fp32"}, {"model", model},
                           {"kernels", kernels}, {"tensors", tensors}};
