@@ -108,6 +108,7 @@ TEST_CASE("GPT-style stack (LayerNorm, GELU, MHA) matches PyTorch, and a planted
               {{"embedding", "embedding.out"},
                {"embedding_backward", "embedding.grad"},
                {"layernorm", "layer0.norm1.out"},
+               {"eps", "layer0.norm1.out"},
                {"layernorm_backward", "layer1.mlp.fc2.out.grad"},
                {"gelu", "layer0.mlp.act.out"},
                {"gelu_backward", "layer1.mlp.fc1.out.grad"},
@@ -121,6 +122,7 @@ TEST_CASE("Llama-style stack (RMSNorm, SwiGLU, GQA) matches PyTorch, and a plant
   // llama3-8b: 4 query heads per kv head (llama2-7b has as many kv heads as query heads).
   check_model("-m llama3-8b --set model.layers=2 --set plan.tp=2 --set workload.micro_batch=2 --set workload.global_batch=2",
               {{"rmsnorm", "layer0.norm1.out"},
+               {"eps", "layer0.norm1.out"},
                {"rmsnorm_backward", "layer1.mlp.fc2.out.grad"},
                {"swiglu", "layer0.mlp.act.out"},
                {"swiglu_backward", "layer1.mlp.gate.out.grad"},

@@ -45,6 +45,7 @@ PLANTS = {
     "layernorm_backward": "rstd treated as a constant (the xhat mean(g xhat) term dropped)",
     "rmsnorm": "mean of squares divides by c-1",
     "rmsnorm_backward": "rrms treated as a constant (the xhat mean(g xhat) term dropped)",
+    "eps": "norms without their eps (1e-5: moves rstd by eps / (2 var) ~ 1.5e-5 for unit-scale rows)",
     "gelu": "erf form instead of the tanh form",
     "gelu_backward": "derivative of the erf form",
     "swiglu": "gate and up swapped (gate * silu(up))",
@@ -98,7 +99,7 @@ def load(directory, manifest):
 def model_forward(m, kernels, data, plant):
     """Builds the model in float64; returns (named tensors, weights, loss L, tokens T)."""
     H, K, d = m["heads"], m["kv_heads"], m["head_dim"]
-    eps = m["eps"]   # the norm kernels' eps attribute (1e-5), as tpsim lowered them
+    eps = 0.0 if plant == "eps" else m["eps"]   # the norm kernels' eps attribute (1e-5), as tpsim lowered them
     T = m["seq"] * m["micro_batch"]
     V = m["vocab"]
     named, weights = {}, {}
@@ -293,7 +294,7 @@ def main():
         sys.exit("torch_oracle: needs a dump of --scope stack (embedding, layers, output head, cross-entropy)")
     data = load(args.dir, manifest)
     for p in plants:
-        kernel = "attention" if p == "gqa" else (p or "").removesuffix("_backward")
+        kernel = {"gqa": "attention", "eps": m["norm"]}.get(p, (p or "").removesuffix("_backward"))
         if p is not None and kernel not in kernels:
             ap.error(f"plant {p}: this model has no {kernel} kernel (it has {', '.join(sorted(kernels))})")
 
