@@ -2,11 +2,14 @@
 # Installs tpsim's build dependencies from Debian packages, only those missing. Uses sudo only when
 # not root and sudo exists; nothing is downloaded outside apt.
 #   --tests  also what the test suite needs: chromium renders the HTML report headless in
-#            test_report_html, openblas is the reference the numerics benchmark compares with.
+#            test_report_html, openblas is the reference the numerics benchmark compares with,
+#            python3-torch and python3-numpy run tests/oracle/torch_oracle.py, the outside oracle
+#            test_oracle checks tpsim's kernels against (sharded and unsharded runs share every
+#            kernel, so only an independent implementation catches a wrong one).
 set -euo pipefail
 packages=(build-essential cmake pkg-config libeigen3-dev libsimgrid-dev libyaml-cpp-dev libspdlog-dev
           libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev)
-[ "${1:-}" = "--tests" ] && packages+=(chromium libopenblas-dev)
+[ "${1:-}" = "--tests" ] && packages+=(chromium libopenblas-dev python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "numerics/dump.hpp"
 #include "tpsim/lower.hpp"
 #include "tpsim/run.hpp"
 #include "tpsim/numerics.hpp"
@@ -20,6 +21,7 @@ struct VerifyArgs {
   std::string scale;   // "" = the scenario's numerics setting (proxy unless it says full)
   std::string scope = "layers";
   bool forward_only = false;
+  std::string dump;   // "" = no dump
 };
 
 // The worst check of each (op, tensor) over the ranks, in first-seen order.
@@ -44,6 +46,24 @@ std::string dims(const ModelSpec& m, const WorkloadSpec& w) {
                      m.heads, m.kv_heads, m.vocab, m.layers, w.seq, w.micro_batch);
 }
 
+// The model and workload as the oracle rebuilds them (manifest.json's "model").
+nlohmann::json model_json(const Scenario& s, const std::string& scope) {
+  const ModelSpec& m = s.model;
+  return {{"name", m.name},
+          {"hidden", m.hidden},
+          {"heads", m.heads},
+          {"kv_heads", m.kv_heads},
+          {"head_dim", m.head_dim()},
+          {"ffn", m.ffn},
+          {"vocab", m.vocab},
+          {"layers", m.layers},
+          {"activation", m.activation == Activation::swiglu ? "swiglu" : "gelu"},
+          {"norm", m.norm == Norm::rmsnorm ? "rmsnorm" : "layernorm"},
+          {"seq", s.workload.seq},
+          {"micro_batch", s.workload.micro_batch},
+          {"scope", scope}};
+}
+
 }  // namespace
 
 void register_verify(CLI::App& app) {
@@ -59,6 +79,9 @@ void register_verify(CLI::App& app) {
                   "layers (model.layers layers), stack (+ embedding, output, cross-entropy), block (one attention + MLP block)")
       ->check(CLI::IsMember({"layers", "stack", "block"}));
   cmd->add_flag("--forward-only", args->forward_only, "Skip the backward pass");
+  cmd->add_option("--dump", args->dump,
+                  "Also write the unsharded run's inputs, weights, outputs and gradients to DIR as .npy files with a "
+                  "manifest.json (for tests/oracle/torch_oracle.py); always fp32, whatever --dtype says");
   cmd->callback([args] {
     const Scenario as_loaded = load_scenario(args->scenario.request());
     const bool full = args->scale.empty() ? as_loaded.numerics == "full" : args->scale == "full";
@@ -74,6 +97,12 @@ void register_verify(CLI::App& app) {
                dims(scenario.model, scenario.workload));
     fmt::print("plan {}: tp={} pp={} dp={} sp={}, {} {}, {}\n\n", p.name.empty() ? "(inline)" : p.name, p.tp, p.pp, p.dp,
                p.sp ? "on" : "off", args->scope, lo.backward ? "forward+backward" : "forward", args->dtype);
+
+    if (!args->dump.empty()) {
+      const int n = numerics::dump_reference(lower(unsharded(scenario), lo), no.seed, model_json(scenario, args->scope),
+                                             args->dump);
+      fmt::print("dumped {} tensors of the unsharded run to {}\n\n", n, args->dump);
+    }
 
     // The collectives run the instances the timing resolves for the same ops at full size.
     const NumericsReport report = verify_as_timed(as_loaded, !full, lo, no);
