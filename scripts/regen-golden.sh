@@ -15,6 +15,7 @@ grep -v '^#' tests/data/golden/cases.txt | grep -v '^$' | while IFS= read -r lin
   status=$?
   set -e
   rm -rf "$TMP"
-  printf '%s\n[exit %d]\n' "$out" "$status" > "tests/data/golden/$name.txt"
+  # Paths under the checkout read <repo>, so transcripts hold wherever the repository is cloned.
+  printf '%s\n[exit %d]\n' "${out//$PWD/<repo>}" "$status" > "tests/data/golden/$name.txt"
   echo "golden: $name (exit $status)"
 done

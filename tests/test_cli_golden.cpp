@@ -52,6 +52,9 @@ std::string transcript(const std::string& command) {
   std::filesystem::remove_all(dir);
   std::string out = o.out;
   while (!out.empty() && out.back() == '\n') out.pop_back();
+  // Paths under the checkout read <repo>, as scripts/regen-golden.sh writes them.
+  const std::string repo = std::filesystem::path(TPSIM_TEST_DATA).parent_path().parent_path().string();
+  for (size_t at; (at = out.find(repo)) != std::string::npos;) out.replace(at, repo.size(), "<repo>");
   return out + "\n[exit " + std::to_string(o.status) + "]\n";
 }
 
