@@ -85,9 +85,9 @@ TEST_CASE("Narayanan et al. 2021 Table 1 rows 1-5: TFLOP/s per GPU within 10% of
   REQUIRE(rows.size() == 5);
   std::string table = "model     TP PP GPUs batch  paper TF/s  predicted TF/s  error   step time\n";
   for (const Row& r : rows) {
+    // What `tpsim run -t cluster-a100-hdr -m gpt-<N>b --set ... --numerics off` runs: no other flag.
     RunOptions options;
     options.numerics = "off";
-    options.tp_collectives = "folded";   // TP groups sit inside a node; see run_step.cpp
     const RunResult result = run_scenario(row_scenario(r), options);
     REQUIRE(result.step);
     const double predicted = result.step->tflops_per_gpu;

@@ -79,11 +79,20 @@ TEST_CASE("a measured GEMM table overrides the model for its exact shapes only")
   std::remove(path.c_str());
 }
 
-TEST_CASE("a fused kernel costs the seconds its parts were costed at") {
+TEST_CASE("a fused op costs the sum of its parts") {
+  Op gemm;
+  gemm.kind = OpKind::gemm;
+  gemm.gemm = {256, 256, 4096};
+  gemm.dtype = DType::bf16;
+  Op norm;
+  norm.kind = OpKind::kernel;
+  norm.kernel.fn = "layernorm";
+  norm.hbm_bytes = 1e9;
   Op op;
   op.kind = OpKind::kernel;
   op.kernel.fn = "fused";
-  op.kernel.attrs["seconds"] = 1.25e-3;
-  op.flops = 1e20;   // ignored: already costed
-  CHECK(op_cost(toy_gpu(), op).seconds == 1.25e-3);
+  op.flops = 1e20;   // ignored: the parts are costed one by one
+  op.parts = std::make_shared<const std::vector<Op>>(std::vector<Op>{gemm, norm, gemm});
+  const double want = 2 * op_cost(toy_gpu(), gemm).seconds + op_cost(toy_gpu(), norm).seconds;
+  CHECK(op_cost(toy_gpu(), op).seconds == doctest::Approx(want).scale(0).epsilon(1e-12));
 }

@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "tpsim/memory.hpp"
 
 using namespace tpsim;

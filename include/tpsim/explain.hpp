@@ -55,7 +55,8 @@ struct ExplainReport {
   double forward_communication = 0, backward_communication = 0;   // s, sum of time_collective
   double serial_total = 0;       // s, compute + communication with nothing overlapped
   double simulated = 0;          // s, the engine's makespan for the layer (overlap and contention)
-  int64_t activation_bytes = 0;  // bytes of activations one GPU holds for backward (forward outputs)
+  int64_t activation_bytes = 0;  // bytes of activations one GPU keeps per layer for backward (the memory model's)
+  int64_t program_activation_bytes = 0;   // forward tensors the lowered backward reads (the plan as lowered)
   std::string fidelity;          // the engine fidelity collectives and the layer were timed at
 };
 

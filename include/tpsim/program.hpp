@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,11 @@ struct Op {
   KernelInfo kernel;
   CollectiveInfo collective;
   P2PInfo p2p;
+  // A fused op (kernel fn "fused") stands for these ops, lowered once and shared by every place the
+  // step stamps them: their deps index this list, each part runs on its own stream in list order.
+  // The timing engine runs them alone and reuses the duration (compute parts by the cost model,
+  // collectives timed alone with their instance: a folded TP collective); nothing is pre-timed here.
+  std::shared_ptr<const std::vector<Op>> parts;
 };
 
 struct Program {
@@ -116,6 +122,10 @@ struct Program {
 struct ProgramSet {
   std::vector<Program> ranks;            // ranks[r].rank == r
   int tp = 1, pp = 1, dp = 1;
+  // Replica symmetry: only DP replica 0's ranks have ops (the others' programs are empty). A
+  // collective whose group reaches those ranks is timed by the engine alone on the full
+  // topology, which is what every replica's identical copy of it takes when they run together.
+  bool dp_symmetry = false;
 };
 
 }  // namespace tpsim

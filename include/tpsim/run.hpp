@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "tpsim/lower.hpp"
+#include "tpsim/numerics.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/spec.hpp"
 
@@ -18,5 +20,12 @@ struct RunOptions {
   std::string dp_replicas = "auto";      // step scope: auto | all | one (see StepMetrics; auto = one from 512 GPUs)
 };
 RunResult run_scenario(const Scenario& scenario, const RunOptions& options);
+
+// The numerical check of a plan as the timing runs it: lowers `scenario` at full size and resolves
+// its collectives with the one selector (as the timing does), then lowers the same scope at proxy
+// scale (when `proxy`) and runs it sharded and unsharded with those very instances (the same
+// algorithm, protocol, channel orders and chunk count; only the data is smaller).
+NumericsReport verify_as_timed(const Scenario& scenario, bool proxy, const LowerOptions& lowering,
+                               const NumericsOptions& options);
 
 }  // namespace tpsim

@@ -51,6 +51,7 @@ struct LinkUse {
 
 struct RankTotals {
   double compute = 0, communication = 0, exposed_communication = 0, bubble = 0, idle = 0;
+  double folded_communication = 0;   // collective time inside fused ops (counted in compute above)
 };
 
 struct Timeline {

@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "tpsim/lower.hpp"
+#include "tpsim/run.hpp"
 #include "tpsim/numerics.hpp"
 
 namespace tpsim::cli {
@@ -59,9 +60,9 @@ void register_verify(CLI::App& app) {
       ->check(CLI::IsMember({"layers", "stack", "block"}));
   cmd->add_flag("--forward-only", args->forward_only, "Skip the backward pass");
   cmd->callback([args] {
-    Scenario scenario = load_scenario(args->scenario.request());
-    const bool full = args->scale.empty() ? scenario.numerics == "full" : args->scale == "full";
-    if (!full) scenario = proxy_scale(scenario);
+    const Scenario as_loaded = load_scenario(args->scenario.request());
+    const bool full = args->scale.empty() ? as_loaded.numerics == "full" : args->scale == "full";
+    const Scenario scenario = full ? as_loaded : proxy_scale(as_loaded);
     LowerOptions lo;
     lo.scope = args->scope == "block" ? LowerScope::block : LowerScope::stack;
     lo.embedding_and_loss = args->scope == "stack";
@@ -74,7 +75,12 @@ void register_verify(CLI::App& app) {
     fmt::print("plan {}: tp={} pp={} dp={} sp={}, {} {}, {}\n\n", p.name.empty() ? "(inline)" : p.name, p.tp, p.pp, p.dp,
                p.sp ? "on" : "off", args->scope, lo.backward ? "forward+backward" : "forward", args->dtype);
 
-    const NumericsReport report = verify(lower(scenario, lo), lower(unsharded(scenario), lo), no);
+    // The collectives run the instances the timing resolves for the same ops at full size.
+    const NumericsReport report = verify_as_timed(as_loaded, !full, lo, no);
+    fmt::print("collective instances executed (as tpsim run times them on {}):\n", as_loaded.topology.name);
+    for (const std::string& key : report.instances) fmt::print("  {}\n", key);
+    if (report.instances.empty()) fmt::print("  none\n");
+    fmt::print("\n");
     const std::vector<TensorCheck> rows = per_tensor(report);
     size_t op_width = 2, tensor_width = 6;
     for (const auto& c : rows) {

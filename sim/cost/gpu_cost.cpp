@@ -132,12 +132,16 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
   if (op.kind == OpKind::gemm) return gemm_cost(gpu, op.gemm, op.dtype);
   KernelCost c;
   if (op.kind != OpKind::kernel) return c;
-  // A fused kernel stands for a run of kernels already costed one by one (whole-step lowering
-  // coarsens a layer's compute between TP collectives): its duration is their sum.
+  // A fused op stands for its parts (whole-step lowering coarsens a layer's compute between TP
+  // collectives): its compute is their sum. Collective parts (folded TP) are the engine's to time.
   if (op.kernel.fn == "fused") {
-    auto it = op.kernel.attrs.find("seconds");
-    c.seconds = it != op.kernel.attrs.end() ? it->second : 0;
-    c.compute_bound = c.seconds;
+    if (op.parts)
+      for (const Op& part : *op.parts) {
+        const KernelCost p = op_cost(gpu, part);
+        c.seconds += p.seconds;
+        c.compute_bound += p.compute_bound;
+        c.memory_bound += p.memory_bound;
+      }
     return c;
   }
   if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward") return attention_cost(gpu, op);

@@ -11,6 +11,7 @@
 
 #include "engine/collective_run.hpp"
 #include "engine/select.hpp"
+#include "engine/unit_times.hpp"
 #include "tpsim/cost.hpp"
 #include "tpsim/engine.hpp"
 
@@ -77,12 +78,35 @@ struct Simulation {
   std::vector<std::map<std::vector<int>, int>> issued;                                 // rank -> group -> k
   std::map<RequestKey, CollectiveInstance> resolved;   // unresolved ops, through the selector
   std::map<PlanKey, std::shared_ptr<const CollectivePlan>> plans;
+  engine::UnitTimes units;                        // fused ops and symmetric collectives, timed alone
+  std::vector<double> folded;                     // rank -> collective seconds inside fused ops
+  std::vector<double> tp_tail;                    // rank -> when its folded collectives are done
   std::vector<Span> spans;
   std::vector<double> link_bytes;
   std::vector<std::vector<std::pair<double, double>>> link_busy;
   bool platform_running = false;
 
-  Simulation(const Topology& t, const ProgramSet& p, const EngineOptions& o) : topology(t), programs(p), options(o), fabric(t) {}
+  Simulation(const Topology& t, const ProgramSet& p, const EngineOptions& o)
+      : topology(t), programs(p), options(o), fabric(t), units(t, o) {}
+
+  // Under replica symmetry a collective reaching a rank with no program stands for every
+  // replica's identical copy: it takes its time alone on the full topology.
+  bool symmetric(const CollectiveInfo& c) const {
+    if (!programs.dp_symmetry) return false;
+    return std::any_of(c.group.begin(), c.group.end(), [&](int g) {
+      return g < 0 || g >= static_cast<int>(programs.ranks.size()) || programs.ranks[g].ops.empty();
+    });
+  }
+
+  // Everything timed alone is timed before the platform exists (one SimGrid engine at a time).
+  void prepare(const Op& op) {
+    if (op.kind == OpKind::collective) {
+      if (symmetric(op.collective)) units.alone(op.collective);
+      else plan_for(op.collective);
+    } else if (op.parts) {
+      units.fused(op);
+    }
+  }
 
   void mark_done(int rank, int op) {
     RankState& rs = ranks[rank];
@@ -216,7 +240,7 @@ struct Simulation {
         s.end = ready;
         s.waited_for = awaited.name;
         copy_op_fields(s, op);
-        spans.push_back(s);
+        spans.push_back(std::move(s));
       }
       Span span;
       span.rank = rank;
@@ -229,12 +253,24 @@ struct Simulation {
         case OpKind::gemm:
         case OpKind::kernel:
           span.kind = op.kind == OpKind::gemm ? "gemm" : "kernel";
-          sg::this_actor::sleep_for(op_cost(topology.gpu, op).seconds);
+          if (op.parts) {
+            const double now = platform->now();
+            const engine::UnitTime& unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
+            folded[rank] += unit.collectives;
+            if (unit.tp_free > 0) tp_tail[rank] = now + unit.tp_free;
+            sg::this_actor::sleep_for(unit.seconds);
+          } else {
+            sg::this_actor::sleep_for(op_cost(topology.gpu, op).seconds);
+          }
           break;
         case OpKind::collective:
           span.kind = "collective";
           span.bytes = op.collective.bytes;
-          {
+          if (symmetric(op.collective)) {
+            span.instance = describe(op.collective.instance);
+            span.algorithm = to_string(op.collective.instance.algorithm);
+            sg::this_actor::sleep_for(units.alone(op.collective));
+          } else {
             const auto plan = run_collective(rank, op);
             span.algorithm = to_string(plan->algorithm);
             span.instance = describe(plan->instance);
@@ -249,8 +285,8 @@ struct Simulation {
           break;
       }
       span.end = platform->now();
-      spans.push_back(span);
       stream_free = span.end;
+      spans.push_back(std::move(span));
       mark_done(rank, op.id);
     }
   }
@@ -286,8 +322,9 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
       if (p.ops[i].id != i) throw std::invalid_argument("simulate: rank " + std::to_string(r) + " op ids must equal their index");
   }
   for (const Program& p : programs.ranks)
-    for (const Op& op : p.ops)
-      if (op.kind == OpKind::collective) sim.plan_for(op.collective);
+    for (const Op& op : p.ops) sim.prepare(op);
+  sim.folded.assign(n, 0.0);
+  sim.tp_tail.assign(n, 0.0);
   sim.platform_running = true;
   sim.platform = std::make_unique<engine::SimPlatform>(sim.fabric);
   sim.ctx.platform = sim.platform.get();
@@ -330,6 +367,7 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
     else rt.communication += d;
   }
   for (RankTotals& rt : t.ranks) rt.idle = std::max(0.0, t.makespan - rt.compute - rt.exposed_communication - rt.bubble);
+  for (int r = 0; r < n; ++r) t.ranks[r].folded_communication = sim.folded[r];
   for (size_t l = 0; l < sim.link_bytes.size(); ++l)
     if (sim.link_bytes[l] > 0)
       t.links.push_back({sim.fabric.links()[l].name, sim.link_bytes[l], union_length(sim.link_busy[l]),

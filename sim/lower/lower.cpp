@@ -1,6 +1,6 @@
 // lower(): one Program per rank for a scope (block, layer, stack), forward and optionally backward;
 // unsharded() and proxy_scale() derive the scenarios the numerics compares.
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "tpsim/lower.hpp"
 
 #include <fmt/core.h>

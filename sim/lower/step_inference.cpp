@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "lower/program_builder.hpp"
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "lower/step_pieces.hpp"
 
 namespace tpsim::lowering {
@@ -30,7 +30,6 @@ struct ForwardPieces {
 };
 
 ForwardPieces forward_pieces(const Scenario& s, bool decode, int64_t context) {
-  const GpuSpec& gpu = s.topology.gpu;
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
   const RankCoords coords = rank_coords(s.plan, 0);
   ForwardPieces f;
@@ -45,14 +44,14 @@ ForwardPieces forward_pieces(const Scenario& s, bool decode, int64_t context) {
     if (decode)
       for (int i = n0; i < n1; ++i)
         if (is_attention(p.ops[size_t(i)])) make_decode_attention(p.ops[size_t(i)], s, context);
-    f.layer = coarsen(p, n0, n1, gpu, "fwd");
+    f.layer = coarsen(p, n0, n1, "fwd");
   }
   {
     ProgramBuilder b(s, coords, rows);
     Tape tape;
     b.embedding_forward(tape);
     const int n1 = int(b.program_size());
-    f.embedding = coarsen(b.finish(), 0, n1, gpu, "embedding.fwd");
+    f.embedding = coarsen(b.finish(), 0, n1, "embedding.fwd");
   }
   {
     // Logits of the last position of each sequence only: [batch, h] x [h, V/t].
@@ -65,7 +64,7 @@ ForwardPieces forward_pieces(const Scenario& s, bool decode, int64_t context) {
     const int n0 = int(b.program_size());
     b.output_loss_forward(x, tape);
     const int n1 = int(b.program_size());
-    f.output = coarsen(b.finish(), n0, n1, gpu, "output.fwd");
+    f.output = coarsen(b.finish(), n0, n1, "output.fwd");
   }
   return f;
 }
@@ -94,7 +93,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
   s.workload.seq = decode ? 1 : scenario.workload.prompt;
   ForwardPieces f = forward_pieces(s, decode, context);
   if (options.fold_tp)
-    for (Piece* p : {&f.layer, &f.embedding, &f.output}) *p = fold_collectives(*p, options.fold_tp);
+    for (Piece* p : {&f.layer, &f.embedding, &f.output}) *p = fold_collectives(*p);
   const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
   const double bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /

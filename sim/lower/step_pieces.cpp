@@ -7,7 +7,6 @@
 #include <map>
 
 #include "lower/program_builder.hpp"
-#include "tpsim/cost.hpp"
 
 namespace tpsim::lowering {
 namespace {
@@ -28,31 +27,39 @@ Op fused_op(const std::string& name) {
   op.kind = OpKind::kernel;
   op.name = name;
   op.kernel.fn = "fused";
-  op.kernel.attrs["seconds"] = 0;
   op.kernel.attrs["kernels"] = 0;
   return op;
 }
 
-void add_to_fused(Op& fused, const Op& op, const GpuSpec& gpu) {
-  fused.kernel.attrs["seconds"] += op_cost(gpu, op).seconds;
+// The part as the engine needs it: kind, shapes, FLOPs and bytes, no tensor names.
+Op part_of(const Op& op) {
+  Op part = op;
+  part.inputs.clear();
+  part.outputs.clear();
+  part.deps.clear();
+  part.parts = nullptr;
+  return part;
+}
+
+void add_to_fused(Op& fused, std::vector<Op>& parts, const Op& op) {
+  parts.push_back(part_of(op));
   fused.kernel.attrs["kernels"] += 1;
   fused.flops += op.flops;
   fused.hbm_bytes += op.hbm_bytes;
   fused.dtype = op.dtype;
+  fused.pass = op.pass;
 }
 
 void total(Piece& p) {
   for (const Op& op : p.ops)
-    if (op.kind == OpKind::kernel && op.kernel.fn == "fused") {
-      p.seconds += op.kernel.attrs.at("seconds");
-      p.flops += op.flops;
-    }
+    if (op.kind == OpKind::kernel && op.kernel.fn == "fused") p.flops += op.flops;
 }
 
 }  // namespace
 
-Piece coarsen(const Program& program, int begin, int end, const GpuSpec& gpu, const std::string& label) {
+Piece coarsen(const Program& program, int begin, int end, const std::string& label) {
   Piece piece;
+  std::map<int, std::vector<Op>> parts;   // fused op index -> its kernels, in order
   std::map<int, int> coarse_of;   // builder op id -> index in piece.ops
   int open = -1;                  // fused op being extended
   for (int id = begin; id < end; ++id) {
@@ -72,7 +79,7 @@ Piece coarsen(const Program& program, int begin, int end, const GpuSpec& gpu, co
         piece.ops.push_back(std::move(fused));
         open = int(piece.ops.size()) - 1;
       }
-      add_to_fused(piece.ops[size_t(open)], op, gpu);
+      add_to_fused(piece.ops[size_t(open)], parts[open], op);
       coarse_of[id] = open;
       continue;
     }
@@ -87,6 +94,7 @@ Piece coarsen(const Program& program, int begin, int end, const GpuSpec& gpu, co
     coarse_of[id] = int(piece.ops.size()) - 1;
     open = -1;   // kernels after a collective run after it on the compute stream, in a new fused op
   }
+  for (auto& [index, list] : parts) piece.ops[size_t(index)].parts = std::make_shared<const std::vector<Op>>(std::move(list));
   total(piece);
   return piece;
 }
@@ -94,13 +102,15 @@ Piece coarsen(const Program& program, int begin, int end, const GpuSpec& gpu, co
 namespace {
 
 // Only the attention core's forward kernels (selective recompute re-runs them before backward).
-Piece attention_only(const Program& program, int begin, int end, const GpuSpec& gpu) {
+Piece attention_only(const Program& program, int begin, int end) {
   Piece piece;
   Op fused = fused_op("attn.recompute");
+  std::vector<Op> parts;
   for (int id = begin; id < end; ++id) {
     const Op& op = program.ops[size_t(id)];
-    if (op.kind == OpKind::kernel && op.kernel.fn.find("attention") != std::string::npos) add_to_fused(fused, op, gpu);
+    if (op.kind == OpKind::kernel && op.kernel.fn.find("attention") != std::string::npos) add_to_fused(fused, parts, op);
   }
+  fused.parts = std::make_shared<const std::vector<Op>>(std::move(parts));
   piece.ops.push_back(std::move(fused));
   total(piece);
   return piece;
@@ -108,51 +118,29 @@ Piece attention_only(const Program& program, int begin, int end, const GpuSpec& 
 
 }  // namespace
 
-double piece_makespan(const Piece& piece, const CollectiveTimer& timer, double* comm) {
-  std::vector<double> end(piece.ops.size(), 0);
-  std::map<Stream, double> free_at;
-  double makespan = 0, comm_total = 0;
-  for (size_t i = 0; i < piece.ops.size(); ++i) {
-    const Op& op = piece.ops[i];
-    double start = free_at[op.stream];
-    for (int d : op.deps) start = std::max(start, end[size_t(d)]);
-    double seconds = 0;
-    if (op.kind == OpKind::collective) {
-      seconds = timer(op.collective);
-      comm_total += seconds;
-    } else if (op.kind == OpKind::kernel && op.kernel.fn == "fused") {
-      seconds = op.kernel.attrs.at("seconds");
-    }
-    end[i] = start + seconds;
-    free_at[op.stream] = end[i];
-    makespan = std::max(makespan, end[i]);
-  }
-  if (comm) *comm = comm_total;
-  return makespan;
-}
-
-Piece fold_collectives(const Piece& piece, const CollectiveTimer& timer) {
-  Piece folded;
-  double comm = 0;
+Piece fold_collectives(const Piece& piece) {
   Op op = fused_op(piece.ops.empty() ? "empty" : piece.ops.front().name);
-  op.kernel.attrs["seconds"] = piece_makespan(piece, timer, &comm);
-  op.kernel.attrs["tp_comm_seconds"] = comm;
-  op.kernel.attrs["compute_seconds"] = piece.seconds;
+  std::vector<Op> parts;
   for (const Op& o : piece.ops) {
+    Op part = o;   // deps already index piece.ops, which become the parts in the same order
+    part.inputs.clear();
+    part.outputs.clear();
+    parts.push_back(std::move(part));
     if (o.kind != OpKind::kernel) continue;
     op.kernel.attrs["kernels"] += o.kernel.attrs.count("kernels") ? o.kernel.attrs.at("kernels") : 1;
     op.flops += o.flops;
     op.hbm_bytes += o.hbm_bytes;
     op.dtype = o.dtype;
+    op.pass = o.pass;
   }
+  op.parts = std::make_shared<const std::vector<Op>>(std::move(parts));
+  Piece folded;
   folded.ops.push_back(std::move(op));
-  folded.seconds = piece.seconds;
   folded.flops = piece.flops;
   return folded;
 }
 
 StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
-  const GpuSpec& gpu = scenario.topology.gpu;
   const int64_t h = scenario.model.hidden;
   const RankCoords coords = rank_coords(scenario.plan, 0);
   StepPieces pieces;
@@ -167,9 +155,9 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
     b.backward(tape, y, b.gradient_seed(y));
     const int n2 = int(b.program_size());
     const Program p = b.finish();
-    pieces.layer_fwd = coarsen(p, n0, n1, gpu, "fwd");
-    pieces.layer_bwd = coarsen(p, n1, n2, gpu, "bwd");
-    pieces.attention_recompute = attention_only(p, n0, n1, gpu);
+    pieces.layer_fwd = coarsen(p, n0, n1, "fwd");
+    pieces.layer_bwd = coarsen(p, n1, n2, "bwd");
+    pieces.attention_recompute = attention_only(p, n0, n1);
     for (const auto& [name, t] : p.tensors)
       if (t.is_weight) pieces.layer_params += double(t.rows) * double(t.cols);
   }
@@ -182,8 +170,8 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
     b.backward(tape, e, b.gradient_seed(e));
     const int n2 = int(b.program_size());
     const Program p = b.finish();
-    pieces.embedding_fwd = coarsen(p, n0, n1, gpu, "embedding.fwd");
-    pieces.embedding_bwd = coarsen(p, n1, n2, gpu, "embedding.bwd");
+    pieces.embedding_fwd = coarsen(p, n0, n1, "embedding.fwd");
+    pieces.embedding_bwd = coarsen(p, n1, n2, "embedding.bwd");
     for (const auto& [name, t] : p.tensors)
       if (t.is_weight) pieces.embedding_params += double(t.rows) * double(t.cols);
   }
@@ -197,8 +185,8 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
     b.backward(tape, loss, "");
     const int n2 = int(b.program_size());
     const Program p = b.finish();
-    pieces.output_fwd = coarsen(p, n0, n1, gpu, "output.fwd");
-    pieces.output_bwd = coarsen(p, n1, n2, gpu, "output.bwd");
+    pieces.output_fwd = coarsen(p, n0, n1, "output.fwd");
+    pieces.output_bwd = coarsen(p, n1, n2, "output.bwd");
     for (const auto& [name, t] : p.tensors)
       if (t.is_weight) pieces.output_params += double(t.rows) * double(t.cols);
   }

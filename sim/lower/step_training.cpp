@@ -12,7 +12,7 @@
 
 #include "lower/pipeline_schedule.hpp"
 #include "lower/program_builder.hpp"
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "lower/step_pieces.hpp"
 
 namespace tpsim::lowering {
@@ -80,11 +80,16 @@ int message_tag(bool gradient, int micro_batch, int chunk, int micro_batches) {
   return (chunk * micro_batches + micro_batch) * 2 + (gradient ? 1 : 0);
 }
 
+// Merged runs of folded pieces, shared by every rank and micro-batch that stamps the same run (a
+// stage's ranks all do): keyed by the pieces' own parts lists.
+using MergedRuns = std::map<std::vector<const void*>, std::shared_ptr<const std::vector<Op>>>;
+
 // One rank's program, appended piece by piece. With `merge`, consecutive single-op (folded)
-// pieces become one op, flushed when anything else is appended.
+// pieces become one fused op whose parts are those pieces, flushed when anything else is appended.
 class StepWriter {
  public:
-  StepWriter(int rank, std::vector<int> tp_group, bool merge) : tp_group_(std::move(tp_group)), merge_(merge) {
+  StepWriter(int rank, std::vector<int> tp_group, bool merge, MergedRuns& runs)
+      : tp_group_(std::move(tp_group)), merge_(merge), runs_(runs) {
     program_.rank = rank;
   }
 
@@ -99,12 +104,14 @@ class StepWriter {
         pending_->micro_batch = micro_batch;
         pending_->deps = roots;
         if (last_compute_ >= 0) pending_->deps.push_back(last_compute_);
+        pending_pieces_ = {&src};
         return;
       }
       for (const auto& [key, value] : src.kernel.attrs) pending_->kernel.attrs[key] += value;
       pending_->flops += src.flops;
       pending_->hbm_bytes += src.hbm_bytes;
       pending_->deps.insert(pending_->deps.end(), roots.begin(), roots.end());
+      pending_pieces_.push_back(&src);
       return;
     }
     flush();
@@ -146,6 +153,18 @@ class StepWriter {
  private:
   void flush() {
     if (!pending_) return;
+    if (pending_pieces_.size() > 1) {   // the merged op runs the pieces one after the other
+      std::vector<const void*> key;
+      for (const Op* piece : pending_pieces_) key.push_back(piece->parts.get());
+      auto [it, fresh] = runs_.try_emplace(std::move(key), nullptr);
+      if (fresh) {
+        std::vector<Op> parts;
+        for (const Op* piece : pending_pieces_) parts.push_back(*piece);
+        it->second = std::make_shared<const std::vector<Op>>(std::move(parts));
+      }
+      pending_->parts = it->second;
+    }
+    pending_pieces_.clear();
     pending_->id = int(program_.ops.size());
     last_compute_ = pending_->id;
     program_.ops.push_back(std::move(*pending_));
@@ -155,7 +174,9 @@ class StepWriter {
   Program program_;
   std::vector<int> tp_group_;
   bool merge_ = false;
+  MergedRuns& runs_;
   std::optional<Op> pending_;
+  std::vector<const Op*> pending_pieces_;   // the folded pieces pending_ stands for
   int last_compute_ = -1;
 };
 
@@ -172,26 +193,9 @@ Op p2p_op(OpKind kind, const std::string& name, int peer, int tag, double bytes,
 }
 
 Op dp_collective(CollectiveOp kind, const std::string& name, std::vector<int> group, double bytes, int after,
-                 Algorithm algorithm, const CollectiveTimer& timer) {
+                 Algorithm algorithm) {
   Op op;
   op.pass = Pass::backward;   // gradient reduction, issued as the backward pass frees each bucket
-  if (timer) {
-    // Replica symmetry: the collective's uncontended time, as a kernel on the DP stream.
-    CollectiveInfo info;
-    info.op = kind;
-    info.algorithm = algorithm;
-    info.group = std::move(group);
-    info.bytes = int64_t(bytes);
-    op.kind = OpKind::kernel;
-    op.name = name;
-    op.stream = Stream::dp_comm;
-    op.kernel.fn = "fused";
-    op.kernel.attrs["seconds"] = timer(info);
-    op.kernel.attrs["dp_comm_seconds"] = op.kernel.attrs["seconds"];
-    op.collective = info;
-    if (after >= 0) op.deps = {after};
-    return op;
-  }
   op.kind = OpKind::collective;
   op.name = name;
   op.stream = Stream::dp_comm;
@@ -229,7 +233,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   if (options.fold_tp)
     for (Piece* p : {&pieces.layer_fwd, &pieces.layer_bwd, &pieces.attention_recompute, &pieces.embedding_fwd,
                      &pieces.embedding_bwd, &pieces.output_fwd, &pieces.output_bwd})
-      *p = fold_collectives(*p, options.fold_tp);
+      *p = fold_collectives(*p);
   const std::map<SlotKey, double> ends = ideal_slot_ends(pp, v, m);
   const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
   // Activations and gradients between stages: [tokens, h], sequence-sharded under SP.
@@ -240,10 +244,12 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   set.tp = plan.tp;
   set.pp = pp;
   set.dp = dp;
+  set.dp_symmetry = options.one_dp_replica && dp > 1;
+  MergedRuns merged_runs;
   set.ranks.resize(size_t(plan.world()));
   for (int rank = 0; rank < plan.world(); ++rank) {
     const RankCoords c = rank_coords(plan, rank);
-    if (options.dp_timer && c.dp_index != 0) {
+    if (options.one_dp_replica && c.dp_index != 0) {
       set.ranks[size_t(rank)].rank = rank;   // another replica: simulated by symmetry
       continue;
     }
@@ -270,7 +276,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     size_t posted = 0;
     std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
 
-    StepWriter w(rank, c.tp_group, bool(options.fold_tp));
+    StepWriter w(rank, c.tp_group, options.fold_tp, merged_runs);
     auto post_until = [&](double ts, int tag) {
       for (; posted < recvs.size() && std::tie(recvs[posted].ts, recvs[posted].tag) < std::tie(ts, tag); ++posted) {
         const PendingRecv& r = recvs[posted];
@@ -291,8 +297,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       }
       const auto kind = plan.distributed_optimizer ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
       dp_ops.push_back(w.append(dp_collective(kind, fmt::format("dp.grads.bucket{}", dp_ops.size()), dp_group,
-                                              bucket * kGradReduceBytes, w.last_compute(), algorithm,
-                                              options.dp_timer)));
+                                              bucket * kGradReduceBytes, w.last_compute(), algorithm)));
       bucket = 0;
     };
     auto add_grads = [&](double params) {
@@ -376,7 +381,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const int adam_id = w.append(std::move(adam));
     if (plan.distributed_optimizer && dp > 1) {
       Op gather = dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
-                                local_params * dtype_bytes(s.model.dtype), adam_id, algorithm, options.dp_timer);
+                                local_params * dtype_bytes(s.model.dtype), adam_id, algorithm);
       gather.pass = Pass::optimizer;   // the updated parameter shards go back to every replica
       w.append(std::move(gather));
     }

@@ -39,7 +39,9 @@ std::string explain_text(const ExplainReport& r) {
                      format_seconds(r.backward_communication), r.backward_collectives);
   out += fmt::format("  total, nothing overlapped      {}\n", format_seconds(r.serial_total));
   out += fmt::format("  simulated (engine, contention) {}  ({} fidelity)\n", format_seconds(r.simulated), r.fidelity);
-  out += fmt::format("  activations kept for backward  {} per GPU\n", format_bytes(double(r.activation_bytes)));
+  out += fmt::format("  activations kept for backward  {} per GPU (memory model, as tpsim run counts them);\n"
+                     "                                 the lowered backward reads {} of forward tensors\n",
+                     format_bytes(double(r.activation_bytes)), format_bytes(double(r.program_activation_bytes)));
   return out;
 }
 

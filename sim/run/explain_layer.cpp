@@ -117,6 +117,29 @@ ExplainReport explain_layer(const Scenario& s) {
   // Activations kept for backward: the memory model's figure (the one `tpsim run` and the planner
   // count), which assumes the same attention kernel the cost model times.
   r.activation_bytes = static_cast<int64_t>(activation_bytes_per_layer(s));
+  // And what the lowered backward itself reads from the forward pass: tensors forward ops wrote,
+  // and the layer input (read by forward, written by nobody, not a weight). It differs from the
+  // model's figure by the dropout masks and norm inputs the lowering does not model, and it follows
+  // the plan's actual mappings (a naive plan keeps more).
+  std::set<std::string> forward_written, forward_read;
+  for (const Op& op : p.ops)
+    if (op.pass == Pass::forward) {
+      forward_written.insert(op.outputs.begin(), op.outputs.end());
+      forward_read.insert(op.inputs.begin(), op.inputs.end());
+    }
+  std::set<std::string> saved;
+  for (const Op& op : p.ops) {
+    if (op.pass != Pass::backward) continue;
+    for (const auto& in : op.inputs) {
+      const TensorDesc& d = p.tensors.at(in);
+      if (d.is_weight) continue;
+      if (forward_written.count(in) || forward_read.count(in)) saved.insert(in);
+    }
+  }
+  for (const auto& name : saved) {
+    const TensorDesc& d = p.tensors.at(name);
+    r.program_activation_bytes += d.rows * d.cols * dtype_bytes(d.dtype);
+  }
   // Tokens: the layer input's rows (a sequence shard of them under sequence parallelism).
   if (auto it = p.tensors.find("input"); it != p.tensors.end())
     r.tokens = it->second.rows * (s.plan.sp ? s.plan.tp : 1);

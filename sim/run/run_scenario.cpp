@@ -66,16 +66,10 @@ std::string shape_text(const Scenario& s) {
 void check_numerics(const Scenario& s, const std::string& mode, const RunOptions& options, RunResult& result) {
   const Scenario shape = numerics_shape(s);
   const LowerOptions lowering = numerics_lowering(s);
-  // Instances are resolved at full scale, as the timing resolves them for the same ops.
-  ProgramSet timed = lower(shape, lowering);
-  resolve_collectives(s.topology, timed);
   const Scenario checked = mode == "full" ? shape : proxy_scale(shape);
-  ProgramSet sharded = lower(checked, lowering);
-  copy_instances(timed, sharded);
-  const ProgramSet reference = lower(unsharded(checked), lowering);
   NumericsOptions numerics_options;
   numerics_options.dtype = options.numerics_dtype;
-  result.numerics = verify(sharded, reference, numerics_options);
+  result.numerics = verify_as_timed(shape, mode != "full", lowering, numerics_options);
   result.numerics_scale = mode;
   result.numerics_scope = fmt::format("embedding, {} (of {}), output head and loss; {}",
                                       s.plan.pp == 1 ? std::string("1 layer") : fmt::format("1 layer per stage ({} stages)", s.plan.pp),
@@ -97,6 +91,16 @@ std::vector<std::string> unverified(const Timeline& t, const NumericsReport& n) 
 }
 
 }  // namespace
+
+NumericsReport verify_as_timed(const Scenario& scenario, bool proxy, const LowerOptions& lowering,
+                               const NumericsOptions& options) {
+  ProgramSet timed = lower(scenario, lowering);
+  resolve_collectives(scenario.topology, timed);
+  const Scenario checked = proxy ? proxy_scale(scenario) : scenario;
+  ProgramSet sharded = lower(checked, lowering);
+  copy_instances(timed, sharded);
+  return verify(sharded, lower(unsharded(checked), lowering), options);
+}
 
 RunResult run_scenario(const Scenario& scenario, const RunOptions& options) {
   RunResult result;

@@ -8,7 +8,7 @@
 #include <map>
 #include <tuple>
 
-#include "lower/step_lowering.hpp"
+#include "tpsim/step_lowering.hpp"
 #include "run/run_step.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/memory.hpp"
@@ -22,21 +22,6 @@ namespace {
 // Llama-2-7B TP8 on dgx-h100 ran ~0.45 ms of wall time per estimated op (16 micro-batches, 32k
 // ops: 14 s), so 1e4 keeps an exact step near 4 s.
 constexpr double kExactOpsLimit = 1e4;
-
-// time_collective on the idle topology, once per distinct collective shape.
-lowering::CollectiveTimer collective_timer(const Topology& topology) {
-  auto cache = std::make_shared<std::map<std::tuple<int, int, std::vector<int>, int64_t>, double>>();
-  return [&topology, cache](const CollectiveInfo& c) {
-    const auto key = std::make_tuple(int(c.op), int(c.algorithm), c.group, c.bytes);
-    auto it = cache->find(key);
-    if (it != cache->end()) return it->second;
-    EngineOptions options;
-    options.fidelity = Fidelity::flow;
-    const double t = time_collective(topology, c.op, c.algorithm, c.group, double(c.bytes), options).seconds;
-    cache->emplace(key, t);
-    return t;
-  };
-}
 
 // Whether a TP group sits inside one node and no DP or PP peer shares that node (so the TP
 // collectives' links carry nothing else and folding their uncontended time is exact).
@@ -61,25 +46,10 @@ double peak_flops(const Scenario& s) {
 // From this many GPUs `auto` simulates one DP replica (a full 1024-GPU step is ~10 s of SimGrid).
 constexpr int kOneReplicaFrom = 512;
 
-// DP collectives timed by symmetry run as kernels on dp_comm: count them as communication.
-void count_symmetric_dp_as_communication(Timeline& t) {
-  for (Span& span : t.spans) {
-    if (span.stream == Stream::compute || span.kind != "kernel") continue;
-    const double d = span.end - span.start;
-    t.ranks[size_t(span.rank)].compute -= d;
-    t.ranks[size_t(span.rank)].communication += d;
-    span.kind = "collective";
-  }
-}
-
-double folded_tp_seconds(const ProgramSet& set) {
+// The most collective time any GPU spent inside fused ops (folded TP collectives).
+double folded_seconds(const Timeline& t) {
   double most = 0;
-  for (const Program& p : set.ranks) {
-    double sum = 0;
-    for (const Op& op : p.ops)
-      if (auto it = op.kernel.attrs.find("tp_comm_seconds"); it != op.kernel.attrs.end()) sum += it->second;
-    most = std::max(most, sum);
-  }
+  for (const RankTotals& r : t.ranks) most = std::max(most, r.folded_communication);
   return most;
 }
 
@@ -93,7 +63,6 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
   EngineOptions engine;
   engine.fidelity = Fidelity::flow;   // collectives as concurrent per-edge flows: exact for rings, fast
   lowering::StepOptions step;
-  const lowering::CollectiveTimer timer = collective_timer(s.topology);
 
   if (m.training) {
     m.micro_batches_per_step = lowering::micro_batches_per_step(s);
@@ -106,22 +75,21 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     const bool fold = options.tp_collectives == "folded" ||
                       (options.tp_collectives == "auto" && s.plan.tp > 1 &&
                        estimated_ops(s, m.micro_batches) > kExactOpsLimit);
-    if (fold) step.fold_tp = timer;
+    step.fold_tp = fold;
     m.tp_collectives = fold ? "folded" : "exact";
     if (fold && options.tp_collectives == "auto" && !tp_links_private(s))
       spdlog::warn("TP collectives folded at their uncontended time although their links carry other traffic: "
                    "contention on them is not modelled (use --tp-collectives exact for the full simulation)");
     const bool one = s.plan.dp > 1 && (options.dp_replicas == "one" ||
                                        (options.dp_replicas == "auto" && s.plan.world() >= kOneReplicaFrom));
-    if (one) step.dp_timer = timer;
+    step.one_dp_replica = one;
     m.dp_replicas = one ? "one" : "all";
     spdlog::info("lowering a training step: {} of {} micro-batches per replica, TP collectives {}", m.micro_batches,
                  m.micro_batches_per_step, m.tp_collectives);
     ProgramSet programs = lowering::lower_training_step(s, step);
     resolve_collectives(s.topology, programs);
     result.timeline = simulate(s.topology, programs, engine);
-    if (one) count_symmetric_dp_as_communication(result.timeline);
-    m.tp_comm_folded_s = folded_tp_seconds(programs);
+    m.tp_comm_folded_s = folded_seconds(result.timeline);
     m.step_time_s = result.timeline.makespan;
     const int64_t sequences = m.micro_batches * s.workload.micro_batch * s.plan.dp;
     m.tokens_per_s = m.step_time_s > 0 ? double(sequences * s.workload.seq) / m.step_time_s : 0;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "spec/loading.hpp"
+#include "tpsim/partition.hpp"
 
 namespace tpsim {
 
@@ -47,15 +48,14 @@ std::string nic_mapping(const NicSpec& nic) {
 
 // The split of one weight: the plan's own partition spec, else what its preset implies.
 // Weights are [in, out]: {"", "tp"} is column-parallel, {"tp", ""} row-parallel.
+// The split `validate` describes is the one the lowering and the memory model use (partition.hpp).
 std::pair<PartitionSpec, bool> effective_partition(const PlanSpec& p, const std::string& weight) {
   auto it = p.partitions.find(weight);
   if (it != p.partitions.end()) return {it->second, true};
-  const bool norm = weight == "norm1" || weight == "norm2" || weight == "final_norm";
-  if (norm || p.preset == PlanPreset::custom) return {{"", ""}, false};
-  if (p.preset == PlanPreset::naive) return {weight == "embedding" ? PartitionSpec{"", ""} : PartitionSpec{"", "tp"}, false};
-  // Megatron: column then row in each block; vocab-parallel embedding and output head.
-  if (weight == "attn.proj" || weight == "mlp.fc2" || weight == "embedding") return {{"tp", ""}, false};
-  return {{"", "tp"}, false};
+  const int dim = tp_split_dim(p, weight);
+  if (dim == 0) return {{"tp", ""}, false};
+  if (dim == 1) return {{"", "tp"}, false};
+  return {{"", ""}, false};
 }
 
 std::string split_words(const PartitionSpec& s) {

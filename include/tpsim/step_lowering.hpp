@@ -1,27 +1,29 @@
-// Whole training steps and inference requests lowered to per-rank Programs (LowerScope::step).
+// Whole training steps and inference requests lowered to per-rank Programs (LowerScope::step),
+// with the shortcuts the run stage may ask for (a partial step, folded TP, one DP replica).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
-#include "lower/step_pieces.hpp"
 #include "tpsim/lower.hpp"
+#include "tpsim/program.hpp"
 
 namespace tpsim::lowering {
 
+
 struct StepOptions {
   int64_t micro_batches = 0;   // training: simulate only this many micro-batches of the step (0 = all)
-  // When set, each piece's TP collectives are folded into its compute as their uncontended time
-  // (fold_collectives) and consecutive pieces merge into one op: a step of a few hundred ops per
-  // rank. Exact when the TP group's links carry nothing else (TP inside a node, the other groups
-  // across nodes); tests/test_step_fold.cpp compares it with the exact lowering.
-  CollectiveTimer fold_tp;
-  // Replica symmetry: when set, only DP replica 0's ranks get ops (the others' programs stay empty,
-  // so they cost the engine nothing) and each DP gradient collective becomes a kernel on dp_comm
-  // lasting `dp_timer` seconds: the collective's time on the idle full topology, with the whole
-  // group. Identical replicas arrive at every DP collective together, so this is the full step's
-  // time as long as the DP traffic shares no link with the replica's other traffic
-  // (tests/test_step_symmetry.cpp compares the two on 64 GPUs).
-  CollectiveTimer dp_timer;
+  // Each piece's TP collectives go inside one fused op with its compute (fold_collectives), and
+  // consecutive pieces merge into one op: a step of a few hundred ops per rank. The engine times a
+  // fused op's parts alone, collectives at their uncontended time: exact when the TP group's links
+  // carry nothing else (tests/test_step_symmetry.cpp compares it with TP collectives as real ops).
+  bool fold_tp = false;
+  // Replica symmetry: only DP replica 0's ranks get ops (the others' programs stay empty, so they
+  // cost the engine nothing) and the set is marked dp_symmetry: the engine times each DP gradient
+  // collective alone on the full topology with its whole group. Identical replicas arrive at every
+  // DP collective together, so this is the full step's time as long as the DP traffic shares no
+  // link with the replica's other traffic (tests/test_step_symmetry.cpp compares the two).
+  bool one_dp_replica = false;
 };
 
 // Micro-batches per optimizer step and DP replica: global_batch / (micro_batch * dp); throws

@@ -1,0 +1,60 @@
+// Durations of fused ops and of collectives run alone (unit_times.hpp).
+#include "engine/unit_times.hpp"
+
+#include <algorithm>
+
+#include "tpsim/cost.hpp"
+
+namespace tpsim::engine {
+
+const UnitTime& UnitTimes::fused(const Op& op, double tail) {
+  const auto key = std::make_pair(static_cast<const void*>(op.parts.get()), tail);
+  auto it = fused_.find(key);
+  if (it != fused_.end()) return it->second;
+  UnitTime t;
+  t.tp_free = tail;
+  if (op.parts) run(*op.parts, tail, t);
+  return fused_.emplace(key, t).first->second;
+}
+
+// Each part on its stream in list order, after its deps (indices into the list). The compute
+// stream may go on once every compute part and every part something waits for has ended.
+void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
+  std::vector<double> end(parts.size(), 0.0);
+  std::vector<char> awaited(parts.size(), 0);
+  for (const Op& part : parts)
+    for (int d : part.deps) awaited.at(size_t(d)) = 1;
+  double compute_free = 0, tp_free = tail;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Op& part = parts[i];
+    const bool on_tp = part.stream != Stream::compute;
+    double start = on_tp ? tp_free : compute_free;
+    for (int d : part.deps) start = std::max(start, end[size_t(d)]);
+    if (part.kind == OpKind::collective) {
+      const double seconds = alone(part.collective);
+      t.collectives += seconds;
+      end[i] = start + seconds;
+    } else if (part.parts) {   // a merged run of pieces: each continues the TP tail of the last
+      const UnitTime& inner = fused(part, std::max(0.0, tp_free - start));
+      t.collectives += inner.collectives;
+      end[i] = start + inner.seconds;
+      if (inner.tp_free > 0) tp_free = std::max(tp_free, start + inner.tp_free);
+    } else {
+      end[i] = start + op_cost(topology_.gpu, part).seconds;
+    }
+    (on_tp ? tp_free : compute_free) = std::max(on_tp ? tp_free : compute_free, end[i]);
+    if (!on_tp || awaited[i]) t.seconds = std::max(t.seconds, end[i]);
+  }
+  t.tp_free = std::max(t.tp_free, tp_free);
+}
+
+double UnitTimes::alone(const CollectiveInfo& c) {
+  const auto key = std::make_tuple(int(c.op), int(c.algorithm), c.group, c.bytes, c.root);
+  auto it = alone_.find(key);
+  if (it != alone_.end()) return it->second;
+  const double t = c.group.size() <= 1 ? 0.0
+                                       : time_collective(topology_, c.op, c.algorithm, c.group, double(c.bytes), options_).seconds;
+  return alone_.emplace(key, t).first->second;
+}
+
+}  // namespace tpsim::engine

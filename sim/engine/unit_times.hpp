@@ -1,0 +1,47 @@
+// Engine-side reuse of identical pieces. A fused op (Op::parts) is lowered once and stamped many
+// times; a symmetric DP collective (ProgramSet::dp_symmetry) is the same on every replica. Both are
+// timed before the simulation starts by running them alone: the parts of a fused op on their
+// streams in order, compute by the cost model, collectives alone on the idle topology with the
+// selector's instance (time_collective). The simulation then reuses the durations.
+//
+// A fused op's collectives that no later part waits for (a norm weight's gradient all-reduce at
+// the end of a backward layer) keep the TP stream busy after the op ends, as they would if the
+// collectives were ops of their own: the op's duration is its critical part, and the rest carries
+// over as a TP-stream tail into the next fused op of the rank.
+#pragma once
+
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "tpsim/engine.hpp"
+#include "tpsim/program.hpp"
+
+namespace tpsim::engine {
+
+struct UnitTime {
+  double seconds = 0;       // until the compute stream may go on (the critical part)
+  double tp_free = 0;       // until the op's collectives are all done (0: none ran, no tail)
+  double collectives = 0;   // collective time inside the op (folded TP collectives), summed
+};
+
+class UnitTimes {
+ public:
+  UnitTimes(const Topology& topology, const EngineOptions& options) : topology_(topology), options_(options) {}
+  // The fused op started with its TP stream busy for `tail` more seconds. Memoised by (parts
+  // list, tail): identical pieces, stamped after identical pieces, are timed once.
+  const UnitTime& fused(const Op& op, double tail = 0);
+  // One collective alone on the idle topology, memoised by what it asks for.
+  double alone(const CollectiveInfo& c);
+
+ private:
+  // Runs `parts` from compute-free 0 and TP-free `tail`; adds to `t`.
+  void run(const std::vector<Op>& parts, double tail, UnitTime& t);
+
+  const Topology& topology_;
+  EngineOptions options_;
+  std::map<std::pair<const void*, double>, UnitTime> fused_;
+  std::map<std::tuple<int, int, std::vector<int>, int64_t, int>, double> alone_;
+};
+
+}  // namespace tpsim::engine
