@@ -53,22 +53,35 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
     int round, src, chunk;
     double latency;
     sg::CommPtr comm;
+    bool done = false;
   };
   std::deque<Recv> recvs;   // posted, in round order
   const int rounds = static_cast<int>(s.rounds.size());
   int posted = 0;           // rounds whose receives are posted
+  auto settle = [&](Recv& r) {   // wait for one receive; its chunk is ready a hop latency later
+    if (r.done) return;
+    r.comm->wait();
+    ready[r.chunk] = std::max(ready[r.chunk], r.comm->get_finish_time() + r.latency);
+    r.done = true;
+  };
   auto receive_before = [&](int round) {   // wait for the receives of earlier rounds
     while (!recvs.empty() && recvs.front().round < round) {
       Recv& r = recvs.front();
-      r.comm->wait();
-      ready[r.chunk] = std::max(ready[r.chunk], r.comm->get_finish_time() + r.latency);
+      settle(r);
       if (ctx.on_comm) ctx.on_comm({r.src, self, double(bytes), r.comm->get_start_time(), r.comm->get_finish_time()});
       recvs.pop_front();
     }
   };
+  // Wait for the receives of earlier rounds that write `chunk`, and only those: a round's sends
+  // wait for the chunks they read, not for unrelated receives (another tree's, a later hop's).
+  auto receive_chunk = [&](int chunk, int round) {
+    for (Recv& r : recvs) {
+      if (r.round >= round) break;
+      if (r.chunk == chunk) settle(r);
+    }
+  };
   auto post_until = [&](int end) {   // a round's receives take a slot freed by round - window's
     for (; posted < std::min(end, rounds); ++posted) {
-      receive_before(posted - kRecvWindow + 1);
       for (const Transfer& t : s.rounds[posted].transfers) {
         if (t.dst != me || ch.endpoint[t.src] == self) continue;
         const int src = ch.endpoint[t.src];
@@ -84,10 +97,9 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
     post_until(r + kRecvWindow);   // receives never wait for latency, only for buffer slots
     send_dst.clear();
     double send_at = 0;
-    bool reads = false;
     for (const Transfer& t : s.rounds[r].transfers) {
       if (t.src != me) continue;
-      if (!reads) receive_before(r), reads = true;
+      receive_chunk(t.src_chunk, r);
       const int dst = ch.endpoint[t.dst];
       if (dst == self) ready[t.dst_chunk] = std::max(ready[t.dst_chunk], ready[t.src_chunk]);   // a local copy
       else send_dst.push_back(dst), send_at = std::max(send_at, ready[t.src_chunk]);
@@ -101,6 +113,7 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
       sends.push_back(start_put(box(out_box, self, dst, dst), bytes, cap->second));
     }
     for (auto& c : sends) c->wait();   // the next round's sends start after these finished
+    while (!recvs.empty() && recvs.front().done) receive_before(recvs.front().round + 1);
   }
   receive_before(rounds);
   // Done when my output chunks hold their data.
