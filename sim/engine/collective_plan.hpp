@@ -11,14 +11,18 @@
 // hop's latency delays the data that crossed it, not the receiver's next receive. `step` tracks,
 // per participant and chunk, when the chunk's data is ready (receive finish + hop latency; its
 // input at the start); a round's sends start together at the latest ready time of the chunks they
-// read, never before the participant's previous round's sends finished; receives are posted at
-// once; the collective ends when every output chunk is ready. `flow` applies the rule at phase
-// granularity: an endpoint posts its receives of phase k once its comms of phase k-1 are done and
-// starts its sends once, too, the data it received is ready, i.e. each received comm's finish
-// plus the edge's path latency: the hop latencies its data crossed within the phase (the same rule
-// run over the phase's rounds with zero transfer times; a one-round phase: the hop latency, as in
-// step). So a ring's latency term is the sum of hop latencies along the data's path (about two laps
-// for all-reduce), not the slowest hop's latency once per round. A ring all-reduce / all-gather /
+// read (waiting only for the receives that write those chunks), never before the participant's
+// previous round's sends finished; receives are posted up to 8 rounds ahead of the participant's
+// own round; the collective ends when every output chunk is ready. `flow` applies the rule at
+// phase granularity: an endpoint posts its receives of phase k once its comms of phase k-1 are done
+// and starts its sends once, too, the data it received is ready, i.e. each received comm's finish
+// plus the edge's path latency. That is the step rule run over the phase's rounds with static
+// message times (the edge's phase time / rounds), bounded by its two extremes: the edge's data is
+// ready at the later of its last message's finish + its hop latency (a bottleneck hop streams, its
+// data arriving early over faster hops) and the chained data path (message time + hop latency per
+// hop it crossed); path_latency is that less the edge's phase time (>= its hop latency; a one-round
+// phase: the hop latency, as in step). So a uniform ring pays message time + latency every round,
+// while a ring held by its NIC hops exposes about one hop latency. A ring all-reduce / all-gather /
 // reduce-scatter is one phase, so at `flow` fidelity its edges and path latencies come in closed
 // form (a 4096-rank ring never materialises 33M transfers); tested equal to the materialised schedule.
 #pragma once
@@ -63,8 +67,8 @@ struct FlowEdge {
   double latency = 0;            // s per round: route + protocol step latency (set by price)
   int width = 1;                 // equal parallel comms it runs as: a step round's messages on the
                                  // edge, so max-min shares links as it does among those messages
-  double path_latency = 0;       // s: hop latencies the edge's data crossed since its phase began
-                                 // (set by price; merged flows: the largest)
+  double path_latency = 0;       // s: after the edge's comm finishes, until its data is ready (see
+                                 // top; set by price; merged flows: the largest)
 };
 
 // Rounds [first, first + rounds) of every channel, moving the same edges each round.

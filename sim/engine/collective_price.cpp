@@ -1,6 +1,5 @@
 // Pricing a planned collective with one protocol: the per-edge rate caps and step latencies both
-// backends apply, each phase edge's path latency (the hop latencies its data crossed within the
-// phase), the latency-only path (for empty collectives) and the static estimate the selector
+// backends apply, each phase edge's path latency (collective_plan.hpp), the latency-only path (for empty collectives) and the static estimate the selector
 // compares. The estimate follows the flow backend's rule (collective_plan.hpp) with each edge's
 // phase time d = max(max over its route of link load / bandwidth, bytes / cap), per (channel,
 // endpoint) `posted` (its comms of the previous phase done) and `data` (what it holds is ready):
@@ -143,9 +142,8 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     return f.latency(src, dst) + (f.inter_node(src, dst) ? proto.inter_extra : proto.intra_extra);
   };
 
-  // Per phase edge: the hop latencies its data has crossed since the phase began (collective_plan.hpp),
-  // from the ring's closed form or the schedule's rounds; and the latency-only path of the whole
-  // collective, for one with nothing to move.
+  // The latency-only path of the whole collective, for one with nothing to move (transfer times
+  // zero). Phase edges' path latencies come per phase below, once their phase times are known.
   const int channels = static_cast<int>(plan.channels.size());
   auto hop_latency = [&](int src, int dst) { return src == dst ? 0.0 : step_latency(src, dst); };
   auto edge_at = [](Phase& ph, int channel, int src, int dst) -> FlowEdge* {
@@ -155,8 +153,6 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
                                });
     return it != ph.edges.end() && it->channel == channel && it->src == src && it->dst == dst ? &*it : nullptr;
   };
-  for (Phase& ph : plan.phases)
-    for (FlowEdge& e : ph.edges) e.path_latency = 0;
   double path = 0;
   std::vector<double> hop;
   for (int c = 0; c < channels; ++c) {
@@ -166,22 +162,11 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
       if (p < 2 || plan.phases.empty()) continue;
       hop.assign(p, 0.0);
       for (int i = 0; i < p; ++i) hop[i] = hop_latency(ch.endpoint[i], ch.endpoint[(i + 1) % p]);
-      const std::vector<double> window = ring_windows(hop, plan.phases[0].rounds);
-      for (int i = 0; i < p; ++i) {
-        if (FlowEdge* e = edge_at(plan.phases[0], c, ch.endpoint[i], ch.endpoint[(i + 1) % p]))
-          e->path_latency = std::max(e->path_latency, window[i]);
-        path = std::max(path, window[i]);
-      }
+      path = std::max(path, ring_path_latency(hop, plan.phases[0].rounds));
       continue;
     }
     const Schedule& s = *ch.schedule;
     auto latency = [&](const Transfer& t) { return hop_latency(ch.endpoint[t.src], ch.endpoint[t.dst]); };
-    for (Phase& ph : plan.phases) {
-      const int last = std::min(ph.first + ph.rounds, static_cast<int>(s.rounds.size()));
-      data_path_latency(s, ph.first, last, latency, [&](const Transfer& t, double at) {
-        if (FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst])) e->path_latency = std::max(e->path_latency, at);
-      });
-    }
     path = std::max(path, data_path_latency(s, 0, static_cast<int>(s.rounds.size()), latency, [](const Transfer&, double) {}));
   }
   plan.path_latency = path;
@@ -202,13 +187,13 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
       if (fresh) {
         ph.flows.push_back(e);
         ph.flows.back().channel = 0;
+        ph.flows.back().path_latency = 0;
       } else {
         FlowEdge& m = ph.flows[it->second];
         m.payload += e.payload;
         m.rate_cap = m.rate_cap > 0 && e.rate_cap > 0 ? m.rate_cap + e.rate_cap : 0;
         m.width += e.width;
         m.latency = std::max(m.latency, e.latency);
-        m.path_latency = std::max(m.path_latency, e.path_latency);
       }
     }
     // Static phase time of each flow: its most loaded link, or its cap.
@@ -241,6 +226,46 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     }
     for (int l : touched) load[l] = 0, users[l] = 0;
     touched.clear();
+    // Path latencies (collective_plan.hpp): each round of the phase, an edge's message takes its
+    // flow's static phase time / rounds and its data is ready a hop latency later; an edge's data
+    // is ready at the later of (a) its last message's finish + its hop latency (its sender never
+    // waited for data: the bottleneck streams) and (b) the data path where every hop waits for the
+    // data of the hop before (message time + hop latency per hop, ring_windows / data_path_latency
+    // with that cost). path_latency is that time less the edge's phase time, so the flow backend's
+    // finish + path_latency is it when the flow runs at its static rate.
+    auto phase_time = [&](const FlowEdge& e) { return d[index[{e.src, e.dst}]]; };
+    for (FlowEdge& e : ph.edges) e.path_latency = 0;
+    for (int c = 0; c < channels; ++c) {
+      const ChannelPlan& ch = plan.channels[c];
+      if (plan.closed_form) {
+        const int p = plan.ranks;
+        if (p < 2) continue;
+        hop.assign(p, 0.0);
+        for (int i = 0; i < p; ++i) {
+          const int src = ch.endpoint[i], dst = ch.endpoint[(i + 1) % p];
+          hop[i] = hop_latency(src, dst) + (src == dst ? 0.0 : d[index[{src, dst}]] / ph.rounds);
+        }
+        const std::vector<double> window = ring_windows(hop, ph.rounds);
+        for (int i = 0; i < p; ++i)
+          if (FlowEdge* e = edge_at(ph, c, ch.endpoint[i], ch.endpoint[(i + 1) % p]))
+            e->path_latency = std::max(e->path_latency, window[i]);
+        continue;
+      }
+      const Schedule& s = *ch.schedule;
+      const int last = std::min(ph.first + ph.rounds, static_cast<int>(s.rounds.size()));
+      auto cost = [&](const Transfer& t) {
+        const int src = ch.endpoint[t.src], dst = ch.endpoint[t.dst];
+        return src == dst ? 0.0 : hop_latency(src, dst) + d[index[{src, dst}]] / ph.rounds;
+      };
+      data_path_latency(s, ph.first, last, cost, [&](const Transfer& t, double at) {
+        if (FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst])) e->path_latency = std::max(e->path_latency, at);
+      });
+    }
+    for (FlowEdge& e : ph.edges) {
+      e.path_latency = std::max(e.latency, e.path_latency - phase_time(e));
+      FlowEdge& m = ph.flows[index[{e.src, e.dst}]];
+      m.path_latency = std::max(m.path_latency, e.path_latency);
+    }
     // The flow backend's rule: an endpoint posts its receives once its comms of the previous phase
     // are done, and starts its sends once, too, the data it holds is ready.
     next_posted = posted;

@@ -1,6 +1,6 @@
 // `flow` backend: the plan's phases, each as one comm per (src, dst) edge with the edge's bytes of
 // the phase (collective_run.hpp, rule in collective_plan.hpp). The data a comm delivers is ready
-// `path_latency` after it finished (the hop latencies it crossed within the phase); an endpoint
+// `path_latency` after it finished (the hop latencies not hidden behind transfers); an endpoint
 // posts its receives of the next phase once done with its comms of this one, and starts its sends
 // once, too, the data it received is ready.
 //   one phase (rings): one driver actor starts every comm host to host (no actor or mailbox per
