@@ -13,6 +13,7 @@
 #include <map>
 #include <stdexcept>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "engine/collective_plan.hpp"
@@ -176,14 +177,21 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   std::vector<double> load(f.links().size(), 0.0);
   std::vector<double> posted(size_t(channels) * endpoints, 0.0), data(posted), next_posted, next_data;
   std::vector<int> touched, route_start, routes, users(f.links().size(), 0);
-  std::map<std::pair<int, int>, size_t> index;
+  // Flow of each phase edge: by (src, dst) while merging (hashed: 8-channel 4096-GPU rings have
+  // 32768 edges and the selector prices them once per protocol), then by edge position.
+  std::unordered_map<uint64_t, size_t> index;
+  std::vector<size_t> flow_of;
+  auto flow_key = [](int src, int dst) { return uint64_t(uint32_t(src)) << 32 | uint32_t(dst); };
   for (Phase& ph : plan.phases) {
     ph.flows.clear();
     index.clear();
+    index.reserve(ph.edges.size());
+    flow_of.resize(ph.edges.size());
     for (FlowEdge& e : ph.edges) {
       e.rate_cap = cap_of(e);
       e.latency = step_latency(e.src, e.dst);
-      auto [it, fresh] = index.try_emplace({e.src, e.dst}, ph.flows.size());
+      auto [it, fresh] = index.try_emplace(flow_key(e.src, e.dst), ph.flows.size());
+      flow_of[&e - ph.edges.data()] = it->second;
       if (fresh) {
         ph.flows.push_back(e);
         ph.flows.back().channel = 0;
@@ -233,7 +241,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     // data of the hop before (message time + hop latency per hop, ring_windows / data_path_latency
     // with that cost). path_latency is that time less the edge's phase time, so the flow backend's
     // finish + path_latency is it when the flow runs at its static rate.
-    auto phase_time = [&](const FlowEdge& e) { return d[index[{e.src, e.dst}]]; };
+    auto phase_time = [&](const FlowEdge& e) { return d[flow_of[&e - ph.edges.data()]]; };
     for (FlowEdge& e : ph.edges) e.path_latency = 0;
     for (int c = 0; c < channels; ++c) {
       const ChannelPlan& ch = plan.channels[c];
@@ -243,7 +251,8 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
         hop.assign(p, 0.0);
         for (int i = 0; i < p; ++i) {
           const int src = ch.endpoint[i], dst = ch.endpoint[(i + 1) % p];
-          hop[i] = hop_latency(src, dst) + (src == dst ? 0.0 : d[index[{src, dst}]] / ph.rounds);
+          const FlowEdge* e = edge_at(ph, c, src, dst);
+          hop[i] = hop_latency(src, dst) + (e ? phase_time(*e) / ph.rounds : 0.0);
         }
         const std::vector<double> window = ring_windows(hop, ph.rounds);
         for (int i = 0; i < p; ++i)
@@ -254,8 +263,8 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
       const Schedule& s = *ch.schedule;
       const int last = std::min(ph.first + ph.rounds, static_cast<int>(s.rounds.size()));
       auto cost = [&](const Transfer& t) {
-        const int src = ch.endpoint[t.src], dst = ch.endpoint[t.dst];
-        return src == dst ? 0.0 : hop_latency(src, dst) + d[index[{src, dst}]] / ph.rounds;
+        const FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst]);
+        return e ? e->latency + phase_time(*e) / ph.rounds : 0.0;
       };
       data_path_latency(s, ph.first, last, cost, [&](const Transfer& t, double at) {
         if (FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst])) e->path_latency = std::max(e->path_latency, at);
@@ -263,7 +272,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     }
     for (FlowEdge& e : ph.edges) {
       e.path_latency = std::max(e.latency, e.path_latency - phase_time(e));
-      FlowEdge& m = ph.flows[index[{e.src, e.dst}]];
+      FlowEdge& m = ph.flows[flow_of[&e - ph.edges.data()]];
       m.path_latency = std::max(m.path_latency, e.path_latency);
     }
     // The flow backend's rule: an endpoint posts its receives once its comms of the previous phase
@@ -271,7 +280,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     next_posted = posted;
     next_data = data;
     for (const FlowEdge& e : ph.edges) {
-      const double dk = d[index[{e.src, e.dst}]];
+      const double dk = phase_time(e);
       const size_t src = size_t(e.channel) * endpoints + e.src, dst = size_t(e.channel) * endpoints + e.dst;
       const double finish = std::max({posted[src], data[src], posted[dst]}) + dk;
       next_posted[src] = std::max(next_posted[src], finish);
