@@ -44,10 +44,12 @@ void row(int gpus, Fidelity f, double bytes, int channels = 0) {
   const std::vector<int> group = first(gpus);
   double seconds = 0;
   int used = channels;
+  std::string instance;
   if (channels == 0) {
     const CollectiveTiming t = time_collective(topo, CollectiveOp::all_reduce, Algorithm::ring, group, bytes, EngineOptions{f});
     seconds = t.seconds;
     used = t.channels;
+    instance = describe(t.instance);
   } else {
     const engine::Fabric fabric(topo);
     engine::CollectiveSpec spec;
@@ -61,11 +63,12 @@ void row(int gpus, Fidelity f, double bytes, int channels = 0) {
     ctx.platform = &platform;
     engine::start_collective(ctx, plan, f, [&] { seconds = platform.now(); });
     platform.run();
+    instance = describe(plan->instance);
   }
   const double busbw = bytes / seconds * busbw_factor(CollectiveOp::all_reduce, gpus);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%6d %6s %10.0f %14.1f %12.2f %9d %10.3f %12.1f\n", gpus, f == Fidelity::flow ? "flow" : "step",
-              bytes / (1 << 20), seconds * 1e6, busbw / 1e9, used, wall, peak_rss_mb());
+  std::printf("%6d %6s %10.0f %14.1f %12.2f %9d %10.3f %12.1f  %s\n", gpus, f == Fidelity::flow ? "flow" : "step",
+              bytes / (1 << 20), seconds * 1e6, busbw / 1e9, used, wall, peak_rss_mb(), instance.c_str());
   std::fflush(stdout);
 }
 
@@ -96,13 +99,14 @@ void step_vs_flow(const std::string& label, const Topology& t, int gpus) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --full adds the 1024-GPU step row with NCCL's 8 channels (16.7M messages: many minutes).
+  // --flow stops after the flow rows; --full adds the 1024-GPU step row with NCCL's 8 channels (16.7M messages: many minutes).
   const bool full = argc > 1 && std::string(argv[1]) == "--full";
   std::printf("Ring all-reduce on cluster-h100-ndr, 1 GiB (protocol and channels as the selector resolves them)\n");
-  std::printf("%6s %6s %10s %14s %12s %9s %10s %12s\n", "GPUs", "fid.", "size(MiB)", "sim time(us)", "busbw(GB/s)",
-              "channels", "wall(s)", "peak RSS(MB)");
+  std::printf("%6s %6s %10s %14s %12s %9s %10s %12s  %s\n", "GPUs", "fid.", "size(MiB)", "sim time(us)", "busbw(GB/s)",
+              "channels", "wall(s)", "peak RSS(MB)", "instance");
   const double bytes = 1 << 30;
   for (int gpus : {64, 256, 1024, 4096}) row(gpus, Fidelity::flow, bytes);
+  if (argc > 1 && std::string(argv[1]) == "--flow") return 0;   // the flow rows only
   for (int gpus : {64, 256}) row(gpus, Fidelity::step, bytes);
   row(1024, Fidelity::flow, bytes, 1);   // one ring: 2M messages at step fidelity
   row(1024, Fidelity::step, bytes, 1);

@@ -6,12 +6,25 @@
 // Phases: a maximal run of consecutive rounds whose transfers use the same (channel, src, dst)
 // edges with the same chunk counts. Both backends receive the same rounds: `step` sends every
 // transfer as a message; `flow` sends each phase as one comm per edge carrying the phase's bytes.
-// Phases run one after another with step's rule at phase granularity: an endpoint starts phase
-// k+1 once its own phase-k comms are done and, for each comm it received, the edge's step latency
-// once per round of the phase has passed (so the latency term follows the bandwidth-critical hop,
-// as in step, and a one-round phase is exactly a step round). A ring all-reduce / all-gather /
-// reduce-scatter is one phase, so at `flow` fidelity its edges come in closed form (a 4096-rank
-// ring never materialises 33M transfers); tested equal to the materialised schedule.
+//
+// Latency is a data dependency, as with NCCL's pipelined steps (up to 8 in flight per channel): a
+// hop's latency delays the data that crossed it, not the receiver's next receive. `step` tracks,
+// per participant and chunk, when the chunk's data is ready (receive finish + hop latency; its
+// input at the start); a round's sends start together at the latest ready time of the chunks they
+// read (waiting only for the receives that write those chunks), never before the participant's
+// previous round's sends finished; receives are posted up to 8 rounds ahead of the participant's
+// own round; the collective ends when every output chunk is ready. `flow` applies the rule at
+// phase granularity: an endpoint posts its receives of phase k once its comms of phase k-1 are done
+// and starts its sends once, too, the data it received is ready, i.e. each received comm's finish
+// plus the edge's path latency. That is the step rule run over the phase's rounds with static
+// message times (the edge's phase time / rounds), bounded by its two extremes: the edge's data is
+// ready at the later of its last message's finish + its hop latency (a bottleneck hop streams, its
+// data arriving early over faster hops) and the chained data path (message time + hop latency per
+// hop it crossed); path_latency is that less the edge's phase time (>= its hop latency; a one-round
+// phase: the hop latency, as in step). So a uniform ring pays message time + latency every round,
+// while a ring held by its NIC hops exposes about one hop latency. A ring all-reduce / all-gather /
+// reduce-scatter is one phase, so at `flow` fidelity its edges and path latencies come in closed
+// form (a 4096-rank ring never materialises 33M transfers); tested equal to the materialised schedule.
 #pragma once
 
 #include <memory>
@@ -54,6 +67,8 @@ struct FlowEdge {
   double latency = 0;            // s per round: route + protocol step latency (set by price)
   int width = 1;                 // equal parallel comms it runs as: a step round's messages on the
                                  // edge, so max-min shares links as it does among those messages
+  double path_latency = 0;       // s: after the edge's comm finishes, until its data is ready (see
+                                 // top; set by price; merged flows: the largest)
 };
 
 // Rounds [first, first + rounds) of every channel, moving the same edges each round.
@@ -83,7 +98,7 @@ struct CollectivePlan {
   int rounds = 0;                             // rounds of the schedule
   bool closed_form = false;                   // edges from the ring's closed form
   ProtocolCost protocol;
-  double path_latency = 0;   // s: longest chain of step latencies (route + protocol extra)
+  double path_latency = 0;   // s: latency-only data path through all rounds (empty collectives)
   double wire_scale = 1;     // wire bytes per payload byte (1 / protocol efficiency)
   double estimate = 0;       // s: predicted uncontended time (phases, static link loads)
 };

@@ -1,10 +1,11 @@
 // Pricing a planned collective with one protocol: the per-edge rate caps and step latencies both
-// backends apply, the latency-only path (for empty collectives) and the static estimate the
-// selector compares. The estimate follows the flow backend's rule (collective_plan.hpp) with each
-// edge's phase time d = max(max over its route of link load / bandwidth, bytes / cap), per
-// (channel, endpoint):
-//   start = max(ready[src], ready[dst]); ready[src] = start + d; ready[dst] = start + d + rounds * latency
-//   estimate = fixed + max ready
+// backends apply, each phase edge's path latency (collective_plan.hpp), the latency-only path (for empty collectives) and the static estimate the selector
+// compares. The estimate follows the flow backend's rule (collective_plan.hpp) with each edge's
+// phase time d = max(max over its route of link load / bandwidth, bytes / cap), per (channel,
+// endpoint) `posted` (its comms of the previous phase done) and `data` (what it holds is ready):
+//   finish = max(posted[src], data[src], posted[dst]) + d
+//   posted[src], posted[dst] >= finish; data[dst] >= finish + path latency
+//   estimate = fixed + max(posted, data)
 // which is the flow backend's time when every flow is held by one link or its cap.
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,8 @@
 #include <map>
 #include <stdexcept>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 #include "engine/collective_plan.hpp"
 
@@ -21,39 +24,56 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Longest chain of step latencies through the schedule's rounds: a transfer starts once both ends
-// finished their previous round; its receiver is done `latency` later, its sender at once (the
-// same rule the step backend follows).
-template <class Latency>
-double schedule_path_latency(const Schedule& s, Latency latency) {
-  std::vector<double> ready(s.participants, 0.0), next;
-  for (const Round& round : s.rounds) {
-    next = ready;
+// Latency as a data dependency, with transfer times taken as zero, through rounds [first, last) of
+// a schedule: every chunk is ready at 0; a participant's sends of a round start at the latest ready
+// time of the chunks they read and never before its previous round's sends; a received chunk is
+// ready `latency` after its send started. on_receive(transfer, ready) sees every delivery; returns
+// the latest ready time. The step backend follows the same rule with real transfer times.
+template <class Latency, class OnReceive>
+double data_path_latency(const Schedule& s, int first, int last, Latency latency, OnReceive on_receive) {
+  int chunks = s.chunks;
+  for (int r = first; r < last; ++r)
+    for (const Transfer& t : s.rounds[r].transfers) chunks = std::max({chunks, t.src_chunk + 1, t.dst_chunk + 1});
+  std::vector<double> ready(size_t(s.participants) * chunks, 0.0), send(s.participants, 0.0);
+  std::vector<std::pair<size_t, double>> arrived;
+  double end = 0;
+  for (int r = first; r < last; ++r) {
+    const Round& round = s.rounds[r];
+    for (const Transfer& t : round.transfers) send[t.src] = std::max(send[t.src], ready[size_t(t.src) * chunks + t.src_chunk]);
+    arrived.clear();
     for (const Transfer& t : round.transfers) {
-      const double start = std::max(ready[t.src], ready[t.dst]);
-      next[t.src] = std::max(next[t.src], start);
-      next[t.dst] = std::max(next[t.dst], start + latency(t));
+      const double at = send[t.src] + latency(t);
+      arrived.emplace_back(size_t(t.dst) * chunks + t.dst_chunk, at);
+      on_receive(t, at);
+      end = std::max(end, at);
     }
-    ready.swap(next);
+    for (const auto& [i, at] : arrived) ready[i] = std::max(ready[i], at);
   }
-  return ready.empty() ? 0 : *std::max_element(ready.begin(), ready.end());
+  return end;
 }
 
-// The same for a ring where every rank passes one chunk per round to the next: the longest sum of
-// `rounds` consecutive hop latencies around the ring.
-double ring_path_latency(const std::vector<double>& hop, int rounds) {
+// The same for a ring where every rank passes on, each round, the chunk it received the round
+// before: after `rounds` rounds the data reaching hop i's receiver has crossed the `rounds`
+// consecutive hops ending with hop i (hop i: position i -> i+1). window[i] is that sum.
+std::vector<double> ring_windows(const std::vector<double>& hop, int rounds) {
   const int p = static_cast<int>(hop.size());
   double total = 0;
   for (double h : hop) total += h;
   const int laps = rounds / p, rest = rounds % p;
-  double window = 0;
-  for (int i = 0; i < rest; ++i) window += hop[i];
-  double best = window;
-  for (int i = 0; i < p && rest > 0; ++i) {   // window [i, i+rest) slid around the ring
-    window += hop[(i + rest) % p] - hop[i];
-    best = std::max(best, window);
+  std::vector<double> window(p, laps * total);
+  double partial = 0;   // hops (i - rest, i]
+  for (int k = 1; k <= rest; ++k) partial += hop[(p - rest + k) % p];   // window ending at hop 0
+  for (int i = 0; i < p; ++i) {
+    if (i > 0 && rest > 0) partial += hop[i] - hop[(i - rest + p) % p];
+    window[i] += partial;
   }
-  return laps * total + best;
+  return window;
+}
+
+// The longest window: the latency of a ring phase with nothing to move.
+double ring_path_latency(const std::vector<double>& hop, int rounds) {
+  const std::vector<double> w = ring_windows(hop, rounds);
+  return w.empty() ? 0 : *std::max_element(w.begin(), w.end());
 }
 
 // The smallest link bandwidth on the route src -> dst (a cap at or above it can never bind).
@@ -123,27 +143,65 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     return f.latency(src, dst) + (f.inter_node(src, dst) ? proto.inter_extra : proto.intra_extra);
   };
 
+  // The latency-only path of the whole collective, for one with nothing to move (transfer times
+  // zero). Phase edges' path latencies come per phase below, once their phase times are known.
+  const int channels = static_cast<int>(plan.channels.size());
+  auto hop_latency = [&](int src, int dst) { return src == dst ? 0.0 : step_latency(src, dst); };
+  auto edge_at = [](Phase& ph, int channel, int src, int dst) -> FlowEdge* {
+    auto it = std::lower_bound(ph.edges.begin(), ph.edges.end(), std::make_tuple(channel, src, dst),
+                               [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
+                                 return std::make_tuple(x.channel, x.src, x.dst) < k;
+                               });
+    return it != ph.edges.end() && it->channel == channel && it->src == src && it->dst == dst ? &*it : nullptr;
+  };
+  double path = 0;
+  std::vector<double> hop;
+  for (int c = 0; c < channels; ++c) {
+    const ChannelPlan& ch = plan.channels[c];
+    if (plan.closed_form) {
+      const int p = plan.ranks;
+      if (p < 2 || plan.phases.empty()) continue;
+      hop.assign(p, 0.0);
+      for (int i = 0; i < p; ++i) hop[i] = hop_latency(ch.endpoint[i], ch.endpoint[(i + 1) % p]);
+      path = std::max(path, ring_path_latency(hop, plan.phases[0].rounds));
+      continue;
+    }
+    const Schedule& s = *ch.schedule;
+    auto latency = [&](const Transfer& t) { return hop_latency(ch.endpoint[t.src], ch.endpoint[t.dst]); };
+    path = std::max(path, data_path_latency(s, 0, static_cast<int>(s.rounds.size()), latency, [](const Transfer&, double) {}));
+  }
+  plan.path_latency = path;
+
   // Phases: caps and latencies per channel edge; flows merged over channels (identical flows on one
   // route get equal max-min shares, so merging changes no time, only the flow count).
-  const int channels = static_cast<int>(plan.channels.size());
-  std::vector<double> load(f.links().size(), 0.0), ready(size_t(channels) * endpoints, 0.0), next;
+  std::vector<double> load(f.links().size(), 0.0);
+  std::vector<double> posted(size_t(channels) * endpoints, 0.0), data(posted), next_posted, next_data;
   std::vector<int> touched, route_start, routes, users(f.links().size(), 0);
-  std::map<std::pair<int, int>, size_t> index;
+  // Flow of each phase edge: by (src, dst) while merging (hashed: 8-channel 4096-GPU rings have
+  // 32768 edges and the selector prices them once per protocol), then by edge position.
+  std::unordered_map<uint64_t, size_t> index;
+  std::vector<size_t> flow_of;
+  auto flow_key = [](int src, int dst) { return uint64_t(uint32_t(src)) << 32 | uint32_t(dst); };
   for (Phase& ph : plan.phases) {
     ph.flows.clear();
     index.clear();
+    index.reserve(ph.edges.size());
+    flow_of.resize(ph.edges.size());
     for (FlowEdge& e : ph.edges) {
       e.rate_cap = cap_of(e);
       e.latency = step_latency(e.src, e.dst);
-      auto [it, fresh] = index.try_emplace({e.src, e.dst}, ph.flows.size());
+      auto [it, fresh] = index.try_emplace(flow_key(e.src, e.dst), ph.flows.size());
+      flow_of[&e - ph.edges.data()] = it->second;
       if (fresh) {
         ph.flows.push_back(e);
         ph.flows.back().channel = 0;
+        ph.flows.back().path_latency = 0;
       } else {
         FlowEdge& m = ph.flows[it->second];
         m.payload += e.payload;
         m.rate_cap = m.rate_cap > 0 && e.rate_cap > 0 ? m.rate_cap + e.rate_cap : 0;
         m.width += e.width;
+        m.latency = std::max(m.latency, e.latency);
       }
     }
     // Static phase time of each flow: its most loaded link, or its cap.
@@ -176,34 +234,64 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     }
     for (int l : touched) load[l] = 0, users[l] = 0;
     touched.clear();
-    next = ready;
+    // Path latencies (collective_plan.hpp): each round of the phase, an edge's message takes its
+    // flow's static phase time / rounds and its data is ready a hop latency later; an edge's data
+    // is ready at the later of (a) its last message's finish + its hop latency (its sender never
+    // waited for data: the bottleneck streams) and (b) the data path where every hop waits for the
+    // data of the hop before (message time + hop latency per hop, ring_windows / data_path_latency
+    // with that cost). path_latency is that time less the edge's phase time, so the flow backend's
+    // finish + path_latency is it when the flow runs at its static rate.
+    auto phase_time = [&](const FlowEdge& e) { return d[flow_of[&e - ph.edges.data()]]; };
+    for (FlowEdge& e : ph.edges) e.path_latency = 0;
+    for (int c = 0; c < channels; ++c) {
+      const ChannelPlan& ch = plan.channels[c];
+      if (plan.closed_form) {
+        const int p = plan.ranks;
+        if (p < 2) continue;
+        hop.assign(p, 0.0);
+        for (int i = 0; i < p; ++i) {
+          const int src = ch.endpoint[i], dst = ch.endpoint[(i + 1) % p];
+          const FlowEdge* e = edge_at(ph, c, src, dst);
+          hop[i] = hop_latency(src, dst) + (e ? phase_time(*e) / ph.rounds : 0.0);
+        }
+        const std::vector<double> window = ring_windows(hop, ph.rounds);
+        for (int i = 0; i < p; ++i)
+          if (FlowEdge* e = edge_at(ph, c, ch.endpoint[i], ch.endpoint[(i + 1) % p]))
+            e->path_latency = std::max(e->path_latency, window[i]);
+        continue;
+      }
+      const Schedule& s = *ch.schedule;
+      const int last = std::min(ph.first + ph.rounds, static_cast<int>(s.rounds.size()));
+      auto cost = [&](const Transfer& t) {
+        const FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst]);
+        return e ? e->latency + phase_time(*e) / ph.rounds : 0.0;
+      };
+      data_path_latency(s, ph.first, last, cost, [&](const Transfer& t, double at) {
+        if (FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst])) e->path_latency = std::max(e->path_latency, at);
+      });
+    }
+    for (FlowEdge& e : ph.edges) {
+      e.path_latency = std::max(e.latency, e.path_latency - phase_time(e));
+      FlowEdge& m = ph.flows[flow_of[&e - ph.edges.data()]];
+      m.path_latency = std::max(m.path_latency, e.path_latency);
+    }
+    // The flow backend's rule: an endpoint posts its receives once its comms of the previous phase
+    // are done, and starts its sends once, too, the data it holds is ready.
+    next_posted = posted;
+    next_data = data;
     for (const FlowEdge& e : ph.edges) {
-      const double dk = d[index[{e.src, e.dst}]];
+      const double dk = phase_time(e);
       const size_t src = size_t(e.channel) * endpoints + e.src, dst = size_t(e.channel) * endpoints + e.dst;
-      const double start = std::max(ready[src], ready[dst]);
-      next[src] = std::max(next[src], start + dk);
-      next[dst] = std::max(next[dst], start + dk + ph.rounds * e.latency);
+      const double finish = std::max({posted[src], data[src], posted[dst]}) + dk;
+      next_posted[src] = std::max(next_posted[src], finish);
+      next_posted[dst] = std::max(next_posted[dst], finish);
+      next_data[dst] = std::max(next_data[dst], finish + e.path_latency);
     }
-    ready.swap(next);
+    posted.swap(next_posted);
+    data.swap(next_data);
   }
-  const double critical = ready.empty() ? 0 : *std::max_element(ready.begin(), ready.end());
-
-  // Latency-only chain through the rounds, for a collective with nothing to move.
-  double path = 0;
-  for (const ChannelPlan& ch : plan.channels) {
-    if (plan.closed_form) {
-      const int p = plan.ranks;
-      if (p < 2) continue;
-      std::vector<double> hop(p);
-      for (int i = 0; i < p; ++i) hop[i] = step_latency(ch.endpoint[i], ch.endpoint[(i + 1) % p]);
-      path = std::max(path, ring_path_latency(hop, plan.rounds));
-    } else {
-      path = std::max(path, schedule_path_latency(*ch.schedule, [&](const Transfer& t) {
-                        return step_latency(ch.endpoint[t.src], ch.endpoint[t.dst]);
-                      }));
-    }
-  }
-  plan.path_latency = path;
+  double critical = 0;
+  for (size_t i = 0; i < posted.size(); ++i) critical = std::max({critical, posted[i], data[i]});
   plan.estimate = proto.fixed_latency + (plan.bytes > 0 && !plan.edges.empty() ? critical : path);
 }
 

@@ -1,14 +1,16 @@
 // `flow` backend: the plan's phases, each as one comm per (src, dst) edge with the edge's bytes of
-// the phase (collective_run.hpp, rule in collective_plan.hpp). A receiver is done with a phase
-// `rounds * latency` after its comm finished; an endpoint starts its next phase once done with
-// all its comms of this one.
+// the phase (collective_run.hpp, rule in collective_plan.hpp). The data a comm delivers is ready
+// `path_latency` after it finished (the hop latencies not hidden behind transfers); an endpoint
+// posts its receives of the next phase once done with its comms of this one, and starts its sends
+// once, too, the data it received is ready.
 //   one phase (rings): one driver actor starts every comm host to host (no actor or mailbox per
-//     endpoint, so a 4096-GPU ring is a few thousand comms) and ends at the latest receiver.
+//     endpoint, so a 4096-GPU ring is a few thousand comms) and ends at the latest ready data.
 //   several phases: one actor per (channel, endpoint), a mailbox per channel edge (FIFO across
 //     phases), so an edge's comm starts when both of its ends are ready, as a step message does,
 //     and channels progress independently, as step's per-channel actors do.
 // SimGrid caps only mailbox comms, so the driver sends an edge with a binding rate cap through a
 // mailbox between two short actors on its ends.
+#include <deque>
 #include <map>
 #include <utility>
 #include <vector>
@@ -20,6 +22,9 @@ namespace tpsim::engine::backend {
 namespace sg = simgrid::s4u;
 
 namespace {
+
+// Phases ahead an endpoint posts its receives (step_backend.cpp: rounds, NCCL_STEPS).
+constexpr int kRecvWindow = 8;
 
 // Rate-capped edges of the driver still in flight, and when their receivers are done.
 struct CappedFlows {
@@ -39,8 +44,8 @@ struct CappedEnds {
   std::vector<const FlowEdge*> out, in;
 };
 
-void run_capped(RunContext& ctx, const CollectivePlan& plan, const CappedEnds& ends, int rounds,
-                const std::string& prefix, CappedFlows& capped) {
+void run_capped(RunContext& ctx, const CollectivePlan& plan, const CappedEnds& ends, const std::string& prefix,
+                CappedFlows& capped) {
   auto box = [&](const FlowEdge& e) {
     return sg::Mailbox::by_name(prefix + std::to_string(e.src) + ">" + std::to_string(e.dst));
   };
@@ -52,7 +57,7 @@ void run_capped(RunContext& ctx, const CollectivePlan& plan, const CappedEnds& e
   for (size_t j = 0; j < recvs.size(); ++j) {
     recvs[j]->wait();
     record(ctx, *ends.in[j], wire_size(ends.in[j]->payload, plan.wire_scale), recvs[j]);
-    done = std::max(done, recvs[j]->get_finish_time() + rounds * ends.in[j]->latency);
+    done = std::max(done, recvs[j]->get_finish_time() + ends.in[j]->path_latency);
   }
   sg::MutexPtr m = capped.mutex;
   std::unique_lock lock(*m);
@@ -90,14 +95,14 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
   capped.left = static_cast<int>(capped_ends.size());
   for (auto& [endpoint, ends] : capped_ends)
     spawn_small(prefix + std::to_string(endpoint), platform.host(endpoint),
-                      [&ctx, &plan, &capped, &ends = ends, prefix, rounds = ph.rounds] {
-                        guarded(ctx, [&] { run_capped(ctx, plan, ends, rounds, prefix, capped); });
+                      [&ctx, &plan, &capped, &ends = ends, prefix] {
+                        guarded(ctx, [&] { run_capped(ctx, plan, ends, prefix, capped); });
                       });
   double done = sg::Engine::get_clock();
   for (size_t j = 0; j < comms.size(); ++j) {
     comms[j]->wait();
     record(ctx, *sent[j], wire_size(sent[j]->payload, plan.wire_scale), comms[j]);
-    done = std::max(done, comms[j]->get_finish_time() + ph.rounds * sent[j]->latency);
+    done = std::max(done, comms[j]->get_finish_time() + sent[j]->path_latency);
   }
   sg::MutexPtr m = capped.mutex;
   std::unique_lock lock(*m);
@@ -118,36 +123,57 @@ void run_endpoint(RunContext& ctx, const CollectivePlan& plan, const EndpointWor
     return sg::Mailbox::by_name(prefix + std::to_string(e.channel) + ":" + std::to_string(e.src) + ">" +
                                 std::to_string(e.dst));
   };
-  std::vector<sg::CommPtr> sends, recvs;
-  std::vector<const FlowEdge*> received;
-  size_t o = 0, i = 0;
-  while (o < work.out.size() || i < work.in.size()) {
-    const int k = std::min(o < work.out.size() ? work.out[o].first : 1 << 30, i < work.in.size() ? work.in[i].first : 1 << 30);
-    const Phase& ph = plan.phases[k];
+  struct Recv {
+    int phase;
+    const FlowEdge* edge;
+    sg::CommPtr comm;
+  };
+  std::deque<Recv> recvs;   // posted, in phase order
+  double data = sg::Engine::get_clock();   // when the data I hold is ready
+  auto receive_before = [&](int phase) {
+    while (!recvs.empty() && recvs.front().phase < phase) {
+      Recv& r = recvs.front();
+      r.comm->wait();
+      record(ctx, *r.edge, wire_size(r.edge->payload / r.edge->width, plan.wire_scale), r.comm);
+      data = std::max(data, r.comm->get_finish_time() + r.edge->path_latency);
+      recvs.pop_front();
+    }
+  };
+  // Receives are posted ahead, up to kRecvWindow of my phases (step: rounds), never waiting for latency.
+  size_t i = 0;
+  int posted_phases = 0;
+  std::deque<int> posted_phase;   // phase index of each posted batch
+  auto post_next = [&] {
+    const int k = work.in[i].first;
+    if (posted_phases >= kRecvWindow) {
+      receive_before(posted_phase.front() + 1);
+      posted_phase.pop_front();
+      --posted_phases;
+    }
+    for (; i < work.in.size() && work.in[i].first == k; ++i) {
+      const FlowEdge& e = plan.phases[k].edges[work.in[i].second];
+      for (int w = 0; w < e.width; ++w) recvs.push_back({k, &e, box(e)->get_async<int>(&sink)});
+    }
+    posted_phase.push_back(k);
+    ++posted_phases;
+  };
+  std::vector<sg::CommPtr> sends;
+  for (size_t o = 0; o < work.out.size();) {
+    const int k = work.out[o].first;
+    while (i < work.in.size() && (work.in[i].first <= k || posted_phases < kRecvWindow)) post_next();
+    receive_before(k);
+    if (data > sg::Engine::get_clock()) sg::this_actor::sleep_until(data);
     sends.clear();
-    recvs.clear();
-    received.clear();
     for (; o < work.out.size() && work.out[o].first == k; ++o) {
-      const FlowEdge& e = ph.edges[work.out[o].second];
+      const FlowEdge& e = plan.phases[k].edges[work.out[o].second];
       for (int w = 0; w < e.width; ++w)   // a round's messages on the edge, each 1/width of it
         sends.push_back(start_put(box(e), wire_size(e.payload / e.width, plan.wire_scale), e.rate_cap / e.width));
     }
-    for (; i < work.in.size() && work.in[i].first == k; ++i) {
-      const FlowEdge& e = ph.edges[work.in[i].second];
-      for (int w = 0; w < e.width; ++w) {
-        recvs.push_back(box(e)->get_async<int>(&sink));
-        received.push_back(&e);
-      }
-    }
-    for (auto& c : sends) c->wait();
-    double ready = sg::Engine::get_clock();
-    for (size_t j = 0; j < recvs.size(); ++j) {
-      recvs[j]->wait();
-      record(ctx, *received[j], wire_size(received[j]->payload / received[j]->width, plan.wire_scale), recvs[j]);
-      ready = std::max(ready, recvs[j]->get_finish_time() + ph.rounds * received[j]->latency);
-    }
-    if (ready > sg::Engine::get_clock()) sg::this_actor::sleep_until(ready);
+    for (auto& c : sends) c->wait();   // the next phase's sends start after these finished
   }
+  while (i < work.in.size()) post_next();
+  receive_before(1 << 30);
+  if (data > sg::Engine::get_clock()) sg::this_actor::sleep_until(data);
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
-// `step` backend: every transfer of every round is one SimGrid message (collective_run.hpp).
+// `step` backend: every transfer of every round is one SimGrid message (collective_run.hpp);
+// latency as a data dependency per chunk (collective_plan.hpp).
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "engine/backends.hpp"
@@ -11,6 +14,10 @@ namespace tpsim::engine::backend {
 namespace sg = simgrid::s4u;
 
 namespace {
+
+// Rounds ahead a participant posts its receives: NCCL keeps up to 8 steps in flight per channel
+// (NCCL_STEPS). A sender is held back only when its receiver is this far behind.
+constexpr int kRecvWindow = 8;
 
 // The cap of the edge (channel, src, dst): plan.edges is sorted by channel, then (src, dst).
 double edge_cap(const CollectivePlan& plan, int channel, int src, int dst) {
@@ -36,41 +43,84 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
     return it->second;
   };
   sg::this_actor::sleep_for(plan.protocol.fixed_latency);
-  std::vector<sg::CommPtr> sends, recvs;
-  std::vector<double> recv_latency;
-  std::vector<int> recv_src;
-  for (const Round& round : s.rounds) {
-    sends.clear();
-    recvs.clear();
-    recv_latency.clear();
-    recv_src.clear();
-    for (const Transfer& t : round.transfers) {
-      if (t.src != me && t.dst != me) continue;
-      const int src = ch.endpoint[t.src], dst = ch.endpoint[t.dst];
-      if (src == dst) continue;
-      if (t.src == me) {
-        auto [cap, fresh] = out_cap.try_emplace(dst, 0.0);
-        if (fresh) cap->second = edge_cap(plan, channel, src, dst);
-        sends.push_back(start_put(box(out_box, src, dst, dst), bytes, cap->second));
-      } else {
-        recvs.push_back(box(in_box, src, dst, src)->get_async<int>(&sink));
-        recv_src.push_back(src);
-        recv_latency.push_back(fabric.latency(src, dst) +
-                               (fabric.inter_node(src, dst) ? plan.protocol.inter_extra : plan.protocol.intra_extra));
+  // When each chunk of my buffer holds its data (collective_plan.hpp): inputs now, received chunks
+  // at receive finish + hop latency.
+  int chunks = s.chunks;
+  for (const Round& round : s.rounds)
+    for (const Transfer& t : round.transfers) chunks = std::max({chunks, t.src_chunk + 1, t.dst_chunk + 1});
+  std::vector<double> ready(chunks, sg::Engine::get_clock());
+  struct Recv {
+    int round, src, chunk;
+    double latency;
+    sg::CommPtr comm;
+    bool done = false;
+  };
+  std::deque<Recv> recvs;   // posted, in round order
+  const int rounds = static_cast<int>(s.rounds.size());
+  int posted = 0;           // rounds whose receives are posted
+  auto settle = [&](Recv& r) {   // wait for one receive; its chunk is ready a hop latency later
+    if (r.done) return;
+    r.comm->wait();
+    ready[r.chunk] = std::max(ready[r.chunk], r.comm->get_finish_time() + r.latency);
+    r.done = true;
+  };
+  auto receive_before = [&](int round) {   // wait for the receives of earlier rounds
+    while (!recvs.empty() && recvs.front().round < round) {
+      Recv& r = recvs.front();
+      settle(r);
+      if (ctx.on_comm) ctx.on_comm({r.src, self, double(bytes), r.comm->get_start_time(), r.comm->get_finish_time()});
+      recvs.pop_front();
+    }
+  };
+  // Wait for the receives of earlier rounds that write `chunk`, and only those: a round's sends
+  // wait for the chunks they read, not for unrelated receives (another tree's, a later hop's).
+  auto receive_chunk = [&](int chunk, int round) {
+    for (Recv& r : recvs) {
+      if (r.round >= round) break;
+      if (r.chunk == chunk) settle(r);
+    }
+  };
+  auto post_until = [&](int end) {   // a round's receives take a slot freed by round - window's
+    for (; posted < std::min(end, rounds); ++posted) {
+      for (const Transfer& t : s.rounds[posted].transfers) {
+        if (t.dst != me || ch.endpoint[t.src] == self) continue;
+        const int src = ch.endpoint[t.src];
+        recvs.push_back({posted, src, t.dst_chunk,
+                         fabric.latency(src, self) + (fabric.inter_node(src, self) ? plan.protocol.inter_extra : plan.protocol.intra_extra),
+                         box(in_box, src, self, src)->get_async<int>(&sink)});
       }
     }
-    if (sends.empty() && recvs.empty()) continue;
-    double ready = 0;
-    for (auto& c : sends) c->wait();
-    for (size_t i = 0; i < recvs.size(); ++i) {
-      recvs[i]->wait();
-      ready = std::max(ready, recvs[i]->get_finish_time() + recv_latency[i]);
+  };
+  std::vector<int> send_dst;
+  std::vector<sg::CommPtr> sends;
+  for (int r = 0; r < rounds; ++r) {
+    post_until(r + kRecvWindow);   // receives never wait for latency, only for buffer slots
+    send_dst.clear();
+    double send_at = 0;
+    for (const Transfer& t : s.rounds[r].transfers) {
+      if (t.src != me) continue;
+      receive_chunk(t.src_chunk, r);
+      const int dst = ch.endpoint[t.dst];
+      if (dst == self) ready[t.dst_chunk] = std::max(ready[t.dst_chunk], ready[t.src_chunk]);   // a local copy
+      else send_dst.push_back(dst), send_at = std::max(send_at, ready[t.src_chunk]);
     }
-    if (ctx.on_comm)
-      for (size_t i = 0; i < recvs.size(); ++i)
-        ctx.on_comm({recv_src[i], self, double(bytes), recvs[i]->get_start_time(), recvs[i]->get_finish_time()});
-    if (ready > sg::Engine::get_clock()) sg::this_actor::sleep_until(ready);
+    if (send_dst.empty()) continue;
+    if (send_at > sg::Engine::get_clock()) sg::this_actor::sleep_until(send_at);
+    sends.clear();
+    for (int dst : send_dst) {
+      auto [cap, fresh] = out_cap.try_emplace(dst, 0.0);
+      if (fresh) cap->second = edge_cap(plan, channel, self, dst);
+      sends.push_back(start_put(box(out_box, self, dst, dst), bytes, cap->second));
+    }
+    for (auto& c : sends) c->wait();   // the next round's sends start after these finished
+    while (!recvs.empty() && recvs.front().done) receive_before(recvs.front().round + 1);
   }
+  receive_before(rounds);
+  // Done when my output chunks hold their data.
+  double end = 0;
+  if (me < static_cast<int>(s.output_chunks.size()))
+    for (int c : s.output_chunks[me]) end = std::max(end, ready[c]);
+  if (end > sg::Engine::get_clock()) sg::this_actor::sleep_until(end);
 }
 
 }  // namespace
