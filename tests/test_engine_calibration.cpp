@@ -4,6 +4,8 @@
 // once, not per row: see the comments in topologies/dgx-*.yaml.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -57,9 +59,9 @@ void check_rows(const Topology& t, CollectiveOp op, const std::vector<Row>& rows
     CAPTURE(c.seconds * 1e6);
     CAPTURE(r.time_us);
     if (r.bytes >= 1 << 20) {
-      CHECK(c.busbw / 1e9 == doctest::Approx(r.busbw).epsilon(0.10));
+      CHECK(c.busbw / 1e9 == rel(r.busbw, 0.10));
     } else {
-      CHECK(c.seconds * 1e6 == doctest::Approx(r.time_us).epsilon(0.25));
+      CHECK(c.seconds * 1e6 == rel(r.time_us, 0.25));
     }
   }
 }
@@ -86,5 +88,5 @@ TEST_CASE("busbw of the reference rows is nccl-tests' definition: algbw * 2(p-1)
   const auto rows = measured("oci_a100_bm_gpu4_8.csv", "a100_1node");
   const Row& last = rows.back();
   CHECK(last.bytes / (last.time_us * 1e-6) * busbw_factor(CollectiveOp::all_reduce, 8) / 1e9 ==
-        doctest::Approx(last.busbw).epsilon(0.01));
+        rel(last.busbw, 0.01));
 }

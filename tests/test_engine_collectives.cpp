@@ -2,6 +2,8 @@
 // algorithm, contention, oversubscription, determinism.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <map>
 #include <numeric>
 
@@ -50,7 +52,7 @@ TEST_CASE("one uncontended transfer takes alpha + S/B exactly") {
   const Topology t = ideal(8, 1, B, 50e9, alpha);
   for (Fidelity f : kBoth) {
     // send/recv on 2 ranks: 0 -> 1 and 1 -> 0 at once, on full-duplex ports: no sharing.
-    CHECK(seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, f) == doctest::Approx(alpha + S / B).epsilon(1e-9));
+    CHECK(seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, f) == rel(alpha + S / B, 1e-9));
   }
 }
 
@@ -61,7 +63,7 @@ TEST_CASE("ring all-reduce: 2(p-1)/p*S/B + 2(p-1)*alpha within a node, bandwidth
     const double expect = 2.0 * (p - 1) / p * S / B + 2.0 * (p - 1) * alpha;
     for (Fidelity f : kBoth) {
       CAPTURE(p);
-      CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::ring, first(p), S, f) == doctest::Approx(expect).epsilon(1e-9));
+      CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::ring, first(p), S, f) == rel(expect, 1e-9));
     }
   }
   // Within a node every hop is alike, so each rank's round-r chunk arrives (previous hop's send +
@@ -86,7 +88,7 @@ TEST_CASE("ring all-reduce: 2(p-1)/p*S/B + 2(p-1)*alpha within a node, bandwidth
   const int p = 16;
   const double expect = 2.0 * (p - 1) / p * S / (4 * nic) + alpha;
   for (Fidelity f : kBoth)
-    CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::ring, first(p), S, f) == doctest::Approx(expect).epsilon(1e-9));
+    CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::ring, first(p), S, f) == rel(expect, 1e-9));
 }
 
 TEST_CASE("all-gather and reduce-scatter rings take half the all-reduce bandwidth term") {
@@ -94,7 +96,7 @@ TEST_CASE("all-gather and reduce-scatter rings take half the all-reduce bandwidt
   const Topology t = ideal(8, 1, B, 50e9, alpha);
   const double expect = 7.0 / 8 * S / B + 7 * alpha;
   for (auto op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter})
-    for (Fidelity f : kBoth) CHECK(seconds(t, op, Algorithm::ring, first(8), S, f) == doctest::Approx(expect).epsilon(1e-9));
+    for (Fidelity f : kBoth) CHECK(seconds(t, op, Algorithm::ring, first(8), S, f) == rel(expect, 1e-9));
 }
 
 TEST_CASE("step and flow fidelity agree within 2% for every algorithm") {
@@ -129,7 +131,7 @@ TEST_CASE("step and flow fidelity agree within 2% for every algorithm") {
     const double step = seconds(*c.topo, c.op, c.algo, first(c.ranks), S, Fidelity::step);
     const double flow = seconds(*c.topo, c.op, c.algo, first(c.ranks), S, Fidelity::flow);
     CHECK(step > 0);
-    CHECK(flow == doctest::Approx(step).epsilon(0.02));
+    CHECK(flow == rel(step, 0.02));
   }
 }
 
@@ -152,8 +154,8 @@ TEST_CASE("two concurrent collectives on the same links each take twice as long 
     platform.run();
     REQUIRE(!ctx.error);
     const double alone = 2.0 * 3 / 4 * S / B;
-    CHECK(end_a == doctest::Approx(2 * alone).epsilon(1e-9));
-    CHECK(end_b == doctest::Approx(2 * alone).epsilon(1e-9));
+    CHECK(end_a == rel(2 * alone, 1e-9));
+    CHECK(end_b == rel(2 * alone, 1e-9));
   }
 }
 
@@ -167,8 +169,8 @@ TEST_CASE("a 2:1 oversubscribed spine halves cross-leaf bandwidth") {
   const double full = seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, Fidelity::flow);
   t.network.oversubscription = 2;
   const double half = seconds(t, CollectiveOp::send_recv, Algorithm::direct, {0, 1}, S, Fidelity::flow);
-  CHECK(full == doctest::Approx(S / 50e9).epsilon(1e-9));
-  CHECK(half == doctest::Approx(2 * S / 50e9).epsilon(1e-9));
+  CHECK(full == rel(S / 50e9, 1e-9));
+  CHECK(half == rel(2 * S / 50e9, 1e-9));
 }
 
 TEST_CASE("same inputs give bit-identical times") {
@@ -213,13 +215,13 @@ TEST_CASE("the closed-form ring is the materialised schedule's one flow phase: s
       REQUIRE(built.phases.size() == 1);   // every round moves the same edges: one phase
       REQUIRE(closed.phases.size() == 1);
       CHECK(closed.rounds == built.rounds);
-      CHECK(closed.path_latency == doctest::Approx(built.path_latency));
-      CHECK(closed.estimate == doctest::Approx(built.estimate));
+      CHECK(closed.path_latency == rel(built.path_latency));
+      CHECK(closed.estimate == rel(built.estimate));
       REQUIRE(closed.phases[0].flows.size() == built.phases[0].flows.size());
       for (size_t i = 0; i < closed.phases[0].flows.size(); ++i) {
         CHECK(closed.phases[0].flows[i].src == built.phases[0].flows[i].src);
         CHECK(closed.phases[0].flows[i].dst == built.phases[0].flows[i].dst);
-        CHECK(closed.phases[0].flows[i].payload == doctest::Approx(built.phases[0].flows[i].payload));
+        CHECK(closed.phases[0].flows[i].payload == rel(built.phases[0].flows[i].payload));
       }
       double end[2] = {-1, -1};
       for (int k = 0; k < 2; ++k) {
@@ -232,7 +234,7 @@ TEST_CASE("the closed-form ring is the materialised schedule's one flow phase: s
         REQUIRE(!ctx.error);
       }
       CHECK(end[0] > 0);
-      CHECK(end[0] == doctest::Approx(end[1]).epsilon(1e-12));
+      CHECK(end[0] == rel(end[1], 1e-12));
     }
 }
 

@@ -2,6 +2,8 @@
 // contention between concurrent collectives, link accounting, determinism.
 #include <doctest/doctest.h>
 
+#include "relative.hpp"
+
 #include <numeric>
 
 #include "tpsim/cost.hpp"
@@ -80,12 +82,12 @@ TEST_CASE("gemm -> all-reduce -> gemm on 4 ranks: closed-form makespan and a sta
   const double ar = 2.0 * 3 / 4 * S / B + 2.0 * 3 * alpha;
   for (Fidelity f : {Fidelity::step, Fidelity::flow}) {
     const Timeline tl = simulate(t, gemm_allreduce_gemm(4, S), EngineOptions{f});
-    CHECK(tl.makespan == doctest::Approx(2 * g + ar).epsilon(1e-9));
+    CHECK(tl.makespan == rel(2 * g + ar, 1e-9));
     REQUIRE(tl.ranks.size() == 4);
     for (const RankTotals& rt : tl.ranks) {
-      CHECK(rt.compute == doctest::Approx(2 * g).epsilon(1e-9));
-      CHECK(rt.communication == doctest::Approx(ar).epsilon(1e-9));
-      CHECK(rt.exposed_communication == doctest::Approx(ar).epsilon(1e-9));
+      CHECK(rt.compute == rel(2 * g, 1e-9));
+      CHECK(rt.communication == rel(ar, 1e-9));
+      CHECK(rt.exposed_communication == rel(ar, 1e-9));
       CHECK(rt.bubble == 0);
     }
     int stalls = 0;
@@ -93,13 +95,13 @@ TEST_CASE("gemm -> all-reduce -> gemm on 4 ranks: closed-form makespan and a sta
       if (s.kind == "stall") {
         ++stalls;
         CHECK(s.waited_for == "all_reduce1");
-        CHECK(s.end - s.start == doctest::Approx(ar).epsilon(1e-9));
+        CHECK(s.end - s.start == rel(ar, 1e-9));
       }
     CHECK(stalls == 4);
     // Every GPU port carried 2(p-1)/p * S in each direction.
     REQUIRE(!tl.links.empty());
     for (const LinkUse& l : tl.links) {
-      CHECK(l.bytes == doctest::Approx(1.5 * S).epsilon(1e-6));
+      CHECK(l.bytes == rel(1.5 * S, 1e-6));
       CHECK(l.bandwidth == B);
     }
   }
@@ -117,7 +119,7 @@ TEST_CASE("two all-reduces in flight on the same GPUs share the ports and each t
     set.ranks.push_back(prog);
   }
   const Timeline tl = simulate(t, set, EngineOptions{Fidelity::flow});
-  CHECK(tl.makespan == doctest::Approx(2 * (1.5 * S / B)).epsilon(1e-9));
+  CHECK(tl.makespan == rel(2 * (1.5 * S / B), 1e-9));
 }
 
 TEST_CASE("a recv waiting for its pipeline peer shows as a bubble") {
@@ -148,8 +150,8 @@ TEST_CASE("a recv waiting for its pipeline peer shows as a bubble") {
   set.ranks = {a, b};
   const Timeline tl = simulate(t, set, EngineOptions{});
   const double transfer = S / B + alpha;
-  CHECK(tl.makespan == doctest::Approx(2 * g + transfer).epsilon(1e-9));
-  CHECK(tl.ranks[1].bubble == doctest::Approx(g + transfer).epsilon(1e-9));
+  CHECK(tl.makespan == rel(2 * g + transfer, 1e-9));
+  CHECK(tl.ranks[1].bubble == rel(g + transfer, 1e-9));
   CHECK(tl.ranks[0].bubble == 0);
 }
 
