@@ -5,6 +5,7 @@
 //    Goal: 4096 GPUs, 1 GiB, flow fidelity, < 0.3 s wall on the 2-core machine.
 // 2. Step vs flow: every op x algorithm that applies, 256 MiB, on dgx-h100 (8 GPUs) and 4 nodes
 //    of cluster-h100-ndr (32 GPUs); tests/test_engine_fidelity.cpp asserts |rel diff| <= 5%.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -99,6 +100,10 @@ void step_vs_flow(const std::string& label, const Topology& t, int gpus) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As tpsim's main() does: keep freed memory instead of faulting it in again.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 256 << 20);
   // --flow stops after the flow rows; --full adds the 1024-GPU step row with NCCL's 8 channels (16.7M messages: many minutes).
   const bool full = argc > 1 && std::string(argv[1]) == "--full";
   std::printf("Ring all-reduce on cluster-h100-ndr, 1 GiB (protocol and channels as the selector resolves them)\n");
