@@ -2,6 +2,8 @@
 // catch any drift in its tables) and the exit-status contract 0 ok / 1 verification failed / 2 bad input.
 #include <doctest/doctest.h>
 
+#include "cli_runner.hpp"
+
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -13,23 +15,6 @@
 #include <sys/wait.h>
 
 namespace {
-
-struct Output {
-  int status = -1;
-  std::string out;   // stdout and stderr together
-};
-
-Output run_shell(const std::string& command_line) {
-  Output o;
-  FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.out.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return o;
-}
 
 Output run_cli(const std::string& args) { return run_shell(std::string(TPSIM_BINARY) + " " + args); }
 

@@ -5,6 +5,8 @@
 //  - `tpsim explain` and `tpsim run` give each collective the same time.
 #include <doctest/doctest.h>
 
+#include "cli_runner.hpp"
+
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -36,15 +38,9 @@ RunResult run(const Scenario& s, const std::string& numerics = "off") {
 }
 
 std::string cli(const std::string& args, int& status) {
-  const std::string command = std::string(TPSIM_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buffer{};
-  for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) out.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return out;
+  const Output o = run_shell(std::string(TPSIM_BINARY) + " " + args);
+  status = o.status;
+  return o.out;
 }
 
 bool within(double got, double want, double rel) { return std::fabs(got - want) <= rel * std::fabs(want); }

@@ -9,6 +9,8 @@
 // test fails, not skips, without them.
 #include <doctest/doctest.h>
 
+#include "cli_runner.hpp"
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -19,23 +21,6 @@
 #include <vector>
 
 namespace {
-
-struct Output {
-  int status = -1;
-  std::string out;   // stdout and stderr together
-};
-
-Output run_shell(const std::string& command_line) {
-  Output o;
-  FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.out.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return o;
-}
 
 // The first interpreter that imports torch and numpy: $TPSIM_PYTHON, python3 on PATH, then Debian's
 // (a pyenv or venv python3 on PATH does not see Debian's python3-torch).
