@@ -242,6 +242,10 @@ nlohmann::json to_json(const RunResult& r) {
       j["decode_step_s"] = m.decode_step_s;
       j["decode_context_tokens"] = m.decode_context;
       j["request_time_s"] = m.step_time_s;
+      // A request is not a step: its timeline is a prefill then one decode step (see "prefill"
+      // and "decode_step"), so no step-time key stands for it.
+      j.erase("step_time_s");
+      j["timeline_s"] = r.timeline.makespan;
       j["prefill"] = {{"compute_s", m.prefill_compute_s}, {"communication_s", m.prefill_communication_s},
                       {"exposed_communication_s", m.prefill_exposed_s}};
       j["decode_step"] = {{"compute_s", m.decode_compute_s}, {"communication_s", m.decode_communication_s},
