@@ -1,6 +1,7 @@
 // Whole-step simulation speed: one training step of GPT-3 175B on 1024 GPUs of cluster-h100-ndr
 // (TP8 PP8 DP16, global batch 1536, sequence 2048, SP, selective recompute), with contention,
-// simulated by replica symmetry (the target: < 10 s wall) and in full; plus smaller layouts.
+// simulated by replica symmetry (goal: < 1 s wall) and with every replica (goal: < 5 s; 8.5 s on
+// the 2-core AMD EPYC machine, 2026-11-30); plus smaller layouts.
 // Prints wall time, peak RSS, and the simulated step time of each.
 #include <malloc.h>
 #include <sys/resource.h>
