@@ -99,6 +99,26 @@ TEST_CASE("all-gather and reduce-scatter rings take half the all-reduce bandwidt
     for (Fidelity f : kBoth) CHECK(seconds(t, op, Algorithm::ring, first(8), S, f) == rel(expect, 1e-9));
 }
 
+TEST_CASE("halving-doubling and direct take their textbook alpha-beta times on an ideal switch") {
+  // p = 8 GPUs on one NVSwitch, B per port each way, alpha per hop, no protocol overheads.
+  const double B = 400e9, alpha = 1e-6, S = 1 << 28;
+  const int p = 8;
+  const Topology t = ideal(8, 1, B, 50e9, alpha);
+  // Halving-doubling all-reduce: reduce-scatter by recursive halving (round k moves S/2^(k+1) to
+  // one partner), then all-gather by recursive doubling: 2 (1 - 1/p) S/B and 2 log2(p) hops.
+  const double hd = 2.0 * (p - 1) / p * S / B + 2 * 3 * alpha;
+  // Direct: every rank sends each peer its part at once, so its port carries (p-1)/p of the data:
+  // reduce-scatter then all-gather for all-reduce (2 hops); one hop for all-to-all.
+  const double direct_ar = 2.0 * (p - 1) / p * S / B + 2 * alpha;
+  const double direct_a2a = double(p - 1) / p * S / B + alpha;
+  for (Fidelity f : kBoth) {
+    CAPTURE(int(f));
+    CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::halving_doubling, first(p), S, f) == rel(hd, 1e-9));
+    CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::direct, first(p), S, f) == rel(direct_ar, 1e-9));
+    CHECK(seconds(t, CollectiveOp::all_to_all, Algorithm::direct, first(p), S, f) == rel(direct_a2a, 1e-9));
+  }
+}
+
 TEST_CASE("step and flow fidelity agree within 2% for every algorithm") {
   const double S = 256.0 * 1024 * 1024;
   Topology one = ideal(8, 1, 450e9, 50e9, 1e-6);
