@@ -176,10 +176,16 @@ struct Simulation {
     if (std::find(c.group.begin(), c.group.end(), rank) == c.group.end())
       throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': rank is not in its own collective group");
     const int k = issued[rank][c.group]++;
-    // Creating SimGrid mutexes may yield to other actors: create first, then take whichever
-    // instance is in the map by now.
-    auto created = std::make_shared<Instance>();
-    std::shared_ptr<Instance> inst = instances.try_emplace({c.group, k}, created).first->second;
+    // Only the first rank to arrive creates the occurrence. Creating SimGrid mutexes may yield to
+    // other actors, so after creating, take whichever instance is in the map by now.
+    const auto key = std::make_pair(c.group, k);
+    std::shared_ptr<Instance> inst;
+    if (auto it = instances.find(key); it != instances.end()) {
+      inst = it->second;
+    } else {
+      auto created = std::make_shared<Instance>();
+      inst = instances.try_emplace(key, created).first->second;
+    }
     auto plan = plan_for(c);
     sg::MutexPtr m = inst->mutex;
     std::unique_lock lock(*m);
