@@ -246,6 +246,14 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   set.dp = dp;
   set.dp_symmetry = options.one_dp_replica && dp > 1;
   MergedRuns merged_runs;
+  // Ranks of one stage run the same program but for their groups and pipeline peers: the first
+  // rank of each stage is lowered, the others copy it and take their own groups and peers.
+  struct Template {
+    int rank = -1;
+    std::vector<int> tp_group, dp_group;
+    int prev = -1, next = -1;
+  };
+  std::map<int, Template> templates;   // by stage
   set.ranks.resize(size_t(plan.world()));
   for (int rank = 0; rank < plan.world(); ++rank) {
     const RankCoords c = rank_coords(plan, rank);
@@ -258,6 +266,19 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     for (int d = 0; d < dp; ++d) dp_group.push_back(rank_of(plan, c.tp_index, d, stage));
     const int prev = rank_of(plan, c.tp_index, c.dp_index, (stage + pp - 1) % pp);
     const int next = rank_of(plan, c.tp_index, c.dp_index, (stage + 1) % pp);
+    if (auto t = templates.find(stage); t != templates.end()) {
+      const Template& from = t->second;
+      Program copy = set.ranks[size_t(from.rank)];
+      copy.rank = rank;
+      for (Op& op : copy.ops) {
+        if (op.kind == OpKind::collective)
+          op.collective.group = op.collective.group == from.tp_group ? c.tp_group : dp_group;
+        else if (op.kind == OpKind::send || op.kind == OpKind::recv)
+          op.p2p.peer = op.p2p.peer == from.prev ? prev : next;
+      }
+      set.ranks[size_t(rank)] = std::move(copy);
+      continue;
+    }
     const std::vector<PipelineSlot> order = pipeline_order(pp, stage, v, m);
 
     // Every message this rank receives, in global (timestamp, tag) order.
@@ -387,6 +408,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     }
     set.ranks[size_t(rank)] = w.finish();
     for (Op& op : set.ranks[size_t(rank)].ops) op.stage = c.pp_index;
+    templates[stage] = Template{rank, c.tp_group, dp_group, prev, next};
   }
   return set;
 }
