@@ -11,16 +11,17 @@
 
 TEST_CASE("no test compares with doctest's Approx") {
   const std::filesystem::path tests = std::filesystem::path(TPSIM_TEST_DATA).parent_path();
+  const std::string banned = std::string("Appro") + "x(";   // spelled apart so this file passes itself
   int files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(tests)) {
     const std::string name = entry.path().filename().string();
-    if (entry.path().extension() != ".cpp" || name == "test_suite_rules.cpp") continue;
+    if (entry.path().extension() != ".cpp") continue;
     ++files;
     std::ifstream in(entry.path());
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
       INFO(name << ":" << n << ": " << line);
-      CHECK(line.find("Approx(") == std::string::npos);
+      CHECK(line.find(banned) == std::string::npos);
     }
   }
   CHECK(files > 20);   // the folder was found and read

@@ -1,7 +1,7 @@
 // Timing engine: the topology becomes a SimGrid platform (GPUs as hosts, NVLink / PCIe / NIC /
 // switch ports as full-duplex links), each rank's Program becomes an actor, collectives move their
 // Schedule's bytes over the links. Latency is added per round by the engine, not by SimGrid links,
-// so max-min sharing stays fair (../shared/SIMGRID_NOTES.md).
+// so max-min sharing stays fair (SimGrid's CM02/LV08 weight a flow's share by its route latency).
 #pragma once
 
 #include <string>

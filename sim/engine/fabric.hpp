@@ -2,7 +2,7 @@
 // behaviour). Endpoints are the GPUs (global index node * gpus_per_node + local) followed, on
 // NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper).
 // Links carry no latency: a route's latency is returned separately and added by the engine per
-// step, so SimGrid's max-min sharing stays fair (SIMGRID_NOTES.md, sharing pitfall).
+// step, so SimGrid's max-min sharing stays fair (CM02/LV08 weight a flow's share by its route latency).
 #pragma once
 
 #include <string>
