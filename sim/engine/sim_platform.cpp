@@ -46,8 +46,8 @@ std::unique_ptr<sg::Engine> make_engine() {
   int argc = 1;
   auto engine = std::make_unique<sg::Engine>(&argc, argv);
   // Exact alpha-beta (tested: one transfer takes alpha + S/B): no TCP calibration factors, no
-  // reverse cross-traffic, no TCP-window cap. The configuration outlives the engine and SimGrid refuses to set the model
-  // twice, so this runs once per process, before the first zone.
+  // reverse cross-traffic, no TCP-window cap. The configuration outlives the engine and SimGrid
+  // refuses to set the model twice, so this runs once per process, before the first zone.
   static bool configured = false;
   if (!configured) {
     sg::Engine::set_config("network/model:CM02");
