@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -51,5 +52,14 @@ std::string describe(const TensorCheck& check);
 // Runs `sharded` and `reference` (same scenario lowered with tp = 1) and compares every tensor that
 // names a global counterpart.
 NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, const NumericsOptions& options);
+
+// `tpsim verify --dump`: executes `reference` (a single-rank, unsharded ProgramSet) with `seed`,
+// fp32, and writes into `dir` one .npy per global tensor: every input and weight it reads before writing (filled exactly
+// as the executor fills them) and the final value of every tensor it writes. manifest.json holds
+// `model` as given, plus "tensors": [{name, file, shape, kind, op, fn, step}] in program order
+// (step: the op that wrote it, or first read it) with kind one of input, weight, output (forward),
+// gradient (backward); and "kernels": the attributes of each kernel
+// fn's first op (eps, loss scale, heads). Returns the number of tensors written.
+int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json model, const std::string& dir);
 
 }  // namespace tpsim

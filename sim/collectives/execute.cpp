@@ -2,6 +2,7 @@
 // with the round-start snapshot semantics of collective.hpp, and the natural-layout wrapper
 // (run_collective) that numerics and the tests call.
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -199,17 +200,23 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, const Collective
   const size_t slice = (seg + channels - 1) / channels;  // one channel's part of a segment
 
   std::vector<std::vector<float>> outputs(p);
+  std::map<int, Schedule> schedules;   // by the root's position: channels differ only in it
   for (int c = 0; c < channels; ++c) {
     const std::vector<int>& order = orders[c];
-    ScheduleRequest request;
-    request.op = op;
-    request.algorithm = instance.algorithm;
-    request.ranks = p;
-    request.root = static_cast<int>(std::find(order.begin(), order.end(), root) - order.begin());
-    request.ranks_per_node = instance.ranks_per_node;
-    request.pipeline = instance.pipeline;
-    Schedule schedule = make_schedule(request);
-    if (edit) edit(schedule);
+    const int root_position = static_cast<int>(std::find(order.begin(), order.end(), root) - order.begin());
+    auto [it, fresh] = schedules.try_emplace(root_position);
+    if (fresh) {
+      ScheduleRequest request;
+      request.op = op;
+      request.algorithm = instance.algorithm;
+      request.ranks = p;
+      request.root = root_position;
+      request.ranks_per_node = instance.ranks_per_node;
+      request.pipeline = instance.pipeline;
+      it->second = make_schedule(request);
+      if (edit) edit(it->second);
+    }
+    const Schedule& schedule = it->second;
 
     std::vector<std::vector<float>> part(p);
     for (int i = 0; i < p; ++i) {

@@ -14,6 +14,15 @@ namespace tpsim::engine {
 
 namespace {
 
+CollectiveSpec spec_for(CollectiveOp op, const std::vector<int>& group, double bytes, int root) {
+  CollectiveSpec spec;
+  spec.op = op;
+  spec.group = group;
+  spec.bytes = bytes;
+  spec.root = root;
+  return spec;
+}
+
 constexpr double kPipelineChunk = 1 << 20;   // bytes per pipeline chunk (NCCL Simple: ~0.5-1 MiB steps)
 constexpr int kMaxPipeline = 64;
 
@@ -74,11 +83,7 @@ struct Priced {
 // `algorithm` made concrete, with the protocol of least estimate (the first listed on ties).
 Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
                           double bytes, int root) {
-  CollectiveSpec spec;
-  spec.op = op;
-  spec.group = group;
-  spec.bytes = bytes;
-  spec.root = root;
+  CollectiveSpec spec = spec_for(op, group, bytes, root);
   CollectiveInstance& inst = spec.instance;
   inst.algorithm = algorithm;
   inst.channel_orders = channel_orders(f, op, algorithm, group);
@@ -106,12 +111,7 @@ Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm,
 
 CollectiveInstance resolve(const Fabric& f, CollectiveOp op, Algorithm requested, const std::vector<int>& group,
                            double bytes, int root) {
-  CollectiveSpec check;
-  check.op = op;
-  check.group = group;
-  check.bytes = bytes;
-  check.root = root;
-  check_collective(f, check);
+  check_collective(f, spec_for(op, group, bytes, root));
   const Topology& t = f.topology();
   const int p = static_cast<int>(group.size());
   Algorithm a = requested;

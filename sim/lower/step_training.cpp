@@ -107,7 +107,6 @@ class StepWriter {
         pending_pieces_ = {&src};
         return;
       }
-      for (const auto& [key, value] : src.kernel.attrs) pending_->kernel.attrs[key] += value;
       pending_->flops += src.flops;
       pending_->hbm_bytes += src.hbm_bytes;
       pending_->deps.insert(pending_->deps.end(), roots.begin(), roots.end());

@@ -1,4 +1,5 @@
 #include "numerics/dump.hpp"
+#include "tpsim/numerics.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -48,7 +49,12 @@ std::string file_name(const std::string& global) {
 
 }  // namespace
 
+}  // namespace tpsim::numerics
+
+namespace tpsim {
+
 int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json model, const std::string& dir) {
+  using namespace numerics;
   std::filesystem::create_directories(dir);
   struct Entry {
     Mat value;
@@ -117,4 +123,4 @@ int dump_reference(const ProgramSet& reference, unsigned seed, nlohmann::json mo
   return int(tensors.size());
 }
 
-}  // namespace tpsim::numerics
+}  // namespace tpsim

@@ -5,8 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <map>
-#include <tuple>
 
 #include "tpsim/step_lowering.hpp"
 #include "run/run_step.hpp"
@@ -53,6 +51,12 @@ double folded_seconds(const Timeline& t) {
   return most;
 }
 
+// Every collective resolved once by the selector, then the programs timed.
+Timeline resolve_and_simulate(const Topology& topology, ProgramSet& programs, const EngineOptions& engine) {
+  resolve_collectives(topology, programs);
+  return simulate(topology, programs, engine);
+}
+
 }  // namespace
 
 void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
@@ -87,10 +91,8 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     spdlog::info("lowering a training step: {} of {} micro-batches per replica, TP collectives {}", m.micro_batches,
                  m.micro_batches_per_step, m.tp_collectives);
     ProgramSet programs = lowering::lower_training_step(s, step);
-    spdlog::info("lowered; resolving collectives");
-    resolve_collectives(s.topology, programs);
-    spdlog::info("resolved; simulating");
-    result.timeline = simulate(s.topology, programs, engine);
+    spdlog::info("lowered; resolving collectives and simulating");
+    result.timeline = resolve_and_simulate(s.topology, programs, engine);
     spdlog::info("simulated");
     m.tp_comm_folded_s = folded_seconds(result.timeline);
     m.step_time_s = result.timeline.makespan;
@@ -105,12 +107,10 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     const WorkloadSpec& w = s.workload;
     m.tp_collectives = "exact";
     ProgramSet prefill = lowering::lower_inference_step(s, false, w.prompt, step);
-    resolve_collectives(s.topology, prefill);
-    const Timeline prefill_t = simulate(s.topology, prefill, engine);
+    const Timeline prefill_t = resolve_and_simulate(s.topology, prefill, engine);
     m.decode_context = w.prompt + (w.generate + 1) / 2;
     ProgramSet decode = lowering::lower_inference_step(s, true, m.decode_context, step);
-    resolve_collectives(s.topology, decode);
-    const Timeline decode_t = simulate(s.topology, decode, engine);
+    const Timeline decode_t = resolve_and_simulate(s.topology, decode, engine);
     m.prefill_s = prefill_t.makespan;
     m.decode_step_s = decode_t.makespan;
     m.ttft_s = m.prefill_s;
