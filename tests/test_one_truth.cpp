@@ -89,7 +89,7 @@ TEST_CASE("the default run's trace holds only collective instances that the nume
   for (const Span& span : r.timeline.spans) {
     if (span.kind != "collective") continue;
     ++collectives;
-    const std::string key = std::string(to_string(span.collective)) + " " + span.instance;
+    const std::string key = instance_key(span.collective, span.instance);
     INFO("timed instance " << key);
     CHECK(executed.count(key) == 1);
   }

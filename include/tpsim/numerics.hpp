@@ -44,6 +44,7 @@ struct NumericsOptions {
 // "all_reduce nvls/Simple, 1 channel, 4 chunks": a collective instance named with its operation,
 // so reports can say which instances were timed and which were verified.
 std::string instance_key(CollectiveOp op, const CollectiveInstance& instance);
+std::string instance_key(CollectiveOp op, const std::string& described);   // described = describe(instance)
 
 // One line naming the op, the tensor, the rank, the error and the tolerance with its rule:
 // "op layer0.mlp.fc2.fwd wrote layer0.mlp.fc2.out (rank 1): max abs 1.2e-01, max rel 5.0e-01 > tol 3.1e-06 [rule]".

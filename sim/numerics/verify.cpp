@@ -20,8 +20,12 @@ const TensorCheck* NumericsReport::first_failure() const {
   return nullptr;
 }
 
+std::string instance_key(CollectiveOp op, const std::string& described) {
+  return std::string(to_string(op)) + " " + described;
+}
+
 std::string instance_key(CollectiveOp op, const CollectiveInstance& instance) {
-  return std::string(to_string(op)) + " " + describe(instance);
+  return instance_key(op, describe(instance));
 }
 
 std::string describe(const TensorCheck& c) {

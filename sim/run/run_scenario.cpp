@@ -84,7 +84,7 @@ std::vector<std::string> unverified(const Timeline& t, const NumericsReport& n) 
   std::set<std::string> missing;
   for (const Span& span : t.spans)
     if (span.op_kind == OpKind::collective && span.kind == "collective" && !span.instance.empty()) {
-      const std::string key = std::string(to_string(span.collective)) + " " + span.instance;
+      const std::string key = instance_key(span.collective, span.instance);
       if (!verified.count(key)) missing.insert(key);
     }
   return {missing.begin(), missing.end()};
@@ -115,7 +115,7 @@ RunResult run_scenario(const Scenario& scenario, const RunOptions& options) {
     spdlog::info("lowering {} for tp {} pp {} dp {}", result.scope, scenario.plan.tp, scenario.plan.pp, scenario.plan.dp);
     ProgramSet programs = lower(scenario, lower_options);
     resolve_collectives(scenario.topology, programs);
-    result.timeline = simulate(scenario.topology, programs, EngineOptions{});
+    result.timeline = simulate(scenario.topology, programs, EngineOptions{Fidelity::flow});   // as steps are timed
   }
 
   const std::string mode = options.numerics.empty() ? scenario.numerics : options.numerics;
