@@ -269,7 +269,7 @@ struct Simulation {
           span.kind = op.kind == OpKind::gemm ? "gemm" : "kernel";
           if (op.parts) {
             const double now = platform->now();
-            const engine::UnitTime& unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
+            const engine::UnitTime unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
             folded[rank] += unit.collectives;
             if (unit.tp_free > 0) tp_tail[rank] = now + unit.tp_free;
             sg::this_actor::sleep_for(unit.seconds);

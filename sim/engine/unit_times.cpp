@@ -7,14 +7,15 @@
 
 namespace tpsim::engine {
 
-const UnitTime& UnitTimes::fused(const Op& op, double tail) {
-  const auto key = std::make_pair(static_cast<const void*>(op.parts.get()), tail);
-  auto it = fused_.find(key);
-  if (it != fused_.end()) return it->second;
+UnitTime UnitTimes::fused(const Op& op, double tail) {
+  const void* key = op.parts.get();
+  if (tail == 0)
+    if (auto it = fused_.find(key); it != fused_.end()) return it->second;
   UnitTime t;
   t.tp_free = tail;
   if (op.parts) run(*op.parts, tail, t);
-  return fused_.emplace(key, t).first->second;
+  if (tail == 0) fused_.emplace(key, t);
+  return t;
 }
 
 // Each part on its stream in list order, after its deps (indices into the list). The compute
@@ -35,7 +36,7 @@ void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
       t.collectives += seconds;
       end[i] = start + seconds;
     } else if (part.parts) {   // a merged run of pieces: each continues the TP tail of the last
-      const UnitTime& inner = fused(part, std::max(0.0, tp_free - start));
+      const UnitTime inner = fused(part, std::max(0.0, tp_free - start));
       t.collectives += inner.collectives;
       end[i] = start + inner.seconds;
       if (inner.tp_free > 0) tp_free = std::max(tp_free, start + inner.tp_free);

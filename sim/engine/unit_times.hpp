@@ -28,9 +28,10 @@ struct UnitTime {
 class UnitTimes {
  public:
   UnitTimes(const Topology& topology, const EngineOptions& options) : topology_(topology), options_(options) {}
-  // The fused op started with its TP stream busy for `tail` more seconds. Memoised by (parts
-  // list, tail): identical pieces, stamped after identical pieces, are timed once.
-  const UnitTime& fused(const Op& op, double tail = 0);
+  // The fused op started with its TP stream busy for `tail` more seconds. Memoised by parts list
+  // when no tail is pending (identical pieces are timed once); with a tail it is recomputed, a
+  // walk over the parts whose nested pieces hit the memo.
+  UnitTime fused(const Op& op, double tail = 0);
   // One collective alone on the idle topology, memoised by what it asks for.
   double alone(const CollectiveInfo& c);
 
@@ -40,7 +41,7 @@ class UnitTimes {
 
   const Topology& topology_;
   EngineOptions options_;
-  std::map<std::pair<const void*, double>, UnitTime> fused_;
+  std::map<const void*, UnitTime> fused_;
   std::map<std::tuple<int, int, std::vector<int>, int64_t, int>, double> alone_;
 };
 
