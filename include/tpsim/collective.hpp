@@ -80,6 +80,12 @@ struct ScheduleRequest {
 // doubling on a non-power-of-two group, NVLS for all-gather).
 Schedule make_schedule(const ScheduleRequest& request);
 
+// The schedule one channel of a resolved instance runs: the instance's algorithm, pipeline and
+// ranks per node over `ranks` participants, rooted (broadcast, reduce) where the channel's order
+// puts group position `root`. The numerics and the timing engine both build channels from this.
+ScheduleRequest channel_request(CollectiveOp op, const CollectiveInstance& instance, int ranks,
+                                const std::vector<int>& channel_order, int root);
+
 // Bytes each participant sends over the whole schedule for a collective of `bytes` (nccl-tests size).
 double chunk_bytes(const Schedule& s, double bytes);
 

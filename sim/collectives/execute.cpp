@@ -203,16 +203,9 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, const Collective
   std::map<int, Schedule> schedules;   // by the root's position: channels differ only in it
   for (int c = 0; c < channels; ++c) {
     const std::vector<int>& order = orders[c];
-    const int root_position = static_cast<int>(std::find(order.begin(), order.end(), root) - order.begin());
-    auto [it, fresh] = schedules.try_emplace(root_position);
+    const ScheduleRequest request = channel_request(op, instance, p, order, root);
+    auto [it, fresh] = schedules.try_emplace(request.root);
     if (fresh) {
-      ScheduleRequest request;
-      request.op = op;
-      request.algorithm = instance.algorithm;
-      request.ranks = p;
-      request.root = root_position;
-      request.ranks_per_node = instance.ranks_per_node;
-      request.pipeline = instance.pipeline;
       it->second = make_schedule(request);
       if (edit) edit(it->second);
     }

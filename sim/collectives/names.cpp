@@ -93,4 +93,17 @@ std::string describe(const CollectiveInstance& instance) {
   return out;
 }
 
+ScheduleRequest channel_request(CollectiveOp op, const CollectiveInstance& instance, int ranks,
+                                const std::vector<int>& channel_order, int root) {
+  ScheduleRequest request;
+  request.op = op;
+  request.algorithm = instance.algorithm;
+  request.ranks = ranks;
+  if (op == CollectiveOp::broadcast || op == CollectiveOp::reduce)
+    request.root = static_cast<int>(std::find(channel_order.begin(), channel_order.end(), root) - channel_order.begin());
+  request.ranks_per_node = instance.ranks_per_node;
+  request.pipeline = instance.pipeline;
+  return request;
+}
+
 }  // namespace tpsim

@@ -167,19 +167,9 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
   std::map<int, std::shared_ptr<const Schedule>> by_root;
   for (int c = 0; c < channels; ++c) {
     const std::vector<int>& order = inst.channel_orders[c];
-    int root = 0;
-    if (rooted(spec.op)) root = static_cast<int>(std::find(order.begin(), order.end(), spec.root) - order.begin());
-    auto [it, fresh] = by_root.try_emplace(root, nullptr);
-    if (fresh) {
-      ScheduleRequest req;
-      req.op = spec.op;
-      req.algorithm = inst.algorithm;
-      req.ranks = p;
-      req.root = root;
-      req.pipeline = inst.pipeline;
-      req.ranks_per_node = inst.ranks_per_node;
-      it->second = std::make_shared<const Schedule>(make_schedule(req));
-    }
+    const ScheduleRequest req = channel_request(spec.op, inst, p, order, spec.root);
+    auto [it, fresh] = by_root.try_emplace(req.root, nullptr);
+    if (fresh) it->second = std::make_shared<const Schedule>(make_schedule(req));
     ChannelPlan ch;
     ch.schedule = it->second;
     for (int pos : order) ch.endpoint.push_back(spec.group[pos]);
