@@ -8,13 +8,13 @@
 namespace tpsim::engine {
 
 UnitTime UnitTimes::fused(const Op& op, double tail) {
-  const void* key = op.parts.get();
-  if (tail == 0)
-    if (auto it = fused_.find(key); it != fused_.end()) return it->second;
+  const Key key{op.parts.get(), tail};
+  if (auto it = fused_.find(key); it != fused_.end()) return it->second;
   UnitTime t;
   t.tp_free = tail;
   if (op.parts) run(*op.parts, tail, t);
-  if (tail == 0) fused_.emplace(key, t);
+  // A pure function of (parts, tail): the cap only bounds memory, never changes a result.
+  if (tail == 0 || fused_.size() < kMemoLimit) fused_.emplace(key, t);
   return t;
 }
 

@@ -12,6 +12,7 @@
 
 #include <map>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "tpsim/engine.hpp"
@@ -28,9 +29,9 @@ struct UnitTime {
 class UnitTimes {
  public:
   UnitTimes(const Topology& topology, const EngineOptions& options) : topology_(topology), options_(options) {}
-  // The fused op started with its TP stream busy for `tail` more seconds. Memoised by parts list
-  // when no tail is pending (identical pieces are timed once); with a tail it is recomputed, a
-  // walk over the parts whose nested pieces hit the memo.
+  // The fused op started with its TP stream busy for `tail` more seconds. Memoised by (parts list,
+  // tail): a step repeats a few tails exactly (GPT-3 on 1024 GPUs: 89 distinct in 3.4 million
+  // calls), and the memo stops growing at kMemoLimit entries should a run meet many more.
   UnitTime fused(const Op& op, double tail = 0);
   // One collective alone on the idle topology, memoised by what it asks for.
   double alone(const CollectiveInfo& c);
@@ -41,7 +42,18 @@ class UnitTimes {
 
   const Topology& topology_;
   EngineOptions options_;
-  std::map<const void*, UnitTime> fused_;
+  struct Key {
+    const void* parts;
+    double tail;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<const void*>{}(k.parts) ^ (std::hash<double>{}(k.tail) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  static constexpr size_t kMemoLimit = 1 << 16;
+  std::unordered_map<Key, UnitTime, KeyHash> fused_;
   std::map<std::tuple<int, int, std::vector<int>, int64_t, int>, double> alone_;
 };
 
