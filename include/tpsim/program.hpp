@@ -48,6 +48,7 @@ const char* to_string(Pass p);
 
 // Which queue the op is issued on; ops on one stream run in program order.
 enum class Stream { compute, tp_comm, dp_comm, pp_comm };
+inline constexpr int kStreamCount = 4;
 const char* to_string(Stream s);
 
 // out = op(A) @ op(B), op = transpose when trans_* is set. Shapes after op: A [m, k], B [k, n].

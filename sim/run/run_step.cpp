@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "tpsim/step_lowering.hpp"
+#include "tpsim/wall_clock.hpp"
 #include "run/run_step.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/memory.hpp"
@@ -53,7 +54,9 @@ double folded_seconds(const Timeline& t) {
 
 // Every collective resolved once by the selector, then the programs timed.
 Timeline resolve_and_simulate(const Topology& topology, ProgramSet& programs, const EngineOptions& engine) {
+  const WallClock wall;
   resolve_collectives(topology, programs);
+  spdlog::debug("collectives resolved in {:.3f} s wall, {:.0f} MiB resident", wall.lap(), resident_mib());
   return simulate(topology, programs, engine);
 }
 
@@ -90,7 +93,9 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     m.dp_replicas = one ? "one" : "all";
     spdlog::info("lowering a training step: {} of {} micro-batches per replica, TP collectives {}", m.micro_batches,
                  m.micro_batches_per_step, m.tp_collectives);
+    const WallClock wall;
     ProgramSet programs = lowering::lower_training_step(s, step);
+    spdlog::debug("lowered in {:.3f} s wall, {:.0f} MiB resident", wall.lap(), resident_mib());
     spdlog::info("lowered; resolving collectives and simulating");
     result.timeline = resolve_and_simulate(s.topology, programs, engine);
     spdlog::info("simulated");
