@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -414,16 +415,27 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
                                  "' never ran (a collective not reached by its whole group, or an unmatched send/recv)");
 
   Timeline t;
-  // Sort an index, then move each span once: a Span holds several strings, and a stable sort of
-  // millions of them moved each one many times.
+  // Sort an index by (rank, start), then apply it in place, cycle by cycle: each span is moved about
+  // once (a Span holds several strings) and no second buffer of spans is faulted in.
   std::vector<uint32_t> order(sim.spans.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::iota(order.begin(), order.end(), 0u);
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     return std::tie(sim.spans[a].rank, sim.spans[a].start) < std::tie(sim.spans[b].rank, sim.spans[b].start);
   });
-  t.spans.reserve(order.size());
-  for (uint32_t i : order) t.spans.push_back(std::move(sim.spans[i]));
-  sim.spans.clear();
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (order[i] == i) continue;
+    Span held = std::move(sim.spans[i]);
+    size_t at = i;
+    while (order[at] != i) {
+      const size_t from = order[at];
+      sim.spans[at] = std::move(sim.spans[from]);
+      order[at] = uint32_t(at);
+      at = from;
+    }
+    sim.spans[at] = std::move(held);
+    order[at] = uint32_t(at);
+  }
+  t.spans = std::move(sim.spans);
   t.ranks.assign(n, RankTotals{});
   for (const Span& s : t.spans) {
     t.makespan = std::max(t.makespan, s.end);
