@@ -415,12 +415,14 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
                                  "' never ran (a collective not reached by its whole group, or an unmatched send/recv)");
 
   Timeline t;
-  // Sort an index by (rank, start), then apply it in place, cycle by cycle: each span is moved about
+  // Sort an index by (rank, start, stream, op), then apply it in place, cycle by cycle: each span is moved about
   // once (a Span holds several strings) and no second buffer of spans is faulted in.
   std::vector<uint32_t> order(sim.spans.size());
   std::iota(order.begin(), order.end(), 0u);
-  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return std::tie(sim.spans[a].rank, sim.spans[a].start) < std::tie(sim.spans[b].rank, sim.spans[b].start);
+  // Ties broken by stream and op, so the order never depends on which actor SimGrid ran first.
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const Span &x = sim.spans[a], &y = sim.spans[b];
+    return std::tie(x.rank, x.start, x.stream, x.op, x.end) < std::tie(y.rank, y.start, y.stream, y.op, y.end);
   });
   for (size_t i = 0; i < order.size(); ++i) {
     if (order[i] == i) continue;
