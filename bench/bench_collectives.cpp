@@ -19,6 +19,7 @@
 
 #include "engine/collective_run.hpp"
 #include "engine/select.hpp"
+#include "machine.hpp"
 #include "tpsim/engine.hpp"
 
 using namespace tpsim;
@@ -100,6 +101,7 @@ void step_vs_flow(const std::string& label, const Topology& t, int gpus) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::printf("%s\n", tpsim::bench::machine_line().c_str());
   // As tpsim's main() does: keep freed memory instead of faulting it in again.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);

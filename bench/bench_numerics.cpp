@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "machine.hpp"
 #include "numerics/executor.hpp"
 #include "numerics/kernels.hpp"
 #include "numerics/parallel.hpp"
@@ -152,6 +153,7 @@ void llama_layer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fmt::print("{}\n", tpsim::bench::machine_line());
   if (!(argc > 1 && std::strcmp(argv[1], "--profile") == 0)) gemm_table();
   std::fflush(stdout);
   const bool profile = argc > 1 && std::strcmp(argv[1], "--profile") == 0;

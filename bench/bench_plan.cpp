@@ -9,11 +9,13 @@
 #include <map>
 #include <thread>
 
+#include "machine.hpp"
 #include "tpsim/planner.hpp"
 
 using namespace tpsim;
 
 int main() {
+  std::printf("%s\n", tpsim::bench::machine_line().c_str());
   SweepSpec spec;
   spec.model = load_model("llama2-70b");
   spec.topology = load_topology("cluster-h100-ndr");

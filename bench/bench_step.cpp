@@ -1,7 +1,7 @@
 // Whole-step simulation speed: one training step of GPT-3 175B on 1024 GPUs of cluster-h100-ndr
 // (TP8 PP8 DP16, global batch 1536, sequence 2048, SP, selective recompute), with contention,
-// simulated by replica symmetry (goal: < 1 s wall) and with every replica (goal: < 5 s; 8.5 s on
-// the 2-core AMD EPYC machine, 2026-11-30); plus smaller layouts.
+// simulated by replica symmetry (goal: < 1 s wall) and with every replica (goal: < 5 s; 4.5-5.4 s
+// on the 2-core AMD EPYC VM, 2026-11-30, was 7.9-10.8 s); plus smaller layouts.
 // Prints wall time, peak RSS, and the simulated step time of each.
 #include <malloc.h>
 #include <sys/resource.h>
@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "machine.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/run.hpp"
 
@@ -36,6 +37,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main() {
+  std::printf("%s\n", tpsim::bench::machine_line().c_str());
   // As tpsim's main() does: keep freed memory instead of faulting it in again.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
