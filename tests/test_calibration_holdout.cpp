@@ -1,0 +1,262 @@
+// Honest calibration: every fitted constant is refitted here on part of the reference data and
+// checked on rows it was not fitted on. The in-sample checks (test_engine_calibration.cpp,
+// test_accuracy_narayanan.cpp) say the presets reproduce their own fitting rows; these say the
+// constants carry physics, not rows.
+//
+//   intra.efficiency (dgx-h100): fitted on one collective's rows >= 1 MiB (minimax busbw error),
+//     checked on the other two collectives' rows >= 1 MiB (together_h100_1node_ring.csv).
+//   collectives.launch_latency (dgx-h100): fitted on all-reduce rows < 1 MiB, checked on the
+//     all-gather and reduce-scatter rows < 1 MiB.
+//   intra.efficiency (dgx-a100): fitted on the rows >= 256 MiB of oci_a100_bm_gpu4_8.csv,
+//     checked on the rows from 1 to 128 MiB.
+//   Megatron-2021 attention score bytes (cluster-a100-hdr): leave one row out of Narayanan et al.
+//     Table 1 rows 1-5, fitted on the other four (minimax TFLOP/s error), checked on the fifth.
+// The bounds are the in-sample ones (10% busbw >= 1 MiB, 25% time below, 10% TFLOP/s): a constant
+// that only fits its own rows fails them out of sample.
+#include <doctest/doctest.h>
+
+#include "relative.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <fstream>
+#include <functional>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tpsim/engine.hpp"
+#include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+struct Row {
+  double bytes = 0, time_us = 0, busbw = 0;
+};
+
+std::vector<std::vector<std::string>> csv_rows(const std::string& file) {
+  std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/" + file);
+  REQUIRE_MESSAGE(in.good(), "cannot read " << file);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+// nccl-tests rows tagged `tag`: tag,size_B,time_us,algbw,busbw.
+std::vector<Row> collective_rows(const std::string& file, const std::string& tag, bool large) {
+  std::vector<Row> rows;
+  for (const auto& c : csv_rows(file))
+    if (c.size() >= 5 && c[0] == tag) {
+      const Row r{std::stod(c[1]), std::stod(c[2]), std::stod(c[4])};
+      if ((r.bytes >= (1 << 20)) == large) rows.push_back(r);
+    }
+  REQUIRE_MESSAGE(!rows.empty(), "no '" << tag << "' rows in " << file);
+  return rows;
+}
+
+// Signed relative errors of the model on `rows`: busbw for large rows, time for small ones.
+std::vector<double> errors(const Topology& t, CollectiveOp op, const std::vector<Row>& rows) {
+  std::vector<int> group(8);
+  std::iota(group.begin(), group.end(), 0);
+  std::vector<double> e;
+  for (const Row& r : rows) {
+    const CollectiveTiming c = time_collective(t, op, Algorithm::ring, group, r.bytes, EngineOptions{Fidelity::flow});
+    e.push_back(r.bytes >= (1 << 20) ? c.busbw / 1e9 / r.busbw - 1 : c.seconds * 1e6 / r.time_us - 1);
+  }
+  return e;
+}
+
+double worst(const std::vector<double>& e) {
+  double w = 0;
+  for (double x : e) w = std::max(w, std::fabs(x));
+  return w;
+}
+
+// The value in [lo, hi] that minimises the largest |error| of `error_of(value)`, where every row's
+// error moves one way with the value: bisect on the balance of the most positive and most negative
+// error (the minimax point of monotone functions).
+double minimax_fit(double lo, double hi, bool increasing, const std::function<std::vector<double>(double)>& error_of) {
+  for (int i = 0; i < 40; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    const std::vector<double> e = error_of(mid);
+    const double balance = *std::max_element(e.begin(), e.end()) + *std::min_element(e.begin(), e.end());
+    // balance > 0: predictions too high overall; move the value the way that lowers them.
+    if ((balance > 0) == increasing) hi = mid;
+    else lo = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+const char* op_tag(CollectiveOp op) {
+  return op == CollectiveOp::all_reduce ? "allreduce_ring" : op == CollectiveOp::all_gather ? "allgather_ring" : "reducescatter_ring";
+}
+
+}  // namespace
+
+TEST_CASE("dgx-h100 link efficiency fitted on one collective predicts the other two (>= 1 MiB, 10% busbw)") {
+  const std::vector<CollectiveOp> ops = {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter};
+  const Topology preset = load_topology("dgx-h100");
+  std::string table = "fitted on        efficiency   held-out worst error\n";
+  std::vector<double> fits;
+  for (CollectiveOp fit_on : ops) {
+    const std::vector<Row> fit_rows = collective_rows("together_h100_1node_ring.csv", op_tag(fit_on), true);
+    const double eff = minimax_fit(0.5, 1.0, /*increasing=*/true, [&](double x) {
+      Topology t = preset;
+      t.intra.efficiency = x;
+      return errors(t, fit_on, fit_rows);
+    });
+    fits.push_back(eff);
+    Topology t = preset;
+    t.intra.efficiency = eff;
+    double held_out_worst = 0;
+    for (CollectiveOp check : ops) {
+      if (check == fit_on) continue;
+      const std::vector<double> e = errors(t, check, collective_rows("together_h100_1node_ring.csv", op_tag(check), true));
+      CAPTURE(to_string(fit_on));
+      CAPTURE(to_string(check));
+      CHECK(worst(e) < 0.10);
+      held_out_worst = std::max(held_out_worst, worst(e));
+    }
+    table += fmt::format("{:<16} {:>10.4f}   {:>6.1f}%\n", to_string(fit_on), eff, 100 * held_out_worst);
+  }
+  // A physical constant: the three fits agree, and the preset's value is among them.
+  const auto [lo, hi] = std::minmax_element(fits.begin(), fits.end());
+  CHECK(*hi == rel(*lo, 0.05));
+  CHECK(preset.intra.efficiency >= *lo * 0.98);
+  CHECK(preset.intra.efficiency <= *hi * 1.02);
+  MESSAGE(table);
+}
+
+TEST_CASE("dgx-h100 launch latency fitted on small all-reduces predicts small all-gathers and reduce-scatters (25% time)") {
+  const Topology preset = load_topology("dgx-h100");
+  const std::vector<Row> fit_rows = collective_rows("together_h100_1node_ring.csv", "allreduce_ring", false);
+  const double latency = minimax_fit(0.0, 60e-6, /*increasing=*/true, [&](double x) {
+    Topology t = preset;
+    t.collectives.launch_latency = x;
+    return errors(t, CollectiveOp::all_reduce, fit_rows);
+  });
+  Topology t = preset;
+  t.collectives.launch_latency = latency;
+  for (CollectiveOp check : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
+    const std::vector<double> e = errors(t, check, collective_rows("together_h100_1node_ring.csv", op_tag(check), false));
+    CAPTURE(to_string(check));
+    CAPTURE(latency * 1e6);
+    CHECK(worst(e) < 0.25);
+  }
+  MESSAGE(fmt::format("launch latency fitted on all-reduce < 1 MiB: {:.1f} us (preset {:.1f} us)", latency * 1e6,
+                      preset.collectives.launch_latency * 1e6));
+}
+
+TEST_CASE("dgx-a100 link efficiency fitted on the bulk rows (>= 256 MiB) predicts 1-128 MiB (10% busbw)") {
+  // The efficiency is the large-message asymptote (protocol overhead on the wire); the mid sizes
+  // are the protocol and latency model's, with no constant of their own. An interleaved split
+  // (fit the even rows, check the odd) gives 10.3% on the 32 MiB row: the measured table dips
+  // from 199 to 197 GB/s between 64 and 128 MiB, and the model is optimistic at 32 MiB (issue 12).
+  const Topology preset = load_topology("dgx-a100");
+  const std::vector<Row> all = collective_rows("oci_a100_bm_gpu4_8.csv", "a100_1node", true);
+  std::vector<Row> bulk, mid;
+  for (const Row& r : all) (r.bytes >= (256 << 20) ? bulk : mid).push_back(r);
+  REQUIRE(!mid.empty());
+  const double eff = minimax_fit(0.5, 1.0, /*increasing=*/true, [&](double x) {
+    Topology t = preset;
+    t.intra.efficiency = x;
+    return errors(t, CollectiveOp::all_reduce, bulk);
+  });
+  Topology t = preset;
+  t.intra.efficiency = eff;
+  const std::vector<double> e = errors(t, CollectiveOp::all_reduce, mid);
+  CAPTURE(eff);
+  CHECK(worst(e) < 0.10);
+  CHECK(preset.intra.efficiency == rel(eff, 0.02));   // the preset's constant is this fit
+  MESSAGE(fmt::format("a100 efficiency fitted on {} rows >= 256 MiB: {:.4f} (preset {:.4f}); worst on {} rows 1-128 MiB {:.1f}%",
+                      bulk.size(), eff, preset.intra.efficiency, mid.size(), 100 * worst(e)));
+}
+
+namespace {
+
+struct MegatronRow {
+  std::string params;
+  int tp = 1, pp = 1, gpus = 1;
+  int64_t batch = 0;
+  double tflops = 0;
+};
+
+std::vector<MegatronRow> narayanan_rows() {
+  std::vector<MegatronRow> rows;
+  for (const auto& f : csv_rows("narayanan_2021_table1_rows1-5.csv")) {
+    if (f.empty() || f[0] == "params_B") continue;
+    REQUIRE(f.size() >= 9);
+    rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
+  }
+  return rows;
+}
+
+// Predicted TFLOP/s per GPU of one Table 1 row with `score_bytes` of attention-score traffic.
+double predicted_tflops(const MegatronRow& r, double score_bytes) {
+  ScenarioRequest request;
+  request.topology = "cluster-a100-hdr";
+  request.model = "gpt-" + r.params + "b";
+  request.overrides = {{"topology.nodes", std::to_string(r.gpus / 8)},
+                       {"plan.tp", std::to_string(r.tp)},
+                       {"plan.pp", std::to_string(r.pp)},
+                       {"plan.dp", std::to_string(r.gpus / (r.tp * r.pp))},
+                       {"plan.sp", "false"},
+                       {"plan.recompute", "full"},
+                       {"workload.kind", "training"},
+                       {"workload.global_batch", std::to_string(r.batch)},
+                       {"workload.micro_batch", "1"},
+                       {"workload.seq", "2048"}};
+  Scenario s = load_scenario(request);
+  s.topology.gpu.attention_score_bytes = score_bytes;
+  RunOptions options;
+  options.numerics = "off";
+  return run_scenario(s, options).step->tflops_per_gpu;
+}
+
+}  // namespace
+
+TEST_CASE("Narayanan Table 1: attention score bytes fitted leave-one-row-out predict the held-out row within 10%") {
+  const std::vector<MegatronRow> rows = narayanan_rows();
+  REQUIRE(rows.size() == 5);
+  spdlog::set_level(spdlog::level::warn);   // 30 runs' progress lines would bury the table
+  // Each row's prediction on a grid of the constant, interpolated linearly between grid points
+  // (TFLOP/s falls smoothly and monotonically as the score traffic grows).
+  const std::vector<double> grid = {0, 15, 30, 45, 60, 75};
+  std::vector<std::vector<double>> tflops(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (double b : grid) tflops[i].push_back(predicted_tflops(rows[i], b));
+  auto predict = [&](size_t i, double b) {
+    const size_t k = std::min<size_t>(grid.size() - 2, size_t(std::upper_bound(grid.begin(), grid.end(), b) - grid.begin()) - 1);
+    const double f = (b - grid[k]) / (grid[k + 1] - grid[k]);
+    return tflops[i][k] + f * (tflops[i][k + 1] - tflops[i][k]);
+  };
+  std::string table = "held out   fitted B/score   held-out error   worst in-fold error\n";
+  for (size_t out = 0; out < rows.size(); ++out) {
+    auto fold_errors = [&](double b) {
+      std::vector<double> e;
+      for (size_t i = 0; i < rows.size(); ++i)
+        if (i != out) e.push_back(predict(i, b) / rows[i].tflops - 1);
+      return e;
+    };
+    const double b = minimax_fit(grid.front(), grid.back(), /*increasing=*/false, fold_errors);
+    const double held_out = predict(out, b) / rows[out].tflops - 1;
+    CAPTURE(rows[out].params);
+    CAPTURE(b);
+    CHECK(std::fabs(held_out) < 0.10);
+    table += fmt::format("GPT {:<6} {:>14.1f} {:>+15.1f}% {:>20.1f}%\n", rows[out].params + "B", b, 100 * held_out,
+                         100 * worst(fold_errors(b)));
+  }
+  MESSAGE(table);
+}
