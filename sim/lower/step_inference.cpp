@@ -93,7 +93,8 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
   s.workload.seq = decode ? 1 : scenario.workload.prompt;
   ForwardPieces f = forward_pieces(s, decode, context);
   if (options.fold_tp)
-    for (Piece* p : {&f.layer, &f.embedding, &f.output}) *p = fold_collectives(*p);
+    for (auto [p, label] : {std::pair{&f.layer, "fwd"}, {&f.embedding, "embedding.fwd"}, {&f.output, "output.fwd"}})
+      *p = fold_collectives(*p, label);
   const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
   const double bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /

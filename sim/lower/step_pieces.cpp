@@ -116,8 +116,8 @@ Piece attention_only(const Program& program, int begin, int end) {
 
 }  // namespace
 
-Piece fold_collectives(const Piece& piece) {
-  Op op = fused_op(piece.ops.empty() ? "empty" : piece.ops.front().name);
+Piece fold_collectives(const Piece& piece, const std::string& label) {
+  Op op = fused_op(label);
   std::vector<Op> parts;
   for (const Op& o : piece.ops) {
     Op part = o;   // deps already index piece.ops, which become the parts in the same order

@@ -43,7 +43,8 @@ Piece coarsen(const Program& program, int begin, int end, const std::string& lab
 
 // The piece as one fused op whose parts are the piece's ops, TP collectives included: the engine
 // runs the parts alone (collectives at their uncontended time), exact when nothing else uses the
-// TP group's links while it runs.
-Piece fold_collectives(const Piece& piece);
+// TP group's links while it runs. `label` names the fused op for what it is ("fwd", "bwd",
+// "embedding.fwd"); a stamp prefixes the layer.
+Piece fold_collectives(const Piece& piece, const std::string& label);
 
 }  // namespace tpsim::lowering

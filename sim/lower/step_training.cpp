@@ -110,6 +110,8 @@ class StepWriter {
       pending_->flops += src.flops;
       pending_->hbm_bytes += src.hbm_bytes;
       pending_->deps.insert(pending_->deps.end(), roots.begin(), roots.end());
+      if (pending_->layer != layer) pending_->layer = -1;   // spans layers: no one layer to name
+      pending_last_ = qualified(prefix, src.name);
       pending_pieces_.push_back(&src);
       return;
     }
@@ -162,6 +164,9 @@ class StepWriter {
         it->second = std::make_shared<const std::vector<Op>>(std::move(parts));
       }
       pending_->parts = it->second;
+      // Named for the run it stands for, not for its first piece (a trace showed a whole backward
+      // pass as "layer11.attn.recompute").
+      pending_->name = fmt::format("{} .. {} ({} pieces)", pending_->name, pending_last_, pending_pieces_.size());
     }
     pending_pieces_.clear();
     pending_->id = int(program_.ops.size());
@@ -176,6 +181,7 @@ class StepWriter {
   MergedRuns& runs_;
   std::optional<Op> pending_;
   std::vector<const Op*> pending_pieces_;   // the folded pieces pending_ stands for
+  std::string pending_last_;                 // the last one's name
   int last_compute_ = -1;
 };
 
@@ -230,9 +236,11 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   const int64_t tokens = s.workload.micro_batch * s.workload.seq;
   StepPieces pieces = build_step_pieces(s, tokens);
   if (options.fold_tp)
-    for (Piece* p : {&pieces.layer_fwd, &pieces.layer_bwd, &pieces.attention_recompute, &pieces.embedding_fwd,
-                     &pieces.embedding_bwd, &pieces.output_fwd, &pieces.output_bwd})
-      *p = fold_collectives(*p);
+    for (auto [p, label] : {std::pair{&pieces.layer_fwd, "fwd"}, {&pieces.layer_bwd, "bwd"},
+                            {&pieces.attention_recompute, "attn.recompute"}, {&pieces.embedding_fwd, "embedding.fwd"},
+                            {&pieces.embedding_bwd, "embedding.bwd"}, {&pieces.output_fwd, "output.fwd"},
+                            {&pieces.output_bwd, "output.bwd"}})
+      *p = fold_collectives(*p, label);
   const std::map<SlotKey, double> ends = ideal_slot_ends(pp, v, m);
   const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
   // Activations and gradients between stages: [tokens, h], sequence-sharded under SP.
