@@ -13,8 +13,9 @@ The GEMM shapes are the ones tpsim lowers for every model in models/ (tensor-par
 1-8, 2048-8192 tokens per micro-batch, forward and both backward GEMMs), decode shapes (1-256
 tokens), and a power-of-two grid for fitting the shape model apart from the model rows.
 
-Timing: CUDA events around repeated launches after warm-up; operands rotate through a pool larger
-than L2 so small GEMMs read HBM as they do in a real step. Data is random normal (zeros run faster).
+Timing: CUDA events around CUDA-graph replays after warm-up (the launch cost of eager PyTorch,
+~9 us, is not kernel time); operands rotate through a pool larger than L2 so small GEMMs read HBM
+as they do in a real step. Data is random normal (zeros run faster).
 Usage: python3 scripts/measure_gpu_kernels.py OUTDIR [--quick]
 """
 import csv
@@ -142,25 +143,26 @@ def operand_pool(shape, dtype, device, total_bytes):
 
 
 def gemm_seconds(m, n, k, layout, dtype, device):
+    """Kernel time of one GEMM: a CUDA graph of several launches cycling through operand pools, so
+    neither the Python/ATen launch cost (~9 us, larger than small GEMMs) nor L2 reuse is timed."""
     a_shape = (k, m) if layout == "tn" else (m, k)
     b_shape = (n, k) if layout == "nt" else (k, n)
     pool_a = operand_pool(a_shape, dtype, device, 8 << 30)
     pool_b = operand_pool(b_shape, dtype, device, 8 << 30)
     out = torch.empty((m, n), device=device, dtype=dtype)
-    state = {"i": 0}
+    pairs = max(len(pool_a), len(pool_b))
 
-    def run():
-        i = state["i"]
-        state["i"] = i + 1
+    def one(i):
         a = pool_a[i % len(pool_a)]
         b = pool_b[i % len(pool_b)]
-        if layout == "tn":
-            a = a.t()
-        if layout == "nt":
-            b = b.t()
-        torch.matmul(a, b, out=out)
+        torch.matmul(a.t() if layout == "tn" else a, b.t() if layout == "nt" else b, out=out)
 
-    seconds = time_launches(run)
+    if device != "cuda":
+        return time_launches(lambda: one(0))
+    single = time_launches(lambda: one(0))
+    # Enough launches per replay that the replay lasts >= ~200 us (and every pool entry is used).
+    count = int(max(pairs, min(64, math.ceil(200e-6 / max(single, 1e-7)))))
+    seconds = time_graph(lambda: [one(i) for i in range(count)]) / count
     del pool_a, pool_b, out
     return seconds
 
@@ -170,7 +172,9 @@ def fp8_gemm_seconds(m, n, k, device):
     a = torch.randn((m, k), device=device).to(torch.float8_e4m3fn)
     b = torch.randn((n, k), device=device).to(torch.float8_e4m3fn).t()
     one = torch.ones((), device=device)
-    return time_launches(lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+    mm = lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    count = int(min(64, max(1, math.ceil(200e-6 / max(time_launches(mm), 1e-7)))))
+    return time_graph(lambda: [mm() for _ in range(count)]) / count
 
 
 def elementwise_kernels(device, dtype, rows_list, cols_list):
