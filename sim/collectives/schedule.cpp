@@ -70,7 +70,8 @@ double busbw_factor(CollectiveOp op, int ranks) {
   switch (op) {
     case CollectiveOp::all_reduce: return 2.0 * (p - 1) / p;
     case CollectiveOp::all_gather:
-    case CollectiveOp::reduce_scatter: return (p - 1) / p;
+    case CollectiveOp::reduce_scatter:
+    case CollectiveOp::all_to_all: return (p - 1) / p;   // nccl-tests alltoall: the part that leaves the GPU
     default: return 1.0;
   }
 }
