@@ -89,7 +89,8 @@ ScheduleRequest channel_request(CollectiveOp op, const CollectiveInstance& insta
 // Bytes each participant sends over the whole schedule for a collective of `bytes` (nccl-tests size).
 double chunk_bytes(const Schedule& s, double bytes);
 
-// nccl-tests' bus-bandwidth factor: busbw = algbw * factor (2(p-1)/p all-reduce, (p-1)/p AG/RS, 1 else).
+// nccl-tests' bus-bandwidth factor: busbw = algbw * factor (2(p-1)/p all-reduce, (p-1)/p all-gather,
+// reduce-scatter and all-to-all, 1 else).
 double busbw_factor(CollectiveOp op, int ranks);
 
 // The algorithm `automatic` stands for when nothing is known about the topology: ring for the
