@@ -95,7 +95,13 @@ Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm,
   CollectivePlan plan = plan_shape(f, spec, Fidelity::flow);
   Priced best;
   bool first = true;
-  for (const ProtocolCost& proto : candidate_protocols(f.topology())) {
+  std::vector<ProtocolCost> protocols = candidate_protocols(f.topology());
+  // NCCL runs NVLS (NVLink SHARP) with the Simple protocol only (its tuner gives LL and LL128 no
+  // bandwidth there); a topology without a protocol named Simple keeps its list.
+  if (algorithm == Algorithm::nvls &&
+      std::any_of(protocols.begin(), protocols.end(), [](const ProtocolCost& p) { return p.name == "Simple"; }))
+    std::erase_if(protocols, [](const ProtocolCost& p) { return p.name != "Simple"; });
+  for (const ProtocolCost& proto : protocols) {
     price(plan, f, proto);
     if (first || plan.estimate < best.estimate) {
       best.estimate = plan.estimate;
@@ -121,8 +127,13 @@ CollectiveInstance resolve(const Fabric& f, CollectiveOp op, Algorithm requested
     else if (p == 1) a = Algorithm::ring;
     // NCCL uses NVLink SHARP for all-reduce when the switch supports it and more than 4 GPUs of
     // one node take part (datasheets.md: "used at >4 GPUs").
-    else if (one_node && t.intra.fabric == IntraFabric::nvswitch && t.intra.nvls && p > 4) a = Algorithm::nvls;
-    else if (one_node) a = Algorithm::ring;
+    // NVLS is Simple-only, so the tuner compares it with the ring's best protocol: LL rings win
+    // small messages, NVLS the large ones.
+    else if (one_node && t.intra.fabric == IntraFabric::nvswitch && t.intra.nvls && p > 4) {
+      Priced ring = with_best_protocol(f, op, Algorithm::ring, group, bytes, root);
+      Priced nvls = with_best_protocol(f, op, Algorithm::nvls, group, bytes, root);
+      return nvls.estimate <= ring.estimate ? nvls.instance : ring.instance;
+    } else if (one_node) a = Algorithm::ring;
     else {
       // Across nodes the tuner takes whichever of ring and tree it predicts faster: the tree's
       // log-depth latency wins for small messages, the ring's bandwidth for large ones.
