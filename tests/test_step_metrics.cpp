@@ -107,3 +107,42 @@ TEST_CASE("an OOM layout is reported with its largest component") {
   CHECK(m.overflow_component == "optimizer");
   CHECK(m.overflow_bytes == rel(m.total - m.capacity));
 }
+
+TEST_CASE("dp_overlap: false reduces every gradient bucket after the backward pass, back to back; overlap is never slower") {
+  spdlog::set_level(spdlog::level::warn);
+  auto timeline = [](bool overlap) {
+    const Scenario s = load("gpt-1.7b", {{"plan.tp", "4"}, {"plan.dp", "2"}, {"workload.global_batch", "8"},
+                                         {"plan.dp_overlap", overlap ? "true" : "false"}});
+    CHECK(s.plan.dp_overlap == overlap);
+    RunOptions options;
+    options.numerics = "off";
+    return run_scenario(s, options).timeline;
+  };
+  const Timeline on = timeline(true), off = timeline(false);
+  CHECK(off.makespan > on.makespan);
+  int buckets = 0;
+  for (int rank = 0; rank < 8; ++rank) {
+    double backward_end = 0, previous_end = -1;
+    for (const Span& s : off.spans)
+      if (s.rank == rank && s.stream == Stream::compute && s.pass == Pass::backward && (s.kind == "gemm" || s.kind == "kernel"))
+        backward_end = std::max(backward_end, s.end);
+    REQUIRE(backward_end > 0);
+    for (const Span& s : off.spans) {
+      if (s.rank != rank || s.name.rfind("dp.grads", 0) != 0) continue;
+      CAPTURE(s.name);
+      CHECK(s.start >= backward_end);
+      if (previous_end >= 0) CHECK(s.start == rel(previous_end, 1e-12));   // one after the other on dp_comm
+      previous_end = s.end;
+      ++buckets;
+    }
+  }
+  CHECK(buckets >= 8);   // every rank reduced at least one bucket
+  // Overlapped, the first bucket starts before the backward pass ends.
+  bool early = false;
+  double backward_end = 0;
+  for (const Span& s : on.spans)
+    if (s.rank == 0 && s.stream == Stream::compute && s.pass == Pass::backward && (s.kind == "gemm" || s.kind == "kernel"))
+      backward_end = std::max(backward_end, s.end);
+  for (const Span& s : on.spans) early |= s.rank == 0 && s.name.rfind("dp.grads", 0) == 0 && s.start < backward_end;
+  CHECK(early);
+}

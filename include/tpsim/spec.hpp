@@ -167,6 +167,10 @@ struct PlanSpec {
   int virtual_stages = 1;                            // interleaved 1F1B when > 1
   Recompute recompute = Recompute::none;
   bool distributed_optimizer = false;
+  // DP gradient reduction overlapped with the backward pass, bucket by bucket as it frees them
+  // (Megatron's overlap_grad_reduce); false = every bucket after the last backward op (Megatron-LM
+  // 2021, the Narayanan et al. runs).
+  bool dp_overlap = true;
   int world() const { return tp * pp * dp; }
 };
 

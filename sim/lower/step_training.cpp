@@ -314,18 +314,22 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       }
     };
 
-    // DP gradient buckets, filled as the last micro-batch's backward frees each layer's gradients.
+    // DP gradient buckets, filled as the last micro-batch's backward frees each layer's gradients,
+    // and reduced then (dp_overlap) or all after the backward pass.
     std::vector<int> dp_ops;
+    std::vector<double> deferred;   // bucket sizes waiting for the end of the backward pass
     double bucket = 0;
     std::vector<int> backwards_done(size_t(v), 0);
-    auto flush_bucket = [&] {
-      if (bucket <= 0 || dp <= 1) {
-        bucket = 0;
-        return;
-      }
+    auto reduce_bucket = [&](double params) {
       const auto kind = plan.distributed_optimizer ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
       dp_ops.push_back(w.append(dp_collective(kind, fmt::format("dp.grads.bucket{}", dp_ops.size()), dp_group,
-                                              bucket * kGradReduceBytes, w.last_compute(), algorithm)));
+                                              params * kGradReduceBytes, w.last_compute(), algorithm)));
+    };
+    auto flush_bucket = [&] {
+      if (bucket > 0 && dp > 1) {
+        if (plan.dp_overlap) reduce_bucket(bucket);
+        else deferred.push_back(bucket);
+      }
       bucket = 0;
     };
     auto add_grads = [&](double params) {
@@ -391,6 +395,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     }
     post_until(1e300, 0);
     flush_bucket();
+    for (double params : deferred) reduce_bucket(params);
 
     // Optimizer: Adam over this rank's parameters (its 1/dp shard with the distributed optimizer).
     local_params = pieces.layer_params * layers_per_chunk * v + (stage == 0 ? pieces.embedding_params : 0) +

@@ -146,9 +146,9 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  mesh: tp {} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
                      p.tp, p.pp, p.dp, p.world(), spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)],
                      p.sp ? "on" : "off");
-  out += fmt::format("  collectives {}, virtual stages {}, recompute {}, distributed optimizer {}\n",
+  out += fmt::format("  collectives {}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
                      p.collective_algorithm, p.virtual_stages, recompute[static_cast<int>(p.recompute)],
-                     p.distributed_optimizer ? "on" : "off");
+                     p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
   out += "  weights:";
   for (const auto& w : spec_detail::weight_names()) {
     if (model && model->activation != Activation::swiglu && w == "mlp.gate") continue;

@@ -81,7 +81,7 @@ std::vector<std::string> read_mesh_order(const Map& p) {
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map p(src, root, "plan");
   p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
-          "virtual_stages", "recompute", "distributed_optimizer"});
+          "virtual_stages", "recompute", "distributed_optimizer", "dp_overlap"});
   PlanSpec plan;
   plan.name = p.string("name", fallback_name);
   const std::string preset = p.choice("preset", {"megatron", "naive", "custom"}, "megatron");
@@ -111,6 +111,7 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   const std::string rc = p.choice("recompute", {"none", "selective", "full"}, "none");
   plan.recompute = rc == "full" ? Recompute::full : rc == "selective" ? Recompute::selective : Recompute::none;
   plan.distributed_optimizer = p.boolean("distributed_optimizer", false);
+  plan.dp_overlap = p.boolean("dp_overlap", true);
   return plan;
 }
 
