@@ -19,6 +19,8 @@
 //   GEMM ceiling: not fitted, the A100 MAMF fraction 0.869 from datasheets.md (in the preset).
 #include <doctest/doctest.h>
 
+#include "narayanan_rows.hpp"
+
 #include <cmath>
 #include <fmt/format.h>
 #include <fstream>
@@ -35,60 +37,17 @@ namespace {
 
 constexpr double kMegatron2021ScoreBytes = 40;
 
-struct Row {
-  std::string params;
-  int tp = 1, pp = 1, gpus = 1;
-  int64_t batch = 0;
-  double tflops = 0;
-};
-
-std::vector<Row> read_rows() {
-  std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_rows1-5.csv");
-  REQUIRE(in.good());
-  std::vector<Row> rows;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
-    REQUIRE(f.size() >= 9);
-    rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
-  }
-  return rows;
-}
-
-Scenario row_scenario(const Row& r) {
-  ScenarioRequest request;
-  request.topology = "cluster-a100-hdr";
-  request.model = "gpt-" + r.params + "b";
-  const int dp = r.gpus / (r.tp * r.pp);
-  request.overrides = {{"topology.nodes", std::to_string(r.gpus / 8)},
-                       {"plan.tp", std::to_string(r.tp)},
-                       {"plan.pp", std::to_string(r.pp)},
-                       {"plan.dp", std::to_string(dp)},
-                       {"plan.sp", "false"},
-                       {"plan.recompute", "full"},
-                       {"workload.kind", "training"},
-                       {"workload.global_batch", std::to_string(r.batch)},
-                       {"workload.micro_batch", "1"},
-                       {"workload.seq", "2048"}};
-  Scenario s = load_scenario(request);
-  s.topology.gpu.attention_score_bytes = kMegatron2021ScoreBytes;
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("Narayanan et al. 2021 Table 1 rows 1-5: TFLOP/s per GPU within 10% of Megatron-LM") {
-  const std::vector<Row> rows = read_rows();
+  const std::vector<NarayananRow> rows = narayanan_rows();
   REQUIRE(rows.size() == 5);
   std::string table = "model     TP PP GPUs batch  paper TF/s  predicted TF/s  error   step time\n";
-  for (const Row& r : rows) {
+  for (const NarayananRow& r : rows) {
     // What `tpsim run -t cluster-a100-hdr -m gpt-<N>b --set ... --numerics off` runs: no other flag.
     RunOptions options;
     options.numerics = "off";
-    const RunResult result = run_scenario(row_scenario(r), options);
+    const RunResult result = run_scenario(narayanan_scenario(r, kMegatron2021ScoreBytes), options);
     REQUIRE(result.step);
     const double predicted = result.step->tflops_per_gpu;
     const double error = predicted / r.tflops - 1;

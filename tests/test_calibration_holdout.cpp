@@ -15,6 +15,7 @@
 // that only fits its own rows fails them out of sample.
 #include <doctest/doctest.h>
 
+#include "narayanan_rows.hpp"
 #include "relative.hpp"
 
 #include <algorithm>
@@ -186,49 +187,17 @@ TEST_CASE("dgx-a100 link efficiency fitted on the bulk rows (>= 256 MiB) predict
 
 namespace {
 
-struct MegatronRow {
-  std::string params;
-  int tp = 1, pp = 1, gpus = 1;
-  int64_t batch = 0;
-  double tflops = 0;
-};
-
-std::vector<MegatronRow> narayanan_rows() {
-  std::vector<MegatronRow> rows;
-  for (const auto& f : csv_rows("narayanan_2021_table1_rows1-5.csv")) {
-    if (f.empty() || f[0] == "params_B") continue;
-    REQUIRE(f.size() >= 9);
-    rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
-  }
-  return rows;
-}
-
 // Predicted TFLOP/s per GPU of one Table 1 row with `score_bytes` of attention-score traffic.
-double predicted_tflops(const MegatronRow& r, double score_bytes) {
-  ScenarioRequest request;
-  request.topology = "cluster-a100-hdr";
-  request.model = "gpt-" + r.params + "b";
-  request.overrides = {{"topology.nodes", std::to_string(r.gpus / 8)},
-                       {"plan.tp", std::to_string(r.tp)},
-                       {"plan.pp", std::to_string(r.pp)},
-                       {"plan.dp", std::to_string(r.gpus / (r.tp * r.pp))},
-                       {"plan.sp", "false"},
-                       {"plan.recompute", "full"},
-                       {"workload.kind", "training"},
-                       {"workload.global_batch", std::to_string(r.batch)},
-                       {"workload.micro_batch", "1"},
-                       {"workload.seq", "2048"}};
-  Scenario s = load_scenario(request);
-  s.topology.gpu.attention_score_bytes = score_bytes;
+double predicted_tflops(const NarayananRow& r, double score_bytes) {
   RunOptions options;
   options.numerics = "off";
-  return run_scenario(s, options).step->tflops_per_gpu;
+  return run_scenario(narayanan_scenario(r, score_bytes), options).step->tflops_per_gpu;
 }
 
 }  // namespace
 
 TEST_CASE("Narayanan Table 1: attention score bytes fitted leave-one-row-out predict the held-out row within 10%") {
-  const std::vector<MegatronRow> rows = narayanan_rows();
+  const std::vector<NarayananRow> rows = narayanan_rows();
   REQUIRE(rows.size() == 5);
   spdlog::set_level(spdlog::level::warn);   // 30 runs' progress lines would bury the table
   // Each row's prediction on a grid of the constant, interpolated linearly between grid points

@@ -1,0 +1,57 @@
+// Narayanan et al. SC'21 Table 1 rows 1-5 (data/reference/narayanan_2021_table1_rows1-5.csv) and
+// the scenario each row runs as: its TP, PP, GPUs and batch on cluster-a100-hdr, sequence 2048,
+// micro-batch 1, full recomputation, no SP (Megatron-LM 2021). Shared by the in-sample accuracy
+// test and the leave-one-row-out calibration test.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tpsim/run.hpp"
+
+struct NarayananRow {
+  std::string params;   // "1.7" -> models/gpt-1.7b.yaml
+  int tp = 1, pp = 1, gpus = 1;
+  int64_t batch = 0;
+  double tflops = 0;    // the paper's achieved TFLOP/s per GPU
+};
+
+inline std::vector<NarayananRow> narayanan_rows() {
+  std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_rows1-5.csv");
+  REQUIRE(in.good());
+  std::vector<NarayananRow> rows;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    REQUIRE(f.size() >= 9);
+    rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
+  }
+  return rows;
+}
+
+// The row as `tpsim run -t cluster-a100-hdr -m gpt-<N>b --set ...` runs it, with `score_bytes` of
+// HBM traffic per attention-score element (Megatron-LM 2021's unfused softmax and dropout).
+inline tpsim::Scenario narayanan_scenario(const NarayananRow& r, double score_bytes) {
+  tpsim::ScenarioRequest request;
+  request.topology = "cluster-a100-hdr";
+  request.model = "gpt-" + r.params + "b";
+  request.overrides = {{"topology.nodes", std::to_string(r.gpus / 8)},
+                       {"plan.tp", std::to_string(r.tp)},
+                       {"plan.pp", std::to_string(r.pp)},
+                       {"plan.dp", std::to_string(r.gpus / (r.tp * r.pp))},
+                       {"plan.sp", "false"},
+                       {"plan.recompute", "full"},
+                       {"workload.kind", "training"},
+                       {"workload.global_batch", std::to_string(r.batch)},
+                       {"workload.micro_batch", "1"},
+                       {"workload.seq", "2048"}};
+  tpsim::Scenario s = tpsim::load_scenario(request);
+  s.topology.gpu.attention_score_bytes = score_bytes;
+  return s;
+}
