@@ -27,15 +27,12 @@
 #include "tpsim/engine.hpp"
 #include "tpsim/spec.hpp"
 
+#include "all_collectives.hpp"
+
 using namespace tpsim;
 
 namespace {
 
-const CollectiveOp kOps[] = {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,
-                             CollectiveOp::broadcast,  CollectiveOp::reduce,     CollectiveOp::all_to_all,
-                             CollectiveOp::send_recv};
-const Algorithm kAlgorithms[] = {Algorithm::ring,   Algorithm::tree, Algorithm::halving_doubling,
-                                 Algorithm::direct, Algorithm::nvls, Algorithm::hierarchical};
 
 // The nccl-tests size in chunks, as collective.hpp defines it: the largest input or output list.
 int size_chunks(const Schedule& s) {

@@ -10,15 +10,12 @@
 
 #include "tpsim/engine.hpp"
 
+#include "all_collectives.hpp"
+
 using namespace tpsim;
 
 namespace {
 
-constexpr CollectiveOp kOps[] = {CollectiveOp::all_reduce, CollectiveOp::all_gather, CollectiveOp::reduce_scatter,
-                                 CollectiveOp::broadcast,  CollectiveOp::reduce,     CollectiveOp::all_to_all,
-                                 CollectiveOp::send_recv};
-constexpr Algorithm kAlgorithms[] = {Algorithm::ring,   Algorithm::tree, Algorithm::halving_doubling,
-                                     Algorithm::direct, Algorithm::nvls, Algorithm::hierarchical};
 
 // Times every (op, algorithm) the engine accepts on `gpus` GPUs at 256 MiB in both fidelities and
 // checks |flow - step| <= 5% of step. Returns how many pairs applied.
