@@ -20,4 +20,12 @@ std::vector<std::string> kernel_names();
 // bits do not depend on the matrix shape, blocking or threads (gemm.cpp).
 void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out);
 
+// The GEMM's code path, "avx512", "avx2" or "scalar": the best this CPU runs, unless the
+// environment's TPSIM_GEMM_ISA names another (an unknown name, or one this CPU cannot run, throws).
+// Every path gives the same bits; only the speed differs.
+std::string gemm_isa();
+// The paths this CPU runs, best first; set_gemm_isa switches to one of them (tests, benchmarks).
+std::vector<std::string> gemm_isas();
+void set_gemm_isa(const std::string& name);
+
 }  // namespace tpsim::numerics
