@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "numerics/gemm.hpp"
 #include "numerics/gemm_kernels.hpp"
-#include "numerics/kernels.hpp"
 #include "numerics/parallel.hpp"
 
 namespace tpsim::numerics {
@@ -179,28 +179,23 @@ std::vector<std::string> gemm_isas() {
 
 void set_gemm_isa(const std::string& name) { active_path() = &path_named(name, ""); }
 
-// GEMM: op(A) [m, k], op(B) [k, n] -> out [m, n]; out = 0 first unless accumulating.
 // Threads take disjoint blocks of C: column blocks when C is at least as wide as tall (each block
 // then packs all of A), row blocks otherwise (each packs all of B), so the repeated packing is
 // the smaller operand's.
-void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out) {
-  const int64_t m = g.trans_a ? a.cols() : a.rows(), k = g.trans_a ? a.rows() : a.cols();
-  const int64_t kb = g.trans_b ? b.cols() : b.rows(), n = g.trans_b ? b.rows() : b.cols();
-  if (k != kb || out.rows() != m || out.cols() != n)
-    throw std::invalid_argument("gemm shapes do not fit: [" + std::to_string(m) + ", " + std::to_string(k) + "] x [" +
-                                std::to_string(kb) + ", " + std::to_string(n) + "] -> [" + std::to_string(out.rows()) +
-                                ", " + std::to_string(out.cols()) + "]");
+void gemm(const GemmInfo& g, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const int64_t m = g.m, n = g.n, k = g.k;
   if (m == 0 || n == 0) return;
   if (k == 0) {
-    if (!g.accumulate) out.setZero();
+    if (!g.accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
     return;
   }
   const Path& K = *active_path().load();
-  const Operand A{a.data(), a.cols(), g.trans_a}, B{b.data(), b.cols(), g.trans_b};
-  // Blocks handed out on demand, a multiple of the thread count of them and of equal size (so no
-  // thread is left with a remainder), up to 4 per thread so a thread slowed by other processes on
-  // this shared machine takes fewer, but at least `least` wide, since each block repacks the
-  // shared operand: 512 rows or columns keep that to a few percent of the block's work.
+  const Operand A{a, lda, g.trans_a}, B{b, ldb, g.trans_b};
+  // Blocks of equal size handed out on demand, a multiple of the thread count of them (so no thread
+  // is left alone with a remainder), up to 4 per thread so a thread slowed by other processes on
+  // this shared machine takes fewer, but 512 rows or columns at least: each block repacks the
+  // shared operand, which then stays a few percent of the block's work.
   const double work = 2.0 * double(m) * n * k;
   const int64_t threads = worker_count();
   const auto chunk = [&](int64_t extent, int64_t align) {
@@ -208,10 +203,10 @@ void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out) {
     return (tiles + blocks - 1) / blocks * align;
   };
   if (n >= m) {
-    parallel_chunks(n, [&](int64_t j0, int64_t j1) { gemm_block(K, A, B, out.data(), n, k, 0, m, j0, j1, g.accumulate); },
+    parallel_chunks(n, [&](int64_t j0, int64_t j1) { gemm_block(K, A, B, c, ldc, k, 0, m, j0, j1, g.accumulate); },
                     chunk(n, K.nr), work);
   } else {
-    parallel_chunks(m, [&](int64_t i0, int64_t i1) { gemm_block(K, A, B, out.data(), n, k, i0, i1, 0, n, g.accumulate); },
+    parallel_chunks(m, [&](int64_t i0, int64_t i1) { gemm_block(K, A, B, c, ldc, k, i0, i1, 0, n, g.accumulate); },
                     chunk(m, K.mr), work);
   }
 }
