@@ -35,7 +35,7 @@ struct Operand {
 // Packs rows [p0, p0+kc) x columns [i0, i0+extent) of X into W-wide panels [panel][p][W], zeros
 // past column i_end, where X(p, i) = data[p * ld + i] when along_i (a panel row is one copy) and
 // data[i * ld + p] otherwise (a panel row takes one value from each of W rows of memory, read
-// along p). W is a compile-time constant so a panel row is unrolled.
+// along p). W is a compile-time constant so the copies unroll.
 template <int W>
 void pack(const float* data, int64_t ld, bool along_i, int64_t i0, int64_t extent, int64_t i_end, int64_t p0,
           int64_t kc, float* out) {
@@ -43,11 +43,15 @@ void pack(const float* data, int64_t ld, bool along_i, int64_t i0, int64_t exten
     const int64_t i = i0 + ip, w = std::min<int64_t>(W, i_end - i);
     if (w == W && along_i) {
       for (int64_t p = 0; p < kc; ++p) std::memcpy(out + p * W, data + (p0 + p) * ld + i, W * sizeof(float));
-    } else if (w == W) {
-      const float* src = data + i * ld + p0;
-      for (int64_t p = 0; p < kc; ++p)
-#pragma GCC unroll 64
-        for (int r = 0; r < W; ++r) out[p * W + r] = src[r * ld + p];
+    } else if (w == W) {  // 8 rows of memory at a time: rows a power of two apart share an L1 set,
+                          // and 32 of them evicted each other before their next use (2.5x slower)
+#pragma GCC unroll 8
+      for (int g = 0; g < W; g += 8) {
+        const float* src = data + (i + g) * ld + p0;
+        const int rows = std::min(8, W - g);
+        for (int64_t p = 0; p < kc; ++p)
+          for (int r = 0; r < rows; ++r) out[p * W + g + r] = src[r * ld + p];
+      }
     } else {  // edge panel
       for (int64_t p = 0; p < kc; ++p)
         for (int64_t r = 0; r < W; ++r)
@@ -57,7 +61,10 @@ void pack(const float* data, int64_t ld, bool along_i, int64_t i0, int64_t exten
 }
 
 // A code path: a micro-kernel, its register tile MR x NR, the packing for that tile, and the
-// blocking: a b micro-panel (kc * NR floats) stays in L1 while the A block (mc * kc) stays in L2.
+// blocking: kc steps of k per pass over C (each pass loads and stores C once, so long passes keep
+// C's traffic small), mc rows of A packed per block, sized with a b micro-panel (kc * NR) to stay
+// in L2. The kernels read both panels from L2 fast enough: a 14x32 AVX-512 step loads 46 floats
+// for 28 FMAs, and measured, kc 768 beat kc 256 (b micro-panel in L1) by 5-15%.
 struct Path {
   const char* name;
   int64_t mr, nr, kc, mc;
@@ -85,7 +92,7 @@ bool has_avx2() { return __builtin_cpu_init(), __builtin_cpu_supports("avx2") &&
 // Best first; `name` is what TPSIM_GEMM_ISA selects.
 constexpr Path kPaths[] = {
 #ifdef TPSIM_GEMM_X86
-    {"avx512", 14, 32, 256, 14 * 24, gemm_kernels::avx512<14, 2>, pack_a<14>, pack_b<32>, has_avx512},
+    {"avx512", 14, 32, 768, 14 * 8, gemm_kernels::avx512<14, 2>, pack_a<14>, pack_b<32>, has_avx512},
     {"avx2", 6, 16, 384, 144, gemm_kernels::avx2<6, 2>, pack_a<6>, pack_b<16>, has_avx2},
 #endif
     {"scalar", 4, 16, 384, 144, gemm_kernels::scalar<4, 16>, pack_a<4>, pack_b<16>, always},
@@ -151,6 +158,13 @@ void gemm_block(const Path& K, const Operand& a, const Operand& b, float* c, int
             float* tile = c + (ic + ir) * ldc + jc + jr;
             const float* apanel = ap + ir * kc;
             const float* bpanel = bp + jr * kc;
+            // Start fetching the next tile of C (down the column of tiles, then the next column):
+            // its rows are far apart in memory and would otherwise stall the next kernel's start.
+            const int64_t next_ir = ir + MR < mc ? ir + MR : 0, next_jr = ir + MR < mc ? jr : jr + NR;
+            if (next_jr < nc)
+              for (int64_t i = 0; i < std::min(MR, mc - next_ir); ++i)
+                for (int64_t j = 0; j < std::min(NR, nc - next_jr); j += 16)
+                  __builtin_prefetch(c + (ic + next_ir + i) * ldc + jc + next_jr + j, 1);
             if (rows == MR && cols == NR) {
               K.kernel(kc, apanel, bpanel, tile, ldc, from_zero);
               continue;
@@ -194,12 +208,12 @@ void gemm(const GemmInfo& g, const float* a, int64_t lda, const float* b, int64_
   const Operand A{a, lda, g.trans_a}, B{b, ldb, g.trans_b};
   // Blocks of equal size handed out on demand, a multiple of the thread count of them (so no thread
   // is left alone with a remainder), up to 4 per thread so a thread slowed by other processes on
-  // this shared machine takes fewer, but 512 rows or columns at least: each block repacks the
-  // shared operand, which then stays a few percent of the block's work.
+  // this shared machine takes fewer, but 1024 rows or columns at least: each block repacks the
+  // shared operand, which then stays ~1% of the block's work (512 measured 2-8% slower).
   const double work = 2.0 * double(m) * n * k;
   const int64_t threads = worker_count();
   const auto chunk = [&](int64_t extent, int64_t align) {
-    const int64_t tiles = (extent + align - 1) / align, blocks = std::clamp<int64_t>(extent / (512 * threads), 1, 4) * threads;
+    const int64_t tiles = (extent + align - 1) / align, blocks = std::clamp<int64_t>(extent / (1024 * threads), 1, 4) * threads;
     return (tiles + blocks - 1) / blocks * align;
   };
   if (n >= m) {
