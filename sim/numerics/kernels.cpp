@@ -361,6 +361,17 @@ const std::map<std::string, KernelFn>& registry() {
 
 }  // namespace
 
+// GEMM on matrices: shapes checked here, the work in gemm.cpp.
+void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out) {
+  const int64_t m = g.trans_a ? a.cols() : a.rows(), k = g.trans_a ? a.rows() : a.cols();
+  const int64_t kb = g.trans_b ? b.cols() : b.rows(), n = g.trans_b ? b.rows() : b.cols();
+  if (k != kb || out.rows() != m || out.cols() != n)
+    throw std::invalid_argument("gemm shapes do not fit: [" + std::to_string(m) + ", " + std::to_string(k) + "] x [" +
+                                std::to_string(kb) + ", " + std::to_string(n) + "] -> [" + std::to_string(out.rows()) +
+                                ", " + std::to_string(out.cols()) + "]");
+  gemm(GemmInfo{m, n, k, g.trans_a, g.trans_b, g.accumulate}, a.data(), a.cols(), b.data(), b.cols(), out.data(), n);
+}
+
 KernelFn find_kernel(const std::string& fn) {
   auto it = registry().find(fn);
   return it == registry().end() ? nullptr : it->second;

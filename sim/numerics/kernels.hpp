@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "numerics/dense.hpp"
+#include "numerics/gemm.hpp"
 #include "tpsim/program.hpp"
 
 namespace tpsim::numerics {
@@ -17,7 +18,8 @@ KernelFn find_kernel(const std::string& fn);
 std::vector<std::string> kernel_names();
 
 // out (+)= op(A) op(B), fp32: each element one chain of fused multiply-adds over k in order, so its
-// bits do not depend on the matrix shape, blocking or threads (gemm.cpp).
+// bits do not depend on the matrix shape, blocking, threads or instruction set (gemm.cpp). Shapes
+// are checked here; the path in use is gemm_isa() (gemm.hpp).
 void gemm(const GemmInfo& g, const Mat& a, const Mat& b, Mat& out);
 
 }  // namespace tpsim::numerics
