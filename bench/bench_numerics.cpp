@@ -3,8 +3,8 @@
 // layer, then the wall time and peak memory of verifying that full-size layer (hidden 4096, ffn
 // 11008, 32 heads, seq 2048, TP=8, forward and backward, sharded and unsharded). The header names
 // the GEMM's code path (TPSIM_GEMM_ISA=avx2|avx512|scalar forces one) and the OpenBLAS kernel it is
-// compared with. `bench_numerics --gemm-only` skips the layer; `--profile` times the layer's runs
-// per kind of work instead of the tables.
+// compared with. `bench_numerics --gemm-only` skips the layer, `--layer-only` the GEMM tables;
+// `--profile` times the layer's runs per kind of work instead of the tables.
 #include <fmt/core.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <string>
 #include <thread>
@@ -261,17 +260,17 @@ void llama_layer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
   fmt::print("{}\n", tpsim::bench::machine_line());
   print_paths();
   fmt::print("\n");
-  const bool profile = argc > 1 && std::strcmp(argv[1], "--profile") == 0;
-  if (!profile) {
+  if (mode != "--profile" && mode != "--layer-only") {
     gemm_table();
     std::fflush(stdout);
     layer_gemm_table();
+    std::fflush(stdout);
   }
-  std::fflush(stdout);
-  if (profile) llama_layer_profile();
-  else if (!(argc > 1 && std::strcmp(argv[1], "--gemm-only") == 0)) llama_layer();
+  if (mode == "--profile") llama_layer_profile();
+  else if (mode != "--gemm-only") llama_layer();
   return 0;
 }
