@@ -16,16 +16,15 @@
 #include <doctest/doctest.h>
 
 #include "narayanan_rows.hpp"
+#include "nccl_tables.hpp"
 #include "relative.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <fstream>
 #include <functional>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -37,33 +36,14 @@ using namespace tpsim;
 
 namespace {
 
-struct Row {
-  double bytes = 0, time_us = 0, busbw = 0;
-};
+using Row = NcclRow;
 
-std::vector<std::vector<std::string>> csv_rows(const std::string& file) {
-  std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/" + file);
-  REQUIRE_MESSAGE(in.good(), "cannot read " << file);
-  std::vector<std::vector<std::string>> rows;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
-    rows.push_back(cells);
-  }
-  return rows;
-}
-
-// nccl-tests rows tagged `tag`: tag,size_B,time_us,algbw,busbw.
+// The rows of `tag` at or above 1 MiB (`large`) or below it.
 std::vector<Row> collective_rows(const std::string& file, const std::string& tag, bool large) {
   std::vector<Row> rows;
-  for (const auto& c : csv_rows(file))
-    if (c.size() >= 5 && c[0] == tag) {
-      const Row r{std::stod(c[1]), std::stod(c[2]), std::stod(c[4])};
-      if ((r.bytes >= (1 << 20)) == large) rows.push_back(r);
-    }
-  REQUIRE_MESSAGE(!rows.empty(), "no '" << tag << "' rows in " << file);
+  for (const Row& r : nccl_rows(file, tag))
+    if ((r.bytes >= (1 << 20)) == large) rows.push_back(r);
+  REQUIRE_MESSAGE(!rows.empty(), "no '" << tag << "' rows " << (large ? ">=" : "<") << " 1 MiB in " << file);
   return rows;
 }
 

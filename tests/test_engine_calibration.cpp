@@ -4,12 +4,11 @@
 // once, not per row: see the comments in topologies/dgx-*.yaml.
 #include <doctest/doctest.h>
 
+#include "nccl_tables.hpp"
 #include "relative.hpp"
 
 #include <cmath>
-#include <fstream>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,27 +18,7 @@ using namespace tpsim;
 
 namespace {
 
-struct Row {
-  double bytes = 0, time_us = 0, busbw = 0;
-};
-
-// Rows of `file` whose first column is `tag`: tag,size_B,time_us,algbw,busbw.
-std::vector<Row> measured(const std::string& file, const std::string& tag) {
-  std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/" + file);
-  REQUIRE_MESSAGE(in.good(), "cannot read " << file);
-  std::vector<Row> rows;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::stringstream ss(line);
-    std::string cell[5];
-    for (auto& c : cell) std::getline(ss, c, ',');
-    if (cell[0] != tag) continue;
-    rows.push_back({std::stod(cell[1]), std::stod(cell[2]), std::stod(cell[4])});
-  }
-  REQUIRE_MESSAGE(!rows.empty(), "no '" << tag << "' rows in " << file);
-  return rows;
-}
+using Row = NcclRow;
 
 Topology calibrated(const std::string& preset) {
   Topology t = load_topology(preset);
@@ -71,21 +50,21 @@ void check_rows(const Topology& t, CollectiveOp op, const std::vector<Row>& rows
 TEST_CASE("dgx-h100 ring all-reduce, all-gather, reduce-scatter match together_h100_1node_ring.csv") {
   const Topology t = calibrated("dgx-h100");
   for (Fidelity f : {Fidelity::flow, Fidelity::step}) {
-    check_rows(t, CollectiveOp::all_reduce, measured("together_h100_1node_ring.csv", "allreduce_ring"), f);
-    check_rows(t, CollectiveOp::all_gather, measured("together_h100_1node_ring.csv", "allgather_ring"), f);
-    check_rows(t, CollectiveOp::reduce_scatter, measured("together_h100_1node_ring.csv", "reducescatter_ring"), f);
+    check_rows(t, CollectiveOp::all_reduce, nccl_rows("together_h100_1node_ring.csv", "allreduce_ring"), f);
+    check_rows(t, CollectiveOp::all_gather, nccl_rows("together_h100_1node_ring.csv", "allgather_ring"), f);
+    check_rows(t, CollectiveOp::reduce_scatter, nccl_rows("together_h100_1node_ring.csv", "reducescatter_ring"), f);
   }
 }
 
 TEST_CASE("dgx-a100 all-reduce matches oci_a100_bm_gpu4_8.csv (one node)") {
   const Topology t = calibrated("dgx-a100");
   for (Fidelity f : {Fidelity::flow, Fidelity::step})
-    check_rows(t, CollectiveOp::all_reduce, measured("oci_a100_bm_gpu4_8.csv", "a100_1node"), f);
+    check_rows(t, CollectiveOp::all_reduce, nccl_rows("oci_a100_bm_gpu4_8.csv", "a100_1node"), f);
 }
 
 TEST_CASE("busbw of the reference rows is nccl-tests' definition: algbw * 2(p-1)/p for all-reduce") {
   // Guards the busbw column this file compares against: 8 GiB row, 134.37 GB/s algbw.
-  const auto rows = measured("oci_a100_bm_gpu4_8.csv", "a100_1node");
+  const auto rows = nccl_rows("oci_a100_bm_gpu4_8.csv", "a100_1node");
   const Row& last = rows.back();
   CHECK(last.bytes / (last.time_us * 1e-6) * busbw_factor(CollectiveOp::all_reduce, 8) / 1e9 ==
         rel(last.busbw, 0.01));
