@@ -187,13 +187,13 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
 
 CollectivePlan plan_collective(const Fabric& f, const CollectiveSpec& spec, Fidelity fidelity) {
   CollectivePlan plan = plan_shape(f, spec, fidelity);
-  for (const ProtocolCost& proto : candidate_protocols(f.topology()))
+  for (const ProtocolCost& proto : candidate_protocols(f.topology(), spec.instance.algorithm))
     if (proto.name == spec.instance.protocol || (spec.instance.protocol.empty() && proto.name == "ideal")) {
       price(plan, f, proto);
       return plan;
     }
-  throw std::invalid_argument("collective: protocol '" + spec.instance.protocol + "' is not one of topology '" +
-                              f.topology().name + "''s protocols");
+  throw std::invalid_argument("collective: protocol '" + spec.instance.protocol + "' is not one topology '" +
+                              f.topology().name + "' runs " + to_string(spec.instance.algorithm) + " with");
 }
 
 }  // namespace tpsim::engine

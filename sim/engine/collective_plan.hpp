@@ -55,8 +55,10 @@ struct ProtocolCost {
   double max_bandwidth = 0;          // B/s payload cap per rank (LL); 0 = none
   double min_time = 0;               // s floor of the bandwidth term (channel ramp-up); 0 = none
 };
-// The topology's protocols in file order, or one "ideal" protocol when it lists none.
-std::vector<ProtocolCost> candidate_protocols(const Topology& t);
+// The protocols `algorithm` may run with on the topology, in file order, or one "ideal" protocol
+// when it lists none. NVLS is Simple-only, as in NCCL (its tuner gives LL and LL128 no bandwidth
+// there), unless the topology names no Simple protocol.
+std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algorithm);
 
 // Chunks one (channel, src, dst) edge moves; payload in bytes once multiplied by chunk_payload.
 struct FlowEdge {

@@ -87,7 +87,7 @@ double route_bottleneck(const Fabric& f, int src, int dst, std::vector<int>& scr
 
 }  // namespace
 
-std::vector<ProtocolCost> candidate_protocols(const Topology& t) {
+std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algorithm) {
   std::vector<ProtocolCost> out;
   for (const ProtocolSpec& p : t.collectives.protocols) {
     if (!(p.efficiency > 0 && p.efficiency <= 1))
@@ -95,6 +95,9 @@ std::vector<ProtocolCost> candidate_protocols(const Topology& t) {
     out.push_back({p.name, t.collectives.launch_latency + p.base_latency, p.intra_step_latency, p.inter_step_latency,
                    p.efficiency, p.max_bandwidth, p.min_time});
   }
+  if (algorithm == Algorithm::nvls &&
+      std::any_of(out.begin(), out.end(), [](const ProtocolCost& p) { return p.name == "Simple"; }))
+    std::erase_if(out, [](const ProtocolCost& p) { return p.name != "Simple"; });
   if (out.empty()) out.push_back({"ideal", t.collectives.launch_latency, 0, 0, 1, 0, 0});
   return out;
 }

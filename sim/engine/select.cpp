@@ -95,13 +95,7 @@ Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm,
   CollectivePlan plan = plan_shape(f, spec, Fidelity::flow);
   Priced best;
   bool first = true;
-  std::vector<ProtocolCost> protocols = candidate_protocols(f.topology());
-  // NCCL runs NVLS (NVLink SHARP) with the Simple protocol only (its tuner gives LL and LL128 no
-  // bandwidth there); a topology without a protocol named Simple keeps its list.
-  if (algorithm == Algorithm::nvls &&
-      std::any_of(protocols.begin(), protocols.end(), [](const ProtocolCost& p) { return p.name == "Simple"; }))
-    std::erase_if(protocols, [](const ProtocolCost& p) { return p.name != "Simple"; });
-  for (const ProtocolCost& proto : protocols) {
+  for (const ProtocolCost& proto : candidate_protocols(f.topology(), algorithm)) {
     price(plan, f, proto);
     if (first || plan.estimate < best.estimate) {
       best.estimate = plan.estimate;
