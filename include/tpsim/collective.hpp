@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -129,8 +130,9 @@ FlowView flow_view(const ScheduleRequest& request);
 // (grown with zeros if smaller). Transfers of a round read their source as it was at the start of
 // the round and are applied in the schedule's order, so reductions are deterministic. A reduce
 // adds in fp32, then applies round_fn to each sum if given (bf16 rounding after every hop).
+// `snapshot`, when given, is reused for the round-start copies instead of fresh memory.
 void run_schedule(const Schedule& s, std::vector<std::vector<float>>& buffers, size_t chunk_elems,
-                  float (*round_fn)(float) = nullptr);
+                  float (*round_fn)(float) = nullptr, std::vector<float>* snapshot = nullptr);
 
 // Convenience layer for numerics: each rank's input in its natural layout, each rank's output back.
 // Inputs: all-reduce / broadcast / reduce: the full buffer (broadcast reads the root's only);
@@ -158,6 +160,21 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, const Collective
                                                const std::vector<std::vector<float>>& inputs, int root = 0,
                                                float (*round_fn)(float) = nullptr,
                                                const std::function<void(Schedule&)>& edit = {});
+// Same, reading the inputs and writing the outputs where they are: outputs[r] must hold
+// collective_output_length(op, r, n, p) elements (n = the longest input). The interpreter's chunk
+// buffers live in `scratch`, which keeps its memory for the next call: a 7B layer's collectives
+// otherwise page-fault fresh 32 MiB buffers in on every call. Returns which ranks got an output.
+struct CollectiveScratch {
+  std::vector<std::vector<float>> buffers;   // per participant: chunks x chunk elements
+  std::vector<float> snapshot;               // round-start copies (run_schedule)
+};
+std::vector<char> run_collective(CollectiveOp op, const CollectiveInstance& instance,
+                                 const std::vector<std::span<const float>>& inputs,
+                                 const std::vector<std::span<float>>& outputs, CollectiveScratch& scratch, int root = 0,
+                                 float (*round_fn)(float) = nullptr, const std::function<void(Schedule&)>& edit = {});
+// The natural output length of rank `rank` for inputs of n elements over p ranks (reduce: the
+// root's; all-gather p*n; reduce-scatter rank's shard of ceil(n/p), clipped to n).
+size_t collective_output_length(CollectiveOp op, int rank, size_t n, int p);
 // Same on a given schedule (inputs.size() == s.ranks).
 std::vector<std::vector<float>> run_collective(const Schedule& s, const std::vector<std::vector<float>>& inputs,
                                                float (*round_fn)(float) = nullptr);

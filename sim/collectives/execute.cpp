@@ -3,6 +3,7 @@
 // (run_collective) that numerics and the tests call.
 #include <algorithm>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -26,29 +27,49 @@ void check_transfer(const Schedule& s, const Transfer& t) {
 
 }  // namespace
 
-// buffers: participants x (chunks * e) floats. Per round: snapshot every source chunk, then apply
-// the transfers in order: dst = src (copy) or dst = round_fn(dst + src) (reduce, fp32 add).
+// buffers: participants x (chunks * e) floats. Per round, the transfers read their sources as
+// they were at the round's start: a source that another transfer of the same round overwrites is
+// copied aside first (a ring never needs this: each chunk is read on one rank and written on the
+// next), then the transfers apply in order: dst = src (copy) or dst = round_fn(dst + src) (reduce,
+// fp32 add).
 void run_schedule(const Schedule& s, std::vector<std::vector<float>>& buffers, size_t chunk_elems,
-                  float (*round_fn)(float)) {
+                  float (*round_fn)(float), std::vector<float>* snapshot_memory) {
   const size_t e = chunk_elems, size = static_cast<size_t>(s.chunks) * e;
   if (buffers.size() < static_cast<size_t>(s.participants)) buffers.resize(s.participants);
-  for (auto& b : buffers)
-    if (b.size() < size) b.resize(size, 0.0f);
-  std::vector<float> snapshot;
+  for (int q = 0; q < s.participants; ++q)
+    if (buffers[q].size() < size) buffers[q].resize(size, 0.0f);
+  std::vector<float> own_snapshot;
+  std::vector<float>& snapshot = snapshot_memory ? *snapshot_memory : own_snapshot;
+  std::vector<int64_t> written;         // (dst, dst_chunk) keys of the round, sorted
+  std::vector<const float*> sources;    // per transfer: where its round-start value is
+  const auto key = [&](int who, int chunk) { return int64_t(who) * s.chunks + chunk; };
   for (const Round& round : s.rounds) {
-    snapshot.resize(round.transfers.size() * e);
-    for (size_t i = 0; i < round.transfers.size(); ++i) {
-      const Transfer& t = round.transfers[i];
+    written.clear();
+    for (const Transfer& t : round.transfers) {
       check_transfer(s, t);
+      written.push_back(key(t.dst, t.dst_chunk));
+    }
+    std::sort(written.begin(), written.end());
+    size_t aside = 0;
+    for (const Transfer& t : round.transfers) aside += std::binary_search(written.begin(), written.end(), key(t.src, t.src_chunk));
+    if (snapshot.size() < aside * e) snapshot.resize(aside * e);
+    sources.clear();
+    aside = 0;
+    for (const Transfer& t : round.transfers) {
       const float* src = buffers[t.src].data() + t.src_chunk * e;
-      std::copy(src, src + e, snapshot.begin() + i * e);
+      if (std::binary_search(written.begin(), written.end(), key(t.src, t.src_chunk))) {
+        float* copy = snapshot.data() + aside++ * e;
+        std::copy(src, src + e, copy);
+        src = copy;
+      }
+      sources.push_back(src);
     }
     for (size_t i = 0; i < round.transfers.size(); ++i) {
       const Transfer& t = round.transfers[i];
-      const float* src = snapshot.data() + i * e;
+      const float* src = sources[i];
       float* dst = buffers[t.dst].data() + t.dst_chunk * e;
       if (!t.reduce) {
-        std::copy(src, src + e, dst);
+        if (dst != src) std::copy(src, src + e, dst);
       } else if (round_fn) {
         for (size_t j = 0; j < e; ++j) dst[j] = round_fn(dst[j] + src[j]);
       } else {
@@ -69,43 +90,72 @@ int output_segments(CollectiveOp op, int p) {
   return op == CollectiveOp::all_gather || op == CollectiveOp::all_to_all ? p : 1;
 }
 
-// Writes `data` (segments of `seg` elements, the last ones possibly short) into `chunks` of `buf`:
-// each segment fills chunks.size()/segments chunks of e elements, zero-padded.
-void scatter(const std::vector<float>& data, size_t seg, int segments, const std::vector<int>& chunks, size_t e,
-             std::vector<float>& buf) {
-  const size_t per = chunks.size() / segments;
-  for (int g = 0; g < segments; ++g)
-    for (size_t c = 0; c < per; ++c) {
-      const size_t begin = std::min(data.size(), g * seg + c * e);
-      const size_t end = std::min({data.size(), g * seg + seg, begin + e});
-      float* dst = buf.data() + chunks[g * per + c] * e;
-      std::fill(dst, dst + e, 0.0f);
-      if (end > begin) std::copy(data.begin() + begin, data.begin() + end, dst);
-    }
-}
+std::string what(CollectiveOp op) { return std::string("run_collective ") + to_string(op) + ": "; }
 
-// Reads segment g's first lengths[g] elements back from `chunks` of `buf`.
-std::vector<float> gather(const std::vector<size_t>& lengths, const std::vector<int>& chunks, size_t e,
-                          const std::vector<float>& buf) {
-  std::vector<float> out;
-  const size_t per = chunks.size() / lengths.size();
-  for (size_t g = 0; g < lengths.size(); ++g)
-    for (size_t c = 0; c < per && c * e < lengths[g]; ++c) {
-      const float* src = buf.data() + chunks[g * per + c] * e;
-      out.insert(out.end(), src, src + std::min(e, lengths[g] - c * e));
+// Runs schedule s with each participant's data seen as segments of `seg` elements:
+// in_segment(i, j) is the valid part of participant i's input segment j (zero-padded to seg),
+// out_segment(i, j) where the valid part of its output segment j goes. Each segment spreads over
+// its share of the participant's chunks; the chunk buffers live in `scratch` and are reused.
+// Returns, per participant, whether the schedule gave it an output.
+template <class InSegment, class OutSegment>
+std::vector<char> run_segments(const Schedule& s, size_t seg, InSegment in_segment, OutSegment out_segment,
+                               CollectiveScratch& scratch, float (*round_fn)(float)) {
+  const int p = s.ranks, gin = input_segments(s.op, p), gout = output_segments(s.op, p);
+  size_t per = 1;
+  for (int i = 0; i < p; ++i)
+    if (!s.input_chunks[i].empty()) {
+      per = s.input_chunks[i].size() / gin;
+      break;
     }
-  return out;
+  const size_t e = std::max<size_t>(1, (seg + per - 1) / per), size = size_t(s.chunks) * e;
+  if (scratch.buffers.size() < size_t(s.participants)) scratch.buffers.resize(s.participants);
+  for (int q = 0; q < s.participants; ++q) {
+    std::vector<float>& b = scratch.buffers[q];
+    if (b.size() < size) b.resize(size);
+    std::fill(b.begin(), b.begin() + size, 0.0f);
+  }
+  for (int i = 0; i < p; ++i) {
+    const std::vector<int>& chunks = s.input_chunks[i];
+    if (chunks.empty()) continue;
+    for (int j = 0; j < gin; ++j) {
+      const std::span<const float> data = in_segment(i, j);
+      for (size_t c = 0; c < per && c * e < data.size(); ++c)
+        std::copy_n(data.data() + c * e, std::min(e, data.size() - c * e), scratch.buffers[i].data() + chunks[j * per + c] * e);
+    }
+  }
+  run_schedule(s, scratch.buffers, e, round_fn, &scratch.snapshot);
+  std::vector<char> written(p, 0);
+  for (int i = 0; i < p; ++i) {
+    const std::vector<int>& chunks = s.output_chunks[i];
+    if (chunks.empty()) continue;
+    written[i] = 1;
+    const size_t out_per = chunks.size() / gout;
+    for (int j = 0; j < gout; ++j) {
+      const std::span<float> data = out_segment(i, j);
+      for (size_t c = 0; c < out_per && c * e < data.size(); ++c)
+        std::copy_n(scratch.buffers[i].data() + chunks[j * out_per + c] * e, std::min(e, data.size() - c * e),
+                    data.data() + c * e);
+    }
+  }
+  return written;
 }
-
-std::string what(const Schedule& s) { return std::string("run_collective ") + to_string(s.op) + ": "; }
 
 }  // namespace
+
+size_t collective_output_length(CollectiveOp op, int rank, size_t n, int p) {
+  const size_t seg = (n + input_segments(op, p) - 1) / input_segments(op, p);
+  switch (op) {
+    case CollectiveOp::all_gather: return size_t(p) * n;
+    case CollectiveOp::reduce_scatter: return std::min(n, (rank + 1) * seg) - std::min(n, rank * seg);
+    default: return n;
+  }
+}
 
 std::vector<std::vector<float>> run_collective(const Schedule& s, const std::vector<std::vector<float>>& inputs,
                                                float (*round_fn)(float)) {
   const int p = s.ranks;
   if (static_cast<int>(inputs.size()) != p)
-    throw std::invalid_argument(what(s) + std::to_string(inputs.size()) + " inputs for a group of " +
+    throw std::invalid_argument(what(s.op) + std::to_string(inputs.size()) + " inputs for a group of " +
                                 std::to_string(p));
   // n = the natural input length; all ranks that have an input must agree (broadcast: root only).
   size_t n = 0;
@@ -113,31 +163,33 @@ std::vector<std::vector<float>> run_collective(const Schedule& s, const std::vec
   for (int r = 0; r < p; ++r) {
     if (s.input_chunks[r].empty()) continue;
     if (with_input >= 0 && inputs[r].size() != n)
-      throw std::invalid_argument(what(s) + "rank " + std::to_string(r) + " has " + std::to_string(inputs[r].size()) +
+      throw std::invalid_argument(what(s.op) + "rank " + std::to_string(r) + " has " + std::to_string(inputs[r].size()) +
                                   " elements, rank " + std::to_string(with_input) + " " + std::to_string(n));
     if (with_input < 0) n = inputs[r].size(), with_input = r;
   }
-  const int gin = input_segments(s.op, p), gout = output_segments(s.op, p);
+  const int gin = input_segments(s.op, p);
   if (s.op == CollectiveOp::all_to_all && n % p != 0)
-    throw std::invalid_argument(what(s) + std::to_string(n) + " elements do not split into " + std::to_string(p) +
+    throw std::invalid_argument(what(s.op) + std::to_string(n) + " elements do not split into " + std::to_string(p) +
                                 " equal slots");
   const size_t seg = (n + gin - 1) / gin;   // segment length (reduce-scatter: the last shards may be short)
-  const size_t per = with_input >= 0 ? s.input_chunks[with_input].size() / gin : 1;
-  const size_t e = std::max<size_t>(1, (seg + per - 1) / per);
-
-  std::vector<std::vector<float>> buffers(s.participants, std::vector<float>(s.chunks * e, 0.0f));
-  for (int r = 0; r < p; ++r)
-    if (!s.input_chunks[r].empty()) scatter(inputs[r], seg, gin, s.input_chunks[r], e, buffers[r]);
-  run_schedule(s, buffers, e, round_fn);
-
   std::vector<std::vector<float>> outputs(p);
-  for (int r = 0; r < p; ++r) {
-    if (s.output_chunks[r].empty()) continue;
-    std::vector<size_t> lengths(gout, seg);
-    if (s.op == CollectiveOp::reduce_scatter)   // rank r's shard: [r*seg, (r+1)*seg) clipped to n
-      lengths[0] = std::min(n, (r + 1) * seg) - std::min(n, r * seg);
-    outputs[r] = gather(lengths, s.output_chunks[r], e, buffers[r]);
-  }
+  for (int r = 0; r < p; ++r) outputs[r].assign(collective_output_length(s.op, r, n, p), 0.0f);
+  const size_t out_seg = s.op == CollectiveOp::all_gather ? n : seg;
+  CollectiveScratch scratch;
+  const std::vector<char> written = run_segments(
+      s, seg,
+      [&](int i, int j) {
+        const size_t begin = std::min(inputs[i].size(), j * seg), end = std::min(inputs[i].size(), begin + seg);
+        return std::span<const float>(inputs[i].data() + begin, end - begin);
+      },
+      [&](int i, int j) {
+        std::vector<float>& out = outputs[i];
+        const size_t begin = std::min(out.size(), j * out_seg), end = std::min(out.size(), begin + out_seg);
+        return std::span<float>(out.data() + begin, end - begin);
+      },
+      scratch, round_fn);
+  for (int r = 0; r < p; ++r)
+    if (!written[r]) outputs[r].clear();
   return outputs;
 }
 
@@ -181,12 +233,16 @@ std::vector<std::vector<int>> channel_orders_of(const CollectiveInstance& instan
 
 // Channel c carries slice c of every segment (a contiguous 1/C of it, as NCCL splits a buffer over
 // channels) with participant i = group position order[i]; segments addressed to a rank (reduce-
-// scatter shards, all-to-all slots) follow their rank into the channel's order.
-std::vector<std::vector<float>> run_collective(CollectiveOp op, const CollectiveInstance& instance,
-                                               const std::vector<std::vector<float>>& inputs, int root,
-                                               float (*round_fn)(float), const std::function<void(Schedule&)>& edit) {
+// scatter shards, all-to-all slots) follow their rank into the channel's order. Reads the inputs
+// and writes the outputs in place: no copy of either is made.
+std::vector<char> run_collective(CollectiveOp op, const CollectiveInstance& instance,
+                                 const std::vector<std::span<const float>>& inputs,
+                                 const std::vector<std::span<float>>& outputs, CollectiveScratch& scratch, int root,
+                                 float (*round_fn)(float), const std::function<void(Schedule&)>& edit) {
   if (!instance.resolved()) throw std::logic_error("run_collective: the collective instance was never resolved");
   const int p = static_cast<int>(inputs.size());
+  if (static_cast<int>(outputs.size()) != p)
+    throw std::invalid_argument(what(op) + std::to_string(outputs.size()) + " outputs for a group of " + std::to_string(p));
   const std::vector<std::vector<int>> orders = channel_orders_of(instance, p);
   const int channels = static_cast<int>(orders.size());
   if (op == CollectiveOp::send_recv)   // rank r sends to r+1: reordering would change what it means
@@ -198,8 +254,14 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, const Collective
   const int gin = input_segments(op, p), gout = output_segments(op, p);
   const size_t seg = (n + gin - 1) / gin;                // a segment of the natural buffers
   const size_t slice = (seg + channels - 1) / channels;  // one channel's part of a segment
+  const size_t out_seg = op == CollectiveOp::all_gather ? n : seg;
+  for (int g = 0; g < p; ++g)
+    if (outputs[g].size() != collective_output_length(op, g, n, p))
+      throw std::invalid_argument(what(op) + "rank " + std::to_string(g) + "'s output holds " +
+                                  std::to_string(outputs[g].size()) + " elements, the collective writes " +
+                                  std::to_string(collective_output_length(op, g, n, p)));
 
-  std::vector<std::vector<float>> outputs(p);
+  std::vector<char> written(p, 0);
   std::map<int, Schedule> schedules;   // by the root's position: channels differ only in it
   for (int c = 0; c < channels; ++c) {
     const std::vector<int>& order = orders[c];
@@ -210,39 +272,49 @@ std::vector<std::vector<float>> run_collective(CollectiveOp op, const Collective
       if (edit) edit(it->second);
     }
     const Schedule& schedule = it->second;
-
-    std::vector<std::vector<float>> part(p);
-    for (int i = 0; i < p; ++i) {
-      const std::vector<float>& in = inputs[order[i]];
-      if (in.empty()) continue;
-      part[i].assign(gin * slice, 0.0f);
-      for (int j = 0; j < gin; ++j) {
-        const size_t k = gin > 1 ? order[j] : 0;   // the segment addressed to participant j
-        const size_t begin = std::min(in.size(), std::min(k * seg + seg, k * seg + c * slice));
-        const size_t end = std::min({in.size(), k * seg + seg, begin + slice});
-        std::copy(in.begin() + begin, in.begin() + std::max(begin, end), part[i].begin() + j * slice);
-      }
-    }
-    const std::vector<std::vector<float>> done = run_collective(schedule, part, round_fn);
-
-    for (int i = 0; i < p; ++i) {
-      const int g = order[i];
-      if (done[i].empty()) continue;
-      // The natural output: gout segments of `seg` (reduce-scatter: rank g's shard, clipped to n).
-      const size_t length = op == CollectiveOp::reduce_scatter ? std::min(n, (g + 1) * seg) - std::min(n, g * seg)
-                            : op == CollectiveOp::all_gather   ? p * n
-                                                               : n;
-      std::vector<float>& out = outputs[g];
-      out.resize(length, 0.0f);
-      for (int j = 0; j < gout; ++j) {
-        const size_t k = gout > 1 ? order[j] : 0;   // participant j's segment is group position order[j]'s
-        const size_t seg_len = op == CollectiveOp::all_gather ? n : seg;
-        const size_t begin = k * seg_len + c * slice;
-        const size_t end = std::min({length, k * seg_len + seg_len, begin + slice});
-        for (size_t e = begin; e < end; ++e) out[e] = done[i][j * slice + (e - begin)];
-      }
-    }
+    // Participant i's segment j: channel c's slice of natural segment k, where k is participant
+    // j's group position when segments are addressed to ranks, else 0.
+    const auto natural = [&](size_t size, int j, int segments, size_t length) {
+      const size_t k = segments > 1 ? size_t(order[j]) : 0;
+      const size_t begin = std::min(size, std::min(k * length + length, k * length + c * slice));
+      const size_t end = std::min({size, k * length + length, begin + slice});
+      return std::pair<size_t, size_t>(begin, std::max(begin, end));
+    };
+    const std::vector<char> done = run_segments(
+        schedule, slice,
+        [&](int i, int j) {
+          const std::span<const float> in = inputs[order[i]];
+          const auto [begin, end] = natural(in.size(), j, gin, seg);
+          return in.subspan(begin, end - begin);
+        },
+        [&](int i, int j) {
+          const std::span<float> out = outputs[order[i]];
+          const auto [begin, end] = natural(out.size(), j, gout, out_seg);
+          return out.subspan(begin, end - begin);
+        },
+        scratch, round_fn);
+    for (int i = 0; i < p; ++i) written[order[i]] |= done[i];
   }
+  return written;
+}
+
+std::vector<std::vector<float>> run_collective(CollectiveOp op, const CollectiveInstance& instance,
+                                               const std::vector<std::vector<float>>& inputs, int root,
+                                               float (*round_fn)(float), const std::function<void(Schedule&)>& edit) {
+  const int p = static_cast<int>(inputs.size());
+  size_t n = 0;
+  for (const auto& in : inputs) n = std::max(n, in.size());
+  std::vector<std::vector<float>> outputs(p);
+  std::vector<std::span<const float>> in(inputs.begin(), inputs.end());
+  std::vector<std::span<float>> out(p);
+  for (int g = 0; g < p; ++g) {
+    outputs[g].assign(collective_output_length(op, g, n, p), 0.0f);
+    out[g] = outputs[g];
+  }
+  CollectiveScratch scratch;
+  const std::vector<char> written = run_collective(op, instance, in, out, scratch, root, round_fn, edit);
+  for (int g = 0; g < p; ++g)
+    if (!written[g]) outputs[g].clear();
   return outputs;
 }
 

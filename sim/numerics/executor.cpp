@@ -5,7 +5,9 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
+#include <span>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -223,27 +225,54 @@ class Executor {
     return true;
   }
 
+  // The collective reads each rank's input tensor and writes its output tensor in place; only a
+  // column-split layout (dim 1: p column blocks) or an output that is its own input goes through
+  // a staging copy.
   void run_collective_op(const std::vector<int>& group) {
     Timer timer{options_.profile, "collective"};
     const int p = int(group.size());
     const Op& op = states_[group[0]].program->ops[states_[group[0]].pc];
     const CollectiveInfo& c = op.collective;
-    std::vector<std::vector<float>> inputs;
-    for (int g : group) {
+    if (staging_in_.size() < size_t(p)) staging_in_.resize(p), staging_out_.resize(p);
+    std::vector<std::span<const float>> inputs(p);
+    for (int i = 0; i < p; ++i) {
+      const int g = group[i];
       const Op& mine = states_[g].program->ops[states_[g].pc];
       const Mat& x = read(g, mine.inputs.at(0), mine);
-      std::vector<float> flat(x.data(), x.data() + x.size());
+      inputs[i] = std::span<const float>(x.data(), size_t(x.size()));
       if (c.op == CollectiveOp::reduce_scatter && c.dim == 1) {   // [T, c] -> p column blocks, each [T, c/p]
+        std::vector<float>& flat = staging_in_[i];
+        flat.resize(size_t(x.size()));
         const int64_t w = x.cols() / p;
         for (int q = 0; q < p; ++q)
           for (int64_t t = 0; t < x.rows(); ++t)
-            for (int64_t j = 0; j < w; ++j) flat[(q * x.rows() + t) * w + j] = x(t, q * w + j);
+            std::copy_n(x.data() + t * x.cols() + q * w, w, flat.data() + (q * x.rows() + t) * w);
+        inputs[i] = flat;
+      } else if (mine.inputs.at(0) == mine.outputs.at(0)) {
+        staging_in_[i].assign(x.data(), x.data() + x.size());
+        inputs[i] = staging_in_[i];
       }
-      inputs.push_back(std::move(flat));
     }
-    std::vector<std::vector<float>> outputs;
+    size_t n = 0;
+    for (const auto& in : inputs) n = std::max(n, in.size());
+    const bool gather_columns = c.op == CollectiveOp::all_gather && c.dim == 1;
+    std::vector<std::span<float>> outputs(p);
+    for (int i = 0; i < p; ++i) {
+      const int g = group[i];
+      const Op& mine = states_[g].program->ops[states_[g].pc];
+      Mat& out = output(g, mine.outputs.at(0), true);
+      const size_t length = p == 1 ? n : collective_output_length(c.op, i, n, p);
+      if (int64_t(length) != out.size())
+        throw std::invalid_argument(fmt::format("rank {}: op {}: {} produced {} elements, tensor {} holds {}", g, mine.name,
+                                                to_string(c.op), length, mine.outputs.at(0), out.size()));
+      outputs[i] = std::span<float>(out.data(), size_t(out.size()));
+      if (gather_columns) {
+        staging_out_[i].resize(length);
+        outputs[i] = staging_out_[i];
+      }
+    }
     if (p == 1) {
-      outputs = inputs;
+      std::copy(inputs[0].begin(), inputs[0].end(), outputs[0].begin());
     } else {
       // The instance the selector resolved (the one the timing engine times); a program that was
       // never resolved (a unit test of the numerics alone) runs the algorithm it asked for, or
@@ -253,27 +282,24 @@ class Executor {
         instance.algorithm = c.algorithm == Algorithm::automatic ? default_algorithm(c.op) : c.algorithm;
       std::function<void(Schedule&)> edit;
       if (options_.schedule_hook) edit = [&](Schedule& s) { options_.schedule_hook(op, s); };
-      outputs = run_collective(c.op, instance, inputs, c.root,
-                               options_.dtype == DType::bf16 ? static_cast<float (*)(float)>(&round_bf16) : nullptr, edit);
+      const std::vector<char> written =
+          run_collective(c.op, instance, inputs, outputs, scratch_, c.root,
+                         options_.dtype == DType::bf16 ? static_cast<float (*)(float)>(&round_bf16) : nullptr, edit);
+      for (int i = 0; i < p; ++i)
+        if (!written[i])
+          throw std::invalid_argument(fmt::format("rank {}: op {}: {} leaves this rank no output", group[i], op.name,
+                                                  to_string(c.op)));
       if (options_.on_collective) options_.on_collective(op, instance);
     }
-    for (int i = 0; i < p; ++i) {
-      const int g = group[i];
-      const Op& mine = states_[g].program->ops[states_[g].pc];
-      Mat& out = output(g, mine.outputs.at(0), true);
-      const std::vector<float>& flat = outputs[i];
-      if (int64_t(flat.size()) != out.size())
-        throw std::invalid_argument(fmt::format("rank {}: op {}: {} produced {} elements, tensor {} holds {}", g, mine.name,
-                                                to_string(c.op), flat.size(), mine.outputs.at(0), out.size()));
-      if (c.op == CollectiveOp::all_gather && c.dim == 1) {   // p blocks [T, w] side by side
+    if (gather_columns)   // p blocks [T, w] side by side
+      for (int i = 0; i < p; ++i) {
+        const int g = group[i];
+        Mat& out = states_[g].store.at(states_[g].program->ops[states_[g].pc].outputs.at(0));
         const int64_t w = out.cols() / p;
         for (int q = 0; q < p; ++q)
           for (int64_t t = 0; t < out.rows(); ++t)
-            for (int64_t j = 0; j < w; ++j) out(t, q * w + j) = flat[(q * out.rows() + t) * w + j];
-      } else {
-        out = Eigen::Map<const Mat>(flat.data(), out.rows(), out.cols());
+            std::copy_n(staging_out_[i].data() + (q * out.rows() + t) * w, w, out.data() + t * out.cols() + q * w);
       }
-    }
     for (int g : group) finish(g, states_[g].program->ops[states_[g].pc]);
   }
 
@@ -322,6 +348,10 @@ class Executor {
   std::vector<Mat> spare_;   // oldest first
   int64_t spare_bytes_ = 0;
   std::map<std::tuple<int, int, int>, Mat> mailbox_;
+  // Reused between collectives (their buffers keep their memory): the interpreter's chunks and
+  // the staging copies of column-split layouts.
+  CollectiveScratch scratch_;
+  std::vector<std::vector<float>> staging_in_, staging_out_;
 };
 
 }  // namespace
