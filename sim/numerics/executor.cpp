@@ -12,11 +12,8 @@
 #include <stdexcept>
 #include <tuple>
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 #include "numerics/kernels.hpp"
+#include "numerics/memory.hpp"
 
 namespace tpsim::numerics {
 
@@ -35,21 +32,6 @@ struct Timer {
 // Profile key of a GEMM: its shape and transposes, so a benchmark can tell which shapes are slow.
 std::string gemm_key(const GemmInfo& g) {
   return fmt::format("gemm {}x{}x{}{}{}", g.m, g.n, g.k, g.trans_a ? " A^T" : "", g.trans_b ? " B^T" : "");
-}
-
-// Asks Linux to back a large new buffer with 2 MiB pages (transparent huge pages in "madvise"
-// mode): first touching a 90 MB tensor then takes 45 page faults instead of 22,000. Only the
-// whole 2 MiB pages inside the buffer are advised; a hint, so failure is harmless.
-void advise_huge_pages(float* data, int64_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t huge = uintptr_t(2) << 20;
-  if (bytes < int64_t(4 * huge)) return;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + huge - 1) & ~(huge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + uintptr_t(bytes)) & ~(huge - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)data, (void)bytes;
-#endif
 }
 
 struct RankState {
@@ -326,9 +308,8 @@ class Executor {
         spare_.erase(std::next(it).base());
         break;
       }
-    const bool fresh = m.size() == 0;
+    if (m.size() == 0) return large_matrix(rows, cols);
     m.resize(rows, cols);
-    if (fresh) advise_huge_pages(m.data(), int64_t(m.size() * sizeof(float)));
     return m;
   }
   void give_back(Mat&& m) {
