@@ -2,11 +2,14 @@
 // Shapes: r rows (tokens), c columns (features), T tokens = B sequences x s, d head width.
 // Reductions are plain loops in a fixed order (fp32 accumulation) and elementwise maths calls the
 // scalar libm functions, so a row or an element computes the same bits whichever shard holds it.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <stdexcept>
 
+#include "numerics/gemm.hpp"
 #include "numerics/kernels.hpp"
+#include "numerics/memory.hpp"
 #include "numerics/parallel.hpp"
 
 namespace tpsim::numerics {
@@ -196,19 +199,44 @@ Heads heads_of(const Op& op, const Mat& qkv) {
   return h;
 }
 
-// P = causal softmax(scale Q K^T) for one sequence and head: [s, s], zero above the diagonal.
-Mat causal_probabilities(const Heads& h, const Mat& qkv, int64_t b, int64_t head) {
-  const int64_t g = head / (h.H / h.K);
-  Mat S = qkv.block(b * h.s, head * h.d, h.s, h.d) * qkv.block(b * h.s, (h.H + g) * h.d, h.s, h.d).transpose();
-  for (int64_t t = 0; t < h.s; ++t) {
-    float m = -INFINITY;
-    for (int64_t j = 0; j <= t; ++j) m = std::max(m, S(t, j) * h.scale);
-    float l = 0;
-    for (int64_t j = 0; j <= t; ++j) l += (S(t, j) = std::exp(S(t, j) * h.scale - m));
-    for (int64_t j = 0; j <= t; ++j) S(t, j) /= l;
-    for (int64_t j = t + 1; j < h.s; ++j) S(t, j) = 0;
+// The causal products run on the numerics GEMM in row blocks of kCausalBlock queries: block
+// [r0, r1) needs keys [0, r1) only, so the work above the diagonal is skipped but for the block
+// corners (~53% of the dense products at s = 2048). An element's value depends on the block edges
+// only through exact zeros (P = 0 above the diagonal), and every shard uses the same edges.
+constexpr int64_t kCausalBlock = 128;
+
+// An [s, s] work matrix per thread, kept between calls (a 16 MiB matrix per head would otherwise
+// be page-faulted in afresh).
+Mat& square_scratch(int which, int64_t s) {
+  thread_local Mat scratch[2];
+  Mat& m = scratch[which];
+  if (m.rows() != s || m.cols() != s) m = large_matrix(s, s);
+  return m;
+}
+
+// A head's [s, d] block of a [T, c] matrix: rows of sequence b, columns [col, col + d).
+const float* head_block(const Mat& x, const Heads& h, int64_t b, int64_t col) { return x.data() + b * h.s * x.cols() + col; }
+float* head_block(Mat& x, const Heads& h, int64_t b, int64_t col) { return x.data() + b * h.s * x.cols() + col; }
+
+// P [s, s] = causal softmax(scale Q K^T) for one sequence and head, filled on and below the
+// diagonal and zero above it within each row block (beyond the block it is never read).
+void causal_probabilities(const Heads& h, const Mat& qkv, int64_t b, int64_t head, Mat& P) {
+  const int64_t g = head / (h.H / h.K), ld = qkv.cols();
+  const float *Q = head_block(qkv, h, b, head * h.d), *K = head_block(qkv, h, b, (h.H + g) * h.d);
+  for (int64_t r0 = 0; r0 < h.s; r0 += kCausalBlock) {
+    const int64_t r1 = std::min(h.s, r0 + kCausalBlock);
+    // S[r0:r1, 0:r1] = Q[r0:r1] K[0:r1]^T
+    gemm(GemmInfo{r1 - r0, r1, h.d, false, true, false}, Q + r0 * ld, ld, K, ld, P.data() + r0 * h.s, h.s);
+    for (int64_t t = r0; t < r1; ++t) {
+      float* S = P.data() + t * h.s;
+      float m = -INFINITY;
+      for (int64_t j = 0; j <= t; ++j) m = std::max(m, S[j] * h.scale);
+      float l = 0;
+      for (int64_t j = 0; j <= t; ++j) l += (S[j] = std::exp(S[j] * h.scale - m));
+      for (int64_t j = 0; j <= t; ++j) S[j] /= l;
+      for (int64_t j = t + 1; j < r1; ++j) S[j] = 0;
+    }
   }
-  return S;
 }
 
 // attention: qkv [T, (H+2K)d] -> out [T, H d], out_h = P_h V_g, P_h = causal softmax(q_h k_g^T / sqrt(d)), g = h / (H/K)
@@ -217,11 +245,18 @@ void attention(const Op& op, const std::vector<const Mat*>& in, const std::vecto
   const Heads h = heads_of(op, qkv);
   Mat& o = *out[0];
   need(op, o.cols() == h.H * h.d && o.rows() == qkv.rows(), "output shape");
+  const int64_t ld = qkv.cols();
   parallel_for(h.B * h.H, [&](int64_t begin, int64_t end) {
+    Mat& P = square_scratch(0, h.s);
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / h.H, head = bh % h.H, g = head / (h.H / h.K);
-      const Mat P = causal_probabilities(h, qkv, b, head);
-      o.block(b * h.s, head * h.d, h.s, h.d).noalias() = P * qkv.block(b * h.s, (h.H + h.K + g) * h.d, h.s, h.d);
+      causal_probabilities(h, qkv, b, head, P);
+      const float* V = head_block(qkv, h, b, (h.H + h.K + g) * h.d);
+      float* O = head_block(o, h, b, head * h.d);
+      for (int64_t r0 = 0; r0 < h.s; r0 += kCausalBlock) {   // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
+        const int64_t r1 = std::min(h.s, r0 + kCausalBlock);
+        gemm(GemmInfo{r1 - r0, h.d, r1, false, false, false}, P.data() + r0 * h.s, h.s, V, ld, O + r0 * o.cols(), o.cols());
+      }
     }
   }, 1, 4.0 * h.B * h.s * h.s * h.H * h.d);
 }
@@ -231,27 +266,43 @@ void attention_backward(const Op& op, const std::vector<const Mat*>& in, const s
   const Mat &qkv = *in[0], &dout = *in[1];
   const Heads h = heads_of(op, qkv);
   Mat& dqkv = *out[0];
-  need(op, dout.cols() == h.H * h.d && dqkv.cols() == qkv.cols(), "gradient shapes");
+  need(op, dout.cols() == h.H * h.d && dqkv.cols() == qkv.cols() && dqkv.rows() == qkv.rows() &&
+               dout.rows() == qkv.rows(), "gradient shapes");
   dqkv.setZero();
-  const int64_t group = h.H / h.K;
+  const int64_t group = h.H / h.K, ld = qkv.cols(), ldo = dout.cols(), s = h.s, R = kCausalBlock;
   // One task per (sequence, kv head): its query heads in order, so dK and dV sum in a fixed order.
   parallel_for(h.B * h.K, [&](int64_t begin, int64_t end) {
+    Mat &P = square_scratch(0, s), &dS = square_scratch(1, s);
     for (int64_t bg = begin; bg < end; ++bg) {
-      const int64_t b = bg / h.K, g = bg % h.K, r0 = b * h.s;
-      const auto K = qkv.block(r0, (h.H + g) * h.d, h.s, h.d);
-      const auto V = qkv.block(r0, (h.H + h.K + g) * h.d, h.s, h.d);
+      const int64_t b = bg / h.K, g = bg % h.K;
+      const float *K = head_block(qkv, h, b, (h.H + g) * h.d), *V = head_block(qkv, h, b, (h.H + h.K + g) * h.d);
+      float *dK = head_block(dqkv, h, b, (h.H + g) * h.d), *dV = head_block(dqkv, h, b, (h.H + h.K + g) * h.d);
       for (int64_t head = g * group; head < (g + 1) * group; ++head) {
-        const Mat P = causal_probabilities(h, qkv, b, head);
-        const auto dO = dout.block(r0, head * h.d, h.s, h.d);
-        dqkv.block(r0, (h.H + h.K + g) * h.d, h.s, h.d).noalias() += P.transpose() * dO;
-        Mat dS = dO * V.transpose();
-        for (int64_t t = 0; t < h.s; ++t) {
-          float D = 0;
-          for (int64_t j = 0; j <= t; ++j) D += P(t, j) * dS(t, j);
-          for (int64_t j = 0; j < h.s; ++j) dS(t, j) = j <= t ? P(t, j) * (dS(t, j) - D) * h.scale : 0.0f;
+        causal_probabilities(h, qkv, b, head, P);
+        const float *dO = head_block(dout, h, b, head * h.d), *Q = head_block(qkv, h, b, head * h.d);
+        float* dQ = head_block(dqkv, h, b, head * h.d);
+        for (int64_t r0 = 0; r0 < s; r0 += R) {
+          const int64_t r1 = std::min(s, r0 + R);
+          // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place
+          gemm(GemmInfo{r1 - r0, r1, h.d, false, true, false}, dO + r0 * ldo, ldo, V, ld, dS.data() + r0 * s, s);
+          for (int64_t t = r0; t < r1; ++t) {
+            const float* p = P.data() + t * s;
+            float* ds = dS.data() + t * s;
+            float D = 0;
+            for (int64_t j = 0; j <= t; ++j) D += p[j] * ds[j];
+            for (int64_t j = 0; j < r1; ++j) ds[j] = j <= t ? p[j] * (ds[j] - D) * h.scale : 0.0f;
+          }
+          // dQ[r0:r1] = dS[r0:r1, 0:r1] K[0:r1]
+          gemm(GemmInfo{r1 - r0, h.d, r1, false, false, false}, dS.data() + r0 * s, s, K, ld, dQ + r0 * ld, ld);
         }
-        dqkv.block(r0, head * h.d, h.s, h.d).noalias() = dS * K;
-        dqkv.block(r0, (h.H + g) * h.d, h.s, h.d).noalias() += dS.transpose() * qkv.block(r0, head * h.d, h.s, h.d);
+        // Key block [c0, c1) is seen by queries [c0, s): dV[c0:c1] += P[c0:s, c0:c1]^T dO[c0:s],
+        // dK[c0:c1] += dS[c0:s, c0:c1]^T Q[c0:s]
+        for (int64_t c0 = 0; c0 < s; c0 += R) {
+          const int64_t c1 = std::min(s, c0 + R);
+          const GemmInfo acc{c1 - c0, h.d, s - c0, true, false, true};
+          gemm(acc, P.data() + c0 * s + c0, s, dO + c0 * ldo, ldo, dV + c0 * ld, ld);
+          gemm(acc, dS.data() + c0 * s + c0, s, Q + c0 * ld, ld, dK + c0 * ld, ld);
+        }
       }
     }
   }, 1, 10.0 * h.B * h.s * h.s * h.H * h.d);
