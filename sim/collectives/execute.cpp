@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "collectives/builder.hpp"
+#include "collectives/huge_pages.hpp"
 
 namespace tpsim {
 
@@ -52,7 +53,7 @@ void run_schedule(const Schedule& s, std::vector<std::vector<float>>& buffers, s
     std::sort(written.begin(), written.end());
     size_t aside = 0;
     for (const Transfer& t : round.transfers) aside += std::binary_search(written.begin(), written.end(), key(t.src, t.src_chunk));
-    if (snapshot.size() < aside * e) snapshot.resize(aside * e);
+    grow_huge(snapshot, aside * e);
     sources.clear();
     aside = 0;
     for (const Transfer& t : round.transfers) {
@@ -111,7 +112,7 @@ std::vector<char> run_segments(const Schedule& s, size_t seg, InSegment in_segme
   if (scratch.buffers.size() < size_t(s.participants)) scratch.buffers.resize(s.participants);
   for (int q = 0; q < s.participants; ++q) {
     std::vector<float>& b = scratch.buffers[q];
-    if (b.size() < size) b.resize(size);
+    grow_huge(b, size);
     std::fill(b.begin(), b.begin() + size, 0.0f);
   }
   for (int i = 0; i < p; ++i) {

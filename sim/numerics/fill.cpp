@@ -83,13 +83,20 @@ void fill(const TensorDesc& d, unsigned seed, Mat& m) {
   std::vector<int64_t> gj(d.cols);
   for (int64_t j = 0; j < d.cols; ++j) gj[j] = global_col(d, j);
   parallel_for(d.rows, [&](int64_t i0, int64_t i1) {
+    // Two loops, so the common one (values, not ids) has no branch and vectorises.
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t row_base = global_row(d, i) * gcols;
-      for (int64_t j = 0; j < d.cols; ++j) {
-        const uint64_t bits = splitmix64(key + uint64_t(row_base + gj[j]));
-        const double u01 = double(bits >> 11) * 0x1.0p-53;   // [0, 1)
-        m(i, j) = d.index_range > 0 ? float(std::floor(u01 * double(d.index_range)))
-                                    : offset + scale * float(2.0 * u01 - 1.0);
+      const uint64_t row_key = key + uint64_t(global_row(d, i) * gcols);
+      float* out = m.data() + i * d.cols;
+      if (d.index_range > 0) {
+        for (int64_t j = 0; j < d.cols; ++j) {
+          const double u01 = double(splitmix64(row_key + uint64_t(gj[j])) >> 11) * 0x1.0p-53;   // [0, 1)
+          out[j] = float(std::floor(u01 * double(d.index_range)));
+        }
+      } else {
+        for (int64_t j = 0; j < d.cols; ++j) {
+          const double u01 = double(splitmix64(row_key + uint64_t(gj[j])) >> 11) * 0x1.0p-53;
+          out[j] = offset + scale * float(2.0 * u01 - 1.0);
+        }
       }
     }
   }, 1, 10.0 * double(d.rows) * d.cols);
