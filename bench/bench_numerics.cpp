@@ -218,7 +218,7 @@ void layer_gemm_table() {
 void llama_layer_profile() {
   const Scenario s = llama_layer_scenario();
   for (const bool sharded : {false, true}) {
-    std::map<std::string, double> profile;
+    std::map<std::string, numerics::ExecOptions::Spent> profile;
     numerics::ExecOptions o;
     o.profile = &profile;
     const auto t0 = std::chrono::steady_clock::now();
@@ -226,13 +226,15 @@ void llama_layer_profile() {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     fmt::print("{} run: {:.1f} s wall\n", sharded ? "sharded (TP=8)" : "unsharded", seconds);
     double gemm_total = 0;
-    for (const auto& [kind, t] : profile) {
+    for (const auto& [kind, spent] : profile) {
+      const double t = spent.seconds;
       long long m = 0, n = 0, k = 0;
       if (std::sscanf(kind.c_str(), "gemm %lldx%lldx%lld", &m, &n, &k) == 3) {
         gemm_total += t;
-        fmt::print("  {:<32} {:>7.2f} s  ({:.1f} GFLOP/s per call)\n", kind, t, 2.0 * m * n * k / t / 1e9);
+        fmt::print("  {:<32} {:>7.2f} s  {:>4} calls, {:.1f} GFLOP/s\n", kind, t, spent.calls,
+                   2.0 * m * n * k * spent.calls / t / 1e9);
       } else {
-        fmt::print("  {:<32} {:>7.2f} s\n", kind, t);
+        fmt::print("  {:<32} {:>7.2f} s  {:>4} calls\n", kind, t, spent.calls);
       }
     }
     fmt::print("  {:<32} {:>7.2f} s\n", "all gemms", gemm_total);

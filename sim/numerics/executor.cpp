@@ -21,11 +21,14 @@ namespace {
 
 // Adds the scope's wall time to profile[key] when profiling.
 struct Timer {
-  std::map<std::string, double>* profile;
+  std::map<std::string, ExecOptions::Spent>* profile;
   std::string key;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   ~Timer() {
-    if (profile) (*profile)[key] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!profile) return;
+    ExecOptions::Spent& spent = (*profile)[key];
+    spent.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++spent.calls;
   }
 };
 

@@ -22,9 +22,13 @@ struct ExecOptions {
   std::function<void(const Op& op, const CollectiveInstance& instance)> on_collective;
   // Called once per tensor that names a global tensor, when its last write in its program is done.
   std::function<void(int rank, const Op& op, const TensorDesc& desc, const Mat& value)> on_final;
-  // When set, wall seconds spent per kind of work ("gemm MxNxK [A^T] [B^T]" per shape, kernel names, "collective", "fill",
-  // "compare") are added here (for benchmarks).
-  std::map<std::string, double>* profile = nullptr;
+  // When set, wall seconds and calls per kind of work ("gemm MxNxK [A^T] [B^T]" per shape, kernel
+  // names, "collective", "fill", "compare") are added here (for benchmarks).
+  struct Spent {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, Spent>* profile = nullptr;
 };
 
 void execute(const ProgramSet& set, const ExecOptions& options);
