@@ -131,7 +131,11 @@ class Executor {
       if (it == s.last_use.end() || it->second != op.id) return;
       auto stored = s.store.find(t);
       if (stored == s.store.end()) return;
-      give_back(std::move(stored->second));
+      const TensorDesc& d = desc(r, t);
+      if (options_.keep_finals && d.parts == 1 && !d.global_name.empty() && s.last_write.count(t))
+        options_.keep_finals->try_emplace(d.global_name, std::move(stored->second));
+      else
+        give_back(std::move(stored->second));
       s.store.erase(stored);
     };
     for (const auto& t : op.inputs) release(t);

@@ -22,6 +22,10 @@ struct ExecOptions {
   std::function<void(const Op& op, const CollectiveInstance& instance)> on_collective;
   // Called once per tensor that names a global tensor, when its last write in its program is done.
   std::function<void(int rank, const Op& op, const TensorDesc& desc, const Mat& value)> on_final;
+  // When set, every tensor that some op writes and that is a whole global tensor (parts == 1) is
+  // moved here under its global name once nothing uses it any more, instead of being freed: its
+  // final value, kept without a copy (verify's reference run; the first rank's copy wins).
+  std::map<std::string, Mat>* keep_finals = nullptr;
   // When set, wall seconds and calls per kind of work ("gemm MxNxK [A^T] [B^T]" per shape, kernel
   // names, "collective", "fill", "compare") are added here (for benchmarks).
   struct Spent {

@@ -10,7 +10,6 @@
 #include <map>
 
 #include "numerics/executor.hpp"
-#include "numerics/memory.hpp"
 #include "numerics/parallel.hpp"
 #include "numerics/tolerance.hpp"
 #include "tpsim/numerics.hpp"
@@ -91,12 +90,7 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   numerics::ExecOptions ref_options;
   ref_options.dtype = options.dtype;
   ref_options.seed = options.seed;
-  ref_options.on_final = [&](int, const Op&, const TensorDesc& d, const Mat& m) {
-    if (d.parts != 1) return;
-    numerics::Mat copy = numerics::large_matrix(m.rows(), m.cols());
-    copy = m;
-    ref.insert_or_assign(d.global_name, std::move(copy));
-  };
+  ref_options.keep_finals = &ref;
   numerics::execute(reference, ref_options);
 
   const auto budgets = numerics::error_budgets(sharded, options.dtype);
