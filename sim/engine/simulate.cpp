@@ -380,6 +380,34 @@ struct Simulation {
   }
 };
 
+// The index of every span in (rank, start, stream, op, end) order; ties cannot occur (a rank's op
+// ids are distinct, its stalls start at distinct times), so the order never depends on which actor
+// SimGrid ran first. Spans are bucketed by rank, then each rank's compact keys sorted: one sort of
+// indices comparing the spans themselves was 7% of a run's instructions, mostly cache misses.
+std::vector<uint32_t> span_order(const std::vector<Span>& spans, int ranks) {
+  struct Key {
+    double start, end;
+    int stream, op;
+    uint32_t index;
+  };
+  std::vector<size_t> first(size_t(ranks) + 1, 0);
+  for (const Span& s : spans) ++first[size_t(s.rank) + 1];
+  for (size_t r = 0; r < size_t(ranks); ++r) first[r + 1] += first[r];
+  std::vector<Key> keys(spans.size());
+  std::vector<size_t> next(first.begin(), first.end() - 1);
+  for (uint32_t i = 0; i < spans.size(); ++i) {
+    const Span& s = spans[i];
+    keys[next[size_t(s.rank)]++] = Key{s.start, s.end, int(s.stream), s.op, i};
+  }
+  for (size_t r = 0; r < size_t(ranks); ++r)
+    std::sort(keys.begin() + ptrdiff_t(first[r]), keys.begin() + ptrdiff_t(first[r + 1]), [](const Key& a, const Key& b) {
+      return std::tie(a.start, a.stream, a.op, a.end) < std::tie(b.start, b.stream, b.op, b.end);
+    });
+  std::vector<uint32_t> order(spans.size());
+  for (size_t i = 0; i < keys.size(); ++i) order[i] = keys[i].index;
+  return order;
+}
+
 double union_length(std::vector<std::pair<double, double>>& v) {
   std::sort(v.begin(), v.end());
   double total = 0, start = 0, end = -1;
@@ -452,15 +480,9 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
                                  "' never ran (a collective not reached by its whole group, or an unmatched send/recv)");
 
   Timeline t;
-  // Sort an index by (rank, start, stream, op), then apply it in place, cycle by cycle: each span is moved about
-  // once (a Span holds several strings) and no second buffer of spans is faulted in.
-  std::vector<uint32_t> order(sim.spans.size());
-  std::iota(order.begin(), order.end(), 0u);
-  // Ties broken by stream and op, so the order never depends on which actor SimGrid ran first.
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    const Span &x = sim.spans[a], &y = sim.spans[b];
-    return std::tie(x.rank, x.start, x.stream, x.op, x.end) < std::tie(y.rank, y.start, y.stream, y.op, y.end);
-  });
+  // Sorted by (rank, start, stream, op, end), then permuted in place, cycle by cycle: each span is
+  // moved about once (a Span holds several strings) and no second buffer of spans is faulted in.
+  std::vector<uint32_t> order = span_order(sim.spans, n);
   for (size_t i = 0; i < order.size(); ++i) {
     if (order[i] == i) continue;
     Span held = std::move(sim.spans[i]);
