@@ -1,7 +1,8 @@
 // Whole-step simulation speed: one training step of GPT-3 175B on 1024 GPUs of cluster-h100-ndr
 // (TP8 PP8 DP16, global batch 1536, sequence 2048, SP, selective recompute), with contention,
-// simulated by replica symmetry (goal: < 1 s wall) and with every replica (goal: < 5 s; 4.5-5.4 s
-// on the 2-core AMD EPYC VM, 2026-11-30, was 7.9-10.8 s); plus smaller layouts.
+// simulated by replica symmetry (goal: < 1 s wall) and with every replica (goal: < 5 s; 3.5-4.0 s
+// on the 2-core AMD EPYC VM, 2026-12-01, with stage programs shared; 4.5-5.4 s before, 7.9-10.8 s
+// before that); plus smaller layouts.
 // Prints wall time, peak RSS, and the simulated step time of each.
 #include <malloc.h>
 #include <sys/resource.h>
@@ -36,7 +37,10 @@ double peak_rss_mib() {
 
 }  // namespace
 
-int main() {
+// bench_step [TEXT]: only the cases whose label contains TEXT (a case run alone starts from a fresh
+// heap and SimGrid, as the CLI does).
+int main(int argc, char** argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
   std::printf("%s\n", tpsim::bench::machine_line().c_str());
   // As tpsim's main() does: keep freed memory instead of faulting it in again.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
@@ -51,6 +55,7 @@ int main() {
   };
   std::printf("%-40s %12s %12s %14s %10s %8s\n", "case", "wall (s)", "step (s)", "TFLOP/s/GPU", "MFU", "RSS MiB");
   for (const Case& c : cases) {
+    if (c.label.find(only) == std::string::npos) continue;
     ScenarioRequest request;
     request.topology = "cluster-h100-ndr";
     request.model = c.model;

@@ -43,6 +43,13 @@ Scenario small_gpt(int tp, int pp, int dp, int64_t global_batch) {
   return s;
 }
 
+// Every rank's own program: the lowering binds a stage's ranks to one program (RankBinding).
+ProgramSet lowered(const Scenario& s) {
+  ProgramSet set = lowering::lower_training_step(s);
+  expand_bindings(set);
+  return set;
+}
+
 // Runs every rank's streams in program order with rendezvous semantics: a send and its recv
 // complete together when both head their streams; a collective completes when every member heads
 // it. Returns how many ops never ran (0 = no deadlock).
@@ -131,7 +138,7 @@ TEST_CASE("pipeline messages pair up and the step cannot deadlock under rendezvo
     Scenario s = small_gpt(tp, pp, dp, 8 * dp);
     s.plan.virtual_stages = v;
     s.plan.sp = tp > 1;
-    const ProgramSet set = lowering::lower_training_step(s);
+    const ProgramSet set = lowered(s);
     REQUIRE(set.ranks.size() == size_t(tp * pp * dp));
     std::multiset<std::tuple<int, int, int, int64_t>> sends, recvs;   // (from, to, tag, bytes)
     for (const Program& p : set.ranks)
@@ -152,7 +159,7 @@ TEST_CASE("a full-recompute step does Narayanan's four passes of every layer") {
   // and the causal halving of attention scores the lowering may apply.
   Scenario s = small_gpt(2, 2, 2, 16);
   s.plan.recompute = Recompute::full;
-  const ProgramSet set = lowering::lower_training_step(s);
+  const ProgramSet set = lowered(s);
   double flops = 0;
   for (const Program& p : set.ranks) flops += total_flops(p);
   const double model = model_flops_per_step(s.model, 16, 128);
@@ -160,14 +167,14 @@ TEST_CASE("a full-recompute step does Narayanan's four passes of every layer") {
   // Without recompute the layers run three passes instead of four.
   s.plan.recompute = Recompute::none;
   double less = 0;
-  for (const Program& p : lowering::lower_training_step(s).ranks) less += total_flops(p);
+  for (const Program& p : lowered(s).ranks) less += total_flops(p);
   const double layer_pass = model_flops_per_step(s.model, 16, 128) - 3 * 2.0 * 16 * 128 * 256 * 1024;
   CHECK((flops - less) / (layer_pass / 4) == rel(1.0, 0.1));
 }
 
 TEST_CASE("DP buckets reduce every gradient once: fp32 bytes of the rank's parameters") {
   Scenario s = small_gpt(2, 2, 4, 16);
-  const ProgramSet set = lowering::lower_training_step(s);
+  const ProgramSet set = lowered(s);
   for (const Program& p : set.ranks) {
     double bytes = 0;
     int adam = 0;
@@ -190,7 +197,7 @@ TEST_CASE("DP buckets reduce every gradient once: fp32 bytes of the rank's param
 TEST_CASE("the distributed optimizer reduce-scatters gradients and all-gathers bf16 parameters") {
   Scenario s = small_gpt(1, 1, 4, 8);
   s.plan.distributed_optimizer = true;
-  const ProgramSet set = lowering::lower_training_step(s);
+  const ProgramSet set = lowered(s);
   int rs = 0, ag = 0;
   for (const Op& op : set.ranks[0].ops) {
     if (op.stream != Stream::dp_comm) continue;

@@ -4,9 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <tuple>
 
+#include "tpsim/engine.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/run.hpp"
+#include "tpsim/step_lowering.hpp"
 
 using namespace tpsim;
 
@@ -70,4 +73,38 @@ TEST_CASE("folding TP collectives matches TP collectives simulated on tp_comm (T
   MESSAGE("exact ", exact.step_time_s, " s, folded ", folded.step_time_s, " s");
   CHECK(within(folded.step_time_s, exact.step_time_s, 0.01));
   CHECK(folded.tp_comm_folded_s > 0);
+}
+
+// Not a shortcut but a representation: a stage's ranks bound to one program (RankBinding) must
+// time exactly as each rank holding its own copy, span for span, bit for bit.
+TEST_CASE("ranks bound to their stage's program simulate exactly as ranks with their own copies") {
+  for (auto [tp, pp, dp, fold, one] :
+       {std::tuple{8, 2, 4, true, false}, std::tuple{4, 2, 2, false, false}, std::tuple{4, 2, 4, true, true}}) {
+    const Scenario s = scenario_64_gpus(tp, pp, dp);
+    lowering::StepOptions options;
+    options.fold_tp = fold;
+    options.micro_batches = 4;
+    options.one_dp_replica = one;
+    ProgramSet bound = lowering::lower_training_step(s, options);
+    REQUIRE(!bound.bindings.empty());
+    ProgramSet copies = bound;
+    expand_bindings(copies);
+    CHECK(copies.bindings.empty());
+    resolve_collectives(s.topology, bound);
+    resolve_collectives(s.topology, copies);
+    const EngineOptions engine{Fidelity::flow};
+    const Timeline a = simulate(s.topology, bound, engine);
+    const Timeline b = simulate(s.topology, copies, engine);
+    CHECK(a.makespan == b.makespan);
+    REQUIRE(a.spans.size() == b.spans.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < a.spans.size(); ++i) {
+      const Span &x = a.spans[i], &y = b.spans[i];
+      differ += !(x.rank == y.rank && x.op == y.op && x.name == y.name && x.kind == y.kind && x.start == y.start &&
+                  x.end == y.end && x.instance == y.instance && x.algorithm == y.algorithm && x.peer == y.peer &&
+                  x.bytes == y.bytes && x.waited_for == y.waited_for);
+    }
+    CHECK(differ == 0);
+    CHECK(a.links.size() == b.links.size());
+  }
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tpsim/collective.hpp"
@@ -119,14 +120,39 @@ struct Program {
   std::vector<Op> ops;
 };
 
+// A rank that runs another rank's ops with its own collective groups and pipeline peers. Every
+// rank of a pipeline stage runs the same training-step program but for those, so a 1024-GPU step
+// holds one program per stage and a binding per rank instead of 1024 copies of ~500 ops (copying
+// them was most of the lowering time and a third of the memory).
+struct RankBinding {
+  int from = -1;   // the rank whose Program this rank runs; -1: its own
+  // `from`'s groups and peers, each with this rank's in its place. A group not listed is its own.
+  std::vector<std::pair<std::vector<int>, std::vector<int>>> groups;
+  std::vector<std::pair<int, int>> peers;
+};
+
 // The ranks' programs plus the mesh coordinates they were lowered for.
 struct ProgramSet {
   std::vector<Program> ranks;            // ranks[r].rank == r
+  // Empty, or one per rank: a rank bound to another runs that rank's ops (its own Program is
+  // empty). Its collectives run the instance resolved for its own group (the other rank's
+  // instance does not carry over), as they would in its own copy of the program.
+  std::vector<RankBinding> bindings;
   int tp = 1, pp = 1, dp = 1;
   // Replica symmetry: only DP replica 0's ranks have ops (the others' programs are empty). A
   // collective whose group reaches those ranks is timed by the engine alone on the full
   // topology, which is what every replica's identical copy of it takes when they run together.
   bool dp_symmetry = false;
 };
+
+// The ops rank `rank` runs: its own program, or the one it is bound to.
+const Program& program_of(const ProgramSet& set, int rank);
+// The group a collective op of program_of(set, rank) runs on, and the peer of a send / recv, for
+// that rank.
+const std::vector<int>& group_of(const ProgramSet& set, int rank, const CollectiveInfo& c);
+int peer_of(const ProgramSet& set, int rank, const P2PInfo& p);
+// Gives every bound rank its own copy of its program, with its own groups and peers (collectives
+// whose group changed unresolved again): the set as it would be without bindings.
+void expand_bindings(ProgramSet& set);
 
 }  // namespace tpsim

@@ -48,6 +48,7 @@ struct Instance {
   bool done = false;
   double start = 0, end = 0;
   const Op* first = nullptr;   // the first arrival's op, to check the others agree
+  const CollectiveInfo* first_info = nullptr;   // its collective as its rank ran it
   sg::MutexPtr mutex = sg::Mutex::create();
   sg::ConditionVariablePtr finished = sg::ConditionVariable::create();
 };
@@ -108,6 +109,10 @@ struct Simulation {
   engine::UnitTimes units;                        // fused ops and symmetric collectives, timed alone
   std::vector<double> folded;                     // rank -> collective seconds inside fused ops
   std::vector<double> tp_tail;                    // rank -> when its folded collectives are done
+  // Collectives of bound ranks (ProgramSet::bindings) whose group is their own: the op's info with
+  // that group and the instance resolved for it, by (op's info, group); per rank, by op id.
+  std::map<std::pair<const CollectiveInfo*, std::vector<int>>, CollectiveInfo> rebound;
+  std::vector<std::vector<const CollectiveInfo*>> bound_collectives;
   std::vector<Span> spans;
   std::vector<double> link_bytes;
   std::vector<std::vector<std::pair<double, double>>> link_busy;
@@ -121,15 +126,39 @@ struct Simulation {
   bool symmetric(const CollectiveInfo& c) const {
     if (!programs.dp_symmetry) return false;
     return std::any_of(c.group.begin(), c.group.end(), [&](int g) {
-      return g < 0 || g >= static_cast<int>(programs.ranks.size()) || programs.ranks[g].ops.empty();
+      return g < 0 || g >= static_cast<int>(programs.ranks.size()) || program_of(programs, g).ops.empty();
     });
   }
 
+  // The collective as `rank` runs it: the op's own, or for a bound rank with a group of its own, a
+  // copy with that group and the instance resolved for it (made here, before the run).
+  const CollectiveInfo& collective_of(int rank, const Op& op) {
+    if (rank < static_cast<int>(bound_collectives.size()) && !bound_collectives[size_t(rank)].empty())
+      if (const CollectiveInfo* c = bound_collectives[size_t(rank)][size_t(op.id)]) return *c;
+    return op.collective;
+  }
+  void bind_collective(int rank, const Op& op) {
+    const std::vector<int>& group = group_of(programs, rank, op.collective);
+    if (group == op.collective.group) return;
+    auto [it, fresh] = rebound.try_emplace({&op.collective, group});
+    if (fresh) {
+      it->second = op.collective;
+      it->second.group = group;
+      it->second.instance = CollectiveInstance{};
+      it->second.instance = instance_of(it->second);
+    }
+    std::vector<const CollectiveInfo*>& mine = bound_collectives[size_t(rank)];
+    if (mine.empty()) mine.resize(program_of(programs, rank).ops.size(), nullptr);
+    mine[size_t(op.id)] = &it->second;
+  }
+
   // Everything timed alone is timed before the platform exists (one SimGrid engine at a time).
-  void prepare(const Op& op) {
+  void prepare(int rank, const Op& op) {
     if (op.kind == OpKind::collective) {
-      if (symmetric(op.collective)) units.alone(op.collective);
-      else plan_for(op.collective);
+      if (!programs.bindings.empty()) bind_collective(rank, op);
+      const CollectiveInfo& c = collective_of(rank, op);
+      if (symmetric(c)) units.alone(c);
+      else plan_for(c);
     } else if (op.parts) {
       units.fused(op);
     }
@@ -196,8 +225,7 @@ struct Simulation {
   }
 
   // Returns the plan the collective ran (its instance names what was timed).
-  std::shared_ptr<const CollectivePlan> run_collective(int rank, const Op& op) {
-    const CollectiveInfo& c = op.collective;
+  std::shared_ptr<const CollectivePlan> run_collective(int rank, const Op& op, const CollectiveInfo& c) {
     if (std::find(c.group.begin(), c.group.end(), rank) == c.group.end())
       throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': rank is not in its own collective group");
     const int k = issued[rank][c.group]++;
@@ -214,8 +242,11 @@ struct Simulation {
     auto plan = plan_for(c);
     sg::MutexPtr m = inst->mutex;
     std::unique_lock lock(*m);
-    if (!inst->first) inst->first = &op;
-    const CollectiveInfo& f = inst->first->collective;
+    if (!inst->first) {
+      inst->first = &op;
+      inst->first_info = &c;
+    }
+    const CollectiveInfo& f = *inst->first_info;
     if (f.op != c.op || f.bytes != c.bytes || f.root != c.root || !same_instance(f.instance, c.instance))
       throw std::invalid_argument("collective mismatch on group: rank " + std::to_string(rank) + " op '" + op.name +
                                   "' does not match '" + inst->first->name + "' (op, size, root or instance differ)");
@@ -236,12 +267,12 @@ struct Simulation {
   // Send and recv meet by (src, dst, tag): whichever comes second starts the transfer and waits
   // for it, then wakes the first (parked on its stream's semaphore). A SimGrid mailbox per tag did
   // the same but created an engine object per name, the largest cost of a pipelined step.
-  void run_p2p(int rank, Stream stream, const Op& op) {
+  void run_p2p(int rank, Stream stream, const Op& op, int peer) {
     const P2PInfo& x = op.p2p;
-    if (x.peer < 0 || x.peer >= static_cast<int>(programs.ranks.size()) || x.peer == rank)
-      throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': bad peer " + std::to_string(x.peer));
+    if (peer < 0 || peer >= static_cast<int>(programs.ranks.size()) || peer == rank)
+      throw std::invalid_argument("rank " + std::to_string(rank) + " op '" + op.name + "': bad peer " + std::to_string(peer));
     const bool send = op.kind == OpKind::send;
-    const int src = send ? rank : x.peer, dst = send ? x.peer : rank;
+    const int src = send ? rank : peer, dst = send ? peer : rank;
     auto [it, first] = meetings.try_emplace(P2PKey{src, dst, x.tag});
     if (first) {
       it->second.first_is_send = send;
@@ -270,7 +301,7 @@ struct Simulation {
 
   // One stream of one rank: its ops in program order.
   void run_stream(int rank, Stream stream, const std::vector<int>& ops) {
-    const Program& prog = programs.ranks[rank];
+    const Program& prog = program_of(programs, rank);
     double stream_free = platform->now();
     for (int id : ops) {
       const Op& op = prog.ops[size_t(id)];
@@ -318,25 +349,27 @@ struct Simulation {
             sg::this_actor::sleep_for(op_cost(topology.gpu, op).seconds);
           }
           break;
-        case OpKind::collective:
+        case OpKind::collective: {
+          const CollectiveInfo& c = collective_of(rank, op);
           span.kind = "collective";
-          span.bytes = op.collective.bytes;
-          if (symmetric(op.collective)) {
-            span.instance = describe(op.collective.instance);
-            span.algorithm = to_string(op.collective.instance.algorithm);
-            sg::this_actor::sleep_for(units.alone(op.collective));
+          span.bytes = c.bytes;
+          if (symmetric(c)) {
+            span.instance = describe(c.instance);
+            span.algorithm = to_string(c.instance.algorithm);
+            sg::this_actor::sleep_for(units.alone(c));
           } else {
-            const auto plan = run_collective(rank, op);
+            const auto plan = run_collective(rank, op, c);
             span.algorithm = to_string(plan->algorithm);
             span.instance = describe(plan->instance);
           }
           break;
+        }
         case OpKind::send:
         case OpKind::recv:
           span.kind = op.kind == OpKind::send ? "send" : "recv";
           span.bytes = op.p2p.bytes;
-          span.peer = op.p2p.peer;
-          run_p2p(rank, stream, op);
+          span.peer = peer_of(programs, rank, op.p2p);
+          run_p2p(rank, stream, op, span.peer);
           break;
       }
       span.end = platform->now();
@@ -346,6 +379,34 @@ struct Simulation {
     }
   }
 };
+
+// The index of every span in (rank, start, stream, op, end) order; ties cannot occur (a rank's op
+// ids are distinct, its stalls start at distinct times), so the order never depends on which actor
+// SimGrid ran first. Spans are bucketed by rank, then each rank's compact keys sorted: one sort of
+// indices comparing the spans themselves was 7% of a run's instructions, mostly cache misses.
+std::vector<uint32_t> span_order(const std::vector<Span>& spans, int ranks) {
+  struct Key {
+    double start, end;
+    int stream, op;
+    uint32_t index;
+  };
+  std::vector<size_t> first(size_t(ranks) + 1, 0);
+  for (const Span& s : spans) ++first[size_t(s.rank) + 1];
+  for (size_t r = 0; r < size_t(ranks); ++r) first[r + 1] += first[r];
+  std::vector<Key> keys(spans.size());
+  std::vector<size_t> next(first.begin(), first.end() - 1);
+  for (uint32_t i = 0; i < spans.size(); ++i) {
+    const Span& s = spans[i];
+    keys[next[size_t(s.rank)]++] = Key{s.start, s.end, int(s.stream), s.op, i};
+  }
+  for (size_t r = 0; r < size_t(ranks); ++r)
+    std::sort(keys.begin() + ptrdiff_t(first[r]), keys.begin() + ptrdiff_t(first[r + 1]), [](const Key& a, const Key& b) {
+      return std::tie(a.start, a.stream, a.op, a.end) < std::tie(b.start, b.stream, b.op, b.end);
+    });
+  std::vector<uint32_t> order(spans.size());
+  for (size_t i = 0; i < keys.size(); ++i) order[i] = keys[i].index;
+  return order;
+}
 
 double union_length(std::vector<std::pair<double, double>>& v) {
   std::sort(v.begin(), v.end());
@@ -377,12 +438,15 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
     for (int i = 0; i < static_cast<int>(p.ops.size()); ++i)
       if (p.ops[i].id != i) throw std::invalid_argument("simulate: rank " + std::to_string(r) + " op ids must equal their index");
   }
-  for (const Program& p : programs.ranks)
-    for (const Op& op : p.ops) sim.prepare(op);
+  if (!programs.bindings.empty() && programs.bindings.size() != programs.ranks.size())
+    throw std::invalid_argument("simulate: bindings must be empty or one per rank");
+  sim.bound_collectives.resize(programs.bindings.size());
+  for (int r = 0; r < n; ++r)
+    for (const Op& op : program_of(programs, r).ops) sim.prepare(r, op);
   spdlog::debug("simulate: pieces timed alone and collectives planned in {:.3f} s wall, {:.0f} MiB resident", wall.lap(), resident_mib());
   sim.folded.assign(n, 0.0);
   size_t op_count = 0;
-  for (const Program& p : programs.ranks) op_count += p.ops.size();
+  for (int r = 0; r < n; ++r) op_count += program_of(programs, r).ops.size();
   sim.spans.reserve(op_count + op_count / 4);   // one span per op, plus stalls
   sim.tp_tail.assign(n, 0.0);
   sim.platform_running = true;
@@ -394,12 +458,13 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   sim.link_bytes.assign(sim.fabric.links().size(), 0.0);
   sim.link_busy.resize(sim.fabric.links().size());
   for (int r = 0; r < n; ++r) {
-    sim.ranks[r].done.assign(programs.ranks[r].ops.size(), 0);
-    sim.ranks[r].finish.assign(programs.ranks[r].ops.size(), 0.0);
+    const Program& prog = program_of(programs, r);
+    sim.ranks[r].done.assign(prog.ops.size(), 0);
+    sim.ranks[r].finish.assign(prog.ops.size(), 0.0);
     sim.ranks[r].waiters.resize(kStreamCount);
     // Each stream's ops, listed once: an actor then walks only its own.
     std::map<Stream, std::vector<int>> by_stream;
-    for (const Op& op : programs.ranks[r].ops) by_stream[op.stream].push_back(op.id);
+    for (const Op& op : prog.ops) by_stream[op.stream].push_back(op.id);
     for (auto& [s, ops] : by_stream)
       sg::Actor::create("rank" + std::to_string(r) + "." + std::to_string(int(s)), sim.platform->host(r),
                         [&sim, r, s, ops = std::move(ops)] { engine::guarded(sim.ctx, [&] { sim.run_stream(r, s, ops); }); });
@@ -411,19 +476,13 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   for (int r = 0; r < n; ++r)
     for (size_t i = 0; i < sim.ranks[r].done.size(); ++i)
       if (!sim.ranks[r].done[i])
-        throw std::runtime_error("simulate: deadlock, rank " + std::to_string(r) + " op '" + programs.ranks[r].ops[i].name +
+        throw std::runtime_error("simulate: deadlock, rank " + std::to_string(r) + " op '" + program_of(programs, r).ops[i].name +
                                  "' never ran (a collective not reached by its whole group, or an unmatched send/recv)");
 
   Timeline t;
-  // Sort an index by (rank, start, stream, op), then apply it in place, cycle by cycle: each span is moved about
-  // once (a Span holds several strings) and no second buffer of spans is faulted in.
-  std::vector<uint32_t> order(sim.spans.size());
-  std::iota(order.begin(), order.end(), 0u);
-  // Ties broken by stream and op, so the order never depends on which actor SimGrid ran first.
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    const Span &x = sim.spans[a], &y = sim.spans[b];
-    return std::tie(x.rank, x.start, x.stream, x.op, x.end) < std::tie(y.rank, y.start, y.stream, y.op, y.end);
-  });
+  // Sorted by (rank, start, stream, op, end), then permuted in place, cycle by cycle: each span is
+  // moved about once (a Span holds several strings) and no second buffer of spans is faulted in.
+  std::vector<uint32_t> order = span_order(sim.spans, n);
   for (size_t i = 0; i < order.size(); ++i) {
     if (order[i] == i) continue;
     Span held = std::move(sim.spans[i]);

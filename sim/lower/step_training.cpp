@@ -254,7 +254,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   set.dp_symmetry = options.one_dp_replica && dp > 1;
   MergedRuns merged_runs;
   // Ranks of one stage run the same program but for their groups and pipeline peers: the first
-  // rank of each stage is lowered, the others copy it and take their own groups and peers.
+  // rank of each stage is lowered, the others are bound to it with their own groups and peers.
   struct Template {
     int rank = -1;
     std::vector<int> tp_group, dp_group;
@@ -262,6 +262,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   };
   std::map<int, Template> templates;   // by stage
   set.ranks.resize(size_t(plan.world()));
+  set.bindings.resize(size_t(plan.world()));
   for (int rank = 0; rank < plan.world(); ++rank) {
     const RankCoords c = rank_coords(plan, rank);
     if (options.one_dp_replica && c.dp_index != 0) {
@@ -275,15 +276,11 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const int next = rank_of(plan, c.tp_index, c.dp_index, (stage + 1) % pp);
     if (auto t = templates.find(stage); t != templates.end()) {
       const Template& from = t->second;
-      Program copy = set.ranks[size_t(from.rank)];
-      copy.rank = rank;
-      for (Op& op : copy.ops) {
-        if (op.kind == OpKind::collective)
-          op.collective.group = op.collective.group == from.tp_group ? c.tp_group : dp_group;
-        else if (op.kind == OpKind::send || op.kind == OpKind::recv)
-          op.p2p.peer = op.p2p.peer == from.prev ? prev : next;
-      }
-      set.ranks[size_t(rank)] = std::move(copy);
+      set.ranks[size_t(rank)].rank = rank;
+      RankBinding& b = set.bindings[size_t(rank)];
+      b.from = from.rank;
+      b.groups = {{from.tp_group, c.tp_group}, {from.dp_group, dp_group}};
+      b.peers = {{from.prev, prev}, {from.next, next}};
       continue;
     }
     const std::vector<PipelineSlot> order = pipeline_order(pp, stage, v, m);

@@ -50,11 +50,11 @@ int link_pid(const std::string& link, int network_pid) {
 
 const Op* find_op(const ProgramSet* programs, int rank, int op) {
   if (!programs || op < 0 || rank < 0 || rank >= static_cast<int>(programs->ranks.size())) return nullptr;
-  const auto& ops = programs->ranks[rank].ops;
+  const auto& ops = program_of(*programs, rank).ops;
   return op < static_cast<int>(ops.size()) ? &ops[op] : nullptr;
 }
 
-nlohmann::json op_args(const Span& s, const Op* op) {
+nlohmann::json op_args(const Span& s, const Op* op, const ProgramSet* programs) {
   nlohmann::json a;
   a["kind"] = s.kind;
   if (s.layer >= 0) a["layer"] = s.layer;
@@ -77,7 +77,7 @@ nlohmann::json op_args(const Span& s, const Op* op) {
   if (op->kind == OpKind::collective) {
     a["op"] = to_string(op->collective.op);
     a["bytes"] = op->collective.bytes;
-    a["group"] = op->collective.group;
+    a["group"] = group_of(*programs, s.rank, op->collective);
     if (s.algorithm.empty()) a["algorithm"] = to_string(op->collective.algorithm);
   }
   if (op->kind == OpKind::send || op->kind == OpKind::recv) {
@@ -119,7 +119,7 @@ nlohmann::json chrome_trace(const Timeline& t, const TraceOptions& options) {
     const std::string name = s.kind == "stall" ? "stall: " + s.waited_for : s.name;
     nlohmann::json e = {{"name", name}, {"cat", s.kind}, {"ph", "X"}, {"ts", s.start * kMicro},
                         {"dur", (s.end - s.start) * kMicro}, {"pid", p.pid}, {"tid", p.tid}};
-    e["args"] = op_args(s, op);
+    e["args"] = op_args(s, op, options.programs);
     if (s.kind == "stall") e["args"]["op"] = s.name;
     add(1, p.pid, p.tid, s.start, name, std::move(e));
   }
@@ -133,7 +133,7 @@ nlohmann::json chrome_trace(const Timeline& t, const TraceOptions& options) {
       const Op* op = find_op(options.programs, s.rank, s.op);
       const bool send = op ? op->kind == OpKind::send : s.kind == "send";
       const bool recv = op ? op->kind == OpKind::recv : s.kind == "recv";
-      const int peer = op ? op->p2p.peer : s.peer;
+      const int peer = op ? peer_of(*options.programs, s.rank, op->p2p) : s.peer;
       const int tag = op ? op->p2p.tag : 0;
       if (peer < 0) continue;
       if (send) sends[{s.rank, peer, tag}].push_back(&s);
