@@ -43,6 +43,7 @@ void run_schedule(const Schedule& s, std::vector<std::vector<float>>& buffers, s
   std::vector<float>& snapshot = snapshot_memory ? *snapshot_memory : own_snapshot;
   std::vector<int64_t> written;         // (dst, dst_chunk) keys of the round, sorted
   std::vector<const float*> sources;    // per transfer: where its round-start value is
+  std::vector<char> overwritten;        // per transfer: the round also writes its source
   const auto key = [&](int who, int chunk) { return int64_t(who) * s.chunks + chunk; };
   for (const Round& round : s.rounds) {
     written.clear();
@@ -51,14 +52,16 @@ void run_schedule(const Schedule& s, std::vector<std::vector<float>>& buffers, s
       written.push_back(key(t.dst, t.dst_chunk));
     }
     std::sort(written.begin(), written.end());
-    size_t aside = 0;
-    for (const Transfer& t : round.transfers) aside += std::binary_search(written.begin(), written.end(), key(t.src, t.src_chunk));
-    grow_huge(snapshot, aside * e);
+    overwritten.clear();
+    for (const Transfer& t : round.transfers)
+      overwritten.push_back(std::binary_search(written.begin(), written.end(), key(t.src, t.src_chunk)));
+    grow_huge(snapshot, size_t(std::count(overwritten.begin(), overwritten.end(), 1)) * e);
     sources.clear();
-    aside = 0;
-    for (const Transfer& t : round.transfers) {
+    size_t aside = 0;
+    for (size_t i = 0; i < round.transfers.size(); ++i) {
+      const Transfer& t = round.transfers[i];
       const float* src = buffers[t.src].data() + t.src_chunk * e;
-      if (std::binary_search(written.begin(), written.end(), key(t.src, t.src_chunk))) {
+      if (overwritten[i]) {
         float* copy = snapshot.data() + aside++ * e;
         std::copy(src, src + e, copy);
         src = copy;

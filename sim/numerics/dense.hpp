@@ -33,8 +33,8 @@ inline void round_bf16(Mat& m) {
 int64_t global_row(const TensorDesc& d, int64_t i);
 int64_t global_col(const TensorDesc& d, int64_t j);
 
-// The shard `d` describes, cut out of the full tensor `full` ([global_rows, global_cols]).
-Mat slice_of(const Mat& full, const TensorDesc& d);
+// Throws unless `full` has the global shape of the tensor the shard `d` is a part of.
+void check_reference_shape(const Mat& full, const TensorDesc& d);
 
 // Deterministic contents of a global tensor, computed element by element from (seed, name, global
 // index) so that any shard equals the slice of the full tensor: weights ~ U(-1, 1)/sqrt(rows),

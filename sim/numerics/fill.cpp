@@ -29,19 +29,11 @@ int64_t global_col(const TensorDesc& d, int64_t j) {
   throw std::out_of_range("column outside the interleaved shard of " + d.name);
 }
 
-Mat slice_of(const Mat& full, const TensorDesc& d) {
+void check_reference_shape(const Mat& full, const TensorDesc& d) {
   if (full.rows() != (d.global_rows ? d.global_rows : d.rows) || full.cols() != (d.global_cols ? d.global_cols : d.cols))
     throw std::invalid_argument("tensor " + d.name + ": reference " + d.global_name + " has shape [" +
                                 std::to_string(full.rows()) + ", " + std::to_string(full.cols()) + "], expected [" +
                                 std::to_string(d.global_rows) + ", " + std::to_string(d.global_cols) + "]");
-  Mat out(d.rows, d.cols);
-  std::vector<int64_t> gj(d.cols);
-  for (int64_t j = 0; j < d.cols; ++j) gj[j] = global_col(d, j);
-  for (int64_t i = 0; i < d.rows; ++i) {
-    const int64_t gi = global_row(d, i);
-    for (int64_t j = 0; j < d.cols; ++j) out(i, j) = full(gi, gj[j]);
-  }
-  return out;
 }
 
 namespace {

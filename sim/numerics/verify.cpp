@@ -45,10 +45,7 @@ struct Distance {
   double max_abs = 0, scale = 0;
 };
 Distance distance(const numerics::Mat& m, const numerics::Mat& full, const TensorDesc& d, bool whole) {
-  if (!whole && (full.rows() != (d.global_rows ? d.global_rows : d.rows) ||
-                 full.cols() != (d.global_cols ? d.global_cols : d.cols)))
-    throw std::invalid_argument(fmt::format("tensor {}: reference {} has shape [{}, {}], expected [{}, {}]", d.name,
-                                            d.global_name, full.rows(), full.cols(), d.global_rows, d.global_cols));
+  if (!whole) numerics::check_reference_shape(full, d);
   std::vector<int64_t> gj(m.cols());
   for (int64_t j = 0; j < m.cols(); ++j) gj[j] = whole ? j : numerics::global_col(d, j);
   const int parts = numerics::worker_count();
