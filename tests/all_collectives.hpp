@@ -9,4 +9,5 @@ inline constexpr tpsim::CollectiveOp kOps[] = {
     tpsim::CollectiveOp::send_recv};
 inline constexpr tpsim::Algorithm kAlgorithms[] = {tpsim::Algorithm::ring,   tpsim::Algorithm::tree,
                                                    tpsim::Algorithm::halving_doubling, tpsim::Algorithm::direct,
-                                                   tpsim::Algorithm::nvls,   tpsim::Algorithm::hierarchical};
+                                                   tpsim::Algorithm::nvls,   tpsim::Algorithm::hierarchical,
+                                                   tpsim::Algorithm::nvls_tree, tpsim::Algorithm::pat};

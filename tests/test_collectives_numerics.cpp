@@ -246,6 +246,22 @@ TEST_CASE("hierarchical: all_reduce, all_gather, reduce_scatter on 2..4 nodes x 
         for (int channels : {1, 2}) check_case(op, Algorithm::hierarchical, nodes * per, channels, 0, per);
 }
 
+TEST_CASE("NCCL's tree across nodes: all_reduce over 1..5 nodes x 2..4 ranks (chain + double binary tree)") {
+  for (int nodes = 1; nodes <= 5; ++nodes)
+    for (int per = 2; per <= 4; ++per)
+      for (int channels : {1, 2}) check_case(CollectiveOp::all_reduce, Algorithm::tree, nodes * per, channels, 0, per);
+}
+
+TEST_CASE("nvls_tree: all_reduce over 1..5 nodes x 1..4 ranks, a switch per node") {
+  for (int nodes = 1; nodes <= 5; ++nodes)
+    for (int per = 1; per <= 4; ++per)
+      for (int channels : {1, 2}) check_case(CollectiveOp::all_reduce, Algorithm::nvls_tree, nodes * per, channels, 0, per);
+}
+
+TEST_CASE("pat: all_gather and reduce_scatter, groups 2..16 (powers of two and not)") {
+  sweep(Algorithm::pat, {CollectiveOp::all_gather, CollectiveOp::reduce_scatter});
+}
+
 TEST_CASE("auto resolves to ring for reductions and direct for all-to-all") {
   check_case(CollectiveOp::all_reduce, Algorithm::automatic, 5, 1, 0);
   check_case(CollectiveOp::all_to_all, Algorithm::automatic, 5, 1, 0);

@@ -311,6 +311,10 @@ TEST_CASE("flow_view's closed forms equal the built schedule's edges and critica
       r.algorithm = Algorithm::hierarchical;
       for (int per = 1; per <= p; ++per)
         if (p % per == 0) r.ranks_per_node = per, same(r);
+      // NCCL's tree across nodes: each node's chain under the inter-node double binary tree.
+      r.algorithm = Algorithm::tree;
+      for (int per = 2; per <= p; ++per)
+        if (p % per == 0) r.ranks_per_node = per, same(r);
       r.ranks_per_node = 0;
     }
   // A 4096-rank ring all-reduce in flow view: 4096 edges of 2*4095 chunks, without 33.5M transfers.

@@ -19,10 +19,9 @@ namespace {
 
 // Times every (op, algorithm) the engine accepts on `gpus` GPUs at 256 MiB in both fidelities and
 // checks |flow - step| <= 5% of step. Returns how many pairs applied.
-int check_fidelities(const Topology& t, int gpus) {
+int check_fidelities(const Topology& t, const std::vector<int>& group) {
   const double S = 256.0 * 1024 * 1024;
-  std::vector<int> group(gpus);
-  std::iota(group.begin(), group.end(), 0);
+  const int gpus = static_cast<int>(group.size());
   int applied = 0;
   for (CollectiveOp op : kOps)
     for (Algorithm a : kAlgorithms) {
@@ -42,6 +41,12 @@ int check_fidelities(const Topology& t, int gpus) {
   return applied;
 }
 
+std::vector<int> first_gpus(int n) {
+  std::vector<int> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
 std::vector<int> op_positions(int n) {
   std::vector<int> v(n);
   std::iota(v.begin(), v.end(), 0);
@@ -53,12 +58,21 @@ std::vector<int> op_positions(int n) {
 TEST_CASE("step and flow agree within 5% for every op and algorithm on dgx-h100 (8 GPUs)") {
   // all_reduce x 6, all_gather / reduce_scatter x 4 (ring, hd, direct, hierarchical), broadcast /
   // reduce x 3 (ring, tree, direct), all_to_all / send_recv x 2 (ring, direct).
-  CHECK(check_fidelities(load_topology("dgx-h100"), 8) == 24);
+  CHECK(check_fidelities(load_topology("dgx-h100"), first_gpus(8)) == 24);
 }
 
 TEST_CASE("step and flow agree within 5% for every op and algorithm on 4 nodes of cluster-h100-ndr (32 GPUs)") {
-  // As on one node, less NVLS (in-switch reduction needs the group on one node).
-  CHECK(check_fidelities(load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), 32) == 23);
+  // As on one node, less NVLS (in-switch reduction needs the group on one node), plus NVLS-tree
+  // (all_reduce); the tree is NCCL's chain + inter-node double binary tree here.
+  CHECK(check_fidelities(load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), first_gpus(32)) == 24);
+}
+
+TEST_CASE("step and flow agree within 5% with one GPU on each of 4 nodes (PAT's layout)") {
+  // all_reduce x 5 (ring, tree, hd, direct, hierarchical), all_gather / reduce_scatter x 5 (ring,
+  // hd, direct, hierarchical, pat), broadcast / reduce x 3, all_to_all / send_recv x 2; the NVLS
+  // ones need several GPUs per node.
+  const Topology t = load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}});
+  CHECK(check_fidelities(t, {0, 8, 16, 24}) == 25);
 }
 
 TEST_CASE("resolve_collectives gives identical collectives one instance and leaves resolved ones alone") {

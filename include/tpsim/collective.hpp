@@ -13,7 +13,10 @@
 namespace tpsim {
 
 enum class CollectiveOp { all_reduce, all_gather, reduce_scatter, broadcast, reduce, all_to_all, send_recv };
-enum class Algorithm { automatic, ring, tree, halving_doubling, direct, nvls, hierarchical };
+// tree: NCCL's tree (across nodes: an intra-node chain under an inter-node double binary tree);
+// nvls_tree: NVLS inside each node, double binary tree between nodes; pat: Parallel Aggregated
+// Trees (all-gather / reduce-scatter, one GPU per node).
+enum class Algorithm { automatic, ring, tree, halving_doubling, direct, nvls, hierarchical, nvls_tree, pat };
 
 const char* to_string(CollectiveOp op);
 
@@ -31,7 +34,7 @@ struct CollectiveInstance {
   std::string protocol;                          // NCCL protocol: "LL", "LL128", "Simple", or "ideal"
   std::vector<std::vector<int>> channel_orders;  // per channel: positions in the group, in ring order
   int pipeline = 0;                              // ScheduleRequest::pipeline (chunks per channel)
-  int ranks_per_node = 0;                        // hierarchical: ranks of the group per node
+  int ranks_per_node = 0;                        // hierarchical, nvls_tree, tree across nodes: ranks per node
   bool resolved() const { return algorithm != Algorithm::automatic; }
 };
 // "ring/Simple, 8 channels" (+ ", 4 chunks" for pipelined algorithms): how reports name an instance.
@@ -72,7 +75,8 @@ struct ScheduleRequest {
   int ranks = 2;
   int channels = 1;        // parallel rings / trees; chunks multiply by this
   int root = 0;            // broadcast / reduce
-  int ranks_per_node = 0;  // hierarchical: group is nodes x ranks_per_node, node-major
+  int ranks_per_node = 0;  // hierarchical, nvls_tree, tree (all_reduce): group is nodes x ranks_per_node,
+                           // node-major (tree: 0 = one flat double binary tree over all ranks)
   int pipeline = 0;        // pipelined schedules (chain broadcast/reduce, tree, NVLS): chunks each
                            // channel's (each tree's) data is cut into; 0 = max(ranks, 4)
 };

@@ -55,6 +55,19 @@ Schedule halving_doubling_schedule(const ScheduleRequest& r);
 Schedule direct_schedule(const ScheduleRequest& r);
 Schedule nvls_schedule(const ScheduleRequest& r);
 Schedule hierarchical_schedule(const ScheduleRequest& r);
+Schedule nvls_tree_schedule(const ScheduleRequest& r);
+Schedule pat_schedule(const ScheduleRequest& r);
+
+// One tree over the ranks of a group, in rank space: parent (-1 at the root), children in the order
+// their reductions are applied, depth from the root and height above the deepest leaf below.
+struct RankTree {
+  int root = 0;
+  std::vector<int> parent, depth, height;
+  std::vector<std::vector<int>> children;
+};
+// Tree 0 or 1 of the double binary tree the request describes (tree.cpp): over all ranks, or, for
+// an all_reduce with ranks_per_node > 1, each node's chain under the inter-node double binary tree.
+RankTree double_tree(const ScheduleRequest& r, int tree);
 
 // Tree flow view without building the transfers (flow_view.cpp calls it).
 FlowView tree_flow_view(const ScheduleRequest& r);

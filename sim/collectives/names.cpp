@@ -16,7 +16,7 @@ constexpr CollectiveOp kOps[] = {CollectiveOp::all_reduce, CollectiveOp::all_gat
                                  CollectiveOp::send_recv};
 constexpr Algorithm kAlgorithms[] = {Algorithm::automatic, Algorithm::ring,  Algorithm::tree,
                                      Algorithm::halving_doubling, Algorithm::direct, Algorithm::nvls,
-                                     Algorithm::hierarchical};
+                                     Algorithm::hierarchical, Algorithm::nvls_tree, Algorithm::pat};
 
 // Lower case, '-' and ' ' read as '_', then '_' dropped: "All-Reduce" -> "allreduce".
 std::string squash(const std::string& s) {
@@ -57,6 +57,8 @@ const char* to_string(Algorithm a) {
     case Algorithm::direct: return "direct";
     case Algorithm::nvls: return "nvls";
     case Algorithm::hierarchical: return "hierarchical";
+    case Algorithm::nvls_tree: return "nvls_tree";
+    case Algorithm::pat: return "pat";
   }
   return "?";
 }

@@ -35,6 +35,8 @@ Schedule make_schedule(const ScheduleRequest& request) {
     case Algorithm::direct: s = coll::direct_schedule(r); break;
     case Algorithm::nvls: s = coll::nvls_schedule(r); break;
     case Algorithm::hierarchical: s = coll::hierarchical_schedule(r); break;
+    case Algorithm::nvls_tree: s = coll::nvls_tree_schedule(r); break;
+    case Algorithm::pat: s = coll::pat_schedule(r); break;
     case Algorithm::automatic: break;
   }
   coll::replicate_channels(s, r.channels);

@@ -7,7 +7,10 @@
 // (v -> v+1 mod p) when odd, which moves the root too and makes the two trees' leaf sets disjoint;
 // broadcast / reduce need both trees rooted at R, so only positions 1..p-1 are mirrored (p-1 even)
 // or shifted within 1..p-1 (p-1 odd), which leaves at most one rank a leaf in both.
-// H = tree height = 1 + floor(log2(p-1)). Each tree's half is cut into K chunks and pipelined:
+// Across nodes (all_reduce with ranks_per_node L > 1, as NCCL builds its tree): the same two
+// trees over the N = p/L nodes, each node's L ranks a chain hanging from the node's head (see
+// chain_tree); H = the combined height, L-1 + 1 + floor(log2(N-1)), and the same pipeline.
+// Flat: H = tree height = 1 + floor(log2(p-1)). Each tree's half is cut into K chunks and pipelined:
 //   reduce      a node of height h adds chunk k into its parent in round k+h.   K+H-1 rounds
 //   broadcast   a node of depth d copies chunk k to its children in round k+d.  K+H-1 rounds
 //   all_reduce  reduce, then broadcast shifted by H rounds (chunk k leaves the root in round
@@ -85,31 +88,92 @@ std::vector<int> tree_ranks(const ScheduleRequest& r, int tree) {
   return rank;
 }
 
+// The flat tree `tree` of the request in rank space: the position shape relabelled by tree_ranks.
+RankTree flat_tree(const ScheduleRequest& r, int tree) {
+  const int p = r.ranks;
+  const TreeShape t = shape(p);
+  const std::vector<int> rank = tree_ranks(r, tree);
+  RankTree out;
+  out.root = rank[0];
+  out.parent.assign(p, -1);
+  out.depth.assign(p, 0);
+  out.height.assign(p, 0);
+  out.children.assign(p, {});
+  for (int v = 0; v < p; ++v) {
+    out.parent[rank[v]] = t.parent[v] < 0 ? -1 : rank[t.parent[v]];
+    out.depth[rank[v]] = t.depth[v];
+    out.height[rank[v]] = t.height[v];
+    for (int c : t.children[v]) out.children[rank[v]].push_back(rank[c]);
+  }
+  return out;
+}
+
+// NCCL's tree across nodes (ncclTopoPreset + connectTrees): in every node the ranks form a chain
+// n*L -> n*L+1 -> ... -> n*L+L-1 whose head n*L is the node's vertex in the inter-node double
+// binary tree (the all-reduce trees over N = p/L nodes above); the head reduces its chain child
+// first, then its child nodes' heads (NCCL's TREE pattern: all of a node's network traffic through
+// the head's NIC).
+RankTree chain_tree(const ScheduleRequest& r, int tree) {
+  const int p = r.ranks, per = r.ranks_per_node, nodes = p / per;
+  ScheduleRequest over_nodes = r;
+  over_nodes.ranks = nodes;
+  const RankTree node = flat_tree(over_nodes, tree);
+  RankTree out;
+  out.root = node.root * per;
+  out.parent.assign(p, -1);
+  out.depth.assign(p, 0);
+  out.height.assign(p, 0);
+  out.children.assign(p, {});
+  for (int x = 0; x < p; ++x) {
+    const int n = x / per, l = x % per;
+    out.parent[x] = l > 0 ? x - 1 : (node.parent[n] < 0 ? -1 : node.parent[n] * per);
+    if (l + 1 < per) out.children[x].push_back(x + 1);
+    if (l == 0)
+      for (int c : node.children[n]) out.children[x].push_back(c * per);
+  }
+  // Depth top-down from the root, height bottom-up (children are visited after their parent).
+  std::vector<int> order = {out.root};
+  for (size_t i = 0; i < order.size(); ++i)
+    for (int c : out.children[order[i]]) out.depth[c] = out.depth[order[i]] + 1, order.push_back(c);
+  for (size_t i = order.size(); i-- > 0;)
+    for (int c : out.children[order[i]]) out.height[order[i]] = std::max(out.height[order[i]], out.height[c] + 1);
+  return out;
+}
+
+bool chained(const ScheduleRequest& r) { return r.ranks_per_node > 1; }
+
 void check_op(const ScheduleRequest& r) {
   if (r.op != CollectiveOp::all_reduce && r.op != CollectiveOp::reduce && r.op != CollectiveOp::broadcast)
     unsupported(r, "the double binary tree implements all_reduce, broadcast and reduce only");
+  if (r.ranks_per_node < 0 || (chained(r) && r.ranks % r.ranks_per_node != 0))
+    unsupported(r, "ranks_per_node must divide the group size " + std::to_string(r.ranks) + " (got " +
+                       std::to_string(r.ranks_per_node) + ")");
+  if (chained(r) && r.op != CollectiveOp::all_reduce)
+    unsupported(r, "the chain + inter-node tree (ranks_per_node > 1) is NCCL's all_reduce tree; broadcast and "
+                   "reduce run the flat double binary tree (ranks_per_node 0)");
 }
 
 }  // namespace
 
+RankTree double_tree(const ScheduleRequest& r, int tree) { return chained(r) ? chain_tree(r, tree) : flat_tree(r, tree); }
+
+// Two trees, each carrying K chunks (its half of the channel), pipelined as described at the top.
 Schedule tree_schedule(const ScheduleRequest& r) {
   check_op(r);
   const bool up = r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::reduce;
   const bool down = r.op == CollectiveOp::all_reduce || r.op == CollectiveOp::broadcast;
   const int p = r.ranks, k = pipeline_chunks(r);
   const int root = r.op == CollectiveOp::all_reduce ? 0 : r.root;
-  const TreeShape t = shape(p);
   Schedule s = empty_schedule(r, 2 * k, p);
   for (int tree = 0; tree < 2; ++tree) {
-    const std::vector<int> rank = tree_ranks(r, tree);
+    const RankTree t = double_tree(r, tree);
     const int base = tree * k;
-    const int offset = up ? t.height[0] : 0;   // round the broadcast of chunk 0 leaves the root
-    for (int v = 0; v < p; ++v)
+    const int offset = up ? t.height[t.root] : 0;   // round the broadcast of chunk 0 leaves the root
+    for (int x = 0; x < p; ++x)
       for (int c = 0; c < k; ++c) {
-        if (up && v != 0) add_transfer(s, c + t.height[v], rank[v], rank[t.parent[v]], base + c, base + c, true);
+        if (up && t.parent[x] >= 0) add_transfer(s, c + t.height[x], x, t.parent[x], base + c, base + c, true);
         if (down)
-          for (int child : t.children[v])
-            add_transfer(s, offset + c + t.depth[v], rank[v], rank[child], base + c, base + c, false);
+          for (int child : t.children[x]) add_transfer(s, offset + c + t.depth[x], x, child, base + c, base + c, false);
       }
   }
   for (int i = 0; i < p; ++i) {
@@ -125,19 +189,21 @@ FlowView tree_flow_view(const ScheduleRequest& r) {
   check_op(r);
   const bool both = r.op == CollectiveOp::all_reduce, up = both || r.op == CollectiveOp::reduce;
   const int p = r.ranks, k = pipeline_chunks(r);
-  const TreeShape t = shape(p);
   std::map<std::pair<int, int>, double> total;
+  int height = 0;
   for (int tree = 0; tree < 2; ++tree) {
-    const std::vector<int> rank = tree_ranks(r, tree);
-    for (int v = 1; v < p; ++v) {
-      const int a = rank[v], b = rank[t.parent[v]];
+    const RankTree t = double_tree(r, tree);
+    height = std::max(height, t.height[t.root]);
+    for (int x = 0; x < p; ++x) {
+      if (t.parent[x] < 0) continue;
+      const int a = x, b = t.parent[x];
       if (up) total[{a, b}] += double(k) * r.channels;
       if (both || !up) total[{b, a}] += double(k) * r.channels;
     }
   }
   FlowView f;
   for (const auto& [key, chunks] : total) f.edges.push_back(Edge{key.first, key.second, chunks});
-  f.rounds = p < 2 ? 0 : k + (both ? 2 : 1) * t.height[0] - 1;
+  f.rounds = p < 2 ? 0 : k + (both ? 2 : 1) * height - 1;
   f.participants = p;
   f.chunks = f.size_chunks = 2 * k * r.channels;
   return f;

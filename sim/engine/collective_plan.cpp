@@ -33,6 +33,40 @@ int helper_endpoint(const Fabric& f, const std::vector<int>& group) {
   return sw;
 }
 
+// NVLS-tree's helpers: helper n is the NVSwitch of the node holding channel positions
+// n*L .. n*L+L-1 (`endpoint`: the channel's GPUs in its order), which must all sit on that node.
+int node_switch(const Fabric& f, const std::vector<int>& endpoint, int per, int n) {
+  const int node = f.node_of(endpoint[size_t(n) * per]);
+  for (int l = 0; l < per; ++l)
+    if (f.node_of(endpoint[size_t(n) * per + l]) != node)
+      throw std::invalid_argument("collective: nvls_tree needs the group laid out node by node, " +
+                                  std::to_string(per) + " GPUs of one node after another");
+  const int sw = f.switch_endpoint(node);
+  if (sw < 0) throw std::invalid_argument("collective: nvls_tree needs an NVSwitch in every node");
+  return sw;
+}
+
+// The algorithms that apply only to some groups say why not, in one line, before anything is built.
+void check_group(const Fabric& f, const CollectiveSpec& spec) {
+  const Topology& topo = f.topology();
+  const Algorithm a = spec.instance.algorithm;
+  const std::vector<int>& g = spec.group;
+  const std::string name = to_string(a);
+  if ((a == Algorithm::nvls || a == Algorithm::nvls_tree) && !(topo.intra.fabric == IntraFabric::nvswitch && topo.intra.nvls))
+    throw std::invalid_argument("collective: " + name + " needs an NVSwitch topology with intra.nvls: true ('" +
+                                topo.name + "' has none)");
+  std::set<int> nodes;
+  for (int gpu : g) nodes.insert(f.node_of(gpu));
+  if (a == Algorithm::pat && nodes.size() != g.size())
+    throw std::invalid_argument("collective: pat runs with one GPU per node (NCCL 2.23+); this group of " +
+                                std::to_string(g.size()) + " GPUs spans " + std::to_string(nodes.size()) +
+                                (nodes.size() == 1 ? " node" : " nodes"));
+  if (a == Algorithm::nvls_tree && nodes.size() < 2)
+    throw std::invalid_argument("collective: nvls_tree joins nodes by a tree; on one node use nvls");
+  if (a == Algorithm::nvls_tree && spec.instance.ranks_per_node < 2)
+    throw std::invalid_argument("collective: nvls_tree needs at least 2 GPUs per node (the in-switch reduction)");
+}
+
 // Bytes one transfer carries: the schedule's own notion of a chunk of the nccl-tests size.
 double chunk_payload(const Schedule& s, double bytes) {
   const std::vector<double> sent = bytes_sent(s, bytes);
@@ -125,12 +159,9 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
   check_collective(f, spec);
   const CollectiveInstance& inst = spec.instance;
   if (!inst.resolved()) throw std::logic_error("collective plan: the instance is not resolved (resolve_collective)");
-  const Topology& topo = f.topology();
   const int p = static_cast<int>(spec.group.size());
   check_orders(inst, p);
-  if (inst.algorithm == Algorithm::nvls && !(topo.intra.fabric == IntraFabric::nvswitch && topo.intra.nvls))
-    throw std::invalid_argument("collective: nvls needs an NVSwitch topology with intra.nvls: true ('" + topo.name +
-                                "' has none)");
+  check_group(f, spec);
   CollectivePlan plan;
   plan.op = spec.op;
   plan.algorithm = inst.algorithm;
@@ -173,7 +204,9 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
     ChannelPlan ch;
     ch.schedule = it->second;
     for (int pos : order) ch.endpoint.push_back(spec.group[pos]);
-    for (int extra = p; extra < ch.schedule->participants; ++extra) ch.endpoint.push_back(helper_endpoint(f, spec.group));
+    for (int extra = p; extra < ch.schedule->participants; ++extra)
+      ch.endpoint.push_back(inst.algorithm == Algorithm::nvls_tree ? node_switch(f, ch.endpoint, inst.ranks_per_node, extra - p)
+                                                                   : helper_endpoint(f, spec.group));
     plan.rounds = std::max(plan.rounds, static_cast<int>(ch.schedule->rounds.size()));
     plan.channels.push_back(std::move(ch));
   }

@@ -56,8 +56,8 @@ struct ProtocolCost {
   double min_time = 0;               // s floor of the bandwidth term (channel ramp-up); 0 = none
 };
 // The protocols `algorithm` may run with on the topology, in file order, or one "ideal" protocol
-// when it lists none. NVLS is Simple-only, as in NCCL (its tuner gives LL and LL128 no bandwidth
-// there), unless the topology names no Simple protocol.
+// when it lists none. NVLS, NVLS-tree and PAT are Simple-only, as in NCCL (its tuner gives LL and
+// LL128 no bandwidth there), unless the topology names no Simple protocol.
 std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algorithm);
 
 // Chunks one (channel, src, dst) edge moves; payload in bytes once multiplied by chunk_payload.

@@ -95,8 +95,9 @@ std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algor
     out.push_back({p.name, t.collectives.launch_latency + p.base_latency, p.intra_step_latency, p.inter_step_latency,
                    p.efficiency, p.max_bandwidth, p.min_time});
   }
-  if (algorithm == Algorithm::nvls &&
-      std::any_of(out.begin(), out.end(), [](const ProtocolCost& p) { return p.name == "Simple"; }))
+  // NVLS, NVLS-tree and PAT are Simple-only in NCCL (its tuner gives LL and LL128 no bandwidth there).
+  const bool simple_only = algorithm == Algorithm::nvls || algorithm == Algorithm::nvls_tree || algorithm == Algorithm::pat;
+  if (simple_only && std::any_of(out.begin(), out.end(), [](const ProtocolCost& p) { return p.name == "Simple"; }))
     std::erase_if(out, [](const ProtocolCost& p) { return p.name != "Simple"; });
   if (out.empty()) out.push_back({"ideal", t.collectives.launch_latency, 0, 0, 1, 0, 0});
   return out;
@@ -125,11 +126,17 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   double rank_cap = kInf;   // payload B/s per rank
   if (plan.algorithm == Algorithm::nvls && topo.intra.nvls_bandwidth > 0)
     rank_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, plan.ranks);
+  // NVLS-tree: each rank feeds its node's switch as NVLS on one node of ranks_per_node GPUs does,
+  // so the same cap holds on the edges to and from a switch (the tree's NIC edges are not capped).
+  double switch_cap = kInf;
+  if (plan.algorithm == Algorithm::nvls_tree && topo.intra.nvls_bandwidth > 0)
+    switch_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, plan.instance.ranks_per_node);
   if (proto.max_bandwidth > 0) rank_cap = std::min(rank_cap, proto.max_bandwidth);
   if (proto.min_time > 0 && most_sent > 0) rank_cap = std::min(rank_cap, most_sent / proto.min_time);
   std::vector<int> scratch;
   for (FlowEdge& e : plan.edges) {
-    const double payload_cap = e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
+    double payload_cap = e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
+    if (e.src >= f.gpus() || e.dst >= f.gpus()) payload_cap = std::min(payload_cap, switch_cap);
     const double wire_cap = payload_cap * plan.wire_scale;
     // A cap at or above the route's slowest link never binds under max-min: drop it, so the flow
     // backend may run the edge without a rate-limited message.

@@ -39,26 +39,43 @@ int ranks_per_node(const Fabric& f, const std::vector<int>& group) {
 
 // Algorithms whose schedule cuts each channel's data into ScheduleRequest::pipeline chunks.
 bool pipelined(CollectiveOp op, Algorithm a) {
-  return a == Algorithm::tree || a == Algorithm::nvls ||
+  return a == Algorithm::tree || a == Algorithm::nvls || a == Algorithm::nvls_tree ||
          (a == Algorithm::ring && (op == CollectiveOp::broadcast || op == CollectiveOp::reduce));
 }
 
-// NCCL's multi-node rings: one channel per NIC the group uses; channel c rotates every node's
-// block of positions by c, so each channel enters and leaves a node through different GPUs and
-// NICs. Single-node groups, other algorithms and groups not laid out node by node: one channel.
+// True when the group spans several nodes with the same number (> 1) of GPUs on each, node after
+// node: the layout NCCL's multi-node rings and trees are built for.
+bool node_major(const Fabric& f, const std::vector<int>& g) {
+  const int p = static_cast<int>(g.size()), per_node = ranks_per_node(f, g);
+  bool ok = per_node > 1 && per_node < p && p % per_node == 0;
+  for (int i = 0; ok && i < p; ++i) {
+    const int block = i - i % per_node;
+    ok = f.node_of(g[i]) == f.node_of(g[block]) && (block == 0 || f.node_of(g[block]) != f.node_of(g[block - 1]));
+  }
+  return ok;
+}
+
+// NCCL's tree across nodes: an all-reduce over a node-major group chains each node's GPUs under
+// the inter-node double binary tree; anything else runs the flat double binary tree (0).
+int tree_ranks_per_node(const Fabric& f, CollectiveOp op, const std::vector<int>& g) {
+  return op == CollectiveOp::all_reduce && node_major(f, g) ? ranks_per_node(f, g) : 0;
+}
+
+// NCCL's multi-node rings and trees: one channel per NIC the group uses; channel c rotates every
+// node's block of positions by c, so each channel enters and leaves a node through different GPUs
+// and NICs (a tree channel's chain starts at, and its inter-node edges leave from, local rank c).
+// A tree channel carries both complementary trees, each on half its data: NCCL's channel c and its
+// duplicate c + channels. Single-node groups, other algorithms and groups not laid out node by
+// node: one channel.
 std::vector<std::vector<int>> channel_orders(const Fabric& f, CollectiveOp op, Algorithm algorithm,
                                              const std::vector<int>& g) {
   const int p = static_cast<int>(g.size());
   std::vector<int> identity(p);
   for (int i = 0; i < p; ++i) identity[i] = i;
   const int per_node = ranks_per_node(f, g);
-  bool node_major = per_node > 1 && per_node < p && p % per_node == 0;
-  for (int i = 0; node_major && i < p; ++i) {
-    const int block = i - i % per_node;
-    node_major = f.node_of(g[i]) == f.node_of(g[block]) && (block == 0 || f.node_of(g[block]) != f.node_of(g[block - 1]));
-  }
-  if (algorithm != Algorithm::ring || !node_major || op == CollectiveOp::all_to_all || op == CollectiveOp::send_recv)
-    return {identity};
+  const bool rotated = (algorithm == Algorithm::ring && op != CollectiveOp::all_to_all && op != CollectiveOp::send_recv) ||
+                       (algorithm == Algorithm::tree && tree_ranks_per_node(f, op, g) > 0);
+  if (!rotated || !node_major(f, g)) return {identity};
   std::set<int> nics;
   std::vector<int> route;
   for (int i = 0; i < per_node; ++i) {
@@ -91,7 +108,8 @@ Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm,
     const double channel_bytes = bytes / inst.channel_orders.size();
     inst.pipeline = static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(kMaxPipeline)));
   }
-  if (algorithm == Algorithm::hierarchical) inst.ranks_per_node = ranks_per_node(f, group);
+  if (algorithm == Algorithm::hierarchical || algorithm == Algorithm::nvls_tree) inst.ranks_per_node = ranks_per_node(f, group);
+  if (algorithm == Algorithm::tree) inst.ranks_per_node = tree_ranks_per_node(f, op, group);
   CollectivePlan plan = plan_shape(f, spec, Fidelity::flow);
   Priced best;
   bool first = true;
