@@ -326,3 +326,65 @@ TEST_CASE("flow_view's closed forms equal the built schedule's edges and critica
   CHECK(f.edges[0].chunks == 2.0 * 4095);
   CHECK(f.rounds == 2 * 4095);
 }
+
+// Bytes a schedule moves between different nodes of `per` ranks each (rank / per = node), for a
+// 1-byte collective; switches (participants >= ranks) belong to node participant - ranks.
+static double inter_node_bytes(const Schedule& s, int per) {
+  const auto node = [&](int q) { return q < s.ranks ? q / per : q - s.ranks; };
+  double chunks = 0;
+  for (const Edge& e : schedule_edges(s))
+    if (node(e.src) != node(e.dst)) chunks += e.chunks;
+  return chunks / s.input_chunks[0].size();
+}
+
+TEST_CASE("NCCL's tree across nodes: chain + double binary tree, K+2H-1 rounds, 2(N-1)S across nodes") {
+  // H = the chain below the head (L-1) plus the inter-node tree's height 1 + floor(log2(N-1)); each
+  // of the two trees' N-1 inter-node edges carries S/2 up and S/2 down.
+  for (int nodes = 2; nodes <= 6; ++nodes)
+    for (int per : {2, 4, 8}) {
+      INFO(nodes << " nodes x " << per);
+      const int p = nodes * per, h = per - 1 + tree_height(nodes);
+      const Schedule s = make(CollectiveOp::all_reduce, Algorithm::tree, p, 1, 0, per);
+      CHECK(rounds(s) == default_k(p) + 2 * h - 1);
+      CHECK(inter_node_bytes(s, per) == rel(2.0 * (nodes - 1), 1e-12));
+      check_no_hazard(s);
+    }
+  CHECK(message_of([] { make(CollectiveOp::broadcast, Algorithm::tree, 8, 1, 0, 4); }).find("all_reduce") != std::string::npos);
+}
+
+TEST_CASE("nvls_tree: K+2H+3 rounds, S into each node's switch per rank, 2(N-1)S across nodes") {
+  for (int nodes = 2; nodes <= 6; ++nodes)
+    for (int per : {2, 4, 8}) {
+      INFO(nodes << " nodes x " << per);
+      const int p = nodes * per, h = tree_height(nodes);
+      const Schedule s = make(CollectiveOp::all_reduce, Algorithm::nvls_tree, p, 1, 0, per);
+      CHECK(rounds(s) == default_k(p) + 2 * h + 3);
+      CHECK(s.participants == p + nodes);
+      CHECK(inter_node_bytes(s, per) == rel(2.0 * (nodes - 1), 1e-12));
+      // Every rank: its whole buffer into the switch, plus its part (1/L) as a head; the tree edges
+      // add S/(2L) per edge it sends on.
+      const auto sent = bytes_sent(s, 1.0);
+      for (int q = 0; q < p; ++q) CHECK(sent[q] >= 1.0 + 1.0 / per - 1e-12);
+      for (int n = 0; n < nodes; ++n) CHECK(sent[p + n] == rel(1.0 + per, 1e-12));   // S to the heads + L-fold multicast
+    }
+  CHECK(message_of([] { make(CollectiveOp::all_gather, Algorithm::nvls_tree, 8, 1, 0, 4); }).find("all_reduce") !=
+        std::string::npos);
+}
+
+TEST_CASE("pat: ceil(log2 p) rounds, (p-1)/p S per rank, one block on the far hop first") {
+  for (int p = 2; p <= 33; ++p) {
+    INFO("p=" << p);
+    const int dims = static_cast<int>(std::ceil(std::log2(p)));
+    for (CollectiveOp op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
+      const Schedule s = make(op, Algorithm::pat, p);
+      CHECK(rounds(s) == dims);
+      for (double b : bytes_sent(s, 1.0)) CHECK(b == rel((p - 1.0) / p, 1e-12));
+      check_no_hazard(s);
+    }
+    // all_gather: the first round crosses the farthest distance 2^(D-1) with one block per rank.
+    const Schedule ag = make(CollectiveOp::all_gather, Algorithm::pat, p);
+    for (const Transfer& t : ag.rounds[0].transfers) CHECK((t.dst - t.src + p) % p == 1 << (dims - 1));
+    CHECK(ag.rounds[0].transfers.size() == size_t(p));
+  }
+  CHECK(message_of([] { make(CollectiveOp::all_reduce, Algorithm::pat, 4); }).find("all_gather") != std::string::npos);
+}

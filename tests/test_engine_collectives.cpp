@@ -266,3 +266,38 @@ TEST_CASE("bad collective input is rejected with a message") {
   CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::nvls, first(8), 1e6, o), std::invalid_argument);
   CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {}, 1e6, o), std::invalid_argument);
 }
+
+TEST_CASE("pat across 4 nodes, one GPU each: (p-1)/p S through each NIC at its efficiency, plus the launch") {
+  // Each rank receives the other three shards through its one NIC: 3/4 S at nic.bandwidth x
+  // nic.efficiency; the fixed term is the launch plus Simple's base latency; the two rounds' step
+  // latencies (~30 us) are under 0.5% of 1 GiB's ~16.6 ms.
+  const Topology t = load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}});
+  const double S = 1024.0 * 1024 * 1024;
+  double fixed = t.collectives.launch_latency;
+  for (const ProtocolSpec& p : t.collectives.protocols)
+    if (p.name == "Simple") fixed += p.base_latency;
+  const double want = fixed + 0.75 * S / (t.nic.bandwidth * t.nic.efficiency);
+  for (CollectiveOp op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter}) {
+    const CollectiveTiming got = time_collective(t, op, Algorithm::pat, {0, 8, 16, 24}, S, EngineOptions{});
+    CHECK(got.protocol == "Simple");
+    CHECK(got.seconds == rel(want, 0.005));
+  }
+  // Refused, in one line, where NCCL does not run it: two GPUs of a node, or an all-reduce.
+  CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_gather, Algorithm::pat, {0, 1, 8, 9}, S, EngineOptions{}), std::invalid_argument);
+  CHECK_THROWS_AS(time_collective(t, CollectiveOp::all_reduce, Algorithm::pat, {0, 8, 16, 24}, S, EngineOptions{}), std::invalid_argument);
+}
+
+TEST_CASE("the tree across nodes is NCCL's: one chain per NIC rail under the inter-node trees") {
+  const Topology t = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
+  std::vector<int> group(16);
+  std::iota(group.begin(), group.end(), 0);
+  const CollectiveInstance inst = resolve_collective(t, CollectiveOp::all_reduce, Algorithm::tree, group, 1 << 28);
+  CHECK(inst.channel_orders.size() == 8);   // one per NIC, as the ring
+  CHECK(inst.ranks_per_node == 8);
+  CHECK(inst.channel_orders[3][0] == 3);    // channel 3's chain starts at local rank 3 (NIC 3)
+  // Bandwidth: every GPU sends S up and S down its chain over NVLink (2S against the ring's
+  // 2(p-1)/p S), so the tree's large-message time is within 10% of the ring's, not 3-4x it.
+  const double tree = time_collective(t, CollectiveOp::all_reduce, Algorithm::tree, group, 1 << 30, EngineOptions{}).seconds;
+  const double ring = time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, group, 1 << 30, EngineOptions{}).seconds;
+  CHECK(tree == rel(ring * 2.0 / (2.0 * 15 / 16), 0.10));
+}

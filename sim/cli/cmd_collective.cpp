@@ -28,6 +28,7 @@ struct CollectiveArgs {
   std::string min_bytes = "8", max_bytes = "8G";
   double factor = 2;
   int gpus = 0;
+  int per_node = 0;   // GPUs taken from each node (0: all of them)
   bool csv = false;
   std::vector<std::string> sets;
 };
@@ -73,20 +74,24 @@ void run(const CollectiveArgs& a) {
   const double lo = parse_size("-b", a.min_bytes), hi = parse_size("-e", a.max_bytes);
   if (lo > hi) throw InputError("", 0, 0, "-b", "minimum size is above the maximum (-e)");
   if (!(a.factor > 1)) throw InputError("", 0, 0, "-f", "the size factor must be > 1");
-  const int gpus = a.gpus > 0 ? a.gpus : topo.gpus_per_node;
-  if (gpus > topo.total_gpus())
+  const int per = a.per_node > 0 ? a.per_node : topo.gpus_per_node;
+  if (per > topo.gpus_per_node)
+    throw InputError("", 0, 0, "--per-node", fmt::format("'{}' has {} GPUs per node, not {}", topo.name, topo.gpus_per_node, per));
+  const int gpus = a.gpus > 0 ? a.gpus : per;
+  if (gpus > per * topo.nodes)
     throw InputError("", 0, 0, "--gpus",
                      fmt::format("{} GPUs do not fit on '{}' ({} nodes x {}); add --set topology.nodes=N", gpus,
-                                 topo.name, topo.nodes, topo.gpus_per_node));
+                                 topo.name, topo.nodes, per));
+  // The first `per` GPUs of each node, node after node (PAT wants one per node: --per-node 1).
   std::vector<int> group(gpus);
-  std::iota(group.begin(), group.end(), 0);
+  for (int i = 0; i < gpus; ++i) group[i] = i / per * topo.gpus_per_node + i % per;
 
   constexpr double kTypeBytes = 4;   // nccl-tests' default type, float
   if (a.csv) {
     std::puts("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels,pipeline");
   } else {
     std::printf("# tpsim collective: %s, %s, %d GPUs on %s (%d per node), %s fidelity\n", to_string(op), a.algo.c_str(),
-                gpus, topo.name.c_str(), topo.gpus_per_node, a.fidelity.c_str());
+                gpus, topo.name.c_str(), per, a.fidelity.c_str());
     std::printf("%12s %12s %6s %12s %10s %10s  %s\n", "size(B)", "count(elts)", "type", "time(us)", "algbw(GB/s)",
                 "busbw(GB/s)", "instance");
   }
@@ -110,9 +115,11 @@ void register_collective(CLI::App& app) {
   cmd->add_option("-t,--topology", args->topology, "Topology preset or YAML path")->capture_default_str();
   cmd->add_option("--op", args->op, "all_reduce | all_gather | reduce_scatter | broadcast | reduce | all_to_all | send_recv")
       ->capture_default_str();
-  cmd->add_option("--algo", args->algo, "ring | tree | halving_doubling | direct | nvls | hierarchical | auto")
+  cmd->add_option("--algo", args->algo, "ring | tree | halving_doubling | direct | nvls | hierarchical | nvls_tree | pat | auto")
       ->capture_default_str();
   cmd->add_option("--gpus", args->gpus, "GPUs taking part (default: one node); beyond a node uses topology.nodes")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--per-node", args->per_node, "GPUs taken from each node (default: all of them; pat: 1)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("-b,--minbytes", args->min_bytes, "Smallest size (K/M/G suffixes)")->capture_default_str();
   cmd->add_option("-e,--maxbytes", args->max_bytes, "Largest size (K/M/G suffixes)")->capture_default_str();
