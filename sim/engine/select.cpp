@@ -43,9 +43,10 @@ bool pipelined(CollectiveOp op, Algorithm a) {
          (a == Algorithm::ring && (op == CollectiveOp::broadcast || op == CollectiveOp::reduce));
 }
 
-// NCCL's multi-node rings: one channel per NIC the group uses; channel c rotates every node's
-// block of positions by c, so each channel enters and leaves a node through different GPUs and
-// NICs. Single-node groups, other algorithms and groups not laid out node by node: one channel.
+// NCCL's multi-node rings: one channel per NIC group (the NICs of one GPU, fabric.hpp) the
+// group uses; channel c rotates every node's block of positions by c, so each channel enters and
+// leaves a node through different GPUs and NICs. Single-node groups, other algorithms and groups
+// not laid out node by node: one channel.
 std::vector<std::vector<int>> channel_orders(const Fabric& f, CollectiveOp op, Algorithm algorithm,
                                              const std::vector<int>& g) {
   const int p = static_cast<int>(g.size());
@@ -60,12 +61,7 @@ std::vector<std::vector<int>> channel_orders(const Fabric& f, CollectiveOp op, A
   if (algorithm != Algorithm::ring || !node_major || op == CollectiveOp::all_to_all || op == CollectiveOp::send_recv)
     return {identity};
   std::set<int> nics;
-  std::vector<int> route;
-  for (int i = 0; i < per_node; ++i) {
-    route.clear();
-    f.route(g[i], g[(i + per_node) % p], route);   // to a GPU of another node: the first link is the NIC
-    nics.insert(route.front());
-  }
+  for (int i = 0; i < per_node; ++i) nics.insert(f.nic_link(g[i]));
   std::vector<std::vector<int>> orders;
   for (int c = 0; c < static_cast<int>(nics.size()); ++c) {
     std::vector<int> order(p);
