@@ -63,8 +63,19 @@ struct NicSpec {
   double bandwidth = 0;                 // B/s per NIC per direction (line rate)
   double efficiency = 1.0;              // achievable fraction of line rate
   double latency = 0;                   // s per NIC traversal
-  std::vector<std::vector<int>> gpus;   // gpus[i] = local GPU indices NIC i serves (rail-optimised)
+  std::vector<std::vector<int>> gpus;   // gpus[i] = local GPU indices NIC i serves (rail-optimised);
+                                        // [] = a NIC that carries no GPU traffic (storage, management)
+  // The path between a GPU and its NICs. 0 / empty = not modelled (not a bottleneck).
+  double pcie_bandwidth = 0;            // B/s per direction of each GPU's PCIe path to its NICs
+  std::vector<int> sockets;             // per NIC: the CPU socket it hangs off
+  std::vector<int> gpu_sockets;         // per local GPU: its CPU socket
+  double socket_bandwidth = 0;          // B/s per direction between two sockets (UPI / xGMI)
 };
+
+// The NICs each local GPU sends and receives through (its traffic spreads over all of them, as
+// NCCL spreads channels over a GPU's NICs): from nic.gpus, or, when nic.gpus is empty (a topology
+// built in code), NIC g * count / gpus_per_node. GPUs that share a NIC must share all their NICs.
+std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node);
 
 enum class NetworkKind { single_switch, fat_tree };
 

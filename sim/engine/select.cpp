@@ -61,7 +61,8 @@ int tree_ranks_per_node(const Fabric& f, CollectiveOp op, const std::vector<int>
   return op == CollectiveOp::all_reduce && node_major(f, g) ? ranks_per_node(f, g) : 0;
 }
 
-// NCCL's multi-node rings and trees: one channel per NIC the group uses; channel c rotates every
+// NCCL's multi-node rings and trees: one channel per NIC group (the NICs of one GPU, fabric.hpp)
+// the group uses; channel c rotates every
 // node's block of positions by c, so each channel enters and leaves a node through different GPUs
 // and NICs (a tree channel's chain starts at, and its inter-node edges leave from, local rank c).
 // A tree channel carries both complementary trees, each on half its data: NCCL's channel c and its
@@ -77,12 +78,7 @@ std::vector<std::vector<int>> channel_orders(const Fabric& f, CollectiveOp op, A
                        (algorithm == Algorithm::tree && tree_ranks_per_node(f, op, g) > 0);
   if (!rotated || !node_major(f, g)) return {identity};
   std::set<int> nics;
-  std::vector<int> route;
-  for (int i = 0; i < per_node; ++i) {
-    route.clear();
-    f.route(g[i], g[(i + per_node) % p], route);   // to a GPU of another node: the first link is the NIC
-    nics.insert(route.front());
-  }
+  for (int i = 0; i < per_node; ++i) nics.insert(f.nic_link(g[i]));
   std::vector<std::vector<int>> orders;
   for (int c = 0; c < static_cast<int>(nics.size()); ++c) {
     std::vector<int> order(p);

@@ -76,13 +76,32 @@ std::vector<std::vector<int>> rail_optimised(const Map& nic, int count, int gpus
   return gpus;
 }
 
+// A list of small integers, e.g. sockets: [0, 0, 1, 1].
+std::vector<int> read_indices(const Map& n, const std::string& key) {
+  const YAML::Node list = n.value(key);
+  if (!list.IsSequence()) n.fail(key, "expected a list of integers like [0, 0, 1, 1], got " + shown(list));
+  std::vector<int> out;
+  for (const auto& x : list) {
+    int v = 0;
+    if (!x.IsScalar() || !YAML::convert<int>::decode(x, v))
+      fail_at(n.source(), x, n.key_path(key), "expected an integer, got " + shown(x));
+    out.push_back(v);
+  }
+  return out;
+}
+
 NicSpec read_nic(const Map& n, int gpus_per_node) {
-  n.only({"count", "bandwidth", "efficiency", "latency", "gpus"});
+  n.only({"count", "bandwidth", "efficiency", "latency", "gpus", "pcie_bandwidth", "sockets", "gpu_sockets",
+          "socket_bandwidth"});
   NicSpec nic;
   nic.count = n.small_integer("count");
   nic.bandwidth = n.quantity("bandwidth", "bandwidth");
   nic.efficiency = n.quantity("efficiency", "number", 1.0);
   nic.latency = n.quantity("latency", "time", 0.0);
+  nic.pcie_bandwidth = n.quantity("pcie_bandwidth", "bandwidth", 0.0);
+  nic.socket_bandwidth = n.quantity("socket_bandwidth", "bandwidth", 0.0);
+  if (n.has("sockets")) nic.sockets = read_indices(n, "sockets");
+  if (n.has("gpu_sockets")) nic.gpu_sockets = read_indices(n, "gpu_sockets");
   if (!n.has("gpus")) {
     nic.gpus = rail_optimised(n, nic.count, gpus_per_node);
     return nic;
@@ -167,3 +186,20 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
 }
 
 }  // namespace tpsim::spec_detail
+
+namespace tpsim {
+
+std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node) {
+  std::vector<std::vector<int>> of(std::max(0, gpus_per_node));
+  if (nic.count <= 0 || gpus_per_node <= 0) return of;
+  if (nic.gpus.empty()) {
+    for (int g = 0; g < gpus_per_node; ++g) of[g].push_back(int(int64_t(g) * nic.count / gpus_per_node));
+    return of;
+  }
+  for (int i = 0; i < int(nic.gpus.size()) && i < nic.count; ++i)
+    for (int g : nic.gpus[i])
+      if (g >= 0 && g < gpus_per_node && (of[g].empty() || of[g].back() != i)) of[g].push_back(i);
+  return of;
+}
+
+}  // namespace tpsim
