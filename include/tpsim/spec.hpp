@@ -43,6 +43,9 @@ struct GpuSpec {
   // half) in the forward pass (backward: twice). 0 = fused flash attention (scores stay on chip);
   // an unfused scale-mask-softmax + dropout stack (Megatron-LM 2021) moves tens of bytes.
   double attention_score_bytes = 0;
+  // CUDA compute capability x10 (80 A100, 90 H100/H200, 100 B200), read from `name`
+  // (gpu_compute_capability); 0 when the name names no known generation.
+  int compute_capability = 0;
 };
 
 enum class IntraFabric { nvswitch, nvlink_mesh, pcie };
@@ -106,7 +109,17 @@ struct ProtocolSpec {
 struct CollectiveTuning {
   double launch_latency = 0;        // s per collective: kernel launch and host-side overhead
   std::vector<ProtocolSpec> protocols;
+  // NCCL version whose own tuning model (src/graph/tuning.cc) picks `auto`'s algorithm and protocol
+  // ("2.23"; one of known_nccl_versions()); "" = tpsim's own selector. The engine still times the
+  // pick with its own physical model.
+  std::string nccl_version;
 };
+
+// The NCCL versions whose tuning model tpsim carries (collectives.nccl_version).
+const std::vector<std::string>& known_nccl_versions();
+// Compute capability x10 of a GPU by its name ("H100-SXM" -> 90, "A100-SXM-80GB" -> 80, "B200" -> 100,
+// "L40S" -> 89, "V100" -> 70); 0 when no known generation appears in it.
+int gpu_compute_capability(const std::string& gpu_name);
 
 struct Topology {
   std::string name;

@@ -1,7 +1,31 @@
 // Topology YAML -> Topology (see topologies/dgx-h100.yaml for the schema). Quantities carry units.
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "spec/loading.hpp"
+
+namespace tpsim {
+
+const std::vector<std::string>& known_nccl_versions() {
+  static const std::vector<std::string> versions = {"2.23"};
+  return versions;
+}
+
+int gpu_compute_capability(const std::string& gpu_name) {
+  std::string name = gpu_name;
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  // Longer names first where one contains another (A100 before A10).
+  static const std::pair<const char*, int> generations[] = {
+      {"V100", 70},  {"A100", 80}, {"A800", 80}, {"A30", 80},  {"A10", 86},   {"A40", 86},   {"L40", 89},
+      {"L4", 89},    {"H100", 90}, {"H200", 90}, {"H800", 90}, {"H20", 90},   {"B100", 100}, {"B200", 100},
+      {"B300", 100}};
+  for (const auto& [key, cc] : generations)
+    if (name.find(key) != std::string::npos) return cc;
+  return 0;
+}
+
+}  // namespace tpsim
 
 namespace tpsim::spec_detail {
 
@@ -12,6 +36,7 @@ GpuSpec read_gpu(const Map& g) {
           "attention_score_bytes"});
   GpuSpec gpu;
   gpu.name = g.string("name");
+  gpu.compute_capability = gpu_compute_capability(gpu.name);
   const Map peak = g.map("peak");
   peak.only({"fp32", "tf32", "bf16", "fp16", "fp8"});
   const std::pair<const char*, DType> dtypes[] = {
@@ -143,9 +168,16 @@ NetworkSpec read_network(const Map& w, int nodes) {
 
 // NCCL-style calibration: a launch latency plus per-protocol terms (see CollectiveTuning).
 CollectiveTuning read_collectives(const Map& c) {
-  c.only({"launch_latency", "protocols"});
+  c.only({"launch_latency", "protocols", "nccl_version"});
   CollectiveTuning tuning;
   tuning.launch_latency = c.quantity("launch_latency", "time", 0.0);
+  if (c.has("nccl_version")) {
+    tuning.nccl_version = c.string("nccl_version");
+    const auto& known = known_nccl_versions();
+    if (std::find(known.begin(), known.end(), tuning.nccl_version) == known.end())
+      c.fail("nccl_version", "tpsim has no tuning model for NCCL '" + tuning.nccl_version + "'; known: " + join(known) +
+                                 did_you_mean(tuning.nccl_version, known));
+  }
   if (!c.has("protocols")) return tuning;
   const YAML::Node list = c.value("protocols");
   if (!list.IsSequence()) c.fail("protocols", "expected a list of protocols like [{name: LL, ...}], got " + shown(list));
@@ -182,6 +214,10 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
   if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);
   topo.price_per_gpu_hour = t.quantity("price_per_gpu_hour", "number", 0.0);
   if (t.has("collectives")) topo.collectives = read_collectives(t.map("collectives"));
+  // NCCL's tuning model looks its constants up by GPU generation.
+  if (!topo.collectives.nccl_version.empty() && topo.gpu.compute_capability == 0)
+    t.map("gpu").fail("name", "collectives.nccl_version needs the GPU generation, and '" + topo.gpu.name +
+                                  "' names none tpsim knows (V100, A100, H100, H200, B200, L40S, ...)");
   return topo;
 }
 
