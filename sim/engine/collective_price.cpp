@@ -126,11 +126,16 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   double rank_cap = kInf;   // payload B/s per rank
   if (plan.algorithm == Algorithm::nvls && topo.intra.nvls_bandwidth > 0)
     rank_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, plan.ranks);
-  // NVLS-tree: each rank feeds its node's switch as NVLS on one node of ranks_per_node GPUs does,
-  // so the same cap holds on the edges to and from a switch (the tree's NIC edges are not capped).
+  // NVLS-tree: each rank feeds its node's switch as NVLS on one node of L = ranks_per_node GPUs
+  // does. That measured rate covers S (1 + 1/L) per GPU each way (the switch returns each GPU its
+  // reduced 1/L slice, which the GPU then multicasts), but the one-node schedule moves only S; this
+  // one moves the 1/L legs explicitly (switch -> head, head -> switch), so its switch edges get the
+  // same rate times (1 + 1/L). The tree's NIC edges are not capped.
   double switch_cap = kInf;
-  if (plan.algorithm == Algorithm::nvls_tree && topo.intra.nvls_bandwidth > 0)
-    switch_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, plan.instance.ranks_per_node);
+  if (plan.algorithm == Algorithm::nvls_tree && topo.intra.nvls_bandwidth > 0) {
+    const int local = plan.instance.ranks_per_node;
+    switch_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, local) * (1.0 + 1.0 / local);
+  }
   if (proto.max_bandwidth > 0) rank_cap = std::min(rank_cap, proto.max_bandwidth);
   if (proto.min_time > 0 && most_sent > 0) rank_cap = std::min(rank_cap, most_sent / proto.min_time);
   std::vector<int> scratch;

@@ -28,6 +28,7 @@ CollectiveSpec spec_for(CollectiveOp op, const std::vector<int>& group, double b
 
 constexpr double kPipelineChunk = 1 << 20;   // bytes per pipeline chunk (NCCL Simple: ~0.5-1 MiB steps)
 constexpr int kMaxPipeline = 64;
+constexpr int kMaxNvlsTreePipeline = 128;
 
 bool single_node(const Fabric& f, const std::vector<int>& group) {
   return std::all_of(group.begin(), group.end(), [&](int g) { return f.node_of(g) == f.node_of(group[0]); });
@@ -105,7 +106,11 @@ CollectiveSpec shaped(const Fabric& f, CollectiveOp op, Algorithm algorithm, con
   inst.channel_orders = channel_orders(f, op, algorithm, group);
   if (pipelined(op, algorithm)) {
     const double channel_bytes = bytes / inst.channel_orders.size();
-    inst.pipeline = static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(kMaxPipeline)));
+    // NVLS-tree fills and drains 2H + 3 rounds (nvls_tree.cpp) against the tree's H: it needs the
+    // deeper pipeline for its fill to stay a few percent of a large message (NCCL's 512 KiB
+    // NVLS-tree chunks never run out of depth).
+    const int deepest = algorithm == Algorithm::nvls_tree ? kMaxNvlsTreePipeline : kMaxPipeline;
+    inst.pipeline = static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(deepest)));
   }
   if (algorithm == Algorithm::hierarchical || algorithm == Algorithm::nvls_tree) inst.ranks_per_node = ranks_per_node(f, group);
   if (algorithm == Algorithm::tree) inst.ranks_per_node = tree_ranks_per_node(f, op, group);
@@ -205,13 +210,17 @@ CollectiveInstance resolve(const Fabric& f, CollectiveOp op, Algorithm requested
     else {
       // Across nodes the tuner takes whichever of ring and tree it predicts faster: the tree's
       // log-depth latency wins for small messages, the ring's bandwidth for large ones.
-      Priced ring = with_best_protocol(f, op, Algorithm::ring, group, bytes, root);
-      try {
-        Priced tree = with_best_protocol(f, op, Algorithm::tree, group, bytes, root);
-        if (tree.estimate < ring.estimate) return tree.instance;
-      } catch (const std::invalid_argument&) {
-      }
-      return ring.instance;
+      // Where every node's switch reduces (NVLS) the tuner also weighs NVLS-tree, which NCCL
+      // picks for large multi-node all-reduces: the switch sums each node, the NICs carry 1/L each.
+      Priced best = with_best_protocol(f, op, Algorithm::ring, group, bytes, root);
+      std::vector<Algorithm> others = {Algorithm::tree};
+      if (t.intra.fabric == IntraFabric::nvswitch && t.intra.nvls) others.push_back(Algorithm::nvls_tree);
+      for (Algorithm other : others) try {
+          Priced o = with_best_protocol(f, op, other, group, bytes, root);
+          if (o.estimate < best.estimate) best = std::move(o);
+        } catch (const std::invalid_argument&) {
+        }
+      return best.instance;
     }
   }
   return with_best_protocol(f, op, a, group, bytes, root).instance;
