@@ -301,3 +301,31 @@ TEST_CASE("the tree across nodes is NCCL's: one chain per NIC rail under the int
   const double ring = time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, group, 1 << 30, EngineOptions{}).seconds;
   CHECK(tree == rel(ring * 2.0 / (2.0 * 15 / 16), 0.10));
 }
+
+TEST_CASE("a network endpoint cuts every cross-node route in two: sender's half, receiver's half") {
+  // 5 nodes under leaves of 2 (3 leaves), two GPUs per NIC.
+  Topology t = ideal(4, 5, 450e9, 50e9, 1e-6);
+  t.nic.count = 2;
+  t.network.kind = NetworkKind::fat_tree;
+  t.network.nodes_per_leaf = 2;
+  t.network.oversubscription = 2;
+  const engine::Fabric f(t);
+  REQUIRE(f.leaves() == 3);
+  CHECK(f.endpoints() == 20 + 5 + 3);   // GPUs, NVSwitches, one network endpoint per leaf
+  std::vector<int> whole, up, down;
+  for (int a = 0; a < f.gpus(); ++a)
+    for (int b = 0; b < f.gpus(); ++b) {
+      if (!f.inter_node(a, b)) continue;
+      whole.clear(), up.clear(), down.clear();
+      const double latency = f.route(a, b, whole);
+      const int leaf_a = f.leaf_of(f.node_of(a)), leaf_b = f.leaf_of(f.node_of(b));
+      CHECK(f.route(a, f.network_endpoint(leaf_b), up) == latency);
+      CHECK(f.route(f.network_endpoint(leaf_a), b, down) == latency);
+      CHECK(f.latency(a, f.network_endpoint(leaf_b)) == latency);
+      CHECK(f.latency(f.network_endpoint(leaf_a), b) == latency);
+      up.insert(up.end(), down.begin(), down.end());
+      CHECK(up == whole);
+    }
+  CHECK_THROWS_AS(f.route(f.network_endpoint(0), f.network_endpoint(1), up), std::invalid_argument);
+  CHECK(engine::Fabric(ideal(8, 1, 450e9, 50e9, 1e-6)).network_endpoint(0) == -1);   // one node: no network
+}

@@ -88,18 +88,42 @@ Fabric::Fabric(const Topology& t) : topo_(t), gpn_(t.gpus_per_node), gpus_(t.tot
         add_link("leaf" + std::to_string(l) + ".spine.down", up_bw);
       }
     }
+    networks_ = leaves_;
   }
 }
 
-int Fabric::node_of(int endpoint) const { return endpoint < gpus_ ? endpoint / gpn_ : endpoint - gpus_; }
+int Fabric::node_of(int endpoint) const {
+  return endpoint < gpus_ ? endpoint / gpn_ : is_network(endpoint) ? -1 : endpoint - gpus_;
+}
 
 int Fabric::switch_endpoint(int node) const { return switches_ > 0 ? gpus_ + node : -1; }
+
+int Fabric::leaf_of(int node) const { return spine_ >= 0 ? node / topo_.network.nodes_per_leaf : 0; }
+
+int Fabric::network_endpoint(int leaf) const { return networks_ > 0 ? gpus_ + switches_ + leaf : -1; }
+
+double Fabric::network_latency(int leaf_a, int leaf_b) const {
+  return 2 * topo_.nic.latency + (leaf_a == leaf_b ? 1 : 3) * topo_.network.switch_latency;
+}
 
 int Fabric::nic_of(int gpu) const { return gpu_nic_[gpu % gpn_]; }
 
 double Fabric::route(int src, int dst, std::vector<int>& out) const {
   if (src == dst) return 0;
   const int ns = node_of(src), nd = node_of(dst);
+  if (is_network(src) || is_network(dst)) {   // half of a cross-node route (see fabric.hpp)
+    if (src >= gpus_ && dst >= gpus_) throw std::invalid_argument("a network endpoint only reaches GPUs");
+    const int leaf = (is_network(src) ? src : dst) - gpus_ - switches_;
+    const int gpu_leaf = leaf_of(is_network(src) ? nd : ns);
+    if (is_network(dst)) {
+      out.push_back(nic_ + 2 * (ns * topo_.nic.count + nic_of(src)));
+      if (leaf != gpu_leaf) out.push_back(spine_ + 2 * gpu_leaf);
+    } else {
+      if (leaf != gpu_leaf) out.push_back(spine_ + 2 * gpu_leaf + 1);
+      out.push_back(nic_ + 2 * (nd * topo_.nic.count + nic_of(dst)) + 1);
+    }
+    return network_latency(leaf, gpu_leaf);
+  }
   if (src >= gpus_ || dst >= gpus_) {   // to or from a node's NVSwitch
     if (ns != nd) throw std::invalid_argument("an NVSwitch only reaches the GPUs of its own node");
     if (src < gpus_) out.push_back(gpu_port_ + 2 * src);
@@ -141,11 +165,11 @@ double Fabric::route(int src, int dst, std::vector<int>& out) const {
 
 double Fabric::latency(int src, int dst) const {
   if (src == dst) return 0;
+  if (is_network(src)) return network_latency(src - gpus_ - switches_, leaf_of(node_of(dst)));
+  if (is_network(dst)) return network_latency(leaf_of(node_of(src)), dst - gpus_ - switches_);
   const int ns = node_of(src), nd = node_of(dst);
   if (ns == nd) return topo_.intra.latency;
-  int switches = 1;
-  if (spine_ >= 0 && ns / topo_.network.nodes_per_leaf != nd / topo_.network.nodes_per_leaf) switches = 3;
-  return 2 * topo_.nic.latency + switches * topo_.network.switch_latency;
+  return network_latency(leaf_of(ns), leaf_of(nd));
 }
 
 }  // namespace tpsim::engine

@@ -1,6 +1,12 @@
 // Fabric: the topology as directed links and routes, before SimGrid sees it (platform apart from
 // behaviour). Endpoints are the GPUs (global index node * gpus_per_node + local) followed, on
-// NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper).
+// NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper, and the
+// middle of a closed-form all-to-all's NVLink halves), then, with several nodes, one network
+// endpoint per leaf (one for a single switch): the middle of a closed-form all-to-all's
+// cross-node halves (collective_plan.hpp). GPU -> network endpoint of leaf L is the first half
+// of a route from the GPU to a GPU under leaf L (its NIC up, the spine up when L is another
+// leaf); network endpoint of leaf L -> GPU is the second half of a route from a GPU under leaf L
+// (the spine down when L is another leaf, the NIC down). No route joins two middle endpoints.
 // Links carry no latency: a route's latency is returned separately and added by the engine per
 // step, so SimGrid's max-min sharing stays fair (CM02/LV08 weight a flow's share by its route latency).
 #pragma once
@@ -22,24 +28,30 @@ class Fabric {
   explicit Fabric(const Topology& topology);   // throws std::invalid_argument on shapes it cannot build
 
   int gpus() const { return gpus_; }
-  int endpoints() const { return gpus_ + switches_; }
-  int node_of(int endpoint) const;
+  int endpoints() const { return gpus_ + switches_ + networks_; }
+  int node_of(int endpoint) const;             // -1 for a network endpoint (no node holds it)
   int switch_endpoint(int node) const;         // -1 when the fabric has no NVSwitch
+  int leaves() const { return leaves_; }       // leaf switches (1: a single switch)
+  int leaf_of(int node) const;
+  int network_endpoint(int leaf) const;        // -1 with one node (no network)
   bool inter_node(int src, int dst) const { return node_of(src) != node_of(dst); }
   const std::vector<FabricLink>& links() const { return links_; }
   const Topology& topology() const { return topo_; }
 
   // Appends the directed links from src to dst (none when src == dst) and returns the route's
   // latency in seconds: intra-node one fabric hop, inter-node two NIC traversals plus switches.
+  // A half route through a network endpoint returns the latency of the whole routes it is half of.
   double route(int src, int dst, std::vector<int>& out) const;
   double latency(int src, int dst) const;   // the same latency, without building the route
 
  private:
   int add_link(std::string name, double bandwidth);
   int nic_of(int gpu) const;   // NIC index within the node
+  bool is_network(int endpoint) const { return endpoint >= gpus_ + switches_; }
+  double network_latency(int leaf_a, int leaf_b) const;   // two NIC traversals and the switches between
 
   Topology topo_;
-  int gpn_ = 0, gpus_ = 0, switches_ = 0, leaves_ = 1;
+  int gpn_ = 0, gpus_ = 0, switches_ = 0, networks_ = 0, leaves_ = 1;
   std::vector<FabricLink> links_;
   int gpu_port_ = -1;          // nvswitch / pcie: link id 2*g (up) and 2*g+1 (down) from here
   int mesh_ = -1;              // nvlink_mesh: per node gpn*(gpn-1) pair links from here
