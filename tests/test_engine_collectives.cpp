@@ -430,3 +430,30 @@ TEST_CASE("the closed-form all-to-all (halves through the switches) times what t
       CHECK(std::fabs(end[0] - end[1]) <= 1e-9);
     }
 }
+
+TEST_CASE("a step plan whose messages in flight would not fit in memory is refused in one line") {
+  const Topology t = ideal(8, 8, 450e9, 50e9, 1e-6);
+  const engine::Fabric fabric(t);
+  engine::CollectiveSpec spec;
+  spec.group = first(64);
+  spec.bytes = 1 << 26;
+  // A direct all-to-all posts all of its 64 x 63 transfers at once; a ring holds at most the 9
+  // rounds its ranks post ahead (8 channels, one per NIC, 64 transfers a round each).
+  spec.op = CollectiveOp::all_to_all;
+  spec.instance = engine::resolve(fabric, spec.op, Algorithm::direct, spec.group, spec.bytes, 0);
+  const auto a2a = engine::plan_collective(fabric, spec, Fidelity::step);
+  CHECK(engine::step_messages_in_flight(a2a) == 64 * 63);
+  CHECK(engine::step_messages_in_flight(engine::plan_collective(fabric, spec, Fidelity::flow)) == 0);   // no schedule
+  spec.op = CollectiveOp::all_reduce;
+  spec.instance = engine::resolve(fabric, spec.op, Algorithm::ring, spec.group, spec.bytes, 0);
+  const auto ring = engine::plan_collective(fabric, spec, Fidelity::step);
+  REQUIRE(ring.channels.size() == 8);
+  CHECK(engine::step_messages_in_flight(ring) == 8 * 9 * 64);
+  const double need = 64 * 63 * engine::kStepBytesPerMessage;
+  CHECK_NOTHROW(engine::check_step_memory(a2a, need));
+  CHECK_THROWS_WITH_AS(engine::check_step_memory(a2a, need - 1),
+                       doctest::Contains("all_to_all over 64 GPUs at step fidelity would hold 4032 messages in flight"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(engine::check_step_memory(a2a, need - 1), doctest::Contains("time it at flow fidelity"),
+                       std::invalid_argument);
+}

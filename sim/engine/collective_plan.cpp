@@ -2,8 +2,11 @@
 // form), endpoints, per-edge totals and the phases flow fidelity runs (see collective_plan.hpp).
 #include "engine/collective_plan.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -180,7 +183,47 @@ std::vector<FlowEdge> total_edges(const std::vector<Phase>& phases) {
   return edges;
 }
 
+// This machine's RAM in bytes (0 when the system does not say: then nothing is refused).
+double physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+
 }  // namespace
+
+double step_messages_in_flight(const CollectivePlan& plan) {
+  constexpr int kWindow = 9;   // a round's sends and the receives of the 8 rounds after it
+  double total = 0;
+  std::vector<double> per_round;
+  for (const ChannelPlan& ch : plan.channels) {
+    if (!ch.schedule) continue;
+    per_round.clear();
+    for (const Round& round : ch.schedule->rounds) {
+      double n = 0;
+      for (const Transfer& t : round.transfers) n += ch.endpoint[t.src] != ch.endpoint[t.dst];
+      per_round.push_back(n);
+    }
+    double window = 0, most = 0;
+    for (size_t r = 0; r < per_round.size(); ++r) {
+      window += per_round[r] - (r >= kWindow ? per_round[r - kWindow] : 0);
+      most = std::max(most, window);
+    }
+    total += most;
+  }
+  return total;
+}
+
+void check_step_memory(const CollectivePlan& plan, double memory) {
+  const double messages = step_messages_in_flight(plan), need = messages * kStepBytesPerMessage;
+  if (memory <= 0 || need <= memory) return;
+  constexpr double GiB = 1024.0 * 1024 * 1024;
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "collective: %s over %d GPUs at step fidelity would hold %.0f messages in flight, ~%.1f GiB of "
+                "SimGrid state, more than this machine's %.1f GiB of memory; time it at flow fidelity",
+                to_string(plan.op), plan.ranks, messages, need / GiB, memory / GiB);
+  throw std::invalid_argument(line);
+}
 
 void check_collective(const Fabric& f, const CollectiveSpec& spec) {
   if (spec.group.empty()) throw std::invalid_argument("collective: empty group");
@@ -273,6 +316,8 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
     plan.rounds = std::max(plan.rounds, static_cast<int>(ch.schedule->rounds.size()));
     plan.channels.push_back(std::move(ch));
   }
+  // Refuse a step plan that cannot fit before cutting its phases (a map over all its edges).
+  if (fidelity == Fidelity::step) check_step_memory(plan, physical_memory());
   plan.chunk_payload = chunk_payload(*plan.channels[0].schedule, channel_bytes);
   plan.phases = cut_phases(plan.channels, plan.rounds, plan.chunk_payload);
   plan.phases.erase(std::remove_if(plan.phases.begin(), plan.phases.end(), [](const Phase& ph) { return ph.edges.empty(); }),
