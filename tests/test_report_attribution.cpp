@@ -58,6 +58,9 @@ TEST_CASE("link names are spelled out for people") {
   CHECK(link_label("node0.nic3.up") == "node0 NIC rail 3 (up)");
   CHECK(link_label("node1.gpu5.nvlink.down") == "node1 GPU 5 NVLink (down)");
   CHECK(link_label("leaf0.spine") == "leaf0 spine");
+  CHECK(link_label("node0.nic4+5+6+7.up") == "node0 NICs 4+5+6+7 (up)");
+  CHECK(link_label("node1.gpu2.pcie-nic.down") == "node1 GPU 2 PCIe to NIC (down)");
+  CHECK(link_label("node0.socket1to0") == "node0 socket 1 -> 0");
 }
 
 TEST_CASE("per-GPU split from the spans when the engine gave no totals") {

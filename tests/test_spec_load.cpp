@@ -339,6 +339,51 @@ TEST_CASE("validate_file tells the kinds apart and describes them") {
         std::string::npos);
 }
 
+TEST_CASE("NIC layouts: the three example nodes load, and validate says which NICs each GPU uses") {
+  // 8 GPUs + 12 HCAs: NIC i is mlx5_i (DGX H100 User Guide Table 6), storage ports carry nothing.
+  const Topology dgx = load_topology("dgx-h100-12hca");
+  CHECK(dgx.nic.count == 12);
+  CHECK(nics_of_gpus(dgx.nic, 8) == std::vector<std::vector<int>>{{0}, {3}, {4}, {5}, {6}, {9}, {10}, {11}});
+  CHECK(dgx.nic.pcie_bandwidth == 55e9);
+  const std::string d = describe(dgx);
+  CHECK(d.find("NICs: 12 x 400 Gb/s per node") != std::string::npos);
+  CHECK(d.find("    GPU 1 (socket 0) -> NIC 3 (400 Gb/s, 48.5 GB/s achievable; socket 0); path: PCIe 55 GB/s, same "
+               "socket; alone up to 48.5 GB/s each way (the NIC)\n") != std::string::npos);
+  CHECK(d.find("    NICs 1, 2, 7, 8 carry no GPU traffic (storage, management)\n") != std::string::npos);
+
+  // 8 GPUs + 32 x 100G EFA, four per GPU: 4 x 12.5 GB/s x 0.97 = 48.5 GB/s.
+  const Topology p5 = load_topology("aws-p5-efa");
+  CHECK(p5.nic.count == 32);
+  CHECK(nics_of_gpus(p5.nic, 8)[5] == std::vector<int>{20, 21, 22, 23});
+  CHECK(describe(p5).find("    GPU 5 (socket 1) -> NICs 20-23 (4 x 100 Gb/s = 400 Gb/s, 48.5 GB/s achievable; socket 1); "
+                          "path: PCIe 55 GB/s, same socket; alone up to 48.5 GB/s each way (the NICs)\n") != std::string::npos);
+
+  // 4 GPUs + 2 NICs across two sockets: 200 Gb/s x 0.96 = 24 GB/s per NIC, halved when both GPUs send.
+  const Topology two = load_topology("pcie-4x-l40s-2socket");
+  CHECK(two.nic.sockets == std::vector<int>{0, 1});
+  CHECK(two.nic.gpu_sockets == std::vector<int>{0, 0, 1, 1});
+  CHECK(two.nic.socket_bandwidth == rel(41.6e9));
+  CHECK(describe(two).find("    GPU 2 (socket 1) -> NIC 1 (200 Gb/s, 24 GB/s achievable; socket 1; shared by GPUs 2, 3); "
+                           "path: PCIe 28.16 GB/s, same socket; alone up to 24 GB/s each way (the NIC), 12 GB/s with "
+                           "every GPU of the node sending\n") != std::string::npos);
+
+  // Only NIC 0 cabled, a 10 GB/s link between the sockets: GPUs 2-3 cross it. Max-min with all four
+  // sending: the socket link fills first at 10/2 = 5 GB/s each for GPUs 2-3, GPUs 0-1 split the
+  // NIC's remaining 24 - 10 = 14 GB/s.
+  const std::string x = describe(load_topology(
+      "pcie-4x-l40s-2socket", {{"topology.nic.gpus", "[[0, 1, 2, 3], []]"}, {"topology.nic.socket_bandwidth", "10 GB/s"}}));
+  CHECK(x.find("    GPU 0 (socket 0) -> NIC 0 (200 Gb/s, 24 GB/s achievable; socket 0; shared by GPUs 0-3); path: PCIe "
+               "28.16 GB/s, same socket; alone up to 24 GB/s each way (the NIC), 7 GB/s with every GPU of the node "
+               "sending\n") != std::string::npos);
+  CHECK(x.find("    GPU 3 (socket 1) -> NIC 0 (200 Gb/s, 24 GB/s achievable; socket 0; shared by GPUs 0-3); path: PCIe "
+               "28.16 GB/s, crosses sockets 1 -> 0 at 10 GB/s; alone up to 10 GB/s each way (the socket link), 5 GB/s "
+               "with every GPU of the node sending\n") != std::string::npos);
+  CHECK(x.find("    NIC 1 carries no GPU traffic (storage, management)\n") != std::string::npos);
+
+  // The plain layout keeps its one line.
+  CHECK(describe(load_topology("dgx-h100")).find("; rail-optimised, NIC i serves GPU i\n") != std::string::npos);
+}
+
 TEST_CASE("every preset validates and describes itself") {
   for (const char* category : {"topologies", "models"})
     for (const auto& e : fs::directory_iterator(data_dir() + "/" + category))

@@ -57,7 +57,9 @@ struct AttributionOptions {
 
 Attribution attribute(const Timeline& timeline, const AttributionOptions& options = {});
 
-// A link name for people: "node0.nic3.up" -> "node0 NIC rail 3 (up)".
+// A link name for people: "node0.nic3.up" -> "node0 NIC rail 3 (up)", "node0.nic4+5.up" ->
+// "node0 NICs 4+5 (up)", "node0.gpu2.pcie-nic.down" -> "node0 GPU 2 PCIe to NIC (down)",
+// "node1.socket1to0" -> "node1 socket 1 -> 0".
 std::string link_label(const std::string& link);
 
 // "node0 NIC rail 3 (up): 97% busy during 41% of the step" (+ how much of the stall time).

@@ -21,8 +21,10 @@ struct EngineOptions {
 };
 
 // The one collective selector, modelled on NCCL's tuner: makes a collective concrete before either
-// interpreter runs. `requested` may be `automatic` (NVLS inside one NVLS node above 4 GPUs, ring
-// inside a node, ring or tree across nodes by least predicted time, the op's default otherwise).
+// interpreter runs. `requested` may be `automatic`: with topology.collectives.nccl_version set, what
+// that NCCL's tuning model picks (nccl_selection's `followed`); otherwise tpsim's own rule (NVLS
+// inside one NVLS node above 4 GPUs, ring inside a node, ring or tree across nodes by least
+// predicted time, the op's default otherwise).
 // The result names the algorithm, the protocol with the least predicted time, the channels (as
 // NCCL: one ring per NIC across nodes; each a permutation of positions 0..p-1 into `group`), the
 // pipeline chunks of pipelined algorithms (about 1 MiB each, 1..64) and, for hierarchical, the
@@ -53,5 +55,28 @@ struct CollectiveTiming {
 // Resolves through resolve_collective, then times that instance.
 CollectiveTiming time_collective(const Topology& topology, CollectiveOp op, Algorithm algorithm,
                                  const std::vector<int>& group, double bytes, const EngineOptions& options);
+
+// What NCCL would pick, by its own tuning model of the version topology.collectives.nccl_version
+// names (a model of NCCL's model: sim/engine/nccl_tuner.hpp). With the key set, `automatic`
+// resolves to `followed`; the engine times that instance with its own physical model.
+struct NcclCandidate {
+  std::string algorithm;    // NCCL's name: "Tree", "Ring", "NVLS", "NVLSTree", "PAT", "CollNetDirect", ...
+  std::string protocol;     // "LL", "LL128", "Simple"
+  int channels = 0;         // the channels of the graph NCCL's bandwidth assumes
+  double latency = 0;       // s: NCCL's latency term
+  double bandwidth = 0;     // B/s: NCCL's algorithm bandwidth (before the tree correction factor)
+  double seconds = 0;       // NCCL's predicted time for the size
+  Algorithm modelled = Algorithm::automatic;   // the tpsim algorithm that runs it; automatic: none
+};
+struct NcclSelection {
+  std::string version;                   // "" when the topology names none (nothing else is filled)
+  std::vector<NcclCandidate> candidates; // every (algorithm, protocol) NCCL enables, tuning.cc's order
+  int pick = -1;       // NCCL's choice: least predicted time; -1 when NCCL does not tune the op
+                       // (all-to-all, send/recv are point-to-point) or the group is one GPU
+  int followed = -1;   // what `automatic` runs: `pick`, or, when tpsim cannot run it (CollNet, NVLS
+                       // all-gather, a protocol the topology does not list), the candidate of least
+                       // NCCL time that it can; -1: none, tpsim's own selector decides
+};
+NcclSelection nccl_selection(const Topology& topology, CollectiveOp op, const std::vector<int>& group, double bytes);
 
 }  // namespace tpsim

@@ -43,6 +43,9 @@ struct GpuSpec {
   // half) in the forward pass (backward: twice). 0 = fused flash attention (scores stay on chip);
   // an unfused scale-mask-softmax + dropout stack (Megatron-LM 2021) moves tens of bytes.
   double attention_score_bytes = 0;
+  // CUDA compute capability x10 (80 A100, 90 H100/H200, 100 B200), read from `name`
+  // (gpu_compute_capability); 0 when the name names no known generation.
+  int compute_capability = 0;
 };
 
 enum class IntraFabric { nvswitch, nvlink_mesh, pcie };
@@ -63,8 +66,19 @@ struct NicSpec {
   double bandwidth = 0;                 // B/s per NIC per direction (line rate)
   double efficiency = 1.0;              // achievable fraction of line rate
   double latency = 0;                   // s per NIC traversal
-  std::vector<std::vector<int>> gpus;   // gpus[i] = local GPU indices NIC i serves (rail-optimised)
+  std::vector<std::vector<int>> gpus;   // gpus[i] = local GPU indices NIC i serves (rail-optimised);
+                                        // [] = a NIC that carries no GPU traffic (storage, management)
+  // The path between a GPU and its NICs. 0 / empty = not modelled (not a bottleneck).
+  double pcie_bandwidth = 0;            // B/s per direction of each GPU's PCIe path to its NICs
+  std::vector<int> sockets;             // per NIC: the CPU socket it hangs off
+  std::vector<int> gpu_sockets;         // per local GPU: its CPU socket
+  double socket_bandwidth = 0;          // B/s per direction between two sockets (UPI / xGMI)
 };
+
+// The NICs each local GPU sends and receives through (its traffic spreads over all of them, as
+// NCCL spreads channels over a GPU's NICs): from nic.gpus, or, when nic.gpus is empty (a topology
+// built in code), NIC g * count / gpus_per_node. GPUs that share a NIC must share all their NICs.
+std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node);
 
 enum class NetworkKind { single_switch, fat_tree };
 
@@ -95,7 +109,17 @@ struct ProtocolSpec {
 struct CollectiveTuning {
   double launch_latency = 0;        // s per collective: kernel launch and host-side overhead
   std::vector<ProtocolSpec> protocols;
+  // NCCL version whose own tuning model (src/graph/tuning.cc) picks `auto`'s algorithm and protocol
+  // ("2.23"; one of known_nccl_versions()); "" = tpsim's own selector. The engine still times the
+  // pick with its own physical model.
+  std::string nccl_version;
 };
+
+// The NCCL versions whose tuning model tpsim carries (collectives.nccl_version).
+const std::vector<std::string>& known_nccl_versions();
+// Compute capability x10 of a GPU by its name ("H100-SXM" -> 90, "A100-SXM-80GB" -> 80, "B200" -> 100,
+// "L40S" -> 89, "V100" -> 70); 0 when no known generation appears in it.
+int gpu_compute_capability(const std::string& gpu_name);
 
 struct Topology {
   std::string name;

@@ -1,8 +1,11 @@
 // `tpsim collective`: one collective swept over sizes on a topology, printed with nccl-tests'
-// columns so the numbers can be laid next to a real all_reduce_perf run. The last column names the
-// instance the selector resolved and the engine timed (describe(): algorithm/protocol, channels,
-// pipeline chunks).
+// columns so the numbers can be laid next to a real all_reduce_perf run. The instance column names
+// what the selector resolved and the engine timed (describe(): algorithm/protocol, channels,
+// pipeline chunks). With topology.collectives.nccl_version set, a last column says what that NCCL's
+// own tuning model picks and the time it predicts (marked * where it is not what was timed), and
+// --explain-selection lists every candidate NCCL's model weighed.
 //   tpsim collective -t dgx-h100 --op all_reduce --algo ring -b 8 -e 8G -f 2 [--gpus N] [--csv]
+//   tpsim collective -t cluster-h100-ndr --gpus 16 --set topology.collectives.nccl_version=2.23 --explain-selection
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +33,7 @@ struct CollectiveArgs {
   int gpus = 0;
   int per_node = 0;   // GPUs taken from each node (0: all of them)
   bool csv = false;
+  bool explain_selection = false;
   std::vector<std::string> sets;
 };
 
@@ -86,24 +90,59 @@ void run(const CollectiveArgs& a) {
   std::vector<int> group(gpus);
   for (int i = 0; i < gpus; ++i) group[i] = i / per * topo.gpus_per_node + i % per;
 
+  const std::string& nccl = topo.collectives.nccl_version;
+  if (a.explain_selection && nccl.empty())
+    throw InputError("", 0, 0, "--explain-selection",
+                     "needs topology.collectives.nccl_version (e.g. --set topology.collectives.nccl_version=2.23)");
   constexpr double kTypeBytes = 4;   // nccl-tests' default type, float
   if (a.csv) {
-    std::puts("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels,pipeline");
+    std::printf("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels,pipeline%s\n",
+                nccl.empty() ? "" : ",nccl_version,nccl_algorithm,nccl_protocol,nccl_time_us,nccl_pick_timed");
   } else {
     std::printf("# tpsim collective: %s, %s, %d GPUs on %s (%d per node), %s fidelity\n", to_string(op), a.algo.c_str(),
                 gpus, topo.name.c_str(), per, a.fidelity.c_str());
+    if (!nccl.empty())
+      std::printf("# NCCL %s pick: its tuning model's (algorithm/protocol) and the time it predicts; tpsim times %s\n",
+                  nccl.c_str(), algo == Algorithm::automatic ? "that pick (* where it cannot: the next NCCL would rank)"
+                                                             : "the requested algorithm (* where NCCL picks another)");
+    // The instance column is padded only when a column follows it (the plain table stays as it was).
     std::printf("%12s %12s %6s %12s %10s %10s  %s\n", "size(B)", "count(elts)", "type", "time(us)", "algbw(GB/s)",
-                "busbw(GB/s)", "instance");
+                "busbw(GB/s)", nccl.empty() ? "instance" : fmt::format("{:<40}  NCCL {} pick (us)", "instance", nccl).c_str());
   }
   for (double size = lo; size <= hi; size = std::max(size + 1, std::floor(size * a.factor))) {
     const CollectiveTiming t = time_collective(topo, op, algo, group, size, EngineOptions{fidelity});
     const double count = std::floor(size / kTypeBytes);
-    if (a.csv)
-      std::printf("%.0f,%.0f,float,%.2f,%.2f,%.2f,%s,%s,%d,%d\n", size, count, t.seconds * 1e6, t.algbw / 1e9,
-                  t.busbw / 1e9, to_string(t.algorithm), t.protocol.c_str(), t.channels, t.instance.pipeline);
-    else
-      std::printf("%12.0f %12.0f %6s %12.2f %10.2f %10.2f  %s\n", size, count, "float", t.seconds * 1e6, t.algbw / 1e9,
-                  t.busbw / 1e9, describe(t.instance).c_str());
+    NcclSelection sel;
+    if (!nccl.empty()) sel = nccl_selection(topo, op, group, size);
+    const NcclCandidate* pick = sel.pick >= 0 ? &sel.candidates[sel.pick] : nullptr;
+    const bool timed = pick && pick->modelled == t.instance.algorithm &&
+                       (pick->protocol == t.protocol || t.protocol == "ideal");
+    if (a.csv) {
+      std::printf("%.0f,%.0f,float,%.2f,%.2f,%.2f,%s,%s,%d,%d", size, count, t.seconds * 1e6, t.algbw / 1e9, t.busbw / 1e9,
+                  to_string(t.algorithm), t.protocol.c_str(), t.channels, t.instance.pipeline);
+      if (!nccl.empty()) {
+        if (pick) std::printf(",%s,%s,%s,%.2f,%d", nccl.c_str(), pick->algorithm.c_str(), pick->protocol.c_str(), pick->seconds * 1e6, timed ? 1 : 0);
+        else std::printf(",%s,,,,", nccl.c_str());
+      }
+      std::printf("\n");
+      continue;
+    }
+    std::string instance = describe(t.instance);
+    if (!nccl.empty())
+      instance = fmt::format("{:<40}  {}", instance,
+                             pick ? fmt::format("{}/{} {:.2f}{}", pick->algorithm, pick->protocol, pick->seconds * 1e6, timed ? "" : " *")
+                                  : "- (not tuned by NCCL)");
+    std::printf("%12.0f %12.0f %6s %12.2f %10.2f %10.2f  %s\n", size, count, "float", t.seconds * 1e6, t.algbw / 1e9,
+                t.busbw / 1e9, instance.c_str());
+    if (!a.explain_selection) continue;
+    for (int i = 0; i < static_cast<int>(sel.candidates.size()); ++i) {
+      const NcclCandidate& c = sel.candidates[i];
+      std::printf("%12s   NCCL %-16s %2d channels  latency %8.2f us  bandwidth %8.2f GB/s  time %10.2f us%s%s\n", "",
+                  (c.algorithm + "/" + c.protocol).c_str(), c.channels, c.latency * 1e6, c.bandwidth / 1e9,
+                  c.seconds * 1e6, i == sel.pick ? "  <- NCCL's pick" : "",
+                  i == sel.followed && i != sel.pick ? "  <- auto runs this (tpsim cannot run the pick)"
+                  : c.modelled == Algorithm::automatic ? "  (not modelled)" : "");
+    }
   }
 }
 
@@ -128,6 +167,9 @@ void register_collective(CLI::App& app) {
       ->check(CLI::IsMember({"flow", "step"}))
       ->capture_default_str();
   cmd->add_flag("--csv", args->csv, "CSV instead of the table");
+  cmd->add_flag("--explain-selection", args->explain_selection,
+                "Under each row, every (algorithm, protocol) NCCL's tuning model weighed: latency, bandwidth, time "
+                "(needs topology.collectives.nccl_version)");
   cmd->add_option("--set", args->sets, "Override a topology field: topology.KEY=VALUE (e.g. topology.nodes=4)")->take_all();
   cmd->callback([args] { run(*args); });
 }

@@ -1,6 +1,7 @@
 // Topology -> directed links and routes (see fabric.hpp). Linear in the GPU count: no route table.
 #include "engine/fabric.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace tpsim::engine {
@@ -61,35 +62,93 @@ Fabric::Fabric(const Topology& t) : topo_(t), gpn_(t.gpus_per_node), gpus_(t.tot
 
   if (t.nodes > 1) {
     require(t.nic.count > 0 && t.nic.bandwidth > 0, who + "several nodes need nic.count and nic.bandwidth");
-    gpu_nic_.assign(gpn_, -1);
-    for (int i = 0; i < static_cast<int>(t.nic.gpus.size()) && i < t.nic.count; ++i)
-      for (int local : t.nic.gpus[i])
-        if (local >= 0 && local < gpn_ && gpu_nic_[local] < 0) gpu_nic_[local] = i;
-    for (int l = 0; l < gpn_; ++l)
-      if (gpu_nic_[l] < 0) gpu_nic_[l] = l * t.nic.count / gpn_;   // unlisted GPUs share NICs evenly
-    const double nic_bw = t.nic.bandwidth * t.nic.efficiency;
-    nic_ = static_cast<int>(links_.size());
-    for (int n = 0; n < t.nodes; ++n)
-      for (int i = 0; i < t.nic.count; ++i) {
-        const std::string base = "node" + std::to_string(n) + ".nic" + std::to_string(i);
-        add_link(base + ".up", nic_bw);
-        add_link(base + ".down", nic_bw);
-      }
-    if (t.network.kind == NetworkKind::fat_tree && t.network.nodes_per_leaf > 0 &&
-        t.network.nodes_per_leaf < t.nodes) {
-      require(t.network.oversubscription > 0, who + "network.oversubscription must be positive");
-      leaves_ = (t.nodes + t.network.nodes_per_leaf - 1) / t.network.nodes_per_leaf;
-      // One aggregated link per leaf and direction stands for its uplinks to all spines (ideal
-      // ECMP): capacity = the leaf's NIC downlink capacity / oversubscription.
-      const double up_bw = t.network.nodes_per_leaf * t.nic.count * nic_bw / t.network.oversubscription;
-      spine_ = static_cast<int>(links_.size());
-      for (int l = 0; l < leaves_; ++l) {
-        add_link("leaf" + std::to_string(l) + ".spine.up", up_bw);
-        add_link("leaf" + std::to_string(l) + ".spine.down", up_bw);
-      }
-    }
-    networks_ = leaves_;
+    add_nic_paths(who);
   }
+}
+
+// NIC groups: a GPU's traffic spreads evenly over all its NICs (as NCCL spreads its channels over
+// them) and GPUs that share a NIC share all of them (the spec checks it), so each distinct NIC set
+// is one link per direction at the set's summed rate. Under max-min sharing, k equal links that
+// every flow crosses in equal parts give each flow exactly what one link k times as fast gives it,
+// so the one link is exact for that spreading and keeps one flow per transfer, where a link per NIC
+// would split every transfer into k flows. A set shared by several GPUs is one link, so their
+// traffic contends on it; NICs that serve no GPU (storage, management) get no link.
+void Fabric::add_nic_paths(const std::string& who) {
+  const Topology& t = topo_;
+  const auto of = nics_of_gpus(t.nic, gpn_);
+  for (int l = 0; l < gpn_; ++l) {
+    require(!of[l].empty(), who + "GPU " + std::to_string(l) + " is served by no NIC (nic.gpus)");
+    if (std::find(nic_groups_.begin(), nic_groups_.end(), of[l]) == nic_groups_.end()) nic_groups_.push_back(of[l]);
+  }
+  // By first NIC, so one NIC per GPU keeps NIC order (and the links' names and order).
+  std::sort(nic_groups_.begin(), nic_groups_.end());
+  int used = 0;
+  for (size_t a = 0; a < nic_groups_.size(); ++a) {
+    used += static_cast<int>(nic_groups_[a].size());
+    for (size_t b = 0; b < a; ++b)
+      for (int i : nic_groups_[a])
+        require(std::find(nic_groups_[b].begin(), nic_groups_[b].end(), i) == nic_groups_[b].end(),
+                who + "GPUs that share NIC " + std::to_string(i) + " must use the same NICs (nic.gpus)");
+  }
+  gpu_group_.assign(gpn_, -1);
+  for (int l = 0; l < gpn_; ++l)
+    gpu_group_[l] = static_cast<int>(std::find(nic_groups_.begin(), nic_groups_.end(), of[l]) - nic_groups_.begin());
+
+  const double nic_bw = t.nic.bandwidth * t.nic.efficiency;
+  nic_ = static_cast<int>(links_.size());
+  for (int n = 0; n < t.nodes; ++n)
+    for (const auto& group : nic_groups_) {
+      std::string base = "node" + std::to_string(n) + ".nic";
+      for (size_t k = 0; k < group.size(); ++k) base += (k ? "+" : "") + std::to_string(group[k]);
+      add_link(base + ".up", nic_bw * static_cast<double>(group.size()));
+      add_link(base + ".down", nic_bw * static_cast<double>(group.size()));
+    }
+
+  // Each GPU's PCIe path to its NICs (its own x16 link into the switch the NICs hang off), used as
+  // given, like intra.host_bandwidth: write the achievable rate.
+  if (t.nic.pcie_bandwidth > 0) {
+    nic_pcie_ = static_cast<int>(links_.size());
+    for (int g = 0; g < gpus_; ++g) {
+      add_link(gpu_name(g / gpn_, g % gpn_) + ".pcie-nic.up", t.nic.pcie_bandwidth);
+      add_link(gpu_name(g / gpn_, g % gpn_) + ".pcie-nic.down", t.nic.pcie_bandwidth);
+    }
+  }
+
+  // A GPU whose NICs hang off another CPU socket crosses the link between the sockets (UPI / xGMI)
+  // out and back: one link per ordered pair of sockets, shared by every GPU that crosses it.
+  if (!t.nic.sockets.empty() && int(t.nic.gpu_sockets.size()) == gpn_ && int(t.nic.sockets.size()) == t.nic.count &&
+      t.nic.socket_bandwidth > 0) {
+    gpu_socket_ = t.nic.gpu_sockets;
+    for (const auto& group : nic_groups_) group_socket_.push_back(t.nic.sockets[group.front()]);
+    bool crossing = false;
+    for (int l = 0; l < gpn_; ++l) crossing = crossing || gpu_socket_[l] != group_socket_[gpu_group_[l]];
+    if (crossing) {
+      for (int s : t.nic.sockets) sockets_ = std::max(sockets_, s + 1);
+      for (int s : t.nic.gpu_sockets) sockets_ = std::max(sockets_, s + 1);
+      socket_ = static_cast<int>(links_.size());
+      for (int n = 0; n < t.nodes; ++n)
+        for (int a = 0; a < sockets_; ++a)
+          for (int b = 0; b < sockets_; ++b)
+            if (a != b)
+              add_link("node" + std::to_string(n) + ".socket" + std::to_string(a) + "to" + std::to_string(b),
+                       t.nic.socket_bandwidth);
+    }
+  }
+
+  if (t.network.kind == NetworkKind::fat_tree && t.network.nodes_per_leaf > 0 && t.network.nodes_per_leaf < t.nodes) {
+    require(t.network.oversubscription > 0, who + "network.oversubscription must be positive");
+    leaves_ = (t.nodes + t.network.nodes_per_leaf - 1) / t.network.nodes_per_leaf;
+    // One aggregated link per leaf and direction stands for its uplinks to all spines (ideal
+    // ECMP): capacity = the leaf's NIC downlink capacity (NICs that carry GPU traffic) /
+    // oversubscription.
+    const double up_bw = t.network.nodes_per_leaf * used * nic_bw / t.network.oversubscription;
+    spine_ = static_cast<int>(links_.size());
+    for (int l = 0; l < leaves_; ++l) {
+      add_link("leaf" + std::to_string(l) + ".spine.up", up_bw);
+      add_link("leaf" + std::to_string(l) + ".spine.down", up_bw);
+    }
+  }
+  networks_ = leaves_;   // one network endpoint per leaf, one for a single switch
 }
 
 int Fabric::node_of(int endpoint) const {
@@ -106,7 +165,41 @@ double Fabric::network_latency(int leaf_a, int leaf_b) const {
   return 2 * topo_.nic.latency + (leaf_a == leaf_b ? 1 : 3) * topo_.network.switch_latency;
 }
 
-int Fabric::nic_of(int gpu) const { return gpu_nic_[gpu % gpn_]; }
+int Fabric::nic_link(int gpu) const {
+  if (nic_ < 0) throw std::invalid_argument("nic_link: a single-node fabric has no NIC links");
+  return nic_ + 2 * (node_of(gpu) * static_cast<int>(nic_groups_.size()) + gpu_group_[gpu % gpn_]);
+}
+
+int Fabric::socket_link(int node, int from, int to) const {
+  if (socket_ < 0 || from == to) return -1;
+  return socket_ + node * sockets_ * (sockets_ - 1) + from * (sockets_ - 1) + (to < from ? to : to - 1);
+}
+
+// [Its PCIe path, the socket link] out of the source GPU's NIC group, and the spine up when the
+// destination is under another leaf.
+void Fabric::sender_half(int src, int to_leaf, std::vector<int>& out) const {
+  const int ns = node_of(src), ls = src % gpn_;
+  if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * src);
+  if (socket_ >= 0) {
+    const int l = socket_link(ns, gpu_socket_[ls], group_socket_[gpu_group_[ls]]);
+    if (l >= 0) out.push_back(l);
+  }
+  out.push_back(nic_link(src));
+  if (leaf_of(ns) != to_leaf) out.push_back(spine_ + 2 * leaf_of(ns));
+}
+
+// The spine down when the source is under another leaf, then into the peer's NIC group [, the
+// socket link, its PCIe path].
+void Fabric::receiver_half(int from_leaf, int dst, std::vector<int>& out) const {
+  const int nd = node_of(dst), ld = dst % gpn_;
+  if (leaf_of(nd) != from_leaf) out.push_back(spine_ + 2 * leaf_of(nd) + 1);
+  out.push_back(nic_link(dst) + 1);
+  if (socket_ >= 0) {
+    const int l = socket_link(nd, group_socket_[gpu_group_[ld]], gpu_socket_[ld]);
+    if (l >= 0) out.push_back(l);
+  }
+  if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * dst + 1);
+}
 
 double Fabric::route(int src, int dst, std::vector<int>& out) const {
   if (src == dst) return 0;
@@ -115,13 +208,8 @@ double Fabric::route(int src, int dst, std::vector<int>& out) const {
     if (src >= gpus_ && dst >= gpus_) throw std::invalid_argument("a network endpoint only reaches GPUs");
     const int leaf = (is_network(src) ? src : dst) - gpus_ - switches_;
     const int gpu_leaf = leaf_of(is_network(src) ? nd : ns);
-    if (is_network(dst)) {
-      out.push_back(nic_ + 2 * (ns * topo_.nic.count + nic_of(src)));
-      if (leaf != gpu_leaf) out.push_back(spine_ + 2 * gpu_leaf);
-    } else {
-      if (leaf != gpu_leaf) out.push_back(spine_ + 2 * gpu_leaf + 1);
-      out.push_back(nic_ + 2 * (nd * topo_.nic.count + nic_of(dst)) + 1);
-    }
+    if (is_network(dst)) sender_half(src, leaf, out);
+    else receiver_half(leaf, dst, out);
     return network_latency(leaf, gpu_leaf);
   }
   if (src >= gpus_ || dst >= gpus_) {   // to or from a node's NVSwitch
@@ -147,20 +235,11 @@ double Fabric::route(int src, int dst, std::vector<int>& out) const {
     out.push_back(gpu_port_ + 2 * dst + 1);
     return topo_.intra.latency;
   }
-  // Across nodes: out of the source GPU's NIC, through the leaf (and spine), into the peer's NIC
-  // (rail-optimised: the GPU->NIC PCIe hop is not a bottleneck and is not modelled).
-  out.push_back(nic_ + 2 * (ns * topo_.nic.count + nic_of(src)));
-  int switches = 1;
-  if (spine_ >= 0) {
-    const int la = ns / topo_.network.nodes_per_leaf, lb = nd / topo_.network.nodes_per_leaf;
-    if (la != lb) {
-      out.push_back(spine_ + 2 * la);
-      out.push_back(spine_ + 2 * lb + 1);
-      switches = 3;   // leaf, spine, leaf
-    }
-  }
-  out.push_back(nic_ + 2 * (nd * topo_.nic.count + nic_of(dst)) + 1);
-  return 2 * topo_.nic.latency + switches * topo_.network.switch_latency;
+  // Across nodes: [its PCIe path, the socket link] out of the source GPU's NIC group, through the
+  // leaf (and spine), into the peer's NIC group [, the socket link, its PCIe path].
+  sender_half(src, leaf_of(nd), out);
+  receiver_half(leaf_of(ns), dst, out);
+  return network_latency(leaf_of(ns), leaf_of(nd));
 }
 
 double Fabric::latency(int src, int dst) const {

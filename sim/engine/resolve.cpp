@@ -15,6 +15,11 @@ CollectiveInstance resolve_collective(const Topology& topology, CollectiveOp op,
   return engine::resolve(fabric, op, requested, group, bytes, root);
 }
 
+NcclSelection nccl_selection(const Topology& topology, CollectiveOp op, const std::vector<int>& group, double bytes) {
+  const engine::Fabric fabric(topology);
+  return engine::nccl_select(fabric, op, group, bytes, 0);
+}
+
 void resolve_collectives(const Topology& topology, ProgramSet& programs) {
   std::unique_ptr<engine::Fabric> fabric;   // built on the first unresolved collective
   using Key = std::tuple<int, int, std::vector<int>, int64_t, int>;

@@ -1,14 +1,17 @@
 // The selector (select.hpp): algorithm as NCCL's tuner would pick it, NCCL's channels, pipeline
 // chunks, and the protocol with the least static estimate (collective_price.cpp), priced on the
-// very plan the engine will time.
+// very plan the engine will time; or, with topology.collectives.nccl_version, the algorithm and
+// protocol of that NCCL's own tuning model (nccl_tuner.hpp).
 #include "engine/select.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 
 #include "engine/collective_plan.hpp"
+#include "engine/nccl_tuner.hpp"
 
 namespace tpsim::engine {
 
@@ -61,7 +64,8 @@ int tree_ranks_per_node(const Fabric& f, CollectiveOp op, const std::vector<int>
   return op == CollectiveOp::all_reduce && node_major(f, g) ? ranks_per_node(f, g) : 0;
 }
 
-// NCCL's multi-node rings and trees: one channel per NIC the group uses; channel c rotates every
+// NCCL's multi-node rings and trees: one channel per NIC group (the NICs of one GPU, fabric.hpp)
+// the group uses; channel c rotates every
 // node's block of positions by c, so each channel enters and leaves a node through different GPUs
 // and NICs (a tree channel's chain starts at, and its inter-node edges leave from, local rank c).
 // A tree channel carries both complementary trees, each on half its data: NCCL's channel c and its
@@ -77,12 +81,7 @@ std::vector<std::vector<int>> channel_orders(const Fabric& f, CollectiveOp op, A
                        (algorithm == Algorithm::tree && tree_ranks_per_node(f, op, g) > 0);
   if (!rotated || !node_major(f, g)) return {identity};
   std::set<int> nics;
-  std::vector<int> route;
-  for (int i = 0; i < per_node; ++i) {
-    route.clear();
-    f.route(g[i], g[(i + per_node) % p], route);   // to a GPU of another node: the first link is the NIC
-    nics.insert(route.front());
-  }
+  for (int i = 0; i < per_node; ++i) nics.insert(f.nic_link(g[i]));
   std::vector<std::vector<int>> orders;
   for (int c = 0; c < static_cast<int>(nics.size()); ++c) {
     std::vector<int> order(p);
@@ -97,9 +96,9 @@ struct Priced {
   double estimate = 0;
 };
 
-// `algorithm` made concrete, with the protocol of least estimate (the first listed on ties).
-Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
-                          double bytes, int root) {
+// `algorithm` made concrete but for its protocol: channels, pipeline chunks, ranks per node.
+CollectiveSpec shaped(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
+                      double bytes, int root) {
   CollectiveSpec spec = spec_for(op, group, bytes, root);
   CollectiveInstance& inst = spec.instance;
   inst.algorithm = algorithm;
@@ -110,6 +109,14 @@ Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm,
   }
   if (algorithm == Algorithm::hierarchical || algorithm == Algorithm::nvls_tree) inst.ranks_per_node = ranks_per_node(f, group);
   if (algorithm == Algorithm::tree) inst.ranks_per_node = tree_ranks_per_node(f, op, group);
+  return spec;
+}
+
+// `algorithm` made concrete, with the protocol of least estimate (the first listed on ties).
+Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
+                          double bytes, int root) {
+  CollectiveSpec spec = shaped(f, op, algorithm, group, bytes, root);
+  CollectiveInstance& inst = spec.instance;
   CollectivePlan plan = plan_shape(f, spec, Fidelity::flow);
   Priced best;
   bool first = true;
@@ -125,7 +132,52 @@ Priced with_best_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm,
   return best;
 }
 
+// NCCL's (algorithm, protocol) as a tpsim instance, when tpsim can run it: an algorithm it has a
+// schedule for that fits the group, and a protocol the topology lists (or the ideal one of a
+// topology that lists none). Throws std::invalid_argument otherwise.
+CollectiveInstance with_protocol(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
+                                 double bytes, int root, const std::string& protocol) {
+  if (algorithm == Algorithm::automatic) throw std::invalid_argument("not modelled");
+  CollectiveSpec spec = shaped(f, op, algorithm, group, bytes, root);
+  plan_shape(f, spec, Fidelity::flow);   // throws when the algorithm does not fit
+  const std::vector<ProtocolCost> protocols = candidate_protocols(f.topology(), algorithm);
+  const bool ideal = protocols.size() == 1 && protocols.front().name == "ideal";
+  if (!ideal && std::none_of(protocols.begin(), protocols.end(), [&](const ProtocolCost& p) { return p.name == protocol; }))
+    throw std::invalid_argument("protocol " + protocol + " is not in the topology's collectives.protocols");
+  spec.instance.protocol = ideal ? "ideal" : protocol;
+  return spec.instance;
+}
+
 }  // namespace
+
+NcclSelection nccl_select(const Fabric& f, CollectiveOp op, const std::vector<int>& group, double bytes, int root,
+                          CollectiveInstance* followed) {
+  NcclSelection out;
+  const Topology& t = f.topology();
+  out.version = t.collectives.nccl_version;
+  if (out.version.empty()) return out;
+  const nccl::Tuning tuning = nccl::tune(out.version, nccl::system_of(t, group), op, bytes);
+  for (const nccl::Candidate& c : tuning.candidates)
+    out.candidates.push_back({nccl::algo_name(c.algo), nccl::proto_name(c.proto), c.channels, c.latency_us * 1e-6,
+                              c.bandwidth_gbs * 1e9, c.time_us * 1e-6, nccl::modelled(c.algo)});
+  out.pick = tuning.pick;
+  if (out.pick < 0) return out;
+  // By NCCL's time, NCCL's own order on ties (so its pick first): the first tpsim can run.
+  std::vector<int> order(out.candidates.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return out.candidates[a].seconds < out.candidates[b].seconds; });
+  for (int i : order) {
+    try {
+      CollectiveInstance inst = with_protocol(f, op, out.candidates[i].modelled, group, bytes, root, out.candidates[i].protocol);
+      out.followed = i;
+      if (followed) *followed = std::move(inst);
+      break;
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  return out;
+}
 
 CollectiveInstance resolve(const Fabric& f, CollectiveOp op, Algorithm requested, const std::vector<int>& group,
                            double bytes, int root) {
@@ -133,6 +185,10 @@ CollectiveInstance resolve(const Fabric& f, CollectiveOp op, Algorithm requested
   const Topology& t = f.topology();
   const int p = static_cast<int>(group.size());
   Algorithm a = requested;
+  if (a == Algorithm::automatic && !t.collectives.nccl_version.empty()) {
+    CollectiveInstance inst;
+    if (nccl_select(f, op, group, bytes, root, &inst).followed >= 0) return inst;
+  }
   if (a == Algorithm::automatic) {
     const bool one_node = single_node(f, group);
     if (op != CollectiveOp::all_reduce) a = default_algorithm(op);

@@ -7,11 +7,17 @@
 
 #include "engine/fabric.hpp"
 #include "tpsim/collective.hpp"
+#include "tpsim/engine.hpp"
 
 namespace tpsim::engine {
 
 // resolve_collective on an already built Fabric (the public functions build it once).
 CollectiveInstance resolve(const Fabric& fabric, CollectiveOp op, Algorithm requested, const std::vector<int>& group,
                            double bytes, int root);
+
+// nccl_selection on an already built Fabric; `followed`, when given, receives the instance of the
+// followed candidate (left alone when none is followed).
+NcclSelection nccl_select(const Fabric& fabric, CollectiveOp op, const std::vector<int>& group, double bytes, int root,
+                          CollectiveInstance* followed = nullptr);
 
 }  // namespace tpsim::engine

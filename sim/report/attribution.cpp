@@ -196,10 +196,17 @@ std::string link_label(const std::string& link) {
       direction = p;
       continue;
     }
+    const size_t to = p.find("to");   // "socket1to0": the link from socket 1 to socket 0
+    std::string from_socket, to_socket;
     if (numbered(p, "nic", n)) word = "NIC rail " + n;
+    else if (p.rfind("nic", 0) == 0 && p.find('+') != std::string::npos) word = "NICs " + p.substr(3);   // one GPU's
     else if (numbered(p, "gpu", n)) word = "GPU " + n;
+    else if (to != std::string::npos && numbered(p.substr(0, to), "socket", from_socket) &&
+             numbered(p.substr(to), "to", to_socket))
+      word = "socket " + from_socket + " -> " + to_socket;
     else if (p == "nvlink") word = "NVLink";
     else if (p == "pcie") word = "PCIe";
+    else if (p == "pcie-nic") word = "PCIe to NIC";
     else if (p == "nvswitch") word = "NVSwitch";
     out += (out.empty() ? "" : " ") + word;
   }

@@ -3,7 +3,11 @@
 // at fault and points at the line that set it, or the --set flag that did.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include "spec/loading.hpp"
+#include "spec/yaml_reader.hpp"
 
 namespace tpsim::spec_detail {
 
@@ -38,6 +42,60 @@ class Checker {
   const Locations& where_;
   std::string fallback_;
 };
+
+std::string list(const std::vector<int>& xs) {
+  std::vector<std::string> s;
+  for (int x : xs) s.push_back(std::to_string(x));
+  return "{" + join(s, ", ") + "}";
+}
+
+// Which NICs each GPU uses and how it reaches them: every GPU has a NIC on a multi-node topology,
+// GPUs that share a NIC share all of them (a GPU's traffic spreads evenly over its NICs, so a
+// partial overlap would have no single rate), and a GPU whose NICs hang off another socket
+// crosses a socket link that the topology must size.
+void check_nic_layout(const Checker& c, const Topology& t) {
+  const NicSpec& nic = t.nic;
+  const auto of = nics_of_gpus(nic, t.gpus_per_node);
+  for (int g = 0; g < t.gpus_per_node; ++g) {
+    if (of[g].empty() && t.nodes > 1)
+      c.fail("topology.nic.gpus", fmt::format("GPU {} is served by no NIC, so it cannot reach other nodes", g));
+    for (int h = 0; h < g; ++h) {
+      std::vector<int> common;
+      std::set_intersection(of[g].begin(), of[g].end(), of[h].begin(), of[h].end(), std::back_inserter(common));
+      if (!common.empty() && of[g] != of[h])
+        c.fail("topology.nic.gpus", fmt::format("GPUs {} and {} share NIC {} but not all their NICs ({} vs {}): GPUs "
+                                                "that share a NIC must use the same NICs",
+                                                h, g, common.front(), list(of[h]), list(of[g])));
+    }
+  }
+  c.non_negative("topology.nic.pcie_bandwidth", nic.pcie_bandwidth);
+  c.non_negative("topology.nic.socket_bandwidth", nic.socket_bandwidth);
+  if (nic.sockets.empty() != nic.gpu_sockets.empty())
+    c.fail(nic.sockets.empty() ? "topology.nic.sockets" : "topology.nic.gpu_sockets",
+           "nic.sockets (per NIC) and nic.gpu_sockets (per GPU) go together: give both or neither");
+  if (nic.sockets.empty()) return;
+  if (int(nic.sockets.size()) != nic.count)
+    c.fail("topology.nic.sockets", fmt::format("lists {} sockets for {} NICs", nic.sockets.size(), nic.count));
+  if (int(nic.gpu_sockets.size()) != t.gpus_per_node)
+    c.fail("topology.nic.gpu_sockets",
+           fmt::format("lists {} sockets for {} GPUs per node", nic.gpu_sockets.size(), t.gpus_per_node));
+  for (const auto* v : {&nic.sockets, &nic.gpu_sockets})
+    for (int x : *v)
+      if (x < 0 || x >= 8)
+        c.fail(v == &nic.sockets ? "topology.nic.sockets" : "topology.nic.gpu_sockets",
+               fmt::format("expected a socket index in 0..7, got {}", x));
+  for (int g = 0; g < t.gpus_per_node; ++g) {
+    if (of[g].empty()) continue;
+    for (int i : of[g])
+      if (nic.sockets[i] != nic.sockets[of[g].front()])
+        c.fail("topology.nic.sockets", fmt::format("GPU {}'s NICs {} and {} hang off different sockets ({} and {})", g,
+                                                   of[g].front(), i, nic.sockets[of[g].front()], nic.sockets[i]));
+    if (nic.sockets[of[g].front()] != nic.gpu_sockets[g] && !(nic.socket_bandwidth > 0))
+      c.fail("topology.nic.socket_bandwidth",
+             fmt::format("GPU {} (socket {}) uses NIC {} on socket {}: give the link between sockets its bandwidth", g,
+                         nic.gpu_sockets[g], of[g].front(), nic.sockets[of[g].front()]));
+  }
+}
 
 void check_topology_with(const Checker& c, const Topology& t) {
   for (const auto& [dtype, flops] : t.gpu.peak_flops)
@@ -76,13 +134,12 @@ void check_topology_with(const Checker& c, const Topology& t) {
     c.non_negative("topology.nic.latency", nic.latency);
     if (static_cast<int>(nic.gpus.size()) != nic.count)
       c.fail("topology.nic.gpus", fmt::format("lists {} NICs but nic.count is {}", nic.gpus.size(), nic.count));
-    for (size_t i = 0; i < nic.gpus.size(); ++i) {
-      if (nic.gpus[i].empty()) c.fail("topology.nic.gpus", fmt::format("NIC {} serves no GPU", i));
+    for (size_t i = 0; i < nic.gpus.size(); ++i)
       for (int g : nic.gpus[i])
         if (g < 0 || g >= t.gpus_per_node)
           c.fail("topology.nic.gpus", fmt::format("NIC {} serves GPU {}, outside 0..{} (gpus_per_node {})", i, g,
                                                   t.gpus_per_node - 1, t.gpus_per_node));
-    }
+    check_nic_layout(c, t);
   }
 
   c.non_negative("topology.network.switch_latency", t.network.switch_latency);

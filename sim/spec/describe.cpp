@@ -31,19 +31,143 @@ const char* fabric_name(IntraFabric f) {
   return "?";
 }
 
-// What each NIC serves, compactly: "NIC i -> GPU i" when rail-optimised one to one.
-std::string nic_mapping(const NicSpec& nic) {
-  bool one_to_one = true;
+// "0-3", "0, 2, 5": sorted indices, runs of three or more written as ranges.
+std::string ranges(const std::vector<int>& xs) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < xs.size();) {
+    size_t j = i;
+    while (j + 1 < xs.size() && xs[j + 1] == xs[j] + 1) ++j;
+    if (j >= i + 2) parts.push_back(fmt::format("{}-{}", xs[i], xs[j]));
+    else
+      for (size_t k = i; k <= j; ++k) parts.push_back(std::to_string(xs[k]));
+    i = j + 1;
+  }
+  return spec_detail::join(parts, ", ");
+}
+
+std::string nics_word(const std::vector<int>& nics) { return (nics.size() == 1 ? "NIC " : "NICs ") + ranges(nics); }
+
+// Each GPU's rate out of the node when every GPU of the node sends to other nodes at once: the
+// max-min fair shares (progressive filling, the engine's sharing) of the NIC groups, each GPU's
+// PCIe path and the socket links it crosses. 0 for a GPU without a NIC.
+std::vector<double> all_sending_shares(const Topology& t, const std::vector<std::vector<int>>& of, bool sockets) {
+  const NicSpec& nic = t.nic;
+  const int gpn = t.gpus_per_node;
+  struct Resource {
+    double capacity = 0;
+    std::vector<int> gpus;
+  };
+  std::vector<Resource> resources;
+  std::vector<std::vector<int>> seen;
+  for (int g = 0; g < gpn; ++g) {
+    if (of[g].empty() || std::find(seen.begin(), seen.end(), of[g]) != seen.end()) continue;
+    seen.push_back(of[g]);
+    Resource group{nic.bandwidth * nic.efficiency * static_cast<double>(of[g].size()), {}};
+    for (int h = 0; h < gpn; ++h)
+      if (of[h] == of[g]) group.gpus.push_back(h);
+    resources.push_back(group);
+  }
+  for (int g = 0; g < gpn; ++g)
+    if (!of[g].empty() && nic.pcie_bandwidth > 0) resources.push_back({nic.pcie_bandwidth, {g}});
+  if (sockets && nic.socket_bandwidth > 0)
+    for (int a = 0; a < 8; ++a)
+      for (int b = 0; b < 8; ++b) {
+        Resource link{nic.socket_bandwidth, {}};
+        for (int g = 0; g < gpn; ++g)
+          if (a != b && !of[g].empty() && nic.gpu_sockets[g] == a && nic.sockets[of[g].front()] == b)
+            link.gpus.push_back(g);
+        if (!link.gpus.empty()) resources.push_back(link);
+      }
+  std::vector<double> share(gpn, 0.0);
+  std::vector<bool> active(gpn);
+  for (int g = 0; g < gpn; ++g) active[g] = !of[g].empty();
+  // Raise every active GPU's rate until a resource fills, then stop the GPUs on it; each active GPU
+  // is on its NIC group, so every round stops at least one.
+  while (std::find(active.begin(), active.end(), true) != active.end()) {
+    double step = -1;
+    for (const Resource& r : resources) {
+      double used = 0;
+      int users = 0;
+      for (int g : r.gpus) used += share[g], users += active[g];
+      if (users > 0 && (step < 0 || (r.capacity - used) / users < step)) step = (r.capacity - used) / users;
+    }
+    for (int g = 0; g < gpn; ++g)
+      if (active[g]) share[g] += step;
+    for (const Resource& r : resources) {
+      double used = 0;
+      for (int g : r.gpus) used += share[g];
+      if (used >= r.capacity * (1 - 1e-12))
+        for (int g : r.gpus) active[g] = false;
+    }
+  }
+  return share;
+}
+
+// Which NIC(s) each GPU uses, at what rate, and its path to them (PCIe, a socket crossing). One
+// line, "rail-optimised, NIC i serves GPU i", for the plain one-NIC-per-GPU layout without paths.
+std::string nic_layout(const Topology& t) {
+  const NicSpec& nic = t.nic;
+  bool one_to_one = static_cast<int>(nic.gpus.size()) == t.gpus_per_node;
   for (size_t i = 0; i < nic.gpus.size(); ++i)
     one_to_one = one_to_one && nic.gpus[i].size() == 1 && nic.gpus[i][0] == static_cast<int>(i);
-  if (one_to_one) return "rail-optimised, NIC i serves GPU i";
-  std::vector<std::string> parts;
-  for (size_t i = 0; i < nic.gpus.size(); ++i) {
-    std::vector<std::string> ids;
-    for (int g : nic.gpus[i]) ids.push_back(std::to_string(g));
-    parts.push_back(fmt::format("NIC {} -> GPU {}", i, spec_detail::join(ids, ",")));
+  if (one_to_one && nic.pcie_bandwidth == 0 && nic.sockets.empty()) return "; rail-optimised, NIC i serves GPU i\n";
+
+  const auto of = nics_of_gpus(nic, t.gpus_per_node);
+  const bool sockets = !nic.sockets.empty() && static_cast<int>(nic.sockets.size()) == nic.count &&
+                       static_cast<int>(nic.gpu_sockets.size()) == t.gpus_per_node;
+  const std::vector<double> shares = all_sending_shares(t, of, sockets);
+  std::string out = "; per GPU:\n";
+  for (int g = 0; g < t.gpus_per_node; ++g) {
+    const std::vector<int>& mine = of[g];
+    std::string line = fmt::format("    GPU {}", g);
+    if (sockets) line += fmt::format(" (socket {})", nic.gpu_sockets[g]);
+    if (mine.empty()) {
+      out += line + " -> no NIC: it cannot reach other nodes\n";
+      continue;
+    }
+    const double rate = nic.bandwidth * nic.efficiency * static_cast<double>(mine.size());
+    std::vector<int> sharing;
+    for (int h = 0; h < t.gpus_per_node; ++h)
+      if (of[h] == mine) sharing.push_back(h);
+    line += " -> " + nics_word(mine) + " (";
+    if (mine.size() > 1)
+      line += fmt::format("{} x {:g} Gb/s = {:g} Gb/s, ", mine.size(), nic.bandwidth * 8 / 1e9,
+                          nic.bandwidth * 8 / 1e9 * static_cast<double>(mine.size()));
+    else
+      line += fmt::format("{:g} Gb/s, ", nic.bandwidth * 8 / 1e9);
+    line += gbps(rate) + " achievable";
+    if (sockets) line += fmt::format("; socket {}", nic.sockets[mine.front()]);
+    if (sharing.size() > 1) line += "; shared by GPUs " + ranges(sharing);
+    line += ")";
+    // The path and what limits this GPU alone: the slowest of its NICs, PCIe path, socket link.
+    std::vector<std::string> path;
+    double alone = rate;
+    std::string limit = mine.size() > 1 ? "the NICs" : "the NIC";
+    if (nic.pcie_bandwidth > 0) {
+      path.push_back("PCIe " + gbps(nic.pcie_bandwidth));
+      if (nic.pcie_bandwidth < alone) alone = nic.pcie_bandwidth, limit = "PCIe";
+    }
+    if (sockets && nic.sockets[mine.front()] != nic.gpu_sockets[g]) {
+      path.push_back(fmt::format("crosses sockets {} -> {} at {}", nic.gpu_sockets[g], nic.sockets[mine.front()],
+                                 gbps(nic.socket_bandwidth)));
+      if (nic.socket_bandwidth > 0 && nic.socket_bandwidth < alone)
+        alone = nic.socket_bandwidth, limit = "the socket link";
+    } else if (sockets) {
+      path.push_back("same socket");
+    }
+    line += "; path: " + (path.empty() ? std::string("not modelled (no pcie_bandwidth or sockets)")
+                                        : spec_detail::join(path, ", "));
+    line += fmt::format("; alone up to {} each way ({})", gbps(alone), limit);
+    if (shares[g] < alone * (1 - 1e-9)) line += fmt::format(", {} with every GPU of the node sending", gbps(shares[g]));
+    out += line + "\n";
   }
-  return spec_detail::join(parts, "; ");
+  std::vector<int> idle;
+  for (int i = 0; i < static_cast<int>(nic.gpus.size()) && i < nic.count; ++i)
+    if (nic.gpus[i].empty()) idle.push_back(i);
+  if (!idle.empty())
+    out += fmt::format("    {} carr{} no GPU traffic (storage, management)\n", nics_word(idle),
+                       idle.size() == 1 ? "ies" : "y");
+  return out;
 }
 
 // The split of one weight: the plan's own partition spec, else what its preset implies.
@@ -103,9 +227,9 @@ std::string describe(const Topology& t) {
     out += fmt::format(", {} PCIe switches with {} uplinks", in.pcie_switches, gbps(in.host_bandwidth));
   out += "\n";
   if (t.nic.count > 0)
-    out += fmt::format("  NICs: {} x {:g} Gb/s per node ({} each, efficiency {:g}, latency {}); {}\n", t.nic.count,
+    out += fmt::format("  NICs: {} x {:g} Gb/s per node ({} each, efficiency {:g}, latency {}){}", t.nic.count,
                        t.nic.bandwidth * 8 / 1e9, gbps(t.nic.bandwidth), t.nic.efficiency, us(t.nic.latency),
-                       nic_mapping(t.nic));
+                       nic_layout(t));
   const NetworkSpec& net = t.network;
   const std::string network = net.kind == NetworkKind::single_switch
                                   ? "single switch"
@@ -122,6 +246,9 @@ std::string describe(const Topology& t) {
     out += fmt::format("\n  collectives: launch {}; protocols {}", us(tune.launch_latency),
                        protos.empty() ? std::string("none (ideal alpha-beta)") : spec_detail::join(protos));
   }
+  if (!tune.nccl_version.empty())
+    out += fmt::format("\n  collectives: auto follows NCCL {}'s tuning model (compute capability {}); tpsim times its pick",
+                       tune.nccl_version, t.gpu.compute_capability);
   return out;
 }
 

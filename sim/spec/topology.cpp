@@ -1,7 +1,31 @@
 // Topology YAML -> Topology (see topologies/dgx-h100.yaml for the schema). Quantities carry units.
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "spec/loading.hpp"
+
+namespace tpsim {
+
+const std::vector<std::string>& known_nccl_versions() {
+  static const std::vector<std::string> versions = {"2.23"};
+  return versions;
+}
+
+int gpu_compute_capability(const std::string& gpu_name) {
+  std::string name = gpu_name;
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  // Longer names first where one contains another (A100 before A10).
+  static const std::pair<const char*, int> generations[] = {
+      {"V100", 70},  {"A100", 80}, {"A800", 80}, {"A30", 80},  {"A10", 86},   {"A40", 86},   {"L40", 89},
+      {"L4", 89},    {"H100", 90}, {"H200", 90}, {"H800", 90}, {"H20", 90},   {"B100", 100}, {"B200", 100},
+      {"B300", 100}};
+  for (const auto& [key, cc] : generations)
+    if (name.find(key) != std::string::npos) return cc;
+  return 0;
+}
+
+}  // namespace tpsim
 
 namespace tpsim::spec_detail {
 
@@ -12,6 +36,7 @@ GpuSpec read_gpu(const Map& g) {
           "attention_score_bytes"});
   GpuSpec gpu;
   gpu.name = g.string("name");
+  gpu.compute_capability = gpu_compute_capability(gpu.name);
   const Map peak = g.map("peak");
   peak.only({"fp32", "tf32", "bf16", "fp16", "fp8"});
   const std::pair<const char*, DType> dtypes[] = {
@@ -76,13 +101,32 @@ std::vector<std::vector<int>> rail_optimised(const Map& nic, int count, int gpus
   return gpus;
 }
 
+// A list of small integers, e.g. sockets: [0, 0, 1, 1].
+std::vector<int> read_indices(const Map& n, const std::string& key) {
+  const YAML::Node list = n.value(key);
+  if (!list.IsSequence()) n.fail(key, "expected a list of integers like [0, 0, 1, 1], got " + shown(list));
+  std::vector<int> out;
+  for (const auto& x : list) {
+    int v = 0;
+    if (!x.IsScalar() || !YAML::convert<int>::decode(x, v))
+      fail_at(n.source(), x, n.key_path(key), "expected an integer, got " + shown(x));
+    out.push_back(v);
+  }
+  return out;
+}
+
 NicSpec read_nic(const Map& n, int gpus_per_node) {
-  n.only({"count", "bandwidth", "efficiency", "latency", "gpus"});
+  n.only({"count", "bandwidth", "efficiency", "latency", "gpus", "pcie_bandwidth", "sockets", "gpu_sockets",
+          "socket_bandwidth"});
   NicSpec nic;
   nic.count = n.small_integer("count");
   nic.bandwidth = n.quantity("bandwidth", "bandwidth");
   nic.efficiency = n.quantity("efficiency", "number", 1.0);
   nic.latency = n.quantity("latency", "time", 0.0);
+  nic.pcie_bandwidth = n.quantity("pcie_bandwidth", "bandwidth", 0.0);
+  nic.socket_bandwidth = n.quantity("socket_bandwidth", "bandwidth", 0.0);
+  if (n.has("sockets")) nic.sockets = read_indices(n, "sockets");
+  if (n.has("gpu_sockets")) nic.gpu_sockets = read_indices(n, "gpu_sockets");
   if (!n.has("gpus")) {
     nic.gpus = rail_optimised(n, nic.count, gpus_per_node);
     return nic;
@@ -124,9 +168,16 @@ NetworkSpec read_network(const Map& w, int nodes) {
 
 // NCCL-style calibration: a launch latency plus per-protocol terms (see CollectiveTuning).
 CollectiveTuning read_collectives(const Map& c) {
-  c.only({"launch_latency", "protocols"});
+  c.only({"launch_latency", "protocols", "nccl_version"});
   CollectiveTuning tuning;
   tuning.launch_latency = c.quantity("launch_latency", "time", 0.0);
+  if (c.has("nccl_version")) {
+    tuning.nccl_version = c.string("nccl_version");
+    const auto& known = known_nccl_versions();
+    if (std::find(known.begin(), known.end(), tuning.nccl_version) == known.end())
+      c.fail("nccl_version", "tpsim has no tuning model for NCCL '" + tuning.nccl_version + "'; known: " + join(known) +
+                                 did_you_mean(tuning.nccl_version, known));
+  }
   if (!c.has("protocols")) return tuning;
   const YAML::Node list = c.value("protocols");
   if (!list.IsSequence()) c.fail("protocols", "expected a list of protocols like [{name: LL, ...}], got " + shown(list));
@@ -163,7 +214,28 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
   if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);
   topo.price_per_gpu_hour = t.quantity("price_per_gpu_hour", "number", 0.0);
   if (t.has("collectives")) topo.collectives = read_collectives(t.map("collectives"));
+  // NCCL's tuning model looks its constants up by GPU generation.
+  if (!topo.collectives.nccl_version.empty() && topo.gpu.compute_capability == 0)
+    t.map("gpu").fail("name", "collectives.nccl_version needs the GPU generation, and '" + topo.gpu.name +
+                                  "' names none tpsim knows (V100, A100, H100, H200, B200, L40S, ...)");
   return topo;
 }
 
 }  // namespace tpsim::spec_detail
+
+namespace tpsim {
+
+std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node) {
+  std::vector<std::vector<int>> of(std::max(0, gpus_per_node));
+  if (nic.count <= 0 || gpus_per_node <= 0) return of;
+  if (nic.gpus.empty()) {
+    for (int g = 0; g < gpus_per_node; ++g) of[g].push_back(int(int64_t(g) * nic.count / gpus_per_node));
+    return of;
+  }
+  for (int i = 0; i < int(nic.gpus.size()) && i < nic.count; ++i)
+    for (int g : nic.gpus[i])
+      if (g >= 0 && g < gpus_per_node && (of[g].empty() || of[g].back() != i)) of[g].push_back(i);
+  return of;
+}
+
+}  // namespace tpsim
