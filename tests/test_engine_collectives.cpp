@@ -381,6 +381,10 @@ TEST_CASE("the closed-form all-to-all (halves through the switches) times what t
   cases.push_back({"NVLink mesh", mesh, first(12)});
   cases.push_back({"PCIe, 2 NICs", load_topology("pcie-8x-l40s", {{"topology.nodes", "3"}}), first(24)});
   cases.push_back({"cluster-h100-ndr", load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), first(32)});
+  // Several NICs per GPU, and PCIe paths to the NICs with a link between CPU sockets.
+  cases.push_back({"aws-p5-efa", load_topology("aws-p5-efa", {{"topology.nodes", "2"}}), first(16)});
+  cases.push_back({"dgx-h100-12hca", load_topology("dgx-h100-12hca", {{"topology.nodes", "3"}}), first(24)});
+  cases.push_back({"PCIe, 2 sockets", load_topology("pcie-4x-l40s-2socket", {{"topology.nodes", "3"}}), first(12)});
   for (const Case& c : cases)
     for (double bytes : {4096.0, 1048576.0, 67108864.0}) {   // LL, LL128 and Simple on the presets
       CAPTURE(c.what);
