@@ -3,6 +3,8 @@
 //    flow and step fidelity, from 64 to 4096 GPUs. Wall time includes building the platform; peak
 //    RSS is the process's high-water mark so far (getrusage), so rows go from small to large.
 //    Goal: 4096 GPUs, 1 GiB, flow fidelity, < 0.3 s wall on the 2-core machine.
+//    Then direct all-to-all, 64 MiB, flow fidelity, 256 and 2048 GPUs (its closed form,
+//    engine/collective_plan.hpp). Goal: 2048 GPUs < 10 s wall on the 2-core machine.
 // 2. Step vs flow: every op x algorithm that applies, 256 MiB, on dgx-h100 (8 GPUs) and 4 nodes
 //    of cluster-h100-ndr (32 GPUs); tests/test_engine_fidelity.cpp asserts |rel diff| <= 5%.
 #include <malloc.h>
@@ -40,24 +42,26 @@ std::vector<int> first(int n) {
 
 // channels = 0: as the selector resolves it (one ring per NIC across nodes); 1: the same instance
 // cut down to its first channel, to compare with single-ring figures.
-void row(int gpus, Fidelity f, double bytes, int channels = 0) {
+void row(int gpus, Fidelity f, double bytes, int channels = 0, CollectiveOp op = CollectiveOp::all_reduce) {
   const auto t0 = std::chrono::steady_clock::now();
   const Topology topo = load_topology("cluster-h100-ndr", {{"topology.nodes", std::to_string((gpus + 7) / 8)}});
   const std::vector<int> group = first(gpus);
+  const Algorithm algorithm = op == CollectiveOp::all_to_all ? Algorithm::direct : Algorithm::ring;
   double seconds = 0;
   int used = channels;
   std::string instance;
   if (channels == 0) {
-    const CollectiveTiming t = time_collective(topo, CollectiveOp::all_reduce, Algorithm::ring, group, bytes, EngineOptions{f});
+    const CollectiveTiming t = time_collective(topo, op, algorithm, group, bytes, EngineOptions{f});
     seconds = t.seconds;
     used = t.channels;
     instance = describe(t.instance);
   } else {
     const engine::Fabric fabric(topo);
     engine::CollectiveSpec spec;
+    spec.op = op;
     spec.group = group;
     spec.bytes = bytes;
-    spec.instance = engine::resolve(fabric, CollectiveOp::all_reduce, Algorithm::ring, group, bytes, 0);
+    spec.instance = engine::resolve(fabric, op, algorithm, group, bytes, 0);
     spec.instance.channel_orders.resize(channels);
     auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, f));
     engine::SimPlatform platform(fabric);
@@ -67,7 +71,7 @@ void row(int gpus, Fidelity f, double bytes, int channels = 0) {
     platform.run();
     instance = describe(plan->instance);
   }
-  const double busbw = bytes / seconds * busbw_factor(CollectiveOp::all_reduce, gpus);
+  const double busbw = bytes / seconds * busbw_factor(op, gpus);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%6d %6s %10.0f %14.1f %12.2f %9d %10.3f %12.1f  %s\n", gpus, f == Fidelity::flow ? "flow" : "step",
               bytes / (1 << 20), seconds * 1e6, busbw / 1e9, used, wall, peak_rss_mb(), instance.c_str());
@@ -113,7 +117,12 @@ int main(int argc, char** argv) {
               "channels", "wall(s)", "peak RSS(MB)", "instance");
   const double bytes = 1 << 30;
   for (int gpus : {64, 256, 1024, 4096}) row(gpus, Fidelity::flow, bytes);
+  std::printf("\nDirect all-to-all on cluster-h100-ndr, 64 MiB (goal: 2048 GPUs < 10 s wall)\n");
+  std::printf("%6s %6s %10s %14s %12s %9s %10s %12s  %s\n", "GPUs", "fid.", "size(MiB)", "sim time(us)", "busbw(GB/s)",
+              "channels", "wall(s)", "peak RSS(MB)", "instance");
+  for (int gpus : {256, 2048}) row(gpus, Fidelity::flow, 64 << 20, 0, CollectiveOp::all_to_all);
   if (argc > 1 && std::string(argv[1]) == "--flow") return 0;   // the flow rows only
+  std::printf("\nRing all-reduce, step fidelity and one-ring rows, 1 GiB\n");
   for (int gpus : {64, 256}) row(gpus, Fidelity::step, bytes);
   row(1024, Fidelity::flow, bytes, 1);   // one ring: 2M messages at step fidelity
   row(1024, Fidelity::step, bytes, 1);

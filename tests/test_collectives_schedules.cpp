@@ -307,6 +307,9 @@ TEST_CASE("flow_view's closed forms equal the built schedule's edges and critica
           same(r);
           r.root = 0;
         }
+      r.op = CollectiveOp::all_to_all;
+      r.algorithm = Algorithm::direct;
+      same(r);
       r.op = CollectiveOp::all_reduce;
       r.algorithm = Algorithm::hierarchical;
       for (int per = 1; per <= p; ++per)

@@ -4,6 +4,7 @@
 
 #include "relative.hpp"
 
+#include <cmath>
 #include <map>
 #include <numeric>
 
@@ -300,4 +301,163 @@ TEST_CASE("the tree across nodes is NCCL's: one chain per NIC rail under the int
   const double tree = time_collective(t, CollectiveOp::all_reduce, Algorithm::tree, group, 1 << 30, EngineOptions{}).seconds;
   const double ring = time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, group, 1 << 30, EngineOptions{}).seconds;
   CHECK(tree == rel(ring * 2.0 / (2.0 * 15 / 16), 0.10));
+}
+
+TEST_CASE("a network endpoint cuts every cross-node route in two: sender's half, receiver's half") {
+  // 5 nodes under leaves of 2 (3 leaves), two GPUs per NIC.
+  Topology t = ideal(4, 5, 450e9, 50e9, 1e-6);
+  t.nic.count = 2;
+  t.network.kind = NetworkKind::fat_tree;
+  t.network.nodes_per_leaf = 2;
+  t.network.oversubscription = 2;
+  const engine::Fabric f(t);
+  REQUIRE(f.leaves() == 3);
+  CHECK(f.endpoints() == 20 + 5 + 3);   // GPUs, NVSwitches, one network endpoint per leaf
+  std::vector<int> whole, up, down;
+  for (int a = 0; a < f.gpus(); ++a)
+    for (int b = 0; b < f.gpus(); ++b) {
+      if (!f.inter_node(a, b)) continue;
+      whole.clear(), up.clear(), down.clear();
+      const double latency = f.route(a, b, whole);
+      const int leaf_a = f.leaf_of(f.node_of(a)), leaf_b = f.leaf_of(f.node_of(b));
+      CHECK(f.route(a, f.network_endpoint(leaf_b), up) == latency);
+      CHECK(f.route(f.network_endpoint(leaf_a), b, down) == latency);
+      CHECK(f.latency(a, f.network_endpoint(leaf_b)) == latency);
+      CHECK(f.latency(f.network_endpoint(leaf_a), b) == latency);
+      up.insert(up.end(), down.begin(), down.end());
+      CHECK(up == whole);
+    }
+  CHECK_THROWS_AS(f.route(f.network_endpoint(0), f.network_endpoint(1), up), std::invalid_argument);
+  CHECK(engine::Fabric(ideal(8, 1, 450e9, 50e9, 1e-6)).network_endpoint(0) == -1);   // one node: no network
+}
+
+TEST_CASE("all-to-all across nodes: (n-1)/n of the buffer leaves each GPU, the NIC share or the NVLink share sets the time") {
+  // n GPUs, 8 per node, one NIC per GPU, one NVSwitch per node, no protocol terms. Each GPU sends
+  // S/n to each of the n-1 others at once: (n-8)/n S through its NIC (the cross-node share) and
+  // 7/n S through its NVLink port (the intra-node share), on disjoint links, so the time is the
+  // larger of the two, plus one step latency (alpha for both kinds of hop here).
+  const double alpha = 1e-6, S = 64.0 * 1024 * 1024 * 15;
+  for (int n : {16, 64}) {
+    // NIC-bound: 450 GB/s NVLink, 50 GB/s NICs.
+    const Topology nic_bound = ideal(8, n / 8, 450e9, 50e9, alpha);
+    const double by_nic = double(n - 8) / n * S / 50e9 + alpha;
+    CHECK(double(n - 8) / n * S / 50e9 > 7.0 / n * S / 450e9);
+    // NVLink-bound: a 20 GB/s intra-node fabric against 400 GB/s NICs.
+    const Topology nvlink_bound = ideal(8, n / 8, 20e9, 400e9, alpha);
+    const double by_nvlink = 7.0 / n * S / 20e9 + alpha;
+    CHECK(7.0 / n * S / 20e9 > double(n - 8) / n * S / 400e9);
+    for (Fidelity f : kBoth) {
+      CAPTURE(n);
+      CAPTURE(int(f));
+      CHECK(seconds(nic_bound, CollectiveOp::all_to_all, Algorithm::direct, first(n), S, f) == rel(by_nic, 1e-9));
+      CHECK(seconds(nvlink_bound, CollectiveOp::all_to_all, Algorithm::direct, first(n), S, f) == rel(by_nvlink, 1e-9));
+    }
+  }
+}
+
+TEST_CASE("the closed-form all-to-all (halves through the switches) times what the materialised schedule times") {
+  struct Case {
+    std::string what;
+    Topology topo;
+    std::vector<int> group;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"2 nodes x 8", ideal(8, 2, 450e9, 50e9, 1e-6), first(16)});
+  cases.push_back({"8 nodes x 8", ideal(8, 8, 450e9, 50e9, 1e-6), first(64)});
+  // Uneven: 8, 8 and 4 GPUs of three nodes; 4 of each node; the group in a shuffled order.
+  cases.push_back({"8 + 8 + 4", ideal(8, 3, 450e9, 50e9, 1e-6), first(20)});
+  cases.push_back({"4 per node", ideal(8, 4, 450e9, 50e9, 1e-6), {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}});
+  cases.push_back({"shuffled", ideal(4, 3, 450e9, 50e9, 1e-6), {5, 0, 11, 2, 7, 9, 1, 4}});
+  // A fat tree of 2-node leaves, 3:1 oversubscribed: the spine, not the NIC, holds the cross-leaf part.
+  Topology tree = ideal(8, 5, 450e9, 50e9, 1e-6);
+  tree.network.kind = NetworkKind::fat_tree;
+  tree.network.nodes_per_leaf = 2;
+  tree.network.oversubscription = 3;
+  cases.push_back({"fat tree 3:1, 5 nodes", tree, first(40)});
+  cases.push_back({"fat tree 3:1, 37 of 40", tree, first(37)});
+  // No NVSwitch (a pair of links per GPU pair), and two NICs shared by eight PCIe GPUs.
+  Topology mesh = ideal(4, 3, 300e9, 50e9, 1e-6);
+  mesh.intra.fabric = IntraFabric::nvlink_mesh;
+  cases.push_back({"NVLink mesh", mesh, first(12)});
+  cases.push_back({"PCIe, 2 NICs", load_topology("pcie-8x-l40s", {{"topology.nodes", "3"}}), first(24)});
+  cases.push_back({"cluster-h100-ndr", load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), first(32)});
+  // Several NICs per GPU, and PCIe paths to the NICs with a link between CPU sockets.
+  cases.push_back({"aws-p5-efa", load_topology("aws-p5-efa", {{"topology.nodes", "2"}}), first(16)});
+  cases.push_back({"dgx-h100-12hca", load_topology("dgx-h100-12hca", {{"topology.nodes", "3"}}), first(24)});
+  cases.push_back({"PCIe, 2 sockets", load_topology("pcie-4x-l40s-2socket", {{"topology.nodes", "3"}}), first(12)});
+  for (const Case& c : cases)
+    for (double bytes : {4096.0, 1048576.0, 67108864.0}) {   // LL, LL128 and Simple on the presets
+      CAPTURE(c.what);
+      CAPTURE(bytes);
+      const engine::Fabric fabric(c.topo);
+      engine::CollectiveSpec spec;
+      spec.op = CollectiveOp::all_to_all;
+      spec.group = c.group;
+      spec.bytes = bytes;
+      spec.instance = engine::resolve(fabric, spec.op, Algorithm::direct, spec.group, bytes, 0);
+      const auto closed = engine::plan_collective(fabric, spec, Fidelity::flow);
+      spec.closed_form = false;
+      const auto built = engine::plan_collective(fabric, spec, Fidelity::flow);
+      CHECK(closed.closed_form);
+      CHECK(!built.closed_form);
+      REQUIRE(closed.phases.size() == 1);
+      REQUIRE(built.phases.size() == 1);
+      const size_t n = c.group.size();
+      CHECK(built.phases[0].flows.size() == n * (n - 1));
+      CHECK(closed.phases[0].flows.size() <= 6 * n + n * 3);   // a few halves per GPU (per pair in a mesh node)
+      CHECK(closed.path_latency == rel(built.path_latency, 1e-12));
+      CHECK(closed.estimate == rel(built.estimate, 1e-12));
+      // Every link carries the same bytes.
+      std::vector<double> load[2] = {std::vector<double>(fabric.links().size()), std::vector<double>(fabric.links().size())};
+      std::vector<int> route;
+      for (int k = 0; k < 2; ++k)
+        for (const engine::FlowEdge& e : (k == 0 ? closed : built).phases[0].flows) {
+          route.clear();
+          fabric.route(e.src, e.dst, route);
+          for (int l : route) load[k][l] += e.payload;
+        }
+      for (size_t l = 0; l < load[0].size(); ++l) CHECK(load[0][l] == rel(load[1][l], 1e-12));
+      double end[2] = {-1, -1};
+      for (int k = 0; k < 2; ++k) {
+        engine::SimPlatform platform(fabric);
+        engine::RunContext ctx;
+        ctx.platform = &platform;
+        auto plan = std::make_shared<const engine::CollectivePlan>(k == 0 ? closed : built);
+        engine::start_collective(ctx, plan, Fidelity::flow, [&, k] { end[k] = platform.now(); });
+        platform.run();
+        REQUIRE(!ctx.error);
+      }
+      CHECK(end[0] > 0);
+      // The halves drain in another order than the pairs (uneven groups, shared NICs, meshes,
+      // oversubscribed spines, caps), so the two agree to SimGrid's own resolution of event times
+      // (surf/precision: 1 ns, absolute) whatever the size; even uncapped groups to float rounding.
+      CHECK(std::fabs(end[0] - end[1]) <= 1e-9);
+    }
+}
+
+TEST_CASE("a step plan whose messages in flight would not fit in memory is refused in one line") {
+  const Topology t = ideal(8, 8, 450e9, 50e9, 1e-6);
+  const engine::Fabric fabric(t);
+  engine::CollectiveSpec spec;
+  spec.group = first(64);
+  spec.bytes = 1 << 26;
+  // A direct all-to-all posts all of its 64 x 63 transfers at once; a ring holds at most the 9
+  // rounds its ranks post ahead (8 channels, one per NIC, 64 transfers a round each).
+  spec.op = CollectiveOp::all_to_all;
+  spec.instance = engine::resolve(fabric, spec.op, Algorithm::direct, spec.group, spec.bytes, 0);
+  const auto a2a = engine::plan_collective(fabric, spec, Fidelity::step);
+  CHECK(engine::step_messages_in_flight(a2a) == 64 * 63);
+  CHECK(engine::step_messages_in_flight(engine::plan_collective(fabric, spec, Fidelity::flow)) == 0);   // no schedule
+  spec.op = CollectiveOp::all_reduce;
+  spec.instance = engine::resolve(fabric, spec.op, Algorithm::ring, spec.group, spec.bytes, 0);
+  const auto ring = engine::plan_collective(fabric, spec, Fidelity::step);
+  REQUIRE(ring.channels.size() == 8);
+  CHECK(engine::step_messages_in_flight(ring) == 8 * 9 * 64);
+  const double need = 64 * 63 * engine::kStepBytesPerMessage;
+  CHECK_NOTHROW(engine::check_step_memory(a2a, need));
+  CHECK_THROWS_WITH_AS(engine::check_step_memory(a2a, need - 1),
+                       doctest::Contains("all_to_all over 64 GPUs at step fidelity would hold 4032 messages in flight"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(engine::check_step_memory(a2a, need - 1), doctest::Contains("time it at flow fidelity"),
+                       std::invalid_argument);
 }

@@ -118,9 +118,9 @@ std::vector<Edge> schedule_edges(const Schedule& s);
 int critical_rounds(const Schedule& s);
 
 // The same view straight from a request, without materialising the transfers where a closed form
-// exists (ring all-reduce / all-gather / reduce-scatter, hierarchical, tree): a 4096-rank ring
-// all-reduce has 33.5M transfers but only 4096 edges. Equal to the schedule's edges and
-// critical_rounds (tested); chunk bytes = bytes / size_chunks.
+// exists (ring all-reduce / all-gather / reduce-scatter, hierarchical, tree, direct all-to-all): a
+// 4096-rank ring all-reduce has 33.5M transfers but only 4096 edges. Equal to the schedule's edges
+// and critical_rounds (tested); chunk bytes = bytes / size_chunks.
 struct FlowView {
   std::vector<Edge> edges;
   int rounds = 0;         // critical_rounds

@@ -1,7 +1,8 @@
 // flow_view: the per-edge totals and latency term of a schedule, in closed form where the
-// algorithm has one (ring all-reduce / all-gather / reduce-scatter, hierarchical all-reduce, tree)
-// so that `flow` fidelity on thousands of ranks never builds millions of transfers; otherwise
-// derived from the built schedule.
+// algorithm has one (ring all-reduce / all-gather / reduce-scatter, hierarchical all-reduce, tree,
+// direct all-to-all) so that a view of thousands of ranks never builds millions of transfers;
+// otherwise derived from the built schedule. (The timing engine plans from its own closed forms,
+// engine/collective_plan.hpp.)
 #include <algorithm>
 
 #include "collectives/builder.hpp"
@@ -54,6 +55,21 @@ FlowView hierarchical_view(const ScheduleRequest& r) {
   return f;
 }
 
+// Direct all-to-all: one round, one chunk per channel from every rank to every other rank.
+FlowView all_to_all_view(const ScheduleRequest& r) {
+  const int p = r.ranks;
+  FlowView f;
+  f.edges.reserve(size_t(p) * (p - 1));
+  for (int i = 0; i < p; ++i)
+    for (int j = 0; j < p; ++j)
+      if (i != j) f.edges.push_back(Edge{i, j, double(r.channels)});
+  f.rounds = p > 1 ? 1 : 0;
+  f.participants = p;
+  f.chunks = 2 * p * r.channels;
+  f.size_chunks = p * r.channels;
+  return f;
+}
+
 }  // namespace
 
 FlowView flow_view(const ScheduleRequest& request) {
@@ -64,6 +80,7 @@ FlowView flow_view(const ScheduleRequest& request) {
   if (ring_closed) return ring_view(r);
   if (r.algorithm == Algorithm::hierarchical && r.op == CollectiveOp::all_reduce) return hierarchical_view(r);
   if (r.algorithm == Algorithm::tree) return coll::tree_flow_view(r);
+  if (r.algorithm == Algorithm::direct && r.op == CollectiveOp::all_to_all) return all_to_all_view(r);
   const Schedule s = make_schedule(r);
   FlowView f;
   f.edges = schedule_edges(s);

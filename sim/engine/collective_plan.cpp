@@ -1,9 +1,12 @@
-// Planning one resolved collective: per-channel schedules (or the ring's closed form), endpoints,
-// per-edge totals and the phases flow fidelity runs (see collective_plan.hpp).
+// Planning one resolved collective: per-channel schedules (or the ring's or the all-to-all's closed
+// form), endpoints, per-edge totals and the phases flow fidelity runs (see collective_plan.hpp).
 #include "engine/collective_plan.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -20,6 +23,49 @@ bool closed_form_ring(CollectiveOp op) {
 }
 
 int ring_rounds(CollectiveOp op, int p) { return op == CollectiveOp::all_reduce ? 2 * (p - 1) : p - 1; }
+
+// Direct all-to-all in closed form (collective_plan.hpp): the edges of one channel carrying
+// `chunk` bytes per transfer, as halves through the switches, merged per port and route class.
+void all_to_all_halves(const Fabric& f, const std::vector<int>& group, double chunk, int channel,
+                       std::vector<FlowEdge>& edges) {
+  const int p = static_cast<int>(group.size());
+  if (p < 2) return;
+  std::vector<int> on_node(f.topology().nodes, 0), on_leaf(f.leaves(), 0);
+  std::vector<std::vector<int>> members(f.topology().nodes);
+  for (int g : group) {
+    ++on_node[f.node_of(g)];
+    ++on_leaf[f.leaf_of(f.node_of(g))];
+    members[f.node_of(g)].push_back(g);
+  }
+  auto half = [&](int src, int dst, int pairs) {
+    FlowEdge e{src, dst, pairs * chunk, channel, 0};
+    e.pairs = pairs;
+    edges.push_back(e);
+  };
+  for (int a : group) {
+    const int node = f.node_of(a), leaf = f.leaf_of(node);
+    // NVLink: through the node's NVSwitch, or one flow per pair where there is none.
+    if (const int local = on_node[node] - 1; local > 0) {
+      if (const int sw = f.switch_endpoint(node); sw >= 0) {
+        half(a, sw, local);
+        half(sw, a, local);
+      } else {
+        for (int b : members[node])
+          if (b != a) half(a, b, 1);
+      }
+    }
+    // Network: peers under the same leaf, and under the other leaves (their halves cross the spine).
+    if (const int same = on_leaf[leaf] - on_node[node]; same > 0) {
+      half(a, f.network_endpoint(leaf), same);
+      half(f.network_endpoint(leaf), a, same);
+    }
+    if (const int other = p - on_leaf[leaf]; other > 0) {
+      const int elsewhere = f.network_endpoint((leaf + 1) % f.leaves());
+      half(a, elsewhere, other);
+      half(elsewhere, a, other);
+    }
+  }
+}
 
 bool rooted(CollectiveOp op) { return op == CollectiveOp::broadcast || op == CollectiveOp::reduce; }
 
@@ -137,7 +183,47 @@ std::vector<FlowEdge> total_edges(const std::vector<Phase>& phases) {
   return edges;
 }
 
+// This machine's RAM in bytes (0 when the system does not say: then nothing is refused).
+double physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+
 }  // namespace
+
+double step_messages_in_flight(const CollectivePlan& plan) {
+  constexpr int kWindow = 9;   // a round's sends and the receives of the 8 rounds after it
+  double total = 0;
+  std::vector<double> per_round;
+  for (const ChannelPlan& ch : plan.channels) {
+    if (!ch.schedule) continue;
+    per_round.clear();
+    for (const Round& round : ch.schedule->rounds) {
+      double n = 0;
+      for (const Transfer& t : round.transfers) n += ch.endpoint[t.src] != ch.endpoint[t.dst];
+      per_round.push_back(n);
+    }
+    double window = 0, most = 0;
+    for (size_t r = 0; r < per_round.size(); ++r) {
+      window += per_round[r] - (r >= kWindow ? per_round[r - kWindow] : 0);
+      most = std::max(most, window);
+    }
+    total += most;
+  }
+  return total;
+}
+
+void check_step_memory(const CollectivePlan& plan, double memory) {
+  const double messages = step_messages_in_flight(plan), need = messages * kStepBytesPerMessage;
+  if (memory <= 0 || need <= memory) return;
+  constexpr double GiB = 1024.0 * 1024 * 1024;
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "collective: %s over %d GPUs at step fidelity would hold %.0f messages in flight, ~%.1f GiB of "
+                "SimGrid state, more than this machine's %.1f GiB of memory; time it at flow fidelity",
+                to_string(plan.op), plan.ranks, messages, need / GiB, memory / GiB);
+  throw std::invalid_argument(line);
+}
 
 void check_collective(const Fabric& f, const CollectiveSpec& spec) {
   if (spec.group.empty()) throw std::invalid_argument("collective: empty group");
@@ -170,8 +256,28 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
   plan.bytes = spec.bytes;
   const int channels = static_cast<int>(inst.channel_orders.size());
   const double channel_bytes = spec.bytes / channels;
-  plan.closed_form = inst.algorithm == Algorithm::ring && closed_form_ring(spec.op) && fidelity == Fidelity::flow &&
-                     spec.closed_form;
+  const bool a2a_form = inst.algorithm == Algorithm::direct && spec.op == CollectiveOp::all_to_all;
+  plan.closed_form = ((inst.algorithm == Algorithm::ring && closed_form_ring(spec.op)) || a2a_form) &&
+                     fidelity == Fidelity::flow && spec.closed_form;
+
+  if (plan.closed_form && a2a_form) {
+    plan.chunk_payload = channel_bytes / p;
+    plan.rounds = p > 1 ? 1 : 0;
+    Phase ph;
+    ph.rounds = plan.rounds;
+    for (int c = 0; c < channels; ++c) {
+      ChannelPlan ch;
+      for (int pos : inst.channel_orders[c]) ch.endpoint.push_back(spec.group[pos]);
+      all_to_all_halves(f, spec.group, plan.chunk_payload, c, ph.edges);
+      plan.channels.push_back(std::move(ch));
+    }
+    std::sort(ph.edges.begin(), ph.edges.end(), [](const FlowEdge& a, const FlowEdge& b) {
+      return std::tie(a.channel, a.src, a.dst) < std::tie(b.channel, b.src, b.dst);
+    });
+    plan.edges = ph.edges;
+    if (!ph.edges.empty()) plan.phases.push_back(std::move(ph));
+    return plan;
+  }
 
   if (plan.closed_form) {
     plan.chunk_payload = channel_bytes / p;
@@ -210,6 +316,8 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
     plan.rounds = std::max(plan.rounds, static_cast<int>(ch.schedule->rounds.size()));
     plan.channels.push_back(std::move(ch));
   }
+  // Refuse a step plan that cannot fit before cutting its phases (a map over all its edges).
+  if (fidelity == Fidelity::step) check_step_memory(plan, physical_memory());
   plan.chunk_payload = chunk_payload(*plan.channels[0].schedule, channel_bytes);
   plan.phases = cut_phases(plan.channels, plan.rounds, plan.chunk_payload);
   plan.phases.erase(std::remove_if(plan.phases.begin(), plan.phases.end(), [](const Phase& ph) { return ph.edges.empty(); }),

@@ -25,6 +25,21 @@
 // while a ring held by its NIC hops exposes about one hop latency. A ring all-reduce / all-gather /
 // reduce-scatter is one phase, so at `flow` fidelity its edges and path latencies come in closed
 // form (a 4096-rank ring never materialises 33M transfers); tested equal to the materialised schedule.
+//
+// A direct all-to-all is one round in which every rank sends S/p to every other rank: p(p-1)
+// transfers, 4.2M at 2048 GPUs, each of which SimGrid would hold as a comm (memory, and a share of
+// every max-min solve). At `flow` fidelity it comes in closed form instead: each transfer is cut
+// where it passes a switch (the node's NVSwitch for NVLink, the network for NICs: the fabric's
+// switch and network endpoints, fabric.hpp) into the half through its sender's port and the half
+// through its receiver's port, and the halves that cross the same links merge into one flow of
+// `pairs` transfers. A GPU then sends one NVLink half and one network half per class of route
+// (same leaf, other leaves) and receives as many: O(p) flows, every link carrying exactly the
+// bytes it carried before. The time is the same because the switches are non-blocking (the spine
+// is one aggregated link per leaf), so a transfer is held only by its two ports (and the spine);
+// the most loaded port is busy from the start until the end in both forms, and each transfer's
+// data is ready its pair's step latency after its halves are through. Tested equal to the
+// materialised schedule on even and uneven groups. Nodes without an NVSwitch endpoint (NVLink
+// mesh, PCIe) keep one flow per intra-node pair; `step` fidelity always sends every transfer.
 #pragma once
 
 #include <memory>
@@ -43,7 +58,7 @@ struct CollectiveSpec {
   double bytes = 0;         // nccl-tests size
   int root = 0;             // index into group (broadcast, reduce)
   CollectiveInstance instance;   // must be resolved (resolve() in select.hpp)
-  bool closed_form = true;  // flow fidelity may use the ring's closed form (tests turn it off)
+  bool closed_form = true;  // flow fidelity may use the ring's or all-to-all's closed form (tests turn it off)
 };
 
 // The protocol a collective runs with, resolved from Topology::collectives.
@@ -71,6 +86,8 @@ struct FlowEdge {
                                  // edge, so max-min shares links as it does among those messages
   double path_latency = 0;       // s: after the edge's comm finishes, until its data is ready (see
                                  // top; set by price; merged flows: the largest)
+  int pairs = 1;                 // (src, dst) transfers it stands for: > 1 for a closed-form
+                                 // all-to-all half that merges the transfers through one port (top)
 };
 
 // Rounds [first, first + rounds) of every channel, moving the same edges each round.
@@ -98,7 +115,7 @@ struct CollectivePlan {
   std::vector<FlowEdge> edges;                // per (channel, src, dst) over the whole collective
   std::vector<Phase> phases;                  // flow fidelity: rounds grouped (see top)
   int rounds = 0;                             // rounds of the schedule
-  bool closed_form = false;                   // edges from the ring's closed form
+  bool closed_form = false;                   // edges from the ring's or all-to-all's closed form
   ProtocolCost protocol;
   double path_latency = 0;   // s: latency-only data path through all rounds (empty collectives)
   double wire_scale = 1;     // wire bytes per payload byte (1 / protocol efficiency)
@@ -117,5 +134,19 @@ void price(CollectivePlan& plan, const Fabric& fabric, const ProtocolCost& proto
 
 // plan_shape, then price with the instance's protocol.
 CollectivePlan plan_collective(const Fabric& fabric, const CollectiveSpec& spec, Fidelity fidelity);
+
+// `step` fidelity holds every message a participant has posted as a SimGrid comm: a round's sends
+// and its receives up to 8 rounds ahead (step_backend.cpp). Messages a plan's schedules hold at
+// once, at most: per channel, the transfers of its 9 busiest consecutive rounds. A direct
+// all-to-all holds all of its p(p-1) transfers (4.2M over 2048 GPUs), a ring a few per rank.
+double step_messages_in_flight(const CollectivePlan& plan);
+// Bytes SimGrid takes per message in flight (its comm, network action, max-min variable and
+// mailbox): 2.9 KiB, measured from peak RSS with step all-to-alls over 64-512 GPUs on Debian's
+// SimGrid 3.32 (65,280 messages 219 MB, 261,632 messages 782 MB).
+constexpr double kStepBytesPerMessage = 2.9 * 1024;
+// Throws std::invalid_argument, in one line, when a `step` plan's messages in flight would take
+// more than `memory` bytes: refused before it runs rather than thrashing. plan_collective checks
+// every step plan against the machine's physical memory.
+void check_step_memory(const CollectivePlan& plan, double memory);
 
 }  // namespace tpsim::engine

@@ -138,9 +138,14 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   }
   if (proto.max_bandwidth > 0) rank_cap = std::min(rank_cap, proto.max_bandwidth);
   if (proto.min_time > 0 && most_sent > 0) rank_cap = std::min(rank_cap, most_sent / proto.min_time);
+  // A closed-form all-to-all half of `pairs` transfers takes the caps of those transfers, each of
+  // them 1 / (channels (p - 1)) of its sender's rank cap (a rank sends to every other rank).
+  const bool ring_form = plan.closed_form && plan.algorithm == Algorithm::ring;
+  const bool a2a_form = plan.closed_form && plan.op == CollectiveOp::all_to_all;
+  const double a2a_edges = double(plan.channels.size()) * (plan.ranks - 1);
   std::vector<int> scratch;
   for (FlowEdge& e : plan.edges) {
-    double payload_cap = e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
+    double payload_cap = a2a_form ? rank_cap * e.pairs / a2a_edges : e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
     if (e.src >= f.gpus() || e.dst >= f.gpus()) payload_cap = std::min(payload_cap, switch_cap);
     const double wire_cap = payload_cap * plan.wire_scale;
     // A cap at or above the route's slowest link never binds under max-min: drop it, so the flow
@@ -173,7 +178,11 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   std::vector<double> hop;
   for (int c = 0; c < channels; ++c) {
     const ChannelPlan& ch = plan.channels[c];
-    if (plan.closed_form) {
+    if (a2a_form) {   // one round: the longest hop
+      for (const FlowEdge& e : plan.edges) path = std::max(path, hop_latency(e.src, e.dst));
+      continue;
+    }
+    if (ring_form) {
       const int p = plan.ranks;
       if (p < 2 || plan.phases.empty()) continue;
       hop.assign(p, 0.0);
@@ -216,6 +225,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
         m.payload += e.payload;
         m.rate_cap = m.rate_cap > 0 && e.rate_cap > 0 ? m.rate_cap + e.rate_cap : 0;
         m.width += e.width;
+        m.pairs += e.pairs;
         m.latency = std::max(m.latency, e.latency);
       }
     }
@@ -258,9 +268,11 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     // finish + path_latency is it when the flow runs at its static rate.
     auto phase_time = [&](const FlowEdge& e) { return d[flow_of[&e - ph.edges.data()]]; };
     for (FlowEdge& e : ph.edges) e.path_latency = 0;
-    for (int c = 0; c < channels; ++c) {
+    if (a2a_form)   // one round (data_path_latency's rule): data ready a hop latency after the message
+      for (FlowEdge& e : ph.edges) e.path_latency = e.latency + phase_time(e) / ph.rounds;
+    for (int c = 0; c < channels && !a2a_form; ++c) {
       const ChannelPlan& ch = plan.channels[c];
-      if (plan.closed_form) {
+      if (ring_form) {
         const int p = plan.ranks;
         if (p < 2) continue;
         hop.assign(p, 0.0);

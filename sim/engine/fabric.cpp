@@ -148,11 +148,22 @@ void Fabric::add_nic_paths(const std::string& who) {
       add_link("leaf" + std::to_string(l) + ".spine.down", up_bw);
     }
   }
+  networks_ = leaves_;   // one network endpoint per leaf, one for a single switch
 }
 
-int Fabric::node_of(int endpoint) const { return endpoint < gpus_ ? endpoint / gpn_ : endpoint - gpus_; }
+int Fabric::node_of(int endpoint) const {
+  return endpoint < gpus_ ? endpoint / gpn_ : is_network(endpoint) ? -1 : endpoint - gpus_;
+}
 
 int Fabric::switch_endpoint(int node) const { return switches_ > 0 ? gpus_ + node : -1; }
+
+int Fabric::leaf_of(int node) const { return spine_ >= 0 ? node / topo_.network.nodes_per_leaf : 0; }
+
+int Fabric::network_endpoint(int leaf) const { return networks_ > 0 ? gpus_ + switches_ + leaf : -1; }
+
+double Fabric::network_latency(int leaf_a, int leaf_b) const {
+  return 2 * topo_.nic.latency + (leaf_a == leaf_b ? 1 : 3) * topo_.network.switch_latency;
+}
 
 int Fabric::nic_link(int gpu) const {
   if (nic_ < 0) throw std::invalid_argument("nic_link: a single-node fabric has no NIC links");
@@ -164,9 +175,43 @@ int Fabric::socket_link(int node, int from, int to) const {
   return socket_ + node * sockets_ * (sockets_ - 1) + from * (sockets_ - 1) + (to < from ? to : to - 1);
 }
 
+// [Its PCIe path, the socket link] out of the source GPU's NIC group, and the spine up when the
+// destination is under another leaf.
+void Fabric::sender_half(int src, int to_leaf, std::vector<int>& out) const {
+  const int ns = node_of(src), ls = src % gpn_;
+  if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * src);
+  if (socket_ >= 0) {
+    const int l = socket_link(ns, gpu_socket_[ls], group_socket_[gpu_group_[ls]]);
+    if (l >= 0) out.push_back(l);
+  }
+  out.push_back(nic_link(src));
+  if (leaf_of(ns) != to_leaf) out.push_back(spine_ + 2 * leaf_of(ns));
+}
+
+// The spine down when the source is under another leaf, then into the peer's NIC group [, the
+// socket link, its PCIe path].
+void Fabric::receiver_half(int from_leaf, int dst, std::vector<int>& out) const {
+  const int nd = node_of(dst), ld = dst % gpn_;
+  if (leaf_of(nd) != from_leaf) out.push_back(spine_ + 2 * leaf_of(nd) + 1);
+  out.push_back(nic_link(dst) + 1);
+  if (socket_ >= 0) {
+    const int l = socket_link(nd, group_socket_[gpu_group_[ld]], gpu_socket_[ld]);
+    if (l >= 0) out.push_back(l);
+  }
+  if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * dst + 1);
+}
+
 double Fabric::route(int src, int dst, std::vector<int>& out) const {
   if (src == dst) return 0;
   const int ns = node_of(src), nd = node_of(dst);
+  if (is_network(src) || is_network(dst)) {   // half of a cross-node route (see fabric.hpp)
+    if (src >= gpus_ && dst >= gpus_) throw std::invalid_argument("a network endpoint only reaches GPUs");
+    const int leaf = (is_network(src) ? src : dst) - gpus_ - switches_;
+    const int gpu_leaf = leaf_of(is_network(src) ? nd : ns);
+    if (is_network(dst)) sender_half(src, leaf, out);
+    else receiver_half(leaf, dst, out);
+    return network_latency(leaf, gpu_leaf);
+  }
   if (src >= gpus_ || dst >= gpus_) {   // to or from a node's NVSwitch
     if (ns != nd) throw std::invalid_argument("an NVSwitch only reaches the GPUs of its own node");
     if (src < gpus_) out.push_back(gpu_port_ + 2 * src);
@@ -192,38 +237,18 @@ double Fabric::route(int src, int dst, std::vector<int>& out) const {
   }
   // Across nodes: [its PCIe path, the socket link] out of the source GPU's NIC group, through the
   // leaf (and spine), into the peer's NIC group [, the socket link, its PCIe path].
-  const int ls = src % gpn_, ld = dst % gpn_;
-  if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * src);
-  if (socket_ >= 0) {
-    const int l = socket_link(ns, gpu_socket_[ls], group_socket_[gpu_group_[ls]]);
-    if (l >= 0) out.push_back(l);
-  }
-  out.push_back(nic_link(src));
-  int switches = 1;
-  if (spine_ >= 0) {
-    const int la = ns / topo_.network.nodes_per_leaf, lb = nd / topo_.network.nodes_per_leaf;
-    if (la != lb) {
-      out.push_back(spine_ + 2 * la);
-      out.push_back(spine_ + 2 * lb + 1);
-      switches = 3;   // leaf, spine, leaf
-    }
-  }
-  out.push_back(nic_link(dst) + 1);
-  if (socket_ >= 0) {
-    const int l = socket_link(nd, group_socket_[gpu_group_[ld]], gpu_socket_[ld]);
-    if (l >= 0) out.push_back(l);
-  }
-  if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * dst + 1);
-  return 2 * topo_.nic.latency + switches * topo_.network.switch_latency;
+  sender_half(src, leaf_of(nd), out);
+  receiver_half(leaf_of(ns), dst, out);
+  return network_latency(leaf_of(ns), leaf_of(nd));
 }
 
 double Fabric::latency(int src, int dst) const {
   if (src == dst) return 0;
+  if (is_network(src)) return network_latency(src - gpus_ - switches_, leaf_of(node_of(dst)));
+  if (is_network(dst)) return network_latency(leaf_of(node_of(src)), dst - gpus_ - switches_);
   const int ns = node_of(src), nd = node_of(dst);
   if (ns == nd) return topo_.intra.latency;
-  int switches = 1;
-  if (spine_ >= 0 && ns / topo_.network.nodes_per_leaf != nd / topo_.network.nodes_per_leaf) switches = 3;
-  return 2 * topo_.nic.latency + switches * topo_.network.switch_latency;
+  return network_latency(leaf_of(ns), leaf_of(nd));
 }
 
 }  // namespace tpsim::engine

@@ -1,8 +1,15 @@
 // Fabric: the topology as directed links and routes, before SimGrid sees it (platform apart from
 // behaviour). Endpoints are the GPUs (global index node * gpus_per_node + local) followed, on
-// NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper).
+// NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper, and the
+// middle of a closed-form all-to-all's NVLink halves), then, with several nodes, one network
+// endpoint per leaf (one for a single switch): the middle of a closed-form all-to-all's
+// cross-node halves (collective_plan.hpp).
 // Across nodes a GPU sends through its NIC group (the NICs it uses, topology nic.gpus), and, where
-// the topology gives them, its PCIe path to those NICs and the link between CPU sockets.
+// the topology gives them, its PCIe path to those NICs and the link between CPU sockets. GPU ->
+// network endpoint of leaf L is the sender's half of a route from the GPU to a GPU under leaf L
+// (up to its NIC group's up link, then the spine up when L is another leaf); network endpoint of
+// leaf L -> GPU is the receiver's half of a route from a GPU under leaf L (the spine down when L
+// is another leaf, then from its NIC group's down link on). No route joins two middle endpoints.
 // Links carry no latency: a route's latency is returned separately and added by the engine per
 // step, so SimGrid's max-min sharing stays fair (CM02/LV08 weight a flow's share by its route latency).
 #pragma once
@@ -25,16 +32,20 @@ class Fabric {
   explicit Fabric(const Topology& topology);   // throws std::invalid_argument on shapes it cannot build
 
   int gpus() const { return gpus_; }
-  int endpoints() const { return gpus_ + switches_; }
-  int node_of(int endpoint) const;
+  int endpoints() const { return gpus_ + switches_ + networks_; }
+  int node_of(int endpoint) const;             // -1 for a network endpoint (no node holds it)
   int switch_endpoint(int node) const;         // -1 when the fabric has no NVSwitch
+  int leaves() const { return leaves_; }       // leaf switches (1: a single switch)
+  int leaf_of(int node) const;
+  int network_endpoint(int leaf) const;        // -1 with one node (no network)
   bool inter_node(int src, int dst) const { return node_of(src) != node_of(dst); }
   const std::vector<FabricLink>& links() const { return links_; }
   const Topology& topology() const { return topo_; }
 
   // Appends the directed links from src to dst (none when src == dst) and returns the route's
   // latency in seconds: intra-node one fabric hop, inter-node two NIC traversals plus switches
-  // (the PCIe path and the socket link add bandwidth limits, no latency).
+  // (the PCIe path and the socket link add bandwidth limits, no latency). A half route through a
+  // network endpoint returns the latency of the whole routes it is half of.
   double route(int src, int dst, std::vector<int>& out) const;
   double latency(int src, int dst) const;   // the same latency, without building the route
   // The link a GPU's traffic leaves its node on: the up link of its NIC group (multi-node only).
@@ -44,10 +55,14 @@ class Fabric {
   int add_link(std::string name, double bandwidth);
   void add_nic_paths(const std::string& who);
   int socket_link(int node, int from, int to) const;   // -1 when from == to or sockets are not modelled
-
+  bool is_network(int endpoint) const { return endpoint >= gpus_ + switches_; }
+  double network_latency(int leaf_a, int leaf_b) const;   // two NIC traversals and the switches between
+  // A cross-node route is sender_half(src, leaf of dst) then receiver_half(leaf of src, dst).
+  void sender_half(int src, int to_leaf, std::vector<int>& out) const;
+  void receiver_half(int from_leaf, int dst, std::vector<int>& out) const;
 
   Topology topo_;
-  int gpn_ = 0, gpus_ = 0, switches_ = 0, leaves_ = 1;
+  int gpn_ = 0, gpus_ = 0, switches_ = 0, networks_ = 0, leaves_ = 1;
   std::vector<FabricLink> links_;
   int gpu_port_ = -1;          // nvswitch / pcie: link id 2*g (up) and 2*g+1 (down) from here
   int mesh_ = -1;              // nvlink_mesh: per node gpn*(gpn-1) pair links from here

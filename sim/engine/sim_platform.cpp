@@ -70,7 +70,10 @@ SimPlatform::SimPlatform(const Fabric& fabric) : fabric_(fabric) {
   if (engine_->get_netzone_root() != zone->get_iface()) throw std::logic_error("tpsim engine: fabric zone is not the root");
   hosts_.reserve(fabric.endpoints());
   for (int e = 0; e < fabric.endpoints(); ++e) {
-    const std::string name = e < fabric.gpus() ? "gpu" + std::to_string(e) : "nvswitch" + std::to_string(e - fabric.gpus());
+    const int leaf = fabric.network_endpoint(0) >= 0 ? e - fabric.network_endpoint(0) : -1;
+    const std::string name = e < fabric.gpus() ? "gpu" + std::to_string(e)
+                             : leaf >= 0       ? "network" + std::to_string(leaf)
+                                               : "nvswitch" + std::to_string(e - fabric.gpus());
     hosts_.push_back(zone->create_host(name, {1e12}));
   }
   zone->links.reserve(fabric.links().size());
