@@ -104,6 +104,9 @@ struct Op {
   double hbm_bytes = 0;                  // bytes read + written in HBM, for the roofline
   DType dtype = DType::bf16;
   GemmInfo gemm;
+  // A forward op run again inside the backward pass (activation recomputation): Megatron counts
+  // it as backward time, and so do the per-layer figures.
+  bool recompute = false;
   KernelInfo kernel;
   CollectiveInfo collective;
   P2PInfo p2p;

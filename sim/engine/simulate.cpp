@@ -82,6 +82,7 @@ void copy_op_fields(Span& s, const Op& op) {
   s.layer = op.layer;
   s.micro_batch = op.micro_batch;
   s.stage = op.stage;
+  s.recompute = op.recompute;
   s.mapping = op.mapping;
   if (op.kind == OpKind::collective) s.collective = op.collective.op;
 }

@@ -242,6 +242,13 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
                             {&pieces.output_bwd, "output.bwd"}})
       *p = fold_collectives(*p, label);
   const std::map<SlotKey, double> ends = ideal_slot_ends(pp, v, m);
+  // Recomputed forward pieces run inside the backward pass, and are marked so.
+  auto recomputed = [](Piece piece) {
+    for (Op& op : piece.ops) op.recompute = true;
+    return piece;
+  };
+  const Piece layer_recompute = recomputed(pieces.layer_fwd);
+  const Piece attention_recompute = recomputed(pieces.attention_recompute);
   const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
   // Activations and gradients between stages: [tokens, h], sequence-sharded under SP.
   const double p2p_bytes = double(tokens) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /
@@ -374,8 +381,8 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
         const int layer = first_layer + l;
         const std::string lp = fmt::format("layer{}", layer);
         const std::vector<int> r = l == layers_per_chunk - 1 ? roots : std::vector<int>{};
-        if (plan.recompute == Recompute::full) w.stamp(pieces.layer_fwd, lp + ".recompute", layer, mb, r);
-        if (plan.recompute == Recompute::selective) w.stamp(pieces.attention_recompute, lp, layer, mb, r);
+        if (plan.recompute == Recompute::full) w.stamp(layer_recompute, lp + ".recompute", layer, mb, r);
+        if (plan.recompute == Recompute::selective) w.stamp(attention_recompute, lp, layer, mb, r);
         w.stamp(pieces.layer_bwd, lp, layer, mb, plan.recompute == Recompute::none ? r : std::vector<int>{});
         if (last_micro_batch) add_grads(pieces.layer_params);
       }
