@@ -38,6 +38,10 @@ struct GpuSpec {
   int sms = 0;                            // streaming multiprocessors (wave quantisation)
   double launch_overhead = 0;             // s per kernel
   double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
+  // The GEMM library spreads a partial last wave of output tiles over every SM (stream-K and
+  // persistent kernels: Hopper's cuBLAS, measured on H200); false: whole tiles run in waves and a
+  // partial wave idles SMs (Ampere-era cuBLAS).
+  bool gemm_stream_k = false;
   std::string gemm_table;                 // optional CSV m,n,k,dtype,time_us overriding the model
   // HBM bytes the attention kernels move per attention score element (batch x heads x seq^2, causal
   // half) in the forward pass (backward: twice). 0 = fused flash attention (scores stay on chip);
