@@ -175,6 +175,18 @@ struct PlanSpec {
   // (Megatron's overlap_grad_reduce); false = every bucket after the last backward op (Megatron-LM
   // 2021, the Narayanan et al. runs).
   bool dp_overlap = true;
+  // Weight-gradient GEMMs accumulate straight into the fp32 main gradient (Megatron's
+  // gradient_accumulation_fusion, on by default since 2022); false = a bf16 product and then an
+  // add kernel per weight and micro-batch (Megatron-LM 2021's DDP hook).
+  bool grad_accumulation_fusion = true;
+  // A linear's input gradient is reduced over TP (all-reduce, or reduce-scatter under SP) while its
+  // weight gradient computes (Megatron's async_tensor_model_parallel_allreduce, on since late
+  // 2021); false = the weight gradient first, then the reduction (Megatron-LM 2021).
+  bool tp_grad_overlap = true;
+  // Pipeline sends between TP groups: each TP rank sends 1/tp of the activation and the receiving
+  // group all-gathers it over NVLink (Megatron's scatter_gather_tensors_in_pipeline); false = every
+  // TP rank sends the whole tensor. Under sequence parallelism the tensor is already split.
+  bool p2p_scatter_gather = true;
   int world() const { return tp * pp * dp; }
 };
 

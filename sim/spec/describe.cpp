@@ -149,6 +149,11 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  collectives {}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
                      p.collective_algorithm, p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
+  out += fmt::format("  weight gradients {} the fp32 main gradient, {} the input gradient's TP reduction; pipeline "
+                     "sends {}\n",
+                     p.grad_accumulation_fusion ? "accumulated by the GEMM into" : "added by a separate kernel to",
+                     p.tp_grad_overlap ? "computed during" : "computed before",
+                     p.p2p_scatter_gather ? "scattered over TP, all-gathered on arrival" : "whole from every TP rank");
   out += "  weights:";
   for (const auto& w : spec_detail::weight_names()) {
     if (model && model->activation != Activation::swiglu && w == "mlp.gate") continue;
