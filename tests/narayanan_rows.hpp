@@ -1,7 +1,7 @@
 // Narayanan et al. SC'21 Table 1 rows 1-5 (data/reference/narayanan_2021_table1_rows1-5.csv) and
 // the scenario each row runs as: its TP, PP, GPUs and batch on cluster-a100-hdr, sequence 2048,
-// micro-batch 1, full recomputation, no SP (Megatron-LM 2021). Shared by the in-sample accuracy
-// test and the leave-one-row-out calibration test.
+// micro-batch 1, full recomputation, no SP, with Megatron-LM 2021's scheduling (below). Shared by
+// the in-sample accuracy test and the leave-one-out calibration test.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -50,7 +50,13 @@ inline tpsim::Scenario narayanan_scenario(const NarayananRow& r, double score_by
                        {"workload.kind", "training"},
                        {"workload.global_batch", std::to_string(r.batch)},
                        {"workload.micro_batch", "1"},
-                       {"workload.seq", "2048"}};
+                       {"workload.seq", "2048"},
+                       // Megatron-LM as of 2021: DP gradients reduced after the backward pass, each
+                       // micro-batch's weight gradient added to the fp32 main gradient by its own
+                       // kernel, the input gradient's TP all-reduce after the weight gradient.
+                       {"plan.dp_overlap", "false"},
+                       {"plan.grad_accumulation_fusion", "false"},
+                       {"plan.tp_grad_overlap", "false"}};
   tpsim::Scenario s = tpsim::load_scenario(request);
   s.topology.gpu.attention_score_bytes = score_bytes;
   return s;

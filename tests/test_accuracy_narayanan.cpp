@@ -1,45 +1,26 @@
 // Accuracy against Megatron-LM: Narayanan et al. SC'21 Table 1 rows 1-5 (GPT 1.7B ... 39.1B on
 // Selene, A100 80 GB + 8x HDR per node), each row's TP, PP, GPUs and batch with sequence 2048,
-// micro-batch 1 and full activation recomputation, simulated on topologies/cluster-a100-hdr.yaml.
-// Asserts predicted TFLOP/s per GPU within 10% of the paper's for every row.
+// micro-batch 1, full activation recomputation and Megatron-LM 2021's scheduling (DP reduction
+// after the backward pass, weight gradients added to the fp32 main gradient by a kernel, the TP
+// input-gradient all-reduce after the weight gradient), simulated on cluster-a100-hdr.
 //
-// Constants (the only ones fitted to these rows; everything else comes from datasheets.md and
-// the NCCL facts in data/reference, through the topology preset):
-//   kMegatron2021ScoreBytes = 40 B of HBM traffic per causal attention score element per forward
-//     pass (backward twice). Megatron-LM in 2021 ran attention unfused: the QK^T GEMM writes the
-//     full s x s scores, the fused scale-mask-softmax reads and writes them, attention dropout reads
-//     them and writes them and a mask, and the PV GEMM reads them again: ~13 B per element of the
-//     full matrix per pass = ~26 B per element of its causal half, more with the batched GEMMs'
-//     inefficiency at k = head_dim. Fitted as one constant over the five rows, with the presets'
-//     calibrated NCCL protocol model on (topology.collectives): 40 B puts every row within 6.1%
-//     (1.7B +3.0%, 3.6B -3.0%, 7.5B -5.2%, 18.4B -6.0%, 39.1B +6.1%). The spread that is left is
-//     systematic: rows 3-4 (TP 4-8 inside a node) come out slow, row 5 (the only PP = 2 row) fast;
-//     we do not fudge either per row. A fused flash attention (the presets' default, 0 B) keeps the
-//     scores on chip.
-//   GEMM ceiling: not fitted, the A100 MAMF fraction 0.869 from datasheets.md (in the preset).
+// In sample: the one constant fitted to these rows and Korthikanti et al.'s Table 4 together
+// (megatron_a100.hpp: the attention score bytes); test_calibration_holdout.cpp has the
+// held-out figures. GEMMs: the A100 MAMF ceiling (datasheets.md) with the shape model fitted on
+// the measured H200 table; memory-bound kernels at their H200-measured HBM efficiency.
+// Goal 5% per row; the bound is the worst error achieved (2026-12-01), written at the check.
 #include <doctest/doctest.h>
 
-#include "narayanan_rows.hpp"
+#include "megatron_a100.hpp"
 
 #include <cmath>
 #include <fmt/format.h>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "tpsim/report.hpp"
-#include "tpsim/run.hpp"
-
 using namespace tpsim;
 
-namespace {
-
-constexpr double kMegatron2021ScoreBytes = 40;
-
-}  // namespace
-
-TEST_CASE("Narayanan et al. 2021 Table 1 rows 1-5: TFLOP/s per GPU within 10% of Megatron-LM") {
+TEST_CASE("Narayanan et al. 2021 Table 1 rows 1-5: TFLOP/s per GPU against Megatron-LM") {
   const std::vector<NarayananRow> rows = narayanan_rows();
   REQUIRE(rows.size() == 5);
   std::string table = "model     TP PP GPUs batch  paper TF/s  predicted TF/s  error   step time\n";
@@ -47,13 +28,13 @@ TEST_CASE("Narayanan et al. 2021 Table 1 rows 1-5: TFLOP/s per GPU within 10% of
     // What `tpsim run -t cluster-a100-hdr -m gpt-<N>b --set ... --numerics off` runs: no other flag.
     RunOptions options;
     options.numerics = "off";
-    const RunResult result = run_scenario(narayanan_scenario(r, kMegatron2021ScoreBytes), options);
+    const RunResult result = run_scenario(narayanan_scenario(r, kMegatronScoreBytes), options);
     REQUIRE(result.step);
     const double predicted = result.step->tflops_per_gpu;
     const double error = predicted / r.tflops - 1;
     table += fmt::format("{:<9} {:>2} {:>2} {:>4} {:>5} {:>11.0f} {:>15.1f} {:>+6.1f}% {:>9.3f} s\n", r.params + "B", r.tp,
                          r.pp, r.gpus, r.batch, r.tflops, predicted, 100 * error, result.step->step_time_s);
-    CHECK_MESSAGE(std::fabs(error) < 0.10, "GPT ", r.params, "B: predicted ", predicted, " vs paper ", r.tflops);
+    CHECK_MESSAGE(std::fabs(error) < kInSampleBound, "GPT ", r.params, "B: predicted ", predicted, " vs paper ", r.tflops);
   }
   MESSAGE(table);
 }

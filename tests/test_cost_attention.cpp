@@ -43,25 +43,31 @@ TEST_CASE("flash attention runs at the GEMM ceiling times the k factor of its he
   CHECK(c.seconds == rel(op.flops / (1e15 * eff) + 5e-6));
 }
 
-TEST_CASE("unfused attention adds its score traffic: bytes per causal score element, backward twice") {
+TEST_CASE("unfused attention: batched GEMMs over the whole score matrix, then its traffic through HBM") {
   GpuSpec gpu = toy_gpu();
   gpu.attention_score_bytes = 40;
-  gpu.peak_flops[DType::bf16] = 1e18;   // make both memory-bound
   const Op fwd = attention("attention", 2, 8, 2048, 64), bwd = attention("attention_backward", 2, 8, 2048, 64);
-  const double scores = 2.0 * 8 * 2048 * 2048 / 2;
-  CHECK(op_cost(gpu, fwd).memory_bound == rel((fwd.hbm_bytes + 40 * scores) / 1e12));
-  CHECK(op_cost(gpu, bwd).memory_bound == rel((bwd.hbm_bytes + 80 * scores) / 1e12));
+  const double scores = 2.0 * 8 * 2048 * 2048 / 2;   // causal half
+  const double hbm = 1e12 * kernel_hbm_efficiency("add");
+  // Forward: S = Q K^T and O = P V over 16 (batch x heads) full 2048 x 2048 score matrices, then
+  // softmax and dropout (two kernels) moving 40 B per causal score element.
+  const double qk = batched_gemm_cost(gpu, GemmInfo{2048, 2048, 64}, 16, DType::bf16).seconds;
+  const double pv = batched_gemm_cost(gpu, GemmInfo{2048, 64, 2048}, 16, DType::bf16).seconds;
+  CHECK(op_cost(gpu, fwd).seconds == rel(qk + pv + 40 * scores / hbm + 2 * 5e-6));
+  // Backward: dP = dO V^T, and dV, dQ, dK (three [s, s] x [s, d]); 19/13 of the score traffic.
+  CHECK(op_cost(gpu, bwd).seconds == rel(qk + 3 * pv + 40 * 19.0 / 13 * scores / hbm + 2 * 5e-6));
 }
 
 TEST_CASE("split-K: one output tile with a deep k spreads over idle SMs") {
   GpuSpec gpu = toy_gpu();
   const KernelCost c = gemm_cost(gpu, GemmInfo{128, 128, 4096}, DType::bf16);   // 1 tile, 4 SMs -> 4 splits
-  const double k_eff = 1024.0 / (1024 + 64);
+  const double half_k = gemm_half_k(gpu, DType::bf16);   // 0.82 us of a 0.2 PFLOP/s SM
+  const double k_eff = 1024.0 / (1024 + half_k);
   CHECK(c.efficiency == rel(0.8 * k_eff));
   CHECK(c.compute_bound == rel(2.0 * 128 * 128 * 4096 / (1e15 * 0.8 * k_eff)));
   // A shallow k is not split: 1 tile on 4 SMs runs a quarter wave.
   const KernelCost shallow = gemm_cost(gpu, GemmInfo{128, 128, 256}, DType::bf16);
-  CHECK(shallow.efficiency == rel(0.8 * 0.25 * 256.0 / (256 + 64)));
+  CHECK(shallow.efficiency == rel(0.8 * 0.25 * 256.0 / (256 + half_k)));
 }
 
 TEST_CASE("a measured GEMM table overrides the model for its exact shapes only") {

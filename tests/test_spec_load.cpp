@@ -180,6 +180,32 @@ TEST_CASE("the GPT presets are the rows of Narayanan et al. Table 1") {
   CHECK(rows == 5);
 }
 
+TEST_CASE("gpt-22b is Korthikanti et al. 2022 Table 3's 22B model") {
+  std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/korthikanti_2022_tables3-4.md");
+  REQUIRE(in.good());
+  std::string line;
+  bool found = false;
+  while (std::getline(in, line))
+    if (line.rfind("22B,", 0) == 0) {
+      std::stringstream ss(line);
+      std::string name, heads, hidden, layers;
+      std::getline(ss, name, ',');
+      std::getline(ss, heads, ',');
+      std::getline(ss, hidden, ',');
+      std::getline(ss, layers, ',');
+      const ModelSpec m = load_model("gpt-22b");
+      CHECK(m.heads == std::stoll(heads));
+      CHECK(m.hidden == std::stoll(hidden));
+      CHECK(m.layers == std::stoll(layers));
+      CHECK(m.ffn == 4 * m.hidden);
+      CHECK(m.vocab == 51200);
+      const double tied = static_cast<double>(parameter_count(m) - m.vocab * m.hidden);
+      CHECK(tied / 1e9 == rel(22, 0.05));
+      found = true;
+    }
+  CHECK(found);
+}
+
 TEST_CASE("the embedded default scenario is examples/default.yaml") {
   CHECK(std::string(default_scenario_yaml()) == read_text(data_dir() + "/examples/default.yaml"));
   const Scenario s = load_default();

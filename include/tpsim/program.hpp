@@ -53,10 +53,19 @@ inline constexpr int kStreamCount = 4;
 const char* to_string(Stream s);
 
 // out = op(A) @ op(B), op = transpose when trans_* is set. Shapes after op: A [m, k], B [k, n].
+// Where a weight-gradient GEMM's product goes in mixed-precision training (Megatron's fp32
+// main_grad, accumulated over the micro-batches of a step): timing only, numerics ignores it.
+enum class MainGrad : uint8_t {
+  none,        // not a weight gradient (or no fp32 main gradient)
+  fused,       // the GEMM reads and writes the fp32 main gradient itself (gradient_accumulation_fusion)
+  separate,    // a bf16 product, then an add kernel into the fp32 main gradient (Megatron-LM 2021)
+};
+
 struct GemmInfo {
   int64_t m = 0, n = 0, k = 0;
   bool trans_a = false, trans_b = false;
   bool accumulate = false;   // out += ... (weight-gradient accumulation over micro-batches)
+  MainGrad main_grad = MainGrad::none;
 };
 
 // A named kernel other than a GEMM: "gelu", "gelu_backward", "swiglu", "add", "layernorm",
@@ -104,6 +113,9 @@ struct Op {
   double hbm_bytes = 0;                  // bytes read + written in HBM, for the roofline
   DType dtype = DType::bf16;
   GemmInfo gemm;
+  // A forward op run again inside the backward pass (activation recomputation): Megatron counts
+  // it as backward time, and so do the per-layer figures.
+  bool recompute = false;
   KernelInfo kernel;
   CollectiveInfo collective;
   P2PInfo p2p;

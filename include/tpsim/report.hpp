@@ -27,6 +27,11 @@ struct StepMetrics {
   std::string tp_collectives = "exact"; // "exact" (ops on tp_comm) | "folded" (uncontended time inside compute ops)
   double tp_comm_folded_s = 0;          // per GPU (max): TP collective time inside folded compute ops
   std::string dp_replicas = "all";      // "all" simulated, or "one" (replica symmetry, DP collectives timed alone)
+  // Training, TP collectives exact: one transformer layer on GPU 0 as the step ran it, from its
+  // first op's start to its last op's end, per pass (recomputed forward ops count as backward, as
+  // Megatron times them); the median over the layers and micro-batches simulated (layer_samples).
+  double layer_forward_s = 0, layer_backward_s = 0;
+  int layer_samples = 0;
   // inference
   double prefill_s = 0, decode_step_s = 0;
   double ttft_s = 0, tpot_s = 0;        // time to first token, time per output token

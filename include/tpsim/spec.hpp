@@ -38,6 +38,10 @@ struct GpuSpec {
   int sms = 0;                            // streaming multiprocessors (wave quantisation)
   double launch_overhead = 0;             // s per kernel
   double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
+  // The GEMM library spreads a partial last wave of output tiles over every SM (stream-K and
+  // persistent kernels: Hopper's cuBLAS, measured on H200); false: whole tiles run in waves and a
+  // partial wave idles SMs (Ampere-era cuBLAS).
+  bool gemm_stream_k = false;
   std::string gemm_table;                 // optional CSV m,n,k,dtype,time_us overriding the model
   // HBM bytes the attention kernels move per attention score element (batch x heads x seq^2, causal
   // half) in the forward pass (backward: twice). 0 = fused flash attention (scores stay on chip);
@@ -195,6 +199,18 @@ struct PlanSpec {
   // (Megatron's overlap_grad_reduce); false = every bucket after the last backward op (Megatron-LM
   // 2021, the Narayanan et al. runs).
   bool dp_overlap = true;
+  // Weight-gradient GEMMs accumulate straight into the fp32 main gradient (Megatron's
+  // gradient_accumulation_fusion, on by default since 2022); false = a bf16 product and then an
+  // add kernel per weight and micro-batch (Megatron-LM 2021's DDP hook).
+  bool grad_accumulation_fusion = true;
+  // A linear's input gradient is reduced over TP (all-reduce, or reduce-scatter under SP) while its
+  // weight gradient computes (Megatron's async_tensor_model_parallel_allreduce, on since late
+  // 2021); false = the weight gradient first, then the reduction (Megatron-LM 2021).
+  bool tp_grad_overlap = true;
+  // Pipeline sends between TP groups: each TP rank sends 1/tp of the activation and the receiving
+  // group all-gathers it over NVLink (Megatron's scatter_gather_tensors_in_pipeline); false = every
+  // TP rank sends the whole tensor. Under sequence parallelism the tensor is already split.
+  bool p2p_scatter_gather = true;
   int world() const { return tp * pp * dp; }
 };
 

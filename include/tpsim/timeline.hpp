@@ -27,6 +27,7 @@ struct Span {
   int layer = -1;
   int micro_batch = 0;
   int stage = 0;
+  bool recompute = false;      // a forward op recomputed in the backward pass
   TpMappingId mapping = TpMappingId::none;
   CollectiveOp collective = CollectiveOp::all_reduce;   // collectives only
   int64_t bytes = 0;           // collectives, send, recv: bytes moved (nccl-tests "size"); 0 = unknown

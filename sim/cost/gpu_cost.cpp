@@ -1,76 +1,56 @@
-// GPU kernel cost: a roofline with GEMM efficiency from tile and wave quantisation.
-//
-// A GEMM [m, k] x [k, n] is cut into output tiles that the SMs process in waves; a partial last
-// wave or a partial edge tile wastes tensor-core time, and a short k cannot hide the tile's load
-// latency. The large-GEMM ceiling is the GPU's measured max achievable matmul (MAMF) fraction.
+// GPU kernel cost of one op: GEMMs by their shape (gemm_cost.cpp), attention fused (flash) or
+// unfused (batched GEMMs plus the score matrix through HBM), other kernels memory-bound at their
+// measured HBM efficiency (kernel_efficiency.cpp), fused ops as the sum of their parts.
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <map>
-#include <mutex>
-#include <sstream>
-#include <tuple>
 
+#include "cost/peaks.hpp"
 #include "tpsim/cost.hpp"
 
 namespace tpsim {
 namespace {
 
-// Output tile edge of the cuBLAS-class kernels we model; 128x128 is the common Hopper/Ampere choice.
-constexpr double kTile = 128;
-// k at which a tile's main loop reaches half its steady-state throughput (prologue/epilogue cost).
-constexpr double kHalfK = 64;
-// Shallowest k slice a split-K GEMM gives one SM (shorter slices cost more in partial sums than
-// they gain in parallelism).
-constexpr double kMinSplitK = 256;
-
-double peak_for(const GpuSpec& gpu, DType dtype) {
-  auto it = gpu.peak_flops.find(dtype);
-  if (it != gpu.peak_flops.end() && it->second > 0) return it->second;
-  // fp16 runs on the bf16 tensor-core path; anything else missing falls back to fp32.
-  if (dtype == DType::fp16) return peak_for(gpu, DType::bf16);
-  auto fp32 = gpu.peak_flops.find(DType::fp32);
-  return fp32 != gpu.peak_flops.end() ? fp32->second : 0;
-}
-
-// A measured GEMM table: CSV rows "m,n,k,dtype,time_us" (a header line and # comments allowed).
-using GemmKey = std::tuple<int64_t, int64_t, int64_t, std::string>;
-using GemmTable = std::map<GemmKey, double>;
-
-GemmTable read_gemm_table(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, 0, 0, "gpu.gemm_table", "cannot open the GEMM table '" + path + "'");
-  GemmTable table;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
-    std::stringstream row(line);
-    std::string m, n, k, dtype, us;
-    if (!std::getline(row, m, ',') || !std::getline(row, n, ',') || !std::getline(row, k, ',') ||
-        !std::getline(row, dtype, ',') || !std::getline(row, us, ','))
-      throw InputError(path, number, 1, "gpu.gemm_table", "expected 'm,n,k,dtype,time_us', got '" + line + "'");
-    try {
-      table[{std::stoll(m), std::stoll(n), std::stoll(k), dtype}] = std::stod(us) * 1e-6;
-    } catch (const std::exception&) {
-      throw InputError(path, number, 1, "gpu.gemm_table", "expected numbers in 'm,n,k,dtype,time_us', got '" + line + "'");
-    }
-  }
-  return table;
-}
-
-// Tables are read once per path (simulations cost millions of GEMMs).
-const GemmTable& gemm_table(const std::string& path) {
-  static std::mutex mutex;
-  static std::map<std::string, GemmTable> tables;
-  std::lock_guard lock(mutex);
-  auto it = tables.find(path);
-  if (it == tables.end()) it = tables.emplace(path, read_gemm_table(path)).first;
-  return it->second;
-}
+// Flash attention's head_dim-deep products reach head_dim / (head_dim + kFlashHalfK) of the GEMM
+// ceiling (its own kernel, not cuBLAS's tiles: kept from before the per-shape GEMM model).
+constexpr double kFlashHalfK = 64;
 
 double attr(const Op& op, const char* key, double fallback) {
   auto it = op.kernel.attrs.find(key);
   return it != op.kernel.attrs.end() ? it->second : fallback;
+}
+
+// Megatron-LM 2021's unfused attention over b x H local heads of width d, sequence s: batched
+// GEMMs over the whole s x s score matrix (the causal mask is applied in the softmax, not skipped)
+// and the scores through HBM between them at streaming bandwidth, two kernels each way (softmax,
+// dropout): gpu.attention_score_bytes per causal score element forward, and backward 19/13 of it.
+// Per element of the whole matrix, forward: scores written, softmax read and written, dropout
+// read and written plus its mask, PV reads = 13 B; backward: dP written, dropout's backward reads
+// it and the mask and writes, softmax's reads the probabilities and that and writes dS, dV reads
+// the probabilities, dQ and dK read dS = 19 B.
+//   forward:  S = Q K^T [s, d] x [d, s];  O = P V [s, s] x [s, d]
+//   backward: dV = P^T dO, dQ = dS K, dK = dS^T Q  [s, s] x [s, d];  dP = dO V^T [s, d] x [d, s]
+KernelCost unfused_attention_cost(const GpuSpec& gpu, const Op& op, bool backward) {
+  const double b = attr(op, "batch", 1), heads = attr(op, "heads", 1);
+  const int64_t s = int64_t(attr(op, "seq", 0)), d = int64_t(attr(op, "head_dim", 64));
+  const GemmInfo scores{s, s, d}, values{s, d, s};
+  KernelCost c;
+  auto add = [&](const GemmInfo& g, int times) {
+    const KernelCost k = batched_gemm_cost(gpu, g, b * heads, op.dtype);
+    c.seconds += times * k.seconds;
+    c.compute_bound += times * k.compute_bound;
+    c.memory_bound += times * k.memory_bound;
+  };
+  add(scores, 1);
+  add(values, backward ? 3 : 1);
+  const double passes = backward ? 19.0 / 13.0 : 1;
+  const double score_bytes = passes * b * heads * double(s) * double(s) / 2 * gpu.attention_score_bytes;
+  const double hbm = gpu.hbm_bandwidth * kernel_hbm_efficiency("add");
+  const double traffic = hbm > 0 ? score_bytes / hbm : 0;
+  c.memory_bound += traffic;
+  c.seconds += traffic + 2 * gpu.launch_overhead;
+  const double peak = cost_detail::peak_for(gpu, op.dtype);
+  c.efficiency = peak > 0 && c.seconds > 0 ? op.flops / (peak * c.seconds) : 0;
+  return c;
 }
 
 }  // namespace
@@ -78,53 +58,18 @@ double attr(const Op& op, const char* key, double fallback) {
 // Flash-attention style: QK^T and PV are tiled GEMMs whose inner dimension is the head dim, so
 // they reach the GEMM ceiling times the k factor of a head_dim-deep product (FLOPs as the lowering
 // counts them: 4 b s^2 H d forward, causal half, backward 2.5x). Memory: Q, K, V, O (and their
-// gradients) plus, when the stack does not fuse attention, gpu.attention_score_bytes per score
-// element b * H * s^2 / 2 (forward; backward twice that).
+// gradients). When the stack does not fuse attention (gpu.attention_score_bytes > 0), the
+// unfused kernels above.
 KernelCost attention_cost(const GpuSpec& gpu, const Op& op) {
+  const bool backward = op.kernel.fn == "attention_backward";
+  if (gpu.attention_score_bytes > 0) return unfused_attention_cost(gpu, op, backward);
   KernelCost c;
-  const double head_dim = attr(op, "head_dim", kHalfK);
-  const double peak = peak_for(gpu, op.dtype);
-  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kHalfK);
+  const double head_dim = attr(op, "head_dim", kFlashHalfK);
+  const double peak = cost_detail::peak_for(gpu, op.dtype);
+  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kFlashHalfK);
   c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
-  const double scores = attr(op, "batch", 1) * attr(op, "heads", 1) * attr(op, "seq", 0) * attr(op, "seq", 0) / 2;
-  const double passes = op.kernel.fn == "attention_backward" ? 2 : 1;
-  const double bytes = op.hbm_bytes + passes * scores * gpu.attention_score_bytes;
-  c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
+  c.memory_bound = gpu.hbm_bandwidth > 0 ? op.hbm_bytes / gpu.hbm_bandwidth : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
-  return c;
-}
-
-KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
-  KernelCost c;
-  const double m = double(g.m), n = double(g.n), k = double(g.k);
-  if (m <= 0 || n <= 0 || k <= 0) return c;
-  const double flops = 2 * m * n * k;
-  const double tiles_m = std::ceil(m / kTile), tiles_n = std::ceil(n / kTile);
-  const double tile_eff = (m * n) / (tiles_m * kTile * tiles_n * kTile);
-  const double output_tiles = tiles_m * tiles_n;
-  const double sms = std::max(1, gpu.sms);
-  // Split-K (as cuBLAS picks for few output tiles and a deep k): the k loop is cut into `splits`
-  // parts on otherwise idle SMs, each at least kMinSplitK deep, and the fp32 partials are summed.
-  const double splits = std::max(1.0, std::min(std::floor(sms / output_tiles), std::floor(k / kMinSplitK)));
-  const double tiles = output_tiles * splits;
-  const double wave_eff = tiles / (std::ceil(tiles / sms) * sms);
-  const double k_eff = (k / splits) / (k / splits + kHalfK);
-  c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
-  const double peak = peak_for(gpu, dtype);
-  c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
-  const double bytes = (m * k + k * n + m * n * (g.accumulate ? 2 : 1)) * dtype_bytes(dtype) +
-                       (splits > 1 ? 2 * splits * m * n * 4 : 0);   // fp32 partials written and read back
-  c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
-  c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
-  // A measured time for this exact shape overrides the model (it already includes the launch).
-  if (!gpu.gemm_table.empty()) {
-    const GemmTable& table = gemm_table(gpu.gemm_table);
-    auto it = table.find({g.m, g.n, g.k, to_string(dtype)});
-    if (it != table.end()) {
-      c.seconds = it->second;
-      c.efficiency = peak > 0 ? flops / (peak * c.seconds) : 0;
-    }
-  }
   return c;
 }
 
@@ -145,11 +90,13 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
     return c;
   }
   if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward") return attention_cost(gpu, op);
-  // Non-GEMM kernels (norms, activations, softmax outside flash attention) are memory-bound.
-  const double peak = peak_for(gpu, op.dtype);
+  // Non-GEMM kernels (norms, activations, the loss, the optimizer) are memory-bound, each at its
+  // measured HBM efficiency.
+  const double peak = cost_detail::peak_for(gpu, op.dtype);
   c.efficiency = gpu.gemm_efficiency;
   c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
-  c.memory_bound = gpu.hbm_bandwidth > 0 ? op.hbm_bytes / gpu.hbm_bandwidth : 0;
+  const double hbm = gpu.hbm_bandwidth * kernel_hbm_efficiency(op.kernel.fn);
+  c.memory_bound = hbm > 0 ? op.hbm_bytes / hbm : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
   return c;
 }

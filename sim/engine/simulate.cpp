@@ -82,6 +82,7 @@ void copy_op_fields(Span& s, const Op& op) {
   s.layer = op.layer;
   s.micro_batch = op.micro_batch;
   s.stage = op.stage;
+  s.recompute = op.recompute;
   s.mapping = op.mapping;
   if (op.kind == OpKind::collective) s.collective = op.collective.op;
 }
@@ -316,17 +317,27 @@ struct Simulation {
       const double ready = platform->now();
       if (stream == Stream::compute && last_dep >= 0 && ready > stream_free && is_comm(prog.ops[last_dep])) {
         const Op& awaited = prog.ops[last_dep];
-        const bool bubble = awaited.stream == Stream::pp_comm || awaited.kind != OpKind::collective;
-        Span s;
-        s.rank = rank;
-        s.stream = stream;
-        s.name = (bubble ? "bubble: " : "stall: ") + awaited.name;
-        s.kind = bubble ? "bubble" : "stall";
-        s.start = stream_free;
-        s.end = ready;
-        s.waited_for = awaited.name;
-        copy_op_fields(s, op);
-        spans.push_back(std::move(s));
+        // Waiting for a pipeline message is the pipeline's bubble; a scattered message's TP
+        // all-gather (pipeline_p2p.hpp) is a bubble until its receive arrived, a stall after.
+        double bubble_until = awaited.stream == Stream::pp_comm || awaited.kind != OpKind::collective ? ready : stream_free;
+        for (int d : awaited.deps)
+          if (bubble_until < ready && prog.ops[size_t(d)].stream == Stream::pp_comm)
+            bubble_until = std::clamp(ranks[rank].finish[d], bubble_until, ready);
+        auto wait_span = [&](bool bubble, double from, double to) {
+          if (to <= from) return;
+          Span s;
+          s.rank = rank;
+          s.stream = stream;
+          s.name = (bubble ? "bubble: " : "stall: ") + awaited.name;
+          s.kind = bubble ? "bubble" : "stall";
+          s.start = from;
+          s.end = to;
+          s.waited_for = awaited.name;
+          copy_op_fields(s, op);
+          spans.push_back(std::move(s));
+        };
+        wait_span(true, stream_free, bubble_until);
+        wait_span(false, bubble_until, ready);
       }
       Span span;
       span.rank = rank;

@@ -162,9 +162,15 @@ Value ProgramBuilder::linear_forward(const std::string& lname, const std::string
     // dX [T, in] = dY [T, out] W^T   (partial over the group for a column-parallel W)
     const std::string dx = grad_tensor(xin, dd.rows, dd.cols, xin.grad_partial);
     gemm(lname + ".bwd_data", dy, w, dx, false, true);
-    // dW [in, out] = X^T dY
-    auto [dw, accumulate] = weight_grad(w);
-    gemm(lname + ".bwd_weight", xin.tensor, dy, dw, true, false, accumulate);
+    // dW [in, out] = X^T dY, added into the fp32 main gradient (by the GEMM or a kernel after it);
+    // with plan.tp_grad_overlap emitted after dX's TP reduction is issued, so both run at once.
+    auto weight_gradient = [this, lname, xin, dy, w] {
+      auto [dw, accumulate] = weight_grad(w);
+      gemm(lname + ".bwd_weight", xin.tensor, dy, dw, true, false, accumulate).gemm.main_grad =
+          scenario_.plan.grad_accumulation_fusion ? MainGrad::fused : MainGrad::separate;
+    };
+    if (scenario_.plan.tp_grad_overlap) defer(weight_gradient);
+    else weight_gradient();
     add_grad(xin.grad_key, dx);
   });
 

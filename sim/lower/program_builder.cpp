@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
+#include "lower/pipeline_p2p.hpp"
 #include "tpsim/tp_mappings.hpp"
 
 namespace tpsim::lowering {
@@ -160,6 +162,14 @@ void ProgramBuilder::record(Tape& tape, std::function<void()> step) {
     const LayerScope in_layer(layer_, layer);
     const MappingScope in_mapping(mapping_, mapping);
     step();
+  });
+}
+
+void ProgramBuilder::defer(std::function<void()> work) {
+  deferred_.push_back([this, layer = layer_, mapping = mapping_, work = std::move(work)] {
+    const LayerScope in_layer(layer_, layer);
+    const MappingScope in_mapping(mapping_, mapping);
+    work();
   });
 }
 
@@ -368,36 +378,56 @@ void ProgramBuilder::backward(Tape& tape, const Value& out, const std::string& d
   const Pass before = pass_;
   pass_ = Pass::backward;
   if (!dy.empty()) add_grad(out.grad_key, dy);
-  for (auto it = tape.steps.rbegin(); it != tape.steps.rend(); ++it) (*it)();
+  std::vector<std::function<void()>> after_next;   // deferred by the step before this one
+  for (auto it = tape.steps.rbegin(); it != tape.steps.rend(); ++it) {
+    (*it)();
+    for (auto& work : after_next) work();
+    after_next = std::exchange(deferred_, {});
+  }
+  for (auto& work : after_next) work();
   tape.steps.clear();
   pass_ = before;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Point to point (pipeline stages)
+// Point to point (pipeline stages). Under Megatron's scatter/gather (pipeline_p2p.hpp) a replicated
+// [T, h] tensor goes as this rank's [T, h/tp] column slice and is all-gathered on arrival.
+bool ProgramBuilder::scattered(Layout layout) const { return p2p_scattered(scenario_.plan) && layout == Layout::full; }
+
 void ProgramBuilder::send(const Value& v, int peer, int tag) {
+  std::string sent = v.tensor;
+  if (scattered(v.layout)) {
+    const TensorDesc& d = desc(v.tensor);
+    sent = new_tensor(v.tensor + ".slice", d.rows, d.cols / tp_);
+    // [T, h] -> [T, h/tp], this rank's columns
+    kernel(fmt::format("{}.send_slice", op_stem(v.base)), "slice", {v.tensor}, {sent}, 0,
+           {{"dim", 1}, {"parts", tp_}, {"part", coords_.tp_index}});
+  }
   Op op;
   op.kind = OpKind::send;
   op.name = fmt::format("{}.send", op_stem(v.base));
   op.stream = Stream::pp_comm;
-  op.inputs = {v.tensor};
+  op.inputs = {sent};
   op.p2p.peer = peer;
   op.p2p.tag = tag;
-  op.p2p.bytes = desc(v.tensor).rows * desc(v.tensor).cols * dtype_bytes(scenario_.model.dtype);
+  op.p2p.bytes = desc(sent).rows * desc(sent).cols * dtype_bytes(scenario_.model.dtype);
   emit(std::move(op));
 }
 
 Value ProgramBuilder::recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag) {
   Value v = activation(mb(base), cols, layout, mb(base) + ".recv");
+  const std::string arrives = scattered(v.layout) ? new_tensor(v.tensor + ".slice", desc(v.tensor).rows, cols / tp_) : v.tensor;
   Op op;
   op.kind = OpKind::recv;
   op.name = fmt::format("{}.recv", op_stem(v.base));
   op.stream = Stream::pp_comm;
-  op.outputs = {v.tensor};
+  op.outputs = {arrives};
   op.p2p.peer = peer;
   op.p2p.tag = tag;
-  op.p2p.bytes = desc(v.tensor).rows * desc(v.tensor).cols * dtype_bytes(scenario_.model.dtype);
+  op.p2p.bytes = desc(arrives).rows * desc(arrives).cols * dtype_bytes(scenario_.model.dtype);
   emit(std::move(op));
+  // [T, h/tp] from each rank -> [T, h] on every rank
+  if (arrives != v.tensor) collective(fmt::format("{}.recv_gather", op_stem(v.base)), CollectiveOp::all_gather, arrives, v.tensor, 1);
   return v;
 }
 

@@ -116,6 +116,9 @@ class ProgramBuilder {
   std::string gradient_seed(const Value& out);
 
   // --- p2p (pipeline) -------------------------------------------------------------------------
+  // Pipeline messages; a replicated tensor is scattered over TP and gathered on arrival when the
+  // plan says so (scattered()).
+  bool scattered(Layout layout) const;
   void send(const Value& v, int peer, int tag);
   Value recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag);
 
@@ -133,6 +136,9 @@ class ProgramBuilder {
   // Records a backward step on `tape`; it runs later with the layer and TP mapping that were
   // current when it was recorded, so its ops carry them.
   void record(Tape& tape, std::function<void()> step);
+  // Work a backward step leaves until after the next step (which may issue a TP collective), so
+  // the two overlap: Megatron computes a weight gradient while the input gradient is reduced.
+  void defer(std::function<void()> work);
   // Sets a context field for the lifetime of a scope (the TP mapping or layer being emitted).
   template <class T>
   struct Scoped {
@@ -175,6 +181,7 @@ class ProgramBuilder {
   std::map<std::string, int> last_writer_;
   std::map<std::string, std::vector<std::string>> grads_;   // key -> contributions (tensors)
   std::map<std::string, int> name_count_;
+  std::vector<std::function<void()>> deferred_;   // defer(): emitted after the next backward step
 };
 
 }  // namespace tpsim::lowering

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
+#include "lower/pipeline_p2p.hpp"
 #include "lower/program_builder.hpp"
 #include "tpsim/step_lowering.hpp"
 #include "lower/step_pieces.hpp"
@@ -97,8 +98,8 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
       *p = fold_collectives(*p, label);
   const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
-  const double bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /
-                       (plan.sp && plan.tp > 1 ? plan.tp : 1);
+  const double tensor_bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype);
+  const double bytes = p2p_send_bytes(plan, tensor_bytes);
 
   ProgramSet set;
   set.tp = plan.tp;
@@ -133,6 +134,13 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
       recv.id = int(prog.ops.size());
       roots.push_back(recv.id);
       prog.ops.push_back(std::move(recv));
+      if (p2p_scattered(plan)) {
+        Op gather = p2p_gather("act.all_gather", c.tp_group, tensor_bytes, roots.back(), Pass::forward, 0,
+                               parse_algorithm(plan.collective_algorithm));
+        gather.id = int(prog.ops.size());
+        roots = {gather.id};
+        prog.ops.push_back(std::move(gather));
+      }
     } else {
       stamp(f.embedding, "", -1, {});
     }

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "lower/pipeline_p2p.hpp"
 #include "lower/pipeline_schedule.hpp"
 #include "lower/program_builder.hpp"
 #include "tpsim/step_lowering.hpp"
@@ -241,11 +242,20 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
                             {&pieces.embedding_bwd, "embedding.bwd"}, {&pieces.output_fwd, "output.fwd"},
                             {&pieces.output_bwd, "output.bwd"}})
       *p = fold_collectives(*p, label);
+  // Recomputed forward pieces run inside the backward pass, and are marked so.
+  auto recomputed = [](Piece piece) {
+    for (Op& op : piece.ops) op.recompute = true;
+    return piece;
+  };
+  const Piece layer_recompute = recomputed(pieces.layer_fwd);
+  const Piece attention_recompute = recomputed(pieces.attention_recompute);
   const std::map<SlotKey, double> ends = ideal_slot_ends(pp, v, m);
   const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
-  // Activations and gradients between stages: [tokens, h], sequence-sharded under SP.
-  const double p2p_bytes = double(tokens) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /
-                           (plan.sp && plan.tp > 1 ? plan.tp : 1);
+  // Activations and gradients between stages: [tokens, h], sequence-sharded under SP, scattered
+  // over the TP group and gathered on arrival under Megatron's scatter/gather (pipeline_p2p.hpp).
+  const double tensor_bytes = double(tokens) * double(s.model.hidden) * dtype_bytes(s.model.dtype);
+  const double p2p_bytes = p2p_send_bytes(plan, tensor_bytes);
+  const bool scattered = p2p_scattered(plan);
 
   ProgramSet set;
   set.tp = plan.tp;
@@ -302,6 +312,14 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
 
     StepWriter w(rank, c.tp_group, options.fold_tp, merged_runs);
+    // The op a slot's first layer waits for: the receive, or the all-gather of its scattered
+    // slices, appended here (just before the slot) so the TP stream runs it in the slot's order.
+    auto arrived = [&](bool gradient, int mb, int g) {
+      const int recv = recv_op.at({gradient, mb, g});
+      if (!scattered) return recv;
+      return w.append(p2p_gather(fmt::format("mb{}.chunk{}.{}.all_gather", mb, g, gradient ? "grad" : "act"), c.tp_group,
+                                 tensor_bytes, recv, gradient ? Pass::backward : Pass::forward, mb, algorithm));
+    };
     auto post_until = [&](double ts, int tag) {
       for (; posted < recvs.size() && std::tie(recvs[posted].ts, recvs[posted].tag) < std::tie(ts, tag); ++posted) {
         const PendingRecv& r = recvs[posted];
@@ -344,7 +362,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       if (slot.forward) {
         if (g > 0) {
           post_until(ends.at({true, mb, g - 1}), message_tag(false, mb, g - 1, m) + 1);
-          roots.push_back(recv_op.at({false, mb, g}));
+          roots.push_back(arrived(false, mb, g));
         } else {
           w.stamp(pieces.embedding_fwd, prefix, -1, mb, roots);
         }
@@ -368,14 +386,14 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
         if (last_micro_batch) add_grads(pieces.output_params);   // the output head and final norm
       } else {
         post_until(ends.at({false, mb, g + 1}), message_tag(true, mb, g + 1, m) + 1);
-        roots.push_back(recv_op.at({true, mb, g}));
+        roots.push_back(arrived(true, mb, g));
       }
       for (int l = layers_per_chunk - 1; l >= 0; --l) {
         const int layer = first_layer + l;
         const std::string lp = fmt::format("layer{}", layer);
         const std::vector<int> r = l == layers_per_chunk - 1 ? roots : std::vector<int>{};
-        if (plan.recompute == Recompute::full) w.stamp(pieces.layer_fwd, lp + ".recompute", layer, mb, r);
-        if (plan.recompute == Recompute::selective) w.stamp(pieces.attention_recompute, lp, layer, mb, r);
+        if (plan.recompute == Recompute::full) w.stamp(layer_recompute, lp + ".recompute", layer, mb, r);
+        if (plan.recompute == Recompute::selective) w.stamp(attention_recompute, lp, layer, mb, r);
         w.stamp(pieces.layer_bwd, lp, layer, mb, plan.recompute == Recompute::none ? r : std::vector<int>{});
         if (last_micro_batch) add_grads(pieces.layer_params);
       }

@@ -118,6 +118,10 @@ std::string step_text(const RunResult& r) {
   if (m.tp_collectives == "folded")
     out += fmt::format("{:<34}{:>12}  (TP collectives folded into compute at their uncontended time)\n",
                        "  of which TP communication", format_seconds(m.tp_comm_folded_s));
+  if (m.layer_samples > 0)
+    out += fmt::format("{:<34}{:>12}  backward {}{} (GPU 0, median of {})\n", "one layer: forward",
+                       format_seconds(m.layer_forward_s), format_seconds(m.layer_backward_s),
+                       r.scenario.plan.recompute == Recompute::none ? "" : " with recomputation", m.layer_samples);
   const MemoryBreakdown& mem = m.memory;
   out += fmt::format("\nmemory per GPU (stage {}, the fullest)\n", mem.stage);
   for (const MemoryComponent& c : mem.components())
@@ -230,6 +234,8 @@ nlohmann::json to_json(const RunResult& r) {
     j["mfu"] = m.mfu;
     j["tp_collectives"] = m.tp_collectives;
     j["tp_comm_folded_s"] = m.tp_comm_folded_s;
+    if (m.layer_samples > 0)
+      j["layer"] = {{"forward_s", m.layer_forward_s}, {"backward_s", m.layer_backward_s}, {"samples", m.layer_samples}};
     j["dp_replicas"] = m.dp_replicas;
     if (m.training) {
       j["micro_batches_simulated"] = m.micro_batches;

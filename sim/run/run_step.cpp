@@ -5,6 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
+#include <vector>
 
 #include "tpsim/step_lowering.hpp"
 #include "tpsim/wall_clock.hpp"
@@ -50,6 +53,30 @@ double folded_seconds(const Timeline& t) {
   double most = 0;
   for (const RankTotals& r : t.ranks) most = std::max(most, r.folded_communication);
   return most;
+}
+
+// One layer's forward and backward on GPU 0 (StepMetrics::layer_forward_s): per (layer,
+// micro-batch, pass) the time from the first op's start to the last op's end (stalls before a
+// layer's first op are the pipeline's, not the layer's), then the median over them.
+void layer_times(const Timeline& t, StepMetrics& m) {
+  std::map<std::tuple<int, int, bool>, std::pair<double, double>> windows;
+  for (const Span& s : t.spans) {
+    if (s.rank != 0 || s.layer < 0 || s.pass == Pass::optimizer || s.kind == "stall" || s.kind == "bubble") continue;
+    const bool backward = s.pass == Pass::backward || s.recompute;
+    auto [it, fresh] = windows.try_emplace({s.layer, s.micro_batch, backward}, s.start, s.end);
+    it->second.first = std::min(it->second.first, s.start);
+    it->second.second = std::max(it->second.second, s.end);
+  }
+  std::vector<double> forward, backward;
+  for (const auto& [key, w] : windows) (std::get<2>(key) ? backward : forward).push_back(w.second - w.first);
+  auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  if (forward.empty() || backward.empty()) return;
+  m.layer_samples = int(std::min(forward.size(), backward.size()));
+  m.layer_forward_s = median(forward);
+  m.layer_backward_s = median(backward);
 }
 
 // Every collective resolved once by the selector, then the programs timed.
@@ -100,6 +127,7 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     result.timeline = resolve_and_simulate(s.topology, programs, engine);
     spdlog::info("simulated");
     m.tp_comm_folded_s = folded_seconds(result.timeline);
+    if (!fold) layer_times(result.timeline, m);   // folded pieces span several layers
     m.step_time_s = result.timeline.makespan;
     const int64_t sequences = m.micro_batches * s.workload.micro_batch * s.plan.dp;
     m.tokens_per_s = m.step_time_s > 0 ? double(sequences * s.workload.seq) / m.step_time_s : 0;

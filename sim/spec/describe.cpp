@@ -216,9 +216,9 @@ std::string describe(const Topology& t) {
   for (DType d : {DType::bf16, DType::fp8, DType::tf32, DType::fp32})
     if (t.gpu.peak_flops.count(d)) peaks.push_back(fmt::format("{} {:g}", to_string(d), t.gpu.peak_flops.at(d) / 1e12));
   std::string out = fmt::format("topology '{}'{}\n", t.name, t.source.empty() ? "" : " (" + t.source + ")");
-  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s, {} SMs, GEMM efficiency {:g}\n",
+  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s, {} SMs, GEMM efficiency {:g}{}\n",
                      t.gpu.name, spec_detail::join(peaks), size(t.gpu.hbm_bytes), t.gpu.hbm_bandwidth / 1e12, t.gpu.sms,
-                     t.gpu.gemm_efficiency);
+                     t.gpu.gemm_efficiency, t.gpu.gemm_stream_k ? " (stream-K: no partial waves)" : "");
   const IntraNodeSpec& in = t.intra;
   out += fmt::format("  node: {} GPUs on {}, {} per GPU per direction (efficiency {:g}, latency {})", t.gpus_per_node,
                      fabric_name(in.fabric), gbps(in.bandwidth), in.efficiency, us(in.latency));
@@ -276,6 +276,11 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  collectives {}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
                      p.collective_algorithm, p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
+  out += fmt::format("  weight gradients {} the fp32 main gradient, {} the input gradient's TP reduction; pipeline "
+                     "sends {}\n",
+                     p.grad_accumulation_fusion ? "accumulated by the GEMM into" : "added by a separate kernel to",
+                     p.tp_grad_overlap ? "computed during" : "computed before",
+                     p.p2p_scatter_gather ? "scattered over TP, all-gathered on arrival" : "whole from every TP rank");
   out += "  weights:";
   for (const auto& w : spec_detail::weight_names()) {
     if (model && model->activation != Activation::swiglu && w == "mlp.gate") continue;

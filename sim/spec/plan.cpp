@@ -81,7 +81,8 @@ std::vector<std::string> read_mesh_order(const Map& p) {
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map p(src, root, "plan");
   p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
-          "virtual_stages", "recompute", "distributed_optimizer", "dp_overlap"});
+          "virtual_stages", "recompute", "distributed_optimizer", "dp_overlap", "grad_accumulation_fusion",
+          "tp_grad_overlap", "p2p_scatter_gather"});
   PlanSpec plan;
   plan.name = p.string("name", fallback_name);
   const std::string preset = p.choice("preset", {"megatron", "naive", "custom"}, "megatron");
@@ -112,6 +113,10 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   plan.recompute = rc == "full" ? Recompute::full : rc == "selective" ? Recompute::selective : Recompute::none;
   plan.distributed_optimizer = p.boolean("distributed_optimizer", false);
   plan.dp_overlap = p.boolean("dp_overlap", true);
+  plan.grad_accumulation_fusion = p.boolean("grad_accumulation_fusion", true);
+  plan.tp_grad_overlap = p.boolean("tp_grad_overlap", true);
+  // Megatron's pipeline sends scatter over the TP group; other layouts send what each rank holds.
+  plan.p2p_scatter_gather = p.boolean("p2p_scatter_gather", plan.preset == PlanPreset::megatron);
   return plan;
 }
 

@@ -32,8 +32,8 @@ namespace tpsim::spec_detail {
 namespace {
 
 GpuSpec read_gpu(const Map& g) {
-  g.only({"name", "peak", "hbm", "hbm_bandwidth", "sms", "launch_overhead", "gemm_efficiency", "gemm_table",
-          "attention_score_bytes"});
+  g.only({"name", "peak", "hbm", "hbm_bandwidth", "sms", "launch_overhead", "gemm_efficiency", "gemm_stream_k",
+          "gemm_table", "attention_score_bytes"});
   GpuSpec gpu;
   gpu.name = g.string("name");
   gpu.compute_capability = gpu_compute_capability(gpu.name);
@@ -50,6 +50,7 @@ GpuSpec read_gpu(const Map& g) {
   gpu.sms = g.small_integer("sms");
   gpu.launch_overhead = g.quantity("launch_overhead", "time", 0.0);
   gpu.gemm_efficiency = g.quantity("gemm_efficiency", "number", 0.8);
+  gpu.gemm_stream_k = g.boolean("gemm_stream_k", false);
   gpu.attention_score_bytes = g.quantity("attention_score_bytes", "number", 0.0);   // 0 = fused attention
   if (g.has("gemm_table")) {
     // A measured table sits next to the topology file that names it.

@@ -1,0 +1,118 @@
+// GEMM cost: a roofline whose compute side follows the library's tiling (constants: GemmShape).
+//
+// A GEMM [m, k] x [k, n] is cut into tile x tile output tiles that the SMs process in waves: a
+// partial edge tile wastes tensor-core time, and so does a partial last wave unless the library
+// spreads it over every SM (gpu.gemm_stream_k). Each tile pays a fixed prologue and epilogue time
+// on top of its k loop (gemm_half_k): a shallow k runs at k / (k + half_k) of the steady rate. The
+// steady rate is the GPU's ceiling (gpu.gemm_efficiency of its dense peak).
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <tuple>
+
+#include "cost/peaks.hpp"
+#include "tpsim/cost.hpp"
+
+namespace tpsim {
+namespace {
+
+// A measured GEMM table: CSV rows "m,n,k,dtype,time_us" (a header line and # comments allowed).
+using GemmKey = std::tuple<int64_t, int64_t, int64_t, std::string>;
+using GemmTable = std::map<GemmKey, double>;
+
+GemmTable read_gemm_table(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, 0, 0, "gpu.gemm_table", "cannot open the GEMM table '" + path + "'");
+  GemmTable table;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
+    std::stringstream row(line);
+    std::string m, n, k, dtype, us;
+    if (!std::getline(row, m, ',') || !std::getline(row, n, ',') || !std::getline(row, k, ',') ||
+        !std::getline(row, dtype, ',') || !std::getline(row, us, ','))
+      throw InputError(path, number, 1, "gpu.gemm_table", "expected 'm,n,k,dtype,time_us', got '" + line + "'");
+    try {
+      table[{std::stoll(m), std::stoll(n), std::stoll(k), dtype}] = std::stod(us) * 1e-6;
+    } catch (const std::exception&) {
+      throw InputError(path, number, 1, "gpu.gemm_table", "expected numbers in 'm,n,k,dtype,time_us', got '" + line + "'");
+    }
+  }
+  return table;
+}
+
+// Tables are read once per path (simulations cost millions of GEMMs).
+const GemmTable& gemm_table(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, GemmTable> tables;
+  std::lock_guard lock(mutex);
+  auto it = tables.find(path);
+  if (it == tables.end()) it = tables.emplace(path, read_gemm_table(path)).first;
+  return it->second;
+}
+
+// Bytes per element of the product C as the GEMM moves it: written once; read too when it
+// accumulates; fp32 read and written when it accumulates into the fp32 main gradient itself.
+double product_bytes(const GemmInfo& g, DType dtype) {
+  if (g.main_grad == MainGrad::fused) return 8;
+  return (g.accumulate ? 2 : 1) * dtype_bytes(dtype);
+}
+
+}  // namespace
+
+double gemm_half_k(const GpuSpec& gpu, DType dtype, const GemmShape& shape) {
+  const double per_sm = cost_detail::peak_for(gpu, dtype) * gpu.gemm_efficiency / std::max(1, gpu.sms);
+  return shape.tile_overhead * per_sm / (2 * shape.tile * shape.tile);
+}
+
+KernelCost batched_gemm_cost(const GpuSpec& gpu, const GemmInfo& g, double batch, DType dtype, const GemmShape& shape) {
+  KernelCost c;
+  const double m = double(g.m), n = double(g.n), k = double(g.k);
+  if (m <= 0 || n <= 0 || k <= 0 || batch <= 0) return c;
+  const double flops = 2 * m * n * k * batch;
+  const double tiles_m = std::ceil(m / shape.tile), tiles_n = std::ceil(n / shape.tile);
+  const double tile_eff = (m * n) / (tiles_m * shape.tile * tiles_n * shape.tile);
+  const double output_tiles = tiles_m * tiles_n * batch;
+  const double sms = std::max(1, gpu.sms);
+  // Split-K (as cuBLAS picks for few output tiles and a deep k): the k loop is cut into `splits`
+  // parts on otherwise idle SMs, each at least min_split_k deep, and the fp32 partials are summed.
+  const double splits = std::max(1.0, std::min(std::floor(sms / output_tiles), std::floor(k / shape.min_split_k)));
+  const double tiles = output_tiles * splits;
+  const double wave_eff = gpu.gemm_stream_k ? 1.0 : tiles / (std::ceil(tiles / sms) * sms);
+  const double k_eff = (k / splits) / (k / splits + gemm_half_k(gpu, dtype, shape));
+  c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
+  const double peak = cost_detail::peak_for(gpu, dtype);
+  c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
+  const double bytes = batch * ((m * k + k * n) * dtype_bytes(dtype) + m * n * product_bytes(g, dtype)) +
+                       (splits > 1 ? 2 * splits * m * n * 4 : 0);   // fp32 partials written and read back
+  const double hbm = gpu.hbm_bandwidth * shape.hbm_efficiency;
+  c.memory_bound = hbm > 0 ? bytes / hbm : 0;
+  c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
+  // A measured time for this exact shape overrides the model (it already includes the launch).
+  if (!gpu.gemm_table.empty() && batch == 1) {
+    const GemmTable& table = gemm_table(gpu.gemm_table);
+    auto it = table.find({g.m, g.n, g.k, to_string(dtype)});
+    if (it != table.end()) {
+      c.seconds = it->second;
+      c.efficiency = peak > 0 ? flops / (peak * c.seconds) : 0;
+    }
+  }
+  // Megatron-LM 2021 adds each micro-batch's bf16 weight gradient into the fp32 main gradient
+  // with its own kernel: [m, n] bf16 read, fp32 read and written.
+  if (g.main_grad == MainGrad::separate) {
+    const double add = gpu.hbm_bandwidth * kernel_hbm_efficiency("add");
+    const double add_bytes = batch * m * n * (dtype_bytes(dtype) + 8);
+    c.memory_bound += add > 0 ? add_bytes / add : 0;
+    c.seconds += (add > 0 ? add_bytes / add : 0) + gpu.launch_overhead;
+  }
+  return c;
+}
+
+KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype, const GemmShape& shape) {
+  return batched_gemm_cost(gpu, g, 1, dtype, shape);
+}
+
+}  // namespace tpsim

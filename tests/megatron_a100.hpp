@@ -1,0 +1,67 @@
+// The two Megatron-LM on Selene (A100) reference sets as one list of entries, and the constants
+// fitted to them. Shared by the in-sample accuracy tests (test_accuracy_narayanan.cpp,
+// test_accuracy_korthikanti.cpp) and the leave-one-out test (test_calibration_holdout.cpp).
+//
+// Entries: Narayanan et al. 2021 Table 1 rows 1-5 (TFLOP/s per GPU) and Korthikanti et al. 2022
+// Table 4 (one 22B layer's forward and backward ms, five experiments): 15 numbers.
+// The one constant fitted to them (everything else comes from datasheets, NCCL and the H200
+// kernel measurements, through the presets and the cost model):
+//   score_bytes  HBM bytes per causal attention-score element of Megatron-LM's unfused softmax and
+//                dropout (gpu.attention_score_bytes). The kernel sequence alone moves 26 B (13 per
+//                element of the whole s x s matrix: gpu_cost.cpp); the fit lands at 23.4 B.
+// The A100's per-kernel launch overhead (4 us, topologies/cluster-a100-hdr.yaml) is not fitted:
+// fitted too, it runs to 0 to make up for the TP rows' error below, which is not launch cost.
+#pragma once
+
+#include "korthikanti_rows.hpp"
+#include "narayanan_rows.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <string>
+#include <vector>
+
+#include "tpsim/report.hpp"
+#include "tpsim/run.hpp"
+
+// The fit on all 15 entries (test_calibration_holdout.cpp refits it with each row held out).
+inline constexpr double kMegatronScoreBytes = 23.4;
+// In sample, every entry: the goal is 5%; the bound is the worst error achieved, 13.0% (GPT 7.5B
+// and 18.4B, 22B baseline backward; 2026-12-01; README "Calibration": the TP rows of Narayanan come
+// out slow and Korthikanti's backward fast, which no value of the constant mends).
+inline constexpr double kInSampleBound = 0.135;
+
+struct MegatronEntry {
+  std::string name;   // "GPT 1.7B TFLOP/s", "22B sequence_parallel fwd ms"
+  double measured = 0;
+  std::string group;  // "narayanan" | the Korthikanti experiment
+};
+
+inline std::vector<MegatronEntry> megatron_entries() {
+  std::vector<MegatronEntry> out;
+  for (const NarayananRow& r : narayanan_rows())
+    out.push_back({fmt::format("GPT {}B TF/s per GPU", r.params), r.tflops, "narayanan " + r.params});
+  for (const KorthikantiRow& r : korthikanti_rows()) {
+    out.push_back({fmt::format("22B {} fwd ms", r.experiment), r.forward_ms, "korthikanti " + r.experiment});
+    out.push_back({fmt::format("22B {} bwd ms", r.experiment), r.backward_ms, "korthikanti " + r.experiment});
+  }
+  return out;
+}
+
+// tpsim's figure for every entry, in megatron_entries() order, with `score_bytes`.
+inline std::vector<double> megatron_predictions(double score_bytes) {
+  tpsim::RunOptions options;
+  options.numerics = "off";
+  std::vector<double> out;
+  for (const NarayananRow& r : narayanan_rows()) {
+    out.push_back(tpsim::run_scenario(narayanan_scenario(r, score_bytes), options).step->tflops_per_gpu);
+  }
+  for (const KorthikantiRow& r : korthikanti_rows()) {
+    const tpsim::StepMetrics m = *tpsim::run_scenario(korthikanti_scenario(r, score_bytes), options).step;
+    REQUIRE(m.layer_samples > 0);
+    out.push_back(m.layer_forward_s * 1e3);
+    out.push_back(m.layer_backward_s * 1e3);
+  }
+  return out;
+}
