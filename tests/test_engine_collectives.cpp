@@ -46,6 +46,19 @@ double seconds(const Topology& t, CollectiveOp op, Algorithm a, const std::vecto
 
 const Fidelity kBoth[] = {Fidelity::step, Fidelity::flow};
 
+// When a plan, alone on the fabric at flow fidelity, finishes (closed forms against built plans).
+double flow_finish(const engine::Fabric& fabric, const engine::CollectivePlan& plan) {
+  engine::SimPlatform platform(fabric);
+  engine::RunContext ctx;
+  ctx.platform = &platform;
+  double end = -1;
+  engine::start_collective(ctx, std::make_shared<const engine::CollectivePlan>(plan), Fidelity::flow,
+                           [&] { end = platform.now(); });
+  platform.run();
+  REQUIRE(!ctx.error);
+  return end;
+}
+
 }  // namespace
 
 TEST_CASE("one uncontended transfer takes alpha + S/B exactly") {
@@ -244,16 +257,7 @@ TEST_CASE("the closed-form ring is the materialised schedule's one flow phase: s
         CHECK(closed.phases[0].flows[i].dst == built.phases[0].flows[i].dst);
         CHECK(closed.phases[0].flows[i].payload == rel(built.phases[0].flows[i].payload));
       }
-      double end[2] = {-1, -1};
-      for (int k = 0; k < 2; ++k) {
-        engine::SimPlatform platform(fabric);
-        engine::RunContext ctx;
-        ctx.platform = &platform;
-        auto plan = std::make_shared<const engine::CollectivePlan>(k == 0 ? closed : built);
-        engine::start_collective(ctx, plan, Fidelity::flow, [&, k] { end[k] = platform.now(); });
-        platform.run();
-        REQUIRE(!ctx.error);
-      }
+      const double end[2] = {flow_finish(fabric, closed), flow_finish(fabric, built)};
       CHECK(end[0] > 0);
       CHECK(end[0] == rel(end[1], 1e-12));
     }
@@ -417,16 +421,7 @@ TEST_CASE("the closed-form all-to-all (halves through the switches) times what t
           for (int l : route) load[k][l] += e.payload;
         }
       for (size_t l = 0; l < load[0].size(); ++l) CHECK(load[0][l] == rel(load[1][l], 1e-12));
-      double end[2] = {-1, -1};
-      for (int k = 0; k < 2; ++k) {
-        engine::SimPlatform platform(fabric);
-        engine::RunContext ctx;
-        ctx.platform = &platform;
-        auto plan = std::make_shared<const engine::CollectivePlan>(k == 0 ? closed : built);
-        engine::start_collective(ctx, plan, Fidelity::flow, [&, k] { end[k] = platform.now(); });
-        platform.run();
-        REQUIRE(!ctx.error);
-      }
+      const double end[2] = {flow_finish(fabric, closed), flow_finish(fabric, built)};
       CHECK(end[0] > 0);
       // The halves drain in another order than the pairs (uneven groups, shared NICs, meshes,
       // oversubscribed spines, caps), so the two agree to SimGrid's own resolution of event times

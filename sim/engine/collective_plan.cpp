@@ -189,6 +189,15 @@ double physical_memory() {
   return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
 }
 
+// A closed-form plan's single phase: its edges in (channel, src, dst) order, as the built plans'.
+void add_only_phase(CollectivePlan& plan, Phase ph) {
+  std::sort(ph.edges.begin(), ph.edges.end(), [](const FlowEdge& a, const FlowEdge& b) {
+    return std::tie(a.channel, a.src, a.dst) < std::tie(b.channel, b.src, b.dst);
+  });
+  plan.edges = ph.edges;
+  if (!ph.edges.empty()) plan.phases.push_back(std::move(ph));
+}
+
 }  // namespace
 
 double step_messages_in_flight(const CollectivePlan& plan) {
@@ -271,11 +280,7 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
       all_to_all_halves(f, spec.group, plan.chunk_payload, c, ph.edges);
       plan.channels.push_back(std::move(ch));
     }
-    std::sort(ph.edges.begin(), ph.edges.end(), [](const FlowEdge& a, const FlowEdge& b) {
-      return std::tie(a.channel, a.src, a.dst) < std::tie(b.channel, b.src, b.dst);
-    });
-    plan.edges = ph.edges;
-    if (!ph.edges.empty()) plan.phases.push_back(std::move(ph));
+    add_only_phase(plan, std::move(ph));
     return plan;
   }
 
@@ -292,11 +297,7 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
           ph.edges.push_back({ch.endpoint[i], ch.endpoint[(i + 1) % p], plan.rounds * plan.chunk_payload, c, 0});
       plan.channels.push_back(std::move(ch));
     }
-    std::sort(ph.edges.begin(), ph.edges.end(), [](const FlowEdge& a, const FlowEdge& b) {
-      return std::tie(a.channel, a.src, a.dst) < std::tie(b.channel, b.src, b.dst);
-    });
-    plan.edges = ph.edges;
-    if (!ph.edges.empty()) plan.phases.push_back(std::move(ph));
+    add_only_phase(plan, std::move(ph));
     return plan;
   }
 
