@@ -37,6 +37,18 @@ class FabricZone final : public routing::NetZoneImpl {
 
 bool g_alive = false;
 
+}  // namespace
+
+// SimGrid 3.32 keeps its simulated clock in this static and no API resets it: a second engine in
+// the same process starts at the first one's end time. Every time SimGrid then computes is that
+// offset plus a duration, rounded at the offset's magnitude, so a simulation's result would depend
+// on what ran before it in the process (a sweep would differ in the last bits from `tpsim run` of
+// the same plan). Resetting it between engines makes every simulation start at exactly 0. The
+// symbol is bound at link time: a SimGrid without it fails to link instead of drifting silently.
+extern double simgrid_engine_clock asm("_ZN7simgrid6kernel10EngineImpl4now_E");
+
+namespace {
+
 std::unique_ptr<sg::Engine> make_engine() {
   // Quiet SimGrid: only critical messages, and not the deadlock report (simulate() names the op).
   xbt_log_control_set("root.thres:critical");
@@ -44,6 +56,7 @@ std::unique_ptr<sg::Engine> make_engine() {
   static std::string name = "tpsim";
   static char* argv[] = {name.data(), nullptr};
   int argc = 1;
+  simgrid_engine_clock = 0.0;   // no engine is alive here (g_alive), so nothing reads it meanwhile
   auto engine = std::make_unique<sg::Engine>(&argc, argv);
   // Exact alpha-beta (tested: one transfer takes alpha + S/B): no TCP calibration factors, no
   // reverse cross-traffic, no TCP-window cap. The configuration outlives the engine and SimGrid
@@ -83,7 +96,7 @@ SimPlatform::SimPlatform(const Fabric& fabric) : fabric_(fabric) {
     zone->links.push_back(link->get_impl());
   }
   zone->seal();
-  t0_ = sg::Engine::get_clock();
+  if (sg::Engine::get_clock() != 0.0) throw std::logic_error("tpsim engine: SimGrid's clock did not start at 0");
 }
 
 SimPlatform::~SimPlatform() {
@@ -91,7 +104,7 @@ SimPlatform::~SimPlatform() {
   g_alive = false;
 }
 
-double SimPlatform::now() const { return sg::Engine::get_clock() - t0_; }
+double SimPlatform::now() const { return sg::Engine::get_clock(); }
 
 void SimPlatform::run() { engine_->run(); }
 

@@ -2,7 +2,7 @@
 // network exact alpha-beta (CM02, no cross-traffic, no TCP-gamma) before the first zone, silences
 // SimGrid's logs, and routes through a custom zone that asks the Fabric for each route, so building
 // 4096 GPUs stores no N^2 route table. One SimPlatform may live at a time in a process; several in
-// sequence are fine (SimGrid's clock is not reset between them, so use now()).
+// sequence are fine: each starts SimGrid's clock at 0, so a result never depends on an earlier run.
 #pragma once
 
 #include <memory>
@@ -23,14 +23,13 @@ class SimPlatform {
 
   const Fabric& fabric() const { return fabric_; }
   simgrid::s4u::Host* host(int endpoint) const { return hosts_[endpoint]; }
-  double now() const;   // seconds since this platform was built
+  double now() const;   // simulated seconds since this platform was built
   void run();           // runs every actor to completion
 
  private:
   const Fabric& fabric_;
   std::unique_ptr<simgrid::s4u::Engine> engine_;
   std::vector<simgrid::s4u::Host*> hosts_;
-  double t0_ = 0;
 };
 
 }  // namespace tpsim::engine
