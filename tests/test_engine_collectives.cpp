@@ -11,6 +11,7 @@
 #include "engine/collective_run.hpp"
 #include "engine/select.hpp"
 #include "tpsim/engine.hpp"
+#include "tpsim/spec.hpp"
 
 using namespace tpsim;
 
@@ -214,6 +215,37 @@ TEST_CASE("same inputs give bit-identical times") {
     const double b = seconds(t, CollectiveOp::all_reduce, Algorithm::tree, first(8), 3e7, f);
     CHECK(a == b);
   }
+}
+
+TEST_CASE("a collective takes the same time whether it starts at time 0 or later") {
+  // SimGrid stretches any positive sleep under 1 ns to 1 ns; a backend that slept until "data
+  // ready" when that was a rounding error past now took 1 ns longer when started at exactly 0.
+  const Topology t = load_topology("dgx-h100");   // its protocols' latencies are what exposed it
+  const engine::Fabric fabric(t);
+  for (Algorithm a : {Algorithm::nvls, Algorithm::ring, Algorithm::tree})
+    for (Fidelity f : kBoth) {
+      const std::string algorithm = to_string(a);
+      CAPTURE(algorithm);
+      CAPTURE(int(f));
+      engine::CollectiveSpec spec;
+      spec.group = first(8);
+      spec.bytes = 16 << 20;
+      spec.instance = engine::resolve(fabric, CollectiveOp::all_reduce, a, spec.group, spec.bytes, spec.root);
+      auto plan = std::make_shared<const engine::CollectivePlan>(engine::plan_collective(fabric, spec, f));
+      const double at_zero = seconds(t, CollectiveOp::all_reduce, a, spec.group, spec.bytes, f);
+      engine::SimPlatform platform(fabric);
+      engine::RunContext ctx;
+      ctx.platform = &platform;
+      const double delay = 1e-3;
+      double end = -1;
+      simgrid::s4u::Actor::create("later", platform.host(0), [&] {
+        simgrid::s4u::this_actor::sleep_for(delay);
+        engine::start_collective(ctx, plan, f, [&] { end = platform.now(); });
+      });
+      platform.run();
+      REQUIRE(!ctx.error);
+      CHECK(end - delay == rel(at_zero, 1e-12));
+    }
 }
 
 TEST_CASE("automatic picks NVLS in one NVLS node, tree for small and ring for large messages across nodes") {

@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <iomanip>
 #include <set>
 #include <string>
 #include <sys/wait.h>
@@ -114,6 +115,7 @@ TEST_CASE("explain and run give each collective the same time") {
           match = &k;
       INFO(c.op << " " << c.instance);
       REQUIRE(match != nullptr);
+      INFO(std::setprecision(17) << match->fastest << " vs " << c.seconds);
       CHECK(within(match->fastest, c.seconds, 1e-9));
     }
   }

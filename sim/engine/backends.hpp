@@ -22,6 +22,15 @@ inline uint64_t wire_size(double payload, double scale) {
   return static_cast<uint64_t>(std::max(1.0, std::llround(payload * scale) * 1.0));
 }
 
+// Sleeps until simulated time `t` if that is at least SimGrid's timing precision (1 ns) away.
+// SimGrid stretches any shorter positive sleep to 1 ns, and `t` computed as a finish time plus a
+// latency is often a rounding error past now: that ns would be an artifact of where the clock
+// stood (exactly 0 or not), not of the schedule.
+inline void sleep_until_ready(double t) {
+  constexpr double kSimgridTimingPrecision = 1e-9;   // SimGrid's precision/timing default
+  if (t - simgrid::s4u::Engine::get_clock() >= kSimgridTimingPrecision) simgrid::s4u::this_actor::sleep_until(t);
+}
+
 // A mailbox put, rate-capped when rate > 0 (SimGrid caps only mailbox comms, not sendto).
 inline simgrid::s4u::CommPtr start_put(simgrid::s4u::Mailbox* box, uint64_t bytes, double rate) {
   simgrid::s4u::CommPtr c = box->put_init(&token, bytes);

@@ -109,7 +109,7 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
   while (capped.left > 0) capped.drained->wait(lock);
   done = std::max(done, capped.done);
   lock.unlock();
-  if (done > sg::Engine::get_clock()) sg::this_actor::sleep_until(done);
+  sleep_until_ready(done);
 }
 
 // One endpoint's phases: (phase, flow index) pairs it sends and receives, in phase order.
@@ -162,7 +162,7 @@ void run_endpoint(RunContext& ctx, const CollectivePlan& plan, const EndpointWor
     const int k = work.out[o].first;
     while (i < work.in.size() && (work.in[i].first <= k || posted_phases < kRecvWindow)) post_next();
     receive_before(k);
-    if (data > sg::Engine::get_clock()) sg::this_actor::sleep_until(data);
+    sleep_until_ready(data);
     sends.clear();
     for (; o < work.out.size() && work.out[o].first == k; ++o) {
       const FlowEdge& e = plan.phases[k].edges[work.out[o].second];
@@ -173,7 +173,7 @@ void run_endpoint(RunContext& ctx, const CollectivePlan& plan, const EndpointWor
   }
   while (i < work.in.size()) post_next();
   receive_before(1 << 30);
-  if (data > sg::Engine::get_clock()) sg::this_actor::sleep_until(data);
+  sleep_until_ready(data);
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
       else send_dst.push_back(dst), send_at = std::max(send_at, ready[t.src_chunk]);
     }
     if (send_dst.empty()) continue;
-    if (send_at > sg::Engine::get_clock()) sg::this_actor::sleep_until(send_at);
+    sleep_until_ready(send_at);
     sends.clear();
     for (int dst : send_dst) {
       auto [cap, fresh] = out_cap.try_emplace(dst, 0.0);
@@ -120,7 +120,7 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
   double end = 0;
   if (me < static_cast<int>(s.output_chunks.size()))
     for (int c : s.output_chunks[me]) end = std::max(end, ready[c]);
-  if (end > sg::Engine::get_clock()) sg::this_actor::sleep_until(end);
+  sleep_until_ready(end);
 }
 
 }  // namespace
