@@ -488,3 +488,24 @@ TEST_CASE("a step plan whose messages in flight would not fit in memory is refus
   CHECK_THROWS_WITH_AS(engine::check_step_memory(a2a, need - 1), doctest::Contains("time it at flow fidelity"),
                        std::invalid_argument);
 }
+
+TEST_CASE("a plan needing more SimGrid actors than the process can map is refused in one line") {
+  const Topology t = ideal(8, 8, 450e9, 50e9, 1e-6);
+  const engine::Fabric fabric(t);
+  engine::CollectiveSpec spec;
+  spec.group = first(64);
+  spec.bytes = 1 << 26;
+  spec.instance = engine::resolve(fabric, CollectiveOp::all_reduce, Algorithm::ring, spec.group, spec.bytes, 0);
+  // Step: one actor per channel and participant (8 channels, one per NIC, of 64 ranks).
+  const auto ring = engine::plan_collective(fabric, spec, Fidelity::step);
+  REQUIRE(ring.channels.size() == 8);
+  CHECK(engine::collective_actors(ring, Fidelity::step) == 8 * 64);
+  // Flow: the closed-form ring is one phase, timed by one driver actor.
+  CHECK(engine::collective_actors(engine::plan_collective(fabric, spec, Fidelity::flow), Fidelity::flow) == 1);
+  const long need = engine::kMappingsReserved + engine::kMappingsPerActor * 8 * 64;
+  CHECK_NOTHROW(engine::check_actor_budget(ring, Fidelity::step, need));
+  CHECK_NOTHROW(engine::check_actor_budget(ring, Fidelity::step, 0));   // cap unknown: nothing refused
+  CHECK_THROWS_WITH_AS(engine::check_actor_budget(ring, Fidelity::step, need - 1),
+                       doctest::Contains("all_reduce ring over 64 GPUs at step fidelity runs 512 SimGrid actors"),
+                       std::invalid_argument);
+}

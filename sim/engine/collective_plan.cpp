@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -189,6 +190,13 @@ double physical_memory() {
   return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
 }
 
+// This process's cap on memory mappings (vm.max_map_count; 0 when unreadable: nothing is refused).
+long max_memory_mappings() {
+  std::ifstream in("/proc/sys/vm/max_map_count");
+  long n = 0;
+  return in >> n && n > 0 ? n : 0;
+}
+
 // A closed-form plan's single phase: its edges in (channel, src, dst) order, as the built plans'.
 void add_only_phase(CollectivePlan& plan, Phase ph) {
   std::sort(ph.edges.begin(), ph.edges.end(), [](const FlowEdge& a, const FlowEdge& b) {
@@ -231,6 +239,34 @@ void check_step_memory(const CollectivePlan& plan, double memory) {
                 "collective: %s over %d GPUs at step fidelity would hold %.0f messages in flight, ~%.1f GiB of "
                 "SimGrid state, more than this machine's %.1f GiB of memory; time it at flow fidelity",
                 to_string(plan.op), plan.ranks, messages, need / GiB, memory / GiB);
+  throw std::invalid_argument(line);
+}
+
+long collective_actors(const CollectivePlan& plan, Fidelity fidelity) {
+  long actors = 0;
+  if (fidelity == Fidelity::step && plan.channels[0].schedule) {
+    for (const ChannelPlan& ch : plan.channels) actors += ch.schedule->participants;
+    return actors;
+  }
+  std::set<std::pair<int, int>> ends;   // (channel, endpoint), or rate-capped endpoint
+  for (const Phase& ph : plan.phases)
+    for (const FlowEdge& e : plan.phases.size() == 1 ? ph.flows : ph.edges)
+      if (plan.phases.size() > 1 || e.rate_cap > 0) ends.insert({e.channel, e.src}), ends.insert({e.channel, e.dst});
+  return 1 + static_cast<long>(ends.size());
+}
+
+void check_actor_budget(const CollectivePlan& plan, Fidelity fidelity, long max_mappings) {
+  const long actors = collective_actors(plan, fidelity);
+  const long allowed = (max_mappings - kMappingsReserved) / kMappingsPerActor;
+  if (max_mappings <= 0 || actors <= allowed) return;
+  char line[500];
+  std::snprintf(line, sizeof line,
+                "collective: %s %s over %d GPUs at %s fidelity runs %ld SimGrid actors (one per channel and %s), "
+                "more than the ~%ld this machine can map (vm.max_map_count %ld, %ld mappings per actor stack); "
+                "use fewer GPUs, another --algo, or raise vm.max_map_count",
+                to_string(plan.op), to_string(plan.algorithm), plan.ranks, fidelity == Fidelity::step ? "step" : "flow",
+                actors, fidelity == Fidelity::step ? "participant" : "endpoint", std::max(0L, allowed), max_mappings,
+                kMappingsPerActor);
   throw std::invalid_argument(line);
 }
 
@@ -331,7 +367,8 @@ CollectivePlan plan_collective(const Fabric& f, const CollectiveSpec& spec, Fide
   CollectivePlan plan = plan_shape(f, spec, fidelity);
   for (const ProtocolCost& proto : candidate_protocols(f.topology(), spec.instance.algorithm))
     if (proto.name == spec.instance.protocol || (spec.instance.protocol.empty() && proto.name == "ideal")) {
-      price(plan, f, proto);
+      price(plan, f, proto);   // sets the rate caps that decide a one-phase plan's actors
+      check_actor_budget(plan, fidelity, max_memory_mappings());
       return plan;
     }
   throw std::invalid_argument("collective: protocol '" + spec.instance.protocol + "' is not one topology '" +

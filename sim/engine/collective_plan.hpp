@@ -149,4 +149,16 @@ constexpr double kStepBytesPerMessage = 2.9 * 1024;
 // every step plan against the machine's physical memory.
 void check_step_memory(const CollectivePlan& plan, double memory);
 
+// SimGrid actors a plan runs at `fidelity` (collective_run.hpp): step, one per channel and
+// participant; flow, one driver for a one-phase plan (its rate-capped endpoints one more each),
+// else one per channel and endpoint.
+long collective_actors(const CollectivePlan& plan, Fidelity fidelity);
+// Each actor's stack is its own memory mapping plus a guard page's, and Linux caps a process at
+// vm.max_map_count mappings (65,530 by default): past it SimGrid aborts ("Failed to protect
+// stack"), 33k actors for a 4096-GPU tree. Mappings kept for the process's own libraries and heap.
+constexpr long kMappingsPerActor = 2, kMappingsReserved = 4000;
+// Throws std::invalid_argument, in one line, when a plan needs more actors than `max_mappings`
+// allows. plan_collective checks every plan against this machine's vm.max_map_count.
+void check_actor_budget(const CollectivePlan& plan, Fidelity fidelity, long max_mappings);
+
 }  // namespace tpsim::engine
