@@ -29,6 +29,9 @@ struct MemoryBreakdown {
   int stage = 0;                         // pipeline stage the GPU belongs to
   double parameters = 0;                 // parameters held by this GPU (its TP shard of its stage)
   double weights = 0, gradients = 0, optimizer = 0, activations = 0, kv_cache = 0, reserve = 0;
+  // What weights and the KV cache are stored in: bf16 for training (mixed-precision Adam);
+  // workload.precision for inference.
+  DType weights_dtype = DType::bf16, kv_cache_dtype = DType::bf16;
   int in_flight_micro_batches = 0;       // training: micro-batches whose activations are held at peak
   double activation_bytes_per_layer = 0; // one micro-batch, one layer, on this GPU
   double total = 0;                      // bytes
@@ -63,7 +66,8 @@ double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t
 // The same for a scenario on its own GPU, the one number of "activation bytes kept per layer per
 // GPU" for callers outside the memory model (explain, reports): training uses workload.seq,
 // workload.micro_batch and attention_kernel(topology.gpu); inference, one layer's prefill working
-// set for the whole prompt and batch, split over tp.
+// set for the whole prompt and batch, split over tp, in the activations' precision (the bytes
+// above count 2-byte elements and scale with it).
 double activation_bytes_per_layer(const Scenario& s);
 
 // Micro-batches (in units of a full stage's layers) whose activations a pipeline stage holds at

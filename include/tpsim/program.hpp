@@ -57,6 +57,9 @@ struct GemmInfo {
   int64_t m = 0, n = 0, k = 0;
   bool trans_a = false, trans_b = false;
   bool accumulate = false;   // out += ... (weight-gradient accumulation over micro-batches)
+  // Bytes per element of A, B and the output as stored in HBM (workload.precision: an FP8 weight
+  // under BF16 activations); 0 = the GEMM's dtype.
+  int a_bytes = 0, b_bytes = 0, c_bytes = 0;
 };
 
 // A named kernel other than a GEMM: "gelu", "gelu_backward", "swiglu", "add", "layernorm",

@@ -28,6 +28,23 @@ enum class DType { fp32, tf32, bf16, fp16, fp8 };
 int dtype_bytes(DType t);            // storage bytes per element (tf32 is stored as fp32)
 const char* to_string(DType t);
 
+// What each class of tensor is stored and moved in (an inference deployment's quantisation: FP8
+// weights with a BF16 KV cache, ...). Read from workload.precision; a class not given takes the
+// model's dtype, so a scenario that sets none runs as the model's one dtype.
+struct Precision {
+  DType weights = DType::bf16;         // weight memory; the weight operand of every GEMM
+  DType activations = DType::bf16;     // GEMM activation operands and outputs, other kernels, the
+                                       // prefill working set
+  DType kv_cache = DType::bf16;        // KV cache memory; what decode attention reads
+  DType communication = DType::bf16;   // TP collectives and pipeline sends
+};
+
+// The precision a GEMM of `weights` x `activations` computes in: the wider of the two. An FP8 GEMM
+// runs at the FP8 peak only when both operands are FP8 (W8A8); a narrower weight is dequantised
+// to the activation type inside the kernel (W8A16 computes on BF16 tensor cores, reading 1-byte
+// weights).
+DType gemm_compute_dtype(DType weights, DType activations);
+
 // ---------------------------------------------------------------------------------------------
 // Topology
 struct GpuSpec {
@@ -191,6 +208,8 @@ struct WorkloadSpec {
   int64_t batch = 1;
   int64_t prompt = 0;
   int64_t generate = 0;
+  // workload.precision: per tensor class; unset = the model's dtype (precision_of below).
+  std::optional<DType> weights_dtype, activations_dtype, kv_cache_dtype, communication_dtype;
 };
 
 struct OutputSpec {
@@ -207,6 +226,9 @@ struct Scenario {
   OutputSpec outputs;
   std::string numerics = "proxy";   // off | proxy | full
 };
+
+// The scenario's precision per tensor class: workload.precision where given, else model.dtype.
+Precision precision_of(const Scenario& s);
 
 // ---------------------------------------------------------------------------------------------
 // Loading. Each function throws InputError; none returns a half-valid object.

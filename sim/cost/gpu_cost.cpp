@@ -112,7 +112,8 @@ KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
   c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
   const double peak = peak_for(gpu, dtype);
   c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
-  const double bytes = (m * k + k * n + m * n * (g.accumulate ? 2 : 1)) * dtype_bytes(dtype) +
+  const auto size = [&](int given) { return double(given > 0 ? given : dtype_bytes(dtype)); };
+  const double bytes = m * k * size(g.a_bytes) + k * n * size(g.b_bytes) + m * n * (g.accumulate ? 2 : 1) * size(g.c_bytes) +
                        (splits > 1 ? 2 * splits * m * n * 4 : 0);   // fp32 partials written and read back
   c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;

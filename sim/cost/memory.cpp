@@ -77,11 +77,13 @@ double activation_bytes_per_layer(const Scenario& s) {
   if (w.kind == WorkloadKind::training)
     return activation_bytes_per_layer(s.model, s.plan, w.seq, w.micro_batch, attention_kernel(s.topology.gpu));
   // Inference: one layer's working set during prefill of the whole prompt for the whole batch,
-  // split over tp (as under SP); nothing is kept for a backward pass.
+  // split over tp (as under SP); nothing is kept for a backward pass. Korthikanti's bytes count
+  // 2-byte activations: they scale with the activations' precision.
   PlanSpec prefill = s.plan;
   prefill.sp = true;
   prefill.recompute = Recompute::none;
-  return activation_bytes_per_layer(s.model, prefill, w.prompt, w.batch, attention_kernel(s.topology.gpu));
+  const double scale = dtype_bytes(precision_of(s).activations) / 2.0;
+  return scale * activation_bytes_per_layer(s.model, prefill, w.prompt, w.batch, attention_kernel(s.topology.gpu));
 }
 
 double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t micro_batches) {
@@ -94,13 +96,15 @@ double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t mi
 
 std::vector<MemoryComponent> MemoryBreakdown::components() const {
   return {{"runtime reserve", reserve, "CUDA context, NCCL and cuBLAS buffers, allocator slack"},
-          {"weights", weights, fmt::format("{:.3g} params x 2 B (bf16)", parameters)},
+          {"weights", weights, fmt::format("{:.3g} params x {} B ({})", parameters, dtype_bytes(weights_dtype), to_string(weights_dtype))},
           {"gradients", gradients, "4 B/param (fp32 main gradients)"},
           {"optimizer", optimizer, "fp32 master weights + Adam m, v (12 B/param, / dp if distributed)"},
           {"activations", activations,
            fmt::format("{} in-flight micro-batches x {}/layer", in_flight_micro_batches,
                        fmt::format("{:.1f} MiB", activation_bytes_per_layer / (1024.0 * 1024)))},
-          {"kv_cache", kv_cache, "2 x layers x batch x context x kv_heads/tp x head_dim x 2 B"}};
+          {"kv_cache", kv_cache,
+           fmt::format("2 x layers x batch x context x kv_heads/tp x head_dim x {} B{}", dtype_bytes(kv_cache_dtype),
+                       kv_cache_dtype == DType::bf16 ? "" : fmt::format(" ({})", to_string(kv_cache_dtype)))}};
 }
 
 MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
@@ -140,9 +144,14 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
     // Inference: the KV cache for the whole context, plus one layer's working set during prefill
     // (activation_bytes_per_layer: the s^2 scores only when the attention is unfused) and the last
     // token's logits.
+    // Weights and KV cache in their workload.precision (the model's dtype unless given).
+    const Precision precision = precision_of(s);
+    r.weights_dtype = precision.weights;
+    r.kv_cache_dtype = precision.kv_cache;
+    r.weights = r.parameters * dtype_bytes(precision.weights);
     const double context = double(w.prompt + w.generate);
     const double kv_width = double(m.kv_heads) / t * double(m.head_dim());
-    r.kv_cache = 2 * layers * double(w.batch) * context * kv_width * dtype_bytes(m.dtype);
+    r.kv_cache = 2 * layers * double(w.batch) * context * kv_width * dtype_bytes(precision.kv_cache);
     r.activations = activation_bytes_per_layer(s) + logits_bytes(m, p, double(w.batch));
     r.activation_bytes_per_layer = r.activations;
     r.in_flight_micro_batches = 1;

@@ -15,13 +15,15 @@ bool is_attention(const Op& op) { return op.kind == OpKind::kernel && op.kernel.
 
 // A decode step's attention reads the whole KV cache for one query token per sequence:
 // QK^T and AV are 2 * 2 * context * head_dim FLOPs per head per sequence, and the K and V of
-// `context` tokens of the local kv heads are read from HBM. [b, heads/t, 1, hd] x [b, kv/t, ctx, hd].
+// `context` tokens of the local kv heads are read from HBM in the KV cache's precision; the query
+// and the output in the activations'. [b, heads/t, 1, hd] x [b, kv/t, ctx, hd].
 void make_decode_attention(Op& op, const Scenario& s, int64_t context) {
   const double t = s.plan.tp, b = double(s.workload.batch), hd = double(s.model.head_dim());
   const double heads = double(s.model.heads) / t, kv = double(s.model.kv_heads) / t;
-  const double bytes = dtype_bytes(s.model.dtype);
+  const Precision precision = precision_of(s);
   op.flops = 4 * b * double(context) * heads * hd;
-  op.hbm_bytes = 2 * b * double(context) * kv * hd * bytes + 2 * b * heads * hd * bytes;
+  op.hbm_bytes = 2 * b * double(context) * kv * hd * dtype_bytes(precision.kv_cache) +
+                 2 * b * heads * hd * dtype_bytes(precision.activations);
 }
 
 // Forward pieces of one layer, the embedding and the output for `rows` tokens per stage.
@@ -97,7 +99,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
       *p = fold_collectives(*p, label);
   const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
-  const double bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype) /
+  const double bytes = double(rows) * double(s.model.hidden) * dtype_bytes(precision_of(s).communication) /
                        (plan.sp && plan.tp > 1 ? plan.tp : 1);
 
   ProgramSet set;

@@ -153,6 +153,15 @@ void check_workload(const Checker& c, const Scenario& s) {
     if (p.sp && w.seq % p.tp != 0)
       c.fail("workload.seq", fmt::format("seq {} is not divisible by tp {} (sequence parallelism splits the sequence over tp)",
                                          w.seq, p.tp));
+    const std::pair<const char*, bool> classes[] = {{"weights", w.weights_dtype.has_value()},
+                                                    {"activations", w.activations_dtype.has_value()},
+                                                    {"kv_cache", w.kv_cache_dtype.has_value()},
+                                                    {"communication", w.communication_dtype.has_value()}};
+    for (const auto& [name, set] : classes)
+      if (set)
+        c.fail(std::string("workload.precision.") + name,
+               "workload.precision applies to inference workloads only (a training step runs in model.dtype "
+               "with mixed-precision Adam); set workload.kind: inference or remove it");
   } else {
     c.positive("workload.batch", static_cast<double>(w.batch));
     c.positive("workload.prompt", static_cast<double>(w.prompt));

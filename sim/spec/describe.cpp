@@ -192,8 +192,15 @@ std::string describe(const Scenario& s) {
                        plural(w.micro_batch, "sequence"), w.seq,
                        w.partial_micro_batches == 0 ? std::string("the whole step")
                                                     : "PARTIAL: the first " + plural(w.partial_micro_batches, "micro-batch"));
-  else
+  else {
     out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens\n", w.batch, w.prompt, w.generate);
+    if (w.weights_dtype || w.activations_dtype || w.kv_cache_dtype || w.communication_dtype) {
+      const Precision p = precision_of(s);
+      out += fmt::format("precision: weights {}, activations {}, kv_cache {}, communication {} (GEMMs compute in {})\n",
+                         to_string(p.weights), to_string(p.activations), to_string(p.kv_cache),
+                         to_string(p.communication), to_string(gemm_compute_dtype(p.weights, p.activations)));
+    }
+  }
   out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),
                      plural(tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
   return out;

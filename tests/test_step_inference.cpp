@@ -1,0 +1,162 @@
+// Inference fidelity: precision per tensor class (weights, activations, KV cache, communication)
+// in the lowering, the cost model and the memory model, in closed form.
+#include <doctest/doctest.h>
+
+#include "relative.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tpsim/cost.hpp"
+#include "tpsim/memory.hpp"
+#include "tpsim/step_lowering.hpp"
+
+using namespace tpsim;
+
+namespace {
+
+// A small Llama-style model (GQA, SwiGLU) serving 4 sequences at TP 2 on a toy GPU.
+Scenario small_llama(int tp = 2) {
+  Scenario s;
+  s.name = "small-llama";
+  s.model.name = "llama-small";
+  s.model.hidden = 512;
+  s.model.ffn = 1024;
+  s.model.heads = 8;
+  s.model.kv_heads = 2;
+  s.model.layers = 2;
+  s.model.vocab = 1024;
+  s.model.max_seq = 1024;
+  s.model.activation = Activation::swiglu;
+  s.model.norm = Norm::rmsnorm;
+  s.plan.tp = tp;
+  s.workload.kind = WorkloadKind::inference;
+  s.workload.batch = 4;
+  s.workload.prompt = 96;
+  s.workload.generate = 32;
+  s.topology.name = "toy";
+  s.topology.gpu.peak_flops[DType::bf16] = 1e15;
+  s.topology.gpu.peak_flops[DType::fp8] = 2e15;
+  s.topology.gpu.peak_flops[DType::fp32] = 1e14;
+  s.topology.gpu.hbm_bandwidth = 1e12;
+  s.topology.gpu.hbm_bytes = 80e9;
+  s.topology.gpu.sms = 4;
+  s.topology.gpu.gemm_efficiency = 0.8;
+  s.topology.gpus_per_node = 8;
+  return s;
+}
+
+// Every leaf op of rank 0's program (fused ops opened up).
+std::vector<Op> leaf_ops(const ProgramSet& set) {
+  std::vector<Op> out;
+  std::function<void(const Op&)> visit = [&](const Op& op) {
+    if (op.parts)
+      for (const Op& part : *op.parts) visit(part);
+    else
+      out.push_back(op);
+  };
+  for (const Op& op : program_of(set, 0).ops) visit(op);
+  return out;
+}
+
+const Op& find_op(const std::vector<Op>& ops, const std::string& name_part) {
+  for (const Op& op : ops)
+    if (op.name.find(name_part) != std::string::npos) return op;
+  FAIL("no op named *" << name_part << "*");
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+TEST_CASE("precision: a class not given takes the model's dtype; GEMMs compute in the wider operand type") {
+  Scenario s = small_llama();
+  Precision p = precision_of(s);
+  CHECK(p.weights == DType::bf16);
+  CHECK(p.activations == DType::bf16);
+  CHECK(p.kv_cache == DType::bf16);
+  CHECK(p.communication == DType::bf16);
+  s.model.dtype = DType::fp16;
+  s.workload.kv_cache_dtype = DType::fp8;
+  p = precision_of(s);
+  CHECK(p.weights == DType::fp16);
+  CHECK(p.kv_cache == DType::fp8);
+  CHECK(gemm_compute_dtype(DType::fp8, DType::bf16) == DType::bf16);   // W8A16: dequantised to bf16
+  CHECK(gemm_compute_dtype(DType::fp8, DType::fp8) == DType::fp8);     // W8A8: the fp8 peak
+  CHECK(gemm_compute_dtype(DType::bf16, DType::fp8) == DType::bf16);
+  CHECK(gemm_compute_dtype(DType::fp32, DType::bf16) == DType::fp32);
+}
+
+TEST_CASE("decode lowering: each tensor class moves in its own precision") {
+  Scenario s = small_llama();
+  const double b = 4, h = 512, t = 2, d = 64, H = 8, K = 2, context = 100;
+  const double qkv_cols = (H + 2 * K) * d / t;   // 384: a column shard of q, k, v
+  s.workload.weights_dtype = DType::fp8;
+  s.workload.kv_cache_dtype = DType::fp8;
+
+  SUBCASE("W8A16: bf16 activations, fp8 weights and KV cache, bf16 all-reduce") {
+    const std::vector<Op> ops = leaf_ops(lowering::lower_inference_step(s, true, int64_t(context)));
+    const Op& qkv = find_op(ops, "attn.qkv.fwd");
+    CHECK(qkv.dtype == DType::bf16);
+    CHECK(qkv.gemm.a_bytes == 2);
+    CHECK(qkv.gemm.b_bytes == 1);
+    CHECK(qkv.gemm.c_bytes == 2);
+    CHECK(qkv.hbm_bytes == rel(b * h * 2 + h * qkv_cols * 1 + b * qkv_cols * 2));
+    const Op& attention = find_op(ops, "attn.core.fwd");
+    CHECK(attention.hbm_bytes == rel(2 * b * context * (K / t) * d * 1 + 2 * b * (H / t) * d * 2));
+    const Op& reduce = find_op(ops, "attn.proj.all_reduce");
+    CHECK(reduce.collective.bytes == int64_t(b * h * 2));
+  }
+  SUBCASE("W8A8 with fp8 communication: the GEMM runs on fp8 tensor cores, the all-reduce moves 1 B") {
+    s.workload.activations_dtype = DType::fp8;
+    s.workload.communication_dtype = DType::fp8;
+    const std::vector<Op> ops = leaf_ops(lowering::lower_inference_step(s, true, int64_t(context)));
+    const Op& qkv = find_op(ops, "attn.qkv.fwd");
+    CHECK(qkv.dtype == DType::fp8);
+    CHECK(qkv.hbm_bytes == rel(b * h + h * qkv_cols + b * qkv_cols));
+    CHECK(find_op(ops, "attn.proj.all_reduce").collective.bytes == int64_t(b * h));
+    CHECK(find_op(ops, "attn.core.fwd").hbm_bytes == rel(2 * b * context * (K / t) * d + 2 * b * (H / t) * d));
+  }
+  SUBCASE("without workload.precision every class is the model's bf16, as before") {
+    s.workload.weights_dtype.reset();
+    s.workload.kv_cache_dtype.reset();
+    const std::vector<Op> ops = leaf_ops(lowering::lower_inference_step(s, true, int64_t(context)));
+    const Op& qkv = find_op(ops, "attn.qkv.fwd");
+    CHECK(qkv.dtype == DType::bf16);
+    CHECK(qkv.hbm_bytes == rel((b * h + h * qkv_cols + b * qkv_cols) * 2));
+    CHECK(find_op(ops, "attn.core.fwd").hbm_bytes == rel((2 * b * context * (K / t) * d + 2 * b * (H / t) * d) * 2));
+  }
+}
+
+TEST_CASE("GEMM cost with an fp8 weight: its bytes at 1 B, its FLOPs at the bf16 peak unless both operands are fp8") {
+  const GpuSpec gpu = small_llama().topology.gpu;
+  // A decode GEMM [8, 4096] x [4096, 4096]: memory-bound on this 1 TB/s GPU.
+  GemmInfo w8a16{8, 4096, 4096};
+  w8a16.a_bytes = 2, w8a16.b_bytes = 1, w8a16.c_bytes = 2;
+  const KernelCost c = gemm_cost(gpu, w8a16, DType::bf16);
+  CHECK(c.memory_bound == rel((8.0 * 4096 * 2 + 4096.0 * 4096 * 1 + 8.0 * 4096 * 2) / 1e12));
+  const KernelCost bf16 = gemm_cost(gpu, GemmInfo{8, 4096, 4096}, DType::bf16);
+  CHECK(c.compute_bound == rel(bf16.compute_bound));   // dequantised: the same bf16 tensor-core time
+  const KernelCost fp8 = gemm_cost(gpu, GemmInfo{8, 4096, 4096}, DType::fp8);
+  CHECK(fp8.compute_bound == rel(bf16.compute_bound / 2));   // fp8 peak is twice the bf16 peak here
+  CHECK(fp8.memory_bound == rel((8.0 * 4096 + 4096.0 * 4096 + 8.0 * 4096) / 1e12));
+}
+
+TEST_CASE("memory: weights and KV cache in their precision, the prefill working set in the activations'") {
+  Scenario s = small_llama();
+  const MemoryBreakdown bf16 = memory_per_gpu(s, 0);
+  const double kv = 2.0 * 2 * 4 * (96 + 32) * (2 / 2) * 64;   // 2 x layers x batch x context x kv/t x d elements
+  CHECK(bf16.kv_cache == rel(kv * 2));
+  CHECK(bf16.weights == rel(bf16.parameters * 2));
+  s.workload.weights_dtype = DType::fp8;
+  s.workload.kv_cache_dtype = DType::fp8;
+  s.workload.activations_dtype = DType::fp32;
+  const MemoryBreakdown mixed = memory_per_gpu(s, 0);
+  CHECK(mixed.weights == rel(bf16.parameters * 1));
+  CHECK(mixed.kv_cache == rel(kv * 1));
+  CHECK(activation_bytes_per_layer(s) == rel(2 * activation_bytes_per_layer(small_llama())));
+  CHECK(mixed.weights_dtype == DType::fp8);
+  const std::vector<MemoryComponent> parts = mixed.components();
+  CHECK(parts[1].detail.find("x 1 B (fp8)") != std::string::npos);
+  CHECK(parts[5].detail.find("x 1 B (fp8)") != std::string::npos);
+}
