@@ -160,3 +160,27 @@ TEST_CASE("memory: weights and KV cache in their precision, the prefill working 
   CHECK(parts[1].detail.find("x 1 B (fp8)") != std::string::npos);
   CHECK(parts[5].detail.find("x 1 B (fp8)") != std::string::npos);
 }
+
+TEST_CASE("decode GEMMs and decode attention stream HBM at the realised fraction gpu.hbm_efficiency") {
+  Scenario s = small_llama();
+  s.topology.gpu.hbm_efficiency = 0.8;
+  s.topology.gpu.launch_overhead = 2e-6;
+  const GpuSpec& gpu = s.topology.gpu;
+  // [8, 4096] x [4096, 4096]: the weights' 32 MiB at 0.8 TB/s, far above its compute time.
+  const KernelCost decode = gemm_cost(gpu, GemmInfo{8, 4096, 4096}, DType::bf16);
+  const double bytes = (8.0 * 4096 + 4096.0 * 4096 + 8.0 * 4096) * 2;
+  CHECK(decode.memory_bound == rel(bytes / 0.8e12));
+  CHECK(decode.compute_bound < decode.memory_bound);
+  CHECK(decode.seconds == rel(bytes / 0.8e12 + 2e-6));
+  // Split-K (one output tile, 4 SMs: 4 splits): the fp32 partials stay in L2, HBM moves A, B, C.
+  const KernelCost split = gemm_cost(gpu, GemmInfo{128, 128, 4096}, DType::bf16);
+  CHECK(split.memory_bound == rel((128.0 * 4096 + 4096.0 * 128 + 128.0 * 128) * 2 / 0.8e12));
+  // Decode attention reads its KV cache (and the query and output) at the same fraction.
+  const std::vector<Op> ops = leaf_ops(lowering::lower_inference_step(s, true, 100));
+  const Op& attention = find_op(ops, "attn.core.fwd");
+  CHECK(attention.kernel.fn == "decode_attention");
+  const KernelCost a = op_cost(gpu, attention);
+  CHECK(a.memory_bound == rel(attention.hbm_bytes / 0.8e12));
+  CHECK(a.compute_bound < a.memory_bound);
+  CHECK(a.seconds == rel(attention.hbm_bytes / 0.8e12 + 2e-6));
+}

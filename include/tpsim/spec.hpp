@@ -52,6 +52,9 @@ struct GpuSpec {
   std::map<DType, double> peak_flops;     // dense FLOP/s per dtype (no sparsity)
   double hbm_bytes = 0;                   // capacity
   double hbm_bandwidth = 0;               // B/s
+  // Fraction of hbm_bandwidth a streaming kernel realises (GEMMs' memory term, decode attention's
+  // KV-cache reads). 1 = the datasheet roofline; hgx-h200 is fitted to measured decode GEMMs.
+  double hbm_efficiency = 1.0;
   int sms = 0;                            // streaming multiprocessors (wave quantisation)
   double launch_overhead = 0;             // s per kernel
   double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)

@@ -3,6 +3,9 @@
 // A GEMM [m, k] x [k, n] is cut into output tiles that the SMs process in waves; a partial last
 // wave or a partial edge tile wastes tensor-core time, and a short k cannot hide the tile's load
 // latency. The large-GEMM ceiling is the GPU's measured max achievable matmul (MAMF) fraction.
+// The memory side streams A, B and C through HBM at the fraction of its bandwidth a streaming
+// kernel realises (gpu.hbm_efficiency): a decode-size GEMM (m = a batch of tokens) is bound by
+// reading its weights.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -94,6 +97,20 @@ KernelCost attention_cost(const GpuSpec& gpu, const Op& op) {
   return c;
 }
 
+// A decode step's attention: one query token per sequence against its whole KV cache. It streams
+// the cache (op.hbm_bytes, from the lowering) at the realised HBM fraction; its QK^T and PV are
+// head_dim-deep products at the flash-attention compute rate.
+KernelCost decode_attention_cost(const GpuSpec& gpu, const Op& op) {
+  KernelCost c;
+  const double head_dim = attr(op, "head_dim", kHalfK);
+  const double peak = peak_for(gpu, op.dtype);
+  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kHalfK);
+  c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
+  c.memory_bound = gpu.hbm_bandwidth > 0 ? op.hbm_bytes / (gpu.hbm_bandwidth * gpu.hbm_efficiency) : 0;
+  c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
+  return c;
+}
+
 KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
   KernelCost c;
   const double m = double(g.m), n = double(g.n), k = double(g.k);
@@ -112,10 +129,13 @@ KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
   c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
   const double peak = peak_for(gpu, dtype);
   c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
+  // A, B and C once through HBM. Split-K's fp32 partials stay in L2: splitting needs fewer output
+  // tiles than SMs, so the partials are at most SMs x 128 x 128 x 4 B (8.7 MB on 132 SMs), well
+  // inside the 40-50 MB L2 of A100/H100/H200; counting them as HBM traffic made decode GEMMs at
+  // m = 128-256 up to 2x too slow against the measured H200 kernels (data/reference/h200_kernels_*).
   const auto size = [&](int given) { return double(given > 0 ? given : dtype_bytes(dtype)); };
-  const double bytes = m * k * size(g.a_bytes) + k * n * size(g.b_bytes) + m * n * (g.accumulate ? 2 : 1) * size(g.c_bytes) +
-                       (splits > 1 ? 2 * splits * m * n * 4 : 0);   // fp32 partials written and read back
-  c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / gpu.hbm_bandwidth : 0;
+  const double bytes = m * k * size(g.a_bytes) + k * n * size(g.b_bytes) + m * n * (g.accumulate ? 2 : 1) * size(g.c_bytes);
+  c.memory_bound = gpu.hbm_bandwidth > 0 ? bytes / (gpu.hbm_bandwidth * gpu.hbm_efficiency) : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
   // A measured time for this exact shape overrides the model (it already includes the launch).
   if (!gpu.gemm_table.empty()) {
@@ -146,6 +166,7 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
     return c;
   }
   if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward") return attention_cost(gpu, op);
+  if (op.kernel.fn == "decode_attention") return decode_attention_cost(gpu, op);
   // Non-GEMM kernels (norms, activations, softmax outside flash attention) are memory-bound.
   const double peak = peak_for(gpu, op.dtype);
   c.efficiency = gpu.gemm_efficiency;

@@ -21,6 +21,7 @@ void make_decode_attention(Op& op, const Scenario& s, int64_t context) {
   const double t = s.plan.tp, b = double(s.workload.batch), hd = double(s.model.head_dim());
   const double heads = double(s.model.heads) / t, kv = double(s.model.kv_heads) / t;
   const Precision precision = precision_of(s);
+  op.kernel.fn = "decode_attention";   // timed by decode_attention_cost, at the realised HBM fraction
   op.flops = 4 * b * double(context) * heads * hd;
   op.hbm_bytes = 2 * b * double(context) * kv * hd * dtype_bytes(precision.kv_cache) +
                  2 * b * heads * hd * dtype_bytes(precision.activations);

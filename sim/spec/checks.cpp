@@ -44,6 +44,7 @@ void check_topology_with(const Checker& c, const Topology& t) {
     c.positive(std::string("topology.gpu.peak.") + to_string(dtype), flops);
   c.positive("topology.gpu.hbm", t.gpu.hbm_bytes);
   c.positive("topology.gpu.hbm_bandwidth", t.gpu.hbm_bandwidth);
+  c.fraction("topology.gpu.hbm_efficiency", t.gpu.hbm_efficiency);
   c.positive("topology.gpu.sms", t.gpu.sms);
   c.non_negative("topology.gpu.launch_overhead", t.gpu.launch_overhead);
   c.fraction("topology.gpu.gemm_efficiency", t.gpu.gemm_efficiency);
