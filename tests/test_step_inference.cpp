@@ -184,3 +184,34 @@ TEST_CASE("decode GEMMs and decode attention stream HBM at the realised fraction
   CHECK(a.compute_bound < a.memory_bound);
   CHECK(a.seconds == rel(attention.hbm_bytes / 0.8e12 + 2e-6));
 }
+
+TEST_CASE("prefill in the memory model: the whole batch at once by default, one chunk with workload.prefill_chunk") {
+  Scenario s = small_llama();   // batch 4 x prompt 96 = 384 prompt tokens; h 512, 8 heads, tp 2
+  const double h = 512, a = 8, t = 2, prompt = 96;
+  // Fused attention, sequence-split working set: 34 B per hidden element + a 4 B statistic per head.
+  const double per_token = (34 * h + 4 * a) / t;
+  const MemoryBreakdown whole = memory_per_gpu(s, 0);
+  CHECK(whole.activation_bytes_per_layer == rel(384 * per_token));
+  CHECK(whole.prefill_basis == "prefill of the whole batch at once (4 x 96 tokens)");
+  const double logits = 4.0 * 1024 / t * 4;   // fp32 logits of the batch's last tokens, vocab-parallel
+  CHECK(whole.activations == rel(384 * per_token + logits));
+
+  s.workload.prefill_chunk = 128;   // continuous batching: a 128-token chunk beside the decoding batch
+  const MemoryBreakdown chunked = memory_per_gpu(s, 0);
+  CHECK(chunked.activation_bytes_per_layer == rel(128 * per_token));
+  CHECK(chunked.activations == rel(128 * per_token + logits));
+  CHECK(chunked.kv_cache == rel(whole.kv_cache));   // the decoding batch's cache at full context
+  CHECK(chunked.total == rel(whole.total - 256 * per_token));
+  CHECK(chunked.prefill_basis == "chunked prefill, 128 tokens per step beside the decoding batch");
+  CHECK(chunked.components()[4].detail.find("chunked prefill, 128 tokens") != std::string::npos);
+
+  // Unfused attention keeps 5 B per score: each of the chunk's queries against at most `prompt` keys.
+  s.topology.gpu.attention_score_bytes = 40;
+  CHECK(activation_bytes_per_layer(s) == rel(128 * (34 * h + 5 * a * prompt) / t));
+
+  // A chunk at least the whole batch's prompts is the whole batch at once.
+  s.workload.prefill_chunk = 4096;
+  s.topology.gpu.attention_score_bytes = 0;
+  CHECK(memory_per_gpu(s, 0).activation_bytes_per_layer == rel(whole.activation_bytes_per_layer));
+  CHECK(memory_per_gpu(s, 0).prefill_basis == whole.prefill_basis);
+}

@@ -211,6 +211,11 @@ struct WorkloadSpec {
   int64_t batch = 1;
   int64_t prompt = 0;
   int64_t generate = 0;
+  // Tokens of one prefill step under continuous batching with chunked prefill (vLLM's
+  // max_num_batched_tokens): the memory peak is the decoding batch's KV cache plus one chunk's
+  // working set. 0 (the default): the whole batch's prompts prefilled at once, as the prefill is
+  // timed (time to first token).
+  int64_t prefill_chunk = 0;
   // workload.precision: per tensor class; unset = the model's dtype (precision_of below).
   std::optional<DType> weights_dtype, activations_dtype, kv_cache_dtype, communication_dtype;
 };

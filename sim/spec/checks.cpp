@@ -158,6 +158,8 @@ void check_workload(const Checker& c, const Scenario& s) {
                                                     {"activations", w.activations_dtype.has_value()},
                                                     {"kv_cache", w.kv_cache_dtype.has_value()},
                                                     {"communication", w.communication_dtype.has_value()}};
+    if (w.prefill_chunk != 0)
+      c.fail("workload.prefill_chunk", "applies to inference workloads only (continuous batching's prefill chunk)");
     for (const auto& [name, set] : classes)
       if (set)
         c.fail(std::string("workload.precision.") + name,
@@ -167,6 +169,7 @@ void check_workload(const Checker& c, const Scenario& s) {
     c.positive("workload.batch", static_cast<double>(w.batch));
     c.positive("workload.prompt", static_cast<double>(w.prompt));
     c.non_negative("workload.generate", static_cast<double>(w.generate));
+    c.non_negative("workload.prefill_chunk", static_cast<double>(w.prefill_chunk));
     if (w.prompt + w.generate > s.model.max_seq)
       c.fail("workload.generate", fmt::format("prompt {} + generate {} exceeds model.max_seq {} of '{}'", w.prompt,
                                               w.generate, s.model.max_seq, s.model.name));

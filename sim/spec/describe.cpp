@@ -194,7 +194,8 @@ std::string describe(const Scenario& s) {
                        w.partial_micro_batches == 0 ? std::string("the whole step")
                                                     : "PARTIAL: the first " + plural(w.partial_micro_batches, "micro-batch"));
   else {
-    out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens\n", w.batch, w.prompt, w.generate);
+    out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens{}\n", w.batch, w.prompt,
+                       w.generate, w.prefill_chunk > 0 ? fmt::format(", prefill chunk {} tokens", w.prefill_chunk) : "");
     if (w.weights_dtype || w.activations_dtype || w.kv_cache_dtype || w.communication_dtype) {
       const Precision p = precision_of(s);
       out += fmt::format("precision: weights {}, activations {}, kv_cache {}, communication {} (GEMMs compute in {})\n",

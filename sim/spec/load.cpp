@@ -78,7 +78,7 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
     w.fail("steps", "was removed: tpsim run simulates the whole step; for a partial run of the first N "
                     "micro-batches write partial_micro_batches: N");
   w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate",
-          "precision"});
+          "precision", "prefill_chunk"});
   WorkloadSpec out;
   out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
                                                                                     : WorkloadKind::training;
@@ -90,6 +90,7 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   out.prompt = w.integer("prompt", out.prompt);
   out.generate = w.integer("generate", out.generate);
   if (w.has("precision")) read_precision(w.map("precision"), out);
+  out.prefill_chunk = w.integer("prefill_chunk", out.prefill_chunk);
   return out;
 }
 
