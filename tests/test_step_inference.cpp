@@ -215,3 +215,40 @@ TEST_CASE("prefill in the memory model: the whole batch at once by default, one 
   CHECK(memory_per_gpu(s, 0).activation_bytes_per_layer == rel(whole.activation_bytes_per_layer));
   CHECK(memory_per_gpu(s, 0).prefill_basis == whole.prefill_basis);
 }
+
+TEST_CASE("plan.tp_allreduce: the TP all-reduces run one-shot or two-shot, every other collective NCCL's pick") {
+  for (const char* choice : {"one_shot", "two_shot", "nccl"}) {
+    Scenario s = small_llama();
+    s.plan.tp_allreduce = choice;
+    const Algorithm want = std::string(choice) == "nccl" ? Algorithm::automatic : parse_algorithm(choice);
+    int all_reduces = 0, others = 0;
+    for (const Op& op : leaf_ops(lowering::lower_inference_step(s, true, 100))) {
+      if (op.kind != OpKind::collective) continue;
+      CAPTURE(op.name);
+      if (op.collective.op == CollectiveOp::all_reduce) {
+        CHECK(op.collective.algorithm == want);
+        ++all_reduces;
+      } else {
+        CHECK(op.collective.algorithm == Algorithm::automatic);
+        ++others;
+      }
+    }
+    CHECK(all_reduces >= 2 * 2);   // attention and MLP outputs of both layers
+    CHECK(others >= 1);            // the vocab-parallel logits' gather
+  }
+  // Only all-reduces that fit the custom buffer (plan.tp_allreduce_max, 8 MiB by default, vLLM's):
+  // with a 100 kB buffer the prefill's [384, 512] bf16 all-reduces (384 KiB) stay NCCL's, the
+  // decode step's [4, 512] (4 KiB) do not.
+  Scenario s = small_llama();
+  s.plan.tp_allreduce = "one_shot";
+  s.plan.tp_allreduce_max = 100e3;
+  for (bool decode : {false, true})
+    for (const Op& op : leaf_ops(lowering::lower_inference_step(s, decode, decode ? 100 : 96)))
+      if (op.kind == OpKind::collective && op.collective.op == CollectiveOp::all_reduce) {
+        CAPTURE(op.name);
+        CAPTURE(op.collective.bytes);
+        CHECK(op.collective.algorithm == (double(op.collective.bytes) <= 100e3 ? Algorithm::one_shot : Algorithm::automatic));
+        if (op.name.find("attn.proj") != std::string::npos)
+          CHECK(op.collective.algorithm == (decode ? Algorithm::one_shot : Algorithm::automatic));
+      }
+}

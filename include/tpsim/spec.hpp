@@ -184,6 +184,12 @@ struct PlanSpec {
   std::map<std::string, LinearMapping> mappings;     // "mlp.fc2" -> {reduce_output: false}
   std::vector<std::string> mesh_order = {"tp", "dp", "pp"};  // innermost (fastest-varying rank) first
   std::string collective_algorithm = "auto";         // ring | tree | ... | auto
+  // The algorithm of the TP group's all-reduces: "nccl" (collective_algorithm, NCCL's tuner by
+  // default) or an inference engine's custom all-reduce inside one node, "one_shot" | "two_shot",
+  // for all-reduces of at most tp_allreduce_max bytes (larger ones, a prefill's, stay NCCL's, as in
+  // vLLM, whose CustomAllreduce buffer is max_size = 8 MiB).
+  std::string tp_allreduce = "nccl";
+  double tp_allreduce_max = 8.0 * 1024 * 1024;
   int virtual_stages = 1;                            // interleaved 1F1B when > 1
   Recompute recompute = Recompute::none;
   bool distributed_optimizer = false;

@@ -241,11 +241,16 @@ Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, cons
   op.inputs = {in};
   op.outputs = {out};
   op.collective.op = cop;
-  op.collective.algorithm = parse_algorithm(scenario_.plan.collective_algorithm);
   op.collective.group = coords_.tp_group;
   op.collective.dim = dim;
   const TensorDesc& sized = desc(cop == CollectiveOp::all_gather ? out : in);   // nccl-tests' "size"
   op.collective.bytes = sized.rows * sized.cols * dtype_bytes(precision_.communication);
+  // plan.tp_allreduce swaps NCCL for an inference engine's custom all-reduce on the TP all-reduces
+  // that fit its buffer (plan.tp_allreduce_max); larger ones stay NCCL's.
+  const PlanSpec& plan = scenario_.plan;
+  const bool custom = cop == CollectiveOp::all_reduce && plan.tp_allreduce != "nccl" &&
+                      double(op.collective.bytes) <= plan.tp_allreduce_max;
+  op.collective.algorithm = parse_algorithm(custom ? plan.tp_allreduce : plan.collective_algorithm);
   op.hbm_bytes = 2.0 * op.collective.bytes;
   return emit(std::move(op), precision_.communication);
 }

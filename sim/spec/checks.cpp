@@ -3,9 +3,25 @@
 // at fault and points at the line that set it, or the --set flag that did.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "spec/loading.hpp"
 
 namespace tpsim::spec_detail {
+
+// How many nodes one tp group touches: its ranks are tp-stride apart, the stride being the product
+// of the mesh axes inside tp in mesh_order.
+int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node) {
+  int64_t stride = 1;
+  for (const auto& axis : p.mesh_order) {
+    if (axis == "tp") break;
+    stride *= axis == "dp" ? p.dp : p.pp;
+  }
+  std::vector<int64_t> nodes;
+  for (int64_t i = 0; i < p.tp; ++i) nodes.push_back(i * stride / std::max(1, gpus_per_node));
+  return static_cast<int64_t>(std::unique(nodes.begin(), nodes.end()) - nodes.begin());
+}
 
 namespace {
 
@@ -125,6 +141,7 @@ void check_plan_with(const Checker& c, const PlanSpec& p) {
   c.positive("plan.pp", p.pp);
   c.positive("plan.dp", p.dp);
   c.positive("plan.virtual_stages", p.virtual_stages);
+  c.positive("plan.tp_allreduce_max", p.tp_allreduce_max);
   if (p.virtual_stages > 1 && p.pp < 2)
     c.fail("plan.virtual_stages", fmt::format("virtual_stages {} interleaves pipeline stages and needs pp >= 2, got pp {}",
                                               p.virtual_stages, p.pp));
@@ -197,6 +214,10 @@ void check_scenario(const Scenario& s, const Locations& where) {
                                p.world(), p.tp, p.pp, p.dp, t.name, t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s",
                                t.gpus_per_node));
   check_tp_divides(c, p, m);
+  if (p.tp_allreduce != "nccl" && tp_group_nodes(p, t.gpus_per_node) > 1)
+    c.fail("plan.tp_allreduce", fmt::format("{} reads peers' buffers through peer memory inside one node, but a tp "
+                                            "group of {} spans {} nodes of {} GPUs",
+                                            p.tp_allreduce, p.tp, tp_group_nodes(p, t.gpus_per_node), t.gpus_per_node));
   if (m.layers % (p.pp * p.virtual_stages) != 0)
     c.fail("plan.pp", fmt::format("pp {} x virtual_stages {} does not divide model.layers {} (model '{}')", p.pp,
                                   p.virtual_stages, m.layers, m.name));

@@ -147,8 +147,13 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  mesh: tp {} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
                      p.tp, p.pp, p.dp, p.world(), spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)],
                      p.sp ? "on" : "off");
-  out += fmt::format("  collectives {}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
-                     p.collective_algorithm, p.virtual_stages, recompute[static_cast<int>(p.recompute)],
+  out += fmt::format("  collectives {}{}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
+                     p.collective_algorithm,
+                     p.tp_allreduce == "nccl"
+                         ? std::string()
+                         : fmt::format(" (TP all-reduces up to {} {}, the inference engine's own)", size(p.tp_allreduce_max),
+                                       p.tp_allreduce),
+                     p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
   out += "  weights:";
   for (const auto& w : spec_detail::weight_names()) {
@@ -167,18 +172,7 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   return out;
 }
 
-// How many nodes one tp group touches: its ranks are tp-stride apart, the stride being the product
-// of the mesh axes inside tp in mesh_order.
-int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node) {
-  int64_t stride = 1;
-  for (const auto& axis : p.mesh_order) {
-    if (axis == "tp") break;
-    stride *= axis == "dp" ? p.dp : p.pp;
-  }
-  std::vector<int64_t> nodes;
-  for (int64_t i = 0; i < p.tp; ++i) nodes.push_back(i * stride / gpus_per_node);
-  return static_cast<int64_t>(std::unique(nodes.begin(), nodes.end()) - nodes.begin());
-}
+
 }  // namespace
 
 std::string describe(const PlanSpec& p) { return describe_plan(p, nullptr); }
@@ -204,7 +198,7 @@ std::string describe(const Scenario& s) {
     }
   }
   out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),
-                     plural(tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
+                     plural(spec_detail::tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
   return out;
 }
 
