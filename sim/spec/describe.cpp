@@ -151,8 +151,8 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
                      p.collective_algorithm,
                      p.tp_allreduce == "nccl"
                          ? std::string()
-                         : fmt::format(" (TP all-reduces up to {} {}, the inference engine's own)", size(p.tp_allreduce_max),
-                                       p.tp_allreduce),
+                         : fmt::format(" (TP all-reduces up to {:g} MiB {}, the inference engine's own)",
+                                       p.tp_allreduce_max / (1024.0 * 1024), p.tp_allreduce),
                      p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
   out += "  weights:";
