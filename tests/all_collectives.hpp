@@ -10,4 +10,5 @@ inline constexpr tpsim::CollectiveOp kOps[] = {
 inline constexpr tpsim::Algorithm kAlgorithms[] = {tpsim::Algorithm::ring,   tpsim::Algorithm::tree,
                                                    tpsim::Algorithm::halving_doubling, tpsim::Algorithm::direct,
                                                    tpsim::Algorithm::nvls,   tpsim::Algorithm::hierarchical,
-                                                   tpsim::Algorithm::nvls_tree, tpsim::Algorithm::pat};
+                                                   tpsim::Algorithm::nvls_tree, tpsim::Algorithm::pat,
+                                                   tpsim::Algorithm::one_shot, tpsim::Algorithm::two_shot};

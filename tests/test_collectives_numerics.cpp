@@ -262,6 +262,40 @@ TEST_CASE("pat: all_gather and reduce_scatter, groups 2..16 (powers of two and n
   sweep(Algorithm::pat, {CollectiveOp::all_gather, CollectiveOp::reduce_scatter});
 }
 
+TEST_CASE("one_shot and two_shot: all_reduce, groups 2..16, 1 and 2 channels") {
+  sweep(Algorithm::one_shot, {CollectiveOp::all_reduce});
+  sweep(Algorithm::two_shot, {CollectiveOp::all_reduce});
+}
+
+TEST_CASE("one-shot sums in rank order on every rank: with rounding after every add, all ranks hold the same bits") {
+  // Each rank's own buffer takes its place in the sum (a local read) rather than starting it, so
+  // rounding after every add (bf16 here) cannot make the replicas differ.
+  auto bf16 = [](float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+    std::memcpy(&x, &u, 4);
+    return x;
+  };
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (int p : {3, 8, 13}) {
+    std::vector<std::vector<float>> in(p, std::vector<float>(999));
+    for (auto& v : in)
+      for (float& x : v) x = bf16(value(gen));
+    CollectiveRunOptions opt;
+    opt.round_fn = +bf16;
+    const auto out = run_collective(CollectiveOp::all_reduce, Algorithm::one_shot, in, opt);
+    for (int r = 1; r < p; ++r) CHECK(std::memcmp(out[r].data(), out[0].data(), out[0].size() * 4) == 0);
+    // ... and that sum is rank order 0, 1, ..., p-1, rounded after each add.
+    for (size_t j = 0; j < in[0].size(); ++j) {
+      float sum = in[0][j];
+      for (int r = 1; r < p; ++r) sum = bf16(sum + in[r][j]);
+      REQUIRE(out[p - 1][j] == sum);
+    }
+  }
+}
+
 TEST_CASE("auto resolves to ring for reductions and direct for all-to-all") {
   check_case(CollectiveOp::all_reduce, Algorithm::automatic, 5, 1, 0);
   check_case(CollectiveOp::all_to_all, Algorithm::automatic, 5, 1, 0);

@@ -56,7 +56,10 @@ void check_no_hazard(const Schedule& s) {
       CHECK(read.count(d) == 0);
       if (!t.reduce) CHECK(written.count(d) == 0);
       written.insert(d);
-      CHECK(t.src != t.dst);
+      // One-shot reads its own buffer in its place in the sum: a local read, never a self-send of
+      // the chunk it writes.
+      if (s.algorithm == Algorithm::one_shot) CHECK(t.src_chunk != t.dst_chunk);
+      else CHECK(t.src != t.dst);
     }
   }
 }
@@ -71,8 +74,11 @@ TEST_CASE("names round-trip and parse the usual spellings") {
   CHECK(parse_algorithm("auto") == Algorithm::automatic);
   CHECK(parse_algorithm("halving-doubling") == Algorithm::halving_doubling);
   for (Algorithm a : {Algorithm::automatic, Algorithm::ring, Algorithm::tree, Algorithm::halving_doubling,
-                      Algorithm::direct, Algorithm::nvls, Algorithm::hierarchical})
+                      Algorithm::direct, Algorithm::nvls, Algorithm::hierarchical, Algorithm::nvls_tree, Algorithm::pat,
+                      Algorithm::one_shot, Algorithm::two_shot})
     CHECK(parse_algorithm(to_string(a)) == a);
+  CHECK(parse_algorithm("oneshot") == Algorithm::one_shot);   // was read as direct, a two-round all-reduce
+  CHECK(parse_algorithm("two-shot") == Algorithm::two_shot);
   const std::string msg = message_of([] { parse_collective_op("allreduse"); });
   CHECK(msg.find("allreduse") != std::string::npos);
   CHECK(msg.find("reduce_scatter") != std::string::npos);   // lists the valid names
@@ -206,6 +212,30 @@ TEST_CASE("direct, nvls and hierarchical closed forms") {
     }
 }
 
+TEST_CASE("one-shot: 1 step, (p-1) S in and out per rank; two-shot: 2 steps, 2(p-1)/p S; all-reduce only") {
+  for (int p = 2; p <= 16; ++p) {
+    INFO("p=" << p);
+    const Schedule one = make(CollectiveOp::all_reduce, Algorithm::one_shot, p);
+    CHECK(rounds(one) == 1);
+    CHECK(critical_rounds(one) == 1);
+    for (double b : bytes_sent(one, 1.0)) CHECK(b == rel(p - 1.0));   // its whole buffer to every peer
+    CHECK(chunk_bytes(one, 1.0) == rel(p - 1.0));
+    CHECK(schedule_edges(one).size() == size_t(p * (p - 1)));        // every rank reads every peer once
+    for (const Edge& e : schedule_edges(one)) CHECK(e.chunks == 1.0);
+    CHECK(one.rounds[0].transfers.size() == size_t(p * p));          // + p local reads of its own buffer
+    const Schedule two = make(CollectiveOp::all_reduce, Algorithm::two_shot, p);
+    CHECK(rounds(two) == 2);
+    CHECK(critical_rounds(two) == 2);
+    for (double b : bytes_sent(two, 1.0)) CHECK(b == rel(2.0 * (p - 1) / p));
+    CHECK(schedule_edges(two).size() == size_t(p * (p - 1)));
+    for (const Edge& e : schedule_edges(two)) CHECK(e.chunks == 2.0);   // a shard each way per peer pair
+  }
+  for (CollectiveOp op : {CollectiveOp::all_gather, CollectiveOp::reduce_scatter, CollectiveOp::broadcast}) {
+    CHECK(message_of([&] { make(op, Algorithm::one_shot, 8); }).find("one_shot: one-shot is an all-reduce") != std::string::npos);
+    CHECK(message_of([&] { make(op, Algorithm::two_shot, 8); }).find("two-shot is an all-reduce") != std::string::npos);
+  }
+}
+
 TEST_CASE("busbw factors are nccl-tests'") {
   CHECK(busbw_factor(CollectiveOp::all_reduce, 8) == rel(1.75));
   CHECK(busbw_factor(CollectiveOp::all_gather, 8) == rel(0.875));
@@ -230,6 +260,10 @@ TEST_CASE("no chunk is read and written in one round, no self-sends, for every a
         check_no_hazard(make(op, Algorithm::halving_doubling, p));
     }
   check_no_hazard(make(CollectiveOp::all_reduce, Algorithm::nvls, 8));
+  for (int p = 2; p <= 16; ++p) {
+    check_no_hazard(make(CollectiveOp::all_reduce, Algorithm::one_shot, p, 2));
+    check_no_hazard(make(CollectiveOp::all_reduce, Algorithm::two_shot, p, 2));
+  }
   check_no_hazard(make(CollectiveOp::all_reduce, Algorithm::hierarchical, 12, 1, 0, 4));
 }
 

@@ -61,7 +61,7 @@ TEST_CASE("unfused attention: batched GEMMs over the whole score matrix, then it
 TEST_CASE("split-K: one output tile with a deep k spreads over idle SMs") {
   GpuSpec gpu = toy_gpu();
   const KernelCost c = gemm_cost(gpu, GemmInfo{128, 128, 4096}, DType::bf16);   // 1 tile, 4 SMs -> 4 splits
-  const double half_k = gemm_half_k(gpu, DType::bf16);   // 0.82 us of a 0.2 PFLOP/s SM
+  const double half_k = gemm_half_k(gpu, DType::bf16);   // 0.80 us of a 0.2 PFLOP/s SM
   const double k_eff = 1024.0 / (1024 + half_k);
   CHECK(c.efficiency == rel(0.8 * k_eff));
   CHECK(c.compute_bound == rel(2.0 * 128 * 128 * 4096 / (1e15 * 0.8 * k_eff)));

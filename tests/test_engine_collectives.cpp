@@ -134,6 +134,54 @@ TEST_CASE("halving-doubling and direct take their textbook alpha-beta times on a
   }
 }
 
+TEST_CASE("one-shot and two-shot: one kernel launch, 1 or 2 flag-waiting steps, (p-1)S or 2(p-1)/p S per port") {
+  // Not NCCL: the "custom" protocol pays gpu.launch_overhead once and intra.latency once more per
+  // step (each step waits for a flag its peers write), with no NCCL launch or protocol terms.
+  const double B = 400e9, alpha = 1e-6, launch = 3e-6;
+  const int p = 8;
+  Topology t = ideal(8, 1, B, 50e9, alpha);
+  t.gpu.launch_overhead = launch;
+  t.collectives.launch_latency = 20e-6;   // NCCL's: not paid by the custom kernels
+  for (double S : {64.0 * 1024, 256.0 * 1024 * 1024}) {
+    const double one = launch + 2 * alpha + (p - 1) * S / B;
+    const double two = launch + 2 * (2 * alpha) + 2.0 * (p - 1) / p * S / B;
+    for (Fidelity f : kBoth) {
+      CAPTURE(int(f));
+      CAPTURE(S);
+      CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::one_shot, first(p), S, f) == rel(one, 1e-9));
+      CHECK(seconds(t, CollectiveOp::all_reduce, Algorithm::two_shot, first(p), S, f) == rel(two, 1e-9));
+    }
+  }
+  // dgx-h100: a decode-size all-reduce (8 tokens x 4096 x 2 B) one-shot is the 4 us launch, two
+  // 0.6 us steps and 7 x 64 KiB through an NVLink port at 0.818 x 450 GB/s; NCCL's best (ring/LL)
+  // pays its 22 us launch on top of its protocol.
+  const Topology dgx = load_topology("dgx-h100");
+  const double S = 8 * 4096 * 2;
+  const CollectiveTiming one = time_collective(dgx, CollectiveOp::all_reduce, Algorithm::one_shot, first(8), S, EngineOptions{});
+  CHECK(one.protocol == "custom");
+  CHECK(one.seconds == rel(4e-6 + 2 * 0.6e-6 + 7 * S / (450e9 * 0.818), 1e-9));
+  const CollectiveTiming nccl = time_collective(dgx, CollectiveOp::all_reduce, Algorithm::automatic, first(8), S, EngineOptions{});
+  CHECK(one.seconds < nccl.seconds / 4);
+  // Across nodes there is no peer memory: refused with the reason.
+  const Topology two_nodes = ideal(4, 2, B, 50e9, alpha);
+  CHECK_THROWS_AS(seconds(two_nodes, CollectiveOp::all_reduce, Algorithm::one_shot, {0, 4}, S, Fidelity::flow),
+                  std::invalid_argument);
+}
+
+TEST_CASE("the selector never picks one-shot or two-shot unless asked") {
+  const Topology dgx = load_topology("dgx-h100");
+  for (int p : {2, 4, 8})
+    for (double S : {1e3, 64e3, 1e6, 64e6}) {
+      const CollectiveInstance i = resolve_collective(dgx, CollectiveOp::all_reduce, Algorithm::automatic, first(p), S);
+      CAPTURE(p);
+      CAPTURE(S);
+      CHECK(i.algorithm != Algorithm::one_shot);
+      CHECK(i.algorithm != Algorithm::two_shot);
+      CHECK(resolve_collective(dgx, CollectiveOp::all_reduce, Algorithm::one_shot, first(p), S).algorithm ==
+            Algorithm::one_shot);
+    }
+}
+
 TEST_CASE("step and flow fidelity agree within 2% for every algorithm") {
   const double S = 256.0 * 1024 * 1024;
   Topology one = ideal(8, 1, 450e9, 50e9, 1e-6);
@@ -152,6 +200,8 @@ TEST_CASE("step and flow fidelity agree within 2% for every algorithm") {
       {&one, CollectiveOp::all_reduce, Algorithm::halving_doubling, 8},
       {&one, CollectiveOp::all_reduce, Algorithm::direct, 8},
       {&one, CollectiveOp::all_reduce, Algorithm::nvls, 8},
+      {&one, CollectiveOp::all_reduce, Algorithm::one_shot, 8},
+      {&one, CollectiveOp::all_reduce, Algorithm::two_shot, 8},
       {&two, CollectiveOp::all_reduce, Algorithm::hierarchical, 8},
       {&two, CollectiveOp::all_reduce, Algorithm::tree, 8},
       {&one, CollectiveOp::all_gather, Algorithm::ring, 8},

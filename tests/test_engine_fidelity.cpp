@@ -56,14 +56,16 @@ std::vector<int> op_positions(int n) {
 }  // namespace
 
 TEST_CASE("step and flow agree within 5% for every op and algorithm on dgx-h100 (8 GPUs)") {
-  // all_reduce x 6, all_gather / reduce_scatter x 4 (ring, hd, direct, hierarchical), broadcast /
-  // reduce x 3 (ring, tree, direct), all_to_all / send_recv x 2 (ring, direct).
-  CHECK(check_fidelities(load_topology("dgx-h100"), first_gpus(8)) == 24);
+  // all_reduce x 8 (with one-shot and two-shot), all_gather / reduce_scatter x 4 (ring, hd, direct,
+  // hierarchical), broadcast / reduce x 3 (ring, tree, direct), all_to_all / send_recv x 2 (ring,
+  // direct).
+  CHECK(check_fidelities(load_topology("dgx-h100"), first_gpus(8)) == 26);
 }
 
 TEST_CASE("step and flow agree within 5% for every op and algorithm on 4 nodes of cluster-h100-ndr (32 GPUs)") {
-  // As on one node, less NVLS (in-switch reduction needs the group on one node), plus NVLS-tree
-  // (all_reduce); the tree is NCCL's chain + inter-node double binary tree here.
+  // As on one node, less NVLS, one-shot and two-shot (in-switch reduction and peer memory need the
+  // group on one node), plus NVLS-tree (all_reduce); the tree is NCCL's chain + inter-node double
+  // binary tree here.
   CHECK(check_fidelities(load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}}), first_gpus(32)) == 24);
 }
 

@@ -163,3 +163,36 @@ TEST_CASE("inference: more TP lowers latency per token but also throughput per G
   }
   CHECK(m[8].tpot_s > m[1].tpot_s / 8);   // not a linear speed-up: the all-reduces' latency stays
 }
+
+TEST_CASE("FP8 inference on an H200: FP8 weights and KV cache, the engine's two-shot all-reduce, chunked prefill") {
+  auto metrics = [](const std::vector<Override>& sets) {
+    const RunResult r = run(load("inference-fp8-h200.yaml", sets));
+    REQUIRE(r.step);
+    return *r.step;
+  };
+  const StepMetrics fp8 = metrics({});
+  const StepMetrics bf16 = metrics({{"workload.precision.weights", "bf16"}, {"workload.precision.kv_cache", "bf16"}});
+  const StepMetrics nccl = metrics({{"plan.tp_allreduce", "nccl"}});
+  const StepMetrics one_shot = metrics({{"plan.tp_allreduce", "one_shot"}});
+  const StepMetrics whole = metrics({{"workload.prefill_chunk", "0"}});
+  MESSAGE("tpot fp8 " << format_seconds(fp8.tpot_s) << ", bf16 " << format_seconds(bf16.tpot_s) << ", nccl "
+                      << format_seconds(nccl.tpot_s) << ", one-shot " << format_seconds(one_shot.tpot_s));
+  // Precision: the weights and KV cache halve in HBM, the decode step's compute shrinks.
+  CHECK(fp8.memory.weights == rel(bf16.memory.weights / 2));
+  CHECK(fp8.memory.kv_cache == rel(bf16.memory.kv_cache / 2));
+  CHECK(fp8.decode_compute_s < 0.9 * bf16.decode_compute_s);
+  // All-reduce: NCCL's latency on 161 small all-reduces per step costs over a third of the token.
+  CHECK(nccl.tpot_s > 1.4 * fp8.tpot_s);
+  CHECK(nccl.decode_communication_s > 4 * fp8.decode_communication_s);
+  // At 512 KiB two-shot beats one-shot; at batch 1 (16 KiB) one-shot wins.
+  CHECK(fp8.tpot_s < one_shot.tpot_s);
+  const StepMetrics two_b1 = metrics({{"workload.batch", "1"}});
+  const StepMetrics one_b1 = metrics({{"workload.batch", "1"}, {"plan.tp_allreduce", "one_shot"}});
+  CHECK(one_b1.tpot_s < two_b1.tpot_s);
+  // The prefill's layer all-reduces are too large for the custom buffer: its time barely changes
+  // (only the output head's few-byte all-reduces take the custom kernel).
+  CHECK(fp8.prefill_s == rel(nccl.prefill_s, 1e-3));
+  // Memory: a 2048-token chunk's working set instead of the whole batch's 64k prompt tokens.
+  CHECK(whole.memory.activations > 20 * fp8.memory.activations);
+  CHECK(whole.memory.kv_cache == rel(fp8.memory.kv_cache));
+}

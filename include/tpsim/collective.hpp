@@ -15,8 +15,10 @@ namespace tpsim {
 enum class CollectiveOp { all_reduce, all_gather, reduce_scatter, broadcast, reduce, all_to_all, send_recv };
 // tree: NCCL's tree (across nodes: an intra-node chain under an inter-node double binary tree);
 // nvls_tree: NVLS inside each node, double binary tree between nodes; pat: Parallel Aggregated
-// Trees (all-gather / reduce-scatter, one GPU per node).
-enum class Algorithm { automatic, ring, tree, halving_doubling, direct, nvls, hierarchical, nvls_tree, pat };
+// Trees (all-gather / reduce-scatter, one GPU per node); one_shot, two_shot: inference engines'
+// custom all-reduce by peer-memory reads inside one node (not NCCL; the selector never picks them
+// unless asked: plan.tp_allreduce, --algo).
+enum class Algorithm { automatic, ring, tree, halving_doubling, direct, nvls, hierarchical, nvls_tree, pat, one_shot, two_shot };
 
 const char* to_string(CollectiveOp op);
 
@@ -103,8 +105,8 @@ double busbw_factor(CollectiveOp op, int ranks);
 // the topology and size before asking for a schedule.)
 Algorithm default_algorithm(CollectiveOp op);
 
-// Bytes each participant sends over the whole schedule (index = participant). chunk_bytes is the
-// largest of these.
+// Bytes each participant sends over the whole schedule (index = participant); a transfer to itself
+// (a local read) sends nothing. chunk_bytes is the largest of these.
 std::vector<double> bytes_sent(const Schedule& s, double bytes);
 
 // Edge view for `flow` fidelity: chunks moved per (src, dst) pair over the whole schedule, sorted

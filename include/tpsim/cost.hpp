@@ -25,15 +25,19 @@ struct GemmShape {
   // Fixed time per output tile (prologue, pipeline fill, epilogue) on top of its k loop: a tile
   // k deep runs at k / (k + half_k) of the steady rate, half_k = tile_overhead x the SM's steady
   // FLOP rate / (2 tile^2), so a slower SM (A100) pays it in fewer k steps than a faster one.
-  double tile_overhead = 0.82e-6;
+  double tile_overhead = 0.80e-6;
   double min_split_k = 256;      // shallowest k slice split-K gives one SM
-  double hbm_efficiency = 0.85;  // fraction of HBM bandwidth the operands stream at
+  // Fraction of the bandwidth the GPU realises (hbm_bandwidth x gpu.hbm_efficiency) the operands
+  // stream at. Refitted (0.85 -> 0.84, tile_overhead 0.82 -> 0.80 us) when split-K's fp32
+  // partials stopped counting as HBM traffic.
+  double hbm_efficiency = 0.84;
 };
 
 // The k at which a tile of `shape` reaches half its steady rate on `gpu` in `dtype`.
 double gemm_half_k(const GpuSpec& gpu, DType dtype, const GemmShape& shape = GemmShape{});
 
-// Roofline max(flops / (peak_dtype * ceiling * tile * wave * k), bytes / (hbm_bw * eff)) + launch,
+// Roofline max(flops / (peak_dtype * ceiling * tile * wave * k),
+//               bytes / (hbm_bw * gpu.hbm_efficiency * shape.hbm_efficiency)) + launch,
 // plus the fp32 main-gradient accumulation of a weight gradient (GemmInfo::main_grad).
 KernelCost gemm_cost(const GpuSpec& gpu, const GemmInfo& g, DType dtype, const GemmShape& shape = GemmShape{});
 // `batch` independent [m, k] x [k, n] products in one launch (batched GEMM: unfused attention).
@@ -45,5 +49,8 @@ KernelCost attention_cost(const GpuSpec& gpu, const Op& op);
 // Fraction of HBM bandwidth a memory-bound kernel reaches on the bytes the lowering counts for it
 // (its inputs and outputs, once), measured per kernel on H200 (kernel_efficiency.cpp).
 double kernel_hbm_efficiency(const std::string& fn);
+// A decode step's attention ("decode_attention": one query per sequence against the KV cache it
+// reads, op.hbm_bytes) at the realised HBM fraction gpu.hbm_efficiency.
+KernelCost decode_attention_cost(const GpuSpec& gpu, const Op& op);
 
 }  // namespace tpsim

@@ -29,8 +29,15 @@ struct MemoryBreakdown {
   int stage = 0;                         // pipeline stage the GPU belongs to
   double parameters = 0;                 // parameters held by this GPU (its TP shard of its stage)
   double weights = 0, gradients = 0, optimizer = 0, activations = 0, kv_cache = 0, reserve = 0;
+  // What weights and the KV cache are stored in: bf16 for training (mixed-precision Adam);
+  // workload.precision for inference.
+  DType weights_dtype = DType::bf16, kv_cache_dtype = DType::bf16;
   int in_flight_micro_batches = 0;       // training: micro-batches whose activations are held at peak
-  double activation_bytes_per_layer = 0; // one micro-batch, one layer, on this GPU
+  double activation_bytes_per_layer = 0; // one micro-batch, one layer, on this GPU (inference: one
+                                         // prefill step's working set of one layer)
+  // Inference: which prefill the activations assume ("prefill of the whole batch at once (8 x 512
+  // tokens)" or "chunked prefill, 2048 tokens per step beside the decoding batch"); "" for training.
+  std::string prefill_basis;
   double total = 0;                      // bytes
   double capacity = 0;                   // the GPU's HBM bytes
   bool fits = true;
@@ -62,8 +69,11 @@ double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t
                                   AttentionKernel attention);
 // The same for a scenario on its own GPU, the one number of "activation bytes kept per layer per
 // GPU" for callers outside the memory model (explain, reports): training uses workload.seq,
-// workload.micro_batch and attention_kernel(topology.gpu); inference, one layer's prefill working
-// set for the whole prompt and batch, split over tp.
+// workload.micro_batch and attention_kernel(topology.gpu); inference, one layer's working set in a
+// prefill step, split over tp, in the activations' precision (the bytes above count 2-byte
+// elements and scale with it). The step is the whole batch's prompts at once (the default, as the
+// prefill is timed), or workload.prefill_chunk tokens each attending to at most `prompt` keys:
+// the per-sequence bytes times chunk / prompt.
 double activation_bytes_per_layer(const Scenario& s);
 
 // Micro-batches (in units of a full stage's layers) whose activations a pipeline stage holds at

@@ -66,6 +66,9 @@ struct GemmInfo {
   bool trans_a = false, trans_b = false;
   bool accumulate = false;   // out += ... (weight-gradient accumulation over micro-batches)
   MainGrad main_grad = MainGrad::none;
+  // Bytes per element of A, B and the output as stored in HBM (workload.precision: an FP8 weight
+  // under BF16 activations); 0 = the GEMM's dtype.
+  int a_bytes = 0, b_bytes = 0, c_bytes = 0;
 };
 
 // A named kernel other than a GEMM: "gelu", "gelu_backward", "swiglu", "add", "layernorm",

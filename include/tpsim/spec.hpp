@@ -28,6 +28,23 @@ enum class DType { fp32, tf32, bf16, fp16, fp8 };
 int dtype_bytes(DType t);            // storage bytes per element (tf32 is stored as fp32)
 const char* to_string(DType t);
 
+// What each class of tensor is stored and moved in (an inference deployment's quantisation: FP8
+// weights with a BF16 KV cache, ...). Read from workload.precision; a class not given takes the
+// model's dtype, so a scenario that sets none runs as the model's one dtype.
+struct Precision {
+  DType weights = DType::bf16;         // weight memory; the weight operand of every GEMM
+  DType activations = DType::bf16;     // GEMM activation operands and outputs, other kernels, the
+                                       // prefill working set
+  DType kv_cache = DType::bf16;        // KV cache memory; what decode attention reads
+  DType communication = DType::bf16;   // TP collectives and pipeline sends
+};
+
+// The precision a GEMM of `weights` x `activations` computes in: the wider of the two. An FP8 GEMM
+// runs at the FP8 peak only when both operands are FP8 (W8A8); a narrower weight is dequantised
+// to the activation type inside the kernel (W8A16 computes on BF16 tensor cores, reading 1-byte
+// weights).
+DType gemm_compute_dtype(DType weights, DType activations);
+
 // ---------------------------------------------------------------------------------------------
 // Topology
 struct GpuSpec {
@@ -35,6 +52,9 @@ struct GpuSpec {
   std::map<DType, double> peak_flops;     // dense FLOP/s per dtype (no sparsity)
   double hbm_bytes = 0;                   // capacity
   double hbm_bandwidth = 0;               // B/s
+  // Fraction of hbm_bandwidth a streaming kernel realises (GEMMs' memory term, decode attention's
+  // KV-cache reads). 1 = the datasheet roofline; hgx-h200 is fitted to measured decode GEMMs.
+  double hbm_efficiency = 1.0;
   int sms = 0;                            // streaming multiprocessors (wave quantisation)
   double launch_overhead = 0;             // s per kernel
   double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
@@ -192,6 +212,12 @@ struct PlanSpec {
   std::map<std::string, LinearMapping> mappings;     // "mlp.fc2" -> {reduce_output: false}
   std::vector<std::string> mesh_order = {"tp", "dp", "pp"};  // innermost (fastest-varying rank) first
   std::string collective_algorithm = "auto";         // ring | tree | ... | auto
+  // The algorithm of the TP group's all-reduces: "nccl" (collective_algorithm, NCCL's tuner by
+  // default) or an inference engine's custom all-reduce inside one node, "one_shot" | "two_shot",
+  // for all-reduces of at most tp_allreduce_max bytes (larger ones, a prefill's, stay NCCL's, as in
+  // vLLM, whose CustomAllreduce buffer is max_size = 8 MiB).
+  std::string tp_allreduce = "nccl";
+  double tp_allreduce_max = 8.0 * 1024 * 1024;
   int virtual_stages = 1;                            // interleaved 1F1B when > 1
   Recompute recompute = Recompute::none;
   bool distributed_optimizer = false;
@@ -231,6 +257,13 @@ struct WorkloadSpec {
   int64_t batch = 1;
   int64_t prompt = 0;
   int64_t generate = 0;
+  // Tokens of one prefill step under continuous batching with chunked prefill (vLLM's
+  // max_num_batched_tokens): the memory peak is the decoding batch's KV cache plus one chunk's
+  // working set. 0 (the default): the whole batch's prompts prefilled at once, as the prefill is
+  // timed (time to first token).
+  int64_t prefill_chunk = 0;
+  // workload.precision: per tensor class; unset = the model's dtype (precision_of below).
+  std::optional<DType> weights_dtype, activations_dtype, kv_cache_dtype, communication_dtype;
 };
 
 struct OutputSpec {
@@ -247,6 +280,9 @@ struct Scenario {
   OutputSpec outputs;
   std::string numerics = "proxy";   // off | proxy | full
 };
+
+// The scenario's precision per tensor class: workload.precision where given, else model.dtype.
+Precision precision_of(const Scenario& s);
 
 // ---------------------------------------------------------------------------------------------
 // Loading. Each function throws InputError; none returns a half-valid object.

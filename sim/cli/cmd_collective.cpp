@@ -154,7 +154,7 @@ void register_collective(CLI::App& app) {
   cmd->add_option("-t,--topology", args->topology, "Topology preset or YAML path")->capture_default_str();
   cmd->add_option("--op", args->op, "all_reduce | all_gather | reduce_scatter | broadcast | reduce | all_to_all | send_recv")
       ->capture_default_str();
-  cmd->add_option("--algo", args->algo, "ring | tree | halving_doubling | direct | nvls | hierarchical | nvls_tree | pat | auto")
+  cmd->add_option("--algo", args->algo, "ring | tree | halving_doubling | direct | nvls | hierarchical | nvls_tree | pat | one_shot | two_shot | auto")
       ->capture_default_str();
   cmd->add_option("--gpus", args->gpus, "GPUs taking part (default: one node); beyond a node uses topology.nodes")
       ->check(CLI::PositiveNumber);

@@ -57,6 +57,8 @@ Schedule nvls_schedule(const ScheduleRequest& r);
 Schedule hierarchical_schedule(const ScheduleRequest& r);
 Schedule nvls_tree_schedule(const ScheduleRequest& r);
 Schedule pat_schedule(const ScheduleRequest& r);
+Schedule one_shot_schedule(const ScheduleRequest& r);   // custom_all_reduce.cpp
+Schedule two_shot_schedule(const ScheduleRequest& r);
 
 // One tree over the ranks of a group, in rank space: parent (-1 at the root), children in the order
 // their reductions are applied, depth from the root and height above the deepest leaf below.

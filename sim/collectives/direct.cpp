@@ -1,4 +1,4 @@
-// Direct (one-shot) collectives: every rank talks to every other rank in one round. S = nccl-tests
+// Direct collectives: every rank talks to every other rank in one round. S = nccl-tests
 // size, p = ranks:
 //   reduce_scatter  1 round: rank i adds chunk j into rank j for every j != i. Rank j's sum is
 //                   x_j + x_0 + x_1 + ... (ascending senders).            (p-1)/p * S per rank

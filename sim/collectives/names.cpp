@@ -16,7 +16,8 @@ constexpr CollectiveOp kOps[] = {CollectiveOp::all_reduce, CollectiveOp::all_gat
                                  CollectiveOp::send_recv};
 constexpr Algorithm kAlgorithms[] = {Algorithm::automatic, Algorithm::ring,  Algorithm::tree,
                                      Algorithm::halving_doubling, Algorithm::direct, Algorithm::nvls,
-                                     Algorithm::hierarchical, Algorithm::nvls_tree, Algorithm::pat};
+                                     Algorithm::hierarchical, Algorithm::nvls_tree, Algorithm::pat,
+                                     Algorithm::one_shot, Algorithm::two_shot};
 
 // Lower case, '-' and ' ' read as '_', then '_' dropped: "All-Reduce" -> "allreduce".
 std::string squash(const std::string& s) {
@@ -59,6 +60,8 @@ const char* to_string(Algorithm a) {
     case Algorithm::hierarchical: return "hierarchical";
     case Algorithm::nvls_tree: return "nvls_tree";
     case Algorithm::pat: return "pat";
+    case Algorithm::one_shot: return "one_shot";
+    case Algorithm::two_shot: return "two_shot";
   }
   return "?";
 }
@@ -78,7 +81,6 @@ Algorithm parse_algorithm(const std::string& s) {
     if (squash(to_string(a)) == key) return a;
   if (key == "automatic") return Algorithm::automatic;
   if (key == "hd" || key == "recursivehalvingdoubling") return Algorithm::halving_doubling;
-  if (key == "oneshot") return Algorithm::direct;
   throw std::invalid_argument("unknown collective algorithm '" + s + "' (valid: " + valid_names(kAlgorithms) + ")");
 }
 

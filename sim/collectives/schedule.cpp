@@ -37,6 +37,8 @@ Schedule make_schedule(const ScheduleRequest& request) {
     case Algorithm::hierarchical: s = coll::hierarchical_schedule(r); break;
     case Algorithm::nvls_tree: s = coll::nvls_tree_schedule(r); break;
     case Algorithm::pat: s = coll::pat_schedule(r); break;
+    case Algorithm::one_shot: s = coll::one_shot_schedule(r); break;
+    case Algorithm::two_shot: s = coll::two_shot_schedule(r); break;
     case Algorithm::automatic: break;
   }
   coll::replicate_channels(s, r.channels);
@@ -57,7 +59,8 @@ std::vector<double> bytes_sent(const Schedule& s, double bytes) {
   if (n == 0) return sent;
   const double chunk = bytes / n;
   for (const Round& round : s.rounds)
-    for (const Transfer& t : round.transfers) sent[t.src] += chunk;
+    for (const Transfer& t : round.transfers)
+      if (t.src != t.dst) sent[t.src] += chunk;   // a local read (one-shot's own buffer) sends nothing
   return sent;
 }
 

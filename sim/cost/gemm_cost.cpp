@@ -54,11 +54,15 @@ const GemmTable& gemm_table(const std::string& path) {
   return it->second;
 }
 
+// Bytes per element of an operand as stored in HBM: GemmInfo's a_bytes / b_bytes / c_bytes
+// (workload.precision: an FP8 weight under BF16 activations), else the GEMM's dtype.
+double operand_bytes(int given, DType dtype) { return double(given > 0 ? given : dtype_bytes(dtype)); }
+
 // Bytes per element of the product C as the GEMM moves it: written once; read too when it
 // accumulates; fp32 read and written when it accumulates into the fp32 main gradient itself.
 double product_bytes(const GemmInfo& g, DType dtype) {
   if (g.main_grad == MainGrad::fused) return 8;
-  return (g.accumulate ? 2 : 1) * dtype_bytes(dtype);
+  return (g.accumulate ? 2 : 1) * operand_bytes(g.c_bytes, dtype);
 }
 
 }  // namespace
@@ -86,9 +90,15 @@ KernelCost batched_gemm_cost(const GpuSpec& gpu, const GemmInfo& g, double batch
   c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
   const double peak = cost_detail::peak_for(gpu, dtype);
   c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
-  const double bytes = batch * ((m * k + k * n) * dtype_bytes(dtype) + m * n * product_bytes(g, dtype)) +
-                       (splits > 1 ? 2 * splits * m * n * 4 : 0);   // fp32 partials written and read back
-  const double hbm = gpu.hbm_bandwidth * shape.hbm_efficiency;
+  // A, B and C once through HBM, each at its stored size. Split-K's fp32 partials stay in L2:
+  // splitting needs fewer output tiles than SMs, so the partials are at most SMs x 128 x 128 x 4 B
+  // (8.7 MB on 132 SMs), well inside the 40-50 MB L2 of A100/H100/H200; counting them as HBM
+  // traffic made decode GEMMs at m = 128-256 up to 2x too slow against the measured H200 kernels.
+  const double bytes =
+      batch * (m * k * operand_bytes(g.a_bytes, dtype) + k * n * operand_bytes(g.b_bytes, dtype) + m * n * product_bytes(g, dtype));
+  // The operands stream at the library's fraction (shape.hbm_efficiency) of the bandwidth the GPU
+  // realises (gpu.hbm_efficiency; 1 = the datasheet roofline).
+  const double hbm = gpu.hbm_bandwidth * gpu.hbm_efficiency * shape.hbm_efficiency;
   c.memory_bound = hbm > 0 ? bytes / hbm : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
   // A measured time for this exact shape overrides the model (it already includes the launch).
@@ -104,7 +114,7 @@ KernelCost batched_gemm_cost(const GpuSpec& gpu, const GemmInfo& g, double batch
   // with its own kernel: [m, n] bf16 read, fp32 read and written.
   if (g.main_grad == MainGrad::separate) {
     const double add = gpu.hbm_bandwidth * kernel_hbm_efficiency("add");
-    const double add_bytes = batch * m * n * (dtype_bytes(dtype) + 8);
+    const double add_bytes = batch * m * n * (operand_bytes(g.c_bytes, dtype) + 8);
     c.memory_bound += add > 0 ? add_bytes / add : 0;
     c.seconds += (add > 0 ? add_bytes / add : 0) + gpu.launch_overhead;
   }

@@ -1,5 +1,6 @@
 // GPU kernel cost of one op: GEMMs by their shape (gemm_cost.cpp), attention fused (flash) or
-// unfused (batched GEMMs plus the score matrix through HBM), other kernels memory-bound at their
+// unfused (batched GEMMs plus the score matrix through HBM), decode attention streaming the KV
+// cache at the realised HBM fraction (gpu.hbm_efficiency), other kernels memory-bound at their
 // measured HBM efficiency (kernel_efficiency.cpp), fused ops as the sum of their parts.
 #include <algorithm>
 #include <cmath>
@@ -73,6 +74,20 @@ KernelCost attention_cost(const GpuSpec& gpu, const Op& op) {
   return c;
 }
 
+// A decode step's attention: one query token per sequence against its whole KV cache. It streams
+// the cache (op.hbm_bytes, from the lowering) at the realised HBM fraction; its QK^T and PV are
+// head_dim-deep products at the flash-attention compute rate.
+KernelCost decode_attention_cost(const GpuSpec& gpu, const Op& op) {
+  KernelCost c;
+  const double head_dim = attr(op, "head_dim", kFlashHalfK);
+  const double peak = cost_detail::peak_for(gpu, op.dtype);
+  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kFlashHalfK);
+  c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
+  c.memory_bound = gpu.hbm_bandwidth > 0 ? op.hbm_bytes / (gpu.hbm_bandwidth * gpu.hbm_efficiency) : 0;
+  c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
+  return c;
+}
+
 KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
   if (op.kind == OpKind::gemm) return gemm_cost(gpu, op.gemm, op.dtype);
   KernelCost c;
@@ -90,6 +105,7 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
     return c;
   }
   if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward") return attention_cost(gpu, op);
+  if (op.kernel.fn == "decode_attention") return decode_attention_cost(gpu, op);
   // Non-GEMM kernels (norms, activations, the loss, the optimizer) are memory-bound, each at its
   // measured HBM efficiency.
   const double peak = cost_detail::peak_for(gpu, op.dtype);

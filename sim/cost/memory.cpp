@@ -76,12 +76,20 @@ double activation_bytes_per_layer(const Scenario& s) {
   const WorkloadSpec& w = s.workload;
   if (w.kind == WorkloadKind::training)
     return activation_bytes_per_layer(s.model, s.plan, w.seq, w.micro_batch, attention_kernel(s.topology.gpu));
-  // Inference: one layer's working set during prefill of the whole prompt for the whole batch,
-  // split over tp (as under SP); nothing is kept for a backward pass.
+  // Inference: one layer's working set during a prefill step, split over tp (as under SP); nothing
+  // is kept for a backward pass. The step is the whole batch's prompts at once, or, with
+  // workload.prefill_chunk, that many tokens whose queries each attend to at most `prompt` keys
+  // (the per-sequence bytes are linear in the tokens). Korthikanti's bytes count 2-byte
+  // activations: they scale with the activations' precision.
   PlanSpec prefill = s.plan;
   prefill.sp = true;
   prefill.recompute = Recompute::none;
-  return activation_bytes_per_layer(s.model, prefill, w.prompt, w.batch, attention_kernel(s.topology.gpu));
+  const double scale = dtype_bytes(precision_of(s).activations) / 2.0;
+  const AttentionKernel attention = attention_kernel(s.topology.gpu);
+  if (w.prefill_chunk > 0 && w.prefill_chunk < w.batch * w.prompt)
+    return scale * activation_bytes_per_layer(s.model, prefill, w.prompt, 1, attention) * double(w.prefill_chunk) /
+           double(w.prompt);
+  return scale * activation_bytes_per_layer(s.model, prefill, w.prompt, w.batch, attention);
 }
 
 double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t micro_batches) {
@@ -94,13 +102,18 @@ double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t mi
 
 std::vector<MemoryComponent> MemoryBreakdown::components() const {
   return {{"runtime reserve", reserve, "CUDA context, NCCL and cuBLAS buffers, allocator slack"},
-          {"weights", weights, fmt::format("{:.3g} params x 2 B (bf16)", parameters)},
+          {"weights", weights, fmt::format("{:.3g} params x {} B ({})", parameters, dtype_bytes(weights_dtype), to_string(weights_dtype))},
           {"gradients", gradients, "4 B/param (fp32 main gradients)"},
           {"optimizer", optimizer, "fp32 master weights + Adam m, v (12 B/param, / dp if distributed)"},
           {"activations", activations,
-           fmt::format("{} in-flight micro-batches x {}/layer", in_flight_micro_batches,
-                       fmt::format("{:.1f} MiB", activation_bytes_per_layer / (1024.0 * 1024)))},
-          {"kv_cache", kv_cache, "2 x layers x batch x context x kv_heads/tp x head_dim x 2 B"}};
+           prefill_basis.empty()
+               ? fmt::format("{} in-flight micro-batches x {:.1f} MiB/layer", in_flight_micro_batches,
+                             activation_bytes_per_layer / (1024.0 * 1024))
+               : fmt::format("{}: one layer's working set {:.1f} MiB + last-token logits", prefill_basis,
+                             activation_bytes_per_layer / (1024.0 * 1024))},
+          {"kv_cache", kv_cache,
+           fmt::format("2 x layers x batch x context x kv_heads/tp x head_dim x {} B{}", dtype_bytes(kv_cache_dtype),
+                       kv_cache_dtype == DType::bf16 ? "" : fmt::format(" ({})", to_string(kv_cache_dtype)))}};
 }
 
 MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
@@ -137,15 +150,25 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
       r.activations += activation_bytes_per_layer(m, kept, w.seq, w.micro_batch, attention);
     }
   } else {
-    // Inference: the KV cache for the whole context, plus one layer's working set during prefill
-    // (activation_bytes_per_layer: the s^2 scores only when the attention is unfused) and the last
-    // token's logits.
+    // Inference: the KV cache of the whole batch at its full context, plus one layer's working set
+    // during a prefill step (activation_bytes_per_layer: the s^2 scores only when the attention is
+    // unfused) and the last token's logits. The prefill step is the whole batch at once unless
+    // workload.prefill_chunk says the engine prefills in chunks beside the decoding batch
+    // (continuous batching): then only one chunk's working set adds to the KV cache.
+    // Weights and KV cache in their workload.precision (the model's dtype unless given).
+    const Precision precision = precision_of(s);
+    r.weights_dtype = precision.weights;
+    r.kv_cache_dtype = precision.kv_cache;
+    r.weights = r.parameters * dtype_bytes(precision.weights);
     const double context = double(w.prompt + w.generate);
     const double kv_width = double(m.kv_heads) / t * double(m.head_dim());
-    r.kv_cache = 2 * layers * double(w.batch) * context * kv_width * dtype_bytes(m.dtype);
-    r.activations = activation_bytes_per_layer(s) + logits_bytes(m, p, double(w.batch));
-    r.activation_bytes_per_layer = r.activations;
+    r.kv_cache = 2 * layers * double(w.batch) * context * kv_width * dtype_bytes(precision.kv_cache);
+    r.activation_bytes_per_layer = activation_bytes_per_layer(s);
+    r.activations = r.activation_bytes_per_layer + logits_bytes(m, p, double(w.batch));
     r.in_flight_micro_batches = 1;
+    r.prefill_basis = w.prefill_chunk > 0 && w.prefill_chunk < w.batch * w.prompt
+                          ? fmt::format("chunked prefill, {} tokens per step beside the decoding batch", w.prefill_chunk)
+                          : fmt::format("prefill of the whole batch at once ({} x {} tokens)", w.batch, w.prompt);
   }
   r.total = 0;
   const MemoryComponent* largest = nullptr;

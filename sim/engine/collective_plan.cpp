@@ -104,6 +104,10 @@ void check_group(const Fabric& f, const CollectiveSpec& spec) {
                                 topo.name + "' has none)");
   std::set<int> nodes;
   for (int gpu : g) nodes.insert(f.node_of(gpu));
+  if ((a == Algorithm::one_shot || a == Algorithm::two_shot) && nodes.size() > 1)
+    throw std::invalid_argument("collective: " + name + " reads peers' buffers through peer memory inside one node; "
+                                "this group of " + std::to_string(g.size()) + " GPUs spans " +
+                                std::to_string(nodes.size()) + " nodes");
   if (a == Algorithm::pat && nodes.size() != g.size())
     throw std::invalid_argument("collective: pat runs with one GPU per node (NCCL 2.23+); this group of " +
                                 std::to_string(g.size()) + " GPUs spans " + std::to_string(nodes.size()) +
@@ -119,7 +123,8 @@ double chunk_payload(const Schedule& s, double bytes) {
   const std::vector<double> sent = bytes_sent(s, bytes);
   std::vector<int> count(s.participants, 0);
   for (const Round& round : s.rounds)
-    for (const Transfer& t : round.transfers) ++count[t.src];
+    for (const Transfer& t : round.transfers)
+      if (t.src != t.dst) ++count[t.src];   // as bytes_sent: a local read sends nothing
   for (int i = 0; i < s.participants; ++i)
     if (count[i] > 0) return sent[i] / count[i];
   return 0;

@@ -72,7 +72,9 @@ struct ProtocolCost {
 };
 // The protocols `algorithm` may run with on the topology, in file order, or one "ideal" protocol
 // when it lists none. NVLS, NVLS-tree and PAT are Simple-only, as in NCCL (its tuner gives LL and
-// LL128 no bandwidth there), unless the topology names no Simple protocol.
+// LL128 no bandwidth there), unless the topology names no Simple protocol. One-shot and two-shot
+// run "custom": the kernel launch (gpu.launch_overhead) once, intra.latency more per step (the
+// flag each step waits for), no NCCL terms.
 std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algorithm);
 
 // Chunks one (channel, src, dst) edge moves; payload in bytes once multiplied by chunk_payload.

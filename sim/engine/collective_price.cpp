@@ -88,6 +88,12 @@ double route_bottleneck(const Fabric& f, int src, int dst, std::vector<int>& scr
 }  // namespace
 
 std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algorithm) {
+  // One-shot and two-shot are not NCCL: one kernel of the inference engine's own, launched like any
+  // other kernel (gpu.launch_overhead; no NCCL launch or protocol latency), each of whose steps
+  // first waits for a flag every peer writes over NVLink (one more hop: intra.latency), moving
+  // payload only.
+  if (algorithm == Algorithm::one_shot || algorithm == Algorithm::two_shot)
+    return {{"custom", t.gpu.launch_overhead, t.intra.latency, t.intra.latency, 1, 0, 0}};
   std::vector<ProtocolCost> out;
   for (const ProtocolSpec& p : t.collectives.protocols) {
     if (!(p.efficiency > 0 && p.efficiency <= 1))

@@ -56,7 +56,8 @@ RankCoords rank_coords(const PlanSpec& plan, int rank) {
 
 // ---------------------------------------------------------------------------------------------
 ProgramBuilder::ProgramBuilder(const Scenario& scenario, RankCoords coords, int64_t tokens)
-    : scenario_(scenario), coords_(std::move(coords)), tp_(scenario.plan.tp), tokens_(tokens) {
+    : scenario_(scenario), precision_(precision_of(scenario)), coords_(std::move(coords)), tp_(scenario.plan.tp),
+      tokens_(tokens) {
   program_.rank = coords_.rank;
   if (tokens_ <= 0) throw std::invalid_argument("lowering needs a positive token count");
   if (scenario_.plan.sp && tp_ > 1 && tokens_ % tp_ != 0)
@@ -173,14 +174,18 @@ void ProgramBuilder::defer(std::function<void()> work) {
   });
 }
 
-Op& ProgramBuilder::emit(Op op) {
+int ProgramBuilder::element_bytes(const std::string& tensor) const {
+  return dtype_bytes(program_.tensors.at(tensor).is_weight ? precision_.weights : precision_.activations);
+}
+
+Op& ProgramBuilder::emit(Op op, DType dtype) {
   op.id = static_cast<int>(program_.ops.size());
   op.micro_batch = micro_batch_;
   op.pass = pass_;
   op.layer = layer_;
   op.stage = coords_.pp_index;
   op.mapping = mapping_;
-  op.dtype = scenario_.model.dtype;
+  op.dtype = dtype;
   std::vector<int> deps;
   auto depend_on = [&](const std::string& t) {
     if (!program_.tensors.count(t)) throw std::logic_error(fmt::format("op {}: unknown tensor {}", op.name, t));
@@ -212,9 +217,13 @@ Op& ProgramBuilder::gemm(const std::string& opname, const std::string& a, const 
   op.inputs = {a, b};
   op.outputs = {out};
   op.gemm = {m, n, k, trans_a, trans_b, accumulate};
+  op.gemm.a_bytes = element_bytes(a), op.gemm.b_bytes = element_bytes(b), op.gemm.c_bytes = element_bytes(out);
   op.flops = 2.0 * m * n * k;
-  op.hbm_bytes = double(m * k + k * n + m * n * (accumulate ? 2 : 1)) * dtype_bytes(scenario_.model.dtype);
-  return emit(std::move(op));
+  op.hbm_bytes = double(m * k) * op.gemm.a_bytes + double(k * n) * op.gemm.b_bytes +
+                 double(m * n) * (accumulate ? 2 : 1) * op.gemm.c_bytes;
+  const bool with_weight = da.is_weight || db.is_weight || dout.is_weight;
+  return emit(std::move(op), with_weight ? gemm_compute_dtype(precision_.weights, precision_.activations)
+                                         : precision_.activations);
 }
 
 Op& ProgramBuilder::kernel(const std::string& opname, const std::string& fn, std::vector<std::string> inputs,
@@ -224,14 +233,14 @@ Op& ProgramBuilder::kernel(const std::string& opname, const std::string& fn, std
   op.name = opname;
   op.kernel.fn = fn;
   op.kernel.attrs = std::move(attrs);
-  double elems = 0;
-  for (const auto& t : inputs) elems += double(desc(t).rows) * desc(t).cols;
-  for (const auto& t : outputs) elems += double(desc(t).rows) * desc(t).cols;
+  double bytes = 0;
+  for (const auto& t : inputs) bytes += double(desc(t).rows) * desc(t).cols * element_bytes(t);
+  for (const auto& t : outputs) bytes += double(desc(t).rows) * desc(t).cols * element_bytes(t);
   op.inputs = std::move(inputs);
   op.outputs = std::move(outputs);
   op.flops = flops;
-  op.hbm_bytes = elems * dtype_bytes(scenario_.model.dtype);
-  return emit(std::move(op));
+  op.hbm_bytes = bytes;
+  return emit(std::move(op), precision_.activations);
 }
 
 Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, const std::string& in,
@@ -243,13 +252,18 @@ Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, cons
   op.inputs = {in};
   op.outputs = {out};
   op.collective.op = cop;
-  op.collective.algorithm = parse_algorithm(scenario_.plan.collective_algorithm);
   op.collective.group = coords_.tp_group;
   op.collective.dim = dim;
   const TensorDesc& sized = desc(cop == CollectiveOp::all_gather ? out : in);   // nccl-tests' "size"
-  op.collective.bytes = sized.rows * sized.cols * dtype_bytes(scenario_.model.dtype);
+  op.collective.bytes = sized.rows * sized.cols * dtype_bytes(precision_.communication);
+  // plan.tp_allreduce swaps NCCL for an inference engine's custom all-reduce on the TP all-reduces
+  // that fit its buffer (plan.tp_allreduce_max); larger ones stay NCCL's.
+  const PlanSpec& plan = scenario_.plan;
+  const bool custom = cop == CollectiveOp::all_reduce && plan.tp_allreduce != "nccl" &&
+                      double(op.collective.bytes) <= plan.tp_allreduce_max;
+  op.collective.algorithm = parse_algorithm(custom ? plan.tp_allreduce : plan.collective_algorithm);
   op.hbm_bytes = 2.0 * op.collective.bytes;
-  return emit(std::move(op));
+  return emit(std::move(op), precision_.communication);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,8 +424,8 @@ void ProgramBuilder::send(const Value& v, int peer, int tag) {
   op.inputs = {sent};
   op.p2p.peer = peer;
   op.p2p.tag = tag;
-  op.p2p.bytes = desc(sent).rows * desc(sent).cols * dtype_bytes(scenario_.model.dtype);
-  emit(std::move(op));
+  op.p2p.bytes = desc(sent).rows * desc(sent).cols * dtype_bytes(precision_.communication);
+  emit(std::move(op), precision_.communication);
 }
 
 Value ProgramBuilder::recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag) {
@@ -424,8 +438,8 @@ Value ProgramBuilder::recv(const std::string& base, int64_t cols, Layout layout,
   op.outputs = {arrives};
   op.p2p.peer = peer;
   op.p2p.tag = tag;
-  op.p2p.bytes = desc(arrives).rows * desc(arrives).cols * dtype_bytes(scenario_.model.dtype);
-  emit(std::move(op));
+  op.p2p.bytes = desc(arrives).rows * desc(arrives).cols * dtype_bytes(precision_.communication);
+  emit(std::move(op), precision_.communication);
   // [T, h/tp] from each rank -> [T, h] on every rank
   if (arrives != v.tensor) collective(fmt::format("{}.recv_gather", op_stem(v.base)), CollectiveOp::all_gather, arrives, v.tensor, 1);
   return v;

@@ -132,7 +132,12 @@ class ProgramBuilder {
   std::string new_tensor(const std::string& wanted, int64_t rows, int64_t cols);
   TensorDesc& desc(const std::string& tensor) { return program_.tensors.at(tensor); }
   void set_global(const std::string& tensor, const std::string& global, Layout layout);
-  Op& emit(Op op);
+  // Appends `op` computing in `dtype` (a GEMM: gemm_compute_dtype of its operands; collectives and
+  // sends: the communication precision; other kernels: the activations').
+  Op& emit(Op op, DType dtype);
+  // Bytes per element of `tensor` as stored: a weight in the weights' precision, anything else in
+  // the activations'.
+  int element_bytes(const std::string& tensor) const;
   // Records a backward step on `tape`; it runs later with the layer and TP mapping that were
   // current when it was recorded, so its ops carry them.
   void record(Tape& tape, std::function<void()> step);
@@ -170,6 +175,7 @@ class ProgramBuilder {
   bool weight_grad_accumulates() const { return micro_batch_ > 0; }
 
   Scenario scenario_;
+  Precision precision_;   // workload.precision resolved against model.dtype
   RankCoords coords_;
   int tp_ = 1;
   int64_t tokens_ = 0;

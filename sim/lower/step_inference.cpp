@@ -16,13 +16,16 @@ bool is_attention(const Op& op) { return op.kind == OpKind::kernel && op.kernel.
 
 // A decode step's attention reads the whole KV cache for one query token per sequence:
 // QK^T and AV are 2 * 2 * context * head_dim FLOPs per head per sequence, and the K and V of
-// `context` tokens of the local kv heads are read from HBM. [b, heads/t, 1, hd] x [b, kv/t, ctx, hd].
+// `context` tokens of the local kv heads are read from HBM in the KV cache's precision; the query
+// and the output in the activations'. [b, heads/t, 1, hd] x [b, kv/t, ctx, hd].
 void make_decode_attention(Op& op, const Scenario& s, int64_t context) {
   const double t = s.plan.tp, b = double(s.workload.batch), hd = double(s.model.head_dim());
   const double heads = double(s.model.heads) / t, kv = double(s.model.kv_heads) / t;
-  const double bytes = dtype_bytes(s.model.dtype);
+  const Precision precision = precision_of(s);
+  op.kernel.fn = "decode_attention";   // timed by decode_attention_cost, at the realised HBM fraction
   op.flops = 4 * b * double(context) * heads * hd;
-  op.hbm_bytes = 2 * b * double(context) * kv * hd * bytes + 2 * b * heads * hd * bytes;
+  op.hbm_bytes = 2 * b * double(context) * kv * hd * dtype_bytes(precision.kv_cache) +
+                 2 * b * heads * hd * dtype_bytes(precision.activations);
 }
 
 // Forward pieces of one layer, the embedding and the output for `rows` tokens per stage.
@@ -98,7 +101,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
       *p = fold_collectives(*p, label);
   const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
-  const double tensor_bytes = double(rows) * double(s.model.hidden) * dtype_bytes(s.model.dtype);
+  const double tensor_bytes = double(rows) * double(s.model.hidden) * dtype_bytes(precision_of(s).communication);
   const double bytes = p2p_send_bytes(plan, tensor_bytes);
 
   ProgramSet set;

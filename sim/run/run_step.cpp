@@ -39,8 +39,11 @@ double estimated_ops(const Scenario& s, int64_t micro_batches) {
   return double(s.plan.world()) * double(micro_batches) * layers * per_layer;
 }
 
+// The peak MFU is measured against: the dtype the model's GEMMs compute in (workload.precision
+// for inference: an FP8 W8A8 deployment against the FP8 peak).
 double peak_flops(const Scenario& s) {
-  auto it = s.topology.gpu.peak_flops.find(s.model.dtype);
+  const Precision p = precision_of(s);
+  auto it = s.topology.gpu.peak_flops.find(gemm_compute_dtype(p.weights, p.activations));
   if (it == s.topology.gpu.peak_flops.end()) it = s.topology.gpu.peak_flops.find(DType::bf16);
   return it == s.topology.gpu.peak_flops.end() ? 0 : it->second;
 }

@@ -5,11 +5,25 @@
 
 #include <algorithm>
 #include <iterator>
+#include <vector>
 
 #include "spec/loading.hpp"
 #include "spec/yaml_reader.hpp"
 
 namespace tpsim::spec_detail {
+
+// How many nodes one tp group touches: its ranks are tp-stride apart, the stride being the product
+// of the mesh axes inside tp in mesh_order.
+int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node) {
+  int64_t stride = 1;
+  for (const auto& axis : p.mesh_order) {
+    if (axis == "tp") break;
+    stride *= axis == "dp" ? p.dp : p.pp;
+  }
+  std::vector<int64_t> nodes;
+  for (int64_t i = 0; i < p.tp; ++i) nodes.push_back(i * stride / std::max(1, gpus_per_node));
+  return static_cast<int64_t>(std::unique(nodes.begin(), nodes.end()) - nodes.begin());
+}
 
 namespace {
 
@@ -102,6 +116,7 @@ void check_topology_with(const Checker& c, const Topology& t) {
     c.positive(std::string("topology.gpu.peak.") + to_string(dtype), flops);
   c.positive("topology.gpu.hbm", t.gpu.hbm_bytes);
   c.positive("topology.gpu.hbm_bandwidth", t.gpu.hbm_bandwidth);
+  c.fraction("topology.gpu.hbm_efficiency", t.gpu.hbm_efficiency);
   c.positive("topology.gpu.sms", t.gpu.sms);
   c.non_negative("topology.gpu.launch_overhead", t.gpu.launch_overhead);
   c.fraction("topology.gpu.gemm_efficiency", t.gpu.gemm_efficiency);
@@ -181,6 +196,7 @@ void check_plan_with(const Checker& c, const PlanSpec& p) {
   c.positive("plan.pp", p.pp);
   c.positive("plan.dp", p.dp);
   c.positive("plan.virtual_stages", p.virtual_stages);
+  c.positive("plan.tp_allreduce_max", p.tp_allreduce_max);
   if (p.virtual_stages > 1 && p.pp < 2)
     c.fail("plan.virtual_stages", fmt::format("virtual_stages {} interleaves pipeline stages and needs pp >= 2, got pp {}",
                                               p.virtual_stages, p.pp));
@@ -210,10 +226,22 @@ void check_workload(const Checker& c, const Scenario& s) {
     if (p.sp && w.seq % p.tp != 0)
       c.fail("workload.seq", fmt::format("seq {} is not divisible by tp {} (sequence parallelism splits the sequence over tp)",
                                          w.seq, p.tp));
+    const std::pair<const char*, bool> classes[] = {{"weights", w.weights_dtype.has_value()},
+                                                    {"activations", w.activations_dtype.has_value()},
+                                                    {"kv_cache", w.kv_cache_dtype.has_value()},
+                                                    {"communication", w.communication_dtype.has_value()}};
+    if (w.prefill_chunk != 0)
+      c.fail("workload.prefill_chunk", "applies to inference workloads only (continuous batching's prefill chunk)");
+    for (const auto& [name, set] : classes)
+      if (set)
+        c.fail(std::string("workload.precision.") + name,
+               "workload.precision applies to inference workloads only (a training step runs in model.dtype "
+               "with mixed-precision Adam); set workload.kind: inference or remove it");
   } else {
     c.positive("workload.batch", static_cast<double>(w.batch));
     c.positive("workload.prompt", static_cast<double>(w.prompt));
     c.non_negative("workload.generate", static_cast<double>(w.generate));
+    c.non_negative("workload.prefill_chunk", static_cast<double>(w.prefill_chunk));
     if (w.prompt + w.generate > s.model.max_seq)
       c.fail("workload.generate", fmt::format("prompt {} + generate {} exceeds model.max_seq {} of '{}'", w.prompt,
                                               w.generate, s.model.max_seq, s.model.name));
@@ -241,6 +269,10 @@ void check_scenario(const Scenario& s, const Locations& where) {
                                p.world(), p.tp, p.pp, p.dp, t.name, t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s",
                                t.gpus_per_node));
   check_tp_divides(c, p, m);
+  if (p.tp_allreduce != "nccl" && tp_group_nodes(p, t.gpus_per_node) > 1)
+    c.fail("plan.tp_allreduce", fmt::format("{} reads peers' buffers through peer memory inside one node, but a tp "
+                                            "group of {} spans {} nodes of {} GPUs",
+                                            p.tp_allreduce, p.tp, tp_group_nodes(p, t.gpus_per_node), t.gpus_per_node));
   if (m.layers % (p.pp * p.virtual_stages) != 0)
     c.fail("plan.pp", fmt::format("pp {} x virtual_stages {} does not divide model.layers {} (model '{}')", p.pp,
                                   p.virtual_stages, m.layers, m.name));

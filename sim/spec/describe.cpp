@@ -216,8 +216,9 @@ std::string describe(const Topology& t) {
   for (DType d : {DType::bf16, DType::fp8, DType::tf32, DType::fp32})
     if (t.gpu.peak_flops.count(d)) peaks.push_back(fmt::format("{} {:g}", to_string(d), t.gpu.peak_flops.at(d) / 1e12));
   std::string out = fmt::format("topology '{}'{}\n", t.name, t.source.empty() ? "" : " (" + t.source + ")");
-  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s, {} SMs, GEMM efficiency {:g}{}\n",
-                     t.gpu.name, spec_detail::join(peaks), size(t.gpu.hbm_bytes), t.gpu.hbm_bandwidth / 1e12, t.gpu.sms,
+  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s{}, {} SMs, GEMM efficiency {:g}{}\n",
+                     t.gpu.name, spec_detail::join(peaks), size(t.gpu.hbm_bytes), t.gpu.hbm_bandwidth / 1e12,
+                     t.gpu.hbm_efficiency < 1 ? fmt::format(" (realised {:g})", t.gpu.hbm_efficiency) : "", t.gpu.sms,
                      t.gpu.gemm_efficiency, t.gpu.gemm_stream_k ? " (stream-K: no partial waves)" : "");
   const IntraNodeSpec& in = t.intra;
   out += fmt::format("  node: {} GPUs on {}, {} per GPU per direction (efficiency {:g}, latency {})", t.gpus_per_node,
@@ -273,8 +274,13 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  mesh: tp {} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
                      p.tp, p.pp, p.dp, p.world(), spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)],
                      p.sp ? "on" : "off");
-  out += fmt::format("  collectives {}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
-                     p.collective_algorithm, p.virtual_stages, recompute[static_cast<int>(p.recompute)],
+  out += fmt::format("  collectives {}{}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
+                     p.collective_algorithm,
+                     p.tp_allreduce == "nccl"
+                         ? std::string()
+                         : fmt::format(" (TP all-reduces up to {:g} MiB {}, the inference engine's own)",
+                                       p.tp_allreduce_max / (1024.0 * 1024), p.tp_allreduce),
+                     p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
   out += fmt::format("  weight gradients {} the fp32 main gradient, {} the input gradient's TP reduction; pipeline "
                      "sends {}\n",
@@ -298,18 +304,7 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   return out;
 }
 
-// How many nodes one tp group touches: its ranks are tp-stride apart, the stride being the product
-// of the mesh axes inside tp in mesh_order.
-int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node) {
-  int64_t stride = 1;
-  for (const auto& axis : p.mesh_order) {
-    if (axis == "tp") break;
-    stride *= axis == "dp" ? p.dp : p.pp;
-  }
-  std::vector<int64_t> nodes;
-  for (int64_t i = 0; i < p.tp; ++i) nodes.push_back(i * stride / gpus_per_node);
-  return static_cast<int64_t>(std::unique(nodes.begin(), nodes.end()) - nodes.begin());
-}
+
 }  // namespace
 
 std::string describe(const PlanSpec& p) { return describe_plan(p, nullptr); }
@@ -324,10 +319,18 @@ std::string describe(const Scenario& s) {
                        plural(w.micro_batch, "sequence"), w.seq,
                        w.partial_micro_batches == 0 ? std::string("the whole step")
                                                     : "PARTIAL: the first " + plural(w.partial_micro_batches, "micro-batch"));
-  else
-    out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens\n", w.batch, w.prompt, w.generate);
+  else {
+    out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens{}\n", w.batch, w.prompt,
+                       w.generate, w.prefill_chunk > 0 ? fmt::format(", prefill chunk {} tokens", w.prefill_chunk) : "");
+    if (w.weights_dtype || w.activations_dtype || w.kv_cache_dtype || w.communication_dtype) {
+      const Precision p = precision_of(s);
+      out += fmt::format("precision: weights {}, activations {}, kv_cache {}, communication {} (GEMMs compute in {})\n",
+                         to_string(p.weights), to_string(p.activations), to_string(p.kv_cache),
+                         to_string(p.communication), to_string(gemm_compute_dtype(p.weights, p.activations)));
+    }
+  }
   out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),
-                     plural(tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
+                     plural(spec_detail::tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
   return out;
 }
 

@@ -47,4 +47,15 @@ const char* to_string(DType t) {
   return "?";
 }
 
+DType gemm_compute_dtype(DType weights, DType activations) {
+  return dtype_bytes(weights) > dtype_bytes(activations) ? weights : activations;
+}
+
+Precision precision_of(const Scenario& s) {
+  const WorkloadSpec& w = s.workload;
+  const DType d = s.model.dtype;
+  return Precision{w.weights_dtype.value_or(d), w.activations_dtype.value_or(d), w.kv_cache_dtype.value_or(d),
+                   w.communication_dtype.value_or(d)};
+}
+
 }  // namespace tpsim

@@ -52,12 +52,33 @@ Part open_part(const Map& top, const std::string& key, const std::string& catego
 
 }  // namespace
 
+namespace {
+
+// workload.precision: {weights, activations, kv_cache, communication}, each a storage type.
+void read_precision(const Map& p, WorkloadSpec& out) {
+  p.only({"weights", "activations", "kv_cache", "communication"});
+  const std::vector<std::string> types = {"fp32", "bf16", "fp16", "fp8"};   // tf32 is a math mode, not storage
+  const std::pair<const char*, std::optional<DType>*> classes[] = {{"weights", &out.weights_dtype},
+                                                                   {"activations", &out.activations_dtype},
+                                                                   {"kv_cache", &out.kv_cache_dtype},
+                                                                   {"communication", &out.communication_dtype}};
+  for (const auto& [key, field] : classes) {
+    if (!p.has(key)) continue;
+    const std::string name = p.choice(key, types);
+    for (DType d : {DType::fp32, DType::bf16, DType::fp16, DType::fp8})
+      if (name == to_string(d)) *field = d;
+  }
+}
+
+}  // namespace
+
 WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   const Map w(src, node, "workload");
   if (w.has("steps"))   // renamed: it simulated one micro-batch by default and printed it as "the step"
     w.fail("steps", "was removed: tpsim run simulates the whole step; for a partial run of the first N "
                     "micro-batches write partial_micro_batches: N");
-  w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate"});
+  w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate",
+          "precision", "prefill_chunk"});
   WorkloadSpec out;
   out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
                                                                                     : WorkloadKind::training;
@@ -68,6 +89,8 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   out.batch = w.integer("batch", out.batch);
   out.prompt = w.integer("prompt", out.prompt);
   out.generate = w.integer("generate", out.generate);
+  if (w.has("precision")) read_precision(w.map("precision"), out);
+  out.prefill_chunk = w.integer("prefill_chunk", out.prefill_chunk);
   return out;
 }
 

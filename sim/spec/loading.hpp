@@ -43,6 +43,9 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
 WorkloadSpec read_workload(const Source& src, const YAML::Node& node);
 OutputSpec read_outputs(const Source& src, const YAML::Node& node);
 
+// How many nodes one tp group of the plan touches with `gpus_per_node` GPUs per node.
+int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node);
+
 // Checks, reporting at the recorded location of the key at fault (or its nearest recorded parent).
 void check_topology(const Topology& t, const Locations& where);
 void check_model(const ModelSpec& m, const Locations& where);

@@ -81,8 +81,8 @@ std::vector<std::string> read_mesh_order(const Map& p) {
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map p(src, root, "plan");
   p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
-          "virtual_stages", "recompute", "distributed_optimizer", "dp_overlap", "grad_accumulation_fusion",
-          "tp_grad_overlap", "p2p_scatter_gather"});
+          "tp_allreduce", "tp_allreduce_max", "virtual_stages", "recompute", "distributed_optimizer", "dp_overlap",
+          "grad_accumulation_fusion", "tp_grad_overlap", "p2p_scatter_gather"});
   PlanSpec plan;
   plan.name = p.string("name", fallback_name);
   const std::string preset = p.choice("preset", {"megatron", "naive", "custom"}, "megatron");
@@ -108,6 +108,8 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   if (p.has("mesh_order")) plan.mesh_order = read_mesh_order(p);
   plan.collective_algorithm = p.choice(
       "collective_algorithm", {"auto", "ring", "tree", "halving_doubling", "direct", "nvls", "hierarchical"}, "auto");
+  plan.tp_allreduce = p.choice("tp_allreduce", {"nccl", "one_shot", "two_shot"}, "nccl");
+  plan.tp_allreduce_max = p.quantity("tp_allreduce_max", "bytes", plan.tp_allreduce_max);
   plan.virtual_stages = p.small_integer("virtual_stages", 1);
   const std::string rc = p.choice("recompute", {"none", "selective", "full"}, "none");
   plan.recompute = rc == "full" ? Recompute::full : rc == "selective" ? Recompute::selective : Recompute::none;

@@ -32,8 +32,8 @@ namespace tpsim::spec_detail {
 namespace {
 
 GpuSpec read_gpu(const Map& g) {
-  g.only({"name", "peak", "hbm", "hbm_bandwidth", "sms", "launch_overhead", "gemm_efficiency", "gemm_stream_k",
-          "gemm_table", "attention_score_bytes"});
+  g.only({"name", "peak", "hbm", "hbm_bandwidth", "hbm_efficiency", "sms", "launch_overhead", "gemm_efficiency",
+          "gemm_stream_k", "gemm_table", "attention_score_bytes"});
   GpuSpec gpu;
   gpu.name = g.string("name");
   gpu.compute_capability = gpu_compute_capability(gpu.name);
@@ -47,6 +47,7 @@ GpuSpec read_gpu(const Map& g) {
   if (!gpu.peak_flops.count(DType::fp16)) gpu.peak_flops[DType::fp16] = gpu.peak_flops.at(DType::bf16);
   gpu.hbm_bytes = g.quantity("hbm", "bytes");
   gpu.hbm_bandwidth = g.quantity("hbm_bandwidth", "bandwidth");
+  gpu.hbm_efficiency = g.quantity("hbm_efficiency", "number", 1.0);
   gpu.sms = g.small_integer("sms");
   gpu.launch_overhead = g.quantity("launch_overhead", "time", 0.0);
   gpu.gemm_efficiency = g.quantity("gemm_efficiency", "number", 0.8);
