@@ -1,5 +1,6 @@
 // The public loaders: a reference (preset name, path, or for a scenario's parts an inline mapping)
 // -> YAML -> --set overrides -> typed struct -> checks. Nothing half-valid is ever returned.
+#include "spec/limits.hpp"
 #include "spec/loading.hpp"
 
 namespace tpsim {
@@ -82,15 +83,15 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   WorkloadSpec out;
   out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
                                                                                     : WorkloadKind::training;
-  out.global_batch = w.integer("global_batch", out.global_batch);
-  out.micro_batch = w.integer("micro_batch", out.micro_batch);
-  out.seq = w.integer("seq", out.seq);
-  out.partial_micro_batches = w.integer("partial_micro_batches", out.partial_micro_batches);
-  out.batch = w.integer("batch", out.batch);
-  out.prompt = w.integer("prompt", out.prompt);
-  out.generate = w.integer("generate", out.generate);
+  out.global_batch = w.integer_up_to("global_batch", limits::kBatch, "sequences", out.global_batch);
+  out.micro_batch = w.integer_up_to("micro_batch", limits::kBatch, "sequences", out.micro_batch);
+  out.seq = w.integer_up_to("seq", limits::kSequence, "tokens", out.seq);
+  out.partial_micro_batches = w.integer_up_to("partial_micro_batches", limits::kBatch, "micro-batches", out.partial_micro_batches);
+  out.batch = w.integer_up_to("batch", limits::kBatch, "sequences", out.batch);
+  out.prompt = w.integer_up_to("prompt", limits::kSequence, "tokens", out.prompt);
+  out.generate = w.integer_up_to("generate", limits::kSequence, "tokens", out.generate);
   if (w.has("precision")) read_precision(w.map("precision"), out);
-  out.prefill_chunk = w.integer("prefill_chunk", out.prefill_chunk);
+  out.prefill_chunk = w.integer_up_to("prefill_chunk", limits::kSequence, "tokens", out.prefill_chunk);
   return out;
 }
 

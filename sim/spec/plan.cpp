@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "spec/limits.hpp"
 #include "spec/loading.hpp"
 
 namespace tpsim::spec_detail {
@@ -87,9 +88,13 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   plan.name = p.string("name", fallback_name);
   const std::string preset = p.choice("preset", {"megatron", "naive", "custom"}, "megatron");
   plan.preset = preset == "naive" ? PlanPreset::naive : preset == "custom" ? PlanPreset::custom : PlanPreset::megatron;
-  plan.tp = p.small_integer("tp", 1);
-  plan.pp = p.small_integer("pp", 1);
-  plan.dp = p.small_integer("dp", 1);
+  plan.tp = static_cast<int>(p.integer_up_to("tp", limits::kGpus, "GPUs", 1));
+  plan.pp = static_cast<int>(p.integer_up_to("pp", limits::kGpus, "GPUs", 1));
+  plan.dp = static_cast<int>(p.integer_up_to("dp", limits::kGpus, "GPUs", 1));
+  if (plan.tp > 0 && plan.pp > 0 && plan.dp > 0 &&
+      (int64_t(plan.tp) * plan.pp > limits::kGpus || int64_t(plan.tp) * plan.pp * plan.dp > limits::kGpus))
+    p.fail_here(fmt::format("tp x pp x dp = {} x {} x {} GPUs, more than the {} a plan may name", plan.tp, plan.pp,
+                            plan.dp, limits::kGpus));
   plan.sp = p.boolean("sp", false);
   if (p.has("partitions")) {
     const Map parts = p.map("partitions");
@@ -110,7 +115,7 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
       "collective_algorithm", {"auto", "ring", "tree", "halving_doubling", "direct", "nvls", "hierarchical"}, "auto");
   plan.tp_allreduce = p.choice("tp_allreduce", {"nccl", "one_shot", "two_shot"}, "nccl");
   plan.tp_allreduce_max = p.quantity("tp_allreduce_max", "bytes", plan.tp_allreduce_max);
-  plan.virtual_stages = p.small_integer("virtual_stages", 1);
+  plan.virtual_stages = static_cast<int>(p.integer_up_to("virtual_stages", limits::kCount, "stages per GPU", 1));
   const std::string rc = p.choice("recompute", {"none", "selective", "full"}, "none");
   plan.recompute = rc == "full" ? Recompute::full : rc == "selective" ? Recompute::selective : Recompute::none;
   plan.distributed_optimizer = p.boolean("distributed_optimizer", false);

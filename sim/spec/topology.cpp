@@ -3,6 +3,7 @@
 #include <cctype>
 #include <filesystem>
 
+#include "spec/limits.hpp"
 #include "spec/loading.hpp"
 
 namespace tpsim {
@@ -48,7 +49,7 @@ GpuSpec read_gpu(const Map& g) {
   gpu.hbm_bytes = g.quantity("hbm", "bytes");
   gpu.hbm_bandwidth = g.quantity("hbm_bandwidth", "bandwidth");
   gpu.hbm_efficiency = g.quantity("hbm_efficiency", "number", 1.0);
-  gpu.sms = g.small_integer("sms");
+  gpu.sms = static_cast<int>(g.integer_up_to("sms", limits::kCount, "SMs"));
   gpu.launch_overhead = g.quantity("launch_overhead", "time", 0.0);
   gpu.gemm_efficiency = g.quantity("gemm_efficiency", "number", 0.8);
   gpu.gemm_stream_k = g.boolean("gemm_stream_k", false);
@@ -81,7 +82,7 @@ IntraNodeSpec read_intra(const Map& in) {
     if (intra.fabric != IntraFabric::pcie && in.has(key))
       in.fail(key, std::string(key) + " only applies to fabric pcie, got fabric " + fabric);
   if (intra.fabric == IntraFabric::pcie) {
-    intra.pcie_switches = in.small_integer("pcie_switches", 1);
+    intra.pcie_switches = static_cast<int>(in.integer_up_to("pcie_switches", limits::kCount, "PCIe switches", 1));
     intra.host_bandwidth = in.quantity("host_bandwidth", "bandwidth", intra.bandwidth);
   }
   return intra;
@@ -121,7 +122,7 @@ NicSpec read_nic(const Map& n, int gpus_per_node) {
   n.only({"count", "bandwidth", "efficiency", "latency", "gpus", "pcie_bandwidth", "sockets", "gpu_sockets",
           "socket_bandwidth"});
   NicSpec nic;
-  nic.count = n.small_integer("count");
+  nic.count = static_cast<int>(n.integer_up_to("count", limits::kCount, "NICs per node"));
   nic.bandwidth = n.quantity("bandwidth", "bandwidth");
   nic.efficiency = n.quantity("efficiency", "number", 1.0);
   nic.latency = n.quantity("latency", "time", 0.0);
@@ -162,7 +163,7 @@ NetworkSpec read_network(const Map& w, int nodes) {
     if (net.kind != NetworkKind::fat_tree && w.has(key))
       w.fail(key, std::string(key) + " only applies to kind fat_tree, got kind single_switch");
   if (net.kind == NetworkKind::fat_tree) {
-    net.nodes_per_leaf = w.small_integer("nodes_per_leaf", nodes);   // default: one leaf holds every node
+    net.nodes_per_leaf = static_cast<int>(w.integer_up_to("nodes_per_leaf", limits::kGpus, "nodes", nodes));   // default: one leaf holds every node
     net.oversubscription = w.quantity("oversubscription", "number", 1.0);
   }
   return net;
@@ -209,8 +210,11 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
   Topology topo;
   topo.name = t.string("name", fallback_name);
   topo.gpu = read_gpu(t.map("gpu"));
-  topo.gpus_per_node = t.small_integer("gpus_per_node");
-  topo.nodes = t.small_integer("nodes", 1);
+  topo.gpus_per_node = static_cast<int>(t.integer_up_to("gpus_per_node", limits::kGpusPerNode, "GPUs in a node"));
+  topo.nodes = static_cast<int>(t.integer_up_to("nodes", limits::kGpus, "nodes", 1));
+  if (topo.gpus_per_node > 0 && topo.nodes > 0 && int64_t(topo.gpus_per_node) * topo.nodes > limits::kGpus)
+    t.fail("nodes", "nodes x gpus_per_node = " + std::to_string(int64_t(topo.gpus_per_node) * topo.nodes) +
+                        " GPUs, more than the " + std::to_string(limits::kGpus) + " a topology may hold");
   topo.intra = read_intra(t.map("intra"));
   if (t.has("nic")) topo.nic = read_nic(t.map("nic"), topo.gpus_per_node);
   if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);

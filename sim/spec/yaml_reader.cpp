@@ -161,12 +161,12 @@ int64_t Map::integer(const std::string& key, std::optional<int64_t> fallback) co
   return out;
 }
 
-int Map::small_integer(const std::string& key, std::optional<int> fallback) const {
+int64_t Map::integer_up_to(const std::string& key, int64_t limit, const char* what, std::optional<int64_t> fallback) const {
   if (fallback && !has(key)) return *fallback;
   const int64_t v = integer(key);
-  if (v > std::numeric_limits<int>::max() || v < std::numeric_limits<int>::min())
-    fail(key, "expected an integer below 2^31, got " + std::to_string(v));
-  return static_cast<int>(v);
+  if (v > limit || v < -limit)
+    fail(key, "expected at most " + std::to_string(limit) + " (" + what + "), got " + std::to_string(v));
+  return v;
 }
 
 double Map::quantity(const std::string& key, const std::string& kind, std::optional<double> fallback) const {

@@ -61,7 +61,10 @@ class Map {
   Map map(const std::string& key) const;
   std::string string(const std::string& key, std::optional<std::string> fallback = std::nullopt) const;
   int64_t integer(const std::string& key, std::optional<int64_t> fallback = std::nullopt) const;
-  int small_integer(const std::string& key, std::optional<int> fallback = std::nullopt) const;   // fits an int
+  // An integer of magnitude at most `limit` (spec/limits.hpp says why each limit is plausible):
+  // refused at the key before any product of sizes can overflow. `what` names the quantity.
+  int64_t integer_up_to(const std::string& key, int64_t limit, const char* what,
+                        std::optional<int64_t> fallback = std::nullopt) const;
   double quantity(const std::string& key, const std::string& kind,
                   std::optional<double> fallback = std::nullopt) const;
   bool boolean(const std::string& key, std::optional<bool> fallback = std::nullopt) const;

@@ -1,0 +1,29 @@
+// The largest value each size in a spec may take. Each is far beyond any real model, plan or
+// cluster, and small enough that the products the simulator forms (parameters, activation
+// elements, ranks) stay inside int64 (and GPU and rank counts inside int): a size past its limit
+// is refused at its key, with the limit in the message, before anything multiplies it.
+#pragma once
+
+#include <cstdint>
+
+namespace tpsim::spec_detail::limits {
+
+// Model: GPT-3 has hidden 12288, 96 layers, 96 heads, vocab 50257; Llama 3 405B hidden 16384,
+// 126 layers, vocab 128256. Parameters <= layers x 3 x hidden x ffn ~ 2^16 x 2^44 < 2^62.
+constexpr int64_t kHidden = 1 << 20;
+constexpr int64_t kFfn = 1 << 22;
+constexpr int64_t kHeads = 1 << 16;
+constexpr int64_t kLayers = 1 << 16;
+constexpr int64_t kVocab = 1 << 24;
+constexpr int64_t kSequence = 1 << 24;   // tokens: max_seq, seq, prompt, generate, prefill_chunk
+
+// Workload: sequences per batch or micro-batch (their products with kSequence and kHidden are
+// checked where they are formed).
+constexpr int64_t kBatch = 1 << 24;
+
+// Cluster and plan: the largest GPU count a spec may name (the largest clusters built have ~2^17).
+constexpr int64_t kGpus = 1 << 24;
+constexpr int64_t kGpusPerNode = 4096;
+constexpr int64_t kCount = 1 << 16;      // SMs, NICs, PCIe switches, virtual stages
+
+}  // namespace tpsim::spec_detail::limits
