@@ -6,12 +6,12 @@
 // to its end (sm_share.hpp): a compute-stream op beside it runs at the rate the SMs left allow.
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
-#include <limits>
 #include <tuple>
 #include <unordered_map>
 
@@ -45,11 +45,12 @@ struct RankState {
   std::vector<double> finish;
   std::vector<Waiter> waiters;    // one per stream of the rank (Stream's value)
   // Collectives holding SMs of this GPU, in arrival order (end: infinity while running), with ids
-  // to end them by; the compute stream parks on `sm_wake` while one it shares SMs with runs.
+  // to end them by; the compute stream parks on `sm_wake` while one it shares SMs with runs. Only
+  // a compute op in flight needs a hold's past, so holds that end outside one are dropped at once.
   std::vector<engine::SmHold> holds;
   std::vector<long> hold_ids;
   long next_hold = 0;
-  bool sm_waiting = false;
+  bool computing = false, sm_waiting = false;
   sg::SemaphorePtr sm_wake = sg::Semaphore::create(0);
 };
 
@@ -242,7 +243,13 @@ struct Simulation {
     if (id < 0) return;
     RankState& rs = ranks[rank];
     const size_t i = size_t(std::find(rs.hold_ids.begin(), rs.hold_ids.end(), id) - rs.hold_ids.begin());
-    rs.holds.at(i).end = platform->now();
+    if (i == rs.holds.size()) throw std::logic_error("simulate: an SM hold ended twice");
+    if (!rs.computing) {
+      rs.holds.erase(rs.holds.begin() + ptrdiff_t(i));
+      rs.hold_ids.erase(rs.hold_ids.begin() + ptrdiff_t(i));
+      return;
+    }
+    rs.holds[i].end = platform->now();
     if (rs.sm_waiting) rs.sm_wake->release();
   }
 
@@ -259,14 +266,18 @@ struct Simulation {
         rs.holds.erase(rs.holds.begin() + ptrdiff_t(i));
         rs.hold_ids.erase(rs.hold_ids.begin() + ptrdiff_t(i));
       }
+    rs.computing = true;
     if (rs.holds.empty()) {
       sg::this_actor::sleep_for(seconds);
-      if (rs.holds.empty()) return;
+      if (rs.holds.empty()) {
+        rs.computing = false;
+        return;
+      }
     }
     for (;;) {
       const double end = engine::stretched_end(start, seconds, rs.holds);   // running holds: as if forever
       const double left = end - platform->now();
-      if (left < 1e-9) return;
+      if (left < 1e-9) break;
       bool running = false;
       for (const engine::SmHold& h : rs.holds) running |= h.end == std::numeric_limits<double>::infinity();
       if (!running) {
@@ -278,6 +289,7 @@ struct Simulation {
       else rs.sm_wake->acquire_timeout(left);
       rs.sm_waiting = false;
     }
+    rs.computing = false;
   }
 
   void record_comm(const engine::CommRecord& r) {
