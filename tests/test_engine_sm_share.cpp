@@ -7,7 +7,6 @@
 #include "relative.hpp"
 
 #include <memory>
-#include <numeric>
 
 #include "engine/sm_share.hpp"
 #include "engine/unit_times.hpp"
