@@ -43,9 +43,9 @@ using namespace tpsim;
 
 namespace {
 
-// Megatron entries held out: the goal is 5%; the bound is the largest error achieved, 13.2% (22B
-// baseline backward, 2026-12-01; README "Calibration" says why).
-constexpr double kHeldOutBound = 0.135;
+// Megatron entries held out: the goal is 5%; the bound is the largest error achieved, 12.3% (GPT
+// 18.4B, 2026-12-01; README "Calibration" says why).
+constexpr double kHeldOutBound = 0.125;
 
 using Row = NcclRow;
 

@@ -2,8 +2,11 @@
 // in program order, each after its deps; compute ops sleep their roofline time; a collective starts
 // when the last rank of its group reaches it and moves its schedule's bytes on the shared platform,
 // so concurrent collectives contend; send/recv meet in a (src, dst, tag) mailbox.
+// A collective holds its NCCL CTAs' share of the SMs on each of its GPUs from the rank's arrival
+// to its end (sm_share.hpp): a compute-stream op beside it runs at the rate the SMs left allow.
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -16,6 +19,7 @@
 
 #include "engine/collective_run.hpp"
 #include "engine/select.hpp"
+#include "engine/sm_share.hpp"
 #include "engine/unit_times.hpp"
 #include "tpsim/cost.hpp"
 #include "tpsim/engine.hpp"
@@ -40,6 +44,14 @@ struct RankState {
   std::vector<char> done;
   std::vector<double> finish;
   std::vector<Waiter> waiters;    // one per stream of the rank (Stream's value)
+  // Collectives holding SMs of this GPU, in arrival order (end: infinity while running), with ids
+  // to end them by; the compute stream parks on `sm_wake` while one it shares SMs with runs. Only
+  // a compute op in flight needs a hold's past, so holds that end outside one are dropped at once.
+  std::vector<engine::SmHold> holds;
+  std::vector<long> hold_ids;
+  long next_hold = 0;
+  bool computing = false, sm_waiting = false;
+  sg::SemaphorePtr sm_wake = sg::Semaphore::create(0);
 };
 
 // One occurrence of a collective on a group: ranks arrive, the last one starts it.
@@ -107,6 +119,7 @@ struct Simulation {
   std::unordered_map<P2PKey, P2PMeeting, P2PKeyHash> meetings;
   std::map<RequestKey, CollectiveInstance> resolved;   // unresolved ops, through the selector
   std::map<PlanKey, std::shared_ptr<const CollectivePlan>> plans;
+  std::unordered_map<const CollectivePlan*, double> plan_share;   // the SM share each plan holds
   engine::UnitTimes units;                        // fused ops and symmetric collectives, timed alone
   std::vector<double> folded;                     // rank -> collective seconds inside fused ops
   std::vector<double> tp_tail;                    // rank -> when its folded collectives are done
@@ -212,8 +225,71 @@ struct Simulation {
       spec.root = c.root;
       spec.instance = use;
       it->second = std::make_shared<const CollectivePlan>(engine::plan_collective(fabric, spec, options.fidelity));
+      plan_share[it->second.get()] = engine::collective_sm_share(topology, c.op, use, c.group, double(c.bytes));
     }
     return it->second;
+  }
+
+  // NCCL's kernel takes `share` of this GPU's SMs now, until end_hold (-1: it holds none).
+  long start_hold(int rank, double share) {
+    if (!(share > 0)) return -1;
+    RankState& rs = ranks[rank];
+    rs.holds.push_back({platform->now(), std::numeric_limits<double>::infinity(), share});
+    rs.hold_ids.push_back(rs.next_hold);
+    return rs.next_hold++;
+  }
+  // The compute beside it speeds up now: wake it if it is parked on the hold.
+  void end_hold(int rank, long id) {
+    if (id < 0) return;
+    RankState& rs = ranks[rank];
+    const size_t i = size_t(std::find(rs.hold_ids.begin(), rs.hold_ids.end(), id) - rs.hold_ids.begin());
+    if (i == rs.holds.size()) throw std::logic_error("simulate: an SM hold ended twice");
+    if (!rs.computing) {
+      rs.holds.erase(rs.holds.begin() + ptrdiff_t(i));
+      rs.hold_ids.erase(rs.hold_ids.begin() + ptrdiff_t(i));
+      return;
+    }
+    rs.holds[i].end = platform->now();
+    if (rs.sm_waiting) rs.sm_wake->release();
+  }
+
+  // A compute-stream op needing `seconds` of the whole GPU. Alone (no hold at its start) it sleeps
+  // exactly that, as before; a hold that began meanwhile makes it finish the work left at the
+  // rate the holds allow. While a hold runs, it waits for the end that rate predicts or for a hold
+  // to end, whichever is first, and recomputes from the holds' history (a hold ending or starting
+  // only changes the rate from then on). Waits under SimGrid's 1 ns precision are skipped.
+  void compute(int rank, double seconds) {
+    RankState& rs = ranks[rank];
+    const double start = platform->now();
+    for (size_t i = rs.holds.size(); i-- > 0;)   // the one compute stream: ended holds are past
+      if (rs.holds[i].end <= start) {
+        rs.holds.erase(rs.holds.begin() + ptrdiff_t(i));
+        rs.hold_ids.erase(rs.hold_ids.begin() + ptrdiff_t(i));
+      }
+    rs.computing = true;
+    if (rs.holds.empty()) {
+      sg::this_actor::sleep_for(seconds);
+      if (rs.holds.empty()) {
+        rs.computing = false;
+        return;
+      }
+    }
+    for (;;) {
+      const double end = engine::stretched_end(start, seconds, rs.holds);   // running holds: as if forever
+      const double left = end - platform->now();
+      if (left < 1e-9) break;
+      bool running = false;
+      for (const engine::SmHold& h : rs.holds) running |= h.end == std::numeric_limits<double>::infinity();
+      if (!running) {
+        sg::this_actor::sleep_for(left);
+        continue;
+      }
+      rs.sm_waiting = true;
+      if (left == std::numeric_limits<double>::infinity()) rs.sm_wake->acquire();   // no SM left
+      else rs.sm_wake->acquire_timeout(left);
+      rs.sm_waiting = false;
+    }
+    rs.computing = false;
   }
 
   void record_comm(const engine::CommRecord& r) {
@@ -241,6 +317,8 @@ struct Simulation {
       inst = instances.try_emplace(key, created).first->second;
     }
     auto plan = plan_for(c);
+    // NCCL's kernel is launched on arrival and holds its CTAs while it waits for the group.
+    const long hold = start_hold(rank, plan_share.at(plan.get()));
     sg::MutexPtr m = inst->mutex;
     std::unique_lock lock(*m);
     if (!inst->first) {
@@ -262,6 +340,7 @@ struct Simulation {
       });
     }
     while (!inst->done) inst->finished->wait(lock);
+    end_hold(rank, hold);
     return plan;
   }
 
@@ -355,9 +434,12 @@ struct Simulation {
             const engine::UnitTime unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
             folded[rank] += unit.collectives;
             if (unit.tp_free > 0) tp_tail[rank] = now + unit.tp_free;
-            sg::this_actor::sleep_for(unit.seconds);
+            if (stream == Stream::compute) compute(rank, unit.seconds);
+            else sg::this_actor::sleep_for(unit.seconds);
           } else {
-            sg::this_actor::sleep_for(op_cost(topology.gpu, op).seconds);
+            const double seconds = op_cost(topology.gpu, op).seconds;
+            if (stream == Stream::compute) compute(rank, seconds);
+            else sg::this_actor::sleep_for(seconds);
           }
           break;
         case OpKind::collective: {
@@ -367,7 +449,10 @@ struct Simulation {
           if (symmetric(c)) {
             span.instance = describe(c.instance);
             span.algorithm = to_string(c.instance.algorithm);
-            sg::this_actor::sleep_for(units.alone(c));
+            const auto [seconds, share] = units.alone_with_share(c);
+            const long hold = start_hold(rank, share);
+            sg::this_actor::sleep_for(seconds);
+            end_hold(rank, hold);
           } else {
             const auto plan = run_collective(rank, op, c);
             span.algorithm = to_string(plan->algorithm);

@@ -26,22 +26,25 @@ void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
   for (const Op& part : parts)
     for (int d : part.deps) awaited.at(size_t(d)) = 1;
   double compute_free = 0, tp_free = tail;
+  std::vector<SmHold> holds;   // this list's collectives so far: [start, end) and SM share
   for (size_t i = 0; i < parts.size(); ++i) {
     const Op& part = parts[i];
     const bool on_tp = part.stream != Stream::compute;
     double start = on_tp ? tp_free : compute_free;
     for (int d : part.deps) start = std::max(start, end[size_t(d)]);
     if (part.kind == OpKind::collective) {
-      const double seconds = alone(part.collective);
+      const auto [seconds, share] = alone_with_share(part.collective);
       t.collectives += seconds;
       end[i] = start + seconds;
+      if (share > 0) holds.push_back({start, end[i], share});
     } else if (part.parts) {   // a merged run of pieces: each continues the TP tail of the last
       const UnitTime inner = fused(part, std::max(0.0, tp_free - start));
       t.collectives += inner.collectives;
-      end[i] = start + inner.seconds;
+      end[i] = on_tp ? start + inner.seconds : stretched_end(start, inner.seconds, holds);
       if (inner.tp_free > 0) tp_free = std::max(tp_free, start + inner.tp_free);
     } else {
-      end[i] = start + op_cost(topology_.gpu, part).seconds;
+      const double seconds = op_cost(topology_.gpu, part).seconds;
+      end[i] = on_tp ? start + seconds : stretched_end(start, seconds, holds);
     }
     (on_tp ? tp_free : compute_free) = std::max(on_tp ? tp_free : compute_free, end[i]);
     if (!on_tp || awaited[i]) t.seconds = std::max(t.seconds, end[i]);
@@ -49,12 +52,15 @@ void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
   t.tp_free = std::max(t.tp_free, tp_free);
 }
 
-double UnitTimes::alone(const CollectiveInfo& c) {
+std::pair<double, double> UnitTimes::alone_with_share(const CollectiveInfo& c) {
   const auto key = std::make_tuple(int(c.op), int(c.algorithm), c.group, c.bytes, c.root);
   auto it = alone_.find(key);
   if (it != alone_.end()) return it->second;
-  const double t = c.group.size() <= 1 ? 0.0
-                                       : time_collective(topology_, c.op, c.algorithm, c.group, double(c.bytes), options_).seconds;
+  std::pair<double, double> t{0.0, 0.0};
+  if (c.group.size() > 1) {
+    const CollectiveTiming timing = time_collective(topology_, c.op, c.algorithm, c.group, double(c.bytes), options_);
+    t = {timing.seconds, collective_sm_share(topology_, c.op, timing.instance, c.group, double(c.bytes))};
+  }
   return alone_.emplace(key, t).first->second;
 }
 

@@ -8,6 +8,11 @@
 // the end of a backward layer) keep the TP stream busy after the op ends, as they would if the
 // collectives were ops of their own: the op's duration is its critical part, and the rest carries
 // over as a TP-stream tail into the next fused op of the rank.
+//
+// A compute part that runs while a collective part of the same op is in flight gets the SMs the
+// collective's NCCL kernel leaves it (sm_share.hpp), as the simulation gives compute beside a
+// collective. Collectives of an earlier op carried over as the tail are not: which collectives the
+// tail holds is not kept (a norm weight's gradient all-reduce: small, its few channels short).
 #pragma once
 
 #include <map>
@@ -15,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/sm_share.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/program.hpp"
 
@@ -34,7 +40,9 @@ class UnitTimes {
   // calls), and the memo stops growing at kMemoLimit entries should a run meet many more.
   UnitTime fused(const Op& op, double tail = 0);
   // One collective alone on the idle topology, memoised by what it asks for.
-  double alone(const CollectiveInfo& c);
+  double alone(const CollectiveInfo& c) { return alone_with_share(c).first; }
+  // And the share of each of its GPUs' SMs it holds meanwhile (collective_sm_share).
+  std::pair<double, double> alone_with_share(const CollectiveInfo& c);
 
  private:
   // Runs `parts` from compute-free 0 and TP-free `tail`; adds to `t`.
@@ -54,7 +62,7 @@ class UnitTimes {
   };
   static constexpr size_t kMemoLimit = 1 << 16;
   std::unordered_map<Key, UnitTime, KeyHash> fused_;
-  std::map<std::tuple<int, int, std::vector<int>, int64_t, int>, double> alone_;
+  std::map<std::tuple<int, int, std::vector<int>, int64_t, int>, std::pair<double, double>> alone_;
 };
 
 }  // namespace tpsim::engine
