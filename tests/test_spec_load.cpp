@@ -46,13 +46,20 @@ TEST_CASE("parse_quantity converts units to SI") {
   CHECK(parse_quantity("141 GB", "bytes") == 141e9);
   CHECK(parse_quantity("989 TFLOP/s", "flops") == rel(989e12));
   CHECK(parse_quantity("2.25 PFLOP/s", "flops") == rel(2.25e15));
-  CHECK(parse_quantity("1e9", "bandwidth") == 1e9);   // bare numbers are already SI
+  CHECK(parse_quantity("0", "time") == 0);   // 0 is the one bare value a unit kind takes
   CHECK(parse_quantity("0.82", "number") == 0.82);
   CHECK(parse_quantity("82%", "number") == rel(0.82));
   for (const auto& [text, kind] : std::vector<std::pair<std::string, std::string>>{
            {"fast", "bandwidth"}, {"450 GB", "bandwidth"}, {"3 parsecs", "time"}, {"", "bytes"},
            {"989 TB/s", "flops"}, {"80 GB/s", "bytes"}, {"1 us", "number"}, {"1", "furlongs"}})
     CHECK_THROWS_AS(parse_quantity(text, kind), std::invalid_argument);
+  // Refused before the engine sees them: a bare number would be base units (450 B/s), an infinite
+  // rate aborts SimGrid, a denormal one deadlocks it.
+  for (const auto& [text, kind] : std::vector<std::pair<std::string, std::string>>{
+           {"450", "bandwidth"}, {"1e308 GB/s", "bandwidth"}, {"4.9e-324 GB/s", "bandwidth"},
+           {"1e-300 TFLOP/s", "flops"}, {"1e30 s", "time"}, {"1e30 GB", "bytes"}})
+    CHECK_THROWS_AS(parse_quantity(text, kind), std::out_of_range);
+  CHECK(parse_quantity("-450 GB/s", "bandwidth") == -450e9);   // the field's own check says "positive"
 }
 
 TEST_CASE("every topology preset loads with its datasheet numbers") {

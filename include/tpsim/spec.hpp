@@ -318,8 +318,10 @@ void validate(const Scenario& s);
 // The text of the embedded default scenario (Llama-2-7B, Megatron TP=8, dgx-h100, one micro-batch).
 const char* default_scenario_yaml();
 
-// Parses "450 GB/s", "1.5us", "80 GiB", "989 TFLOP/s", or a bare number (already in base units).
-// unit_kind: "bandwidth" | "time" | "bytes" | "flops" | "number". Throws std::invalid_argument.
+// Parses "450 GB/s", "1.5us", "80 GiB", "989 TFLOP/s", or a plain number for kind "number".
+// unit_kind: "bandwidth" | "time" | "bytes" | "flops" | "number". Throws std::invalid_argument for
+// text that is not such a quantity, std::out_of_range for one without its unit (a bare number but
+// 0) or outside the kind's plausible range (an infinite or denormal bandwidth, say).
 double parse_quantity(const std::string& text, const std::string& unit_kind);
 
 // Human summaries for `tpsim validate` (several lines, no trailing newline).

@@ -1,11 +1,12 @@
-// parse_quantity: "450 GB/s", "400 Gb/s" (bits), "1.5 us", "80 GiB", "989 TFLOP/s", "82%", or a bare
-// number already in SI base units. Decimal prefixes are powers of 1000, binary ones (Ki, Mi, Gi, Ti)
+// parse_quantity: "450 GB/s", "400 Gb/s" (bits), "1.5 us", "80 GiB", "989 TFLOP/s", "82%"; a bare
+// number only for plain numbers (and 0 for any kind), and only inside each kind's plausible range. Decimal prefixes are powers of 1000, binary ones (Ki, Mi, Gi, Ti)
 // powers of 1024; a lower-case 'b' means bits, so "400 Gb/s" is 50e9 B/s.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
 #include <optional>
+#include <stdexcept>
 
 #include "tpsim/spec.hpp"
 
@@ -56,6 +57,34 @@ std::optional<double> unit_scale(const std::string& unit, const std::string& kin
   return std::nullopt;
 }
 
+// The magnitudes a nonzero quantity of each kind may have: far past any real GPU, link or cluster,
+// and inside what the engine can time (SimGrid aborts on an infinite rate and deadlocks on a
+// denormal one). The bytes cover a whole cluster's memory; times run from a picosecond to 100 days.
+struct Range {
+  double lo, hi;
+  const char* shown;
+};
+std::optional<Range> plausible(const std::string& kind) {
+  if (kind == "bandwidth") return Range{1e3, 1e16, "1 kB/s to 10 PB/s"};
+  if (kind == "time") return Range{1e-12, 1e7, "1 ps to 1e7 s"};
+  if (kind == "bytes") return Range{1.0, 1e18, "1 B to 1 EB"};
+  if (kind == "flops") return Range{1e6, 1e19, "1 MFLOP/s to 10 EFLOP/s"};
+  return std::nullopt;
+}
+
+std::string noun(const std::string& kind) {
+  return kind == "bytes" ? "size" : kind == "flops" ? "compute rate" : kind;
+}
+
+// `value` (base units) inside the kind's plausible range, or out_of_range saying which.
+double checked(double value, const std::string& text, const std::string& kind) {
+  const double size = std::fabs(value);
+  if (!std::isfinite(value)) throw std::out_of_range("'" + text + "' is too large for a " + noun(kind));
+  if (auto r = plausible(kind); r && size != 0 && (size < r->lo || size > r->hi))
+    throw std::out_of_range("'" + text + "' is outside the plausible range of a " + noun(kind) + " (" + r->shown + ")");
+  return value;
+}
+
 }  // namespace
 
 double parse_quantity(const std::string& text, const std::string& unit_kind) {
@@ -71,12 +100,17 @@ double parse_quantity(const std::string& text, const std::string& unit_kind) {
   if (ec != std::errc() || stop == begin || !std::isfinite(value))
     throw std::invalid_argument("'" + text + "' does not start with a number");
   const std::string unit = trim(std::string(stop, end));
-  if (unit.empty()) return value;
   if (unit_kind == "number") {
+    if (unit.empty()) return value;
     if (unit == "%") return value / 100.0;
     throw std::invalid_argument("'" + text + "' should be a plain number");
   }
-  if (auto scale = unit_scale(unit, unit_kind)) return value * *scale;
+  // A bare number would be read in base units (450 -> 450 B/s): only 0 means the same in any unit.
+  if (unit.empty()) {
+    if (value == 0) return 0;
+    throw std::out_of_range("'" + text + "' has no unit (a " + noun(unit_kind) + " needs one; 0 is the only bare value)");
+  }
+  if (auto scale = unit_scale(unit, unit_kind)) return checked(value * *scale, text, unit_kind);
   throw std::invalid_argument("'" + unit + "' is not a " + unit_kind + " unit");
 }
 

@@ -175,6 +175,8 @@ double Map::quantity(const std::string& key, const std::string& kind, std::optio
   if (!v.IsScalar()) fail(key, "expected " + quantity_example(kind) + ", got " + shown(v));
   try {
     return parse_quantity(v.Scalar(), kind);
+  } catch (const std::out_of_range& e) {
+    fail(key, "expected " + quantity_example(kind) + ": " + e.what());
   } catch (const std::invalid_argument&) {
     fail(key, "expected " + quantity_example(kind) + ", got '" + v.Scalar() + "'");
   }
