@@ -23,6 +23,8 @@ namespace tpsim::cli {
 
 namespace {
 
+constexpr long kMaxRows = 10000;   // sizes one `tpsim collective` times (nccl-tests 8 B..16 GiB x2: 32)
+
 struct CollectiveArgs {
   std::string topology = "dgx-h100";
   std::string op = "all_reduce";
@@ -65,6 +67,8 @@ std::vector<Override> parse_sets(const std::vector<std::string>& sets) {
   for (const std::string& s : sets) {
     const auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0) throw InputError("", 0, 0, "--set", "expected topology.KEY=VALUE, got '" + s + "'");
+    if (s.rfind("topology.", 0) != 0)   // a plan or model key would be silently ignored: nothing here reads them
+      throw InputError("", 0, 0, "--set", "collective reads only the topology: expected topology.KEY=VALUE, got '" + s + "'");
     out.push_back({s.substr(0, eq), s.substr(eq + 1)});
   }
   return out;
@@ -78,6 +82,13 @@ void run(const CollectiveArgs& a) {
   const double lo = parse_size("-b", a.min_bytes), hi = parse_size("-e", a.max_bytes);
   if (lo > hi) throw InputError("", 0, 0, "-b", "minimum size is above the maximum (-e)");
   if (!(a.factor > 1)) throw InputError("", 0, 0, "-f", "the size factor must be > 1");
+  long rows = 0;   // the loop below, counted first: a factor near 1 would time millions of sizes
+  for (double size = lo; size <= hi && rows <= kMaxRows; size = std::max(size + 1, std::floor(size * a.factor))) ++rows;
+  if (rows > kMaxRows)
+    throw InputError("", 0, 0, "-f", fmt::format("x{} from {} to {} B is more than {} sizes; use a larger factor",
+                                                 a.factor, lo, hi, kMaxRows));
+  if ((op == CollectiveOp::send_recv || op == CollectiveOp::all_to_all) && (a.gpus > 0 ? a.gpus : 2) < 2)
+    throw InputError("", 0, 0, "--gpus", fmt::format("{} needs at least 2 GPUs (one GPU sends nothing)", to_string(op)));
   const int per = a.per_node > 0 ? a.per_node : topo.gpus_per_node;
   if (per > topo.gpus_per_node)
     throw InputError("", 0, 0, "--per-node", fmt::format("'{}' has {} GPUs per node, not {}", topo.name, topo.gpus_per_node, per));

@@ -23,7 +23,7 @@ void register_merge(CLI::App& app) {
   cmd->add_option("parts", a->parts, "Part files written by `tpsim plan --shard i/N --csv PART.csv`")->required();
   cmd->add_option("--csv", a->csv, "Write the merged, ranked CSV here");
   cmd->add_option("--json", a->json, "Also write the merged result as JSON");
-  cmd->add_option("--top", a->top, "Rows of the ranked table")->capture_default_str();
+  cmd->add_option("--top", a->top, "Rows of the ranked table")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([a] {
     const Merged merged = merge_csv_files(a->parts);
     if (!a->csv.empty()) write_ranked_csv(a->csv, merged.ranked, merged.objective, merged.context);

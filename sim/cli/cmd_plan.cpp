@@ -160,7 +160,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--json", a->json, "Also write the ranked result as JSON");
   cmd->add_option("-j,--jobs", a->jobs, "Worker processes (default: all cores)");
   cmd->add_option("--shard", a->shard, "Run only part i of N (0-based, e.g. 3/16); combine parts with `tpsim merge`");
-  cmd->add_option("--top", a->top, "Rows of the ranked table")->capture_default_str();
+  cmd->add_option("--top", a->top, "Rows of the ranked table")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([a] {
     const SweepSpec spec = sweep_spec(*a);
     SweepOptions options;

@@ -31,9 +31,11 @@ ScenarioRequest ScenarioOptions::request() const {
 void add_scenario_options(CLI::App& cmd, ScenarioOptions& o, bool positional_scenario) {
   if (positional_scenario)
     cmd.add_option("scenario", o.scenario, "Scenario YAML (default: the embedded Llama-2-7B TP=8 DGX H100 scenario)");
-  cmd.add_option("-t,--topology", o.topology, "Topology preset name or YAML path, replacing the scenario's");
-  cmd.add_option("-m,--model", o.model, "Model preset name or YAML path, replacing the scenario's");
-  cmd.add_option("-p,--plan", o.plan, "Plan preset name or YAML path, replacing the scenario's");
+  // An empty reference would read as "keep the scenario's", silently.
+  const CLI::Validator named([](const std::string& s) { return s.empty() ? std::string("expected a preset name or a YAML path, got ''") : std::string(); }, "REF");
+  cmd.add_option("-t,--topology", o.topology, "Topology preset name or YAML path, replacing the scenario's")->check(named);
+  cmd.add_option("-m,--model", o.model, "Model preset name or YAML path, replacing the scenario's")->check(named);
+  cmd.add_option("-p,--plan", o.plan, "Plan preset name or YAML path, replacing the scenario's")->check(named);
   cmd.add_option("--set", o.sets, "Override a field: SECTION.KEY=VALUE (e.g. plan.tp=4, topology.nodes=2)")
       ->take_all();
 }

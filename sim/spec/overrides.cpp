@@ -74,6 +74,9 @@ void check_overrides(const std::vector<Override>& overrides) {
     }
     if (parts.size() == 1 && !scenario_key) bad(o, "expected SECTION.KEY=VALUE, e.g. " + s + ".KEY=VALUE");
     if (o.value.empty()) bad(o, "expected a value after '='");
+    // YAML reads these as null, which every reader would then take as "key absent": the default.
+    for (const char* null : {"~", "null", "Null", "NULL"})
+      if (o.value == null) bad(o, "expected a value, got '" + o.value + "' (YAML's null); to keep the default, leave the --set out");
   }
 }
 
