@@ -565,3 +565,22 @@ TEST_CASE("tpsim run, two pipeline stages over two nodes: the same schema with s
   CHECK(sends > 0);
   CHECK(sends == recvs);    // every activation / gradient sent is received
 }
+
+TEST_CASE("an output that cannot be written is refused before the run, and a failed write is an error") {
+  const std::string tpsim = TPSIM_BINARY;
+  // Before: nothing simulated, so no summary line.
+  for (const char* args : {"--json /nonexistent-folder/r.json", "--trace /tmp", "--csv /etc/hostname"}) {
+    CAPTURE(args);
+    const Output o = run_shell(tpsim + " run --numerics off " + args);
+    CHECK(o.status == 2);
+    CHECK(o.out.find("tpsim: error: --") != std::string::npos);
+    CHECK(o.out.find("step time") == std::string::npos);
+  }
+  // After: the disk is full (Linux's /dev/full fails every write); /dev/null is a fine place.
+  if (std::filesystem::exists("/dev/full")) {
+    const Output full = run_shell(tpsim + " run --numerics off --json /dev/full");
+    CHECK(full.status == 2);
+    CHECK(full.out.find("--json: writing '/dev/full' failed") != std::string::npos);
+  }
+  CHECK(run_shell(tpsim + " run --numerics off --json /dev/null").status == 0);
+}

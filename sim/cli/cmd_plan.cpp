@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/output_paths.hpp"
 #include "tpsim/planner.hpp"
 
 namespace tpsim::cli {
@@ -167,6 +168,8 @@ void register_plan(CLI::App& app) {
     options.jobs = a->jobs;
     options.csv = a->csv;
     options.json = a->json;
+    check_output_file("--csv", a->csv);   // before the sweep: its results are not lost at the end
+    check_output_file("--json", a->json);
     if (!a->shard.empty()) {
       try {
         options.shard = parse_shard(a->shard);

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/output_paths.hpp"
 #include "tpsim/attribution.hpp"
 #include "tpsim/collective_calls.hpp"
 #include "tpsim/html.hpp"
@@ -48,16 +49,20 @@ void register_run(CLI::App& app) {
   cmd->callback([args] {
     if (args->partial > 0) args->scenario.sets.push_back("workload.partial_micro_batches=" + std::to_string(args->partial));
     const Scenario scenario = load_scenario(args->scenario.request());
+    // Output paths: the flag, else the scenario's outputs section; checked before the run.
+    auto path = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
+    const std::string json = path(args->json, scenario.outputs.json), trace = path(args->trace, scenario.outputs.trace),
+                      html = path(args->html, scenario.outputs.html), csv = path(args->csv, scenario.outputs.csv);
+    check_output_file("--json", json);
+    check_output_file("--trace", trace);
+    check_output_file("--html", html);
+    check_output_folder("--csv", csv);
     RunOptions options;
     options.numerics = args->numerics;
     options.tp_collectives = args->tp_collectives;
     options.dp_replicas = args->dp_replicas;
     const RunResult result = run_scenario(scenario, options);
     std::fputs(summary_text(result).c_str(), stdout);
-    // Output paths: the flag, else the scenario's outputs section.
-    auto path = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
-    const std::string json = path(args->json, scenario.outputs.json), trace = path(args->trace, scenario.outputs.trace),
-                      html = path(args->html, scenario.outputs.html), csv = path(args->csv, scenario.outputs.csv);
     const Attribution attribution = attribute(result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
     // Where the GPUs waited and which links were saturated meanwhile (move into summary_text if it grows them).
     const std::vector<CollectiveCalls> calls = collective_calls(result.timeline);
@@ -76,6 +81,8 @@ void register_run(CLI::App& app) {
                                     {"bytes", c.bytes}, {"instance", c.instance}, {"calls", c.calls},
                                     {"fastest_s", c.fastest}, {"mean_s", c.mean}});
       out << j.dump(2) << "\n";
+      out.flush();
+      if (!out) throw InputError("", 0, 0, "--json", "writing '" + json + "' failed (disk full?)");
     }
     if (!trace.empty()) write_trace(trace, result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
     if (!html.empty()) write_html(html, result, attribution, {.memory = memory_bars(result)});

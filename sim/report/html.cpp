@@ -269,6 +269,7 @@ void write_html(const std::string& path, const RunResult& run, const Attribution
   std::ofstream out(path);
   if (!out) throw InputError("", 0, 0, "--html", "cannot write '" + path + "'");
   out << html_report(run, a, options);
+  if (!out.flush()) throw InputError("", 0, 0, "--html", "writing '" + path + "' failed (disk full?)");
 }
 
 }  // namespace tpsim

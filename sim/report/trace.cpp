@@ -214,6 +214,7 @@ void write_trace(const std::string& path, const Timeline& t, const TraceOptions&
   std::ofstream out(path);
   if (!out) throw InputError("", 0, 0, "--trace", "cannot write '" + path + "'");
   out << chrome_trace(t, options).dump() << "\n";
+  if (!out.flush()) throw InputError("", 0, 0, "--trace", "writing '" + path + "' failed (disk full?)");
 }
 
 }  // namespace tpsim
