@@ -14,7 +14,7 @@ Document open_standalone(const std::string& category, const std::string& section
   std::string problem;
   auto doc = open_reference(category, ref, ".", problem);
   if (!doc) {
-    if (looks_like_path(ref)) throw InputError(ref, 0, 0, "", "no such file");
+    if (looks_like_path(ref)) throw InputError(ref, 0, 0, "", unreadable_file(ref).empty() ? problem : unreadable_file(ref));
     throw InputError("", 0, 0, section, problem);
   }
   return *doc;
@@ -157,7 +157,8 @@ Scenario load_scenario(const ScenarioRequest& request) {
     std::string problem;
     auto doc = open_reference("scenarios", request.path, ".", problem);
     if (!doc) {
-      if (looks_like_path(request.path)) throw InputError(request.path, 0, 0, "", "no such file");
+      if (looks_like_path(request.path))
+        throw InputError(request.path, 0, 0, "", unreadable_file(request.path).empty() ? problem : unreadable_file(request.path));
       throw InputError("", 0, 0, "scenario", problem);
     }
     src.file = s.source = doc->file;

@@ -103,9 +103,8 @@ std::optional<Document> open_reference(const std::string& category, const std::s
   if (looks_like_path(ref)) {
     fs::path p(ref);
     if (p.is_relative() && !base_dir.empty() && base_dir != ".") p = fs::path(base_dir) / p;
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec)) {
-      problem = "no such file '" + p.string() + "'";
+    if (const std::string why = unreadable_file(p.string()); !why.empty()) {
+      problem = why == "no such file" ? "no such file '" + p.string() + "'" : "'" + p.string() + "' " + why;
       return std::nullopt;
     }
     return Document{p.string(), parse_file(p.string())};

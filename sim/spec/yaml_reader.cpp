@@ -1,6 +1,8 @@
 // The located YAML reader behind every loader: typed getters, strict keys, did-you-mean hints.
 #include "spec/yaml_reader.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -210,9 +212,22 @@ YAML::Node parse_text(const std::string& text, const std::string& display_name) 
   }
 }
 
-YAML::Node parse_file(const std::string& path) {
+std::string unreadable_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  constexpr std::uintmax_t kMaxSpecBytes = 16u << 20;   // the largest preset is a few KiB
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, 0, 0, "", "no such file");
+  const fs::file_status st = fs::status(path, ec);
+  if (ec == std::errc::too_many_symbolic_link_levels) return "is a symbolic link loop";
+  if (!fs::exists(st)) return "no such file";
+  if (fs::is_directory(st)) return "is a folder, not a YAML file";
+  if (!fs::is_regular_file(st)) return "is not a regular file (a device, FIFO or socket)";
+  if (access(path.c_str(), R_OK) != 0) return "is not readable (permission denied)";
+  if (fs::file_size(path, ec) > kMaxSpecBytes) return "is larger than 16 MiB, too large for a spec file";
+  return "";
+}
+
+YAML::Node parse_file(const std::string& path) {
+  if (const std::string why = unreadable_file(path); !why.empty()) throw InputError(path, 0, 0, "", why);
   try {
     return YAML::LoadFile(path);
   } catch (const YAML::ParserException& e) {

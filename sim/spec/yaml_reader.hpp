@@ -95,6 +95,9 @@ std::string quantity_example(const std::string& kind);
 // Parsing: a missing file or a syntax error becomes an InputError naming the file (and the parser's
 // line and column).
 YAML::Node parse_file(const std::string& path);
+// Why `path` cannot be read as a spec file ("no such file", "is a folder", "is a device or FIFO",
+// "is a symbolic link loop", "is not readable", "is larger than 16 MiB"), or "" when it can.
+std::string unreadable_file(const std::string& path);
 YAML::Node parse_text(const std::string& text, const std::string& display_name);
 
 }  // namespace tpsim::spec_detail
