@@ -4,6 +4,8 @@
 
 #include "relative.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -558,4 +560,14 @@ TEST_CASE("a plan needing more SimGrid actors than the process can map is refuse
   CHECK_THROWS_WITH_AS(engine::check_actor_budget(ring, Fidelity::step, need - 1),
                        doctest::Contains("all_reduce ring over 64 GPUs at step fidelity runs 512 SimGrid actors"),
                        std::invalid_argument);
+}
+
+TEST_CASE("a topology too large to build in this machine's memory is refused before it is built") {
+  Topology t = ideal(8, 1 << 21, 450e9, 50e9, 1e-6);   // 16.8M GPUs: ~72 GiB at 4.5 KiB each
+  const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  if (memory < 128.0 * (1 << 30))
+    CHECK_THROWS_WITH_AS(engine::Fabric{t}, doctest::Contains("16777216 GPUs take ~72.0 GiB to simulate"),
+                         std::invalid_argument);
+  t.nodes = 4;
+  CHECK(engine::Fabric(t).gpus() == 32);
 }
