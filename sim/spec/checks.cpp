@@ -240,7 +240,7 @@ void check_workload(const Checker& c, const Scenario& s) {
   } else {
     c.positive("workload.batch", static_cast<double>(w.batch));
     c.positive("workload.prompt", static_cast<double>(w.prompt));
-    c.non_negative("workload.generate", static_cast<double>(w.generate));
+    c.positive("workload.generate", static_cast<double>(w.generate));   // the prefill makes the first token
     c.non_negative("workload.prefill_chunk", static_cast<double>(w.prefill_chunk));
     if (w.prompt + w.generate > s.model.max_seq)
       c.fail("workload.generate", fmt::format("prompt {} + generate {} exceeds model.max_seq {} of '{}'", w.prompt,
