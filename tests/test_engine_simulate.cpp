@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "relative.hpp"
+#include "toy_gpu.hpp"
 
 #include <numeric>
 
@@ -24,12 +25,7 @@ Topology ideal(int gpn, int nodes, double bw, double alpha) {
   t.nic.bandwidth = bw / 8;
   t.nic.latency = alpha / 4;
   t.network.switch_latency = alpha / 2;
-  t.gpu.name = "toy";
-  t.gpu.peak_flops[DType::bf16] = 100e12;
-  t.gpu.hbm_bandwidth = 2e12;
-  t.gpu.sms = 100;
-  t.gpu.launch_overhead = 5e-6;
-  t.gpu.gemm_efficiency = 0.8;
+  t.gpu = toy_gpu();
   return t;
 }
 

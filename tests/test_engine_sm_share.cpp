@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "relative.hpp"
+#include "toy_gpu.hpp"
 
 #include <memory>
 
@@ -26,12 +27,7 @@ Topology toy(double bw) {
   t.intra.latency = 1e-6;
   t.nic.count = 4;
   t.nic.bandwidth = bw / 8;
-  t.gpu.name = "toy";
-  t.gpu.peak_flops[DType::bf16] = 100e12;
-  t.gpu.hbm_bandwidth = 2e12;
-  t.gpu.sms = 100;
-  t.gpu.launch_overhead = 5e-6;
-  t.gpu.gemm_efficiency = 0.8;
+  t.gpu = toy_gpu();
   return t;
 }
 
