@@ -69,7 +69,12 @@ std::string shown(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
   if (node.IsMap()) return "a mapping";
   if (node.IsSequence()) return "a list";
-  return "'" + node.Scalar() + "'";
+  // A long or multi-line value is not echoed: a path given for the wrong thing (a model of
+  // /etc/passwd) would print another file's content into the error.
+  const std::string& s = node.Scalar();
+  const bool printable = std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
+  if (s.size() > 64 || !printable) return "a text of " + std::to_string(s.size()) + " characters";
+  return "'" + s + "'";
 }
 
 std::string label_for(const Source& src, const std::string& key) {
@@ -204,9 +209,21 @@ std::string Map::choice(const std::string& key, const std::vector<std::string>& 
 }
 
 // ---------------------------------------------------------------------------------------------
+namespace {
+
+// A spec is one YAML document: a second one ('---') was silently ignored.
+YAML::Node single_document(const std::vector<YAML::Node>& documents, const std::string& file) {
+  if (documents.size() > 1)
+    throw InputError(file, documents[1].Mark().line + 1, documents[1].Mark().column + 1, "",
+                     "holds " + std::to_string(documents.size()) + " YAML documents (separated by '---'); a spec file holds one");
+  return documents.empty() ? YAML::Node() : documents[0];
+}
+
+}  // namespace
+
 YAML::Node parse_text(const std::string& text, const std::string& display_name) {
   try {
-    return YAML::Load(text);
+    return single_document(YAML::LoadAll(text), display_name);
   } catch (const YAML::ParserException& e) {
     throw InputError(display_name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
   }
@@ -229,7 +246,7 @@ std::string unreadable_file(const std::string& path) {
 YAML::Node parse_file(const std::string& path) {
   if (const std::string why = unreadable_file(path); !why.empty()) throw InputError(path, 0, 0, "", why);
   try {
-    return YAML::LoadFile(path);
+    return single_document(YAML::LoadAllFromFile(path), path);
   } catch (const YAML::ParserException& e) {
     throw InputError(path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
   } catch (const YAML::BadFile&) {
