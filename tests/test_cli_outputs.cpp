@@ -10,6 +10,8 @@
 #include "cli_runner.hpp"
 #include "relative.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -583,4 +585,28 @@ TEST_CASE("an output that cannot be written is refused before the run, and a fai
     CHECK(full.out.find("--json: writing '/dev/full' failed") != std::string::npos);
   }
   CHECK(run_shell(tpsim + " run --numerics off --json /dev/null").status == 0);
+}
+
+TEST_CASE("a whole-file output is replaced atomically: a failed write leaves the old file as it was") {
+  const std::string tpsim = TPSIM_BINARY;
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "tpsim-atomic-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string result = (dir / "r.json").string();
+  REQUIRE(run_shell(tpsim + " run --numerics off --json " + result).status == 0);
+  const auto size = std::filesystem::file_size(result);
+  CHECK(size > 1000);
+  // The folder made read-only (not for root, who writes anyway): the run is refused up front and
+  // the old file stays whole; no temporary file is left behind either way.
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_write, std::filesystem::perm_options::remove);
+  if (access(dir.c_str(), W_OK) != 0) {
+    const Output o = run_shell(tpsim + " run --numerics off --json " + result);
+    CHECK(o.status == 2);
+    CHECK(std::filesystem::file_size(result) == size);
+  }
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file();
+  CHECK(files == 1);
+  std::filesystem::remove_all(dir);
 }

@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/output_paths.hpp"
+#include "report/atomic_file.hpp"
 #include "tpsim/attribution.hpp"
 #include "tpsim/collective_calls.hpp"
 #include "tpsim/html.hpp"
@@ -71,8 +72,6 @@ void register_run(CLI::App& app) {
     const std::string stalls = stall_sites_text(attribution), links = bottleneck_links_text(attribution);
     if (!stalls.empty() || !links.empty()) std::printf("\n%s%s%s", stalls.c_str(), stalls.empty() ? "" : "\n", links.c_str());
     if (!json.empty()) {
-      std::ofstream out(json);
-      if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + json + "'");
       nlohmann::json j = to_json(result);
       j["attribution"] = to_json(attribution);
       j["collectives"] = nlohmann::json::array();
@@ -80,9 +79,7 @@ void register_run(CLI::App& app) {
         j["collectives"].push_back({{"operation", to_string(c.op)}, {"tp_mapping", c.mapping}, {"pass", to_string(c.pass)},
                                     {"bytes", c.bytes}, {"instance", c.instance}, {"calls", c.calls},
                                     {"fastest_s", c.fastest}, {"mean_s", c.mean}});
-      out << j.dump(2) << "\n";
-      out.flush();
-      if (!out) throw InputError("", 0, 0, "--json", "writing '" + json + "' failed (disk full?)");
+      write_file_atomically("--json", json, j.dump(2) + "\n");
     }
     if (!trace.empty()) write_trace(trace, result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
     if (!html.empty()) write_html(html, result, attribution, {.memory = memory_bars(result)});

@@ -4,8 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
-#include <fstream>
 #include <map>
+
+#include "report/atomic_file.hpp"
 
 namespace tpsim {
 
@@ -266,10 +267,7 @@ std::string html_report(const RunResult& run, const Attribution& a, const HtmlOp
 }
 
 void write_html(const std::string& path, const RunResult& run, const Attribution& a, const HtmlOptions& options) {
-  std::ofstream out(path);
-  if (!out) throw InputError("", 0, 0, "--html", "cannot write '" + path + "'");
-  out << html_report(run, a, options);
-  if (!out.flush()) throw InputError("", 0, 0, "--html", "writing '" + path + "' failed (disk full?)");
+  write_file_atomically("--html", path, html_report(run, a, options));
 }
 
 }  // namespace tpsim

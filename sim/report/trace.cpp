@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <cctype>
 #include <fmt/format.h>
-#include <fstream>
 #include <map>
 #include <tuple>
 
 #include "tpsim/attribution.hpp"
+#include "report/atomic_file.hpp"
 #include "tpsim/spec.hpp"
 
 namespace tpsim {
@@ -211,10 +211,7 @@ nlohmann::json chrome_trace(const Timeline& t, const TraceOptions& options) {
 }
 
 void write_trace(const std::string& path, const Timeline& t, const TraceOptions& options) {
-  std::ofstream out(path);
-  if (!out) throw InputError("", 0, 0, "--trace", "cannot write '" + path + "'");
-  out << chrome_trace(t, options).dump() << "\n";
-  if (!out.flush()) throw InputError("", 0, 0, "--trace", "writing '" + path + "' failed (disk full?)");
+  write_file_atomically("--trace", path, chrome_trace(t, options).dump() + "\n");
 }
 
 }  // namespace tpsim

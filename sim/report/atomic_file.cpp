@@ -1,0 +1,47 @@
+// write_file_atomically (atomic_file.hpp).
+#include "report/atomic_file.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "tpsim/spec.hpp"
+
+namespace tpsim {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Writes and flushes; false when any byte did not make it.
+bool write_all(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& flag, const std::string& path, const std::string& content) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st)) {   // a device or FIFO: nothing to replace
+    if (!write_all(path, content)) throw InputError("", 0, 0, flag, "writing '" + path + "' failed (disk full?)");
+    return;
+  }
+  const std::string temporary = path + ".tmp-" + std::to_string(getpid());
+  if (!write_all(temporary, content)) {
+    fs::remove(temporary, ec);
+    throw InputError("", 0, 0, flag, "writing '" + path + "' failed (disk full?); nothing was replaced");
+  }
+  fs::rename(temporary, path, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    throw InputError("", 0, 0, flag, "cannot replace '" + path + "': " + ec.message());
+  }
+}
+
+}  // namespace tpsim
