@@ -189,12 +189,6 @@ std::vector<FlowEdge> total_edges(const std::vector<Phase>& phases) {
   return edges;
 }
 
-// This machine's RAM in bytes (0 when the system does not say: then nothing is refused).
-double physical_memory() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
-}
-
 // This process's cap on memory mappings (vm.max_map_count; 0 when unreadable: nothing is refused).
 long max_memory_mappings() {
   std::ifstream in("/proc/sys/vm/max_map_count");

@@ -20,11 +20,12 @@ void require(bool ok, const std::string& what) {
 // 4.3 KiB per GPU between them. Every GPU of the topology is built, used by the plan or not.
 constexpr double kBytesPerGpu = 4.5 * 1024;
 
+}  // namespace
+
 double physical_memory() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
 }
-}  // namespace
 
 int Fabric::add_link(std::string name, double bandwidth) {
   links_.push_back({std::move(name), bandwidth});

@@ -21,6 +21,9 @@
 
 namespace tpsim::engine {
 
+// This machine's RAM in bytes (0 when the system does not say: then nothing is refused).
+double physical_memory();
+
 struct FabricLink {
   std::string name;        // "node0.gpu3.nvlink.up", "node1.nic2.down", "node0.nic4+5+6+7.up",
                            // "node0.gpu1.pcie-nic.up", "node0.socket1to0", "leaf0.spine.up"
