@@ -12,6 +12,7 @@
 
 #include "engine/collective_run.hpp"
 #include "engine/select.hpp"
+#include "engine/unit_times.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/spec.hpp"
 
@@ -552,14 +553,44 @@ TEST_CASE("a plan needing more SimGrid actors than the process can map is refuse
   const auto ring = engine::plan_collective(fabric, spec, Fidelity::step);
   REQUIRE(ring.channels.size() == 8);
   CHECK(engine::collective_actors(ring, Fidelity::step) == 8 * 64);
-  // Flow: the closed-form ring is one phase, timed by one driver actor.
-  CHECK(engine::collective_actors(engine::plan_collective(fabric, spec, Fidelity::flow), Fidelity::flow) == 1);
+  // Flow: the closed-form ring is one phase: a driver, and one sender and one receiver moving from
+  // host to host for its flows (up to kCommsPerSender comms each), not an actor per GPU. The 8
+  // channels' ring edges merge per (src, dst) pair: 128 pairs here.
+  const auto flow = engine::plan_collective(fabric, spec, Fidelity::flow);
+  REQUIRE(flow.phases.size() == 1);
+  CHECK(flow.phases[0].flows.size() == 128);
+  CHECK(engine::collective_actors(flow, Fidelity::flow) == 3);
   const long need = engine::kMappingsReserved + engine::kMappingsPerActor * 8 * 64;
   CHECK_NOTHROW(engine::check_actor_budget(ring, Fidelity::step, need));
   CHECK_NOTHROW(engine::check_actor_budget(ring, Fidelity::step, 0));   // cap unknown: nothing refused
   CHECK_THROWS_WITH_AS(engine::check_actor_budget(ring, Fidelity::step, need - 1),
                        doctest::Contains("all_reduce ring over 64 GPUs at step fidelity runs 512 SimGrid actors"),
                        std::invalid_argument);
+}
+
+TEST_CASE("a rate-capped ring over 2048 GPUs holds every flow to its cap, sent by 65 actors") {
+  // Caps reach SimGrid only through mailbox comms, sent by groups of actors that move from host to
+  // host (flow_backend.cpp). The 8 channels' ring edges merge into 4096 (src, dst) flows: 32 sender
+  // groups. The protocol's cap is a rank's payload rate (NCCL's llMaxBw), spread over its out-edges;
+  // at 4 GB/s it is under every link's share (NIC 50 GB/s, NVLink 450 GB/s), so each rank sends its
+  // 2(p-1)/p * S at the cap, and with no latency anywhere T = 2(p-1)/p * S / cap.
+  Topology t = ideal(8, 256, 450e9, 50e9, 0);
+  ProtocolSpec capped;
+  capped.name = "Simple";
+  capped.max_bandwidth = 4e9;
+  t.collectives.protocols = {capped};
+  const int p = 2048;
+  const double S = 8.0 * p * 4096, cap = 4e9;
+  const engine::Fabric fabric(t);
+  engine::CollectiveSpec spec;
+  spec.group = first(p);
+  spec.bytes = S;
+  spec.instance = engine::resolve(fabric, CollectiveOp::all_reduce, Algorithm::ring, spec.group, S, 0);
+  const auto plan = engine::plan_collective(fabric, spec, Fidelity::flow);
+  REQUIRE(plan.phases.size() == 1);
+  REQUIRE(plan.phases[0].flows.size() == 2u * p);
+  CHECK(engine::collective_actors(plan, Fidelity::flow) == 1 + 2 * (2 * p / engine::kCommsPerSender));
+  CHECK(flow_finish(fabric, plan) == rel(2.0 * (p - 1) / p * S / cap, 1e-9));
 }
 
 TEST_CASE("a topology too large to build in this machine's memory is refused before it is built") {

@@ -247,11 +247,15 @@ long collective_actors(const CollectivePlan& plan, Fidelity fidelity) {
     for (const ChannelPlan& ch : plan.channels) actors += ch.schedule->participants;
     return actors;
   }
-  std::set<std::pair<int, int>> ends;   // (channel, endpoint), or rate-capped endpoint
+  if (plan.phases.size() == 1) {   // the driver, and a sender and a receiver per group of comms
+    long comms = 0;
+    for (const FlowEdge& e : plan.phases[0].flows) comms += e.width;
+    return 1 + 2 * ((comms + kCommsPerSender - 1) / kCommsPerSender);
+  }
+  std::set<std::pair<int, int>> ends;   // (channel, endpoint)
   for (const Phase& ph : plan.phases)
-    for (const FlowEdge& e : plan.phases.size() == 1 ? ph.flows : ph.edges)
-      if (plan.phases.size() > 1 || e.rate_cap > 0) ends.insert({e.channel, e.src}), ends.insert({e.channel, e.dst});
-  return 1 + static_cast<long>(ends.size());
+    for (const FlowEdge& e : ph.edges) ends.insert({e.channel, e.src}), ends.insert({e.channel, e.dst});
+  return static_cast<long>(ends.size());
 }
 
 void check_actor_budget(const CollectivePlan& plan, Fidelity fidelity, long max_mappings) {

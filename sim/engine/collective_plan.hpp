@@ -152,8 +152,9 @@ constexpr double kStepBytesPerMessage = 2.9 * 1024;
 void check_step_memory(const CollectivePlan& plan, double memory);
 
 // SimGrid actors a plan runs at `fidelity` (collective_run.hpp): step, one per channel and
-// participant; flow, one driver for a one-phase plan (its rate-capped endpoints one more each),
-// else one per channel and endpoint.
+// participant; flow, for a one-phase plan one driver plus a sender and a receiver per
+// kCommsPerSender comms (flow_backend.cpp), else one per channel and endpoint.
+constexpr long kCommsPerSender = 128;
 long collective_actors(const CollectivePlan& plan, Fidelity fidelity);
 // Each actor's stack is its own memory mapping plus a guard page's, and Linux caps a process at
 // vm.max_map_count mappings (65,530 by default): past it SimGrid aborts ("Failed to protect

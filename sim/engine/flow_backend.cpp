@@ -3,15 +3,16 @@
 // `path_latency` after it finished (the hop latencies not hidden behind transfers); an endpoint
 // posts its receives of the next phase once done with its comms of this one, and starts its sends
 // once, too, the data it received is ready.
-//   one phase (rings): one driver actor starts every comm host to host (no actor or mailbox per
-//     endpoint, so a 4096-GPU ring is a few thousand comms) and ends at the latest ready data.
+//   one phase (rings): every comm starts at once, sent by a few actors that move from host to host
+//     (no actor or mailbox per endpoint: a 131,072-GPU ring is a million comms and ~2,000 actors),
+//     and the phase ends at the latest ready data.
 //   several phases: one actor per (channel, endpoint), a mailbox per channel edge (FIFO across
 //     phases), so an edge's comm starts when both of its ends are ready, as a step message does,
 //     and channels progress independently, as step's per-channel actors do.
-// SimGrid caps only mailbox comms, so the driver sends an edge with a binding rate cap through a
-// mailbox between two short actors on its ends.
+#include <algorithm>
 #include <deque>
 #include <map>
+#include <numeric>
 #include <utility>
 #include <vector>
 
@@ -26,43 +27,34 @@ namespace {
 // Phases ahead an endpoint posts its receives (step_backend.cpp: rounds, NCCL_STEPS).
 constexpr int kRecvWindow = 8;
 
-// Rate-capped edges of the driver still in flight, and when their receivers are done.
-struct CappedFlows {
-  int left = 0;
-  double done = 0;
-  sg::MutexPtr mutex = sg::Mutex::create();
-  sg::ConditionVariablePtr drained = sg::ConditionVariable::create();
-};
-
 void record(RunContext& ctx, const FlowEdge& e, uint64_t bytes, const sg::CommPtr& c) {
   if (ctx.on_comm) ctx.on_comm({e.src, e.dst, double(bytes), c->get_start_time(), c->get_finish_time()});
 }
 
-// The rate-capped comms of one endpoint in a one-phase plan: it puts its capped out-flows and gets
-// its capped in-flows (one actor per endpoint, not per flow: actor stacks dominate at 4096 GPUs).
-struct CappedEnds {
-  std::vector<const FlowEdge*> out, in;
-};
+// A one-phase plan's comms, sent by groups of at most kCommsPerSender. SimGrid keeps an actor's
+// activities (and every host-to-host sendto's, all in one list) in a list it scans whole on each
+// completion, so one actor starting a million comms costs ~10^12 steps; groups keep each list short.
+// SimGrid caps the rate of mailbox comms only, and a mailbox comm runs between the hosts its two
+// actors stand on when it starts: each group's receiver is the permanent receiver of the group's
+// mailbox (a put starts at once, toward wherever the receiver stands), and before each put the
+// sender moves itself to the edge's source and the receiver to its destination; a started comm
+// keeps its route. Two actors per group, not one per GPU: an actor costs two memory mappings, and
+// vm.max_map_count would stop a per-GPU design at ~30k GPUs.
 
-void run_capped(RunContext& ctx, const CollectivePlan& plan, const CappedEnds& ends, const std::string& prefix,
-                CappedFlows& capped) {
-  auto box = [&](const FlowEdge& e) {
-    return sg::Mailbox::by_name(prefix + std::to_string(e.src) + ">" + std::to_string(e.dst));
-  };
-  std::vector<sg::CommPtr> sends, recvs;
-  for (const FlowEdge* e : ends.out) sends.push_back(start_put(box(*e), wire_size(e->payload, plan.wire_scale), e->rate_cap));
-  for (const FlowEdge* e : ends.in) recvs.push_back(box(*e)->get_async<int>(&sink));
-  for (auto& c : sends) c->wait();
-  double done = 0;
-  for (size_t j = 0; j < recvs.size(); ++j) {
-    recvs[j]->wait();
-    record(ctx, *ends.in[j], wire_size(ends.in[j]->payload, plan.wire_scale), recvs[j]);
-    done = std::max(done, recvs[j]->get_finish_time() + ends.in[j]->path_latency);
+void send_group(SimPlatform& platform, const CollectivePlan& plan, const std::vector<FlowEdge>& pieces,
+                const std::vector<size_t>& mine, std::vector<sg::CommPtr>& comms, sg::Mailbox* box,
+                const sg::ActorPtr& receiver) {
+  box->set_receiver(receiver);
+  for (size_t j : mine) {
+    const FlowEdge& e = pieces[j];
+    // A move scans the actor's activities: move only when the host changes (`mine` is by source).
+    if (receiver->get_host() != platform.host(e.dst)) receiver->set_host(platform.host(e.dst));
+    if (sg::this_actor::get_host() != platform.host(e.src)) sg::this_actor::set_host(platform.host(e.src));
+    comms[j] = start_put(box, wire_size(e.payload, plan.wire_scale), e.rate_cap);
   }
-  sg::MutexPtr m = capped.mutex;
-  std::unique_lock lock(*m);
-  capped.done = std::max(capped.done, done);
-  if (--capped.left == 0) capped.drained->notify_all();
+  for (size_t j : mine) comms[j]->wait();
+  box->set_receiver(nullptr);
+  box->clear();   // the delivered comms wait there for a get that never comes
 }
 
 // One phase, all endpoints ready at once.
@@ -78,37 +70,40 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
     piece.width = 1;
     pieces.insert(pieces.end(), e.width, piece);
   }
-  std::vector<sg::CommPtr> comms;
-  std::vector<const FlowEdge*> sent;
-  std::map<int, CappedEnds> capped_ends;
-  for (const FlowEdge& e : pieces) {
-    if (e.rate_cap > 0) {
-      capped_ends[e.src].out.push_back(&e);
-      capped_ends[e.dst].in.push_back(&e);
-    } else {
-      comms.push_back(sg::Comm::sendto_async(platform.host(e.src), platform.host(e.dst), wire_size(e.payload, plan.wire_scale)));
-      sent.push_back(&e);
-    }
+  std::vector<size_t> by_source(pieces.size());
+  std::iota(by_source.begin(), by_source.end(), size_t{0});
+  std::stable_sort(by_source.begin(), by_source.end(),
+                   [&](size_t a, size_t b) { return pieces[a].src < pieces[b].src; });
+  std::vector<std::vector<size_t>> groups;
+  for (size_t first = 0; first < by_source.size(); first += kCommsPerSender)
+    groups.emplace_back(by_source.begin() + first,
+                        by_source.begin() + std::min<size_t>(first + kCommsPerSender, by_source.size()));
+  // The actors below finish before this one goes on, so they may borrow what is declared here.
+  std::vector<sg::CommPtr> comms(pieces.size());
+  sg::SemaphorePtr sent = sg::Semaphore::create(0);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    sg::SemaphorePtr released = sg::Semaphore::create(0);
+    const std::string name = prefix + "g" + std::to_string(g);
+    // Each starts where its first comm does: a move scans the actors of the host it leaves, and
+    // thousands of actors started on one host would make every first move pay for all of them.
+    const FlowEdge& first = pieces[groups[g].front()];
+    sg::ActorPtr receiver = sg::Actor::init(name + ":recv", platform.host(first.dst))
+                                ->set_stacksize(32 * 1024)
+                                ->start([released] { released->acquire(); });
+    spawn_small(name, platform.host(first.src), [&ctx, &plan, &platform, &pieces, &comms, &mine = groups[g], name, receiver, released, sent] {
+      guarded(ctx, [&] { send_group(platform, plan, pieces, mine, comms, sg::Mailbox::by_name(name), receiver); });
+      released->release();
+      sent->release();
+    });
   }
-  // The actors below finish before this one returns, so they may borrow `pieces` and `capped`.
-  CappedFlows capped;
-  capped.left = static_cast<int>(capped_ends.size());
-  for (auto& [endpoint, ends] : capped_ends)
-    spawn_small(prefix + std::to_string(endpoint), platform.host(endpoint),
-                      [&ctx, &plan, &capped, &ends = ends, prefix] {
-                        guarded(ctx, [&] { run_capped(ctx, plan, ends, prefix, capped); });
-                      });
+  for (size_t g = 0; g < groups.size(); ++g) sent->acquire();
   double done = sg::Engine::get_clock();
-  for (size_t j = 0; j < comms.size(); ++j) {
-    comms[j]->wait();
-    record(ctx, *sent[j], wire_size(sent[j]->payload, plan.wire_scale), comms[j]);
-    done = std::max(done, comms[j]->get_finish_time() + sent[j]->path_latency);
+  for (size_t j = 0; j < pieces.size(); ++j) {
+    const sg::CommPtr& c = comms[j];
+    if (!c || c->get_state() != sg::Activity::State::FINISHED) continue;   // its group failed: ctx.error says why
+    record(ctx, pieces[j], wire_size(pieces[j].payload, plan.wire_scale), c);
+    done = std::max(done, c->get_finish_time() + pieces[j].path_latency);
   }
-  sg::MutexPtr m = capped.mutex;
-  std::unique_lock lock(*m);
-  while (capped.left > 0) capped.drained->wait(lock);
-  done = std::max(done, capped.done);
-  lock.unlock();
   sleep_until_ready(done);
 }
 
