@@ -602,3 +602,28 @@ TEST_CASE("a topology too large to build in this machine's memory is refused bef
   t.nodes = 4;
   CHECK(engine::Fabric(t).gpus() == 32);
 }
+
+TEST_CASE("a group and its canonical translation take the same time: leaves, nodes in a leaf, NIC rails") {
+  // 16 nodes of 8, 4 nodes per leaf, 2:1 oversubscribed: a group's time depends on which members
+  // share a node, a leaf or a rail, and canonical_group keeps exactly that.
+  Topology t = ideal(8, 16, 450e9, 50e9, 1e-6);
+  t.network.kind = NetworkKind::fat_tree;
+  t.network.nodes_per_leaf = 4;
+  t.network.oversubscription = 2;
+  // GPU 3 of nodes 5, 6 (leaf 1) and 13 (leaf 3): whole leaves back by one, nodes in their leaf by
+  // one, local index back by 3 -> GPU 0 of nodes 0, 1 and 8.
+  const std::vector<int> group = {5 * 8 + 3, 6 * 8 + 3, 13 * 8 + 3};
+  CHECK(engine::canonical_group(t, group) == std::vector<int>{0, 8, 64});
+  // A member at the start of its leaf pins the in-leaf offset: nodes 4 and 9 stay 4 apart.
+  CHECK(engine::canonical_group(t, {4 * 8, 9 * 8}) == std::vector<int>{0, 5 * 8});
+  const double S = 64.0 * 1024 * 1024;
+  for (Algorithm a : {Algorithm::ring, Algorithm::tree}) {
+    CAPTURE(to_string(a));
+    CHECK(seconds(t, CollectiveOp::all_reduce, a, group, S, Fidelity::flow) ==
+          rel(seconds(t, CollectiveOp::all_reduce, a, engine::canonical_group(t, group), S, Fidelity::flow), 1e-12));
+  }
+  // Sockets set GPUs apart: the local index then stays.
+  t.nic.gpu_sockets = {0, 0, 0, 0, 1, 1, 1, 1};
+  t.nic.sockets = {0, 0, 0, 0, 1, 1, 1, 1};
+  CHECK(engine::canonical_group(t, group) == std::vector<int>{3, 8 + 3, 64 + 3});
+}

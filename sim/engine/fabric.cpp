@@ -1,5 +1,6 @@
 // Topology -> directed links and routes (see fabric.hpp). Linear in the GPU count: no route table.
 #include "engine/fabric.hpp"
+#include "spec/limits.hpp"
 
 #include <unistd.h>
 
@@ -15,10 +16,8 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("topology '" + what);
 }
 
-// Memory a simulation takes per GPU of the topology (its links, routes and SimGrid hosts), measured
-// as peak RSS of `tpsim run` on dgx-h100 with topology.nodes = 4096 and 32768: 0.18 and 1.17 GB,
-// 4.3 KiB per GPU between them. Every GPU of the topology is built, used by the plan or not.
-constexpr double kBytesPerGpu = 4.5 * 1024;
+// Memory a simulation takes per GPU of the topology (measured: spec/limits.hpp).
+constexpr double kBytesPerGpu = spec_detail::limits::kSimulatorBytesPerGpu;
 
 }  // namespace
 

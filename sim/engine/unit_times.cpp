@@ -2,6 +2,8 @@
 #include "engine/unit_times.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 
 #include "tpsim/cost.hpp"
 
@@ -52,7 +54,52 @@ void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
   t.tp_free = std::max(t.tp_free, tp_free);
 }
 
-std::pair<double, double> UnitTimes::alone_with_share(const CollectiveInfo& c) {
+namespace {
+
+// Whether any local GPU index may stand for any other: one fabric where all GPU pairs are alike, each
+// GPU with a NIC of its own, and no sockets that would set some GPUs apart.
+bool local_gpus_interchangeable(const Topology& t) {
+  if (t.intra.fabric != IntraFabric::nvswitch || !t.nic.sockets.empty() || !t.nic.gpu_sockets.empty()) return false;
+  const std::vector<std::vector<int>> nics = nics_of_gpus(t.nic, t.gpus_per_node);
+  std::vector<int> served(size_t(std::max(t.nic.count, 0)), 0);
+  for (const auto& mine : nics) {
+    if (mine.size() != 1 || mine[0] < 0 || mine[0] >= t.nic.count || served[size_t(mine[0])]++) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<int> canonical_group(const Topology& t, const std::vector<int>& group) {
+  if (group.empty() || t.gpus_per_node <= 0) return group;
+  const int gpn = t.gpus_per_node;
+  const bool leaves = t.network.kind == NetworkKind::fat_tree && t.network.nodes_per_leaf > 0;
+  const int per_leaf = leaves ? t.network.nodes_per_leaf : std::max(t.nodes, 1);
+  int min_leaf = INT32_MAX, min_in_leaf = INT32_MAX, min_local = INT32_MAX;
+  for (int g : group) {
+    const int node = g / gpn;
+    min_leaf = std::min(min_leaf, node / per_leaf);
+    min_in_leaf = std::min(min_in_leaf, node % per_leaf);
+    min_local = std::min(min_local, g % gpn);
+  }
+  if (!local_gpus_interchangeable(t)) min_local = 0;
+  // Whole leaves move as one, and within its leaf every node moves back by the same count no
+  // node has to spare: which members share a node or a leaf is unchanged.
+  std::vector<int> out;
+  out.reserve(group.size());
+  for (int g : group) {
+    const int node = g / gpn, leaf = node / per_leaf - min_leaf, in_leaf = node % per_leaf - min_in_leaf;
+    out.push_back((leaf * per_leaf + in_leaf) * gpn + (g % gpn - min_local));
+  }
+  return out;
+}
+
+std::pair<double, double> UnitTimes::alone_with_share(const CollectiveInfo& original) {
+  // Every translation of a group on the homogeneous topology takes the same time: time one
+  // representative (canonical_group). DP groups of one replica's 128 GPUs are then one collective
+  // to time, not 128, each on a platform of the whole cluster.
+  CollectiveInfo c = original;
+  c.group = canonical_group(topology_, original.group);
   const auto key = std::make_tuple(int(c.op), int(c.algorithm), c.group, c.bytes, c.root);
   auto it = alone_.find(key);
   if (it != alone_.end()) return it->second;

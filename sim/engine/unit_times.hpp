@@ -32,6 +32,12 @@ struct UnitTime {
   double collectives = 0;   // collective time inside the op (folded TP collectives), summed
 };
 
+// The group moved as far toward GPU 0 as the topology's symmetry allows, member order kept: whole
+// fat-tree leaves, nodes within their leaves by a common offset, and local GPU indices by a common
+// offset where all local GPUs are alike (NVSwitch, a NIC each, no sockets). Members share a node, a
+// leaf or a NIC rail after exactly as before, so the collective takes the same time.
+std::vector<int> canonical_group(const Topology& t, const std::vector<int>& group);
+
 class UnitTimes {
  public:
   UnitTimes(const Topology& topology, const EngineOptions& options) : topology_(topology), options_(options) {}

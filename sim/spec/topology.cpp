@@ -1,4 +1,6 @@
 // Topology YAML -> Topology (see topologies/dgx-h100.yaml for the schema). Quantities carry units.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -213,8 +215,11 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
   topo.gpus_per_node = static_cast<int>(t.integer_up_to("gpus_per_node", limits::kGpusPerNode, "GPUs in a node"));
   topo.nodes = static_cast<int>(t.integer_up_to("nodes", limits::kGpus, "nodes", 1));
   if (topo.gpus_per_node > 0 && topo.nodes > 0 && int64_t(topo.gpus_per_node) * topo.nodes > limits::kGpus)
-    t.fail("nodes", "nodes x gpus_per_node = " + std::to_string(int64_t(topo.gpus_per_node) * topo.nodes) +
-                        " GPUs, more than the " + std::to_string(limits::kGpus) + " a topology may hold");
+    t.fail("nodes", fmt::format("nodes x gpus_per_node = {} GPUs, more than the {} a topology may hold (at ~{:g} KiB "
+                                "of simulator state per GPU it would need ~{:.0f} GiB of memory)",
+                                int64_t(topo.gpus_per_node) * topo.nodes, limits::kGpus,
+                                limits::kSimulatorBytesPerGpu / 1024,
+                                double(topo.gpus_per_node) * topo.nodes * limits::kSimulatorBytesPerGpu / (1 << 30)));
   topo.intra = read_intra(t.map("intra"));
   if (t.has("nic")) topo.nic = read_nic(t.map("nic"), topo.gpus_per_node);
   if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);
