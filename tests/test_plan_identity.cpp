@@ -374,4 +374,11 @@ TEST_CASE("merge refuses an empty, header-only, torn or short part, a part with 
   CHECK(merged_with(relabelled) == p + ": this part holds 92 rows, but shard 1/3 of a sweep of 92 layouts has 31");
 
   CHECK(merged_with(good).empty());
+
+  const std::string missing = scratch("m-missing.csv").string();
+  CHECK(refusal([&] { merge_csv_files({parts[0], missing}); }) ==
+        missing + ": cannot read this part file (missing, or no permission)");
+  const std::string folder = scratch("m-folder").string();
+  std::filesystem::create_directories(folder);
+  CHECK(refusal([&] { merge_csv_files({folder}); }) == folder + ": this is a folder, not a part file");
 }

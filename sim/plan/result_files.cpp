@@ -2,6 +2,7 @@
 // gives the same bytes, and sharded-then-merged equals unsharded), the ranked JSON, and merging parts.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
@@ -335,8 +336,10 @@ SweepTag part_tag(const std::string& path, const CsvFile& file) {
 }
 
 Part read_part(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(path, 0, 0, "", "this is a folder, not a part file");
   std::ifstream probe(path);
-  if (!probe) throw InputError(path, 0, 0, "", "cannot read this part file");
+  if (!probe) throw InputError(path, 0, 0, "", "cannot read this part file (missing, or no permission)");
   Part p{path, read_csv(path), {}};
   if (p.file.torn_line > 0)
     throw InputError(path, p.file.torn_line, 1, "",
