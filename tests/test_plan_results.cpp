@@ -4,6 +4,8 @@
 
 #include "relative.hpp"
 
+#include <limits>
+
 #include "tpsim/planner.hpp"
 
 using namespace tpsim;
@@ -37,16 +39,27 @@ TEST_CASE("a CSV row with commas and quotes in its reason reads back as the same
                             "plan.tp: \"2\" does not divide kv_heads, heads = 64, kv_heads = 8");
   r.memory_bytes = 1.5 * 1024 * 1024 * 1024;
   r.step_time_s = 1.0 / 3.0;
-  const std::string row = csv_row(r, 0, Objective::cost, "m on t (8 GPUs/node); training gb 1024");
+  SweepTag tag;
+  tag.context = "m on t (8 GPUs/node); training gb 1024";
+  tag.id = "0123456789abcdef";
+  tag.objective = Objective::cost;
+  tag.shard = Shard{2, 3};
+  tag.layouts = 95;
+  const std::string row = csv_row(r, 0, tag);
+  CHECK(row.ends_with(",cost,m on t (8 GPUs/node); training gb 1024,0123456789abcdef,2/3,95"));
   const CsvRecord back = parse_csv_row(row);
   CHECK(back.result.reason == r.reason);
   CHECK(back.result.layout == r.layout);
   CHECK(back.result.verdict == Verdict::invalid);
   CHECK(back.result.step_time_s == 0.333333);          // six significant digits, as written
   CHECK(back.result.memory_bytes == rel(r.memory_bytes));
-  CHECK(back.objective == Objective::cost);
-  CHECK(back.context == "m on t (8 GPUs/node); training gb 1024");
-  CHECK(csv_row(back.result, 0, back.objective, back.context) == row);   // read -> write is the identity
+  CHECK(back.tag.objective == Objective::cost);
+  CHECK(back.tag.context == tag.context);
+  CHECK(back.tag.id == tag.id);
+  CHECK(back.tag.shard.index == 2);
+  CHECK(back.tag.shard.parts == 3);
+  CHECK(back.tag.layouts == 95);
+  CHECK(csv_row(back.result, 0, back.tag) == row);   // read -> write is the identity
   CHECK_THROWS_AS(parse_csv_row("1,2,3"), std::invalid_argument);
   CHECK_THROWS_AS(parse_layout_id("n8-tp2-pp1"), std::invalid_argument);
   CHECK_THROWS_AS(parse_layout_id("n8-tp02-pp1-dp32-mb1-sp-rsel-v1"), std::invalid_argument);
@@ -94,4 +107,59 @@ TEST_CASE("the table marks Megatron's usual choice (TP8, smallest PP that fits) 
   CHECK(table.find("oom (activations)") != std::string::npos);
   CHECK(table.find("oom (optimizer)") != std::string::npos);
   CHECK(table.find("5 layouts: 3 ran, 2 rejected") != std::string::npos);
+}
+
+TEST_CASE("a row with nan or inf, a bad sweep id or shard does not parse: tpsim never writes one") {
+  SweepTag tag;
+  tag.context = "m on t";
+  tag.id = "0123456789abcdef";
+  tag.layouts = 4;
+  const std::string row = csv_row(ran("n1-tp8-pp1-dp1-mb1-sp-rsel-v1", 2.0, 1.5, 0.5, 0), 0, tag);
+  CHECK_NOTHROW(parse_csv_row(row));
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string bad = row;
+    const auto at = bad.find(from);
+    REQUIRE(at != std::string::npos);
+    return bad.replace(at, from.size(), to);
+  };
+  auto refusal = [](const std::string& line) {
+    try {
+      parse_csv_row(line);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("parsed");
+  };
+  CHECK(refusal(with(",2,1.5,", ",nan,1.5,")) == "column step_time_s: 'nan' is not a finite number (tpsim never writes one)");
+  CHECK(refusal(with(",2,1.5,", ",2,inf,")) == "column compute_s: 'inf' is not a finite number (tpsim never writes one)");
+  CHECK(refusal(with(",2,1.5,", ",2,-INF,")) == "column compute_s: '-INF' is not a finite number (tpsim never writes one)");
+  CHECK(refusal(with("0123456789abcdef", "0123")) == "column sweep_id: expected 16 hex digits, got '0123'");
+  CHECK(refusal(with(",0/1,", ",3/3,")) == "column shard: expected i/N (0 <= i < N), got '3/3'");
+  CHECK(refusal(with(",0/1,4", ",0/1,0")) == "column sweep_layouts: expected a count of layouts, got '0'");
+}
+
+TEST_CASE("finish_result never leaves a non-finite number: it becomes an error verdict") {
+  SweepSpec spec;
+  spec.model.name = "toy";
+  spec.model.hidden = 1024;
+  spec.model.ffn = 4096;
+  spec.model.heads = 16;
+  spec.model.kv_heads = 16;
+  spec.model.layers = 8;
+  spec.model.vocab = 1000;
+  spec.model.max_seq = 512;
+  spec.topology.gpus_per_node = 8;
+  LayoutResult r = ran("n1-tp8-pp1-dp1-mb1-sp-rsel-v1", 2.0, 1.5, 0.5, 0);
+  r.bubble_s = std::numeric_limits<double>::quiet_NaN();
+  finish_result(spec, r);
+  CHECK(r.verdict == Verdict::error);
+  CHECK(r.reason == "the simulation reported a non-finite bubble");
+  CHECK(r.bubble_s == 0);
+  // A step so short that tokens/s overflows.
+  r = ran("n1-tp8-pp1-dp1-mb1-sp-rsel-v1", 1e-320, 0, 0, 0);
+  r.tokens_per_s = r.gpu_hours = 0;   // finish_result derives them
+  finish_result(spec, r);
+  CHECK(r.verdict == Verdict::error);
+  CHECK(r.reason == "the simulation reported a non-finite tokens/s");
+  CHECK_NOTHROW(parse_csv_row(csv_row(r, 0, SweepTag{"m", "0123456789abcdef", Objective::throughput, {}, 1})));
 }

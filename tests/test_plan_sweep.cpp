@@ -2,6 +2,7 @@
 // sharding, sharded-then-merged equals unsharded line for line, resume, crashed workers, ranking.
 #include <doctest/doctest.h>
 
+#include "plan_toy.hpp"
 #include "relative.hpp"
 
 #include <csignal>
@@ -14,67 +15,7 @@
 #include "tpsim/planner.hpp"
 
 using namespace tpsim;
-
-namespace {
-
-// A 2-node cluster of 4 GPUs each and a model every mesh divides.
-SweepSpec toy_spec() {
-  SweepSpec s;
-  s.model.name = "toy";
-  s.model.hidden = 1024;
-  s.model.ffn = 4096;
-  s.model.heads = 16;
-  s.model.kv_heads = 16;
-  s.model.layers = 8;
-  s.model.vocab = 1000;
-  s.model.max_seq = 512;
-  s.topology.name = "toy-cluster";
-  s.topology.gpus_per_node = 4;
-  s.topology.nodes = 2;
-  s.topology.price_per_gpu_hour = 2.0;
-  s.training.global_batch = 16;
-  s.micro_batches = {1, 2};
-  s.recomputes = {Recompute::none, Recompute::full};
-  s.virtual_stages = {1, 2};
-  return s;
-}
-
-// Closed-form step: compute splits over GPUs (full recompute costs a third more), each TP degree
-// adds a fixed stall (less with SP), the pipeline bubble is (pp - 1) / m of the compute. Planted OOM:
-// fewer than 4 GPUs per model replica.
-LayoutResult fake_evaluate(const Scenario& s) {
-  LayoutResult r;
-  const PlanSpec& p = s.plan;
-  if (p.tp * p.pp < 4) {
-    r.verdict = Verdict::oom;
-    r.reason = "OOM: weights overflow HBM (80.0 GiB) by 12.0 GiB on stage 0 (total 92.0 GiB)";
-    return r;
-  }
-  const double m = double(s.workload.global_batch) / double(p.dp * s.workload.micro_batch);
-  r.compute_s = 8.0 / p.world() * (p.recompute == Recompute::full ? 4.0 / 3.0 : 1.0);
-  r.exposed_comm_s = 0.01 * (p.tp - 1) * (p.sp ? 0.5 : 1.0) / double(s.workload.micro_batch);
-  r.bubble_s = r.compute_s * (p.pp - 1) / m / p.virtual_stages;
-  r.step_time_s = r.compute_s + r.exposed_comm_s + r.bubble_s;
-  r.memory_bytes = 40e9 / (p.tp * p.pp);
-  return r;
-}
-
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::filesystem::path scratch(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("tpsim_test_plan_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  auto p = dir / name;
-  std::filesystem::remove(p);
-  return p;
-}
-
-}  // namespace
+using namespace tpsim_test;
 
 TEST_CASE("the toy sweep enumerates every TP x PP x mb x SP x recompute x v point once, in order") {
   const auto layouts = enumerate_layouts(toy_spec());
@@ -172,12 +113,11 @@ TEST_CASE("a sweep ranks by throughput, rejects the planted OOM, and sharded-the
   }
   const Merged merged = merge_csv_files(parts);
   const auto merged_csv = scratch("merged.csv");
-  write_ranked_csv(merged_csv.string(), merged.ranked, merged.objective, merged.context);
+  write_ranked_csv(merged_csv.string(), merged.ranked, merged.tag);
   const std::string whole_text = read_text(whole_csv), merged_text = read_text(merged_csv);
   CHECK(std::count(whole_text.begin(), whole_text.end(), '\n') == 93);
   CHECK(merged_text == whole_text);
-  CHECK(results_json(merged.ranked, merged.objective, merged.context) ==
-        results_json(whole.ranked, spec.objective, sweep_context(spec)));
+  CHECK(results_json(merged.ranked, merged.tag) == results_json(whole.ranked, sweep_tag(spec)));
 }
 
 TEST_CASE("a re-run resumes: finished layouts are skipped, a half-written row is redone") {

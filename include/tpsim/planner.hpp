@@ -132,15 +132,41 @@ void rank_results(std::vector<LayoutResult>& results, Objective objective);
 std::string layout_problem(const SweepSpec& spec, const Layout& layout);
 
 // ---------------------------------------------------------------------------------------------
+// Sweep identity. Every row of a result file says which sweep and which part of it it belongs to,
+// so a resume never reuses rows of other inputs and a merge can prove it holds every part, whole.
+struct SweepTag {
+  std::string context;   // for people: "llama2-70b on cluster-h100-ndr (8 GPUs/node); training gb 1024 ..."
+  std::string id;        // sweep_id(): what the numbers depend on, hashed
+  Objective objective = Objective::throughput;
+  Shard shard;           // the part of the sweep the file holds; 0/1 = all of it
+  int layouts = 0;       // layouts in the whole sweep (every shard together)
+};
+SweepTag sweep_tag(const SweepSpec& spec, Shard shard = {});
+
+// The canonical text of everything a sweep's numbers depend on: the resolved model, topology (the
+// GEMM table's content, not its path), node counts, target, search space, objective and the tpsim
+// version. Fixed field order, exact number format: the same inputs give the same text anywhere,
+// however they were written (presets, YAML layout, --set). Files' `source` paths are left out.
+std::string sweep_canonical(const SweepSpec& spec);
+// 64-bit FNV-1a of sweep_canonical(), as 16 hex digits.
+std::string sweep_id(const SweepSpec& spec);
+// Layouts shard `shard` holds out of a sweep of `layouts` (index % parts == shard index).
+int shard_size(int layouts, Shard shard);
+
+// The sweep's description written into every row:
+// "llama2-70b on cluster-h100-ndr (8 GPUs/node); training gb 1024 seq 4096 tokens 0 deadline 0".
+std::string sweep_context(const SweepSpec& spec);
+
+// ---------------------------------------------------------------------------------------------
 // Result files. One CSV row per layout, fixed columns, numbers in a fixed format, no timestamps:
-// the same sweep gives the same bytes. `rank` is 0 in rows appended while the sweep runs.
+// the same sweep gives the same bytes. `rank` is 0 in rows appended while the sweep runs. Every
+// number is finite: tpsim writes none other, and a reader refuses nan and inf.
 std::string csv_header();
-std::string csv_row(const LayoutResult& r, int rank, Objective objective, const std::string& context);
+std::string csv_row(const LayoutResult& r, int rank, const SweepTag& tag);
 struct CsvRecord {
   LayoutResult result;
   int rank = 0;
-  Objective objective = Objective::throughput;
-  std::string context;           // which sweep the row belongs to (sweep_context)
+  SweepTag tag;
 };
 CsvRecord parse_csv_row(const std::string& line);      // throws std::invalid_argument
 
@@ -153,21 +179,25 @@ struct LeadingNumber {
   std::string rest;
 };
 LeadingNumber leading_number(const std::string& text);
-std::vector<CsvRecord> read_csv(const std::string& path);   // missing file = empty; bad row throws InputError
+
+// A result file as read. A last line without its newline was cut by a killed run: it is not a
+// row, and `torn_line` says where it was.
+struct CsvFile {
+  bool has_header = false;       // false: missing or empty file
+  std::vector<CsvRecord> records;
+  std::vector<int> lines;        // the line number of each record
+  int torn_line = 0;             // 0 = the file ends with a newline
+};
+CsvFile read_csv(const std::string& path);   // missing file = no rows; a bad row throws InputError
 // Writes the ranked file (header + rows with ranks) atomically (temp file + rename).
-void write_ranked_csv(const std::string& path, const std::vector<LayoutResult>& ranked, Objective objective,
-                      const std::string& context);
-std::string results_json(const std::vector<LayoutResult>& ranked, Objective objective, const std::string& context);
+void write_ranked_csv(const std::string& path, const std::vector<LayoutResult>& ranked, const SweepTag& tag);
+std::string results_json(const std::vector<LayoutResult>& ranked, const SweepTag& tag);
 
-// The sweep's identity written into every row, so a resume or a merge never mixes sweeps:
-// "llama2-70b on cluster-h100-ndr (8 GPUs/node); training gb 1024 seq 4096 tokens 0 deadline 0".
-std::string sweep_context(const SweepSpec& spec);
-
-// Combines shard files into one ranked list; throws InputError if they hold different sweeps or
-// disagree on a layout.
+// Combines the parts of a sharded sweep into one ranked list, tagged as the unsharded sweep (0/1).
+// Throws InputError unless the parts are one sweep's, every shard present once and whole: no part
+// empty, torn or short, no layout twice.
 struct Merged {
-  std::string context;
-  Objective objective = Objective::throughput;
+  SweepTag tag;
   std::vector<LayoutResult> ranked;
 };
 Merged merge_csv_files(const std::vector<std::string>& paths);

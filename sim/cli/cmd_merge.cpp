@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "report/atomic_file.hpp"
 #include "tpsim/planner.hpp"
 
 namespace tpsim::cli {
@@ -26,19 +27,14 @@ void register_merge(CLI::App& app) {
   cmd->add_option("--top", a->top, "Rows of the ranked table")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([a] {
     const Merged merged = merge_csv_files(a->parts);
-    if (!a->csv.empty()) write_ranked_csv(a->csv, merged.ranked, merged.objective, merged.context);
-    if (!a->json.empty()) {
-      std::FILE* out = std::fopen(a->json.c_str(), "wb");
-      if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + a->json + "'");
-      const std::string text = results_json(merged.ranked, merged.objective, merged.context);
-      std::fwrite(text.data(), 1, text.size(), out);
-      std::fclose(out);
-    }
+    if (!a->csv.empty()) write_ranked_csv(a->csv, merged.ranked, merged.tag);
+    if (!a->json.empty()) write_file_atomically("--json", a->json, results_json(merged.ranked, merged.tag));
     // Megatron's TP is min(8, GPUs per node), and the sweep tries TP up to GPUs per node.
     int tp = 1;
     for (const auto& r : merged.ranked) tp = std::max(tp, r.layout.tp);
-    std::printf("%s: %zu layouts from %zu parts\n\n", merged.context.c_str(), merged.ranked.size(), a->parts.size());
-    std::fputs(plan_table(merged.ranked, merged.objective, std::min(tp, 8), a->top).c_str(), stdout);
+    std::printf("%s: %zu layouts from %zu parts (sweep %s, every shard whole)\n\n", merged.tag.context.c_str(),
+                merged.ranked.size(), a->parts.size(), merged.tag.id.c_str());
+    std::fputs(plan_table(merged.ranked, merged.tag.objective, std::min(tp, 8), a->top).c_str(), stdout);
   });
 }
 

@@ -237,4 +237,8 @@ std::vector<Layout> shard_layouts(const std::vector<Layout>& all, Shard shard) {
   return out;
 }
 
+int shard_size(int layouts, Shard shard) {
+  return layouts > shard.index ? (layouts - shard.index + shard.parts - 1) / shard.parts : 0;
+}
+
 }  // namespace tpsim

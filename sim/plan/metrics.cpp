@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <stdexcept>
+#include <utility>
 
 #include "tpsim/memory.hpp"
 #include "tpsim/planner.hpp"
@@ -50,9 +51,32 @@ void clear_derived(LayoutResult& r) {
   r.tokens_per_s = r.tflops_per_gpu = r.time_to_train_s = r.gpu_hours = r.cost = 0;
 }
 
-}  // namespace
+// The first number of a result that is nan or inf ("" when all are finite).
+const char* non_finite(const LayoutResult& r) {
+  const std::pair<const char*, double> fields[] = {
+      {"step time", r.step_time_s}, {"compute time", r.compute_s}, {"exposed communication", r.exposed_comm_s},
+      {"bubble", r.bubble_s}, {"TP communication", r.tp_comm_s}, {"memory", r.memory_bytes},
+      {"time to first token", r.ttft_s}, {"time per output token", r.tpot_s}, {"tokens/s", r.tokens_per_s},
+      {"TFLOP/s", r.tflops_per_gpu}, {"time to train", r.time_to_train_s}, {"GPU-hours", r.gpu_hours},
+      {"cost", r.cost}};
+  for (const auto& [name, v] : fields)
+    if (!std::isfinite(v)) return name;
+  return "";
+}
 
-void finish_result(const SweepSpec& spec, LayoutResult& r) {
+// A result file holds finite numbers only: a nan or inf (a simulator bug, or a step so short that
+// tokens/s overflows) becomes an error verdict, which a resume redoes instead of ranking.
+void refuse_non_finite(LayoutResult& r) {
+  const char* name = non_finite(r);
+  if (!*name) return;
+  const Layout layout = r.layout;
+  r = LayoutResult{};
+  r.layout = layout;
+  r.verdict = Verdict::error;
+  r.reason = fmt::format("the simulation reported a non-finite {}", name);
+}
+
+void finish_metrics(const SweepSpec& spec, LayoutResult& r) {
   if (r.verdict != Verdict::ok) {
     clear_derived(r);
     return;
@@ -96,6 +120,15 @@ void finish_result(const SweepSpec& spec, LayoutResult& r) {
     r.reason = fmt::format("trains {:.3g} tokens in {}, past the {} deadline", tokens, format_days(r.time_to_train_s),
                            format_days(deadline));
   }
+}
+
+}  // namespace
+
+// Measurements are checked before the metrics are derived from them, and the metrics after.
+void finish_result(const SweepSpec& spec, LayoutResult& r) {
+  refuse_non_finite(r);
+  finish_metrics(spec, r);
+  refuse_non_finite(r);
 }
 
 namespace {

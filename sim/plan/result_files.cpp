@@ -1,6 +1,8 @@
 // Result files of a sweep: CSV rows with fixed columns and fixed number formatting (so the same sweep
 // gives the same bytes, and sharded-then-merged equals unsharded), the ranked JSON, and merging parts.
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
@@ -8,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "report/atomic_file.hpp"
 #include "tpsim/planner.hpp"
 
 namespace tpsim {
@@ -20,7 +23,7 @@ const char* const kColumns[] = {"rank", "layout", "verdict", "reason", "nodes", 
                                 "micro_batch", "sp", "recompute", "virtual_stages", "batch", "step_time_s",
                                 "compute_s", "tp_comm_s", "exposed_comm_s", "bubble_s", "memory_gib", "ttft_s", "tpot_s",
                                 "tokens_per_s", "tflops_per_gpu", "time_to_train_s", "gpu_hours", "cost",
-                                "rank_by", "sweep"};
+                                "rank_by", "sweep", "sweep_id", "shard", "sweep_layouts"};
 constexpr std::size_t kColumnCount = sizeof(kColumns) / sizeof(kColumns[0]);
 
 // Six significant digits: enough to rank, and stable under parse -> format (the file is the truth:
@@ -63,11 +66,32 @@ std::vector<std::string> split_csv(const std::string& line) {
   return fields;
 }
 
+// tpsim writes finite numbers only (finish_result turns a non-finite measurement into an error
+// verdict), so nan or inf in a file means it was edited or damaged: refused, never ranked.
 double parse_number(const std::string& text, const char* column) {
   const LeadingNumber n = leading_number(text);
   if (!n.ok || !n.rest.empty())
     throw std::invalid_argument(fmt::format("column {}: expected a number, got '{}'", column, text));
+  if (!std::isfinite(n.value))
+    throw std::invalid_argument(fmt::format("column {}: '{}' is not a finite number (tpsim never writes one)",
+                                            column, text));
   return n.value;
+}
+
+std::string shard_text(Shard s) { return fmt::format("{}/{}", s.index, s.parts); }
+
+Shard parse_shard_column(const std::string& text) {
+  try {
+    return parse_shard(text);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("column shard: expected i/N (0 <= i < N), got '" + text + "'");
+  }
+}
+
+std::string parse_sweep_id(const std::string& text) {
+  if (text.size() != 16 || text.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw std::invalid_argument("column sweep_id: expected 16 hex digits, got '" + text + "'");
+  return text;
 }
 
 Verdict parse_verdict(const std::string& text) {
@@ -97,7 +121,7 @@ std::string csv_header() {
   return out;
 }
 
-std::string csv_row(const LayoutResult& r, int rank, Objective objective, const std::string& context) {
+std::string csv_row(const LayoutResult& r, int rank, const SweepTag& tag) {
   const Layout& l = r.layout;
   const bool training = l.batch == 0;
   std::vector<std::string> f = {
@@ -128,8 +152,11 @@ std::string csv_row(const LayoutResult& r, int rank, Objective objective, const 
       number(r.time_to_train_s),
       number(r.gpu_hours),
       number(r.cost),
-      to_string(objective),
-      context,
+      to_string(tag.objective),
+      tag.context,
+      tag.id,
+      shard_text(tag.shard),
+      std::to_string(tag.layouts),
   };
   std::string out;
   for (std::size_t i = 0; i < f.size(); ++i) out += (i ? "," : "") + csv_field(f[i]);
@@ -164,66 +191,74 @@ CsvRecord parse_csv_row(const std::string& line) {
   r.time_to_train_s = parse_number(col("time_to_train_s"), "time_to_train_s");
   r.gpu_hours = parse_number(col("gpu_hours"), "gpu_hours");
   r.cost = parse_number(col("cost"), "cost");
-  rec.objective = parse_objective(col("rank_by"));
-  rec.context = col("sweep");
+  rec.tag.objective = parse_objective(col("rank_by"));
+  rec.tag.context = col("sweep");
+  rec.tag.id = parse_sweep_id(col("sweep_id"));
+  rec.tag.shard = parse_shard_column(col("shard"));
+  const double layouts = parse_number(col("sweep_layouts"), "sweep_layouts");
+  if (!(layouts >= 1 && layouts <= 1e9) || layouts != static_cast<int>(layouts))
+    throw std::invalid_argument("column sweep_layouts: expected a count of layouts, got '" + col("sweep_layouts") + "'");
+  rec.tag.layouts = static_cast<int>(layouts);
   return rec;
 }
 
-std::vector<CsvRecord> read_csv(const std::string& path) {
+CsvFile read_csv(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
+  CsvFile file;
+  if (!in) return file;
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
-  std::vector<CsvRecord> out;
   std::size_t pos = 0;
   int line_no = 0;
   while (pos < text.size()) {
     const std::size_t end = text.find('\n', pos);
+    ++line_no;
     // A line without its newline was cut by a killed sweep: it never finished, so it is not a result.
-    if (end == std::string::npos) break;
+    if (end == std::string::npos) {
+      file.torn_line = line_no;
+      break;
+    }
     const std::string line = text.substr(pos, end - pos);
     pos = end + 1;
-    ++line_no;
     if (line_no == 1) {
       if (line != csv_header())
-        throw InputError(path, 1, 1, "", "not a tpsim plan result file (its header differs from tpsim's)");
+        throw InputError(path, 1, 1, "",
+                         "not a result file of this tpsim's `plan` (its header differs: another file, or another "
+                         "tpsim version); write to a new file");
+      file.has_header = true;
       continue;
     }
     if (line.empty()) continue;
     try {
-      out.push_back(parse_csv_row(line));
+      file.records.push_back(parse_csv_row(line));
+      file.lines.push_back(line_no);
     } catch (const std::invalid_argument& e) {
       throw InputError(path, line_no, 1, "", e.what());
     }
   }
-  return out;
+  return file;
 }
 
-void write_ranked_csv(const std::string& path, const std::vector<LayoutResult>& ranked, Objective objective,
-                      const std::string& context) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError("", 0, 0, "--csv", "cannot write '" + tmp + "'");
-    out << csv_header() << "\n";
-    int rank = 0;
-    for (const auto& r : ranked) out << csv_row(r, r.verdict == Verdict::ok ? ++rank : 0, objective, context) << "\n";
-    if (!out.flush()) throw InputError("", 0, 0, "--csv", "cannot write '" + tmp + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw InputError("", 0, 0, "--csv", "cannot replace '" + path + "'");
+void write_ranked_csv(const std::string& path, const std::vector<LayoutResult>& ranked, const SweepTag& tag) {
+  std::string text = csv_header() + "\n";
+  int rank = 0;
+  for (const auto& r : ranked) text += csv_row(r, r.verdict == Verdict::ok ? ++rank : 0, tag) + "\n";
+  write_file_atomically("--csv", path, text);
 }
 
-std::string results_json(const std::vector<LayoutResult>& ranked, Objective objective, const std::string& context) {
+std::string results_json(const std::vector<LayoutResult>& ranked, const SweepTag& tag) {
   nlohmann::ordered_json doc;
-  doc["sweep"] = context;
-  doc["rank_by"] = to_string(objective);
+  doc["sweep"] = tag.context;
+  doc["sweep_id"] = tag.id;
+  doc["shard"] = shard_text(tag.shard);
+  doc["sweep_layouts"] = tag.layouts;
+  doc["rank_by"] = to_string(tag.objective);
   doc["layouts"] = nlohmann::ordered_json::array();
   int rank = 0;
   for (const auto& r : ranked) {
     // Same six-digit values as the CSV, so the two files never disagree.
-    const CsvRecord rec = parse_csv_row(csv_row(r, 0, objective, context));
+    const CsvRecord rec = parse_csv_row(csv_row(r, 0, tag));
     const LayoutResult& v = rec.result;
     const Layout& l = v.layout;
     nlohmann::ordered_json row;
@@ -266,47 +301,129 @@ std::string results_json(const std::vector<LayoutResult>& ranked, Objective obje
   return doc.dump(2) + "\n";
 }
 
-std::string sweep_context(const SweepSpec& spec) {
-  std::string out = fmt::format("{} on {} ({} GPUs/node); ", spec.model.name, spec.topology.name,
-                                spec.topology.gpus_per_node);
-  if (spec.kind == WorkloadKind::inference) {
-    const auto& t = spec.inference;
-    return out + fmt::format("inference batch {} prompt {} generate {} bound {}", t.batch, t.prompt, t.generate,
-                             number(t.latency_bound_s));
-  }
-  const auto& t = spec.training;
-  return out + fmt::format("training gb {} seq {} tokens {} deadline {}", t.global_batch,
-                           t.seq > 0 ? t.seq : spec.model.max_seq, number(t.tokens), number(t.deadline_s));
+namespace {
+
+// One part of a merge, read strictly: a resume may drop a torn last row and redo it, a merge has
+// no way to redo anything, so a part must be whole.
+struct Part {
+  std::string path;
+  CsvFile file;
+  SweepTag tag;
+};
+
+bool same_part(const SweepTag& a, const SweepTag& b) {
+  return a.id == b.id && a.context == b.context && a.objective == b.objective && a.layouts == b.layouts &&
+         a.shard.index == b.shard.index && a.shard.parts == b.shard.parts;
 }
+
+std::string rerun(const Part& p) {
+  return fmt::format("re-run `tpsim plan` with that sweep's inputs and --shard {} --csv {} to finish it",
+                     shard_text(p.tag.shard), p.path);
+}
+
+// The tag every row of the part shares (a file of mixed sweeps or shards is refused).
+SweepTag part_tag(const std::string& path, const CsvFile& file) {
+  const SweepTag& tag = file.records.front().tag;
+  for (std::size_t i = 1; i < file.records.size(); ++i) {
+    const SweepTag& t = file.records[i].tag;
+    if (!same_part(t, tag))
+      throw InputError(path, file.lines[i], 1, "",
+                       fmt::format("this row is of sweep {} shard {}, line {} of sweep {} shard {}: one file holds "
+                                   "one part of one sweep",
+                                   t.id, shard_text(t.shard), file.lines.front(), tag.id, shard_text(tag.shard)));
+  }
+  return tag;
+}
+
+Part read_part(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(path, 0, 0, "", "this is a folder, not a part file");
+  std::ifstream probe(path);
+  if (!probe) throw InputError(path, 0, 0, "", "cannot read this part file (missing, or no permission)");
+  Part p{path, read_csv(path), {}};
+  if (p.file.torn_line > 0)
+    throw InputError(path, p.file.torn_line, 1, "",
+                     "this last line is cut off (no newline): the sweep writing this part was interrupted; re-run it "
+                     "with the same --shard and --csv to finish it");
+  if (!p.file.has_header)
+    throw InputError(path, 0, 0, "", "this part is empty: its sweep never started; re-run it with the same --shard and --csv");
+  if (p.file.records.empty())
+    throw InputError(path, 0, 0, "",
+                     "this part holds only the header, no rows: its sweep was interrupted before a layout finished; "
+                     "re-run it with the same --shard and --csv");
+  p.tag = part_tag(path, p.file);
+  const std::size_t share = static_cast<std::size_t>(shard_size(p.tag.layouts, p.tag.shard));
+  if (p.file.records.size() < share)
+    throw InputError(path, 0, 0, "",
+                     fmt::format("this part holds {} of the {} layouts of shard {}: its sweep was interrupted; {}",
+                                 p.file.records.size(), share, shard_text(p.tag.shard), rerun(p)));
+  if (p.file.records.size() > share)
+    throw InputError(path, 0, 0, "",
+                     fmt::format("this part holds {} rows, but shard {} of a sweep of {} layouts has {}",
+                                 p.file.records.size(), shard_text(p.tag.shard), p.tag.layouts, share));
+  return p;
+}
+
+// `p` belongs with `first` (same sweep, same sharding) and holds a shard not seen yet.
+void check_fits(const Part& p, const Part& first, std::map<int, std::string>& shards) {
+  const bool same = p.tag.context == first.tag.context;   // a --set changes the id, not the context
+  if (p.tag.id != first.tag.id)
+    throw InputError(p.path, 0, 0, "sweep_id",
+                     fmt::format("this part is of sweep {}{}, {} of sweep {}{}: parts of sweeps with different inputs "
+                                 "(scenario, --set, flags or tpsim version) cannot be merged",
+                                 p.tag.id, same ? "" : " ('" + p.tag.context + "')", first.path, first.tag.id,
+                                 same ? "" : " ('" + first.tag.context + "')"));
+  if (p.tag.shard.parts != first.tag.shard.parts)
+    throw InputError(p.path, 0, 0, "shard",
+                     fmt::format("this part is shard {}, {} is shard {}: parts of one sharding have the same N",
+                                 shard_text(p.tag.shard), first.path, shard_text(first.tag.shard)));
+  auto [it, inserted] = shards.emplace(p.tag.shard.index, p.path);
+  if (!inserted)
+    throw InputError(p.path, 0, 0, "shard",
+                     fmt::format("this part and {} both hold shard {}: pass each part once", it->second,
+                                 shard_text(p.tag.shard)));
+}
+
+// Every shard 0..N-1 came: else the merge would rank a subset as if it were the sweep.
+void check_complete(const Part& first, const std::map<int, std::string>& shards) {
+  const int parts = first.tag.shard.parts;
+  for (int i = 0; i < parts; ++i) {
+    if (shards.count(i)) continue;
+    std::string have;
+    for (const auto& [index, path] : shards) have += fmt::format("{}{}/{} ({})", have.empty() ? "" : ", ", index, parts, path);
+    throw InputError("", 0, 0, "merge",
+                     fmt::format("shard {}/{} of sweep {} is missing (got {}): pass every part", i, parts, first.tag.id,
+                                 have));
+  }
+}
+
+}  // namespace
 
 Merged merge_csv_files(const std::vector<std::string>& paths) {
   if (paths.empty()) throw InputError("", 0, 0, "merge", "expected at least one part file");
+  std::vector<Part> parts;
+  std::map<int, std::string> shards;                       // shard index -> its part file
+  std::map<std::string, std::pair<std::string, int>> seen;   // layout id -> (part file, line)
   Merged merged;
-  std::map<std::string, std::pair<LayoutResult, std::string>> by_id;   // id -> (result, its row text)
-  bool first = true;
   for (const auto& path : paths) {
-    std::ifstream probe(path);
-    if (!probe) throw InputError(path, 0, 0, "", "cannot read this part file");
-    for (const CsvRecord& rec : read_csv(path)) {
-      if (first) {
-        merged.context = rec.context;
-        merged.objective = rec.objective;
-        first = false;
-      }
-      if (rec.context != merged.context)
-        throw InputError(path, 0, 0, "sweep",
-                         "this part belongs to another sweep ('" + rec.context + "' vs '" + merged.context + "')");
-      if (rec.objective != merged.objective)
-        throw InputError(path, 0, 0, "rank_by", "parts rank by different objectives");
-      const std::string id = layout_id(rec.result.layout);
-      const std::string text = csv_row(rec.result, 0, rec.objective, rec.context);
-      auto [it, inserted] = by_id.emplace(id, std::make_pair(rec.result, text));
-      if (!inserted && it->second.second != text)
-        throw InputError(path, 0, 0, "layout", "layout " + id + " has different results in two parts");
+    parts.push_back(read_part(path));
+    const Part& p = parts.back();
+    check_fits(p, parts.front(), shards);
+    for (std::size_t i = 0; i < p.file.records.size(); ++i) {
+      const std::string id = layout_id(p.file.records[i].result.layout);
+      auto [it, inserted] = seen.emplace(id, std::make_pair(path, p.file.lines[i]));
+      if (!inserted)
+        throw InputError(path, p.file.lines[i], 1, "layout",
+                         fmt::format("layout {} is also on line {} of {}: a layout belongs to one shard, once", id,
+                                     it->second.second, it->second.first));
+      merged.ranked.push_back(p.file.records[i].result);
     }
   }
-  for (auto& [id, entry] : by_id) merged.ranked.push_back(entry.first);
-  rank_results(merged.ranked, merged.objective);
+  check_complete(parts.front(), shards);
+  // Every shard whole and no layout twice: these are all of the sweep's layouts, as one run has them.
+  merged.tag = parts.front().tag;
+  merged.tag.shard = Shard{};
+  rank_results(merged.ranked, merged.tag.objective);
   return merged;
 }
 

@@ -1,6 +1,7 @@
 // Running a sweep: one forked worker per layout (SimGrid allows one Engine per process, and a crash
 // costs one layout, not the sweep), at most `jobs` at a time. Each result comes back as its CSV row
 // over a pipe, is appended to the result file as it finishes, and a re-run resumes from that file.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "report/atomic_file.hpp"
 #include "tpsim/planner.hpp"
 
 namespace tpsim {
@@ -30,7 +32,7 @@ struct Worker {
 // The worker's whole life: evaluate one layout, send its CSV row, exit without running the parent's
 // destructors or flushing its stdio buffers.
 [[noreturn]] void worker_main(int fd, const SweepSpec& spec, const Layout& layout, const Evaluator& evaluate,
-                              const std::string& context) {
+                              const SweepTag& tag) {
   LayoutResult r;
   try {
     r = evaluate(scenario_for(spec, layout));
@@ -45,7 +47,7 @@ struct Worker {
   }
   r.layout = layout;
   finish_result(spec, r);
-  const std::string line = csv_row(r, 0, spec.objective, context) + "\n";
+  const std::string line = csv_row(r, 0, tag) + "\n";
   std::size_t sent = 0;
   while (sent < line.size()) {
     const ssize_t n = ::write(fd, line.data() + sent, line.size() - sent);
@@ -56,8 +58,7 @@ struct Worker {
   ::_exit(0);
 }
 
-Worker start_worker(const SweepSpec& spec, const Layout& layout, const Evaluator& evaluate,
-                    const std::string& context) {
+Worker start_worker(const SweepSpec& spec, const Layout& layout, const Evaluator& evaluate, const SweepTag& tag) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   std::fflush(nullptr);   // nothing buffered in the parent may be written twice
@@ -69,7 +70,7 @@ Worker start_worker(const SweepSpec& spec, const Layout& layout, const Evaluator
   }
   if (pid == 0) {
     ::close(fds[0]);
-    worker_main(fds[1], spec, layout, evaluate, context);
+    worker_main(fds[1], spec, layout, evaluate, tag);
   }
   ::close(fds[1]);
   return Worker{pid, fds[0], layout, {}};
@@ -99,59 +100,84 @@ LayoutResult collect_worker(Worker& w) {
   return r;
 }
 
-// Appends rows as they finish; a crash loses at most the row being written, which resume ignores.
+// The resumable result file. It starts as the header and the kept rows, written to a temporary
+// file and renamed into place, then each row is appended with one write(2) as its layout finishes.
+// A kill -9 at any moment leaves the old file or the new one whole, plus at most a last row without
+// its newline, which the next run drops and redoes: no row is lost, torn or written twice.
 class ResultFile {
  public:
-  ResultFile(const std::string& path, const std::vector<LayoutResult>& kept, Objective objective,
-             const std::string& context)
-      : context_(context), objective_(objective) {
+  ResultFile(const std::string& path, const std::vector<LayoutResult>& kept, const SweepTag& tag)
+      : path_(path), tag_(tag) {
     if (path.empty()) return;
-    // Start from the header and the kept rows (dropping a row a killed run left half-written),
-    // written whole and renamed into place, then append.
-    const std::string tmp = path + ".tmp";
-    std::FILE* fresh = std::fopen(tmp.c_str(), "wb");
-    if (!fresh) throw InputError("", 0, 0, "--csv", "cannot write '" + tmp + "'");
     std::string text = csv_header() + "\n";
-    for (const auto& r : kept) text += csv_row(r, 0, objective, context) + "\n";
-    const bool written = std::fwrite(text.data(), 1, text.size(), fresh) == text.size();
-    if (std::fclose(fresh) != 0 || !written || std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw InputError("", 0, 0, "--csv", "cannot write '" + path + "'");
-    file_ = std::fopen(path.c_str(), "ab");
-    if (!file_) throw InputError("", 0, 0, "--csv", "cannot append to '" + path + "'");
+    for (const auto& r : kept) text += csv_row(r, 0, tag) + "\n";
+    write_file_atomically("--csv", path, text);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd_ < 0) throw InputError("", 0, 0, "--csv", "cannot append to '" + path + "': " + std::strerror(errno));
   }
   ~ResultFile() {
-    if (file_) std::fclose(file_);
+    if (fd_ >= 0) ::close(fd_);
   }
   ResultFile(const ResultFile&) = delete;
   ResultFile& operator=(const ResultFile&) = delete;
   void append(const LayoutResult& r) {
-    if (!file_) return;
-    const std::string line = csv_row(r, 0, objective_, context_) + "\n";
-    std::fwrite(line.data(), 1, line.size(), file_);
-    std::fflush(file_);
+    if (fd_ < 0) return;
+    const std::string line = csv_row(r, 0, tag_) + "\n";
+    std::size_t sent = 0;
+    while (sent < line.size()) {
+      const ssize_t n = ::write(fd_, line.data() + sent, line.size() - sent);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        throw InputError("", 0, 0, "--csv", "appending to '" + path_ + "' failed: " + std::strerror(errno));
+      sent += static_cast<std::size_t>(n);
+    }
   }
 
  private:
-  std::FILE* file_ = nullptr;
-  std::string context_;
-  Objective objective_;
+  int fd_ = -1;
+  std::string path_;
+  SweepTag tag_;
 };
 
-// Rows of an earlier run of this very sweep (same context, a layout of this shard) are reused.
-std::map<std::string, LayoutResult> resumable(const std::string& path, const std::string& context,
+// The refusal when a file's rows were computed from other inputs than this run's. The contexts are
+// named only when they differ: a --set changes the id, not the context.
+InputError other_sweep(const std::string& path, int line, const SweepTag& file, const SweepTag& run) {
+  const bool same = file.context == run.context;
+  return InputError(path, line, 1, "sweep_id",
+                    fmt::format("this file holds sweep {}{}, this run is sweep {}{}: its rows were computed from other "
+                                "inputs (scenario, --set, flags or tpsim version); write to a new --csv file or "
+                                "delete this one",
+                                file.id, same ? "" : " ('" + file.context + "')", run.id,
+                                same ? "" : " ('" + run.context + "')"));
+}
+
+// Rows of an earlier run of this very sweep and shard are reused, except errors (a worker that
+// crashed, was OOM-killed or threw): those say nothing about the layout, so they are redone.
+std::map<std::string, LayoutResult> resumable(const std::string& path, const SweepTag& tag,
                                               const std::set<std::string>& wanted) {
   std::map<std::string, LayoutResult> out;
   if (path.empty()) return out;
-  for (const CsvRecord& rec : read_csv(path)) {
+  const CsvFile file = read_csv(path);
+  std::map<std::string, int> line_of;
+  for (std::size_t i = 0; i < file.records.size(); ++i) {
+    const CsvRecord& rec = file.records[i];
+    const int line = file.lines[i];
     const std::string id = layout_id(rec.result.layout);
-    if (rec.context != context)
-      throw InputError(path, 0, 0, "sweep",
-                       "this file holds another sweep ('" + rec.context + "'); write to a new file or delete it");
+    if (rec.tag.id != tag.id) throw other_sweep(path, line, rec.tag, tag);
+    if (rec.tag.shard.index != tag.shard.index || rec.tag.shard.parts != tag.shard.parts)
+      throw InputError(path, line, 1, "shard",
+                       fmt::format("this file holds shard {}/{} of the sweep, this run is shard {}/{}; write to a new "
+                                   "--csv file or delete this one",
+                                   rec.tag.shard.index, rec.tag.shard.parts, tag.shard.index, tag.shard.parts));
     if (!wanted.count(id))
-      throw InputError(path, 0, 0, "layout",
+      throw InputError(path, line, 1, "layout",
                        "this file holds layout " + id + ", which this sweep (or shard) does not run; "
-                       "write to a new file or delete it");
-    out.emplace(id, rec.result);
+                       "write to a new --csv file or delete this one");
+    if (auto [it, fresh] = line_of.emplace(id, line); !fresh)
+      throw InputError(path, line, 1, "layout",
+                       fmt::format("layout {} is also on line {}: a damaged file; write to a new --csv file or "
+                                   "delete this one", id, it->second));
+    if (rec.result.verdict != Verdict::error) out.emplace(id, rec.result);
   }
   return out;
 }
@@ -160,10 +186,10 @@ std::map<std::string, LayoutResult> resumable(const std::string& path, const std
 
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const Evaluator& evaluate) {
   const std::vector<Layout> mine = shard_layouts(enumerate_layouts(spec), options.shard);
-  const std::string context = sweep_context(spec);
+  const SweepTag tag = sweep_tag(spec, options.shard);
   std::set<std::string> wanted;
   for (const auto& l : mine) wanted.insert(layout_id(l));
-  const std::map<std::string, LayoutResult> earlier = resumable(options.csv, context, wanted);
+  const std::map<std::string, LayoutResult> earlier = resumable(options.csv, tag, wanted);
 
   SweepOutcome outcome;
   outcome.total = static_cast<int>(mine.size());
@@ -175,7 +201,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const
     else queue.push_back(l);
   }
   outcome.resumed = static_cast<int>(kept.size());
-  ResultFile file(options.csv, kept, spec.objective, context);
+  ResultFile file(options.csv, kept, tag);
   std::vector<LayoutResult> results = kept;
 
   int done = outcome.resumed;
@@ -204,7 +230,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const
         finished(r);
         continue;
       }
-      running.push_back(start_worker(spec, l, evaluate, context));
+      running.push_back(start_worker(spec, l, evaluate, tag));
     }
     if (running.empty()) continue;
     std::vector<pollfd> fds;
@@ -231,14 +257,8 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const
   }
 
   rank_results(results, spec.objective);
-  if (!options.csv.empty()) write_ranked_csv(options.csv, results, spec.objective, context);
-  if (!options.json.empty()) {
-    std::FILE* out = std::fopen(options.json.c_str(), "wb");
-    if (!out) throw InputError("", 0, 0, "--json", "cannot write '" + options.json + "'");
-    const std::string text = results_json(results, spec.objective, context);
-    std::fwrite(text.data(), 1, text.size(), out);
-    std::fclose(out);
-  }
+  if (!options.csv.empty()) write_ranked_csv(options.csv, results, tag);
+  if (!options.json.empty()) write_file_atomically("--json", options.json, results_json(results, tag));
   outcome.ranked = std::move(results);
   return outcome;
 }
