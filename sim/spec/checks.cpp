@@ -51,6 +51,10 @@ class Checker {
   }
   // Whether the key was written (in a file or by a flag), not left at its default.
   bool given(const std::string& key) const { return where_.count(key) > 0; }
+  bool from_flag(const std::string& key) const {
+    auto it = where_.find(key);
+    return it != where_.end() && !it->second.label.empty();
+  }
   void fraction(const std::string& key, double v) const {
     if (!(v > 0 && v <= 1)) fail(key, fmt::format("expected a fraction in (0, 1], got {:g}", v));
   }
@@ -243,13 +247,16 @@ void check_tp_divides(const Checker& c, const PlanSpec& p, const ModelSpec& m) {
 }
 
 // A key of the other workload kind would be read by nothing: the user believes it is simulated.
+// Except a file's keys when --set workload.kind switched the kind: the flag replaces the file's
+// workload (`--set workload.kind=inference` on the default training scenario).
 void check_workload_keys(const Checker& c, const WorkloadSpec& w) {
   const bool training = w.kind == WorkloadKind::training;
   const std::vector<const char*> others = training ? std::vector<const char*>{"batch", "prompt", "generate"}
                                                    : std::vector<const char*>{"global_batch", "micro_batch", "seq",
                                                                               "partial_micro_batches"};
   for (const char* key : others)
-    if (c.given(std::string("workload.") + key))
+    if (c.given(std::string("workload.") + key) &&
+        !(c.from_flag("workload.kind") && !c.from_flag(std::string("workload.") + key)))
       c.fail(std::string("workload.") + key, fmt::format("applies to {} workloads only, but workload.kind is {}",
                                                          training ? "inference" : "training",
                                                          training ? "training" : "inference"));
