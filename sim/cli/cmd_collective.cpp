@@ -59,6 +59,10 @@ double parse_size(const std::string& flag, const std::string& text) {
   }
   if (used == 0 || scale == 0 || !(value >= 0) || !std::isfinite(value))
     throw InputError("", 0, 0, flag, "expected a size like 8, 64K, 128M or 8G, got '" + text + "'");
+  // Past a petabyte no GPU holds the buffer, and byte counts stop being exact doubles.
+  constexpr double kMaxBytes = 1125899906842624.0;   // 1 PiB = 2^50
+  if (value * scale > kMaxBytes)
+    throw InputError("", 0, 0, flag, "'" + text + "' is larger than 1024T (2^50 bytes), more than any GPU's memory");
   return std::floor(value * scale);
 }
 
@@ -95,8 +99,8 @@ void run(const CollectiveArgs& a) {
   const int gpus = a.gpus > 0 ? a.gpus : per;
   if (gpus > per * topo.nodes)
     throw InputError("", 0, 0, "--gpus",
-                     fmt::format("{} GPUs do not fit on '{}' ({} nodes x {}); add --set topology.nodes=N", gpus,
-                                 topo.name, topo.nodes, per));
+                     fmt::format("{} GPUs do not fit on '{}' ({} node{} x {}); add --set topology.nodes=N", gpus,
+                                 topo.name, topo.nodes, topo.nodes == 1 ? "" : "s", per));
   // The first `per` GPUs of each node, node after node (PAT wants one per node: --per-node 1).
   std::vector<int> group(gpus);
   for (int i = 0; i < gpus; ++i) group[i] = i / per * topo.gpus_per_node + i % per;

@@ -13,6 +13,21 @@
 #include "cli/commands.hpp"
 #include "cli/error_format.hpp"
 
+namespace {
+
+// CLI11's PositiveNumber is a Range over doubles: "--top: Value 0 not in range 0.000000 to
+// 17976931348623157...(309 digits).000000". Said plainly instead: "--top: expected a positive
+// number, got '0'". "" for any other message.
+std::string positive_number_error(const std::string& what) {
+  const std::string value_at = ": Value ", range = " not in range 0.000000 to 179769313486231570";
+  const size_t v = what.find(value_at), r = what.find(range);
+  if (v == std::string::npos || r == std::string::npos || r < v) return "";
+  const std::string value = what.substr(v + value_at.size(), r - v - value_at.size());
+  return what.substr(0, v) + ": expected a positive number, got '" + value + "'";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace tpsim::cli;
   // A 1024-GPU step allocates and frees millions of small objects and SimGrid actor stacks; glibc's
@@ -46,6 +61,12 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ValidationError& e) {
+    if (const std::string line = positive_number_error(e.what()); !line.empty()) {
+      std::fprintf(stderr, "tpsim: error: %s\n", line.c_str());
+      return kBadInput;
+    }
+    return app.exit(e) == 0 ? kOk : kBadInput;
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? kOk : kBadInput;

@@ -9,6 +9,7 @@
 
 #include "spec/loading.hpp"
 #include "spec/yaml_reader.hpp"
+#include "tpsim/partition.hpp"
 
 namespace tpsim::spec_detail {
 
@@ -48,6 +49,12 @@ class Checker {
   void non_negative(const std::string& key, double v) const {
     if (!(v >= 0)) fail(key, fmt::format("must not be negative, got {:g}", v));
   }
+  // Whether the key was written (in a file or by a flag), not left at its default.
+  bool given(const std::string& key) const { return where_.count(key) > 0; }
+  bool from_flag(const std::string& key) const {
+    auto it = where_.find(key);
+    return it != where_.end() && !it->second.label.empty();
+  }
   void fraction(const std::string& key, double v) const {
     if (!(v > 0 && v <= 1)) fail(key, fmt::format("expected a fraction in (0, 1], got {:g}", v));
   }
@@ -70,8 +77,15 @@ std::string list(const std::vector<int>& xs) {
 void check_nic_layout(const Checker& c, const Topology& t) {
   const NicSpec& nic = t.nic;
   const auto of = nics_of_gpus(nic, t.gpus_per_node);
+  for (size_t i = 0; i < nic.gpus.size(); ++i)
+    for (size_t k = 0; k < nic.gpus[i].size(); ++k)
+      if (std::count(nic.gpus[i].begin(), nic.gpus[i].begin() + k, nic.gpus[i][k]))
+        c.fail("topology.nic.gpus", fmt::format("NIC {} lists GPU {} twice", i, nic.gpus[i][k]));
+  const bool any_served = std::any_of(of.begin(), of.end(), [](const auto& nics) { return !nics.empty(); });
   for (int g = 0; g < t.gpus_per_node; ++g) {
-    if (of[g].empty() && t.nodes > 1)
+    // Even on one node: the same file runs with --set topology.nodes=N, and describe() would show
+    // a node where some GPUs have NICs and others none.
+    if (of[g].empty() && (t.nodes > 1 || any_served))
       c.fail("topology.nic.gpus", fmt::format("GPU {} is served by no NIC, so it cannot reach other nodes", g));
     for (int h = 0; h < g; ++h) {
       std::vector<int> common;
@@ -202,6 +216,28 @@ void check_plan_with(const Checker& c, const PlanSpec& p) {
                                               p.virtual_stages, p.pp));
 }
 
+// A row-parallel linear told its input is already split (input_is_parallel: true) must follow a
+// column-parallel linear that keeps its output split; after a gathered, row-parallel or replicated
+// one its input is whole, and lowering stops on mismatched shapes with no file or line.
+void check_mapping_shapes(const Checker& c, const PlanSpec& p) {
+  if (p.tp < 2) return;
+  const auto gathers = [&](const std::string& key) {
+    auto it = p.mappings.find(key);
+    if (it != p.mappings.end() && it->second.gather_output) return *it->second.gather_output;
+    return p.preset == PlanPreset::naive && !has_partition(p, key);
+  };
+  for (const auto& [producer, consumer] : {std::pair<const char*, const char*>{"attn.qkv", "attn.proj"}, {"mlp.fc1", "mlp.fc2"}}) {
+    auto it = p.mappings.find(consumer);
+    if (it == p.mappings.end() || !it->second.input_is_parallel.value_or(false) || tp_split_dim(p, consumer) != 0) continue;
+    const int split = tp_split_dim(p, producer);
+    if (split == 1 && !gathers(producer)) continue;
+    const std::string why = split != 1 ? fmt::format("{} is not column-parallel", producer)
+                                       : fmt::format("{} gathers its output (gather_output: true)", producer);
+    c.fail(fmt::format("plan.mappings.{}.input_is_parallel", consumer),
+           fmt::format("{} takes its input as split over tp, but {}, so the input is whole", consumer, why));
+  }
+}
+
 // Each tensor-parallel rank holds whole heads, whole KV heads and equal slices of ffn and vocab.
 void check_tp_divides(const Checker& c, const PlanSpec& p, const ModelSpec& m) {
   for (const auto& [key, v] : {std::pair<const char*, int64_t>{"heads", m.heads}, {"kv_heads", m.kv_heads},
@@ -210,9 +246,26 @@ void check_tp_divides(const Checker& c, const PlanSpec& p, const ModelSpec& m) {
       c.fail("plan.tp", fmt::format("tp {} does not divide model.{} {} (model '{}')", p.tp, key, v, m.name));
 }
 
+// A key of the other workload kind would be read by nothing: the user believes it is simulated.
+// Except a file's keys when --set workload.kind switched the kind: the flag replaces the file's
+// workload (`--set workload.kind=inference` on the default training scenario).
+void check_workload_keys(const Checker& c, const WorkloadSpec& w) {
+  const bool training = w.kind == WorkloadKind::training;
+  const std::vector<const char*> others = training ? std::vector<const char*>{"batch", "prompt", "generate"}
+                                                   : std::vector<const char*>{"global_batch", "micro_batch", "seq",
+                                                                              "partial_micro_batches"};
+  for (const char* key : others)
+    if (c.given(std::string("workload.") + key) &&
+        !(c.from_flag("workload.kind") && !c.from_flag(std::string("workload.") + key)))
+      c.fail(std::string("workload.") + key, fmt::format("applies to {} workloads only, but workload.kind is {}",
+                                                         training ? "inference" : "training",
+                                                         training ? "training" : "inference"));
+}
+
 void check_workload(const Checker& c, const Scenario& s) {
   const WorkloadSpec& w = s.workload;
   const PlanSpec& p = s.plan;
+  check_workload_keys(c, w);
   if (w.kind == WorkloadKind::training) {
     c.positive("workload.global_batch", static_cast<double>(w.global_batch));
     c.positive("workload.micro_batch", static_cast<double>(w.micro_batch));
@@ -269,6 +322,7 @@ void check_scenario(const Scenario& s, const Locations& where) {
                                p.world(), p.tp, p.pp, p.dp, t.name, t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s",
                                t.gpus_per_node));
   check_tp_divides(c, p, m);
+  check_mapping_shapes(c, p);
   if (p.tp_allreduce != "nccl" && tp_group_nodes(p, t.gpus_per_node) > 1)
     c.fail("plan.tp_allreduce", fmt::format("{} reads peers' buffers through peer memory inside one node, but a tp "
                                             "group of {} spans {} nodes of {} GPUs",

@@ -28,7 +28,7 @@ const std::vector<std::string> kAxes = {"tp", "dp", "pp"};
 std::string weight_key(const Map& m, const YAML::Node& key, const std::vector<std::string>& allowed, const char* what) {
   const std::string k = key.IsScalar() ? key.Scalar() : "";
   if (!std::ranges::count(allowed, k))
-    fail_at(m.source(), key, m.key_path(k),
+    fail_at(m.source(), key, k.empty() ? m.path() : m.key_path(k),   // a null key: no "plan.mappings." path
             "unknown " + std::string(what) + " '" + k + "'" + did_you_mean(k, allowed) + "; expected one of: " + join(allowed));
   return k;
 }
@@ -48,6 +48,8 @@ PartitionSpec read_partition(const Map& parts, const std::string& weight) {
     if (!dim.IsScalar() || !std::ranges::count(kAxes, dim.Scalar()))
       fail_at(parts.source(), dim, key,
               "expected a mesh axis tp | dp | pp or null, got " + shown(dim) + (dim.IsScalar() ? did_you_mean(dim.Scalar(), kAxes) : ""));
+    if (dim.Scalar() != "tp")   // lowering would refuse it later, with no file or line
+      fail_at(parts.source(), dim, key, "axis '" + dim.Scalar() + "' cannot split a weight (only tp does; dp and pp replicate weights)");
     if (std::ranges::count(spec, dim.Scalar()))
       fail_at(parts.source(), dim, key, "axis '" + dim.Scalar() + "' splits two dimensions of one weight");
     spec.push_back(dim.Scalar());
@@ -100,6 +102,7 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
     const Map parts = p.map("partitions");
     for (const auto& kv : parts.yaml()) {
       const std::string w = weight_key(parts, kv.first, weight_names(), "weight");
+      if (plan.partitions.count(w)) fail_at(src, kv.first, parts.key_path(w), "duplicate key '" + w + "'");
       plan.partitions[w] = read_partition(parts, w);
     }
   }
@@ -107,6 +110,8 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
     const Map maps = p.map("mappings");
     for (const auto& kv : maps.yaml()) {
       const std::string w = weight_key(maps, kv.first, linear_names(), "linear");
+      // yaml-cpp keeps both entries and [] finds the first: the second would be dropped unseen.
+      if (plan.mappings.count(w)) fail_at(src, kv.first, maps.key_path(w), "duplicate key '" + w + "'");
       plan.mappings[w] = read_mapping(maps.map(w));
     }
   }

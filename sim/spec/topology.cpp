@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
+#include <fstream>
 #include <filesystem>
 
 #include "spec/limits.hpp"
@@ -34,6 +37,46 @@ namespace tpsim::spec_detail {
 
 namespace {
 
+// A measured GEMM table (CSV m,n,k,dtype,time_us[,...]): checked row by row here, where the error
+// can name the table's line and column. Read lazily by the cost model, a nan or negative time
+// reached the engine (SimGrid aborts on a non-finite duration; a negative one shortens the step).
+void check_gemm_table(const Map& g, const std::string& path) {
+  const std::string key = g.key_path("gemm_table");
+  std::ifstream in(path);
+  if (!in) g.fail("gemm_table", "cannot read '" + path + "'");
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
+    std::vector<std::string> fields;
+    std::vector<int> columns;
+    for (size_t start = 0;;) {
+      const size_t comma = line.find(',', start);
+      fields.push_back(line.substr(start, comma - start));
+      columns.push_back(int(start) + 1);
+      if (comma == std::string::npos || fields.size() == 5) break;
+      start = comma + 1;
+    }
+    const auto bad = [&](size_t field, const std::string& problem) {
+      throw InputError(path, number, columns[std::min(field, columns.size() - 1)], key, problem);
+    };
+    if (fields.size() < 5) bad(fields.size(), "expected a row 'm,n,k,dtype,time_us'");
+    for (size_t f = 0; f < 3; ++f) {
+      int64_t v = 0;
+      const std::string& t = fields[f];
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (ec != std::errc() || end != t.data() + t.size() || v <= 0 || v > limits::kGpus * limits::kFfn)
+        bad(f, "expected a positive integer " + std::string(1, "mnk"[f]) + ", got " + shown(YAML::Node(t)));
+    }
+    if (!std::ranges::count(std::vector<std::string>{"fp32", "tf32", "bf16", "fp16", "fp8"}, fields[3]))
+      bad(3, "expected a dtype fp32 | tf32 | bf16 | fp16 | fp8, got " + shown(YAML::Node(fields[3])));
+    double us = 0;
+    const std::string& t = fields[4];
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), us);
+    if (ec != std::errc() || end != t.data() + t.size() || !std::isfinite(us) || !(us >= 1e-6 && us <= 1e13))
+      bad(4, "expected a time in microseconds from 1e-06 to 1e+13 (a measured kernel), got " + shown(YAML::Node(t)));
+  }
+}
+
 GpuSpec read_gpu(const Map& g) {
   g.only({"name", "peak", "hbm", "hbm_bandwidth", "hbm_efficiency", "sms", "launch_overhead", "gemm_efficiency",
           "gemm_stream_k", "gemm_table", "attention_score_bytes"});
@@ -61,9 +104,10 @@ GpuSpec read_gpu(const Map& g) {
     namespace fs = std::filesystem;
     fs::path table(g.string("gemm_table"));
     if (table.is_relative()) table = fs::path(folder_of(g.source().file)) / table;
-    std::error_code ec;
-    if (!fs::is_regular_file(table, ec)) g.fail("gemm_table", "no such file '" + table.string() + "'");
+    if (const std::string why = unreadable_file(table.string()); !why.empty())   // a folder is not "no such file"
+      g.fail("gemm_table", why == "no such file" ? "no such file '" + table.string() + "'" : "'" + table.string() + "' " + why);
     gpu.gemm_table = table.string();
+    check_gemm_table(g, gpu.gemm_table);
   }
   return gpu;
 }

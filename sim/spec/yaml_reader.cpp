@@ -2,12 +2,15 @@
 #include "spec/yaml_reader.hpp"
 
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <utility>
 
 namespace tpsim::spec_detail {
@@ -165,6 +168,10 @@ int64_t Map::integer(const std::string& key, std::optional<int64_t> fallback) co
   const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
   auto [end, ec] = std::from_chars(begin, s.data() + s.size(), out);
   if (ec != std::errc() || end != s.data() + s.size() || s.empty()) fail(key, "expected an integer, got '" + s + "'");
+  // YAML 1.1 reads 010 as octal 8, YAML 1.2 as decimal 10: neither reading can be trusted.
+  const char* digits = begin + (*begin == '-' ? 1 : 0);
+  if (end - digits > 1 && *digits == '0')
+    fail(key, "expected an integer without leading zeros, got '" + s + "' (octal in YAML 1.1, decimal in 1.2)");
   return out;
 }
 
@@ -213,7 +220,9 @@ namespace {
 
 // A spec is one YAML document: a second one ('---') was silently ignored.
 YAML::Node single_document(const std::vector<YAML::Node>& documents, const std::string& file) {
-  if (documents.size() > 1)
+  // A file that is not YAML at all (a CMakeLists.txt given as a model) may hold '---' lines too:
+  // its first document not being a mapping is the clearer message, so the caller reports that.
+  if (documents.size() > 1 && documents[0].IsMap())
     throw InputError(file, documents[1].Mark().line + 1, documents[1].Mark().column + 1, "",
                      "holds " + std::to_string(documents.size()) + " YAML documents (separated by '---'); a spec file holds one");
   return documents.empty() ? YAML::Node() : documents[0];
@@ -221,11 +230,59 @@ YAML::Node single_document(const std::vector<YAML::Node>& documents, const std::
 
 }  // namespace
 
+namespace {
+
+// Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong forms,
+// surrogates and code points past U+10FFFF included).
+size_t utf8_length(const std::string& s, size_t i) {
+  const auto byte = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+  const unsigned c = byte(i);
+  if (c < 0x80) return 1;
+  const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? (c < 0xF0 ? 3 : 0) : c >= 0xC2 ? 2 : 0;
+  if (n == 0) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  const unsigned c1 = byte(i + 1);
+  if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90))
+    return 0;
+  return n;
+}
+
+// What the YAML parser would misreport: yaml-cpp keeps a NUL or an invalid UTF-8 byte inside a
+// value (the name 'a\0b' printed as 'a'), and reports a tab in the indentation as "illegal map
+// value". Checked on the raw text first, at its line and column.
+void check_text(const std::string& text, const std::string& file) {
+  int line = 1, column = 1;
+  bool indent = true;
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const auto fail = [&](const std::string& problem) { throw InputError(file, line, column, "", problem); };
+    if (c == 0) fail("holds a NUL byte: a spec file is YAML text, not binary data");
+    if (c == '\t' && indent) fail("a tab in the indentation: YAML indents with spaces");
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+      fail("holds the control character " + std::to_string(c) + ": a spec file is YAML text, not binary data");
+    const size_t n = utf8_length(text, i);
+    if (n == 0) fail("is not valid UTF-8 (byte " + std::to_string(c) + "): YAML text is UTF-8");
+    if (c == '\n') line += 1, column = 1, indent = true;
+    else column += 1, indent = indent && c == ' ';
+    i += n;
+  }
+}
+
+}  // namespace
+
 YAML::Node parse_text(const std::string& text, const std::string& display_name) {
+  check_text(text, display_name);
   try {
     return single_document(YAML::LoadAll(text), display_name);
+  } catch (const YAML::DeepRecursion& e) {   // yaml-cpp reports it as "bad file"
+    throw InputError(display_name, e.mark.line + 1, e.mark.column + 1, "",
+                     "nested too deeply (the YAML parser stops at 2000 levels; a spec nests a few)");
   } catch (const YAML::ParserException& e) {
-    throw InputError(display_name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
+    // yaml-cpp stops reading a plain key after 1024 characters and calls what follows an illegal value.
+    const bool long_key = e.msg == "illegal map value" && e.mark.column >= 1024;
+    throw InputError(display_name, e.mark.line + 1, e.mark.column + 1, "",
+                     "YAML syntax error: " + e.msg + (long_key ? " (a key longer than 1024 characters?)" : ""));
   }
 }
 
@@ -245,13 +302,11 @@ std::string unreadable_file(const std::string& path) {
 
 YAML::Node parse_file(const std::string& path) {
   if (const std::string why = unreadable_file(path); !why.empty()) throw InputError(path, 0, 0, "", why);
-  try {
-    return single_document(YAML::LoadAllFromFile(path), path);
-  } catch (const YAML::ParserException& e) {
-    throw InputError(path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg);
-  } catch (const YAML::BadFile&) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!(text << in.rdbuf()) && in.peek() != std::ifstream::traits_type::eof())
     throw InputError(path, 0, 0, "", "cannot read the file");
-  }
+  return parse_text(text.str(), path);
 }
 
 }  // namespace tpsim::spec_detail
