@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/output_paths.hpp"
+#include "spec/limits.hpp"
 #include "tpsim/planner.hpp"
 
 namespace tpsim::cli {
@@ -83,8 +84,8 @@ std::vector<int> parse_nodes(const std::string& text) {
     const int lo = one(text.substr(0, dash)), hi = one(text.substr(dash + 1));
     if (hi < lo) throw bad();
     out.push_back(lo);
-    for (int p = 1; p < hi; p *= 2)
-      if (p > lo) out.push_back(p);
+    for (int64_t p = 1; p < hi; p *= 2)   // int64: doubling past a large int's half would overflow
+      if (p > lo) out.push_back(static_cast<int>(p));
     if (hi != lo) out.push_back(hi);
     return out;
   }
@@ -104,6 +105,16 @@ SweepSpec sweep_spec(const PlanArgs& a) {
   spec.model = base.model;
   spec.topology = base.topology;
   if (!a.nodes.empty()) spec.node_counts = parse_nodes(a.nodes);
+  // Every node count is a topology of its own: each must fit what a topology may hold.
+  for (int n : spec.node_counts)
+    if (int64_t(n) * spec.topology.gpus_per_node > spec_detail::limits::kGpus)
+      throw InputError("", 0, 0, "--nodes",
+                       fmt::format("{} nodes x {} GPUs per node = {} GPUs, more than the {} a topology may hold (at "
+                                   "~{:g} KiB of simulator state per GPU it would need ~{:.0f} GiB of memory)",
+                                   n, spec.topology.gpus_per_node, int64_t(n) * spec.topology.gpus_per_node,
+                                   spec_detail::limits::kGpus, spec_detail::limits::kSimulatorBytesPerGpu / 1024,
+                                   double(n) * spec.topology.gpus_per_node * spec_detail::limits::kSimulatorBytesPerGpu /
+                                       (1 << 30)));
   try {
     spec.objective = parse_objective(a.rank_by);
   } catch (const std::invalid_argument& e) {
