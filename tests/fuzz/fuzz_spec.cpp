@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <chrono>
+#include <iomanip>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -26,6 +28,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "machine.hpp"   // bench/: what the run ran on
 #include "tpsim/spec.hpp"
 
 namespace fs = std::filesystem;
@@ -152,10 +155,13 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   long iterations = 1000;
   int per_input_seconds = 20;
+  double seconds = 0;
   std::string findings = "fuzz-findings";
   std::vector<std::string> roots;
   app.add_option("--seed", seed, "Generator seed (same seed, same inputs)");
   app.add_option("--iterations", iterations, "Mutated inputs to try")->check(CLI::PositiveNumber);
+  app.add_option("--seconds", seconds, "Stop after this long even if --iterations are not done (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--per-input-seconds", per_input_seconds, "Longer than this is a hang")->check(CLI::PositiveNumber);
   app.add_option("--findings", findings, "Folder the inputs of findings are written to");
   app.add_option("corpus", roots, "Folders of seed YAML files")->required()->check(CLI::ExistingDirectory);
@@ -172,9 +178,12 @@ int main(int argc, char** argv) {
   std::signal(SIGALRM, on_hang);
 
   std::mt19937_64 rng(seed);
-  long refused = 0, accepted = 0, found = 0;
+  long refused = 0, accepted = 0, found = 0, tried = 0;
   std::string current_path;
-  for (long i = 0; i < iterations; ++i) {
+  const auto started = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  // Input i is the same for a seed whatever the budget: a time-bounded run is a prefix of the full one.
+  for (long i = 0; i < iterations && (seconds <= 0 || elapsed() < seconds); ++i, ++tried) {
     const Seed& base = corpus[rng() % corpus.size()];
     std::string text = base.text;
     const int mutations = 1 + static_cast<int>(rng() % 3);
@@ -208,8 +217,9 @@ int main(int argc, char** argv) {
     fs::remove(current_path);
   }
   fs::remove_all(scratch);
-  std::cout << "fuzz_spec: seed " << seed << ", " << iterations << " inputs from " << corpus.size()
-            << " seed files: " << refused << " refused (InputError), " << accepted << " accepted, " << found
-            << " findings\n";
+  std::cout << tpsim::bench::machine_line() << "\n";
+  std::cout << "fuzz_spec: seed " << seed << ", " << tried << " inputs in " << std::fixed << std::setprecision(0)
+            << elapsed() << " s from " << corpus.size() << " seed files: " << refused << " refused (InputError), "
+            << accepted << " accepted, " << found << " findings\n";
   return found == 0 ? 0 : 1;
 }
