@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include <algorithm>
 #include <charconv>
@@ -219,13 +221,53 @@ std::string Map::choice(const std::string& key, const std::vector<std::string>& 
 namespace {
 
 // A spec is one YAML document: a second one ('---') was silently ignored.
-YAML::Node single_document(const std::vector<YAML::Node>& documents, const std::string& file) {
-  // A file that is not YAML at all (a CMakeLists.txt given as a model) may hold '---' lines too:
-  // its first document not being a mapping is the clearer message, so the caller reports that.
-  if (documents.size() > 1 && documents[0].IsMap())
-    throw InputError(file, documents[1].Mark().line + 1, documents[1].Mark().column + 1, "",
-                     "holds " + std::to_string(documents.size()) + " YAML documents (separated by '---'); a spec file holds one");
-  return documents.empty() ? YAML::Node() : documents[0];
+// Where each document's first node starts; parsing stops after a few documents. yaml-cpp 0.7's
+// LoadAll never ends on some malformed streams ("[4], [5]": the parser reports a document for the
+// stray ',' again and again without consuming it, allocating a node each time; fixed upstream in
+// yaml-cpp PR #1319), so documents are counted here with a cap and only the first is loaded.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark&) override { fresh_ = true; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { node(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { node(m); }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& m) {
+    if (fresh_) starts.push_back(m);
+    fresh_ = false;
+  }
+  bool fresh_ = false;
+};
+
+std::vector<YAML::Mark> document_starts(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts handler;
+  for (int documents = 0; documents < 2 && parser.HandleNextDocument(handler); ++documents) {
+  }
+  return handler.starts;
+}
+
+// The file's one document. A file that is not YAML at all (a CMakeLists.txt given as a model) may
+// hold '---' lines too: its first document not being a mapping is the clearer message, so the
+// caller reports that.
+YAML::Node single_document(const std::string& text, const std::string& file) {
+  const std::vector<YAML::Mark> starts = document_starts(text);
+  YAML::Node first = YAML::Load(text);
+  if (starts.size() > 1 && first.IsMap())
+    throw InputError(file, starts[1].line + 1, starts[1].column + 1, "",
+                     "holds a second YAML document (after '---', or text after the first one ends); a spec file "
+                     "holds one");
+  return first;
 }
 
 }  // namespace
@@ -274,7 +316,7 @@ void check_text(const std::string& text, const std::string& file) {
 YAML::Node parse_text(const std::string& text, const std::string& display_name) {
   check_text(text, display_name);
   try {
-    return single_document(YAML::LoadAll(text), display_name);
+    return single_document(text, display_name);
   } catch (const YAML::DeepRecursion& e) {   // yaml-cpp reports it as "bad file"
     throw InputError(display_name, e.mark.line + 1, e.mark.column + 1, "",
                      "nested too deeply (the YAML parser stops at 2000 levels; a spec nests a few)");
