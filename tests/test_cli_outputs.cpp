@@ -610,3 +610,23 @@ TEST_CASE("a whole-file output is replaced atomically: a failed write leaves the
   CHECK(files == 1);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("an output given through a symlink replaces the file it names, and the link stays") {
+  const std::string tpsim = TPSIM_BINARY;
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "tpsim-symlink-output-test";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "real");
+  std::ofstream(dir / "real" / "r.json") << "old\n";
+  fs::create_symlink(dir / "real" / "r.json", dir / "link.json");
+  REQUIRE(run_shell(tpsim + " run --numerics off --json " + (dir / "link.json").string()).status == 0);
+  CHECK(fs::is_symlink(dir / "link.json"));
+  CHECK(fs::file_size(dir / "real" / "r.json") > 1000);
+  // tpsim plan's ranked CSV, through a relative link to a file not there yet, the same way.
+  const std::string csv = (dir / "plan.csv").string(), target = (dir / "real" / "plan.csv").string();
+  fs::create_symlink("real/plan.csv", csv);
+  REQUIRE(run_shell(tpsim + " plan --nodes 1 --micro-batches 1 --csv " + csv + " > /dev/null").status == 0);
+  CHECK(fs::is_symlink(csv));
+  CHECK(fs::file_size(target) > 100);
+  fs::remove_all(dir);
+}

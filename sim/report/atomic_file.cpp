@@ -23,10 +23,25 @@ bool write_all(const std::string& path, const std::string& content) {
   return static_cast<bool>(out);
 }
 
+// Through a symlink (or a chain of them), the file it names, even one not there yet: renaming onto
+// the link would replace the link.
+std::string link_target(const std::string& flag, const std::string& given) {
+  fs::path path = given;
+  std::error_code ec;
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(path, ec)); ++hops) {
+    if (hops == 40) throw InputError("", 0, 0, flag, "'" + given + "' is a loop of symbolic links");
+    const fs::path target = fs::read_symlink(path, ec);
+    if (ec) throw InputError("", 0, 0, flag, "cannot follow the link '" + given + "': " + ec.message());
+    path = target.is_absolute() ? target : path.parent_path() / target;
+  }
+  return path.string();
+}
+
 }  // namespace
 
-void write_file_atomically(const std::string& flag, const std::string& path, const std::string& content) {
+void write_file_atomically(const std::string& flag, const std::string& given, const std::string& content) {
   std::error_code ec;
+  const std::string path = link_target(flag, given);
   const fs::file_status st = fs::status(path, ec);
   if (fs::exists(st) && !fs::is_regular_file(st)) {   // a device or FIFO: nothing to replace
     if (!write_all(path, content)) throw InputError("", 0, 0, flag, "writing '" + path + "' failed (disk full?)");

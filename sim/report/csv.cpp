@@ -1,8 +1,8 @@
 // CSV files of the attribution and the raw spans, for spreadsheets and scripts. Units in headers.
 #include <filesystem>
 #include <fmt/format.h>
-#include <fstream>
 
+#include "report/atomic_file.hpp"
 #include "tpsim/attribution.hpp"
 #include "tpsim/spec.hpp"
 
@@ -18,10 +18,10 @@ std::string field(const std::string& s) {
   return out + "\"";
 }
 
-std::ofstream open_csv(const std::filesystem::path& dir, const char* name) {
-  std::ofstream out(dir / name);
-  if (!out) throw InputError("", 0, 0, "--csv", "cannot write '" + (dir / name).string() + "'");
-  return out;
+// Each file is written whole and renamed into place (atomic_file.hpp): a crash or a full disk
+// leaves the last complete file, never a torn one.
+void save(const std::filesystem::path& dir, const char* name, const std::string& text) {
+  write_file_atomically("--csv", (dir / name).string(), text);
 }
 
 const char* stream_name(Stream s) {
@@ -42,29 +42,32 @@ void write_csv(const std::string& dir_name, const Timeline& t, const Attribution
   std::filesystem::create_directories(dir, ec);
   if (ec) throw InputError("", 0, 0, "--csv", "cannot create folder '" + dir_name + "': " + ec.message());
 
-  auto gpus = open_csv(dir, "gpus.csv");
-  gpus << "rank,node,compute_s,communication_s,exposed_communication_s,pipeline_bubble_s,idle_s\n";
+  std::string gpus = "rank,node,compute_s,communication_s,exposed_communication_s,pipeline_bubble_s,idle_s\n";
   for (const auto& g : a.gpus)
-    gpus << fmt::format("{},{},{},{},{},{},{}\n", g.rank, g.node, g.compute, g.communication, g.exposed_communication,
+    gpus += fmt::format("{},{},{},{},{},{},{}\n", g.rank, g.node, g.compute, g.communication, g.exposed_communication,
                         g.bubble, g.idle);
 
-  auto stalls = open_csv(dir, "stall_sites.csv");
-  stalls << "op,layer,waited_for,total_s,count,gpus\n";
-  for (const auto& s : a.stalls)
-    stalls << fmt::format("{},{},{},{},{},{}\n", field(s.op), s.layer, field(s.waited_for), s.total, s.count, s.gpus);
+  save(dir, "gpus.csv", gpus);
 
-  auto links = open_csv(dir, "links.csv");
-  links << "link,label,bytes,busy_s,bandwidth_Bps,utilisation,busy_fraction,saturated_fraction,during_stalls,saturated\n";
+  std::string stalls = "op,layer,waited_for,total_s,count,gpus\n";
+  for (const auto& s : a.stalls)
+    stalls += fmt::format("{},{},{},{},{},{}\n", field(s.op), s.layer, field(s.waited_for), s.total, s.count, s.gpus);
+
+  save(dir, "stall_sites.csv", stalls);
+
+  std::string links = "link,label,bytes,busy_s,bandwidth_Bps,utilisation,busy_fraction,saturated_fraction,during_stalls,saturated\n";
   for (const auto& l : a.links)
-    links << fmt::format("{},{},{},{},{},{},{},{},{},{}\n", field(l.link), field(l.label), l.bytes, l.busy, l.bandwidth,
+    links += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", field(l.link), field(l.label), l.bytes, l.busy, l.bandwidth,
                          l.utilisation, l.busy_fraction, l.saturated_fraction,
                          l.during_stalls < 0 ? std::string() : fmt::format("{}", l.during_stalls), l.saturated ? 1 : 0);
 
-  auto spans = open_csv(dir, "spans.csv");
-  spans << "rank,stream,op,name,kind,start_s,end_s,waited_for,algorithm\n";
+  save(dir, "links.csv", links);
+
+  std::string spans = "rank,stream,op,name,kind,start_s,end_s,waited_for,algorithm\n";
   for (const auto& s : t.spans)
-    spans << fmt::format("{},{},{},{},{},{},{},{},{}\n", s.rank, stream_name(s.stream), s.op, field(s.name), s.kind,
+    spans += fmt::format("{},{},{},{},{},{},{},{},{}\n", s.rank, stream_name(s.stream), s.op, field(s.name), s.kind,
                          s.start, s.end, field(s.waited_for), field(s.algorithm));
+  save(dir, "spans.csv", spans);
 }
 
 }  // namespace tpsim
