@@ -2,7 +2,8 @@
 // (TP8 PP8 DP16, global batch 1536, sequence 2048, SP, selective recompute), with contention,
 // simulated by replica symmetry (goal: < 1 s wall) and with every replica (goal: < 5 s; 3.5-4.0 s
 // on the 2-core AMD EPYC VM, 2026-12-01, with stage programs shared; 4.5-5.4 s before, 7.9-10.8 s
-// before that); plus smaller layouts.
+// before that); plus GPT-3 175B on 131,072 GPUs (TP8 PP16 DP1024; issue 13's goal: within 24 GiB
+// and the default system limits) and smaller layouts.
 // Prints wall time, peak RSS, and the simulated step time of each.
 #include <malloc.h>
 #include <sys/resource.h>
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   mallopt(M_TOP_PAD, 256 << 20);
   spdlog::set_level(spdlog::level::warn);
   const std::vector<Case> cases = {
+      {"GPT-3 175B, 131072 GPUs, one replica", "gpt3-175b", 16384, 8, 16, 1024, 16384, "one"},
       {"GPT-3 175B, 1024 GPUs, one replica", "gpt3-175b", 128, 8, 8, 16, 1536, "one"},
       {"GPT-3 175B, 1024 GPUs, all replicas", "gpt3-175b", 128, 8, 8, 16, 1536, "all"},
       {"GPT-3 175B, 128 GPUs, all replicas", "gpt3-175b", 16, 8, 8, 2, 192, "all"},
