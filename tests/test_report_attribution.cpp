@@ -149,6 +149,25 @@ TEST_CASE("the saturated link is named with how busy and for how long") {
   CHECK(text.find("NVLink") == std::string::npos);   // only the top 2
 }
 
+TEST_CASE("a link at capacity for a sliver of the step, with no GPU waiting, is not called the bottleneck") {
+  // A 10 s step; one pipeline send saturates a NIC for 2 ms (0.02%) while no GPU stalls, another
+  // NIC for 50 ms (0.5%) while GPU 0 stalls for it, and a third for 2 s (20%).
+  Timeline t;
+  t.makespan = 10;
+  t.spans = {span(0, Stream::compute, "stage1.fwd", "stall", 5000, 5050, "pp.recv")};
+  const double bw = 50e9;
+  LinkUse sliver{"node0.nic0.up", bw * 2e-3, 2e-3, bw, {{1, 1 + 2e-3, 1.0}}};
+  LinkUse stalled{"node0.nic1.up", bw * 0.05, 0.05, bw, {{5, 5.05, 1.0}}};
+  LinkUse long_busy{"node0.nic2.up", bw * 2, 2, bw, {{2, 4, 1.0}}};
+  t.links = {sliver, stalled, long_busy};
+  const Attribution a = attribute(t, {.gpus_per_node = 8, .saturation = 0.9});
+  const std::string text = bottleneck_links_text(a, 3);
+  CHECK(text.find("node0 NIC rail 0 (up): 100% busy during <0.1% of the step\n") != std::string::npos);
+  CHECK(text.find("node0 NIC rail 1 (up): 100% busy during 0.5% of the step, saturated through 100% of the GPU "
+                  "stall time  <- bottleneck\n") != std::string::npos);
+  CHECK(text.find("node0 NIC rail 2 (up): 100% busy during 20% of the step  <- bottleneck\n") != std::string::npos);
+}
+
 TEST_CASE("JSON and CSV carry the same facts") {
   const Timeline t = two_gpu_timeline();
   const Attribution a = attribute(t, {.gpus_per_node = 1, .saturation = 0.9});

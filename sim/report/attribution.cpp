@@ -213,9 +213,15 @@ std::string link_label(const std::string& link) {
   return direction.empty() ? out : out + " (" + direction + ")";
 }
 
+// A share of the step: whole percents, but a link busy for a sliver of it never reads "0%".
+std::string step_share(double f) {
+  if (f <= 0 || f >= 0.01) return percent(f);
+  return f >= 0.001 ? fmt::format("{:.1f}%", 100 * f) : "<0.1%";
+}
+
 std::string describe_link(const LinkLoad& l) {
   const double during = l.saturated && l.saturated_fraction > 0 ? l.saturated_fraction : l.busy_fraction;
-  std::string s = fmt::format("{}: {} busy during {} of the step", l.label, percent(l.utilisation), percent(during));
+  std::string s = fmt::format("{}: {} busy during {} of the step", l.label, percent(l.utilisation), step_share(during));
   if (l.during_stalls > 0) s += fmt::format(", saturated through {} of the GPU stall time", percent(l.during_stalls));
   return s;
 }
@@ -265,7 +271,11 @@ std::string bottleneck_links_text(const Attribution& a, size_t top) {
   for (const auto& l : a.links) {
     if (shown == top || l.bytes <= 0) break;
     if (shown == 0) out += "busiest links\n";
-    out += fmt::format("  {}{}\n", describe_link(l), l.saturated ? "  <- bottleneck" : "");
+    // At capacity for a sliver of the step with no GPU waiting (a pipeline send between stages)
+    // holds nothing up: only a link saturated for 1% of the step or more, or while GPUs stalled,
+    // is called a bottleneck.
+    const bool bottleneck = l.saturated && (l.saturated_fraction >= 0.01 || l.during_stalls > 0);
+    out += fmt::format("  {}{}\n", describe_link(l), bottleneck ? "  <- bottleneck" : "");
     ++shown;
   }
   return out;
