@@ -152,11 +152,15 @@ TEST_CASE("the GEMM table counts by its content, not its path") {
   write_text(a, "m,n,k,dtype,time_us\n1024,1024,1024,bf16,30\n");
   write_text(b, "m,n,k,dtype,time_us\n1024,1024,1024,bf16,30\n");
   SweepSpec sa = toy_spec(), sb = toy_spec();
+  // As the loader fills them: the path for display, the rows for the cost model.
   sa.topology.gpu.gemm_table = a.string();
+  sa.topology.gpu.gemm_measured = read_gemm_table(a.string());
   sb.topology.gpu.gemm_table = b.string();
+  sb.topology.gpu.gemm_measured = read_gemm_table(b.string());
   CHECK(sweep_id(sa) == sweep_id(sb));
   CHECK(sweep_id(sa) != sweep_id(toy_spec()));
   write_text(b, "m,n,k,dtype,time_us\n1024,1024,1024,bf16,60\n");
+  sb.topology.gpu.gemm_measured = read_gemm_table(b.string());
   CHECK(sweep_id(sa) != sweep_id(sb));
 }
 
@@ -178,16 +182,16 @@ TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size gua
   // A field added to one of these structs changes its size: add it to sweep_canonical
   // (sim/plan/sweep_id.cpp) if it can change a number, then update the size here.
   CHECK(sizeof(ModelSpec) == 136);
-  CHECK(sizeof(GpuSpec) == 184);
+  CHECK(sizeof(GpuSpec) == 208);
   CHECK(sizeof(IntraNodeSpec) == 64);
   CHECK(sizeof(NicSpec) == 120);
   CHECK(sizeof(NetworkSpec) == 32);
   CHECK(sizeof(ProtocolSpec) == 80);
   CHECK(sizeof(CollectiveTuning) == 64);
-  CHECK(sizeof(Topology) == 544);
+  CHECK(sizeof(Topology) == 568);
   CHECK(sizeof(TrainingTarget) == 32);
   CHECK(sizeof(InferenceTarget) == 32);
-  CHECK(sizeof(SweepSpec) == 864);
+  CHECK(sizeof(SweepSpec) == 888);
 }
 #endif
 

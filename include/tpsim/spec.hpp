@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace tpsim {
@@ -47,6 +48,14 @@ DType gemm_compute_dtype(DType weights, DType activations);
 
 // ---------------------------------------------------------------------------------------------
 // Topology
+// One measured GEMM: C[m, n] = A[m, k] B[k, n] in `dtype`, `seconds` per call, launch included.
+struct GemmMeasurement {
+  int64_t m = 0, n = 0, k = 0;
+  std::string dtype;   // "bf16", "fp8", ... (to_string(DType))
+  double seconds = 0;
+  auto key() const { return std::tie(m, n, k, dtype); }
+};
+
 struct GpuSpec {
   std::string name;                       // "H100-SXM"
   std::map<DType, double> peak_flops;     // dense FLOP/s per dtype (no sparsity)
@@ -63,6 +72,7 @@ struct GpuSpec {
   // partial wave idles SMs (Ampere-era cuBLAS).
   bool gemm_stream_k = false;
   std::string gemm_table;                 // optional CSV m,n,k,dtype,time_us overriding the model
+  std::vector<GemmMeasurement> gemm_measured;   // its rows, read and checked at load, sorted by key()
   // HBM bytes the attention kernels move per attention score element (batch x heads x seq^2, causal
   // half) in the forward pass (backward: twice). 0 = fused flash attention (scores stay on chip);
   // an unfused scale-mask-softmax + dropout stack (Megatron-LM 2021) moves tens of bytes.
@@ -299,6 +309,9 @@ std::string data_dir();
 std::string resolve_preset(const std::string& category, const std::string& ref);
 
 Topology load_topology(const std::string& ref, const std::vector<Override>& overrides = {});
+// A measured GEMM table (CSV m,n,k,dtype,time_us; a header and # comments allowed), checked row by
+// row and sorted by GemmMeasurement::key(): InputError at the row's line and column otherwise.
+std::vector<GemmMeasurement> read_gemm_table(const std::string& path);
 ModelSpec load_model(const std::string& ref, const std::vector<Override>& overrides = {});
 PlanSpec load_plan(const std::string& ref, const std::vector<Override>& overrides = {});
 

@@ -7,11 +7,6 @@
 // steady rate is the GPU's ceiling (gpu.gemm_efficiency of its dense peak).
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <map>
-#include <mutex>
-#include <sstream>
-#include <tuple>
 
 #include "cost/peaks.hpp"
 #include "tpsim/cost.hpp"
@@ -19,39 +14,12 @@
 namespace tpsim {
 namespace {
 
-// A measured GEMM table: CSV rows "m,n,k,dtype,time_us" (a header line and # comments allowed).
-using GemmKey = std::tuple<int64_t, int64_t, int64_t, std::string>;
-using GemmTable = std::map<GemmKey, double>;
-
-GemmTable read_gemm_table(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, 0, 0, "gpu.gemm_table", "cannot open the GEMM table '" + path + "'");
-  GemmTable table;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
-    std::stringstream row(line);
-    std::string m, n, k, dtype, us;
-    if (!std::getline(row, m, ',') || !std::getline(row, n, ',') || !std::getline(row, k, ',') ||
-        !std::getline(row, dtype, ',') || !std::getline(row, us, ','))
-      throw InputError(path, number, 1, "gpu.gemm_table", "expected 'm,n,k,dtype,time_us', got '" + line + "'");
-    try {
-      table[{std::stoll(m), std::stoll(n), std::stoll(k), dtype}] = std::stod(us) * 1e-6;
-    } catch (const std::exception&) {
-      throw InputError(path, number, 1, "gpu.gemm_table", "expected numbers in 'm,n,k,dtype,time_us', got '" + line + "'");
-    }
-  }
-  return table;
-}
-
-// Tables are read once per path (simulations cost millions of GEMMs).
-const GemmTable& gemm_table(const std::string& path) {
-  static std::mutex mutex;
-  static std::map<std::string, GemmTable> tables;
-  std::lock_guard lock(mutex);
-  auto it = tables.find(path);
-  if (it == tables.end()) it = tables.emplace(path, read_gemm_table(path)).first;
-  return it->second;
+// The measured time of this exact shape (gpu.gemm_measured, sorted at load), or null.
+const GemmMeasurement* measured(const GpuSpec& gpu, const GemmInfo& g, DType dtype) {
+  const GemmMeasurement want{g.m, g.n, g.k, to_string(dtype), 0};
+  auto it = std::lower_bound(gpu.gemm_measured.begin(), gpu.gemm_measured.end(), want,
+                             [](const GemmMeasurement& x, const GemmMeasurement& y) { return x.key() < y.key(); });
+  return it != gpu.gemm_measured.end() && it->key() == want.key() ? &*it : nullptr;
 }
 
 // Bytes per element of an operand as stored in HBM: GemmInfo's a_bytes / b_bytes / c_bytes
@@ -102,14 +70,11 @@ KernelCost batched_gemm_cost(const GpuSpec& gpu, const GemmInfo& g, double batch
   c.memory_bound = hbm > 0 ? bytes / hbm : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
   // A measured time for this exact shape overrides the model (it already includes the launch).
-  if (!gpu.gemm_table.empty() && batch == 1) {
-    const GemmTable& table = gemm_table(gpu.gemm_table);
-    auto it = table.find({g.m, g.n, g.k, to_string(dtype)});
-    if (it != table.end()) {
-      c.seconds = it->second;
+  if (batch == 1)
+    if (const GemmMeasurement* row = measured(gpu, g, dtype)) {
+      c.seconds = row->seconds;
       c.efficiency = peak > 0 ? flops / (peak * c.seconds) : 0;
     }
-  }
   // Megatron-LM 2021 adds each micro-batch's bf16 weight gradient into the fp32 main gradient
   // with its own kernel: [m, n] bf16 read, fp32 read and written.
   if (g.main_grad == MainGrad::separate) {

@@ -6,8 +6,6 @@
 #include <cstdint>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <fstream>
-#include <sstream>
 
 #include "tpsim/planner.hpp"
 
@@ -34,15 +32,6 @@ class Canon {
   std::string out_;
 };
 
-// The GEMM table's content, not its path: editing the table changes the numbers, moving it does not.
-std::string file_content(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "unreadable " + path;   // the evaluator then fails on it the same way
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void add_model(Canon& c, const ModelSpec& m) {
   c.text("model.name", m.name);
   c.num("model.hidden", m.hidden);
@@ -67,7 +56,10 @@ void add_gpu(Canon& c, const GpuSpec& g) {
   c.num("gpu.launch_overhead", g.launch_overhead);
   c.num("gpu.gemm_efficiency", g.gemm_efficiency);
   c.flag("gpu.gemm_stream_k", g.gemm_stream_k);
-  c.text("gpu.gemm_table", g.gemm_table.empty() ? "" : file_content(g.gemm_table));
+  // The GEMM table's rows, not its path: editing a time changes the numbers, moving the file does not.
+  std::string rows;
+  for (const GemmMeasurement& r : g.gemm_measured) rows += fmt::format("{},{},{},{},{}\n", r.m, r.n, r.k, r.dtype, r.seconds);
+  c.text("gpu.gemm_table", rows);
   c.num("gpu.attention_score_bytes", g.attention_score_bytes);
   c.num("gpu.compute_capability", g.compute_capability);
 }

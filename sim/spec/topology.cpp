@@ -37,13 +37,11 @@ namespace tpsim::spec_detail {
 
 namespace {
 
-// A measured GEMM table (CSV m,n,k,dtype,time_us[,...]): checked row by row here, where the error
-// can name the table's line and column. Read lazily by the cost model, a nan or negative time
-// reached the engine (SimGrid aborts on a non-finite duration; a negative one shortens the step).
-void check_gemm_table(const Map& g, const std::string& path) {
-  const std::string key = g.key_path("gemm_table");
-  std::ifstream in(path);
-  if (!in) g.fail("gemm_table", "cannot read '" + path + "'");
+// The rows of a measured GEMM table, checked here, where the error can name the table's line and
+// column: read lazily by the cost model, a nan or negative time reached the engine (SimGrid aborts
+// on a non-finite duration; a negative one shortens the step).
+std::vector<GemmMeasurement> parse_gemm_rows(std::istream& in, const std::string& path, const std::string& key) {
+  std::vector<GemmMeasurement> rows;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
@@ -60,21 +58,33 @@ void check_gemm_table(const Map& g, const std::string& path) {
       throw InputError(path, number, columns[std::min(field, columns.size() - 1)], key, problem);
     };
     if (fields.size() < 5) bad(fields.size(), "expected a row 'm,n,k,dtype,time_us'");
+    GemmMeasurement row;
+    int64_t* dims[] = {&row.m, &row.n, &row.k};
     for (size_t f = 0; f < 3; ++f) {
-      int64_t v = 0;
       const std::string& t = fields[f];
-      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-      if (ec != std::errc() || end != t.data() + t.size() || v <= 0 || v > limits::kGpus * limits::kFfn)
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), *dims[f]);
+      if (ec != std::errc() || end != t.data() + t.size() || *dims[f] <= 0 || *dims[f] > limits::kGpus * limits::kFfn)
         bad(f, "expected a positive integer " + std::string(1, "mnk"[f]) + ", got " + shown(YAML::Node(t)));
     }
     if (!std::ranges::count(std::vector<std::string>{"fp32", "tf32", "bf16", "fp16", "fp8"}, fields[3]))
       bad(3, "expected a dtype fp32 | tf32 | bf16 | fp16 | fp8, got " + shown(YAML::Node(fields[3])));
+    row.dtype = fields[3];
     double us = 0;
     const std::string& t = fields[4];
     const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), us);
     if (ec != std::errc() || end != t.data() + t.size() || !std::isfinite(us) || !(us >= 1e-6 && us <= 1e13))
       bad(4, "expected a time in microseconds from 1e-06 to 1e+13 (a measured kernel), got " + shown(YAML::Node(t)));
+    row.seconds = us * 1e-6;
+    rows.push_back(std::move(row));
   }
+  // Sorted for the cost model's binary search; a shape measured twice keeps its last row.
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.key() < y.key(); });
+  std::vector<GemmMeasurement> unique;
+  for (auto& row : rows) {
+    if (!unique.empty() && unique.back().key() == row.key()) unique.back() = std::move(row);
+    else unique.push_back(std::move(row));
+  }
+  return unique;
 }
 
 GpuSpec read_gpu(const Map& g) {
@@ -107,7 +117,9 @@ GpuSpec read_gpu(const Map& g) {
     if (const std::string why = unreadable_file(table.string()); !why.empty())   // a folder is not "no such file"
       g.fail("gemm_table", why == "no such file" ? "no such file '" + table.string() + "'" : "'" + table.string() + "' " + why);
     gpu.gemm_table = table.string();
-    check_gemm_table(g, gpu.gemm_table);
+    std::ifstream in(gpu.gemm_table);
+    if (!in) g.fail("gemm_table", "cannot read '" + gpu.gemm_table + "'");
+    gpu.gemm_measured = parse_gemm_rows(in, gpu.gemm_table, g.key_path("gemm_table"));
   }
   return gpu;
 }
@@ -258,12 +270,9 @@ Topology read_topology(const Source& src, const YAML::Node& root, const std::str
   topo.gpu = read_gpu(t.map("gpu"));
   topo.gpus_per_node = static_cast<int>(t.integer_up_to("gpus_per_node", limits::kGpusPerNode, "GPUs in a node"));
   topo.nodes = static_cast<int>(t.integer_up_to("nodes", limits::kGpus, "nodes", 1));
-  if (topo.gpus_per_node > 0 && topo.nodes > 0 && int64_t(topo.gpus_per_node) * topo.nodes > limits::kGpus)
-    t.fail("nodes", fmt::format("nodes x gpus_per_node = {} GPUs, more than the {} a topology may hold (at ~{:g} KiB "
-                                "of simulator state per GPU it would need ~{:.0f} GiB of memory)",
-                                int64_t(topo.gpus_per_node) * topo.nodes, limits::kGpus,
-                                limits::kSimulatorBytesPerGpu / 1024,
-                                double(topo.gpus_per_node) * topo.nodes * limits::kSimulatorBytesPerGpu / (1 << 30)));
+  const int64_t gpus = int64_t(topo.gpus_per_node) * topo.nodes;   // each <= kGpus: no overflow
+  if (const std::string why = limits::too_many_gpus(gpus); !why.empty())
+    t.fail("nodes", fmt::format("nodes x gpus_per_node = {} GPUs, {}", gpus, why));
   topo.intra = read_intra(t.map("intra"));
   if (t.has("nic")) topo.nic = read_nic(t.map("nic"), topo.gpus_per_node);
   if (t.has("network")) topo.network = read_network(t.map("network"), topo.nodes);
@@ -291,6 +300,12 @@ std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node
     for (int g : nic.gpus[i])
       if (g >= 0 && g < gpus_per_node && (of[g].empty() || of[g].back() != i)) of[g].push_back(i);
   return of;
+}
+
+std::vector<GemmMeasurement> read_gemm_table(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, 0, 0, "topology.gpu.gemm_table", "cannot read the GEMM table");
+  return spec_detail::parse_gemm_rows(in, path, "topology.gpu.gemm_table");
 }
 
 }  // namespace tpsim
