@@ -106,15 +106,12 @@ SweepSpec sweep_spec(const PlanArgs& a) {
   spec.topology = base.topology;
   if (!a.nodes.empty()) spec.node_counts = parse_nodes(a.nodes);
   // Every node count is a topology of its own: each must fit what a topology may hold.
-  for (int n : spec.node_counts)
-    if (int64_t(n) * spec.topology.gpus_per_node > spec_detail::limits::kGpus)
+  for (int n : spec.node_counts) {
+    const int64_t gpus = int64_t(n) * spec.topology.gpus_per_node;
+    if (const std::string why = spec_detail::limits::too_many_gpus(gpus); !why.empty())
       throw InputError("", 0, 0, "--nodes",
-                       fmt::format("{} nodes x {} GPUs per node = {} GPUs, more than the {} a topology may hold (at "
-                                   "~{:g} KiB of simulator state per GPU it would need ~{:.0f} GiB of memory)",
-                                   n, spec.topology.gpus_per_node, int64_t(n) * spec.topology.gpus_per_node,
-                                   spec_detail::limits::kGpus, spec_detail::limits::kSimulatorBytesPerGpu / 1024,
-                                   double(n) * spec.topology.gpus_per_node * spec_detail::limits::kSimulatorBytesPerGpu /
-                                       (1 << 30)));
+                       fmt::format("{} nodes x {} GPUs per node = {} GPUs, {}", n, spec.topology.gpus_per_node, gpus, why));
+  }
   try {
     spec.objective = parse_objective(a.rank_by);
   } catch (const std::invalid_argument& e) {

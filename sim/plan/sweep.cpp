@@ -29,6 +29,18 @@ struct Worker {
   std::string output;
 };
 
+// Writes all of `text` to `fd`, retrying short and interrupted writes; false on an error.
+bool write_all(int fd, const std::string& text) {
+  std::size_t sent = 0;
+  while (sent < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + sent, text.size() - sent);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
 // The worker's whole life: evaluate one layout, send its CSV row, exit without running the parent's
 // destructors or flushing its stdio buffers.
 [[noreturn]] void worker_main(int fd, const SweepSpec& spec, const Layout& layout, const Evaluator& evaluate,
@@ -47,15 +59,7 @@ struct Worker {
   }
   r.layout = layout;
   finish_result(spec, r);
-  const std::string line = csv_row(r, 0, tag) + "\n";
-  std::size_t sent = 0;
-  while (sent < line.size()) {
-    const ssize_t n = ::write(fd, line.data() + sent, line.size() - sent);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ::_exit(3);
-    sent += static_cast<std::size_t>(n);
-  }
-  ::_exit(0);
+  ::_exit(write_all(fd, csv_row(r, 0, tag) + "\n") ? 0 : 3);
 }
 
 Worker start_worker(const SweepSpec& spec, const Layout& layout, const Evaluator& evaluate, const SweepTag& tag) {
@@ -122,15 +126,8 @@ class ResultFile {
   ResultFile& operator=(const ResultFile&) = delete;
   void append(const LayoutResult& r) {
     if (fd_ < 0) return;
-    const std::string line = csv_row(r, 0, tag_) + "\n";
-    std::size_t sent = 0;
-    while (sent < line.size()) {
-      const ssize_t n = ::write(fd_, line.data() + sent, line.size() - sent);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        throw InputError("", 0, 0, "--csv", "appending to '" + path_ + "' failed: " + std::strerror(errno));
-      sent += static_cast<std::size_t>(n);
-    }
+    if (!write_all(fd_, csv_row(r, 0, tag_) + "\n"))
+      throw InputError("", 0, 0, "--csv", "appending to '" + path_ + "' failed: " + std::strerror(errno));
   }
 
  private:

@@ -4,7 +4,10 @@
 // is refused at its key, with the limit in the message, before anything multiplies it.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
+#include <string>
 
 namespace tpsim::spec_detail::limits {
 
@@ -30,5 +33,14 @@ constexpr int64_t kCount = 1 << 16;      // SMs, NICs, PCIe switches, virtual st
 // as peak RSS of `tpsim run` on dgx-h100 with topology.nodes = 4096 and 32768: 0.18 and 1.17 GB,
 // 4.3 KiB per GPU between them. Every GPU of the topology is built, used by the plan or not.
 constexpr double kSimulatorBytesPerGpu = 4.5 * 1024;
+
+// Why a topology of `gpus` GPUs cannot be built ("" when it can): past kGpus, said with the memory
+// it would take. The caller names how the count was formed.
+inline std::string too_many_gpus(int64_t gpus) {
+  if (gpus <= kGpus) return "";
+  return fmt::format("more than the {} a topology may hold (at ~{:g} KiB of simulator state per GPU it would need "
+                     "~{:.0f} GiB of memory)",
+                     kGpus, kSimulatorBytesPerGpu / 1024, double(gpus) * kSimulatorBytesPerGpu / (1 << 30));
+}
 
 }  // namespace tpsim::spec_detail::limits

@@ -220,8 +220,7 @@ std::string Map::choice(const std::string& key, const std::vector<std::string>& 
 // ---------------------------------------------------------------------------------------------
 namespace {
 
-// A spec is one YAML document: a second one ('---') was silently ignored.
-// Where each document's first node starts; parsing stops after a few documents. yaml-cpp 0.7's
+// A spec is one YAML document. Where each document's first node starts; parsing stops after a few documents. yaml-cpp 0.7's
 // LoadAll never ends on some malformed streams ("[4], [5]": the parser reports a document for the
 // stray ',' again and again without consuming it, allocating a node each time; fixed upstream in
 // yaml-cpp PR #1319), so documents are counted here with a cap and only the first is loaded.
@@ -269,10 +268,6 @@ YAML::Node single_document(const std::string& text, const std::string& file) {
                      "holds one");
   return first;
 }
-
-}  // namespace
-
-namespace {
 
 // Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong forms,
 // surrogates and code points past U+10FFFF included).
