@@ -77,6 +77,20 @@ TEST_CASE("step and flow agree within 5% with one GPU on each of 4 nodes (PAT's 
   CHECK(check_fidelities(t, {0, 8, 16, 24}) == 25);
 }
 
+TEST_CASE("step shares a capped edge among the round's messages on it, as flow does") {
+  // NCCL's tree on 2 nodes at 4 MiB runs LL128, whose per-rank bandwidth cap binds; a round sends
+  // both trees' chunks on some edges. Each message taking the edge's whole cap made step 22% faster
+  // than flow (124 against 159 us).
+  const Topology t = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
+  const double S = 4.0 * 1024 * 1024;
+  const CollectiveTiming step = time_collective(t, CollectiveOp::all_reduce, Algorithm::tree, first_gpus(16), S,
+                                                EngineOptions{Fidelity::step});
+  const CollectiveTiming flow = time_collective(t, CollectiveOp::all_reduce, Algorithm::tree, first_gpus(16), S,
+                                                EngineOptions{Fidelity::flow});
+  REQUIRE(step.instance.protocol == "LL128");
+  CHECK(std::abs(flow.seconds - step.seconds) <= 0.05 * step.seconds);
+}
+
 TEST_CASE("resolve_collectives gives identical collectives one instance and leaves resolved ones alone") {
   const Topology t = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
   ProgramSet set;

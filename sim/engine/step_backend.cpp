@@ -19,13 +19,20 @@ namespace {
 // (NCCL_STEPS). A sender is held back only when its receiver is this far behind.
 constexpr int kRecvWindow = 8;
 
-// The cap of the edge (channel, src, dst): plan.edges is sorted by channel, then (src, dst).
-double edge_cap(const CollectivePlan& plan, int channel, int src, int dst) {
-  auto it = std::lower_bound(plan.edges.begin(), plan.edges.end(), std::make_tuple(channel, src, dst),
+// The cap of one message of `round` on the edge (channel, src, dst): the edge's cap shared by the
+// round's messages on it (its phase's width), as the flow backend shares it among the edge's
+// parallel comms.
+double message_cap(const CollectivePlan& plan, int round, int channel, int src, int dst) {
+  auto ph = std::upper_bound(plan.phases.begin(), plan.phases.end(), round,
+                             [](int r, const Phase& p) { return r < p.first; });
+  if (ph == plan.phases.begin() || round >= std::prev(ph)->first + std::prev(ph)->rounds) return 0;
+  const std::vector<FlowEdge>& edges = std::prev(ph)->edges;
+  auto it = std::lower_bound(edges.begin(), edges.end(), std::make_tuple(channel, src, dst),
                              [](const FlowEdge& e, const std::tuple<int, int, int>& key) {
                                return std::make_tuple(e.channel, e.src, e.dst) < key;
                              });
-  return it != plan.edges.end() && it->channel == channel && it->src == src && it->dst == dst ? it->rate_cap : 0;
+  if (it == edges.end() || it->channel != channel || it->src != src || it->dst != dst) return 0;
+  return it->rate_cap / std::max(it->width, 1);
 }
 
 // One participant's part of one channel's schedule.
@@ -35,7 +42,7 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
   const Schedule& s = *ch.schedule;
   const int self = ch.endpoint[me];
   const uint64_t bytes = wire_size(plan.chunk_payload, plan.wire_scale);
-  std::map<int, sg::Mailbox*> out_box, in_box;   // by peer endpoint
+  std::map<int, sg::Mailbox*> out_box, in_box;   // by peer participant
   std::map<int, double> out_cap;
   auto box = [&](std::map<int, sg::Mailbox*>& boxes, int src, int dst, int peer) {
     auto [it, fresh] = boxes.try_emplace(peer, nullptr);
@@ -87,7 +94,7 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
         const int src = ch.endpoint[t.src];
         recvs.push_back({posted, src, t.dst_chunk,
                          fabric.latency(src, self) + (fabric.inter_node(src, self) ? plan.protocol.inter_extra : plan.protocol.intra_extra),
-                         box(in_box, src, self, src)->get_async<int>(&sink)});
+                         box(in_box, t.src, me, t.src)->get_async<int>(&sink)});
       }
     }
   };
@@ -102,15 +109,17 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
       receive_chunk(t.src_chunk, r);
       const int dst = ch.endpoint[t.dst];
       if (dst == self) ready[t.dst_chunk] = std::max(ready[t.dst_chunk], ready[t.src_chunk]);   // a local copy
-      else send_dst.push_back(dst), send_at = std::max(send_at, ready[t.src_chunk]);
+      else send_dst.push_back(t.dst), send_at = std::max(send_at, ready[t.src_chunk]);
     }
     if (send_dst.empty()) continue;
     sleep_until_ready(send_at);
     sends.clear();
-    for (int dst : send_dst) {
+    out_cap.clear();
+    for (int peer : send_dst) {
+      const int dst = ch.endpoint[peer];
       auto [cap, fresh] = out_cap.try_emplace(dst, 0.0);
-      if (fresh) cap->second = edge_cap(plan, channel, self, dst);
-      sends.push_back(start_put(box(out_box, self, dst, dst), bytes, cap->second));
+      if (fresh) cap->second = message_cap(plan, r, channel, self, dst);
+      sends.push_back(start_put(box(out_box, me, peer, peer), bytes, cap->second));
     }
     for (auto& c : sends) c->wait();   // the next round's sends start after these finished
     while (!recvs.empty() && recvs.front().done) receive_before(recvs.front().round + 1);
