@@ -347,12 +347,13 @@ std::string validate_file(const std::string& path) {
   if (has_any({"topology", "model", "workload"}) || (folder == "examples" && !has_any({"gpu", "hidden", "tp", "preset"})))
     return describe(load_scenario(ScenarioRequest{path, "", "", "", {}}));
   if (has_any({"gpu", "gpus_per_node", "intra", "nic"}) || folder == "topologies") return describe(load_topology(path));
-  if (has_any({"hidden", "layers", "heads", "vocab", "ffn"}) || folder == "models") return describe(load_model(path));
+  if (has_any({"hidden", "layers", "heads", "vocab", "ffn"}) || folder == "models" || is_hf_config(root))
+    return describe(load_model(path));
   if (has_any({"tp", "pp", "dp", "preset", "partitions", "mappings", "mesh_order"}) || folder == "plans")
     return describe(load_plan(path));
   throw InputError(path, 0, 0, "",
                    "cannot tell what this file describes: expected a topology (gpu, intra, ...), a model (hidden, "
-                   "layers, ...), a plan (tp, preset, ...) or a scenario (topology, model, plan)");
+                   "layers, ...; or a Hugging Face config.json), a plan (tp, preset, ...) or a scenario (topology, model, plan)");
 }
 
 }  // namespace tpsim

@@ -29,7 +29,7 @@ struct Document {
 // `base_dir`. On failure returns nothing and sets `problem` ("no such file 'x'", "unknown ... preset").
 std::optional<Document> open_reference(const std::string& category, const std::string& ref,
                                        const std::string& base_dir, std::string& problem);
-// A reference with a '/' or a .yaml/.yml ending is a path; anything else is a preset name.
+// A reference with a '/' or a .yaml/.yml/.json ending is a path; anything else is a preset name.
 bool looks_like_path(const std::string& ref);
 // The folder holding `file` ("" for a built-in: the current directory).
 std::string folder_of(const std::string& file);
@@ -39,6 +39,9 @@ std::string stem_of(const std::string& file);
 // Readers: one YAML mapping into one struct (no cross-checks).
 Topology read_topology(const Source& src, const YAML::Node& root, const std::string& fallback_name);
 ModelSpec read_model(const Source& src, const YAML::Node& root, const std::string& fallback_name);
+// A Hugging Face config.json (it names `architectures` or `model_type`), read by read_model.
+bool is_hf_config(const YAML::Node& root);
+ModelSpec read_hf_config(const Source& src, const YAML::Node& root, const std::string& fallback_name);
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name);
 WorkloadSpec read_workload(const Source& src, const YAML::Node& node);
 OutputSpec read_outputs(const Source& src, const YAML::Node& node);

@@ -6,6 +6,7 @@
 namespace tpsim::spec_detail {
 
 ModelSpec read_model(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
+  if (is_hf_config(root)) return read_hf_config(src, root, fallback_name);
   const Map m(src, root, "model");
   m.only({"name", "hidden", "ffn", "heads", "kv_heads", "layers", "vocab", "max_seq", "activation", "norm", "dtype"});
   ModelSpec model;

@@ -83,7 +83,7 @@ std::vector<std::string> preset_names(const std::string& category) {
 }  // namespace
 
 bool looks_like_path(const std::string& ref) {
-  return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml");
+  return ref.find('/') != std::string::npos || ref.ends_with(".yaml") || ref.ends_with(".yml") || ref.ends_with(".json");
 }
 
 std::string folder_of(const std::string& file) {
