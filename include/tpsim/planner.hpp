@@ -60,12 +60,16 @@ struct Layout {
   Recompute recompute = Recompute::none;
   int virtual_stages = 1;
   int64_t batch = 0;              // inference batch (0 for training layouts)
+  // Megatron's uneven pipeline when pp does not divide the layers (uneven_split in spec.hpp): the
+  // first and last stages' layers; 0 = an even split.
+  int64_t first_stage_layers = 0, last_stage_layers = 0;
   int gpus() const { return tp * pp * dp; }
 };
 bool operator<(const Layout& a, const Layout& b);    // numeric order: nodes, tp, pp, dp, mb, ...
 bool operator==(const Layout& a, const Layout& b);
 
-// Stable, human-readable id: "n8-tp8-pp4-dp2-mb1-sp-rsel-v1" (training), "n1-tp4-pp1-b16" (inference).
+// Stable, human-readable id: "n8-tp8-pp4-dp2-mb1-sp-rsel-v1" (training), "n1-tp4-pp1-b16" (inference);
+// an uneven pipeline ends in "-first7-last7".
 std::string layout_id(const Layout& l);
 Layout parse_layout_id(const std::string& id);        // throws std::invalid_argument
 const char* recompute_name(Recompute r);              // "none" | "selective" | "full"
@@ -232,6 +236,9 @@ std::optional<LayoutResult> megatron_choice(const std::vector<LayoutResult>& ran
 // The terminal report: the top rows, where Megatron's choice ranks and why the best differs, and
 // how many layouts were rejected for which reason.
 std::string plan_table(const std::vector<LayoutResult>& ranked, Objective objective, int megatron_tp, int top);
+// When no layout ran: what would make one run (GPUs the model's state needs, pipeline sizes that
+// split the layers, the global batch); "" when some layout ran.
+std::string rejection_hints(const SweepSpec& spec, const std::vector<LayoutResult>& ranked);
 
 // Progress on stderr: a bar with ETA on a terminal, plain lines (every 10%) otherwise.
 std::function<void(int, int)> progress_printer(bool terminal);

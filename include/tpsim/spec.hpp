@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace tpsim {
@@ -184,6 +185,9 @@ struct ModelSpec {
   int64_t layers = 0;
   int64_t vocab = 0;
   int64_t max_seq = 0;
+  // A sliding attention window (Mistral-7B-v0.1's 4096), 0 = none. tpsim times full attention,
+  // which is the window's cost up to the window, so max_seq is capped at it.
+  int64_t sliding_window = 0;
   Activation activation = Activation::gelu;
   Norm norm = Norm::layernorm;
   DType dtype = DType::bf16;
@@ -229,6 +233,10 @@ struct PlanSpec {
   std::string tp_allreduce = "nccl";
   double tp_allreduce_max = 8.0 * 1024 * 1024;
   int virtual_stages = 1;                            // interleaved 1F1B when > 1
+  // Megatron's uneven pipeline (decoder_first/last_pipeline_num_layers): the first and last stages
+  // hold these many layers (0 = an even share), since they also hold the embedding and the output
+  // head; the other stages split the rest evenly. How 126 layers run on a 16-stage pipeline.
+  int64_t first_stage_layers = 0, last_stage_layers = 0;
   Recompute recompute = Recompute::none;
   bool distributed_optimizer = false;
   // DP gradient reduction overlapped with the backward pass, bucket by bucket as it frees them
@@ -352,5 +360,21 @@ PlanSpec builtin_plan(const std::string& name);
 
 // Total weight parameters of the model (embedding, layers, final norm, untied output head).
 int64_t parameter_count(const ModelSpec& m);
+
+// The layers pipeline stage `stage` holds: [first, first + count) of model.layers, as
+// plan.first_stage_layers / last_stage_layers say (an even split when they are 0). Empty when the
+// split does not work out (stage_split_problem says why).
+struct StageLayers {
+  int64_t first = 0, count = 0;
+};
+StageLayers stage_layers(const ModelSpec& m, const PlanSpec& p, int stage);
+// Why model.layers does not split over the plan's pipeline ("" when it does): uneven stages that
+// leave a stage empty or a middle share that does not divide, or an even split that does not
+// divide (pp x virtual_stages).
+std::string stage_split_problem(const ModelSpec& m, const PlanSpec& p);
+// Megatron's uneven split for pp stages when pp does not divide the layers: ceil(layers / pp) on
+// every middle stage, the rest shared by the first and last (first <= last); {0, 0} when pp
+// divides the layers or no such split leaves every stage a layer.
+std::pair<int64_t, int64_t> uneven_split(int64_t layers, int pp);
 
 }  // namespace tpsim

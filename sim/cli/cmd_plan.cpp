@@ -193,6 +193,7 @@ void register_plan(CLI::App& app) {
     if (options.shard.parts > 1) std::printf(", shard %d/%d", options.shard.index, options.shard.parts);
     std::printf(" (%d layouts, %d from an earlier run)\n\n", outcome.total, outcome.resumed);
     std::fputs(plan_table(outcome.ranked, spec.objective, megatron_tp(spec.topology), a->top).c_str(), stdout);
+    std::fputs(rejection_hints(spec, outcome.ranked).c_str(), stdout);
     if (options.shard.parts > 1)
       std::printf("\nthis is one shard: combine all parts with `tpsim merge PART.csv... --csv OUT`\n");
   });

@@ -33,7 +33,11 @@ double layer_params_held(const ModelSpec& m, const PlanSpec& p) {
   return params;
 }
 
-int64_t layers_on_stage(const ModelSpec& m, const PlanSpec& p) { return m.layers / std::max(1, p.pp); }
+// Layers stage `stage` holds (all of its virtual chunks under interleaving).
+int64_t layers_on_stage(const ModelSpec& m, const PlanSpec& p, int stage) {
+  if (p.first_stage_layers > 0 || p.last_stage_layers > 0) return stage_layers(m, p, stage).count;
+  return m.layers / std::max(1, p.pp);
+}
 
 // fp32 logits of `tokens` tokens on one GPU: [tokens, V/t] when the output head [h, V] is split by
 // columns (vocab-parallel), the whole [tokens, V] otherwise (a row split leaves full partial sums).
@@ -45,7 +49,7 @@ double logits_bytes(const ModelSpec& m, const PlanSpec& p, double tokens) {
 }  // namespace
 
 double parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage) {
-  double params = double(layers_on_stage(m, p)) * layer_params_held(m, p);
+  double params = double(layers_on_stage(m, p, stage)) * layer_params_held(m, p);
   const double table = double(m.vocab) * double(m.hidden);   // embedding [V, h], output [h, V]
   if (stage == 0) params += held(p, "embedding", table);
   if (stage == p.pp - 1)
@@ -126,7 +130,7 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
   r.reserve = kRuntimeReserveBytes;
   r.parameters = parameters_on_stage(m, p, stage);
   r.weights = r.parameters * kWeightBytes;
-  const double layers = double(layers_on_stage(m, p));
+  const double layers = double(layers_on_stage(m, p, stage));
   const double t = std::max(1, p.tp);
   const AttentionKernel attention = attention_kernel(s.topology.gpu);
   if (w.kind == WorkloadKind::training) {

@@ -61,9 +61,9 @@ void check_divisions(const Scenario& s, LowerScope scope) {
   require(m.ffn % p.tp == 0, fmt::format("model.ffn {} is not divisible by plan.tp {}", m.ffn, p.tp));
   require(m.hidden % p.tp == 0, fmt::format("model.hidden {} is not divisible by plan.tp {}", m.hidden, p.tp));
   if (scope == LowerScope::stack || scope == LowerScope::step) {
-    require(m.layers > 0 && m.layers % p.pp == 0, fmt::format("model.layers {} is not divisible by plan.pp {}", m.layers, p.pp));
+    require(m.layers > 0, "model.layers must be positive");
     require(m.vocab > 0 && m.vocab % p.tp == 0, fmt::format("model.vocab {} is not divisible by plan.tp {}", m.vocab, p.tp));
-    require(m.layers > 0 && m.layers % p.pp == 0, fmt::format("model.layers {} is not divisible by plan.pp {}", m.layers, p.pp));
+    if (const std::string why = stage_split_problem(m, p); !why.empty()) require(false, why);
   }
 }
 
@@ -92,8 +92,8 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
   const PlanSpec& p = s.plan;
   lowering::ProgramBuilder b(s, c, tokens);
   lowering::Tape tape;
-  const int64_t per_stage = s.model.layers / p.pp;
-  const int64_t first = c.pp_index * per_stage, last = first + per_stage;
+  const StageLayers mine = stage_layers(s.model, p, c.pp_index);
+  const int64_t first = mine.first, last = mine.first + mine.count;
   const bool first_stage = c.pp_index == 0, last_stage = c.pp_index == p.pp - 1;
   const int prev = first_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index - 1);
   const int next = last_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index + 1);

@@ -88,8 +88,7 @@ Op p2p(OpKind kind, const std::string& name, int peer, double bytes) {
 
 ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t context, const StepOptions& options) {
   const PlanSpec& plan = scenario.plan;
-  if (scenario.model.layers % plan.pp != 0)
-    throw std::invalid_argument(fmt::format("model.layers ({}) must divide by pp ({})", scenario.model.layers, plan.pp));
+  if (const std::string why = stage_split_problem(scenario.model, plan); !why.empty()) throw std::invalid_argument(why);
   // The layer lowering reads the sequence shape from the workload: a prefill micro-batch is the
   // whole batch of prompts, a decode step one token per sequence.
   Scenario s = scenario;
@@ -99,7 +98,6 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
   if (options.fold_tp)
     for (auto [p, label] : {std::pair{&f.layer, "fwd"}, {&f.embedding, "embedding.fwd"}, {&f.output, "output.fwd"}})
       *p = fold_collectives(*p, label);
-  const int layers = int(s.model.layers / plan.pp);
   const int64_t rows = decode ? s.workload.batch : s.workload.batch * s.workload.prompt;
   const double tensor_bytes = double(rows) * double(s.model.hidden) * dtype_bytes(precision_of(s).communication);
   const double bytes = p2p_send_bytes(plan, tensor_bytes);
@@ -147,8 +145,11 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
     } else {
       stamp(f.embedding, "", -1, {});
     }
-    for (int l = 0; l < layers; ++l)
-      stamp(f.layer, fmt::format("layer{}", stage * layers + l), stage * layers + l, l == 0 ? roots : std::vector<int>{});
+    const StageLayers mine = stage_layers(s.model, plan, stage);
+    for (int l = 0; l < int(mine.count); ++l) {
+      const int layer = int(mine.first) + l;
+      stamp(f.layer, fmt::format("layer{}", layer), layer, l == 0 ? roots : std::vector<int>{});
+    }
     if (stage == plan.pp - 1) {
       stamp(f.output, "", -1, {});
     } else {

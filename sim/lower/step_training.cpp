@@ -229,11 +229,15 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   const int pp = plan.pp, v = std::max(1, plan.virtual_stages), dp = plan.dp;
   const int64_t full = micro_batches_per_step(s);
   const int m = int(options.micro_batches > 0 ? std::min(options.micro_batches, full) : full);
-  if (s.model.layers % (pp * v) != 0)
-    throw std::invalid_argument(fmt::format("model.layers ({}) must divide into pp x virtual_stages ({} x {}) chunks",
-                                            s.model.layers, pp, v));
-  const int layers_per_chunk = int(s.model.layers / (pp * v));
+  if (const std::string why = stage_split_problem(s.model, plan); !why.empty()) throw std::invalid_argument(why);
   const int chunks = pp * v;
+  // The layers of chunk g: stage g's own (even, or the plan's uneven first/last stages, v = 1), or
+  // under interleaving one of pp x v equal chunks.
+  auto chunk_layers = [&](int g) {
+    if (v == 1) return stage_layers(s.model, plan, g);
+    const int64_t n = s.model.layers / chunks;
+    return StageLayers{g * n, n};
+  };
   const int64_t tokens = s.workload.micro_batch * s.workload.seq;
   StepPieces pieces = build_step_pieces(s, tokens);
   if (options.fold_tp)
@@ -357,7 +361,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       const int g = slot.chunk * pp + stage;
       const int mb = slot.micro_batch;
       const std::string prefix;   // op names leave the micro-batch out: it is the op's micro_batch field
-      const int first_layer = g * layers_per_chunk;
+      const int first_layer = int(chunk_layers(g).first), layers_per_chunk = int(chunk_layers(g).count);
       std::vector<int> roots;
       if (slot.forward) {
         if (g > 0) {
@@ -413,7 +417,9 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     for (double params : deferred) reduce_bucket(params);
 
     // Optimizer: Adam over this rank's parameters (its 1/dp shard with the distributed optimizer).
-    local_params = pieces.layer_params * layers_per_chunk * v + (stage == 0 ? pieces.embedding_params : 0) +
+    double stage_layer_count = 0;
+    for (int chunk = 0; chunk < v; ++chunk) stage_layer_count += double(chunk_layers(chunk * pp + stage).count);
+    local_params = pieces.layer_params * stage_layer_count + (stage == 0 ? pieces.embedding_params : 0) +
                    (stage == pp - 1 ? pieces.output_params : 0);
     const double updated = plan.distributed_optimizer ? local_params / dp : local_params;
     Op adam;

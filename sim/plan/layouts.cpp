@@ -13,7 +13,7 @@ namespace {
 
 auto as_tuple(const Layout& l) {
   return std::make_tuple(l.nodes, l.tp, l.pp, l.dp, l.micro_batch, l.sp, static_cast<int>(l.recompute),
-                         l.virtual_stages, l.batch);
+                         l.virtual_stages, l.batch, l.first_stage_layers, l.last_stage_layers);
 }
 
 std::vector<int> divisors(int n) {
@@ -66,8 +66,11 @@ const char* recompute_short(Recompute r) {
 std::string layout_id(const Layout& l) {
   std::string id = fmt::format("n{}-tp{}-pp{}-dp{}", l.nodes, l.tp, l.pp, l.dp);
   if (l.batch > 0) return id + fmt::format("-b{}", l.batch);
-  return id + fmt::format("-mb{}-{}-{}-v{}", l.micro_batch, l.sp ? "sp" : "nosp", recompute_short(l.recompute),
-                          l.virtual_stages);
+  id += fmt::format("-mb{}-{}-{}-v{}", l.micro_batch, l.sp ? "sp" : "nosp", recompute_short(l.recompute),
+                    l.virtual_stages);
+  if (l.first_stage_layers > 0 || l.last_stage_layers > 0)
+    id += fmt::format("-first{}-last{}", l.first_stage_layers, l.last_stage_layers);
+  return id;
 }
 
 Layout parse_layout_id(const std::string& id) {
@@ -92,6 +95,8 @@ Layout parse_layout_id(const std::string& id) {
     else if (part == "rnone") l.recompute = Recompute::none;
     else if (part == "rsel") l.recompute = Recompute::selective;
     else if (part == "rfull") l.recompute = Recompute::full;
+    else if (part.rfind("first", 0) == 0) l.first_stage_layers = number(5);
+    else if (part.rfind("last", 0) == 0) l.last_stage_layers = number(4);
     else if (part.rfind("tp", 0) == 0) l.tp = static_cast<int>(number(2));
     else if (part.rfind("pp", 0) == 0) l.pp = static_cast<int>(number(2));
     else if (part.rfind("dp", 0) == 0) l.dp = static_cast<int>(number(2));
@@ -144,6 +149,7 @@ std::vector<Layout> enumerate_layouts(const SweepSpec& spec) {
                 l.sp = sp;
                 l.recompute = rc;
                 l.virtual_stages = v;
+                if (v == 1) std::tie(l.first_stage_layers, l.last_stage_layers) = uneven_split(spec.model.layers, pp);
                 out.push_back(l);
               }
           }
@@ -161,6 +167,9 @@ std::string layout_problem(const SweepSpec& spec, const Layout& l) {
   if (gb % per_step != 0)
     return fmt::format("global batch {} is not a multiple of dp x micro-batch = {} x {}", gb, l.dp, l.micro_batch);
   const int64_t micro_batches = gb / per_step;
+  if (l.virtual_stages == 1 && spec.model.layers % l.pp != 0 && l.first_stage_layers == 0)
+    return fmt::format("{} layers do not split over {} stages, evenly or with Megatron's smaller first and last stages",
+                       spec.model.layers, l.pp);
   if (l.virtual_stages > 1) {
     if (spec.model.layers % (static_cast<int64_t>(l.pp) * l.virtual_stages) != 0)
       return fmt::format("{} layers do not split into pp x virtual stages = {} x {} chunks", spec.model.layers, l.pp,
@@ -201,6 +210,8 @@ Scenario scenario_for(const SweepSpec& spec, const Layout& l) {
   p.sp = l.sp;
   p.recompute = l.recompute;
   p.virtual_stages = l.virtual_stages;
+  p.first_stage_layers = l.first_stage_layers;
+  p.last_stage_layers = l.last_stage_layers;
   w.kind = WorkloadKind::training;
   w.global_batch = spec.training.global_batch;
   w.micro_batch = l.micro_batch;

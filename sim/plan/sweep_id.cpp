@@ -41,6 +41,7 @@ void add_model(Canon& c, const ModelSpec& m) {
   c.num("model.layers", m.layers);
   c.num("model.vocab", m.vocab);
   c.num("model.max_seq", m.max_seq);
+  c.num("model.sliding_window", m.sliding_window);
   c.num("model.activation", static_cast<int>(m.activation));
   c.num("model.norm", static_cast<int>(m.norm));
   c.text("model.dtype", to_string(m.dtype));

@@ -28,9 +28,13 @@ std::string duration(double s) {
 
 std::string describe_layout(const Layout& l) {
   if (l.batch > 0) return fmt::format("TP{} PP{} x{} replicas, batch {}", l.tp, l.pp, l.dp, l.batch);
-  return fmt::format("TP{} PP{} DP{}, micro-batch {}, {}, {} recompute{}", l.tp, l.pp, l.dp, l.micro_batch,
+  return fmt::format("TP{} PP{} DP{}, micro-batch {}, {}, {} recompute{}{}", l.tp, l.pp, l.dp, l.micro_batch,
                      l.sp ? "SP" : "no SP", recompute_name(l.recompute),
-                     l.virtual_stages > 1 ? fmt::format(", {} virtual stages", l.virtual_stages) : "");
+                     l.virtual_stages > 1 ? fmt::format(", {} virtual stages", l.virtual_stages) : "",
+                     l.first_stage_layers > 0 || l.last_stage_layers > 0
+                         ? fmt::format(", uneven stages (first {} and last {} layers: plan.first_stage_layers, "
+                                       "last_stage_layers)", l.first_stage_layers, l.last_stage_layers)
+                         : "");
 }
 
 // "OOM: activations overflow ..." -> "activations"; other reasons are grouped whole.
@@ -88,14 +92,18 @@ std::string plan_table(const std::vector<LayoutResult>& ranked, Objective object
   }
   const std::optional<LayoutResult> megatron = inference ? std::nullopt : megatron_choice(ranked, tp);
 
-  std::string out = fmt::format("{:>4}  {:<32}{:>11}{:>11}{:>11}{:>9}{:>9}{:>8}{:>9}", "rank", "layout",
+  // The layout column fits the longest id shown (uneven pipelines add "-first7-last7").
+  size_t width = 32;
+  for (const auto& r : ranked)
+    if (r.verdict == Verdict::ok) width = std::max(width, layout_id(r.layout).size());
+  std::string out = fmt::format("{:>4}  {:<{}}{:>11}{:>11}{:>11}{:>9}{:>9}{:>8}{:>9}", "rank", "layout", width,
                                 inference ? "request" : "step time", "tokens/s", inference ? "TTFT" : "TFLOP/s",
                                 "mem GiB", "TP comm", "bubble", "stalled");
   if (has_time) out += fmt::format("{:>10}", "train");
   out += fmt::format("{:>10}", has_cost ? "cost" : (inference ? "GPU-h/Mt" : "GPU-h"));
   out += "\n";
   auto row = [&](const LayoutResult& r, int rank) {
-    std::string line = fmt::format("{:>4}  {:<32}{:>11}{:>11.0f}{:>11}{:>9.1f}{:>9}{:>8}{:>9}", rank, layout_id(r.layout),
+    std::string line = fmt::format("{:>4}  {:<{}}{:>11}{:>11.0f}{:>11}{:>9.1f}{:>9}{:>8}{:>9}", rank, layout_id(r.layout), width,
                                    format_seconds(r.step_time_s), r.tokens_per_s,
                                    inference ? format_seconds(r.ttft_s) : fmt::format("{:.0f}", r.tflops_per_gpu),
                                    r.memory_bytes / kGiB, percent(r.tp_comm_s, r.step_time_s),

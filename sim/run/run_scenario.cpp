@@ -24,6 +24,9 @@ namespace {
 Scenario numerics_shape(const Scenario& s) {
   Scenario shape = s;
   shape.model.layers = s.plan.pp;
+  // One layer on an uneven plan's first and last stages too.
+  if (s.plan.first_stage_layers > 0) shape.plan.first_stage_layers = 1;
+  if (s.plan.last_stage_layers > 0) shape.plan.last_stage_layers = 1;
   return shape;
 }
 

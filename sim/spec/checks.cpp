@@ -327,9 +327,9 @@ void check_scenario(const Scenario& s, const Locations& where) {
     c.fail("plan.tp_allreduce", fmt::format("{} reads peers' buffers through peer memory inside one node, but a tp "
                                             "group of {} spans {} nodes of {} GPUs",
                                             p.tp_allreduce, p.tp, tp_group_nodes(p, t.gpus_per_node), t.gpus_per_node));
-  if (m.layers % (p.pp * p.virtual_stages) != 0)
-    c.fail("plan.pp", fmt::format("pp {} x virtual_stages {} does not divide model.layers {} (model '{}')", p.pp,
-                                  p.virtual_stages, m.layers, m.name));
+  if (const std::string why = stage_split_problem(m, p); !why.empty())
+    c.fail(p.first_stage_layers > 0 ? "plan.first_stage_layers" : p.last_stage_layers > 0 ? "plan.last_stage_layers" : "plan.pp",
+           fmt::format("{} (model '{}')", why, m.name));
   if (m.activation != Activation::swiglu && p.partitions.count("mlp.gate"))
     c.fail("plan.partitions.mlp.gate", "model '" + m.name + "' uses gelu, which has no gate");
   if (m.activation != Activation::swiglu && p.mappings.count("mlp.gate"))

@@ -84,7 +84,7 @@ std::vector<std::string> read_mesh_order(const Map& p) {
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map p(src, root, "plan");
   p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
-          "tp_allreduce", "tp_allreduce_max", "virtual_stages", "recompute", "distributed_optimizer", "dp_overlap",
+          "tp_allreduce", "tp_allreduce_max", "virtual_stages", "first_stage_layers", "last_stage_layers", "recompute", "distributed_optimizer", "dp_overlap",
           "grad_accumulation_fusion", "tp_grad_overlap", "p2p_scatter_gather"});
   PlanSpec plan;
   plan.name = p.string("name", fallback_name);
@@ -121,6 +121,10 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   plan.tp_allreduce = p.choice("tp_allreduce", {"nccl", "one_shot", "two_shot"}, "nccl");
   plan.tp_allreduce_max = p.quantity("tp_allreduce_max", "bytes", plan.tp_allreduce_max);
   plan.virtual_stages = static_cast<int>(p.integer_up_to("virtual_stages", limits::kCount, "stages per GPU", 1));
+  plan.first_stage_layers = p.integer_up_to("first_stage_layers", limits::kLayers, "layers", 0);
+  plan.last_stage_layers = p.integer_up_to("last_stage_layers", limits::kLayers, "layers", 0);
+  for (const char* key : {"first_stage_layers", "last_stage_layers"})
+    if (p.has(key) && p.integer(key) < 0) p.fail(key, "expected layers >= 0 (0 = an even share)");
   const std::string rc = p.choice("recompute", {"none", "selective", "full"}, "none");
   plan.recompute = rc == "full" ? Recompute::full : rc == "selective" ? Recompute::selective : Recompute::none;
   plan.distributed_optimizer = p.boolean("distributed_optimizer", false);
