@@ -46,10 +46,12 @@ TEST_CASE("Mistral-7B-v0.1: grouped-query attention, and its 4096-token sliding 
   CHECK(m.kv_heads == 8);
   CHECK(m.ffn == 14336);
   CHECK(m.max_seq == 4096);   // max_position_embeddings 32768; beyond the window it is not full attention
+  CHECK(m.sliding_window == 4096);
   CHECK(parameter_count(m) == 7241732096);   // the checkpoint's parameter count
   // A window the config turns off (Qwen2: use_sliding_window false) leaves max_seq alone.
   CHECK(load_model(fixture("Qwen2-7B")).max_seq == 131072);
   CHECK(load_model(fixture("Qwen2-7B")).kv_heads == 4);
+  CHECK(load_model(fixture("Qwen2-7B")).sliding_window == 0);
 }
 
 TEST_CASE("GPT-2 and GPT-NeoX: GELU MLP and LayerNorm; GPT-2's n_inner null is 4 x n_embd") {

@@ -256,9 +256,10 @@ std::string describe(const Topology& t) {
 std::string describe(const ModelSpec& m) {
   const int64_t params = parameter_count(m);
   std::string out = fmt::format("model '{}'{}\n", m.name, m.source.empty() ? "" : " (" + m.source + ")");
-  out += fmt::format("  {} layers, hidden {}, ffn {} ({}), {} heads of {} ({} KV heads{}), vocab {}, max_seq {}, {}, {}\n",
+  out += fmt::format("  {} layers, hidden {}, ffn {} ({}), {} heads of {} ({} KV heads{}), vocab {}, max_seq {}{}, {}, {}\n",
                      m.layers, m.hidden, m.ffn, m.activation == Activation::swiglu ? "swiglu" : "gelu", m.heads,
                      m.head_dim(), m.kv_heads, m.kv_heads == m.heads ? "" : ", grouped-query", m.vocab, m.max_seq,
+                     m.sliding_window > 0 ? " (its sliding attention window: tpsim times full attention)" : "",
                      m.norm == Norm::rmsnorm ? "rmsnorm" : "layernorm", to_string(m.dtype));
   const std::string scaled = params >= 1e9 ? fmt::format("{:.2f} B", params / 1e9) : fmt::format("{:.1f} M", params / 1e6);
   out += fmt::format("  parameters: {} ({}; untied output head, no biases)", scaled, with_thousands(params));

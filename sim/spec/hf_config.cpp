@@ -121,8 +121,10 @@ ModelSpec read_hf_config(const Source& src, const YAML::Node& root, const std::s
   // to the window; longer sequences would be timed as full attention, so the window caps max_seq.
   // (Qwen2 writes a window and turns it off with use_sliding_window: false.)
   const bool windowed = m.has("sliding_window") && (!m.has("use_sliding_window") || m.boolean("use_sliding_window"));
-  if (windowed && !m.has("max_seq"))
-    model.max_seq = std::min(model.max_seq, m.integer_up_to("sliding_window", limits::kSequence, "tokens"));
+  if (windowed) {
+    model.sliding_window = m.integer_up_to("sliding_window", limits::kSequence, "tokens");
+    if (!m.has("max_seq")) model.max_seq = std::min(model.max_seq, model.sliding_window);
+  }
   if (arch.family == Family::llama) {
     if (m.has("hidden_act") && m.string("hidden_act") != "silu")
       m.fail("hidden_act", "expected \"silu\": tpsim's gated MLP for " + std::string(arch.name) + " is SwiGLU");
