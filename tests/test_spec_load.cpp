@@ -447,3 +447,32 @@ TEST_CASE("TPSIM_DATA_DIR moves the preset folder") {
   CHECK(t.gpus_per_node == 4);
   CHECK_THROWS_AS(load_topology("mini-mesh"), InputError);
 }
+
+TEST_CASE("Megatron-LM's argument names read as tpsim's keys, with their lines kept") {
+  const std::vector<Override> nodes = {{"topology.nodes", "32"}};
+  const Scenario megatron = load_scenario({kGood + "/megatron-names.yaml", "", "", "", nodes});
+  const Scenario ours = load_scenario({kGood + "/megatron-names-tpsim.yaml", "", "", "", nodes});
+  CHECK(megatron.plan.tp == 8);
+  CHECK(megatron.plan.pp == 16);
+  CHECK(megatron.plan.first_stage_layers == 7);
+  CHECK(megatron.plan.recompute == Recompute::full);
+  CHECK(megatron.workload.seq == 8192);
+  std::string ours_text = describe(ours);   // the same but for the file names
+  for (size_t at; (at = ours_text.find("megatron-names-tpsim")) != std::string::npos;) ours_text.replace(at, 20, "megatron-names");
+  CHECK(describe(megatron) == ours_text);
+  CHECK(describe(megatron).find("uneven pipeline: first stage 7, last stage 7 layers") != std::string::npos);
+  // Both spellings of one setting, and an axis tpsim does not model, are refused at the alias.
+  auto error_of = [&](std::vector<Override> sets) {
+    sets.push_back(nodes[0]);
+    try {
+      load_scenario({kGood + "/megatron-names.yaml", "", "", "", sets});
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error_of({{"plan.tp", "4"}}).find("both 'tp' and its Megatron-LM name 'tensor_model_parallel_size' are set") !=
+        std::string::npos);
+  CHECK(error_of({{"plan.context_parallel_size", "2"}}) ==
+        "--set plan.context_parallel_size: context parallelism is not modelled yet; only 1 is accepted");
+}

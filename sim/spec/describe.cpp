@@ -20,7 +20,10 @@ std::string size(double bytes) {
   if (gib == static_cast<double>(static_cast<int64_t>(gib))) return fmt::format("{:g} GiB", gib);
   return fmt::format("{:g} GB", bytes / 1e9);
 }
-std::string plural(int64_t n, const char* word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
+std::string plural(int64_t n, const char* word) {
+  const std::string w = word;
+  return fmt::format("{} {}{}", n, w, n == 1 ? "" : w.ends_with("ch") ? "es" : "s");   // "micro-batches"
+}
 
 const char* fabric_name(IntraFabric f) {
   switch (f) {
@@ -275,6 +278,10 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  mesh: tp {} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
                      p.tp, p.pp, p.dp, p.world(), spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)],
                      p.sp ? "on" : "off");
+  if (p.first_stage_layers > 0 || p.last_stage_layers > 0)
+    out += fmt::format("  uneven pipeline: first stage {}, last stage {} layers (0 = an even share), the others the rest "
+                       "evenly\n",
+                       p.first_stage_layers, p.last_stage_layers);
   out += fmt::format("  collectives {}{}, virtual stages {}, recompute {}, distributed optimizer {}, DP reduction {}\n",
                      p.collective_algorithm,
                      p.tp_allreduce == "nccl"

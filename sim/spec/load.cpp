@@ -78,6 +78,7 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   if (w.has("steps"))   // renamed: it simulated one micro-batch by default and printed it as "the step"
     w.fail("steps", "was removed: tpsim run simulates the whole step; for a partial run of the first N "
                     "micro-batches write partial_micro_batches: N");
+  rename_aliases(w, {{"global_batch_size", "global_batch"}, {"micro_batch_size", "micro_batch"}, {"seq_length", "seq"}});
   w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate",
           "precision", "prefill_chunk"});
   WorkloadSpec out;

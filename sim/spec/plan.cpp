@@ -83,6 +83,26 @@ std::vector<std::string> read_mesh_order(const Map& p) {
 
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map p(src, root, "plan");
+  // Megatron-LM's argument names (arguments.py) for the same settings.
+  rename_aliases(p, {{"tensor_model_parallel_size", "tp"},
+                     {"pipeline_model_parallel_size", "pp"},
+                     {"data_parallel_size", "dp"},
+                     {"sequence_parallel", "sp"},
+                     {"virtual_pipeline_model_parallel_size", "virtual_stages"},
+                     {"decoder_first_pipeline_num_layers", "first_stage_layers"},
+                     {"decoder_last_pipeline_num_layers", "last_stage_layers"},
+                     {"recompute_granularity", "recompute"},
+                     {"use_distributed_optimizer", "distributed_optimizer"},
+                     {"overlap_grad_reduce", "dp_overlap"},
+                     {"gradient_accumulation_fusion", "grad_accumulation_fusion"}});
+  // Parallel axes tpsim does not model yet: their size-1 spelling is accepted, anything else refused.
+  for (const char* axis : {"context_parallel_size", "expert_model_parallel_size"})
+    if (p.has(axis)) {
+      if (p.integer_up_to(axis, limits::kGpus, "GPUs") != 1)
+        p.fail(axis, std::string(axis == std::string("context_parallel_size") ? "context" : "expert") +
+                         " parallelism is not modelled yet; only 1 is accepted");
+      YAML::Node(p.yaml()).remove(axis);
+    }
   p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
           "tp_allreduce", "tp_allreduce_max", "virtual_stages", "first_stage_layers", "last_stage_layers", "recompute", "distributed_optimizer", "dp_overlap",
           "grad_accumulation_fusion", "tp_grad_overlap", "p2p_scatter_gather"});

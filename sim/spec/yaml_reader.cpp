@@ -131,6 +131,20 @@ void Map::only(std::initializer_list<const char*> keys) const {
   }
 }
 
+void rename_aliases(const Map& m, std::initializer_list<std::pair<const char*, const char*>> alias_to_key) {
+  if (!m.yaml().IsMap()) return;   // Map::only reports it
+  YAML::Node node = m.yaml();      // a handle: renaming edits the document being read
+  for (const auto& [alias, key] : alias_to_key) {
+    if (!node[alias].IsDefined()) continue;
+    if (node[key].IsDefined())
+      fail_at(m.source(), node[alias], m.key_path(alias),
+              std::string("both '") + key + "' and its Megatron-LM name '" + alias + "' are set; keep one");
+    const YAML::Node value = node[alias];
+    node.remove(alias);
+    node[key] = value;
+  }
+}
+
 bool Map::has(const std::string& key) const {
   const YAML::Node v = std::as_const(node_)[key];
   return v.IsDefined() && !v.IsNull();
