@@ -34,6 +34,26 @@ TEST_CASE("the toy sweep enumerates every TP x PP x mb x SP x recompute x v poin
   CHECK(layout_id(layouts.front()) == "n2-tp1-pp1-dp8-mb1-nosp-rnone-v1");
 }
 
+TEST_CASE("--distributed-optimizer both adds the sharded-Adam twin of every layout with dp > 1") {
+  SweepSpec spec = toy_spec();
+  spec.distributed_optimizers = {false, true};
+  const auto layouts = enumerate_layouts(spec);
+  // dp > 1 in the toy sweep: tp1 pp1/2/4 (4 + 8 + 8), tp2 pp1/2 (8 + 16), tp4 pp1 (8) = 52 twins.
+  CHECK(layouts.size() == 92 + 52);
+  int twins = 0;
+  for (const Layout& l : layouts) {
+    CHECK(parse_layout_id(layout_id(l)) == l);
+    if (!l.distributed_optimizer) continue;
+    ++twins;
+    CHECK(l.dp > 1);
+    CHECK(layout_id(l).ends_with("-do"));
+    CHECK(scenario_for(spec, l).plan.distributed_optimizer);
+  }
+  CHECK(twins == 52);
+  const std::string uneven = "n32-tp4-pp16-dp4-mb1-sp-rfull-v1-do-first7-last7";
+  CHECK(layout_id(parse_layout_id(uneven)) == uneven);
+}
+
 TEST_CASE("shards partition the sweep: disjoint, complete, balanced") {
   const auto all = enumerate_layouts(toy_spec());
   std::set<std::string> seen;

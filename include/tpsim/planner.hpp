@@ -48,6 +48,9 @@ struct SweepSpec {
   std::vector<int64_t> micro_batches = {1, 2, 4};
   std::vector<Recompute> recomputes = {Recompute::none, Recompute::selective, Recompute::full};
   std::vector<int> virtual_stages = {1, 2};
+  // Megatron's distributed optimizer (Adam states sharded over dp; reduce-scatter + all-gather in
+  // place of the all-reduce): off, on, or both tried for layouts with dp > 1.
+  std::vector<bool> distributed_optimizers = {false};
   int max_tp = 0;                            // 0 = gpus_per_node (Megatron keeps TP inside a node)
 };
 
@@ -63,13 +66,14 @@ struct Layout {
   // Megatron's uneven pipeline when pp does not divide the layers (uneven_split in spec.hpp): the
   // first and last stages' layers; 0 = an even split.
   int64_t first_stage_layers = 0, last_stage_layers = 0;
+  bool distributed_optimizer = false;   // training, dp > 1 only
   int gpus() const { return tp * pp * dp; }
 };
 bool operator<(const Layout& a, const Layout& b);    // numeric order: nodes, tp, pp, dp, mb, ...
 bool operator==(const Layout& a, const Layout& b);
 
 // Stable, human-readable id: "n8-tp8-pp4-dp2-mb1-sp-rsel-v1" (training), "n1-tp4-pp1-b16" (inference);
-// an uneven pipeline ends in "-first7-last7".
+// the distributed optimizer adds "-do", an uneven pipeline "-first7-last7".
 std::string layout_id(const Layout& l);
 Layout parse_layout_id(const std::string& id);        // throws std::invalid_argument
 const char* recompute_name(Recompute r);              // "none" | "selective" | "full"

@@ -24,6 +24,8 @@ struct PlanArgs {
   int64_t global_batch = 1024, seq = 0, batch = 1, prompt = 512, generate = 128;
   std::string tokens, deadline, latency_bound;
   std::vector<int64_t> micro_batches = {1, 2, 4};
+  std::vector<int> virtual_stages = {1, 2};
+  std::string distributed_optimizer = "off";
   std::string csv, json, shard;
   int jobs = 0, top = 15;
 };
@@ -118,6 +120,12 @@ SweepSpec sweep_spec(const PlanArgs& a) {
     throw InputError("", 0, 0, "--rank-by", e.what());
   }
   spec.micro_batches = a.micro_batches;
+  for (int v : a.virtual_stages)
+    if (v < 1 || v > 64) throw InputError("", 0, 0, "--virtual-stages", "virtual stages per GPU must be 1 to 64");
+  spec.virtual_stages = a.virtual_stages;
+  spec.distributed_optimizers = a.distributed_optimizer == "both" ? std::vector<bool>{false, true}
+                                : a.distributed_optimizer == "on" ? std::vector<bool>{true}
+                                                                  : std::vector<bool>{false};
   for (int64_t mb : spec.micro_batches)
     if (mb < 1) throw InputError("", 0, 0, "--micro-batches", "micro-batch sizes must be at least 1");
   if (a.workload == "inference") {
@@ -160,6 +168,11 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--deadline", a->deadline, "Training: reject layouts that train --tokens slower than this, e.g. 30d");
   cmd->add_option("--micro-batches", a->micro_batches, "Training: micro-batch sizes to try")->delimiter(',')
       ->capture_default_str();
+  cmd->add_option("--virtual-stages", a->virtual_stages, "Training: virtual pipeline stages per GPU to try (interleaved 1F1B)")
+      ->delimiter(',')->capture_default_str();
+  cmd->add_option("--distributed-optimizer", a->distributed_optimizer,
+                  "Training: Adam states sharded over dp (Megatron's distributed optimizer): off | on | both")
+      ->check(CLI::IsMember({"off", "on", "both"}))->capture_default_str();
   cmd->add_option("--batch", a->batch, "Inference: largest batch (tries 1, 2, 4, ... up to it)")->capture_default_str();
   cmd->add_option("--prompt", a->prompt, "Inference: prompt tokens")->capture_default_str();
   cmd->add_option("--generate", a->generate, "Inference: output tokens")->capture_default_str();

@@ -52,8 +52,9 @@ std::string rejection_hints(const SweepSpec& spec, const std::vector<LayoutResul
                          "GPUs of {:.1f} usable GiB, more than the {} here: try --nodes {} or more (activations need "
                          "more still{})\n",
                          what, per_param, params, state / kGiB, need, usable / kGiB, gpus, (need + per_node - 1) / per_node,
-                         training ? "; the planner does not sweep plan.distributed_optimizer, which divides the Adam "
-                                    "states by dp" : "");
+                         training && !std::count(spec.distributed_optimizers.begin(), spec.distributed_optimizers.end(), true)
+                             ? "; --distributed-optimizer on divides the Adam states by dp"
+                             : "");
     else
       out += fmt::format("  memory: the model's {} take {:.1f} GiB, {:.1f} GiB per GPU over all {}: what overflows is "
                          "the rest (see the rejections below)\n",

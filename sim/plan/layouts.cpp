@@ -13,7 +13,7 @@ namespace {
 
 auto as_tuple(const Layout& l) {
   return std::make_tuple(l.nodes, l.tp, l.pp, l.dp, l.micro_batch, l.sp, static_cast<int>(l.recompute),
-                         l.virtual_stages, l.batch, l.first_stage_layers, l.last_stage_layers);
+                         l.virtual_stages, l.distributed_optimizer, l.batch, l.first_stage_layers, l.last_stage_layers);
 }
 
 std::vector<int> divisors(int n) {
@@ -68,6 +68,7 @@ std::string layout_id(const Layout& l) {
   if (l.batch > 0) return id + fmt::format("-b{}", l.batch);
   id += fmt::format("-mb{}-{}-{}-v{}", l.micro_batch, l.sp ? "sp" : "nosp", recompute_short(l.recompute),
                     l.virtual_stages);
+  if (l.distributed_optimizer) id += "-do";
   if (l.first_stage_layers > 0 || l.last_stage_layers > 0)
     id += fmt::format("-first{}-last{}", l.first_stage_layers, l.last_stage_layers);
   return id;
@@ -95,6 +96,7 @@ Layout parse_layout_id(const std::string& id) {
     else if (part == "rnone") l.recompute = Recompute::none;
     else if (part == "rsel") l.recompute = Recompute::selective;
     else if (part == "rfull") l.recompute = Recompute::full;
+    else if (part == "do") l.distributed_optimizer = true;
     else if (part.rfind("first", 0) == 0) l.first_stage_layers = number(5);
     else if (part.rfind("last", 0) == 0) l.last_stage_layers = number(4);
     else if (part.rfind("tp", 0) == 0) l.tp = static_cast<int>(number(2));
@@ -150,7 +152,11 @@ std::vector<Layout> enumerate_layouts(const SweepSpec& spec) {
                 l.recompute = rc;
                 l.virtual_stages = v;
                 if (v == 1) std::tie(l.first_stage_layers, l.last_stage_layers) = uneven_split(spec.model.layers, pp);
-                out.push_back(l);
+                for (bool shard_adam : spec.distributed_optimizers) {
+                  if (shard_adam && base.dp == 1) continue;   // nothing to shard over
+                  l.distributed_optimizer = shard_adam;
+                  out.push_back(l);
+                }
               }
           }
       }
@@ -210,6 +216,7 @@ Scenario scenario_for(const SweepSpec& spec, const Layout& l) {
   p.sp = l.sp;
   p.recompute = l.recompute;
   p.virtual_stages = l.virtual_stages;
+  p.distributed_optimizer = l.distributed_optimizer;
   p.first_stage_layers = l.first_stage_layers;
   p.last_stage_layers = l.last_stage_layers;
   w.kind = WorkloadKind::training;

@@ -146,6 +146,9 @@ void add_search(Canon& c, const SweepSpec& spec) {
   std::vector<int> vs = spec.virtual_stages;
   std::sort(vs.begin(), vs.end());
   c.list("search.virtual_stages", vs);
+  std::vector<int> dos(spec.distributed_optimizers.begin(), spec.distributed_optimizers.end());
+  std::sort(dos.begin(), dos.end());
+  c.list("search.distributed_optimizers", dos);
 }
 
 std::string number(double v) { return fmt::format("{:.6g}", v); }
