@@ -18,8 +18,8 @@ struct H200Gemm {
   std::string kind;   // "layer" (a model's linear at TP 1-8, 2048-8192 tokens), "decode", "grid"
 };
 
-// The bf16 rows of gemm_h200.csv, in file order.
-inline std::vector<H200Gemm> h200_gemms() {
+// The rows of gemm_h200.csv in `dtype` ("bf16", "fp8", "fp32"), in file order.
+inline std::vector<H200Gemm> h200_gemms(const std::string& dtype = "bf16") {
   std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/h200_kernels_2026-11-30/gemm_h200.csv");
   REQUIRE(in.good());
   std::vector<H200Gemm> rows;
@@ -30,7 +30,7 @@ inline std::vector<H200Gemm> h200_gemms() {
     std::stringstream ss(line);
     for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
     REQUIRE(f.size() >= 8);
-    if (f[3] != "bf16") continue;
+    if (f[3] != dtype) continue;
     const std::string kind = f[7] == "grid" ? "grid" : f[7].find("decode") != std::string::npos ? "decode" : "layer";
     rows.push_back({std::stoll(f[0]), std::stoll(f[1]), std::stoll(f[2]), std::stod(f[4]) * 1e-6, kind});
   }

@@ -182,16 +182,16 @@ TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size gua
   // A field added to one of these structs changes its size: add it to sweep_canonical
   // (sim/plan/sweep_id.cpp) if it can change a number, then update the size here.
   CHECK(sizeof(ModelSpec) == 144);
-  CHECK(sizeof(GpuSpec) == 208);
+  CHECK(sizeof(GpuSpec) == 216);
   CHECK(sizeof(IntraNodeSpec) == 64);
   CHECK(sizeof(NicSpec) == 120);
   CHECK(sizeof(NetworkSpec) == 32);
   CHECK(sizeof(ProtocolSpec) == 80);
   CHECK(sizeof(CollectiveTuning) == 64);
-  CHECK(sizeof(Topology) == 568);
+  CHECK(sizeof(Topology) == 576);
   CHECK(sizeof(TrainingTarget) == 32);
   CHECK(sizeof(InferenceTarget) == 32);
-  CHECK(sizeof(SweepSpec) == 936);
+  CHECK(sizeof(SweepSpec) == 944);
 }
 #endif
 

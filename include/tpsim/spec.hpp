@@ -68,6 +68,11 @@ struct GpuSpec {
   int sms = 0;                            // streaming multiprocessors (wave quantisation)
   double launch_overhead = 0;             // s per kernel
   double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
+  double gemm_efficiency_fp8 = 0;         // the same for FP8 GEMMs (their own MAMF); 0 = gemm_efficiency
+  // The GEMM ceiling for GEMMs computing in `d`: FP8's own measured fraction where one is given.
+  double gemm_ceiling(DType d) const {
+    return d == DType::fp8 && gemm_efficiency_fp8 > 0 ? gemm_efficiency_fp8 : gemm_efficiency;
+  }
   // The GEMM library spreads a partial last wave of output tiles over every SM (stream-K and
   // persistent kernels: Hopper's cuBLAS, measured on H200); false: whole tiles run in waves and a
   // partial wave idles SMs (Ampere-era cuBLAS).

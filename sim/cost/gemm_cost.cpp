@@ -4,7 +4,8 @@
 // partial edge tile wastes tensor-core time, and so does a partial last wave unless the library
 // spreads it over every SM (gpu.gemm_stream_k). Each tile pays a fixed prologue and epilogue time
 // on top of its k loop (gemm_half_k): a shallow k runs at k / (k + half_k) of the steady rate. The
-// steady rate is the GPU's ceiling (gpu.gemm_efficiency of its dense peak).
+// steady rate is the GPU's ceiling (gpu.gemm_efficiency of its dense peak; FP8 GEMMs their own,
+// gpu.gemm_efficiency_fp8, where the GPU's FP8 MAMF is known).
 #include <algorithm>
 #include <cmath>
 
@@ -36,7 +37,7 @@ double product_bytes(const GemmInfo& g, DType dtype) {
 }  // namespace
 
 double gemm_half_k(const GpuSpec& gpu, DType dtype, const GemmShape& shape) {
-  const double per_sm = cost_detail::peak_for(gpu, dtype) * gpu.gemm_efficiency / std::max(1, gpu.sms);
+  const double per_sm = cost_detail::peak_for(gpu, dtype) * gpu.gemm_ceiling(dtype) / std::max(1, gpu.sms);
   return shape.tile_overhead * per_sm / (2 * shape.tile * shape.tile);
 }
 
@@ -55,7 +56,7 @@ KernelCost batched_gemm_cost(const GpuSpec& gpu, const GemmInfo& g, double batch
   const double tiles = output_tiles * splits;
   const double wave_eff = gpu.gemm_stream_k ? 1.0 : tiles / (std::ceil(tiles / sms) * sms);
   const double k_eff = (k / splits) / (k / splits + gemm_half_k(gpu, dtype, shape));
-  c.efficiency = gpu.gemm_efficiency * tile_eff * wave_eff * k_eff;
+  c.efficiency = gpu.gemm_ceiling(dtype) * tile_eff * wave_eff * k_eff;
   const double peak = cost_detail::peak_for(gpu, dtype);
   c.compute_bound = peak > 0 ? flops / (peak * c.efficiency) : 0;
   // A, B and C once through HBM, each at its stored size. Split-K's fp32 partials stay in L2:

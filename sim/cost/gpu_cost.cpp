@@ -67,7 +67,7 @@ KernelCost attention_cost(const GpuSpec& gpu, const Op& op) {
   KernelCost c;
   const double head_dim = attr(op, "head_dim", kFlashHalfK);
   const double peak = cost_detail::peak_for(gpu, op.dtype);
-  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kFlashHalfK);
+  c.efficiency = gpu.gemm_ceiling(op.dtype) * head_dim / (head_dim + kFlashHalfK);
   c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
   c.memory_bound = gpu.hbm_bandwidth > 0 ? op.hbm_bytes / gpu.hbm_bandwidth : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
@@ -81,7 +81,7 @@ KernelCost decode_attention_cost(const GpuSpec& gpu, const Op& op) {
   KernelCost c;
   const double head_dim = attr(op, "head_dim", kFlashHalfK);
   const double peak = cost_detail::peak_for(gpu, op.dtype);
-  c.efficiency = gpu.gemm_efficiency * head_dim / (head_dim + kFlashHalfK);
+  c.efficiency = gpu.gemm_ceiling(op.dtype) * head_dim / (head_dim + kFlashHalfK);
   c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
   c.memory_bound = gpu.hbm_bandwidth > 0 ? op.hbm_bytes / (gpu.hbm_bandwidth * gpu.hbm_efficiency) : 0;
   c.seconds = std::max(c.compute_bound, c.memory_bound) + gpu.launch_overhead;
@@ -109,7 +109,7 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
   // Non-GEMM kernels (norms, activations, the loss, the optimizer) are memory-bound, each at its
   // measured HBM efficiency.
   const double peak = cost_detail::peak_for(gpu, op.dtype);
-  c.efficiency = gpu.gemm_efficiency;
+  c.efficiency = gpu.gemm_ceiling(op.dtype);
   c.compute_bound = peak > 0 ? op.flops / (peak * c.efficiency) : 0;
   const double hbm = gpu.hbm_bandwidth * kernel_hbm_efficiency(op.kernel.fn);
   c.memory_bound = hbm > 0 ? op.hbm_bytes / hbm : 0;

@@ -56,6 +56,7 @@ void add_gpu(Canon& c, const GpuSpec& g) {
   c.num("gpu.sms", g.sms);
   c.num("gpu.launch_overhead", g.launch_overhead);
   c.num("gpu.gemm_efficiency", g.gemm_efficiency);
+  c.num("gpu.gemm_efficiency_fp8", g.gemm_efficiency_fp8);
   c.flag("gpu.gemm_stream_k", g.gemm_stream_k);
   // The GEMM table's rows, not its path: editing a time changes the numbers, moving the file does not.
   std::string rows;

@@ -134,6 +134,7 @@ void check_topology_with(const Checker& c, const Topology& t) {
   c.positive("topology.gpu.sms", t.gpu.sms);
   c.non_negative("topology.gpu.launch_overhead", t.gpu.launch_overhead);
   c.fraction("topology.gpu.gemm_efficiency", t.gpu.gemm_efficiency);
+  if (t.gpu.gemm_efficiency_fp8 != 0) c.fraction("topology.gpu.gemm_efficiency_fp8", t.gpu.gemm_efficiency_fp8);
   c.non_negative("topology.gpu.attention_score_bytes", t.gpu.attention_score_bytes);
   c.positive("topology.gpus_per_node", t.gpus_per_node);
   c.positive("topology.nodes", t.nodes);

@@ -219,10 +219,12 @@ std::string describe(const Topology& t) {
   for (DType d : {DType::bf16, DType::fp8, DType::tf32, DType::fp32})
     if (t.gpu.peak_flops.count(d)) peaks.push_back(fmt::format("{} {:g}", to_string(d), t.gpu.peak_flops.at(d) / 1e12));
   std::string out = fmt::format("topology '{}'{}\n", t.name, t.source.empty() ? "" : " (" + t.source + ")");
-  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s{}, {} SMs, GEMM efficiency {:g}{}\n",
+  out += fmt::format("  GPU: {}, peak dense TFLOP/s: {}; {} HBM at {:g} TB/s{}, {} SMs, GEMM efficiency {:g}{}{}\n",
                      t.gpu.name, spec_detail::join(peaks), size(t.gpu.hbm_bytes), t.gpu.hbm_bandwidth / 1e12,
                      t.gpu.hbm_efficiency < 1 ? fmt::format(" (realised {:g})", t.gpu.hbm_efficiency) : "", t.gpu.sms,
-                     t.gpu.gemm_efficiency, t.gpu.gemm_stream_k ? " (stream-K: no partial waves)" : "");
+                     t.gpu.gemm_efficiency,
+                     t.gpu.gemm_efficiency_fp8 > 0 ? fmt::format(", fp8 {:g}", t.gpu.gemm_efficiency_fp8) : "",
+                     t.gpu.gemm_stream_k ? " (stream-K: no partial waves)" : "");
   const IntraNodeSpec& in = t.intra;
   out += fmt::format("  node: {} GPUs on {}, {} per GPU per direction (efficiency {:g}, latency {})", t.gpus_per_node,
                      fabric_name(in.fabric), gbps(in.bandwidth), in.efficiency, us(in.latency));

@@ -88,7 +88,7 @@ std::vector<GemmMeasurement> parse_gemm_rows(std::istream& in, const std::string
 }
 
 GpuSpec read_gpu(const Map& g) {
-  g.only({"name", "peak", "hbm", "hbm_bandwidth", "hbm_efficiency", "sms", "launch_overhead", "gemm_efficiency",
+  g.only({"name", "peak", "hbm", "hbm_bandwidth", "hbm_efficiency", "sms", "launch_overhead", "gemm_efficiency", "gemm_efficiency_fp8",
           "gemm_stream_k", "gemm_table", "attention_score_bytes"});
   GpuSpec gpu;
   gpu.name = g.string("name");
@@ -107,6 +107,7 @@ GpuSpec read_gpu(const Map& g) {
   gpu.sms = static_cast<int>(g.integer_up_to("sms", limits::kCount, "SMs"));
   gpu.launch_overhead = g.quantity("launch_overhead", "time", 0.0);
   gpu.gemm_efficiency = g.quantity("gemm_efficiency", "number", 0.8);
+  gpu.gemm_efficiency_fp8 = g.quantity("gemm_efficiency_fp8", "number", 0.0);
   gpu.gemm_stream_k = g.boolean("gemm_stream_k", false);
   gpu.attention_score_bytes = g.quantity("attention_score_bytes", "number", 0.0);   // 0 = fused attention
   if (g.has("gemm_table")) {
