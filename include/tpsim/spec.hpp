@@ -305,6 +305,9 @@ struct Scenario {
 };
 
 // The scenario's precision per tensor class: workload.precision where given, else model.dtype.
+// Training with model.dtype fp8 runs as Transformer Engine's FP8 recipe does: GEMM operands in FP8,
+// while the tensors that travel (TP collectives, pipeline sends, the distributed optimizer's
+// parameter all-gather) stay BF16, as do the stored parameters.
 Precision precision_of(const Scenario& s);
 
 // ---------------------------------------------------------------------------------------------

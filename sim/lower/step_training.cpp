@@ -257,7 +257,8 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   const Algorithm algorithm = parse_algorithm(plan.collective_algorithm);
   // Activations and gradients between stages: [tokens, h], sequence-sharded under SP, scattered
   // over the TP group and gathered on arrival under Megatron's scatter/gather (pipeline_p2p.hpp).
-  const double tensor_bytes = double(tokens) * double(s.model.hidden) * dtype_bytes(s.model.dtype);
+  const DType moved = precision_of(s).communication;   // what activations and parameters travel in
+  const double tensor_bytes = double(tokens) * double(s.model.hidden) * dtype_bytes(moved);
   const double p2p_bytes = p2p_send_bytes(plan, tensor_bytes);
   const bool scattered = p2p_scattered(plan);
 
@@ -435,7 +436,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const int adam_id = w.append(std::move(adam));
     if (plan.distributed_optimizer && dp > 1) {
       Op gather = dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
-                                local_params * dtype_bytes(s.model.dtype), adam_id, algorithm);
+                                local_params * dtype_bytes(moved), adam_id, algorithm);
       gather.pass = Pass::optimizer;   // the updated parameter shards go back to every replica
       w.append(std::move(gather));
     }

@@ -156,8 +156,18 @@ std::string summary_text(const RunResult& r) {
                      s.topology.total_gpus());
   out += fmt::format("model      {} (hidden {}, {} layers, {} heads)\n", s.model.name, s.model.hidden,
                      s.model.layers, s.model.heads);
-  out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
-                     s.plan.dp, s.plan.sp ? ", sequence parallel" : "");
+  if (s.workload.kind == WorkloadKind::training && s.model.dtype == DType::fp8)
+    out += "precision  FP8 GEMMs at the FP8 peak and ceiling (Transformer Engine's recipe); parameters and "
+           "TP/PP/DP traffic in bf16\n";
+  std::string stages;   // an uneven pipeline: "7 + 14 x 8 + 7 layers"
+  if (s.plan.first_stage_layers > 0 || s.plan.last_stage_layers > 0) {
+    const int pp = s.plan.pp;
+    const int64_t middle = pp > 2 ? stage_layers(s.model, s.plan, 1).count : 0;
+    stages = fmt::format(", stages of {} + {} x {} + {} layers", stage_layers(s.model, s.plan, 0).count, pp - 2, middle,
+                         stage_layers(s.model, s.plan, pp - 1).count);
+  }
+  out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
+                     s.plan.dp, s.plan.sp ? ", sequence parallel" : "", stages);
   out += "simulated  " + simulated_text(r) + "\n";
   out += "timing     " + timing_text(r) + "\n\n";
   if (r.step && !r.step->training) {

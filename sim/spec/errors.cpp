@@ -54,6 +54,7 @@ DType gemm_compute_dtype(DType weights, DType activations) {
 Precision precision_of(const Scenario& s) {
   const WorkloadSpec& w = s.workload;
   const DType d = s.model.dtype;
+  if (w.kind == WorkloadKind::training && d == DType::fp8) return Precision{d, d, DType::bf16, DType::bf16};
   return Precision{w.weights_dtype.value_or(d), w.activations_dtype.value_or(d), w.kv_cache_dtype.value_or(d),
                    w.communication_dtype.value_or(d)};
 }
