@@ -284,11 +284,14 @@ TEST_CASE("-t/-m/-p replace the scenario's parts; plan presets start at tp 1") {
   CHECK(s.model.name == "llama3-8b");
   CHECK(s.plan.preset == PlanPreset::naive);
   CHECK(s.plan.world() == 1);
+  // The reports' first lines name what ran: the default scenario as changed by the flags.
+  CHECK(s.name == "llama2-7b-tp8-dgx-h100 (with --topology dgx-a100, --model llama3-8b, --plan naive)");
+  CHECK(s.plan.name == "naive");
   r.overrides = {{"plan.tp", "8"}};
   CHECK(load_scenario(r).plan.tp == 8);
   r.plan = kGood + "/custom-plan.yaml";
   r.overrides = {{"plan.dp", "1"}};
-  CHECK(load_scenario(r).plan.name == "custom-mlp");
+  CHECK(load_scenario(r).plan.name == "custom-mlp (as --set changes it)");
 }
 
 TEST_CASE("custom plans, inline parts and paths relative to the scenario") {

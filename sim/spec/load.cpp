@@ -191,6 +191,18 @@ Scenario load_scenario(const ScenarioRequest& request) {
   s.plan = read_plan(plan.src, plan.doc.root, plan.fallback_name);
   s.plan.source = plan.doc.file;
 
+  // A scenario changed from the command line says so: a report must not name a scenario, or a
+  // plan, that the run is not.
+  std::vector<std::string> changes;
+  for (const auto& [key, ref] : replacements)
+    if (!ref->empty()) changes.push_back(std::string("--") + key + " " + *ref);
+  if (!request.overrides.empty())
+    changes.push_back(std::to_string(request.overrides.size()) + " --set override" + (request.overrides.size() == 1 ? "" : "s"));
+  if (!changes.empty()) s.name += " (with " + join(changes) + ")";
+  if (std::any_of(request.overrides.begin(), request.overrides.end(),
+                  [](const Override& o) { return o.path.rfind("plan.", 0) == 0; }))
+    s.plan.name += " (as --set changes it)";
+
   if (top.has("workload")) s.workload = read_workload(src, top.value("workload"));
   if (top.has("outputs")) s.outputs = read_outputs(src, top.value("outputs"));
   s.numerics = top.choice("numerics", {"off", "proxy", "full"}, "proxy");
