@@ -196,3 +196,22 @@ TEST_CASE("FP8 inference on an H200: FP8 weights and KV cache, the engine's two-
   CHECK(whole.memory.activations > 20 * fp8.memory.activations);
   CHECK(whole.memory.kv_cache == rel(fp8.memory.kv_cache));
 }
+
+TEST_CASE("uneven pipeline: 7 + 14 x 8 + 7 layers of 405B leave the first and last stages a little lighter") {
+  const Scenario s = load("uneven-pipeline-405b.yaml");
+  REQUIRE(s.plan.first_stage_layers == 7);
+  const RunResult r = run(s);
+  REQUIRE(r.step);
+  // Ranks are tp-innermost with dp 1: stage k is ranks 8k .. 8k + 7.
+  auto compute = [&](int stage) { return r.timeline.ranks[size_t(8 * stage)].compute; };
+  const double middle = compute(1);
+  for (int stage = 2; stage < 15; ++stage) CHECK(compute(stage) == rel(middle, 0.01));
+  // First: 7 layers and the embedding; last: 7 layers and the 128k-word head (2/3 of a layer's
+  // FLOPs): each under a middle stage's 8 layers, and within one layer's share of it.
+  for (int stage : {0, 15}) {
+    CAPTURE(stage);
+    CHECK(compute(stage) < middle);
+    CHECK(compute(stage) > middle * 7.0 / 8.0);
+  }
+  MESSAGE("compute over the step: first " << compute(0) << " s, middle " << middle << " s, last " << compute(15) << " s");
+}
