@@ -162,9 +162,10 @@ std::string summary_text(const RunResult& r) {
   std::string stages;   // an uneven pipeline: "7 + 14 x 8 + 7 layers"
   if (s.plan.first_stage_layers > 0 || s.plan.last_stage_layers > 0) {
     const int pp = s.plan.pp;
-    const int64_t middle = pp > 2 ? stage_layers(s.model, s.plan, 1).count : 0;
-    stages = fmt::format(", stages of {} + {} x {} + {} layers", stage_layers(s.model, s.plan, 0).count, pp - 2, middle,
-                         stage_layers(s.model, s.plan, pp - 1).count);
+    const int64_t first = stage_layers(s.model, s.plan, 0).count, last = stage_layers(s.model, s.plan, pp - 1).count;
+    stages = pp > 2 ? fmt::format(", stages of {} + {} x {} + {} layers", first, pp - 2,
+                                  stage_layers(s.model, s.plan, 1).count, last)
+                    : fmt::format(", stages of {} + {} layers", first, last);
   }
   out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
                      s.plan.dp, s.plan.sp ? ", sequence parallel" : "", stages);

@@ -28,12 +28,16 @@ std::string stage_split_problem(const ModelSpec& m, const PlanSpec& p) {
   if (p.first_stage_layers < 0 || p.last_stage_layers < 0) return "first_stage_layers / last_stage_layers must be >= 0";
   const int middle = pp - (p.first_stage_layers > 0) - (p.last_stage_layers > 0);
   const int64_t rest = m.layers - p.first_stage_layers - p.last_stage_layers;
-  if (middle == 0 && rest == 0) return "";
-  if (middle == 0 || rest < middle || rest % middle != 0)
-    return fmt::format("{} layers less first_stage_layers {} and last_stage_layers {} leave {} for {} other stage{}, "
-                       "which must be a positive multiple of {}",
-                       m.layers, p.first_stage_layers, p.last_stage_layers, rest, middle, middle == 1 ? "" : "s",
-                       std::max(middle, 1));
+  if (middle == 0)
+    return rest == 0 ? "" : fmt::format("with pp {} the first and last stages are all of them: first_stage_layers {} + "
+                                        "last_stage_layers {} must be model.layers {}",
+                                        pp, p.first_stage_layers, p.last_stage_layers, m.layers);
+  const std::string left = fmt::format("{} layers less first_stage_layers {} and last_stage_layers {} leave {} for {} other "
+                                       "stage{}",
+                                       m.layers, p.first_stage_layers, p.last_stage_layers, rest, middle,
+                                       middle == 1 ? "" : "s");
+  if (rest < middle) return left + ": each stage needs at least one layer";
+  if (rest % middle != 0) return fmt::format("{}, which do not share them evenly ({} is not a multiple of {})", left, rest, middle);
   return "";
 }
 
