@@ -370,8 +370,9 @@ PlanSpec builtin_plan(const std::string& name);
 int64_t parameter_count(const ModelSpec& m);
 
 // The layers pipeline stage `stage` holds: [first, first + count) of model.layers, as
-// plan.first_stage_layers / last_stage_layers say (an even split when they are 0). Empty when the
-// split does not work out (stage_split_problem says why).
+// plan.first_stage_layers / last_stage_layers say (an even split when they are 0; under
+// interleaving the count is right but the layers are the stage's v chunks, not one run). Empty
+// when the split does not work out (stage_split_problem says why).
 struct StageLayers {
   int64_t first = 0, count = 0;
 };

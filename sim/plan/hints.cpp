@@ -1,10 +1,9 @@
 // When a sweep runs no layout, what would make one run: the planner knows the model and the
 // cluster, so it says how many GPUs the model's own state needs, which pipeline sizes split the
-// layers, and which rejection stopped the most layouts.
+// layers, and which global batch every rejected dp x micro-batch divides.
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
-#include <map>
 #include <numeric>
 
 #include "tpsim/memory.hpp"
@@ -39,6 +38,8 @@ std::string rejection_hints(const SweepSpec& spec, const std::vector<LayoutResul
   std::string out = "\nwhat would make a layout run:\n";
 
   // The model's own state, split over every GPU with nothing else on them: a floor on the GPUs.
+  // The distributed optimizer does not lower it: sharding Adam over dp leaves tp x pp = GPUs / dp
+  // to hold 6 B/param, P (6 dp + 12) / GPUs in all, which is least at dp 1.
   const double params = double(parameter_count(spec.model));
   const double per_param = training ? kTrainingStateBytes : dtype_bytes(spec.model.dtype);
   const double usable = spec.topology.gpu.hbm_bytes - kRuntimeReserveBytes;
@@ -50,11 +51,8 @@ std::string rejection_hints(const SweepSpec& spec, const std::vector<LayoutResul
     if (need > gpus)
       out += fmt::format("  memory: the model's {} alone ({:g} B/param x {:.3g} params = {:.1f} GiB) need at least {} "
                          "GPUs of {:.1f} usable GiB, more than the {} here: try --nodes {} or more (activations need "
-                         "more still{})\n",
-                         what, per_param, params, state / kGiB, need, usable / kGiB, gpus, (need + per_node - 1) / per_node,
-                         training && !std::count(spec.distributed_optimizers.begin(), spec.distributed_optimizers.end(), true)
-                             ? "; --distributed-optimizer on divides the Adam states by dp"
-                             : "");
+                         "more still)\n",
+                         what, per_param, params, state / kGiB, need, usable / kGiB, gpus, (need + per_node - 1) / per_node);
     else
       out += fmt::format("  memory: the model's {} take {:.1f} GiB, {:.1f} GiB per GPU over all {}: what overflows is "
                          "the rest (see the rejections below)\n",
