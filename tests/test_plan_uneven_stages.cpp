@@ -99,7 +99,7 @@ TEST_CASE("the planner finds a layout for Llama-3.1-405B on 32 nodes of cluster-
   spec.model = load_model("llama3-405b");
   spec.topology = load_topology("cluster-h100-ndr");
   spec.node_counts = {32};
-  spec.training.global_batch = 512;
+  spec.training.global_batch = 64;
   spec.training.seq = 8192;
   spec.micro_batches = {1};
   spec.recomputes = {Recompute::full};
