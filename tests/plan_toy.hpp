@@ -72,5 +72,13 @@ inline std::filesystem::path scratch(const std::string& name) {
   return p;
 }
 
+// A sweep on two workers that writes (and resumes from) `csv`.
+inline SweepOptions writing_to(const std::filesystem::path& csv) {
+  SweepOptions o;
+  o.jobs = 2;
+  o.csv = csv.string();
+  return o;
+}
+
 
 }  // namespace tpsim_test

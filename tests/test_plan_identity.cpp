@@ -201,9 +201,7 @@ TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size gua
 TEST_CASE("a resume refuses a file of other inputs: --set topology.intra.bandwidth=45GB/s keeps no old row") {
   const SweepSpec spec = toy_spec();
   const auto csv = scratch("resume-other.csv");
-  SweepOptions options;
-  options.jobs = 2;
-  options.csv = csv.string();
+  SweepOptions options = writing_to(csv);
   run_sweep(spec, options, fake_evaluate);
   const std::string before = read_text(csv);
 
@@ -229,9 +227,7 @@ TEST_CASE("a resume refuses a file of other inputs: --set topology.intra.bandwid
 TEST_CASE("a resume refuses another shard's file, a file with a layout twice, and another version's header") {
   const SweepSpec spec = toy_spec();
   const auto csv = scratch("resume-shard.csv");
-  SweepOptions options;
-  options.jobs = 2;
-  options.csv = csv.string();
+  SweepOptions options = writing_to(csv);
   options.shard = Shard{0, 3};
   run_sweep(spec, options, fake_evaluate);
   SweepOptions other = options;
@@ -259,9 +255,7 @@ TEST_CASE("error rows (a worker OOM-killed by signal 9, or one that threw) are r
   SweepSpec spec = toy_spec();
   spec.micro_batches = {1};
   const auto csv = scratch("resume-errors.csv");
-  SweepOptions options;
-  options.jobs = 2;
-  options.csv = csv.string();
+  SweepOptions options = writing_to(csv);
   auto flaky = [](const Scenario& s) -> LayoutResult {
     if (s.plan.tp == 4) std::raise(SIGKILL);   // as the OOM killer does
     if (s.plan.tp == 2 && s.plan.pp == 4) throw std::runtime_error("engine gave up");

@@ -2,6 +2,7 @@
 // ranking by each objective, Megatron's usual choice and the sentence saying why the best beats it.
 #include <doctest/doctest.h>
 
+#include "plan_toy.hpp"
 #include "relative.hpp"
 
 #include <limits>
@@ -9,6 +10,7 @@
 #include "tpsim/planner.hpp"
 
 using namespace tpsim;
+using namespace tpsim_test;
 
 namespace {
 
@@ -139,15 +141,7 @@ TEST_CASE("a row with nan or inf, a bad sweep id or shard does not parse: tpsim 
 }
 
 TEST_CASE("finish_result never leaves a non-finite number: it becomes an error verdict") {
-  SweepSpec spec;
-  spec.model.name = "toy";
-  spec.model.hidden = 1024;
-  spec.model.ffn = 4096;
-  spec.model.heads = 16;
-  spec.model.kv_heads = 16;
-  spec.model.layers = 8;
-  spec.model.vocab = 1000;
-  spec.model.max_seq = 512;
+  SweepSpec spec = toy_spec();
   spec.topology.gpus_per_node = 8;
   LayoutResult r = ran("n1-tp8-pp1-dp1-mb1-sp-rsel-v1", 2.0, 1.5, 0.5, 0);
   r.bubble_s = std::numeric_limits<double>::quiet_NaN();

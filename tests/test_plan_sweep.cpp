@@ -91,9 +91,7 @@ TEST_CASE("planner rejections: batch divisibility and interleaving") {
 TEST_CASE("a sweep ranks by throughput, rejects the planted OOM, and sharded-then-merged equals unsharded") {
   const SweepSpec spec = toy_spec();
   const auto whole_csv = scratch("whole.csv");
-  SweepOptions options;
-  options.jobs = 2;
-  options.csv = whole_csv.string();
+  SweepOptions options = writing_to(whole_csv);
   const SweepOutcome whole = run_sweep(spec, options, fake_evaluate);
   CHECK(whole.total == 92);
   CHECK(whole.evaluated == 92);
@@ -143,9 +141,7 @@ TEST_CASE("a sweep ranks by throughput, rejects the planted OOM, and sharded-the
 TEST_CASE("a re-run resumes: finished layouts are skipped, a half-written row is redone") {
   const SweepSpec spec = toy_spec();
   const auto csv = scratch("resume.csv");
-  SweepOptions options;
-  options.jobs = 2;
-  options.csv = csv.string();
+  SweepOptions options = writing_to(csv);
   run_sweep(spec, options, fake_evaluate);
   const std::string complete = read_text(csv);
 

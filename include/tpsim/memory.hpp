@@ -19,6 +19,10 @@ namespace tpsim {
 // cuBLAS workspaces (~0.5 GiB), caching-allocator fragmentation (~1 GiB). 2 GiB per GPU.
 inline constexpr double kRuntimeReserveBytes = 2.0 * 1024 * 1024 * 1024;
 
+// Bytes per parameter in mixed-precision Adam (Megatron-LM): bf16 weight, fp32 main gradient, and
+// fp32 master weight + Adam first and second moments.
+inline constexpr double kWeightBytes = 2, kGradBytes = 4, kOptimizerBytes = 12;
+
 struct MemoryComponent {
   std::string name;     // "weights", "gradients", "optimizer", "activations", "kv_cache", "runtime reserve"
   double bytes = 0;

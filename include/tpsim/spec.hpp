@@ -385,5 +385,8 @@ std::string stage_split_problem(const ModelSpec& m, const PlanSpec& p);
 // every middle stage, the rest shared by the first and last (first <= last); {0, 0} when pp
 // divides the layers or no such split leaves every stage a layer.
 std::pair<int64_t, int64_t> uneven_split(int64_t layers, int pp);
+// An uneven plan's stages as people write them: "7 + 14 x 8 + 7 layers" ("14 + 18 layers" on two
+// stages); "" for an even split.
+std::string stage_split_text(const ModelSpec& m, const PlanSpec& p);
 
 }  // namespace tpsim

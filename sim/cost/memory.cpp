@@ -12,10 +12,6 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024 * 1024;
 
-// Bytes per parameter in mixed-precision Adam (Megatron-LM): bf16 weight, fp32 main gradient, and
-// fp32 master weight + Adam first and second moments.
-constexpr double kWeightBytes = 2, kGradBytes = 4, kOptimizerBytes = 12;
-
 // Elements of a weight held by one GPU: all of it, or 1/tp of it when the plan splits it.
 double held(const PlanSpec& p, const std::string& weight, double elements) {
   return tp_split_dim(p, weight) >= 0 ? elements / std::max(1, p.tp) : elements;

@@ -362,7 +362,8 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       const int g = slot.chunk * pp + stage;
       const int mb = slot.micro_batch;
       const std::string prefix;   // op names leave the micro-batch out: it is the op's micro_batch field
-      const int first_layer = int(chunk_layers(g).first), layers_per_chunk = int(chunk_layers(g).count);
+      const StageLayers chunk = chunk_layers(g);
+      const int first_layer = int(chunk.first), layers_per_chunk = int(chunk.count);
       std::vector<int> roots;
       if (slot.forward) {
         if (g > 0) {

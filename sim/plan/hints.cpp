@@ -14,9 +14,8 @@ namespace tpsim {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024 * 1024;
-// Bytes per parameter a training step keeps on the GPUs without the distributed optimizer: bf16
-// weights, fp32 main gradients, fp32 master weights and Adam's m and v (cost/memory.cpp).
-constexpr double kTrainingStateBytes = 2 + 4 + 12;
+// Bytes per parameter a training step keeps on the GPUs without the distributed optimizer.
+constexpr double kTrainingStateBytes = kWeightBytes + kGradBytes + kOptimizerBytes;
 
 std::string pipeline_sizes(int64_t layers, int most) {
   std::string out;

@@ -159,16 +159,9 @@ std::string summary_text(const RunResult& r) {
   if (s.workload.kind == WorkloadKind::training && s.model.dtype == DType::fp8)
     out += "precision  FP8 GEMMs at the FP8 peak and ceiling (Transformer Engine's recipe); parameters and "
            "TP/PP/DP traffic in bf16\n";
-  std::string stages;   // an uneven pipeline: "7 + 14 x 8 + 7 layers"
-  if (s.plan.first_stage_layers > 0 || s.plan.last_stage_layers > 0) {
-    const int pp = s.plan.pp;
-    const int64_t first = stage_layers(s.model, s.plan, 0).count, last = stage_layers(s.model, s.plan, pp - 1).count;
-    stages = pp > 2 ? fmt::format(", stages of {} + {} x {} + {} layers", first, pp - 2,
-                                  stage_layers(s.model, s.plan, 1).count, last)
-                    : fmt::format(", stages of {} + {} layers", first, last);
-  }
+  const std::string stages = stage_split_text(s.model, s.plan);
   out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
-                     s.plan.dp, s.plan.sp ? ", sequence parallel" : "", stages);
+                     s.plan.dp, s.plan.sp ? ", sequence parallel" : "", stages.empty() ? "" : ", stages of " + stages);
   out += "simulated  " + simulated_text(r) + "\n";
   out += "timing     " + timing_text(r) + "\n\n";
   if (r.step && !r.step->training) {

@@ -60,6 +60,13 @@ StageLayers stage_layers(const ModelSpec& m, const PlanSpec& p, int stage) {
   return {first, count(stage)};
 }
 
+std::string stage_split_text(const ModelSpec& m, const PlanSpec& p) {
+  if (!uneven(p) || !stage_split_problem(m, p).empty()) return "";
+  const int64_t first = stage_layers(m, p, 0).count, last = stage_layers(m, p, p.pp - 1).count;
+  if (p.pp == 2) return fmt::format("{} + {} layers", first, last);
+  return fmt::format("{} + {} x {} + {} layers", first, p.pp - 2, stage_layers(m, p, 1).count, last);
+}
+
 std::pair<int64_t, int64_t> uneven_split(int64_t layers, int pp) {
   if (pp < 2 || layers % pp == 0) return {0, 0};
   const int64_t middle = (layers + pp - 1) / pp;

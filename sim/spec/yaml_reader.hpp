@@ -40,12 +40,6 @@ struct Source {
 [[noreturn]] void fail_at(const Source& src, const YAML::Node& node, const std::string& key,
                           const std::string& problem);
 
-// Another program's names for the map's keys (Megatron-LM's tensor_model_parallel_size for tp,
-// ...): each alias written is moved onto its key, keeping the value's line:column, so the rest of
-// the reader sees one spelling; writing both is an error at the alias.
-class Map;
-void rename_aliases(const Map& m, std::initializer_list<std::pair<const char*, const char*>> alias_to_key);
-
 // The flag label covering `key` (the key itself or one of its parents was set by a flag), or "".
 std::string label_for(const Source& src, const std::string& key);
 
@@ -87,6 +81,11 @@ class Map {
   YAML::Node node_;
   std::string path_;
 };
+
+// Another program's names for the map's keys (Megatron-LM's tensor_model_parallel_size for tp,
+// ...): each alias written is moved onto its key, keeping the value's line:column, so the rest of
+// the reader sees one spelling; writing both is an error at the alias.
+void rename_aliases(const Map& m, std::initializer_list<std::pair<const char*, const char*>> alias_to_key);
 
 // Text for "got '...'" messages: the scalar, or "a mapping" / "a list" / "nothing".
 std::string shown(const YAML::Node& node);
