@@ -89,6 +89,9 @@ double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t mi
 // and the output head and final norm on the last, each divided by tp when the plan splits it
 // (tp_split_dim in tpsim/partition.hpp, the rule the lowering shards with) and whole otherwise.
 double parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage);
+// Of them, the experts' (a mixture-of-experts model: E/ep experts per GPU, split over tp), whose
+// optimizer states the distributed optimizer shards over the expert-DP group (dp/ep), not dp.
+double expert_parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage);
 
 // Memory of one GPU of `stage` for the scenario's workload (training or inference).
 MemoryBreakdown memory_per_gpu(const Scenario& s, int stage);

@@ -30,6 +30,10 @@ struct TensorDesc {
   int64_t global_rows = 0, global_cols = 0;
   int split_dim = -1;                 // -1 replicated, 0 rows, 1 columns
   int parts = 1, part = 0;            // split into `parts` equal blocks, this is block `part`
+  // An expert-parallel rank's tokens are its slice of the EP group's batch: rows are block
+  // `row_part` of `row_parts` of the global rows, on top of any split above (a sequence shard
+  // splits that block further).
+  int row_parts = 1, row_part = 0;
   // A weight split over heads (attention qkv) is a strided shard: `part`'s columns are taken
   // from each of `interleave` equal column groups (q, k, v). 1 = one contiguous block.
   int interleave = 1;
@@ -69,6 +73,9 @@ struct GemmInfo {
   // Bytes per element of A, B and the output as stored in HBM (workload.precision: an FP8 weight
   // under BF16 activations); 0 = the GEMM's dtype.
   int a_bytes = 0, b_bytes = 0, c_bytes = 0;
+  // The k-sum runs over rows in another order than the unsharded run's: an expert's weight
+  // gradient over tokens regrouped by the all-to-all (numerics' tolerance counts a reassociation).
+  bool reordered_k = false;
 };
 
 // A named kernel other than a GEMM: "gelu", "gelu_backward", "swiglu", "add", "layernorm",
@@ -90,6 +97,9 @@ struct CollectiveInfo {
   int64_t bytes = 0;
   int dim = 1;              // tensor dim that all-gather concatenates / reduce-scatter splits
   int root = 0;             // index into group (broadcast, reduce)
+  // The group is the rank's expert-parallel group (a MoE all-to-all), not its TP group: a step
+  // piece stamped for another rank takes that rank's EP group.
+  bool expert_parallel = false;
   CollectiveInstance instance;   // resolved before numerics and timing run (unresolved after lowering)
 };
 

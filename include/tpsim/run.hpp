@@ -25,6 +25,9 @@ RunResult run_scenario(const Scenario& scenario, const RunOptions& options);
 // its collectives with the one selector (as the timing does), then lowers the same scope at proxy
 // scale (when `proxy`) and runs it sharded and unsharded with those very instances (the same
 // algorithm, protocol, channel orders and chunk count; only the data is smaller).
+// The scenario as the numerics runs it: a mixture-of-experts model's buffers sized so no token is
+// dropped (see run_scenario.cpp); other scenarios unchanged.
+Scenario dropless_numerics(const Scenario& scenario);
 NumericsReport verify_as_timed(const Scenario& scenario, bool proxy, const LowerOptions& lowering,
                                const NumericsOptions& options);
 

@@ -180,6 +180,23 @@ struct Topology {
 enum class Activation { gelu, swiglu };
 enum class Norm { layernorm, rmsnorm };
 
+// A mixture-of-experts MLP (Mixtral, OLMoE): every layer's MLP is `experts` SwiGLU/GELU FFNs of width
+// `expert_ffn`; a replicated router [hidden, experts] picks `top_k` per token, whose outputs are
+// summed with the router's softmax weights. experts == 0: a dense model.
+struct MoeSpec {
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  int64_t expert_ffn = 0;         // intermediate size of one expert (per gate for swiglu)
+  // Slots per expert and source rank = capacity_factor * top_k * tokens / experts (GShard, Switch):
+  // tokens past them are dropped and every expert's buffer is padded to them. 0 = dropless
+  // (Megatron's default): each expert takes every token routed to it.
+  double capacity_factor = 0;
+  // The top-k weights are renormalised to sum to 1 (Mixtral: softmax over the chosen k); false: the
+  // full softmax's values are used as they are (OLMoE, Qwen2-MoE's norm_topk_prob: false).
+  bool normalize_top_k = true;
+  bool enabled() const { return experts > 0; }
+};
+
 struct ModelSpec {
   std::string name;
   std::string source;
@@ -196,6 +213,7 @@ struct ModelSpec {
   Activation activation = Activation::gelu;
   Norm norm = Norm::layernorm;
   DType dtype = DType::bf16;
+  MoeSpec moe;
   int64_t head_dim() const { return hidden / heads; }
 };
 
@@ -225,6 +243,11 @@ struct PlanSpec {
   std::string name;
   std::string source;
   int tp = 1, pp = 1, dp = 1;
+  // Expert parallelism, carved out of dp as Megatron does: the ep DP replicas with the same TP
+  // index and consecutive dp indices hold model.moe.experts / ep experts each and trade tokens by
+  // all-to-all. Experts are split over tp like the dense MLP (expert tensor parallel = tp). Needs
+  // a mixture-of-experts model; ep divides dp and the experts.
+  int ep = 1;
   bool sp = false;                                   // sequence parallelism (needs tp > 1 to matter)
   PlanPreset preset = PlanPreset::megatron;
   std::map<std::string, PartitionSpec> partitions;   // "mlp.fc1" -> {"", "tp"}; overrides the preset
@@ -276,6 +299,10 @@ struct WorkloadSpec {
   // 0 (the default): `tpsim run` simulates the whole step. N > 0: only the step's first N
   // micro-batches, and every output says PARTIAL with the fraction (a planner's slice, or a quick look).
   int64_t partial_micro_batches = 0;
+  // Router load imbalance of a mixture-of-experts model: the busiest expert's tokens over the mean
+  // (1 = balanced). Dropless routing pads every expert to the busiest one (the slowest expert sets
+  // the all-to-all and GEMM times); with a capacity factor the buffers are the capacity.
+  double expert_skew = 1.0;
   // inference
   int64_t batch = 1;
   int64_t prompt = 0;

@@ -98,7 +98,7 @@ void register_verify(CLI::App& app) {
                p.sp ? "on" : "off", args->scope, lo.backward ? "forward+backward" : "forward", args->dtype);
 
     if (!args->dump.empty()) {
-      const int n = dump_reference(lower(unsharded(scenario), lo), no.seed, model_json(scenario, args->scope),
+      const int n = dump_reference(lower(unsharded(dropless_numerics(scenario)), lo), no.seed, model_json(scenario, args->scope),
                                              args->dump);
       fmt::print("dumped {} tensors of the unsharded run to {}\n\n", n, args->dump);
     }

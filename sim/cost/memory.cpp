@@ -19,14 +19,27 @@ double held(const PlanSpec& p, const std::string& weight, double elements) {
 
 // Parameters of one transformer layer held by one GPU: linears (no biases, as the lowering) and the
 // two norms (scale, plus bias for LayerNorm), each as the plan splits it.
+// The MLP's linears held by one GPU: one FFN of width `ffn`, times `count` (experts).
+double ffn_params_held(const ModelSpec& m, const PlanSpec& p, double ffn, double count) {
+  const double h = double(m.hidden);
+  double params = held(p, "mlp.fc1", h * ffn) + held(p, "mlp.fc2", ffn * h);
+  if (m.activation == Activation::swiglu) params += held(p, "mlp.gate", h * ffn);
+  return count * params;
+}
+
+// The experts one GPU holds in one layer: E/ep of them, each split over tp like the dense MLP.
+double layer_expert_params_held(const ModelSpec& m, const PlanSpec& p) {
+  if (!m.moe.enabled()) return 0;
+  return ffn_params_held(m, p, double(m.moe.expert_ffn), double(m.moe.experts / std::max(1, p.ep)));
+}
+
 double layer_params_held(const ModelSpec& m, const PlanSpec& p) {
   const double h = double(m.hidden), hd = double(m.head_dim());
   const double norm = (m.norm == Norm::layernorm ? 2 : 1) * h;
-  double params = held(p, "attn.qkv", h * double(m.heads + 2 * m.kv_heads) * hd) +
-                  held(p, "attn.proj", double(m.heads) * hd * h) + held(p, "mlp.fc1", h * double(m.ffn)) +
-                  held(p, "mlp.fc2", double(m.ffn) * h) + held(p, "norm1", norm) + held(p, "norm2", norm);
-  if (m.activation == Activation::swiglu) params += held(p, "mlp.gate", h * double(m.ffn));
-  return params;
+  const double mlp = m.moe.enabled() ? h * double(m.moe.experts) + layer_expert_params_held(m, p)   // router + experts
+                                     : ffn_params_held(m, p, double(m.ffn), 1);
+  return held(p, "attn.qkv", h * double(m.heads + 2 * m.kv_heads) * hd) + held(p, "attn.proj", double(m.heads) * hd * h) +
+         mlp + held(p, "norm1", norm) + held(p, "norm2", norm);
 }
 
 // Layers stage `stage` holds (all of its virtual chunks under interleaving).
@@ -53,6 +66,10 @@ double parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage) {
   return params;
 }
 
+double expert_parameters_on_stage(const ModelSpec& m, const PlanSpec& p, int stage) {
+  return double(layers_on_stage(m, p, stage)) * layer_expert_params_held(m, p);
+}
+
 AttentionKernel attention_kernel(const GpuSpec& gpu) {
   return gpu.attention_score_bytes > 0 ? AttentionKernel::unfused : AttentionKernel::fused;
 }
@@ -68,6 +85,20 @@ double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t
   double attention_core = 0;   // bytes / (s*b*h)
   if (p.recompute != Recompute::selective)
     attention_core = attention == AttentionKernel::unfused ? 5 * a * s / h : 4 * a / h;
+  if (m.moe.enabled()) {
+    // The dense MLP's 19 sbh/t (Korthikanti) becomes the MoE block's, on this GPU's T = sb/t tokens
+    // (MoE with tp > 1 runs under SP) and R = load * k * T buffer rows: the router's input (2Th)
+    // and fp32 logits (4TE), the dispatched and exchanged buffers and the experts' inputs (3 x 2Rh),
+    // their fc1 (+ gate) and activation outputs (2 or 3 x 2Rf over tp x El experts: R rows of f),
+    // and the returned buffer the combine keeps (2Rh).
+    const double tokens = s * b / t;
+    const double load = m.moe.capacity_factor > 0 ? m.moe.capacity_factor : 1.0;
+    const double rows = load * double(m.moe.top_k) * tokens;
+    const double f = double(m.moe.expert_ffn), e = double(m.moe.experts);
+    const double moe = 2 * tokens * h + 4 * tokens * e + 4 * 2 * rows * h +
+                       (m.activation == Activation::swiglu ? 3 : 2) * 2 * rows * f;
+    return s * b * h * (15 + attention_core) / t + moe;
+  }
   if (sp || p.tp == 1) return s * b * h * (34 + attention_core) / t;
   return s * b * h * (10 + 24 / t + attention_core / t);
 }
@@ -131,7 +162,11 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
   const AttentionKernel attention = attention_kernel(s.topology.gpu);
   if (w.kind == WorkloadKind::training) {
     r.gradients = r.parameters * kGradBytes;
-    r.optimizer = r.parameters * kOptimizerBytes / (p.distributed_optimizer ? std::max(1, p.dp) : 1);
+    // The distributed optimizer shards dense states over dp, experts' over the expert-DP group.
+    const double experts = expert_parameters_on_stage(m, p, stage);
+    r.optimizer = p.distributed_optimizer ? (r.parameters - experts) * kOptimizerBytes / std::max(1, p.dp) +
+                                                experts * kOptimizerBytes / std::max(1, p.dp / std::max(1, p.ep))
+                                          : r.parameters * kOptimizerBytes;
     const int64_t micro_batches = std::max<int64_t>(1, w.global_batch / std::max<int64_t>(1, w.micro_batch * p.dp));
     const double in_flight = in_flight_micro_batches(p.pp, stage, p.virtual_stages, micro_batches);
     r.in_flight_micro_batches = int(std::ceil(in_flight));

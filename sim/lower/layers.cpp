@@ -228,7 +228,8 @@ Value ProgramBuilder::activation_forward(const std::string& aname, const Value& 
   Value g;
   if (gate) g = to_layout(*gate, a.layout, tape);
   const TensorDesc& d = desc(a.tensor);
-  const Value y = activation(mb(aname + ".out"), scenario_.model.ffn, a.layout);
+  // The width of this FFN (an expert's may differ from model.ffn).
+  const Value y = activation(mb(aname + ".out"), a.layout == Layout::feat ? d.cols * tp_ : d.cols, a.layout);
   const double n = double(d.rows) * d.cols;
   if (gate)
     kernel(aname + ".fwd", "swiglu", {a.tensor, g.tensor}, {y.tensor}, 6 * n);
@@ -305,7 +306,8 @@ Value ProgramBuilder::mlp_block_forward(int layer, const Value& x, Tape& tape) {
 }
 
 Value ProgramBuilder::layer_forward(int layer, const Value& x, Tape& tape) {
-  return mlp_block_forward(layer, attention_block_forward(layer, x, tape), tape);
+  const Value h = attention_block_forward(layer, x, tape);
+  return scenario_.model.moe.enabled() ? moe_block_forward(layer, h, tape) : mlp_block_forward(layer, h, tape);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,9 +375,10 @@ Value ProgramBuilder::cross_entropy_forward(const std::string& cname, const Valu
   record(tape, [this, cname, l, max, sumexp, targets, vocab_start, n] {
     const TensorDesc& dd = desc(l.tensor);
     const std::string dl = grad_tensor(l, dd.rows, dd.cols, l.grad_partial);
-    // logits [T, V/tp] -> dlogits = (softmax - onehot(target)) / T  (the loss is the mean over tokens)
+    // logits [T, V/tp] -> dlogits = (softmax - onehot(target)) / T  (the loss is the mean over tokens;
+    // under expert parallelism over the EP group's tokens, T = ep x this rank's)
     kernel(cname + ".bwd", "cross_entropy_backward", {l.tensor, max.tensor, sumexp.tensor, targets}, {dl}, 4 * n,
-           {{"vocab_start", vocab_start}, {"scale", 1.0 / double(tokens_)}});
+           {{"vocab_start", vocab_start}, {"scale", 1.0 / double(tokens_ * ep_)}});
     add_grad(l.grad_key, dl);
   });
   return loss;

@@ -60,6 +60,17 @@ void check_divisions(const Scenario& s, LowerScope scope) {
   require(m.kv_heads % p.tp == 0, fmt::format("model.kv_heads {} is not divisible by plan.tp {}", m.kv_heads, p.tp));
   require(m.ffn % p.tp == 0, fmt::format("model.ffn {} is not divisible by plan.tp {}", m.ffn, p.tp));
   require(m.hidden % p.tp == 0, fmt::format("model.hidden {} is not divisible by plan.tp {}", m.hidden, p.tp));
+  if (m.moe.enabled()) {
+    const int ep = std::max(1, p.ep);
+    require(m.moe.top_k >= 1 && m.moe.top_k <= m.moe.experts, "model.moe.top_k must be in [1, experts]");
+    require(m.moe.experts % ep == 0, fmt::format("model.moe.experts {} is not divisible by plan.ep {}", m.moe.experts, ep));
+    require(p.dp % ep == 0, fmt::format("plan.dp {} is not divisible by plan.ep {}", p.dp, ep));
+    require(m.moe.expert_ffn > 0 && m.moe.expert_ffn % p.tp == 0,
+            fmt::format("model.moe.expert_ffn {} is not divisible by plan.tp {}", m.moe.expert_ffn, p.tp));
+    require(p.tp == 1 || p.sp, "a mixture-of-experts model with plan.tp > 1 needs plan.sp (sequence parallelism)");
+  } else {
+    require(p.ep <= 1, "plan.ep > 1 needs a mixture-of-experts model (model.moe)");
+  }
   if (scope == LowerScope::stack || scope == LowerScope::step) {
     require(m.layers > 0, "model.layers must be positive");
     require(m.vocab > 0 && m.vocab % p.tp == 0, fmt::format("model.vocab {} is not divisible by plan.tp {}", m.vocab, p.tp));
@@ -119,6 +130,7 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
     lowering::Value dx = x;
     dx.tensor = b.gradient(x);   // also names the input gradient for the comparison
     if (!first_stage && !dx.tensor.empty()) b.send(dx, prev, int(2 * first + 1));
+    b.reduce_dense_grads_over_ep();
   }
   return b.finish();
 }
@@ -153,6 +165,14 @@ Scenario unsharded(const Scenario& scenario) {
   Scenario s = scenario;
   s.plan.tp = 1;
   s.plan.sp = false;
+  // Expert parallelism: one rank with every expert runs the EP group's tokens (its replicas'
+  // micro-batches side by side), so each EP rank's tokens are a block of its rows.
+  if (const int ep = s.plan.ep; ep > 1) {
+    s.plan.ep = 1;
+    s.plan.dp /= ep;
+    s.workload.micro_batch *= ep;
+    s.workload.batch *= ep;
+  }
   return s;
 }
 
@@ -177,6 +197,7 @@ Scenario proxy_scale(const Scenario& scenario) {
     return (x + multiple - 1) / multiple * multiple;
   };
   m.ffn = shrink(m.ffn, tp);
+  if (m.moe.enabled()) m.moe.expert_ffn = shrink(m.moe.expert_ffn, tp);
   if (m.vocab > 0) m.vocab = shrink(m.vocab, tp);
   m.heads = heads;
   m.kv_heads = kv;

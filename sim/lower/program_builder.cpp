@@ -51,13 +51,18 @@ RankCoords rank_coords(const PlanSpec& plan, int rank) {
     rest /= size;
   }
   for (int t = 0; t < plan.tp; ++t) c.tp_group.push_back(rank_of(plan, t, c.dp_index, c.pp_index));
+  const int ep = std::max(1, plan.ep);
+  c.ep_index = c.dp_index % ep;
+  const int block = c.dp_index - c.ep_index;
+  for (int j = 0; j < ep; ++j) c.ep_group.push_back(rank_of(plan, c.tp_index, block + j, c.pp_index));
+  for (int d = c.ep_index; d < plan.dp; d += ep) c.expert_dp_group.push_back(rank_of(plan, c.tp_index, d, c.pp_index));
   return c;
 }
 
 // ---------------------------------------------------------------------------------------------
 ProgramBuilder::ProgramBuilder(const Scenario& scenario, RankCoords coords, int64_t tokens)
     : scenario_(scenario), precision_(precision_of(scenario)), coords_(std::move(coords)), tp_(scenario.plan.tp),
-      tokens_(tokens) {
+      ep_(std::max(1, scenario.plan.ep)), tokens_(tokens) {
   program_.rank = coords_.rank;
   if (tokens_ <= 0) throw std::invalid_argument("lowering needs a positive token count");
   if (scenario_.plan.sp && tp_ > 1 && tokens_ % tp_ != 0)
@@ -102,6 +107,14 @@ void ProgramBuilder::set_global(const std::string& tensor, const std::string& gl
     d.part = coords_.tp_index;
     (layout == Layout::seq ? d.global_rows : d.global_cols) *= tp_;
   }
+  d.row_parts = 1;
+  d.row_part = 0;
+  if (ep_ > 1) {   // this rank's tokens are its block of the EP group's batch
+    d.row_parts = ep_;
+    d.row_part = coords_.ep_index;
+    d.global_rows *= ep_;
+  }
+  if (local_) d.global_name.clear();
 }
 
 Value ProgramBuilder::activation(const std::string& base, int64_t cols, Layout layout, const std::string& tensor_name) {
@@ -159,17 +172,21 @@ std::string ProgramBuilder::weight(const std::string& wname, int64_t rows, int64
 // ---------------------------------------------------------------------------------------------
 // Ops
 void ProgramBuilder::record(Tape& tape, std::function<void()> step) {
-  tape.steps.push_back([this, layer = layer_, mapping = mapping_, step = std::move(step)] {
+  tape.steps.push_back([this, layer = layer_, mapping = mapping_, tokens = tokens_, local = local_, step = std::move(step)] {
     const LayerScope in_layer(layer_, layer);
     const MappingScope in_mapping(mapping_, mapping);
+    const TokenScope in_tokens(tokens_, tokens);
+    const LocalScope in_local(local_, local);
     step();
   });
 }
 
 void ProgramBuilder::defer(std::function<void()> work) {
-  deferred_.push_back([this, layer = layer_, mapping = mapping_, work = std::move(work)] {
+  deferred_.push_back([this, layer = layer_, mapping = mapping_, tokens = tokens_, local = local_, work = std::move(work)] {
     const LayerScope in_layer(layer_, layer);
     const MappingScope in_mapping(mapping_, mapping);
+    const TokenScope in_tokens(tokens_, tokens);
+    const LocalScope in_local(local_, local);
     work();
   });
 }
@@ -217,6 +234,7 @@ Op& ProgramBuilder::gemm(const std::string& opname, const std::string& a, const 
   op.inputs = {a, b};
   op.outputs = {out};
   op.gemm = {m, n, k, trans_a, trans_b, accumulate};
+  op.gemm.reordered_k = local_ && trans_a;   // an expert's weight gradient: tokens in the all-to-all's order
   op.gemm.a_bytes = element_bytes(a), op.gemm.b_bytes = element_bytes(b), op.gemm.c_bytes = element_bytes(out);
   op.flops = 2.0 * m * n * k;
   op.hbm_bytes = double(m * k) * op.gemm.a_bytes + double(k * n) * op.gemm.b_bytes +
@@ -264,6 +282,15 @@ Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, cons
   op.collective.algorithm = parse_algorithm(custom ? plan.tp_allreduce : plan.collective_algorithm);
   op.hbm_bytes = 2.0 * op.collective.bytes;
   return emit(std::move(op), precision_.communication);
+}
+
+Op& ProgramBuilder::ep_collective(const std::string& opname, CollectiveOp cop, const std::string& in,
+                                  const std::string& out) {
+  Op& op = collective(opname, cop, in, out, 0);
+  op.collective.group = coords_.ep_group;
+  op.collective.expert_parallel = true;
+  op.collective.algorithm = parse_algorithm(scenario_.plan.collective_algorithm);
+  return op;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ struct RankCoords {
   int rank = 0;
   int tp_index = 0, dp_index = 0, pp_index = 0;
   std::vector<int> tp_group;
+  // Expert parallelism (plan.ep): the EP group is the ep DP replicas with consecutive dp indices
+  // (same TP index and stage); ep_index is the position in it. The expert-data-parallel group
+  // holds the same experts: one rank of each EP group, where the experts' gradients are reduced.
+  int ep_index = 0;
+  std::vector<int> ep_group, expert_dp_group;
 };
 int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index);   // honours mesh_order
 RankCoords rank_coords(const PlanSpec& plan, int rank);
@@ -88,6 +93,7 @@ class ProgramBuilder {
   Value layer_forward(int layer, const Value& x, Tape& tape);             // attention + MLP block
   Value attention_block_forward(int layer, const Value& x, Tape& tape);   // x + proj(attn(norm1(x)))
   Value mlp_block_forward(int layer, const Value& x, Tape& tape);         // x + fc2(act(fc1(norm2(x))))
+  Value moe_block_forward(int layer, const Value& x, Tape& tape);         // x + sum_k g_k expert_k(norm2(x))
   Value embedding_forward(Tape& tape);                                    // tokens -> [tokens, hidden]
   Value output_loss_forward(const Value& x, Tape& tape);                  // final norm, output, cross-entropy -> loss [tokens, 1]
 
@@ -123,6 +129,10 @@ class ProgramBuilder {
   Value recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag);
 
   LinearPlan linear_plan(const std::string& plan_key) const;
+  // Expert parallelism in stack scope: every gradient of a weight outside the experts is a sum
+  // over this rank's tokens only, so it is all-reduced over the EP group (the slice of the DP
+  // reduction those replicas share), to compare with the unsharded run over all their tokens.
+  void reduce_dense_grads_over_ep();
   size_t program_size() const { return program_.ops.size(); }   // ops emitted so far (step pieces)
   Program finish();
 
@@ -154,11 +164,19 @@ class ProgramBuilder {
   };
   using MappingScope = Scoped<TpMappingId>;
   using LayerScope = Scoped<int>;
+  using TokenScope = Scoped<int64_t>;   // an expert's buffer rows stand in for the tokens
+  using LocalScope = Scoped<bool>;
   Op& gemm(const std::string& name, const std::string& a, const std::string& b, const std::string& out,
            bool trans_a, bool trans_b, bool accumulate = false);
   Op& kernel(const std::string& name, const std::string& fn, std::vector<std::string> inputs,
              std::vector<std::string> outputs, double flops, std::map<std::string, double> attrs = {});
   Op& collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out, int dim);
+  // The same over the rank's expert-parallel group (flagged so a stamped piece re-targets it).
+  Op& ep_collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out);
+  // MoE pieces (moe_layers.cpp).
+  int64_t expert_slots(int64_t tokens) const;   // C: buffer rows per expert and source rank
+  Value router_forward(const std::string& name, const Value& x, Tape& tape);
+  Value expert_forward(const std::string& name, const Value& x, Tape& tape);   // one expert's FFN
   // Gradients: contributions to a key are summed in arrival order; take_grad() hands out the total
   // (and gives it its global name, so only complete gradients are compared).
   void add_grad(const std::string& key, const std::string& tensor);
@@ -178,7 +196,11 @@ class ProgramBuilder {
   Precision precision_;   // workload.precision resolved against model.dtype
   RankCoords coords_;
   int tp_ = 1;
+  int ep_ = 1;
   int64_t tokens_ = 0;
+  // Tensors made while set have no global name: an expert's buffers hold tokens regrouped by the
+  // all-to-all, which no tensor of the unsharded run lays out the same way.
+  bool local_ = false;
   int micro_batch_ = 0;
   Pass pass_ = Pass::forward;
   int layer_ = -1;

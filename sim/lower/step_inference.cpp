@@ -124,7 +124,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
           op.deps = roots;
           if (last >= 0) op.deps.push_back(last);
         }
-        if (op.kind == OpKind::collective) op.collective.group = c.tp_group;
+        if (op.kind == OpKind::collective) op.collective.group = op.collective.expert_parallel ? c.ep_group : c.tp_group;
         if (op.stream == Stream::compute) last = op.id;
         prog.ops.push_back(std::move(op));
       }

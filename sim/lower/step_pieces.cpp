@@ -156,7 +156,10 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
     pieces.layer_bwd = coarsen(p, n1, n2, "bwd");
     pieces.attention_recompute = attention_only(p, n0, n1);
     for (const auto& [name, t] : p.tensors)
-      if (t.is_weight) pieces.layer_params += double(t.rows) * double(t.cols);
+      if (t.is_weight) {
+        pieces.layer_params += double(t.rows) * double(t.cols);
+        if (name.find(".moe.expert") != std::string::npos) pieces.layer_expert_params += double(t.rows) * double(t.cols);
+      }
   }
   {
     ProgramBuilder b(scenario, coords, tokens);

@@ -30,6 +30,7 @@ struct StepPieces {
   Piece embedding_fwd, embedding_bwd;
   Piece output_fwd, output_bwd;
   double layer_params = 0;     // parameters of one layer held by one TP rank (gradient elements)
+  double layer_expert_params = 0;   // of them, the rank's experts' (reduced over the expert-DP group)
   double embedding_params = 0; // of the vocab-parallel embedding
   double output_params = 0;    // of the final norm and the vocab-parallel output head
 };

@@ -89,8 +89,8 @@ using MergedRuns = std::map<std::vector<const void*>, std::shared_ptr<const std:
 // pieces become one fused op whose parts are those pieces, flushed when anything else is appended.
 class StepWriter {
  public:
-  StepWriter(int rank, std::vector<int> tp_group, bool merge, MergedRuns& runs)
-      : tp_group_(std::move(tp_group)), merge_(merge), runs_(runs) {
+  StepWriter(int rank, std::vector<int> tp_group, std::vector<int> ep_group, bool merge, MergedRuns& runs)
+      : tp_group_(std::move(tp_group)), ep_group_(std::move(ep_group)), merge_(merge), runs_(runs) {
     program_.rank = rank;
   }
 
@@ -129,7 +129,7 @@ class StepWriter {
         op.deps = roots;
         if (last_compute_ >= 0) op.deps.push_back(last_compute_);
       }
-      if (op.kind == OpKind::collective) op.collective.group = tp_group_;
+      if (op.kind == OpKind::collective) op.collective.group = op.collective.expert_parallel ? ep_group_ : tp_group_;
       if (op.stream == Stream::compute) last_compute_ = op.id;
       program_.ops.push_back(std::move(op));
     }
@@ -177,7 +177,7 @@ class StepWriter {
   }
 
   Program program_;
-  std::vector<int> tp_group_;
+  std::vector<int> tp_group_, ep_group_;
   bool merge_ = false;
   MergedRuns& runs_;
   std::optional<Op> pending_;
@@ -266,13 +266,15 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   set.tp = plan.tp;
   set.pp = pp;
   set.dp = dp;
-  set.dp_symmetry = options.one_dp_replica && dp > 1;
+  // Expert parallelism trades tokens between the first ep replicas: they all keep their ops.
+  const int ep = std::max(1, plan.ep);
+  set.dp_symmetry = options.one_dp_replica && dp > ep;
   MergedRuns merged_runs;
   // Ranks of one stage run the same program but for their groups and pipeline peers: the first
   // rank of each stage is lowered, the others are bound to it with their own groups and peers.
   struct Template {
     int rank = -1;
-    std::vector<int> tp_group, dp_group;
+    std::vector<int> tp_group, dp_group, ep_group, expert_dp_group;
     int prev = -1, next = -1;
   };
   std::map<int, Template> templates;   // by stage
@@ -280,7 +282,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   set.bindings.resize(size_t(plan.world()));
   for (int rank = 0; rank < plan.world(); ++rank) {
     const RankCoords c = rank_coords(plan, rank);
-    if (options.one_dp_replica && c.dp_index != 0) {
+    if (options.one_dp_replica && c.dp_index >= ep) {
       set.ranks[size_t(rank)].rank = rank;   // another replica: simulated by symmetry
       continue;
     }
@@ -295,6 +297,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       RankBinding& b = set.bindings[size_t(rank)];
       b.from = from.rank;
       b.groups = {{from.tp_group, c.tp_group}, {from.dp_group, dp_group}};
+      if (ep > 1) b.groups.insert(b.groups.end(), {{from.ep_group, c.ep_group}, {from.expert_dp_group, c.expert_dp_group}});
       b.peers = {{from.prev, prev}, {from.next, next}};
       continue;
     }
@@ -316,7 +319,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     size_t posted = 0;
     std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
 
-    StepWriter w(rank, c.tp_group, options.fold_tp, merged_runs);
+    StepWriter w(rank, c.tp_group, c.ep_group, options.fold_tp, merged_runs);
     // The op a slot's first layer waits for: the receive, or the all-gather of its scattered
     // slices, appended here (just before the slot) so the TP stream runs it in the slot's order.
     auto arrived = [&](bool gradient, int mb, int g) {
@@ -335,26 +338,36 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     };
 
     // DP gradient buckets, filled as the last micro-batch's backward frees each layer's gradients,
-    // and reduced then (dp_overlap) or all after the backward pass.
+    // and reduced then (dp_overlap) or all after the backward pass. Experts' gradients have buckets
+    // of their own, reduced over the expert-DP group (the replicas holding the same experts).
+    struct Buckets {
+      std::vector<int> group;
+      std::string name;
+      double filling = 0;
+      std::vector<double> deferred;   // bucket sizes waiting for the end of the backward pass
+    };
+    Buckets dense{dp_group, "dp.grads.bucket", 0, {}}, expert{c.expert_dp_group, "dp.expert_grads.bucket", 0, {}};
     std::vector<int> dp_ops;
-    std::vector<double> deferred;   // bucket sizes waiting for the end of the backward pass
-    double bucket = 0;
     std::vector<int> backwards_done(size_t(v), 0);
-    auto reduce_bucket = [&](double params) {
+    auto reduce_bucket = [&](const Buckets& b, double params) {
       const auto kind = plan.distributed_optimizer ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
-      dp_ops.push_back(w.append(dp_collective(kind, fmt::format("dp.grads.bucket{}", dp_ops.size()), dp_group,
+      dp_ops.push_back(w.append(dp_collective(kind, fmt::format("{}{}", b.name, dp_ops.size()), b.group,
                                               params * kGradReduceBytes, w.last_compute(), algorithm)));
     };
-    auto flush_bucket = [&] {
-      if (bucket > 0 && dp > 1) {
-        if (plan.dp_overlap) reduce_bucket(bucket);
-        else deferred.push_back(bucket);
+    auto flush = [&](Buckets& b) {
+      if (b.filling > 0 && b.group.size() > 1) {
+        if (plan.dp_overlap) reduce_bucket(b, b.filling);
+        else b.deferred.push_back(b.filling);
       }
-      bucket = 0;
+      b.filling = 0;
     };
-    auto add_grads = [&](double params) {
-      bucket += params;
-      if (bucket >= bucket_params(dp)) flush_bucket();
+    auto fill = [&](Buckets& b, double params) {
+      b.filling += params;
+      if (b.filling >= bucket_params(int(b.group.size()))) flush(b);
+    };
+    auto add_grads = [&](double params, double expert_params = 0) {
+      fill(dense, params - expert_params);
+      if (expert_params > 0) fill(expert, expert_params);
     };
     double local_params = 0;
 
@@ -401,7 +414,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
         if (plan.recompute == Recompute::full) w.stamp(layer_recompute, lp + ".recompute", layer, mb, r);
         if (plan.recompute == Recompute::selective) w.stamp(attention_recompute, lp, layer, mb, r);
         w.stamp(pieces.layer_bwd, lp, layer, mb, plan.recompute == Recompute::none ? r : std::vector<int>{});
-        if (last_micro_batch) add_grads(pieces.layer_params);
+        if (last_micro_batch) add_grads(pieces.layer_params, pieces.layer_expert_params);
       }
       if (g == 0) {
         w.stamp(pieces.embedding_bwd, prefix, -1, mb, {});
@@ -415,15 +428,21 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       }
     }
     post_until(1e300, 0);
-    flush_bucket();
-    for (double params : deferred) reduce_bucket(params);
+    for (Buckets* b : {&dense, &expert}) {
+      flush(*b);
+      for (double params : b->deferred) reduce_bucket(*b, params);
+    }
 
     // Optimizer: Adam over this rank's parameters (its 1/dp shard with the distributed optimizer).
     double stage_layer_count = 0;
     for (int chunk = 0; chunk < v; ++chunk) stage_layer_count += double(chunk_layers(chunk * pp + stage).count);
     local_params = pieces.layer_params * stage_layer_count + (stage == 0 ? pieces.embedding_params : 0) +
                    (stage == pp - 1 ? pieces.output_params : 0);
-    const double updated = plan.distributed_optimizer ? local_params / dp : local_params;
+    const double expert_params = pieces.layer_expert_params * stage_layer_count;
+    const double dense_params = local_params - expert_params;
+    const double updated = plan.distributed_optimizer
+                               ? dense_params / dp + expert_params / double(c.expert_dp_group.size())
+                               : local_params;
     Op adam;
     adam.kind = OpKind::kernel;
     adam.name = "optimizer.adam";
@@ -435,15 +454,17 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     adam.pass = Pass::optimizer;
     adam.deps = dp_ops;
     const int adam_id = w.append(std::move(adam));
-    if (plan.distributed_optimizer && dp > 1) {
-      Op gather = dp_collective(CollectiveOp::all_gather, "dp.params.all_gather", dp_group,
-                                local_params * dtype_bytes(moved), adam_id, algorithm);
+    auto gather_params = [&](const char* name, const std::vector<int>& group, double params) {
+      if (!plan.distributed_optimizer || group.size() < 2 || params <= 0) return;
+      Op gather = dp_collective(CollectiveOp::all_gather, name, group, params * dtype_bytes(moved), adam_id, algorithm);
       gather.pass = Pass::optimizer;   // the updated parameter shards go back to every replica
       w.append(std::move(gather));
-    }
+    };
+    gather_params("dp.params.all_gather", dp_group, dense_params);
+    gather_params("dp.expert_params.all_gather", c.expert_dp_group, expert_params);
     set.ranks[size_t(rank)] = w.finish();
     for (Op& op : set.ranks[size_t(rank)].ops) op.stage = c.pp_index;
-    templates[stage] = Template{rank, c.tp_group, dp_group, prev, next};
+    templates[stage] = Template{rank, c.tp_group, dp_group, c.ep_group, c.expert_dp_group, prev, next};
   }
   return set;
 }

@@ -132,7 +132,7 @@ class Executor {
       auto stored = s.store.find(t);
       if (stored == s.store.end()) return;
       const TensorDesc& d = desc(r, t);
-      if (options_.keep_finals && d.parts == 1 && !d.global_name.empty() && s.last_write.count(t))
+      if (options_.keep_finals && d.parts == 1 && d.row_parts == 1 && !d.global_name.empty() && s.last_write.count(t))
         options_.keep_finals->try_emplace(d.global_name, std::move(stored->second));
       else
         give_back(std::move(stored->second));
@@ -158,6 +158,8 @@ class Executor {
         KernelFn fn = find_kernel(op.kernel.fn);
         if (!fn) throw std::invalid_argument(fmt::format("no numerics kernel named '{}'", op.kernel.fn));
         fn(op, in, out);
+        if (options_.on_decision && op.kernel.fn == "moe_route")
+          options_.on_decision(r, op, desc(r, op.outputs.at(0)), in, *out.at(0));
       }
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(fmt::format("rank {}: op {}: {}", r, op.name, e.what()));

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "numerics/dense.hpp"
 #include "tpsim/collective.hpp"
@@ -26,6 +27,11 @@ struct ExecOptions {
   // moved here under its global name once nothing uses it any more, instead of being freed: its
   // final value, kept without a copy (verify's reference run; the first rank's copy wins).
   std::map<std::string, Mat>* keep_finals = nullptr;
+  // Called after a discrete decision (a router's top-k, kernel fn "moe_route") with its inputs and
+  // output, which it may overwrite: verify holds the sharded run to the reference's choices where
+  // the two differ only at a near-tie, so everything after compares like with like.
+  std::function<void(int rank, const Op& op, const TensorDesc& desc, const std::vector<const Mat*>& in, Mat& out)>
+      on_decision;
   // When set, wall seconds and calls per kind of work ("gemm MxNxK [A^T] [B^T]" per shape, kernel
   // names, "collective", "fill", "compare") are added here (for benchmarks).
   struct Spent {

@@ -10,7 +10,8 @@
 namespace tpsim::numerics {
 
 int64_t global_row(const TensorDesc& d, int64_t i) {
-  return d.split_dim == 0 && d.parts > 1 ? d.part * d.rows + i : i;
+  const int64_t row = d.split_dim == 0 && d.parts > 1 ? d.part * d.rows + i : i;
+  return d.row_parts > 1 ? d.row_part * (d.global_rows / d.row_parts) + row : row;
 }
 
 int64_t global_col(const TensorDesc& d, int64_t j) {

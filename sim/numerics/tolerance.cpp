@@ -54,6 +54,19 @@ Budgets program_budgets(const Program& program, DType dtype, const Mailbox& rece
       b.b2 += kU16 * kU16;
       ++b.roundings;
     }
+    // A router's top-k is a decision: verify holds near-ties to the reference's choice (verify.cpp),
+    // so the chosen experts must then be the very same.
+    if (op.kind == OpKind::kernel && op.kernel.fn == "moe_route") b = ErrorBudget{};
+    // An expert's weight gradient sums its tokens in the all-to-all's order, not the reference's.
+    if (op.kind == OpKind::gemm && op.gemm.reordered_k) {
+      b.e2 += double(op.gemm.k) * kU32 * kU32;
+      if (bf16) {
+        b.b2 += kU16 * kU16;
+        ++b.roundings;
+      }
+      b.max_k = std::max(b.max_k, op.gemm.k);
+      ++b.reassociations;
+    }
     if (reduces && p > 1) {
       const int64_t k = std::max<int64_t>(1, k_in) * p;
       b.e2 += double(k) * kU32 * kU32;

@@ -102,7 +102,7 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   run.on_final = [&](int rank, const Op& op, const TensorDesc& d, const Mat& m) {
     auto it = ref.find(d.global_name);
     if (it == ref.end()) return;   // nothing to compare with (a tensor only the sharded plan has)
-    const bool whole = it->second.rows() == d.rows && it->second.cols() == d.cols && d.parts == 1;
+    const bool whole = it->second.rows() == d.rows && it->second.cols() == d.cols && d.parts == 1 && d.row_parts == 1;
     const Distance far = distance(m, it->second, d, whole);
     TensorCheck c;
     c.op = op.name;
@@ -117,6 +117,53 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
     report.ok = report.ok && c.ok;
     report.max_abs = std::max(report.max_abs, c.max_abs);
     report.max_rel = std::max(report.max_rel, c.max_rel);
+    report.checks.push_back(std::move(c));
+  };
+  // A router's choice may differ from the reference's where two logits are closer than the
+  // logits' own tolerance (bf16 rounding after a TP reduction): such near-ties take the
+  // reference's choice, so the experts after them compare like with like; any other difference is
+  // a failure (a router that differs across ranks).
+  run.on_decision = [&](int rank, const Op& op, const TensorDesc& d, const std::vector<const Mat*>& in, Mat& out) {
+    auto it = ref.find(d.global_name);
+    if (it == ref.end()) return;
+    const Mat& want = it->second;
+    const Mat& logits = *in.at(0);
+    const double tol = numerics::tolerance(budgets[rank].at(op.inputs.at(0)));
+    const double scale = logits.size() ? double(logits.cwiseAbs().maxCoeff()) : 0.0;
+    int ties = 0;
+    double worst = 0;   // largest logit gap behind a differing choice
+    bool ok = true;
+    for (int64_t i = 0; i < out.rows(); ++i) {
+      const int64_t g = numerics::global_row(d, i);
+      bool differs = false, tie_only = true;
+      for (int64_t j = 0; j < out.cols(); ++j) {
+        const float mine = out(i, j), theirs = want(g, j);
+        if (mine == theirs) continue;
+        differs = true;
+        const bool valid = theirs >= 0 && theirs < logits.cols() && mine >= 0 && mine < logits.cols();
+        const double gap = valid ? std::abs(double(logits(i, int64_t(mine))) - double(logits(i, int64_t(theirs)))) : INFINITY;
+        worst = std::max(worst, gap);
+        tie_only = tie_only && gap <= 2 * tol * scale;
+      }
+      if (!differs) continue;
+      if (tie_only) {
+        out.row(i) = want.row(g);
+        ++ties;
+      } else {
+        ok = false;
+      }
+    }
+    TensorCheck c;
+    c.op = op.name;
+    c.tensor = d.global_name + " (choices)";
+    c.rank = rank;
+    c.max_abs = worst;
+    c.max_rel = scale > 0 ? worst / scale : worst;
+    c.tolerance = 2 * tol;
+    c.ok = ok;
+    c.rule = fmt::format("top-k as the reference's: a differing choice needs a logit gap <= 2 x the logits' tolerance "
+                         "(near-tie); {} near-tie row{} held to the reference's choice", ties, ties == 1 ? "" : "s");
+    report.ok = report.ok && ok;
     report.checks.push_back(std::move(c));
   };
   numerics::execute(sharded, run);

@@ -1,0 +1,237 @@
+// The mixture-of-experts MLP block, forward and backward side by side: Megatron-Core's MoE layer
+// with the all-to-all token dispatcher and experts split over TP like the dense MLP. Shapes per
+// rank: T tokens (T/tp under sequence parallelism), h hidden, E experts (El = E/ep of them here),
+// k chosen per token, C slots per expert and source rank, f the expert's ffn.
+//
+//   logits [T, E] = x W_router                 replicated router on this rank's own tokens
+//   experts [T, k] = top-k(logits)
+//   buf [E*C, h] = dispatch(x, experts)        expert-major, C rows per expert, past C dropped
+//   all-to-all over EP                         block j (EP rank j's experts) to rank j: [ep][El][C]
+//   per local expert: its rows from every source [ep*C, h] -> fc1, act, fc2 (all-gather in,
+//                     reduce-scatter out over TP, as the dense MLP)
+//   all-to-all back, y [T, h] = sum_j g_j buf[slot(t, j)], g = the router's softmax at the chosen
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "lower/program_builder.hpp"
+
+namespace tpsim::lowering {
+
+namespace {
+bool is_expert_weight(const std::string& name) { return name.find(".moe.expert") != std::string::npos; }
+}  // namespace
+
+// C = ceil(load * k * T / E), at most T (a token picks an expert once): load is the capacity
+// factor, or for dropless routing the busiest expert's share (workload.expert_skew), to whose
+// load every expert's buffer is padded.
+int64_t ProgramBuilder::expert_slots(int64_t tokens) const {
+  const MoeSpec& moe = scenario_.model.moe;
+  const double load = moe.capacity_factor > 0 ? moe.capacity_factor : scenario_.workload.expert_skew;
+  const double mean = double(tokens) * double(moe.top_k) / double(moe.experts);
+  return std::clamp<int64_t>(int64_t(std::ceil(load * mean - 1e-9)), 1, tokens);
+}
+
+// Router: x [T, h] (this rank's tokens) W [h, E] (replicated) -> logits [T, E]. Under SP each TP
+// rank routes its own sequence shard, so W's gradient is partial over the group and all-reduced, as
+// Megatron reduces its other sequence-parallel parameters.
+Value ProgramBuilder::router_forward(const std::string& rname, const Value& x, Tape& tape) {
+  const int64_t h = scenario_.model.hidden, experts = scenario_.model.moe.experts;
+  const std::string w = weight(rname, h, experts, -1);
+  const Value logits = activation(mb(rname + ".out"), experts, x.layout);
+  gemm(rname + ".fwd", x.tensor, w, logits.tensor, false, false);
+  record(tape, [this, rname, x, logits, w, h, experts] {
+    const std::string dl = take_grad(logits);
+    if (dl.empty()) return;
+    const TensorDesc& dd = desc(x.tensor);
+    const std::string dx = grad_tensor(x, dd.rows, dd.cols, x.grad_partial);
+    // dX [T, h] = dlogits [T, E] W^T
+    gemm(rname + ".bwd_data", dl, w, dx, false, true);
+    // dW [h, E] = X^T dlogits
+    if (x.layout == Layout::seq && tp_ > 1) {
+      const std::string partial = new_tensor(w + ".grad.partial", h, experts);
+      gemm(rname + ".bwd_weight", x.tensor, dl, partial, true, false);
+      reduce_weight_grad(w, partial);
+    } else {
+      auto [dw, accumulate] = weight_grad(w);
+      gemm(rname + ".bwd_weight", x.tensor, dl, dw, true, false, accumulate).gemm.main_grad =
+          scenario_.plan.grad_accumulation_fusion ? MainGrad::fused : MainGrad::separate;
+    }
+    add_grad(x.grad_key, dx);
+  });
+  return logits;
+}
+
+// One expert's FFN on its buffer rows, split over TP like the dense MLP.
+Value ProgramBuilder::expert_forward(const std::string& ename, const Value& x, Tape& tape) {
+  const ModelSpec& m = scenario_.model;
+  const int64_t f = m.moe.expert_ffn;
+  const bool swiglu = m.activation == Activation::swiglu;
+  Value in = x;
+  if (swiglu && linear_plan("mlp.fc1").kind == LinearKind::column && linear_plan("mlp.gate").kind == LinearKind::column)
+    in = to_layout(in, Layout::full, tape, /*for_column_linear=*/true);
+  const Value fc1 = linear_forward(ename + ".fc1", "mlp.fc1", in, m.hidden, f, tape);
+  Value act;
+  if (swiglu) {
+    const Value gate = linear_forward(ename + ".gate", "mlp.gate", in, m.hidden, f, tape);
+    act = activation_forward(ename + ".act", fc1, &gate, tape);
+  } else {
+    act = activation_forward(ename + ".act", fc1, nullptr, tape);
+  }
+  return linear_forward(ename + ".fc2", "mlp.fc2", act, f, m.hidden, tape);
+}
+
+Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
+  const LayerScope in_layer(layer_, layer);
+  const ModelSpec& m = scenario_.model;
+  const MoeSpec& moe = m.moe;
+  const std::string p = fmt::format("layer{}.moe.", layer);
+  const Value n2 = norm_forward(fmt::format("layer{}.norm2", layer), x, tape);
+  const Value xs = n2.layout == stream_layout() ? n2 : to_layout(n2, stream_layout(), tape);
+  const int64_t tokens = desc(xs.tensor).rows, h = m.hidden, experts = moe.experts, k = moe.top_k;
+  const int64_t slots = expert_slots(tokens), local_experts = experts / ep_;
+  const std::map<std::string, double> geometry{{"experts", double(experts)}, {"capacity", double(slots)}};
+
+  const Value logits = router_forward(p + "router", xs, tape);
+  const Value chosen = activation(mb(p + "experts"), k, xs.layout);
+  // logits [T, E] -> experts [T, k]: the k largest, in descending order (ties to the lower index)
+  kernel(p + "route", "moe_route", {logits.tensor}, {chosen.tensor}, double(tokens) * double(experts),
+         {{"top_k", double(k)}});
+
+  Value back;   // the experts' outputs, returned to this rank's slots
+  {
+    const LocalScope local(local_, true);
+    auto local_value = [&](const std::string& base, int64_t rows) {
+      Value v;
+      v.base = mb(base);
+      v.tensor = new_tensor(v.base, rows, h);
+      v.grad_key = v.tensor;
+      return v;
+    };
+    // An all-to-all over the EP group: block j of the rows goes to EP rank j. Its conjugate is the
+    // same all-to-all, carrying the gradient back.
+    auto exchange = [&](const std::string& name, const Value& from) {
+      if (ep_ == 1) return from;
+      const Value to = local_value(name + ".out", desc(from.tensor).rows);
+      ep_collective(name, CollectiveOp::all_to_all, from.tensor, to.tensor);
+      record(tape, [this, name, from, to] {
+        const std::string dto = take_grad(to);
+        if (dto.empty()) return;
+        const TensorDesc& d = desc(from.tensor);
+        const std::string dfrom = grad_tensor(from, d.rows, d.cols, false);
+        ep_collective(name + ".bwd", CollectiveOp::all_to_all, dto, dfrom);
+        add_grad(from.grad_key, dfrom);
+      });
+      return to;
+    };
+
+    const Value buf = local_value(p + "dispatch.out", experts * slots);
+    // x [T, h], experts [T, k] -> buf [E*C, h]: token t's j-th expert e at row e*C + (t's place
+    // among e's tokens); choices past C are dropped, empty rows are zero
+    kernel(p + "dispatch", "moe_dispatch", {xs.tensor, chosen.tensor}, {buf.tensor}, 0, geometry);
+    record(tape, [this, p, xs, buf, chosen, geometry, k] {
+      const std::string dbuf = take_grad(buf);
+      if (dbuf.empty()) return;
+      const TensorDesc& d = desc(xs.tensor);
+      const std::string dx = grad_tensor(xs, d.rows, d.cols, xs.grad_partial);
+      // dbuf [E*C, h], experts [T, k] -> dx [T, h] = sum_j dbuf[slot(t, j)]
+      kernel(p + "dispatch.bwd", "moe_dispatch_backward", {dbuf, chosen.tensor}, {dx}, double(d.rows) * d.cols * k,
+             geometry);
+      add_grad(xs.grad_key, dx);
+    });
+    const Value received = exchange(p + "dispatch.all_to_all", buf);
+
+    // [ep][El][C] source-major -> El buffers [ep*C, h], one per local expert
+    const std::map<std::string, double> blocks{{"groups", double(ep_)}, {"local_experts", double(local_experts)}};
+    std::vector<Value> inputs;
+    std::vector<std::string> input_tensors;
+    for (int64_t e = 0; e < local_experts; ++e) {
+      inputs.push_back(local_value(fmt::format("{}expert{}.in", p, coords_.ep_index * local_experts + e), ep_ * slots));
+      inputs.back().layout = stream_layout();   // each TP rank holds its own tokens' rows
+      input_tensors.push_back(inputs.back().tensor);
+    }
+    kernel(p + "experts.split", "moe_split_experts", {received.tensor}, input_tensors, 0, blocks);
+    record(tape, [this, p, received, inputs, blocks] {
+      std::vector<std::string> grads;
+      for (const Value& v : inputs) {
+        grads.push_back(take_grad(v));
+        if (grads.back().empty()) throw std::logic_error("op " + p + "experts.split.bwd: an expert sent back no gradient");
+      }
+      const TensorDesc& d = desc(received.tensor);
+      const std::string dreceived = grad_tensor(received, d.rows, d.cols, false);
+      // El x [ep*C, h] -> [ep][El][C] rows
+      kernel(p + "experts.split.bwd", "moe_join_experts", grads, {dreceived}, 0, blocks);
+      add_grad(received.grad_key, dreceived);
+    });
+
+    // The experts: their rows from every source, all-gathered over TP (tp*ep*C tokens).
+    std::vector<Value> outputs;
+    std::vector<std::string> output_tensors;
+    {
+      const TokenScope rows(tokens_, ep_ * slots * tp_);
+      for (int64_t e = 0; e < local_experts; ++e) {
+        outputs.push_back(expert_forward(fmt::format("{}expert{}", p, coords_.ep_index * local_experts + e), inputs[e], tape));
+        output_tensors.push_back(outputs.back().tensor);
+      }
+    }
+    const Value joined = local_value(p + "experts.out", experts * slots);
+    // El x [ep*C, h] -> [ep][El][C] rows, source-major again for the way back
+    kernel(p + "experts.join", "moe_join_experts", output_tensors, {joined.tensor}, 0, blocks);
+    record(tape, [this, p, joined, outputs, blocks] {
+      const std::string dj = take_grad(joined);
+      if (dj.empty()) return;
+      std::vector<std::string> grads;
+      for (const Value& v : outputs) {
+        const TensorDesc& d = desc(v.tensor);
+        grads.push_back(grad_tensor(v, d.rows, d.cols, false));
+      }
+      kernel(p + "experts.join.bwd", "moe_split_experts", {dj}, grads, 0, blocks);
+      for (size_t e = 0; e < outputs.size(); ++e) add_grad(outputs[e].grad_key, grads[e]);
+    });
+    back = exchange(p + "combine.all_to_all", joined);
+  }
+
+  const Value y = activation(mb(p + "out"), h, xs.layout);
+  const std::map<std::string, double> combine{{"experts", double(experts)}, {"capacity", double(slots)},
+                                              {"normalize", moe.normalize_top_k ? 1.0 : 0.0}};
+  // buf [E*C, h], logits [T, E], experts [T, k] -> y [T, h] = sum_j g_j buf[slot(t, j)],
+  // g = softmax(logits[t]) at the chosen experts (renormalised over them when normalize)
+  kernel(p + "combine", "moe_combine", {back.tensor, logits.tensor, chosen.tensor}, {y.tensor},
+         2.0 * double(tokens) * double(k) * double(h), combine);
+  record(tape, [this, p, back, logits, chosen, y, combine, tokens, k, h] {
+    const std::string dy = take_grad(y);
+    if (dy.empty()) return;
+    const TensorDesc& db = desc(back.tensor);
+    const std::string dback = grad_tensor(back, db.rows, db.cols, false);
+    const TensorDesc& dl = desc(logits.tensor);
+    const std::string dlogits = grad_tensor(logits, dl.rows, dl.cols, false);
+    // dy [T, h] -> dbuf[slot(t, j)] = g_j dy[t], dlogits [T, E] through the softmax of the chosen
+    kernel(p + "combine.bwd", "moe_combine_backward", {dy, back.tensor, logits.tensor, chosen.tensor}, {dback, dlogits},
+           4.0 * double(tokens) * double(k) * double(h), combine);
+    add_grad(back.grad_key, dback);
+    add_grad(logits.grad_key, dlogits);
+  });
+  return residual_forward(fmt::format("layer{}.mlp.residual", layer), x, y, tape);
+}
+
+void ProgramBuilder::reduce_dense_grads_over_ep() {
+  if (ep_ == 1) return;
+  std::vector<std::string> grads;
+  for (const auto& [name, d] : program_.tensors)
+    if (d.is_weight && !is_expert_weight(name) && program_.tensors.count(name + ".grad")) grads.push_back(name + ".grad");
+  const Pass before = pass_;
+  pass_ = Pass::backward;
+  for (const std::string& g : grads) {
+    TensorDesc summed = desc(g);
+    summed.name = new_tensor(g + ".ep_sum", summed.rows, summed.cols);
+    desc(summed.name) = summed;
+    desc(g).global_name.clear();   // this rank's tokens only: compared once summed
+    // [in, out] over this rank's tokens -> over the EP group's
+    ep_collective(g + ".ep_all_reduce", CollectiveOp::all_reduce, g, summed.name);
+  }
+  pass_ = before;
+}
+
+}  // namespace tpsim::lowering
