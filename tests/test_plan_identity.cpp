@@ -177,11 +177,40 @@ TEST_CASE("the id is of the resolved scenario: YAML layout and key order do not 
   CHECK(sweep_id(loaded("llama2-7b", {{"model.layers", "16"}})) != preset);
 }
 
+TEST_CASE("every field of a mixture-of-experts model changes the sweep id; a dense model's id has no moe lines") {
+  SweepSpec base = toy_spec();
+  CHECK(sweep_canonical(base).find("model.moe") == std::string::npos);   // ids of dense sweeps are as before
+  base.model.moe = MoeSpec{8, 2, base.model.ffn, 0, true};
+  const std::string id = sweep_id(base);
+  CHECK(id != sweep_id(toy_spec()));
+  std::vector<std::pair<const char*, std::function<void(SweepSpec&)>>> changes = {
+      {"experts", [](SweepSpec& s) { s.model.moe.experts = 16; }},
+      {"top_k", [](SweepSpec& s) { s.model.moe.top_k = 1; }},
+      {"expert_ffn", [](SweepSpec& s) { s.model.moe.expert_ffn *= 2; }},
+      {"capacity_factor", [](SweepSpec& s) { s.model.moe.capacity_factor = 1.25; }},
+      {"normalize_top_k", [](SweepSpec& s) { s.model.moe.normalize_top_k = false; }},
+  };
+  for (const auto& [name, change] : changes) {
+    SweepSpec s = base;
+    change(s);
+    INFO(name);
+    CHECK(sweep_id(s) != id);
+  }
+  // Mixtral-8x7B's preset and its Hugging Face config.json (renamed alike) are one scenario. (The
+  // default scenario's plan is tp 8: a MoE model needs sequence parallelism there.)
+  const std::string hf = std::string(TPSIM_TEST_DATA) + "/hf/Mixtral-8x7B-v0.1/config.json";
+  const Override sp{"plan.sp", "true"};
+  const std::string preset = sweep_id(loaded("mixtral-8x7b", {sp}));
+  CHECK(sweep_id(loaded(hf, {sp, {"model.name", "mixtral-8x7b"}})) == preset);
+  CHECK(sweep_id(loaded("mixtral-8x7b", {sp, {"model.moe.top_k", "1"}})) != preset);
+}
+
 #if defined(__x86_64__) && defined(__GLIBCXX__)
 TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size guard)") {
   // A field added to one of these structs changes its size: add it to sweep_canonical
   // (sim/plan/sweep_id.cpp) if it can change a number, then update the size here.
-  CHECK(sizeof(ModelSpec) == 144);
+  CHECK(sizeof(MoeSpec) == 40);
+  CHECK(sizeof(ModelSpec) == 184);
   CHECK(sizeof(GpuSpec) == 216);
   CHECK(sizeof(IntraNodeSpec) == 64);
   CHECK(sizeof(NicSpec) == 120);
@@ -191,7 +220,7 @@ TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size gua
   CHECK(sizeof(Topology) == 576);
   CHECK(sizeof(TrainingTarget) == 32);
   CHECK(sizeof(InferenceTarget) == 32);
-  CHECK(sizeof(SweepSpec) == 944);
+  CHECK(sizeof(SweepSpec) == 984);
 }
 #endif
 

@@ -158,6 +158,96 @@ TEST_CASE("model presets: dimensions and parameter counts") {
   CHECK(tiny.dtype == DType::bf16);
 }
 
+namespace {
+
+// The "N.NN B (N,NNN,...) active per token" count describe() gives a mixture-of-experts model.
+double active_parameters(const ModelSpec& m) {
+  const std::string text = describe(m);
+  const size_t end = text.find(") active per token");
+  REQUIRE(end != std::string::npos);
+  std::string digits;
+  for (size_t i = text.rfind('(', end) + 1; i < end; ++i)
+    if (text[i] != ',') digits += text[i];
+  return std::stod(digits);
+}
+
+void check_same_model(const ModelSpec& a, const ModelSpec& b) {
+  CHECK(a.hidden == b.hidden);
+  CHECK(a.ffn == b.ffn);
+  CHECK(a.heads == b.heads);
+  CHECK(a.kv_heads == b.kv_heads);
+  CHECK(a.layers == b.layers);
+  CHECK(a.vocab == b.vocab);
+  CHECK(a.max_seq == b.max_seq);
+  CHECK(a.sliding_window == b.sliding_window);
+  CHECK(a.activation == b.activation);
+  CHECK(a.norm == b.norm);
+  CHECK(a.dtype == b.dtype);
+  CHECK(a.moe.experts == b.moe.experts);
+  CHECK(a.moe.top_k == b.moe.top_k);
+  CHECK(a.moe.expert_ffn == b.moe.expert_ffn);
+  CHECK(a.moe.capacity_factor == b.moe.capacity_factor);
+  CHECK(a.moe.normalize_top_k == b.moe.normalize_top_k);
+}
+
+}  // namespace
+
+TEST_CASE("mixture-of-experts presets: the published total and active parameter counts") {
+  // Totals: the checkpoints' safetensors parameter counts on the Hugging Face Hub (Mixtral-8x7B's
+  // is also keras-hub's preset "params"); active per token: the model cards (12.9 B, 39 B, 1.3 B).
+  const ModelSpec x7 = load_model("mixtral-8x7b");
+  CHECK(parameter_count(x7) == 46702792704);
+  CHECK(active_parameters(x7) == rel(12.9e9, 0.005));
+  CHECK(x7.moe.experts == 8);
+  CHECK(x7.moe.top_k == 2);
+  CHECK(x7.moe.expert_ffn == 14336);
+  CHECK(x7.ffn == 14336);   // ffn left out: the experts' width
+  CHECK(x7.moe.capacity_factor == 0);   // dropless
+  CHECK(x7.moe.normalize_top_k);
+  const ModelSpec x22 = load_model("mixtral-8x22b");
+  CHECK(parameter_count(x22) == 140630071296);
+  CHECK(parameter_count(x22) / 1e9 == rel(141, 0.005));   // "141B" (Mistral AI)
+  CHECK(active_parameters(x22) == rel(39e9, 0.01));
+  // OLMoE's checkpoint holds 6,919,161,856, of which 16 layers x 2 x 2048 are the query/key
+  // RMSNorm weights tpsim does not model.
+  const ModelSpec olmoe = load_model("olmoe-1b-7b");
+  CHECK(parameter_count(olmoe) == 6919161856 - 16 * 2 * 2048);
+  CHECK(active_parameters(olmoe) == rel(1.3e9, 0.02));   // 1.28 B: "1B active" in the name, 1.3 B in the paper
+  CHECK(olmoe.moe.experts == 64);
+  CHECK(olmoe.moe.top_k == 8);
+  CHECK_FALSE(olmoe.moe.normalize_top_k);
+
+  const std::string text = describe(x7);
+  CHECK(text.find("  mixture of experts: 8 experts of ffn 14336 per layer, top-2 per token (weights renormalised "
+                  "over the 2), router [4096, 8]; dropless") != std::string::npos);
+  CHECK(describe(olmoe).find("top-8 per token (weights from the softmax over all 64, not renormalised)") !=
+        std::string::npos);
+  CHECK(text.find("parameters: 46.70 B (46,702,792,704; untied output head, no biases); 12.88 B") != std::string::npos);
+  CHECK(describe(load_model("mixtral-8x7b", {{"model.moe.capacity_factor", "1.25"}})).find("capacity factor 1.25") !=
+        std::string::npos);
+  // A dense model says nothing of experts.
+  CHECK(describe(load_model("llama2-7b")).find("expert") == std::string::npos);
+}
+
+TEST_CASE("Megatron-LM's MoE names read as tpsim's keys: num_experts, moe_router_topk, expert_model_parallel_size") {
+  const Scenario megatron = load_scenario({kGood + "/megatron-moe-names.yaml", "", "", "", {}});
+  const Scenario ours = load_scenario({kGood + "/mixtral-ep.yaml", "", "", "", {}});
+  check_same_model(megatron.model, ours.model);
+  CHECK(megatron.plan.ep == 4);
+  CHECK(ours.plan.ep == 4);
+  CHECK(megatron.plan.dp == 4);
+  CHECK(megatron.workload.expert_skew == 1.5);
+  CHECK(describe(megatron.plan) == describe(ours.plan).replace(describe(ours.plan).find("mixtral-ep"), 10,
+                                                                "megatron-moe-names"));
+  const std::string text = describe(ours);
+  CHECK(text.find("  expert parallel: ep 4, carved out of dp 4: 4 DP replicas with consecutive dp indices split the "
+                  "experts (2 of 8 each) and trade tokens by all-to-all\n") != std::string::npos);
+  CHECK(text.find("routing: expert skew 1.5 (the busiest expert's tokens over the mean)\n") != std::string::npos);
+  CHECK(text.find("uses 8 of 8 GPUs") != std::string::npos);   // ep is inside dp: no GPUs of its own
+  // ep 1 is accepted on a dense model (megatron-names.yaml writes expert_model_parallel_size: 1).
+  CHECK(load_scenario({kGood + "/megatron-names.yaml", "", "", "", {{"topology.nodes", "32"}}}).plan.ep == 1);
+}
+
 TEST_CASE("the GPT presets are the rows of Narayanan et al. Table 1") {
   std::ifstream csv(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_rows1-5.csv");
   REQUIRE(csv.good());
@@ -482,7 +572,8 @@ TEST_CASE("Megatron-LM's argument names read as tpsim's keys, with their lines k
 
 // A Hugging Face config.json read as a model: each family's fields map onto tpsim's, checked against
 // the published parameter counts and against tpsim's own preset of the same model; what tpsim cannot
-// time (mixture-of-experts, unknown architectures) is refused at the key. Fixtures: tests/data/hf/.
+// time (DeepSeek's and Qwen2-MoE's shared experts, experts on a dense architecture, unknown
+// architectures) is refused at the key. Fixtures: tests/data/hf/.
 
 
 
@@ -565,4 +656,27 @@ TEST_CASE("what tpsim cannot time is refused at its key, with the file's line an
   const std::string moe = hf_error_of(hf_fixture("Llama-2-7b-hf"), {{"model.num_local_experts", "8"}});
   CHECK(moe.find("model.num_local_experts") != std::string::npos);
   CHECK(moe.find("mixture-of-experts") != std::string::npos);
+}
+
+TEST_CASE("Mixtral's and OLMoE's config.json are the mixture-of-experts presets") {
+  const ModelSpec x7 = load_model(hf_fixture("Mixtral-8x7B-v0.1"));
+  CHECK(x7.name == "Mixtral-8x7B-v0.1");
+  check_same_model(x7, load_model("mixtral-8x7b"));
+  CHECK(x7.sliding_window == 0);        // sliding_window: null
+  CHECK(x7.max_seq == 32768);
+  CHECK(parameter_count(x7) == 46702792704);
+  check_same_model(load_model(hf_fixture("Mixtral-8x22B-v0.1")), load_model("mixtral-8x22b"));
+  CHECK(parameter_count(load_model(hf_fixture("Mixtral-8x22B-v0.1"))) == 140630071296);
+  const ModelSpec olmoe = load_model(hf_fixture("OLMoE-1B-7B-0924"));
+  check_same_model(olmoe, load_model("olmoe-1b-7b"));
+  CHECK_FALSE(olmoe.moe.normalize_top_k);   // norm_topk_prob: false
+  // --set model.moe.KEY wins over the config's field, and is checked at the flag.
+  const ModelSpec top1 = load_model(hf_fixture("Mixtral-8x7B-v0.1"), {{"model.moe.top_k", "1"}});
+  CHECK(top1.moe.top_k == 1);
+  CHECK(top1.moe.experts == 8);
+  CHECK(hf_error_of(hf_fixture("Mixtral-8x7B-v0.1"), {{"model.moe.top_k", "9"}}) ==
+        "--set model.moe.top_k: expected 1 <= top_k <= experts = 8 (each token picks top_k different experts), got 9");
+  // The config's own field, out of range, is reported at its line.
+  CHECK(hf_error_of(hf_fixture("Mixtral-8x7B-v0.1"), {{"model.num_local_experts", "1"}}).find(
+            "model.moe.top_k: expected 1 <= top_k <= experts = 1") != std::string::npos);
 }

@@ -45,6 +45,14 @@ void add_model(Canon& c, const ModelSpec& m) {
   c.num("model.activation", static_cast<int>(m.activation));
   c.num("model.norm", static_cast<int>(m.norm));
   c.text("model.dtype", to_string(m.dtype));
+  // A dense model writes no moe lines, so its id is the one it had before experts existed.
+  if (m.moe.enabled()) {
+    c.num("model.moe.experts", m.moe.experts);
+    c.num("model.moe.top_k", m.moe.top_k);
+    c.num("model.moe.expert_ffn", m.moe.expert_ffn);
+    c.num("model.moe.capacity_factor", m.moe.capacity_factor);
+    c.flag("model.moe.normalize_top_k", m.moe.normalize_top_k);
+  }
 }
 
 void add_gpu(Canon& c, const GpuSpec& g) {

@@ -4,9 +4,11 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <vector>
 
+#include "spec/limits.hpp"
 #include "spec/loading.hpp"
 #include "spec/yaml_reader.hpp"
 #include "tpsim/partition.hpp"
@@ -194,8 +196,43 @@ void check_topology_with(const Checker& c, const Topology& t) {
   }
 }
 
+// A mixture-of-experts layer: each token picks top_k of `experts` experts, each an FFN of width
+// expert_ffn, which is also the model's ffn (the experts are the MLP).
+void check_moe(const Checker& c, const ModelSpec& m) {
+  const MoeSpec& e = m.moe;
+  if (e.experts == 0 && !c.given("model.moe") && !c.given("model.moe.experts")) return;   // a dense model
+  if (e.experts < 1)
+    c.fail("model.moe.experts", fmt::format("expected at least 1 expert per layer, got {}", e.experts));
+  if (e.top_k < 1 || e.top_k > e.experts)
+    c.fail("model.moe.top_k", fmt::format("expected 1 <= top_k <= experts = {} (each token picks top_k different "
+                                          "experts), got {}",
+                                          e.experts, e.top_k));
+  c.positive("model.moe.expert_ffn", static_cast<double>(e.expert_ffn));
+  if (m.ffn != e.expert_ffn)
+    c.fail("model.ffn", fmt::format("ffn {} differs from moe.expert_ffn {}: a mixture-of-experts model's MLP is its "
+                                    "experts",
+                                    m.ffn, e.expert_ffn));
+  // An expert's slots per source rank are capacity_factor x top_k x tokens / experts; past
+  // experts / top_k they outnumber the tokens, of which an expert receives each at most once.
+  const double most = static_cast<double>(e.experts) / static_cast<double>(e.top_k);
+  if (!(std::isfinite(e.capacity_factor) && e.capacity_factor >= 0 && e.capacity_factor <= most))
+    c.fail("model.moe.capacity_factor",
+           fmt::format("expected 0 (dropless) or a factor up to experts / top_k = {:g}, got {:g}: an expert's slots "
+                       "are capacity_factor x top_k x tokens / experts, and past experts / top_k they outnumber the "
+                       "tokens",
+                       most, e.capacity_factor));
+  const int per_expert = m.activation == Activation::swiglu ? 3 : 2;   // fc1 (+gate), fc2
+  const long double weights = static_cast<long double>(m.layers) * e.experts * per_expert * m.hidden * e.expert_ffn;
+  if (weights > static_cast<long double>(limits::kParameters))
+    c.fail("model.moe.experts", fmt::format("{} layers x {} experts x hidden {} x expert_ffn {} are ~{:.3g} expert "
+                                            "weights, more than the 2^62 tpsim counts",
+                                            m.layers, e.experts, m.hidden, e.expert_ffn, static_cast<double>(weights)));
+}
+
 void check_model_with(const Checker& c, const ModelSpec& m) {
-  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"model.hidden", m.hidden}, {"model.ffn", m.ffn},
+  // A mixture-of-experts model's ffn is its experts' width, written (if at all) as moe.expert_ffn.
+  const char* ffn_key = m.moe.enabled() ? "model.moe.expert_ffn" : "model.ffn";
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"model.hidden", m.hidden}, {ffn_key, m.ffn},
                                {"model.heads", m.heads}, {"model.kv_heads", m.kv_heads}, {"model.layers", m.layers},
                                {"model.vocab", m.vocab}, {"model.max_seq", m.max_seq}})
     c.positive(key, static_cast<double>(v));
@@ -204,12 +241,18 @@ void check_model_with(const Checker& c, const ModelSpec& m) {
   if (m.heads % m.kv_heads != 0)
     c.fail("model.kv_heads", fmt::format("heads {} is not divisible by kv_heads {} (each KV head serves a whole group)",
                                          m.heads, m.kv_heads));
+  check_moe(c, m);
 }
 
 void check_plan_with(const Checker& c, const PlanSpec& p) {
   c.positive("plan.tp", p.tp);
   c.positive("plan.pp", p.pp);
   c.positive("plan.dp", p.dp);
+  c.positive("plan.ep", p.ep);
+  if (p.dp > 0 && p.dp % p.ep != 0)
+    c.fail("plan.ep", fmt::format("ep {} does not divide dp {}: expert parallelism is carved out of data parallelism "
+                                  "(ep DP replicas share out the experts)",
+                                  p.ep, p.dp));
   c.positive("plan.virtual_stages", p.virtual_stages);
   c.positive("plan.tp_allreduce_max", p.tp_allreduce_max);
   if (p.virtual_stages > 1 && p.pp < 2)
@@ -240,11 +283,44 @@ void check_mapping_shapes(const Checker& c, const PlanSpec& p) {
 }
 
 // Each tensor-parallel rank holds whole heads, whole KV heads and equal slices of ffn and vocab.
+// A mixture-of-experts model's experts are split over tp like the dense MLP (ffn is expert_ffn).
 void check_tp_divides(const Checker& c, const PlanSpec& p, const ModelSpec& m) {
+  const bool moe = m.moe.enabled();
   for (const auto& [key, v] : {std::pair<const char*, int64_t>{"heads", m.heads}, {"kv_heads", m.kv_heads},
-                               {"ffn", m.ffn}, {"vocab", m.vocab}})
+                               {moe ? "moe.expert_ffn" : "ffn", m.ffn}, {"vocab", m.vocab}})
     if (v % p.tp != 0)
       c.fail("plan.tp", fmt::format("tp {} does not divide model.{} {} (model '{}')", p.tp, key, v, m.name));
+}
+
+// Expert parallelism and routing against the model: the experts split evenly over ep, Megatron-Core's
+// rule that MoE under tensor parallelism needs sequence parallelism, and a router skew the experts
+// can hold.
+void check_experts(const Checker& c, const Scenario& s) {
+  const PlanSpec& p = s.plan;
+  const ModelSpec& m = s.model;
+  const MoeSpec& e = m.moe;
+  const double skew = s.workload.expert_skew;
+  if (!e.enabled()) {
+    if (c.given("workload.expert_skew") || skew != 1)
+      c.fail("workload.expert_skew", fmt::format("applies to mixture-of-experts models only; model '{}' is dense",
+                                                 m.name));
+    return;
+  }
+  if (e.experts % p.ep != 0)
+    c.fail("plan.ep", fmt::format("ep {} does not divide model.moe.experts {} (model '{}'): each expert-parallel rank "
+                                  "holds experts / ep whole experts",
+                                  p.ep, e.experts, m.name));
+  if (p.tp > 1 && !p.sp)
+    c.fail("plan.sp", fmt::format("model '{}' is a mixture-of-experts model and tp is {}: it needs sequence "
+                                  "parallelism (sp: true), as Megatron-Core requires for MoE with tensor parallelism",
+                                  m.name, p.tp));
+  // The busiest expert receives skew x top_k x tokens / experts tokens, at most every token once.
+  const double most = static_cast<double>(e.experts) / static_cast<double>(e.top_k);
+  if (!(std::isfinite(skew) && skew >= 1 && skew <= most))
+    c.fail("workload.expert_skew",
+           fmt::format("expected 1 (balanced) up to experts / top_k = {:g}, got {:g}: the busiest expert's load is "
+                       "expert_skew x top_k x tokens / experts, which cannot pass every token",
+                       most, skew));
 }
 
 // A key of the other workload kind would be read by nothing: the user believes it is simulated.
@@ -311,8 +387,12 @@ void check_plan(const PlanSpec& p, const Locations& where) { check_plan_with(Che
 void check_scenario(const Scenario& s, const Locations& where) {
   check_topology(s.topology, where);
   check_model(s.model, where);
-  check_plan(s.plan, where);
   const Checker c(where, s.source);
+  // Before the plan's own checks: on a dense model, ep not dividing dp is the lesser problem.
+  if (s.plan.ep > 1 && !s.model.moe.enabled())
+    c.fail("plan.ep", fmt::format("ep {} needs a mixture-of-experts model; model '{}' is dense (it has no moe section)",
+                                  s.plan.ep, s.model.name));
+  check_plan(s.plan, where);
   if (s.numerics != "off" && s.numerics != "proxy" && s.numerics != "full")
     c.fail("numerics", "expected one of off | proxy | full, got '" + s.numerics + "'");
   const PlanSpec& p = s.plan;
@@ -323,6 +403,7 @@ void check_scenario(const Scenario& s, const Locations& where) {
                                p.world(), p.tp, p.pp, p.dp, t.name, t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s",
                                t.gpus_per_node));
   check_tp_divides(c, p, m);
+  check_experts(c, s);
   check_mapping_shapes(c, p);
   if (p.tp_allreduce != "nccl" && tp_group_nodes(p, t.gpus_per_node) > 1)
     c.fail("plan.tp_allreduce", fmt::format("{} reads peers' buffers through peer memory inside one node, but a tp "

@@ -205,14 +205,28 @@ std::string with_thousands(int64_t v) {
 
 }  // namespace
 
-int64_t parameter_count(const ModelSpec& m) {
+namespace {
+
+// One layer's MLP weights with `experts` of the model's experts (all of them, or the top_k a token
+// uses): fc1 (+gate) and fc2 per expert, plus the replicated router [h, experts]; a dense model's
+// one MLP when it has no experts.
+int64_t mlp_parameters(const ModelSpec& m, int64_t experts) {
+  const int64_t per_ffn = (m.activation == Activation::swiglu ? 3 : 2) * m.hidden;   // fc1 (+gate), fc2
+  if (!m.moe.enabled()) return per_ffn * m.ffn;
+  return experts * per_ffn * m.moe.expert_ffn + m.hidden * m.moe.experts;
+}
+
+int64_t parameters_with(const ModelSpec& m, int64_t experts) {
   const int64_t h = m.hidden, head_dim = m.heads > 0 ? m.hidden / m.heads : 0;
   const int64_t qkv = h * (m.heads + 2 * m.kv_heads) * head_dim;     // attn.qkv [h, (heads+2kv)*hd]
   const int64_t proj = h * h;                                         // attn.proj [h, h]
-  const int64_t mlp = (m.activation == Activation::swiglu ? 3 : 2) * h * m.ffn;   // fc1 (+gate), fc2
   const int64_t norms = 2 * h;                                        // norm1, norm2 [1, h]
-  return m.layers * (qkv + proj + mlp + norms) + 2 * m.vocab * h + h;   // + embedding, output, final_norm
+  return m.layers * (qkv + proj + mlp_parameters(m, experts) + norms) + 2 * m.vocab * h + h;   // + embedding, output, final_norm
 }
+
+}  // namespace
+
+int64_t parameter_count(const ModelSpec& m) { return parameters_with(m, m.moe.experts); }
 
 std::string describe(const Topology& t) {
   std::vector<std::string> peaks;
@@ -260,14 +274,32 @@ std::string describe(const Topology& t) {
 
 std::string describe(const ModelSpec& m) {
   const int64_t params = parameter_count(m);
+  const auto scaled = [](int64_t n) {
+    return n >= 1e9 ? fmt::format("{:.2f} B", n / 1e9) : fmt::format("{:.1f} M", n / 1e6);
+  };
   std::string out = fmt::format("model '{}'{}\n", m.name, m.source.empty() ? "" : " (" + m.source + ")");
   out += fmt::format("  {} layers, hidden {}, ffn {} ({}), {} heads of {} ({} KV heads{}), vocab {}, max_seq {}{}, {}, {}\n",
                      m.layers, m.hidden, m.ffn, m.activation == Activation::swiglu ? "swiglu" : "gelu", m.heads,
                      m.head_dim(), m.kv_heads, m.kv_heads == m.heads ? "" : ", grouped-query", m.vocab, m.max_seq,
                      m.sliding_window > 0 ? " (its sliding attention window: tpsim times full attention)" : "",
                      m.norm == Norm::rmsnorm ? "rmsnorm" : "layernorm", to_string(m.dtype));
-  const std::string scaled = params >= 1e9 ? fmt::format("{:.2f} B", params / 1e9) : fmt::format("{:.1f} M", params / 1e6);
-  out += fmt::format("  parameters: {} ({}; untied output head, no biases)", scaled, with_thousands(params));
+  const MoeSpec& e = m.moe;
+  if (e.enabled())
+    out += fmt::format("  mixture of experts: {} experts of ffn {} per layer, top-{} per token ({}), router [{}, {}]; {}\n",
+                       e.experts, e.expert_ffn, e.top_k,
+                       e.normalize_top_k ? fmt::format("weights renormalised over the {}", e.top_k)
+                                         : fmt::format("weights from the softmax over all {}, not renormalised", e.experts),
+                       m.hidden, e.experts,
+                       e.capacity_factor > 0
+                           ? fmt::format("capacity factor {:g} (each expert takes at most {:g} x its even share of "
+                                         "tokens; the rest are dropped)",
+                                         e.capacity_factor, e.capacity_factor)
+                           : std::string("dropless (each expert takes every token routed to it)"));
+  out += fmt::format("  parameters: {} ({}; untied output head, no biases)", scaled(params), with_thousands(params));
+  if (e.enabled()) {
+    const int64_t active = parameters_with(m, e.top_k);
+    out += fmt::format("; {} ({}) active per token", scaled(active), with_thousands(active));
+  }
   return out;
 }
 
@@ -280,6 +312,13 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   out += fmt::format("  mesh: tp {} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
                      p.tp, p.pp, p.dp, p.world(), spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)],
                      p.sp ? "on" : "off");
+  if (p.ep > 1)
+    out += fmt::format("  expert parallel: ep {}, carved out of dp {}: {} DP replicas with consecutive dp indices "
+                       "split the experts{} and trade tokens by all-to-all\n",
+                       p.ep, p.dp, p.ep,
+                       model && model->moe.enabled() && model->moe.experts % p.ep == 0
+                           ? fmt::format(" ({} of {} each)", model->moe.experts / p.ep, model->moe.experts)
+                           : std::string());
   if (p.first_stage_layers > 0 || p.last_stage_layers > 0)
     out += fmt::format("  uneven pipeline: first stage {}, last stage {} layers (0 = an even share), the others the rest "
                        "evenly\n",
@@ -339,6 +378,9 @@ std::string describe(const Scenario& s) {
                          to_string(p.communication), to_string(gemm_compute_dtype(p.weights, p.activations)));
     }
   }
+  if (s.model.moe.enabled())
+    out += fmt::format("routing: expert skew {:g} (the busiest expert's tokens over the mean{})\n", w.expert_skew,
+                       w.expert_skew == 1 ? ": balanced" : "");
   out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),
                      plural(spec_detail::tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
   return out;

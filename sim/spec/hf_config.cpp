@@ -1,10 +1,16 @@
 // A Hugging Face `config.json` read as a model (JSON is YAML, so errors keep their line:column).
-// The families whose dense decoder blocks tpsim's layer is: Llama / Mistral / Qwen2 (SwiGLU MLP,
-// RMSNorm, grouped-query attention) and GPT-2 / GPT-NeoX (GELU MLP, LayerNorm). A config lists
-// dozens of keys that change no matmul shape (rope, dropout, token ids, initialisers); only the
-// ones below are read, and the ones that would change what is timed are refused by name:
-// mixture-of-experts layers (not modelled yet) and unknown architectures. A tpsim key written by
-// `--set model.KEY=V` (hidden, ffn, ...) wins over the config's own field for it.
+// The families whose decoder blocks tpsim's layer is: Llama / Mistral / Qwen2 (SwiGLU MLP,
+// RMSNorm, grouped-query attention), GPT-2 / GPT-NeoX (GELU MLP, LayerNorm), and the
+// mixture-of-experts Mixtral and OLMoE (the Llama block with every MLP replaced by routed SwiGLU
+// experts of width intermediate_size, no shared expert). A config lists dozens of keys that change
+// no matmul shape (rope, dropout, token ids, initialisers, router loss coefficients); only the ones
+// below are read, and the ones that would change what is timed are refused by name: DeepSeek's
+// routed-plus-shared experts (n_routed_experts), Qwen2-MoE's shared expert, expert fields on a
+// dense architecture, and unknown architectures. A tpsim key written by `--set model.KEY=V`
+// (hidden, ffn, moe.top_k, ...) wins over the config's own field for it.
+//
+// Not timed: OLMoE's RMSNorm on queries and keys (2 x hidden weights per layer, 65,536 of the
+// checkpoint's 6,919,161,856 parameters), elementwise work next to the attention GEMMs.
 #include <algorithm>
 #include <filesystem>
 
@@ -21,17 +27,19 @@ struct Architecture {
   const char* name;        // config.architectures[0]
   const char* model_type;  // config.model_type
   Family family;
-  bool experts;            // a mixture-of-experts model
+  const char* experts_field;   // a mixture-of-experts model's field for its experts per layer; "" = dense
+  bool experts_modelled;       // false: recognised, and refused with the reason
 };
 
 constexpr Architecture kArchitectures[] = {
-    {"LlamaForCausalLM", "llama", Family::llama, false},
-    {"MistralForCausalLM", "mistral", Family::llama, false},
-    {"Qwen2ForCausalLM", "qwen2", Family::llama, false},
-    {"GPT2LMHeadModel", "gpt2", Family::gpt2, false},
-    {"GPTNeoXForCausalLM", "gpt_neox", Family::gpt_neox, false},
-    {"MixtralForCausalLM", "mixtral", Family::llama, true},
-    {"Qwen2MoeForCausalLM", "qwen2_moe", Family::llama, true},
+    {"LlamaForCausalLM", "llama", Family::llama, "", true},
+    {"MistralForCausalLM", "mistral", Family::llama, "", true},
+    {"Qwen2ForCausalLM", "qwen2", Family::llama, "", true},
+    {"GPT2LMHeadModel", "gpt2", Family::gpt2, "", true},
+    {"GPTNeoXForCausalLM", "gpt_neox", Family::gpt_neox, "", true},
+    {"MixtralForCausalLM", "mixtral", Family::llama, "num_local_experts", true},
+    {"OlmoeForCausalLM", "olmoe", Family::llama, "num_experts", true},
+    {"Qwen2MoeForCausalLM", "qwen2_moe", Family::llama, "num_experts", false},
 };
 
 std::string known_architectures() {
@@ -71,6 +79,34 @@ int64_t field(const Map& m, const char* ours, const char* hf, int64_t limit, con
   return v;
 }
 
+// A mixture-of-experts setting: `--set model.moe.<ours>` if written (`set`), else the config's field
+// `hf`, its line recorded under model.moe.<ours> for the checks.
+int64_t moe_field(const Map& m, const std::optional<Map>& set, const char* ours, const char* hf, const char* what) {
+  if (set && set->has(ours)) return set->integer_up_to(ours, limits::kExperts, what);
+  if (!m.has(hf)) m.fail_here(std::string("missing required key '") + hf + "' (" + what + ")");
+  const int64_t v = m.integer_up_to(hf, limits::kExperts, what);
+  if (Locations* where = m.source().locations; where && where->count(m.key_path(hf)))
+    (*where)[m.key_path(std::string("moe.") + ours)] = (*where)[m.key_path(hf)];
+  return v;
+}
+
+// The experts of a Mixtral or OLMoE config; `ffn` is the model's (intermediate_size: one expert's).
+MoeSpec read_experts(const Map& m, const Architecture& arch, int64_t ffn) {
+  const std::optional<Map> set = m.has("moe") ? std::optional<Map>(m.map("moe")) : std::nullopt;
+  if (set) set->only({"experts", "top_k", "expert_ffn", "capacity_factor", "normalize_top_k"});
+  MoeSpec moe;
+  moe.experts = moe_field(m, set, "experts", arch.experts_field, "experts per layer");
+  moe.top_k = moe_field(m, set, "top_k", "num_experts_per_tok", "experts per token");
+  moe.expert_ffn = set && set->has("expert_ffn") ? set->integer_up_to("expert_ffn", limits::kFfn, "an FFN size") : ffn;
+  // Hugging Face's experts are dropless: every token reaches its top-k.
+  moe.capacity_factor = set ? set->quantity("capacity_factor", "number", 0.0) : 0.0;
+  // Mixtral divides the top-k softmax weights by their sum; OLMoE (norm_topk_prob false) does not.
+  const bool normalize =
+      std::string(arch.model_type) == "mixtral" || (m.has("norm_topk_prob") && m.boolean("norm_topk_prob"));
+  moe.normalize_top_k = set ? set->boolean("normalize_top_k", normalize) : normalize;
+  return moe;
+}
+
 // torch_dtype (or a newer config's dtype), or a tpsim dtype written by --set model.dtype.
 DType dtype_of(const Map& m) {
   const char* key = m.has("dtype") ? "dtype" : "torch_dtype";
@@ -100,11 +136,26 @@ bool is_hf_config(const YAML::Node& root) {
 
 ModelSpec read_hf_config(const Source& src, const YAML::Node& root, const std::string& fallback_name) {
   const Map m(src, root, "model");
+  // DeepSeek-V2/V3 (and Kimi-K2, which reuses them): routed plus always-on shared experts, dense
+  // first layers and latent attention, none of which tpsim's layer has.
+  if (m.has("n_routed_experts"))
+    m.fail("n_routed_experts", "DeepSeek-style mixture-of-experts (routed plus shared experts, dense first layers, "
+                               "latent attention) is not modelled; tpsim reads Mixtral and OLMoE experts");
   const Architecture& arch = architecture(m);
-  for (const char* key : {"num_local_experts", "num_experts", "n_routed_experts"})
-    if (m.has(key) && m.integer_up_to(key, limits::kLayers, "experts") > 1)
-      m.fail(key, "mixture-of-experts layers are not modelled yet: tpsim times dense decoder blocks only");
-  if (arch.experts) m.fail("architectures", std::string(arch.name) + " is a mixture-of-experts model, not modelled yet");
+  if (!arch.experts_modelled) {
+    if (m.has("shared_expert_intermediate_size") &&
+        m.integer_up_to("shared_expert_intermediate_size", limits::kFfn, "an FFN size") > 0)
+      m.fail("shared_expert_intermediate_size",
+             std::string(arch.name) + "'s shared experts are not modelled: tpsim's experts are routed only "
+             "(Mixtral, OLMoE)");
+    m.fail("architectures", std::string(arch.name) + " is a mixture-of-experts family tpsim does not model; it "
+                            "reads Mixtral and OLMoE experts");
+  }
+  if (*arch.experts_field == '\0')
+    for (const char* key : {"num_local_experts", "num_experts"})
+      if (m.has(key) && m.integer_up_to(key, limits::kExperts, "experts per layer") > 1)
+        m.fail(key, std::string(arch.name) + " is a dense architecture: mixture-of-experts fields are read for "
+                    "MixtralForCausalLM and OlmoeForCausalLM only");
 
   ModelSpec model;
   model.name = name_of(m, fallback_name);
@@ -131,6 +182,10 @@ ModelSpec read_hf_config(const Source& src, const YAML::Node& root, const std::s
     model.activation = Activation::swiglu;
     model.norm = Norm::rmsnorm;
     model.ffn = field(m, "ffn", "intermediate_size", limits::kFfn, "an FFN size");
+    if (*arch.experts_field != '\0') {
+      model.moe = read_experts(m, arch, model.ffn);
+      model.ffn = model.moe.expert_ffn;   // the experts are the MLP
+    }
   } else {
     model.activation = Activation::gelu;
     model.norm = Norm::layernorm;

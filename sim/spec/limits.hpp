@@ -19,6 +19,11 @@ constexpr int64_t kHeads = 1 << 16;
 constexpr int64_t kLayers = 1 << 16;
 constexpr int64_t kVocab = 1 << 24;
 constexpr int64_t kSequence = 1 << 24;   // tokens: max_seq, seq, prompt, generate, prefill_chunk
+// Experts per mixture-of-experts layer (Mixtral 8, OLMoE 64, DeepSeek-V3 256). With them the expert
+// weights layers x experts x 3 x hidden x expert_ffn can pass int64: check_model bounds that product
+// by kParameters.
+constexpr int64_t kExperts = 1 << 16;
+constexpr int64_t kParameters = int64_t(1) << 62;
 
 // Workload: sequences per batch or micro-batch (their products with kSequence and kHidden are
 // checked where they are formed).

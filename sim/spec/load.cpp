@@ -80,7 +80,7 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
                     "micro-batches write partial_micro_batches: N");
   rename_aliases(w, {{"global_batch_size", "global_batch"}, {"micro_batch_size", "micro_batch"}, {"seq_length", "seq"}});
   w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate",
-          "precision", "prefill_chunk"});
+          "precision", "prefill_chunk", "expert_skew"});
   WorkloadSpec out;
   out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
                                                                                     : WorkloadKind::training;
@@ -93,6 +93,8 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   out.generate = w.integer_up_to("generate", limits::kSequence, "tokens", out.generate);
   if (w.has("precision")) read_precision(w.map("precision"), out);
   out.prefill_chunk = w.integer_up_to("prefill_chunk", limits::kSequence, "tokens", out.prefill_chunk);
+  // The busiest expert's tokens over the mean; its range depends on the model (check_scenario).
+  out.expert_skew = w.quantity("expert_skew", "number", out.expert_skew);
   return out;
 }
 

@@ -94,16 +94,15 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
                      {"recompute_granularity", "recompute"},
                      {"use_distributed_optimizer", "distributed_optimizer"},
                      {"overlap_grad_reduce", "dp_overlap"},
-                     {"gradient_accumulation_fusion", "grad_accumulation_fusion"}});
-  // Parallel axes tpsim does not model yet: their size-1 spelling is accepted, anything else refused.
-  for (const char* axis : {"context_parallel_size", "expert_model_parallel_size"})
-    if (p.has(axis)) {
-      if (p.integer_up_to(axis, limits::kGpus, "GPUs") != 1)
-        p.fail(axis, std::string(axis == std::string("context_parallel_size") ? "context" : "expert") +
-                         " parallelism is not modelled yet; only 1 is accepted");
-      YAML::Node(p.yaml()).remove(axis);
-    }
-  p.only({"name", "preset", "tp", "pp", "dp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
+                     {"gradient_accumulation_fusion", "grad_accumulation_fusion"},
+                     {"expert_model_parallel_size", "ep"}});
+  // A parallel axis tpsim does not model yet: its size-1 spelling is accepted, anything else refused.
+  if (p.has("context_parallel_size")) {
+    if (p.integer_up_to("context_parallel_size", limits::kGpus, "GPUs") != 1)
+      p.fail("context_parallel_size", "context parallelism is not modelled yet; only 1 is accepted");
+    YAML::Node(p.yaml()).remove("context_parallel_size");
+  }
+  p.only({"name", "preset", "tp", "pp", "dp", "ep", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
           "tp_allreduce", "tp_allreduce_max", "virtual_stages", "first_stage_layers", "last_stage_layers", "recompute", "distributed_optimizer", "dp_overlap",
           "grad_accumulation_fusion", "tp_grad_overlap", "p2p_scatter_gather"});
   PlanSpec plan;
@@ -117,6 +116,8 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
       (int64_t(plan.tp) * plan.pp > limits::kGpus || int64_t(plan.tp) * plan.pp * plan.dp > limits::kGpus))
     p.fail_here(fmt::format("tp x pp x dp = {} x {} x {} GPUs, more than the {} a plan may name", plan.tp, plan.pp,
                             plan.dp, limits::kGpus));
+  // Expert parallelism is carved out of dp (check_plan: ep divides dp), so it adds no GPUs.
+  plan.ep = static_cast<int>(p.integer_up_to("ep", limits::kGpus, "GPUs", 1));
   plan.sp = p.boolean("sp", false);
   if (p.has("partitions")) {
     const Map parts = p.map("partitions");

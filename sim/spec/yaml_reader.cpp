@@ -136,12 +136,24 @@ void rename_aliases(const Map& m, std::initializer_list<std::pair<const char*, c
   YAML::Node node = m.yaml();      // a handle: renaming edits the document being read
   for (const auto& [alias, key] : alias_to_key) {
     if (!node[alias].IsDefined()) continue;
-    if (node[key].IsDefined())
+    // "moe.experts": the key sits in a sub-mapping, made when the file has none.
+    const std::string target = key;
+    const size_t dot = target.find('.');
+    const std::string section = dot == std::string::npos ? "" : target.substr(0, dot);
+    const std::string leaf = dot == std::string::npos ? target : target.substr(dot + 1);
+    if (!section.empty()) {
+      const YAML::Node sub = node[section];
+      if (sub.IsDefined() && !sub.IsNull() && !sub.IsMap())
+        fail_at(m.source(), sub, m.key_path(section), "expected a mapping of keys, got " + shown(sub));
+      if (!sub.IsDefined() || sub.IsNull()) node[section] = YAML::Node(YAML::NodeType::Map);
+    }
+    YAML::Node parent = section.empty() ? node : node[section];   // a handle, assigned once
+    if (parent[leaf].IsDefined())
       fail_at(m.source(), node[alias], m.key_path(alias),
-              std::string("both '") + key + "' and its Megatron-LM name '" + alias + "' are set; keep one");
+              "both '" + target + "' and its Megatron-LM name '" + alias + "' are set; keep one");
     const YAML::Node value = node[alias];
     node.remove(alias);
-    node[key] = value;
+    parent[leaf] = value;
   }
 }
 

@@ -84,7 +84,8 @@ class Map {
 
 // Another program's names for the map's keys (Megatron-LM's tensor_model_parallel_size for tp,
 // ...): each alias written is moved onto its key, keeping the value's line:column, so the rest of
-// the reader sees one spelling; writing both is an error at the alias.
+// the reader sees one spelling; writing both is an error at the alias. A dotted key ("moe.experts")
+// moves the alias into that sub-mapping, made if the file has none.
 void rename_aliases(const Map& m, std::initializer_list<std::pair<const char*, const char*>> alias_to_key);
 
 // Text for "got '...'" messages: the scalar, or "a mapping" / "a list" / "nothing".
