@@ -9,6 +9,7 @@
 
 #include "numerics/gemm.hpp"
 #include "numerics/kernels.hpp"
+#include "numerics/kernels_moe.hpp"
 #include "numerics/memory.hpp"
 #include "numerics/parallel.hpp"
 
@@ -406,6 +407,13 @@ const std::map<std::string, KernelFn>& registry() {
       {"target_logit", target_logit},
       {"cross_entropy", cross_entropy},
       {"cross_entropy_backward", cross_entropy_backward},
+      {"moe_route", moe_route},
+      {"moe_dispatch", moe_dispatch},
+      {"moe_dispatch_backward", moe_dispatch_backward},
+      {"moe_combine", moe_combine},
+      {"moe_combine_backward", moe_combine_backward},
+      {"moe_split_experts", moe_split_experts},
+      {"moe_join_experts", moe_join_experts},
   };
   return r;
 }
