@@ -215,3 +215,36 @@ TEST_CASE("uneven pipeline: 7 + 14 x 8 + 7 layers of 405B leave the first and la
   }
   MESSAGE("compute over the step: first " << compute(0) << " s, middle " << middle << " s, last " << compute(15) << " s");
 }
+
+TEST_CASE("expert parallelism: the same all-to-all across nodes takes ~6x longer and the NIC is named") {
+  // Mean time of an all-to-all on GPU 0, and the step.
+  auto a2a = [](const RunResult& r) {
+    double total = 0;
+    int calls = 0;
+    for (const Span& s : r.timeline.spans)
+      if (s.rank == 0 && s.op_kind == OpKind::collective && s.collective == CollectiveOp::all_to_all)
+        total += s.end - s.start, ++calls;
+    REQUIRE(calls == 2 * 2 * 8 * 8);   // dispatch + combine, forward + backward, 8 layers, 8 micro-batches
+    return total / calls;
+  };
+  const Scenario inside = load("expert-parallel-mixtral.yaml");
+  REQUIRE(inside.plan.ep == 8);
+  Scenario across = inside;
+  across.plan.mesh_order = {"tp", "pp", "dp"};
+  const RunResult a = run(inside), b = run(across);
+  REQUIRE(a.step);
+  REQUIRE(b.step);
+  MESSAGE("all-to-all " << format_seconds(a2a(a)) << " inside a node, " << format_seconds(a2a(b)) << " across 4; step "
+                        << a.step->step_time_s << " s vs " << b.step->step_time_s << " s");
+  // 64 MiB: inside a node 7/8 of it over NVLink (450 GB/s per direction, over 250 realised); across 4 nodes 3/4 of
+  // it (48 MiB) through one 400 Gb/s NIC: at least 48 MiB / 50 GB/s = 1.0 ms.
+  CHECK(a2a(a) < 64.0 * 1024 * 1024 * 7 / 8 / 250e9);
+  CHECK(a2a(b) > 48.0 * 1024 * 1024 / 50e9);
+  CHECK(a2a(b) > 4 * a2a(a));
+  CHECK(b.step->step_time_s > 1.1 * a.step->step_time_s);
+  // Same memory: placement moves no bytes into HBM.
+  CHECK(b.step->memory.total == rel(a.step->memory.total, 1e-12));
+  const Attribution at = attribute(b.timeline, {.gpus_per_node = across.topology.gpus_per_node});
+  REQUIRE(!at.links.empty());
+  CHECK(at.links.front().label.find("NIC rail") != std::string::npos);
+}

@@ -32,6 +32,7 @@ struct MemoryComponent {
 struct MemoryBreakdown {
   int stage = 0;                         // pipeline stage the GPU belongs to
   double parameters = 0;                 // parameters held by this GPU (its TP shard of its stage)
+  double expert_parameters = 0;   // of them, a mixture of experts' (optimizer states sharded over dp / ep)
   double weights = 0, gradients = 0, optimizer = 0, activations = 0, kv_cache = 0, reserve = 0;
   // What weights and the KV cache are stored in: bf16 for training (mixed-precision Adam);
   // workload.precision for inference.

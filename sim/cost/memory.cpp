@@ -135,7 +135,11 @@ std::vector<MemoryComponent> MemoryBreakdown::components() const {
   return {{"runtime reserve", reserve, "CUDA context, NCCL and cuBLAS buffers, allocator slack"},
           {"weights", weights, fmt::format("{:.3g} params x {} B ({})", parameters, dtype_bytes(weights_dtype), to_string(weights_dtype))},
           {"gradients", gradients, "4 B/param (fp32 main gradients)"},
-          {"optimizer", optimizer, "fp32 master weights + Adam m, v (12 B/param, / dp if distributed)"},
+          {"optimizer", optimizer,
+           expert_parameters > 0
+               ? fmt::format("fp32 master weights + Adam m, v (12 B/param; distributed: / dp, the {:.3g} expert params / (dp/ep))",
+                             expert_parameters)
+               : "fp32 master weights + Adam m, v (12 B/param, / dp if distributed)"},
           {"activations", activations,
            prefill_basis.empty()
                ? fmt::format("{} in-flight micro-batches x {:.1f} MiB/layer", in_flight_micro_batches,
@@ -163,7 +167,7 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
   if (w.kind == WorkloadKind::training) {
     r.gradients = r.parameters * kGradBytes;
     // The distributed optimizer shards dense states over dp, experts' over the expert-DP group.
-    const double experts = expert_parameters_on_stage(m, p, stage);
+    const double experts = r.expert_parameters = expert_parameters_on_stage(m, p, stage);
     r.optimizer = p.distributed_optimizer ? (r.parameters - experts) * kOptimizerBytes / std::max(1, p.dp) +
                                                 experts * kOptimizerBytes / std::max(1, p.dp / std::max(1, p.ep))
                                           : r.parameters * kOptimizerBytes;

@@ -156,12 +156,22 @@ std::string summary_text(const RunResult& r) {
                      s.topology.total_gpus());
   out += fmt::format("model      {} (hidden {}, {} layers, {} heads)\n", s.model.name, s.model.hidden,
                      s.model.layers, s.model.heads);
+  if (const MoeSpec& moe = s.model.moe; moe.enabled())
+    out += fmt::format("experts    {} per layer, top {}; {}; timed with every expert's buffer padded to {}\n",
+                       moe.experts, moe.top_k,
+                       moe.capacity_factor > 0 ? fmt::format("capacity factor {:g} (tokens past it dropped)", moe.capacity_factor)
+                                               : std::string("dropless"),
+                       moe.capacity_factor > 0 ? std::string("the capacity")
+                       : s.workload.expert_skew > 1
+                           ? fmt::format("the busiest expert's load ({:g}x the mean, workload.expert_skew)", s.workload.expert_skew)
+                           : std::string("the mean load (balanced router, workload.expert_skew 1)"));
   if (s.workload.kind == WorkloadKind::training && s.model.dtype == DType::fp8)
     out += "precision  FP8 GEMMs at the FP8 peak and ceiling (Transformer Engine's recipe); parameters and "
            "TP/PP/DP traffic in bf16\n";
   const std::string stages = stage_split_text(s.model, s.plan);
-  out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}{}\n", s.plan.name, s.plan.tp, s.plan.pp,
-                     s.plan.dp, s.plan.sp ? ", sequence parallel" : "", stages.empty() ? "" : ", stages of " + stages);
+  out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}{}{}\n", s.plan.name, s.plan.tp, s.plan.pp, s.plan.dp,
+                     s.plan.ep > 1 ? fmt::format(" (ep {}: experts shared out over {} DP replicas)", s.plan.ep, s.plan.ep) : "",
+                     s.plan.sp ? ", sequence parallel" : "", stages.empty() ? "" : ", stages of " + stages);
   out += "simulated  " + simulated_text(r) + "\n";
   out += "timing     " + timing_text(r) + "\n\n";
   if (r.step && !r.step->training) {

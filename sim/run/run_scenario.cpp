@@ -77,6 +77,9 @@ void check_numerics(const Scenario& s, const std::string& mode, const RunOptions
   result.numerics_scope = fmt::format("embedding, {} (of {}), output head and loss; {}",
                                       s.plan.pp == 1 ? std::string("1 layer") : fmt::format("1 layer per stage ({} stages)", s.plan.pp),
                                       s.model.layers, lowering.backward ? "forward and backward" : "forward (prefill)");
+  if (s.model.moe.enabled())
+    result.numerics_scope += "; experts run dropless (buffers with room for every token), so the unsharded run keeps "
+                             "the same tokens";
   result.numerics_shape = shape_text(checked);
 }
 
