@@ -514,10 +514,12 @@ TEST_CASE("GEMM backward: dX = dY W^T and dW = X^T dY (as layers.cpp lowers them
 
 TEST_CASE("every backward kernel in the registry is covered here") {
   // A new *_backward kernel must get a finite-difference check in this file, or one against
-  // PyTorch autograd (the MoE dispatch and combine: test_numerics_moe_kernels.cpp).
+  // PyTorch autograd (the MoE dispatch and combine: test_numerics_moe_kernels.cpp; the context-parallel
+  // attention blocks: test_numerics_cp_kernels.cpp).
   const std::vector<std::string> covered{"layernorm_backward", "rmsnorm_backward", "gelu_backward", "swiglu_backward",
                                          "attention_backward", "embedding_backward", "cross_entropy_backward",
-                                         "moe_dispatch_backward", "moe_combine_backward"};
+                                         "moe_dispatch_backward", "moe_combine_backward",
+                                         "attention_kv_backward", "attention_block_backward"};
   int backward = 0;
   for (const std::string& name : numerics::kernel_names()) {
     if (name.size() < 9 || name.substr(name.size() - 9) != "_backward") continue;

@@ -566,8 +566,9 @@ TEST_CASE("Megatron-LM's argument names read as tpsim's keys, with their lines k
   };
   CHECK(error_of({{"plan.tp", "4"}}).find("both 'tp' and its Megatron-LM name 'tensor_model_parallel_size' are set") !=
         std::string::npos);
-  CHECK(error_of({{"plan.context_parallel_size", "2"}}) ==
-        "--set plan.context_parallel_size: context parallelism is not modelled yet; only 1 is accepted");
+  // Megatron's context_parallel_size is plan.cp: doubling it doubles the GPUs the plan needs.
+  CHECK(error_of({{"plan.context_parallel_size", "2"}}).find("plan needs 512 GPUs (tp 8 x cp 2 x pp 16 x dp 2)") !=
+        std::string::npos);
 }
 
 // A Hugging Face config.json read as a model: each family's fields map onto tpsim's, checked against

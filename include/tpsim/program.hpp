@@ -34,6 +34,11 @@ struct TensorDesc {
   // `row_part` of `row_parts` of the global rows, on top of any split above (a sequence shard
   // splits that block further).
   int row_parts = 1, row_part = 0;
+  // A context-parallel rank's tokens: of every sequence of cp_seq tokens (cut into 2 cp_parts
+  // chunks) it holds chunks cp_part and 2 cp_parts - 1 - cp_part (causal load balancing). Applied
+  // before row_parts, after a sequence shard's split.
+  int cp_parts = 1, cp_part = 0;
+  int64_t cp_seq = 0;
   // A weight split over heads (attention qkv) is a strided shard: `part`'s columns are taken
   // from each of `interleave` equal column groups (q, k, v). 1 = one contiguous block.
   int interleave = 1;
@@ -90,6 +95,8 @@ struct KernelInfo {
 // A collective over a group of global ranks. `bytes` follows nccl-tests' "size": the full buffer
 // for all-reduce / broadcast / reduce, the gathered output for all-gather, the un-scattered input
 // for reduce-scatter, the whole send buffer for all-to-all.
+enum class GroupAxis : uint8_t { tp, ep, cp };
+
 struct CollectiveInfo {
   CollectiveOp op = CollectiveOp::all_reduce;
   Algorithm algorithm = Algorithm::automatic;
@@ -97,9 +104,10 @@ struct CollectiveInfo {
   int64_t bytes = 0;
   int dim = 1;              // tensor dim that all-gather concatenates / reduce-scatter splits
   int root = 0;             // index into group (broadcast, reduce)
-  // The group is the rank's expert-parallel group (a MoE all-to-all), not its TP group: a step
-  // piece stamped for another rank takes that rank's EP group.
-  bool expert_parallel = false;
+  // The mesh axis the group runs along: the rank's TP group, its expert-parallel group (a MoE
+  // all-to-all) or its CP ring (ring attention's KV shifts). A step piece stamped for another rank
+  // takes that rank's group along the same axis.
+  GroupAxis axis = GroupAxis::tp;
   CollectiveInstance instance;   // resolved before numerics and timing run (unresolved after lowering)
 };
 

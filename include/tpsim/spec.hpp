@@ -248,11 +248,19 @@ struct PlanSpec {
   // all-to-all. Experts are split over tp like the dense MLP (expert tensor parallel = tp). Needs
   // a mixture-of-experts model; ep divides dp and the experts.
   int ep = 1;
+  // Context parallelism (Megatron's cp, ring attention): every sequence is cut into 2 cp chunks
+  // and CP rank i holds chunks i and 2cp-1-i (causal load balancing), so each rank runs seq/cp
+  // tokens of every layer; attention passes the keys and values around the CP ring. Its own mesh
+  // axis (GPUs = tp x cp x pp x dp); weights are replicated over it and their gradients reduced
+  // with dp's.
+  int cp = 1;
   bool sp = false;                                   // sequence parallelism (needs tp > 1 to matter)
   PlanPreset preset = PlanPreset::megatron;
   std::map<std::string, PartitionSpec> partitions;   // "mlp.fc1" -> {"", "tp"}; overrides the preset
   std::map<std::string, LinearMapping> mappings;     // "mlp.fc2" -> {reduce_output: false}
-  std::vector<std::string> mesh_order = {"tp", "dp", "pp"};  // innermost (fastest-varying rank) first
+  // Innermost (fastest-varying rank) first; cp, when not listed, sits right outside tp (Megatron's
+  // order tp, cp, dp, pp).
+  std::vector<std::string> mesh_order = {"tp", "dp", "pp"};
   std::string collective_algorithm = "auto";         // ring | tree | ... | auto
   // The algorithm of the TP group's all-reduces: "nccl" (collective_algorithm, NCCL's tuner by
   // default) or an inference engine's custom all-reduce inside one node, "one_shot" | "two_shot",
@@ -283,7 +291,7 @@ struct PlanSpec {
   // group all-gathers it over NVLink (Megatron's scatter_gather_tensors_in_pipeline); false = every
   // TP rank sends the whole tensor. Under sequence parallelism the tensor is already split.
   bool p2p_scatter_gather = true;
-  int world() const { return tp * pp * dp; }
+  int world() const { return tp * cp * pp * dp; }
 };
 
 // ---------------------------------------------------------------------------------------------

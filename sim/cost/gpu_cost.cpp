@@ -62,8 +62,9 @@ KernelCost unfused_attention_cost(const GpuSpec& gpu, const Op& op, bool backwar
 // gradients). When the stack does not fuse attention (gpu.attention_score_bytes > 0), the
 // unfused kernels above.
 KernelCost attention_cost(const GpuSpec& gpu, const Op& op) {
-  const bool backward = op.kernel.fn == "attention_backward";
-  if (gpu.attention_score_bytes > 0) return unfused_attention_cost(gpu, op, backward);
+  // Ring attention's blocks are always flash attention (Transformer Engine's context parallelism).
+  const bool block = op.kernel.fn == "attention_block" || op.kernel.fn == "attention_block_backward";
+  if (gpu.attention_score_bytes > 0 && !block) return unfused_attention_cost(gpu, op, op.kernel.fn == "attention_backward");
   KernelCost c;
   const double head_dim = attr(op, "head_dim", kFlashHalfK);
   const double peak = cost_detail::peak_for(gpu, op.dtype);
@@ -104,7 +105,10 @@ KernelCost op_cost(const GpuSpec& gpu, const Op& op) {
       }
     return c;
   }
-  if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward") return attention_cost(gpu, op);
+  // Ring attention's blocks are flash attention over a block of keys (context_parallel.cpp).
+  if (op.kernel.fn == "attention" || op.kernel.fn == "attention_backward" || op.kernel.fn == "attention_block" ||
+      op.kernel.fn == "attention_block_backward")
+    return attention_cost(gpu, op);
   if (op.kernel.fn == "decode_attention") return decode_attention_cost(gpu, op);
   // Non-GEMM kernels (norms, activations, the loss, the optimizer) are memory-bound, each at its
   // measured HBM efficiency.

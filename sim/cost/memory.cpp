@@ -168,25 +168,27 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
     r.gradients = r.parameters * kGradBytes;
     // The distributed optimizer shards dense states over dp, experts' over the expert-DP group.
     const double experts = r.expert_parameters = expert_parameters_on_stage(m, p, stage);
-    r.optimizer = p.distributed_optimizer ? (r.parameters - experts) * kOptimizerBytes / std::max(1, p.dp) +
+    r.optimizer = p.distributed_optimizer ? (r.parameters - experts) * kOptimizerBytes / std::max(1, p.dp * p.cp) +
                                                 experts * kOptimizerBytes / std::max(1, p.dp / std::max(1, p.ep))
                                           : r.parameters * kOptimizerBytes;
     const int64_t micro_batches = std::max<int64_t>(1, w.global_batch / std::max<int64_t>(1, w.micro_batch * p.dp));
     const double in_flight = in_flight_micro_batches(p.pp, stage, p.virtual_stages, micro_batches);
     r.in_flight_micro_batches = int(std::ceil(in_flight));
-    r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, w.seq, w.micro_batch, attention);
+    // Context parallelism: a GPU holds seq / cp tokens of every sequence.
+    const int64_t seq = w.seq / std::max(1, p.cp);
+    r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, seq, w.micro_batch, attention);
     r.activations = in_flight * layers * r.activation_bytes_per_layer;
     // The first stage also holds the embedding output (s*b*h, bf16) per in-flight micro-batch;
     // the last stage briefly holds one micro-batch's fp32 logits for the loss (s*b*V/t*4 when
     // the output head is vocab-parallel).
-    const double sbh = double(w.seq) * double(w.micro_batch) * double(m.hidden);
+    const double sbh = double(seq) * double(w.micro_batch) * double(m.hidden);
     if (stage == 0) r.activations += in_flight * sbh * 2 / (p.sp ? t : 1);
-    if (stage == p.pp - 1) r.activations += logits_bytes(m, p, double(w.seq) * double(w.micro_batch));
+    if (stage == p.pp - 1) r.activations += logits_bytes(m, p, double(seq) * double(w.micro_batch));
     // Full recompute rebuilds one layer's whole activations before its backward: a transient.
     if (p.recompute == Recompute::full) {
       PlanSpec kept = p;
       kept.recompute = Recompute::none;
-      r.activations += activation_bytes_per_layer(m, kept, w.seq, w.micro_batch, attention);
+      r.activations += activation_bytes_per_layer(m, kept, seq, w.micro_batch, attention);
     }
   } else {
     // Inference: the KV cache of the whole batch at its full context, plus one layer's working set

@@ -191,6 +191,7 @@ Value ProgramBuilder::linear_forward(const std::string& lname, const std::string
 // (a TP shard takes H/tp q heads and K/tp kv heads: the strided qkv shard) -> out [T, H d];
 // out_h = softmax(q_h k_g^T / sqrt(d) + causal mask) v_g, g = h / (H/K), per sequence of the batch.
 Value ProgramBuilder::attention_forward(const std::string& aname, const Value& qkv_in, Tape& tape) {
+  if (cp_ > 1) return ring_attention_forward(aname, qkv_in, tape);
   const ModelSpec& model = scenario_.model;
   const Value qkv = qkv_in.layout == Layout::feat ? qkv_in : to_layout(qkv_in, Layout::full, tape);
   const bool local = qkv.layout == Layout::feat && tp_ > 1;
@@ -376,9 +377,9 @@ Value ProgramBuilder::cross_entropy_forward(const std::string& cname, const Valu
     const TensorDesc& dd = desc(l.tensor);
     const std::string dl = grad_tensor(l, dd.rows, dd.cols, l.grad_partial);
     // logits [T, V/tp] -> dlogits = (softmax - onehot(target)) / T  (the loss is the mean over tokens;
-    // under expert parallelism over the EP group's tokens, T = ep x this rank's)
+    // under expert and context parallelism over the EP group's and CP ring's tokens: ep x cp x this rank's)
     kernel(cname + ".bwd", "cross_entropy_backward", {l.tensor, max.tensor, sumexp.tensor, targets}, {dl}, 4 * n,
-           {{"vocab_start", vocab_start}, {"scale", 1.0 / double(tokens_ * ep_)}});
+           {{"vocab_start", vocab_start}, {"scale", 1.0 / double(tokens_ * ep_ * cp_)}});
     add_grad(l.grad_key, dl);
   });
   return loss;

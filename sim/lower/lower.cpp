@@ -71,6 +71,13 @@ void check_divisions(const Scenario& s, LowerScope scope) {
   } else {
     require(p.ep <= 1, "plan.ep > 1 needs a mixture-of-experts model (model.moe)");
   }
+  if (p.cp > 1) {
+    require(s.workload.kind == WorkloadKind::training, "plan.cp > 1: context parallelism is modelled for training only");
+    require(!m.moe.enabled(), "plan.cp > 1 with a mixture-of-experts model is not modelled yet");
+    require(s.workload.seq % (2 * p.cp) == 0,
+            fmt::format("workload.seq {} is not divisible by 2 x plan.cp = {} (each rank holds two chunks of every "
+                        "sequence)", s.workload.seq, 2 * p.cp));
+  }
   if (scope == LowerScope::stack || scope == LowerScope::step) {
     require(m.layers > 0, "model.layers must be positive");
     require(m.vocab > 0 && m.vocab % p.tp == 0, fmt::format("model.vocab {} is not divisible by plan.tp {}", m.vocab, p.tp));
@@ -81,7 +88,7 @@ void check_divisions(const Scenario& s, LowerScope scope) {
 int64_t default_tokens(const Scenario& s) {
   const WorkloadSpec& w = s.workload;
   if (w.kind == WorkloadKind::inference) return w.batch * (w.prompt > 0 ? w.prompt : w.seq);
-  return w.micro_batch * w.seq;
+  return w.micro_batch * w.seq / std::max(1, s.plan.cp);   // a CP rank's share of every sequence
 }
 
 // One layer (or the first block pair) on every rank; each rank reads an input in the residual
@@ -94,6 +101,7 @@ Program lower_layer(const Scenario& s, const lowering::RankCoords& c, int64_t to
   if (backward) {
     b.backward(tape, y, b.gradient_seed(y));
     b.gradient(x);
+    b.reduce_grads_over_token_shards();
   }
   return b.finish();
 }
@@ -106,8 +114,8 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
   const StageLayers mine = stage_layers(s.model, p, c.pp_index);
   const int64_t first = mine.first, last = mine.first + mine.count;
   const bool first_stage = c.pp_index == 0, last_stage = c.pp_index == p.pp - 1;
-  const int prev = first_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index - 1);
-  const int next = last_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index + 1);
+  const int prev = first_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index - 1, c.cp_index);
+  const int next = last_stage ? -1 : lowering::rank_of(p, c.tp_index, c.dp_index, c.pp_index + 1, c.cp_index);
   const std::string boundary_in = fmt::format("layer{}.mlp.residual.out", first - 1);
 
   const lowering::Value x = first_stage ? (head ? b.embedding_forward(tape) : b.input("input", s.model.hidden, b.stream_layout()))
@@ -130,7 +138,7 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
     lowering::Value dx = x;
     dx.tensor = b.gradient(x);   // also names the input gradient for the comparison
     if (!first_stage && !dx.tensor.empty()) b.send(dx, prev, int(2 * first + 1));
-    b.reduce_dense_grads_over_ep();
+    b.reduce_grads_over_token_shards();
   }
   return b.finish();
 }
@@ -165,6 +173,7 @@ Scenario unsharded(const Scenario& scenario) {
   Scenario s = scenario;
   s.plan.tp = 1;
   s.plan.sp = false;
+  s.plan.cp = 1;   // every sequence whole on one rank
   // Expert parallelism: one rank with every expert runs the EP group's tokens (its replicas'
   // micro-batches side by side), so each EP rank's tokens are a block of its rows.
   if (const int ep = s.plan.ep; ep > 1) {
@@ -203,7 +212,10 @@ Scenario proxy_scale(const Scenario& scenario) {
   m.kv_heads = kv;
   m.hidden = hidden;
   // Enough tokens for causal attention to matter; whole sequences, split evenly under SP.
-  const int64_t seq_multiple = std::lcm<int64_t>(tp, 8);
+  // Under CP: two chunks per rank of every sequence (2 cp), each rank's share split over SP (cp tp).
+  const int64_t cp = std::max(1, s.plan.cp);
+  int64_t seq_multiple = std::lcm<int64_t>(tp, 8);
+  if (cp > 1) seq_multiple = std::lcm(seq_multiple, std::lcm<int64_t>(2 * cp, cp * tp));
   s.workload.seq = std::min<int64_t>(shrink(s.workload.seq, seq_multiple), 4 * seq_multiple);
   s.workload.micro_batch = std::min<int64_t>(s.workload.micro_batch, 2);
   s.workload.prompt = s.workload.prompt > 0 ? s.workload.seq : 0;

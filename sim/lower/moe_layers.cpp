@@ -20,9 +20,7 @@
 
 namespace tpsim::lowering {
 
-namespace {
 bool is_expert_weight(const std::string& name) { return name.find(".moe.expert") != std::string::npos; }
-}  // namespace
 
 // C = ceil(load * k * T / E), at most T (a token picks an expert once): load is the capacity
 // factor, or for dropless routing the busiest expert's share (workload.expert_skew), to whose
@@ -115,13 +113,13 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
     auto exchange = [&](const std::string& name, const Value& from) {
       if (ep_ == 1) return from;
       const Value to = local_value(name + ".out", desc(from.tensor).rows);
-      ep_collective(name, CollectiveOp::all_to_all, from.tensor, to.tensor);
+      axis_collective(name, CollectiveOp::all_to_all, from.tensor, to.tensor, GroupAxis::ep);
       record(tape, [this, name, from, to] {
         const std::string dto = take_grad(to);
         if (dto.empty()) return;
         const TensorDesc& d = desc(from.tensor);
         const std::string dfrom = grad_tensor(from, d.rows, d.cols, false);
-        ep_collective(name + ".bwd", CollectiveOp::all_to_all, dto, dfrom);
+        axis_collective(name + ".bwd", CollectiveOp::all_to_all, dto, dfrom, GroupAxis::ep);
         add_grad(from.grad_key, dfrom);
       });
       return to;
@@ -214,24 +212,6 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
     add_grad(logits.grad_key, dlogits);
   });
   return residual_forward(fmt::format("layer{}.mlp.residual", layer), x, y, tape);
-}
-
-void ProgramBuilder::reduce_dense_grads_over_ep() {
-  if (ep_ == 1) return;
-  std::vector<std::string> grads;
-  for (const auto& [name, d] : program_.tensors)
-    if (d.is_weight && !is_expert_weight(name) && program_.tensors.count(name + ".grad")) grads.push_back(name + ".grad");
-  const Pass before = pass_;
-  pass_ = Pass::backward;
-  for (const std::string& g : grads) {
-    TensorDesc summed = desc(g);
-    summed.name = new_tensor(g + ".ep_sum", summed.rows, summed.cols);
-    desc(summed.name) = summed;
-    desc(g).global_name.clear();   // this rank's tokens only: compared once summed
-    // [in, out] over this rank's tokens -> over the EP group's
-    ep_collective(g + ".ep_all_reduce", CollectiveOp::all_reduce, g, summed.name);
-  }
-  pass_ = before;
 }
 
 }  // namespace tpsim::lowering

@@ -17,22 +17,28 @@ namespace tpsim::lowering {
 // Mesh: mesh_order lists the axes innermost (fastest-varying rank) first.
 static int axis_size(const PlanSpec& plan, const std::string& axis) {
   if (axis == "tp") return plan.tp;
+  if (axis == "cp") return plan.cp;
   if (axis == "dp") return plan.dp;
   if (axis == "pp") return plan.pp;
-  throw std::invalid_argument(fmt::format("plan.mesh_order: unknown axis '{}' (expected tp, dp, pp)", axis));
+  throw std::invalid_argument(fmt::format("plan.mesh_order: unknown axis '{}' (expected tp, cp, dp, pp)", axis));
 }
 
+// mesh_order with any axis it leaves out: cp right outside tp (Megatron's place), others outermost.
 static std::vector<std::string> mesh_axes(const PlanSpec& plan) {
   std::vector<std::string> order = plan.mesh_order;
+  if (std::find(order.begin(), order.end(), "cp") == order.end()) {
+    auto tp = std::find(order.begin(), order.end(), "tp");
+    order.insert(tp == order.end() ? order.begin() : tp + 1, "cp");
+  }
   for (const char* a : {"tp", "dp", "pp"})
     if (std::find(order.begin(), order.end(), a) == order.end()) order.push_back(a);
   return order;
 }
 
-int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index) {
+int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index, int cp_index) {
   int rank = 0, stride = 1;
   for (const auto& axis : mesh_axes(plan)) {
-    const int index = axis == "tp" ? tp_index : axis == "dp" ? dp_index : pp_index;
+    const int index = axis == "tp" ? tp_index : axis == "cp" ? cp_index : axis == "dp" ? dp_index : pp_index;
     rank += index * stride;
     stride *= axis_size(plan, axis);
   }
@@ -47,22 +53,24 @@ RankCoords rank_coords(const PlanSpec& plan, int rank) {
   int rest = rank;
   for (const auto& axis : mesh_axes(plan)) {
     const int size = axis_size(plan, axis);
-    (axis == "tp" ? c.tp_index : axis == "dp" ? c.dp_index : c.pp_index) = rest % size;
+    (axis == "tp" ? c.tp_index : axis == "cp" ? c.cp_index : axis == "dp" ? c.dp_index : c.pp_index) = rest % size;
     rest /= size;
   }
-  for (int t = 0; t < plan.tp; ++t) c.tp_group.push_back(rank_of(plan, t, c.dp_index, c.pp_index));
+  for (int t = 0; t < plan.tp; ++t) c.tp_group.push_back(rank_of(plan, t, c.dp_index, c.pp_index, c.cp_index));
+  for (int i = 0; i < plan.cp; ++i) c.cp_group.push_back(rank_of(plan, c.tp_index, c.dp_index, c.pp_index, i));
   const int ep = std::max(1, plan.ep);
   c.ep_index = c.dp_index % ep;
   const int block = c.dp_index - c.ep_index;
-  for (int j = 0; j < ep; ++j) c.ep_group.push_back(rank_of(plan, c.tp_index, block + j, c.pp_index));
-  for (int d = c.ep_index; d < plan.dp; d += ep) c.expert_dp_group.push_back(rank_of(plan, c.tp_index, d, c.pp_index));
+  for (int j = 0; j < ep; ++j) c.ep_group.push_back(rank_of(plan, c.tp_index, block + j, c.pp_index, c.cp_index));
+  for (int d = c.ep_index; d < plan.dp; d += ep)
+    c.expert_dp_group.push_back(rank_of(plan, c.tp_index, d, c.pp_index, c.cp_index));
   return c;
 }
 
 // ---------------------------------------------------------------------------------------------
 ProgramBuilder::ProgramBuilder(const Scenario& scenario, RankCoords coords, int64_t tokens)
     : scenario_(scenario), precision_(precision_of(scenario)), coords_(std::move(coords)), tp_(scenario.plan.tp),
-      ep_(std::max(1, scenario.plan.ep)), tokens_(tokens) {
+      ep_(std::max(1, scenario.plan.ep)), cp_(std::max(1, scenario.plan.cp)), tokens_(tokens) {
   program_.rank = coords_.rank;
   if (tokens_ <= 0) throw std::invalid_argument("lowering needs a positive token count");
   if (scenario_.plan.sp && tp_ > 1 && tokens_ % tp_ != 0)
@@ -109,6 +117,15 @@ void ProgramBuilder::set_global(const std::string& tensor, const std::string& gl
   }
   d.row_parts = 1;
   d.row_part = 0;
+  d.cp_parts = 1;
+  d.cp_part = 0;
+  d.cp_seq = 0;
+  if (cp_ > 1) {   // this rank's chunks of each sequence
+    d.cp_parts = cp_;
+    d.cp_part = coords_.cp_index;
+    d.cp_seq = scenario_.workload.seq;
+    d.global_rows *= cp_;
+  }
   if (ep_ > 1) {   // this rank's tokens are its block of the EP group's batch
     d.row_parts = ep_;
     d.row_part = coords_.ep_index;
@@ -284,11 +301,11 @@ Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, cons
   return emit(std::move(op), precision_.communication);
 }
 
-Op& ProgramBuilder::ep_collective(const std::string& opname, CollectiveOp cop, const std::string& in,
-                                  const std::string& out) {
+Op& ProgramBuilder::axis_collective(const std::string& opname, CollectiveOp cop, const std::string& in,
+                                    const std::string& out, GroupAxis axis) {
   Op& op = collective(opname, cop, in, out, 0);
-  op.collective.group = coords_.ep_group;
-  op.collective.expert_parallel = true;
+  op.collective.group = axis == GroupAxis::ep ? coords_.ep_group : axis == GroupAxis::cp ? coords_.cp_group : coords_.tp_group;
+  op.collective.axis = axis;
   op.collective.algorithm = parse_algorithm(scenario_.plan.collective_algorithm);
   return op;
 }
@@ -406,6 +423,30 @@ std::string ProgramBuilder::take_grad(const Value& v) {
     g.interleave_cols = value.interleave_cols;
   }
   return total;
+}
+
+void ProgramBuilder::reduce_grads_over_token_shards() {
+  if (ep_ == 1 && cp_ == 1) return;
+  std::vector<std::string> grads;
+  for (const auto& [name, d] : program_.tensors)
+    if (d.is_weight && program_.tensors.count(name + ".grad")) grads.push_back(name + ".grad");
+  const Pass before = pass_;
+  pass_ = Pass::backward;
+  for (std::string g : grads) {
+    const bool expert = is_expert_weight(g);
+    for (const GroupAxis axis : {GroupAxis::ep, GroupAxis::cp}) {
+      if ((axis == GroupAxis::ep ? ep_ : cp_) == 1 || (axis == GroupAxis::ep && expert)) continue;
+      const char* tag = axis == GroupAxis::ep ? "ep" : "cp";
+      TensorDesc summed = desc(g);
+      summed.name = new_tensor(fmt::format("{}.{}_sum", g, tag), summed.rows, summed.cols);
+      desc(summed.name) = summed;
+      desc(g).global_name.clear();   // this rank's tokens only: compared once summed
+      // [in, out] over this rank's tokens -> over the group's
+      axis_collective(fmt::format("{}.{}_all_reduce", g, tag), CollectiveOp::all_reduce, g, summed.name, axis);
+      g = summed.name;
+    }
+  }
+  pass_ = before;
 }
 
 std::string ProgramBuilder::gradient_seed(const Value& out) {

@@ -25,16 +25,23 @@ struct RankCoords {
   int rank = 0;
   int tp_index = 0, dp_index = 0, pp_index = 0;
   std::vector<int> tp_group;
+  // Context parallelism (plan.cp): the rank's place in its CP ring and the ring's ranks (same TP,
+  // DP and stage indices).
+  int cp_index = 0;
+  std::vector<int> cp_group;
   // Expert parallelism (plan.ep): the EP group is the ep DP replicas with consecutive dp indices
   // (same TP index and stage); ep_index is the position in it. The expert-data-parallel group
   // holds the same experts: one rank of each EP group, where the experts' gradients are reduced.
   int ep_index = 0;
   std::vector<int> ep_group, expert_dp_group;
 };
-int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index);   // honours mesh_order
+int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index, int cp_index = 0);   // honours mesh_order
 RankCoords rank_coords(const PlanSpec& plan, int rank);
 
 enum class Layout { full, seq, feat, partial };
+
+// A weight of one of a mixture-of-experts layer's experts ("layer3.moe.expert5.fc1").
+bool is_expert_weight(const std::string& name);
 
 // A logical activation on this rank. `base` is the name of the unsharded tensor it holds (all or a
 // part of); gradients are accumulated under `grad_key`. `grad_partial`: the gradient arriving at
@@ -94,6 +101,9 @@ class ProgramBuilder {
   Value attention_block_forward(int layer, const Value& x, Tape& tape);   // x + proj(attn(norm1(x)))
   Value mlp_block_forward(int layer, const Value& x, Tape& tape);         // x + fc2(act(fc1(norm2(x))))
   Value moe_block_forward(int layer, const Value& x, Tape& tape);         // x + sum_k g_k expert_k(norm2(x))
+  // Causal attention of this CP rank's queries against every rank's keys and values, passed round
+  // the CP ring (context_parallel.cpp); qkv [T/cp, (H+2K)d / tp] -> [T/cp, H d / tp].
+  Value ring_attention_forward(const std::string& name, const Value& qkv, Tape& tape);
   Value embedding_forward(Tape& tape);                                    // tokens -> [tokens, hidden]
   Value output_loss_forward(const Value& x, Tape& tape);                  // final norm, output, cross-entropy -> loss [tokens, 1]
 
@@ -129,10 +139,11 @@ class ProgramBuilder {
   Value recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag);
 
   LinearPlan linear_plan(const std::string& plan_key) const;
-  // Expert parallelism in stack scope: every gradient of a weight outside the experts is a sum
-  // over this rank's tokens only, so it is all-reduced over the EP group (the slice of the DP
-  // reduction those replicas share), to compare with the unsharded run over all their tokens.
-  void reduce_dense_grads_over_ep();
+  // Expert and context parallelism in stack scope: a weight's gradient on one rank is a sum over
+  // its tokens only (the experts' excepted under EP: they see every token routed to them), so it
+  // is all-reduced over the EP group and the CP ring (the slice of the DP reduction those ranks
+  // share), to compare with the unsharded run over all their tokens.
+  void reduce_grads_over_token_shards();
   size_t program_size() const { return program_.ops.size(); }   // ops emitted so far (step pieces)
   Program finish();
 
@@ -171,8 +182,9 @@ class ProgramBuilder {
   Op& kernel(const std::string& name, const std::string& fn, std::vector<std::string> inputs,
              std::vector<std::string> outputs, double flops, std::map<std::string, double> attrs = {});
   Op& collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out, int dim);
-  // The same over the rank's expert-parallel group (flagged so a stamped piece re-targets it).
-  Op& ep_collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out);
+  // The same over the rank's group along `axis` (its EP group, its CP ring), rows (dim 0).
+  Op& axis_collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out,
+                      GroupAxis axis);
   // MoE pieces (moe_layers.cpp).
   int64_t expert_slots(int64_t tokens) const;   // C: buffer rows per expert and source rank
   Value router_forward(const std::string& name, const Value& x, Tape& tape);
@@ -197,7 +209,8 @@ class ProgramBuilder {
   RankCoords coords_;
   int tp_ = 1;
   int ep_ = 1;
-  int64_t tokens_ = 0;
+  int cp_ = 1;
+  int64_t tokens_ = 0;   // this rank's rows of a micro-batch (seq / cp of each sequence under CP)
   // Tensors made while set have no global name: an expert's buffers hold tokens regrouped by the
   // all-to-all, which no tensor of the unsharded run lays out the same way.
   bool local_ = false;

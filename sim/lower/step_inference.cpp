@@ -124,14 +124,16 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
           op.deps = roots;
           if (last >= 0) op.deps.push_back(last);
         }
-        if (op.kind == OpKind::collective) op.collective.group = op.collective.expert_parallel ? c.ep_group : c.tp_group;
+        if (op.kind == OpKind::collective) op.collective.group = op.collective.axis == GroupAxis::ep   ? c.ep_group
+                                                         : op.collective.axis == GroupAxis::cp ? c.cp_group
+                                                                                               : c.tp_group;
         if (op.stream == Stream::compute) last = op.id;
         prog.ops.push_back(std::move(op));
       }
     };
     std::vector<int> roots;
     if (stage > 0) {
-      Op recv = p2p(OpKind::recv, "act.recv", rank_of(plan, c.tp_index, c.dp_index, stage - 1), bytes);
+      Op recv = p2p(OpKind::recv, "act.recv", rank_of(plan, c.tp_index, c.dp_index, stage - 1, c.cp_index), bytes);
       recv.id = int(prog.ops.size());
       roots.push_back(recv.id);
       prog.ops.push_back(std::move(recv));
@@ -153,7 +155,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
     if (stage == plan.pp - 1) {
       stamp(f.output, "", -1, {});
     } else {
-      Op send = p2p(OpKind::send, "act.send", rank_of(plan, c.tp_index, c.dp_index, stage + 1), bytes);
+      Op send = p2p(OpKind::send, "act.send", rank_of(plan, c.tp_index, c.dp_index, stage + 1, c.cp_index), bytes);
       send.id = int(prog.ops.size());
       send.deps = {last};
       prog.ops.push_back(std::move(send));

@@ -158,7 +158,7 @@ StepPieces build_step_pieces(const Scenario& scenario, int64_t tokens) {
     for (const auto& [name, t] : p.tensors)
       if (t.is_weight) {
         pieces.layer_params += double(t.rows) * double(t.cols);
-        if (name.find(".moe.expert") != std::string::npos) pieces.layer_expert_params += double(t.rows) * double(t.cols);
+        if (is_expert_weight(name)) pieces.layer_expert_params += double(t.rows) * double(t.cols);
       }
   }
   {

@@ -89,8 +89,10 @@ using MergedRuns = std::map<std::vector<const void*>, std::shared_ptr<const std:
 // pieces become one fused op whose parts are those pieces, flushed when anything else is appended.
 class StepWriter {
  public:
-  StepWriter(int rank, std::vector<int> tp_group, std::vector<int> ep_group, bool merge, MergedRuns& runs)
-      : tp_group_(std::move(tp_group)), ep_group_(std::move(ep_group)), merge_(merge), runs_(runs) {
+  StepWriter(int rank, std::vector<int> tp_group, std::vector<int> ep_group, std::vector<int> cp_group, bool merge,
+             MergedRuns& runs)
+      : tp_group_(std::move(tp_group)), ep_group_(std::move(ep_group)), cp_group_(std::move(cp_group)), merge_(merge),
+        runs_(runs) {
     program_.rank = rank;
   }
 
@@ -129,7 +131,9 @@ class StepWriter {
         op.deps = roots;
         if (last_compute_ >= 0) op.deps.push_back(last_compute_);
       }
-      if (op.kind == OpKind::collective) op.collective.group = op.collective.expert_parallel ? ep_group_ : tp_group_;
+      if (op.kind == OpKind::collective) op.collective.group = op.collective.axis == GroupAxis::ep   ? ep_group_
+                                 : op.collective.axis == GroupAxis::cp ? cp_group_
+                                                                       : tp_group_;
       if (op.stream == Stream::compute) last_compute_ = op.id;
       program_.ops.push_back(std::move(op));
     }
@@ -177,7 +181,7 @@ class StepWriter {
   }
 
   Program program_;
-  std::vector<int> tp_group_, ep_group_;
+  std::vector<int> tp_group_, ep_group_, cp_group_;
   bool merge_ = false;
   MergedRuns& runs_;
   std::optional<Op> pending_;
@@ -238,7 +242,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const int64_t n = s.model.layers / chunks;
     return StageLayers{g * n, n};
   };
-  const int64_t tokens = s.workload.micro_batch * s.workload.seq;
+  const int64_t tokens = s.workload.micro_batch * s.workload.seq / std::max(1, plan.cp);   // per rank: seq / cp of each sequence
   StepPieces pieces = build_step_pieces(s, tokens);
   if (options.fold_tp)
     for (auto [p, label] : {std::pair{&pieces.layer_fwd, "fwd"}, {&pieces.layer_bwd, "bwd"},
@@ -274,7 +278,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
   // rank of each stage is lowered, the others are bound to it with their own groups and peers.
   struct Template {
     int rank = -1;
-    std::vector<int> tp_group, dp_group, ep_group, expert_dp_group;
+    std::vector<int> tp_group, dp_group, ep_group, expert_dp_group, cp_group;
     int prev = -1, next = -1;
   };
   std::map<int, Template> templates;   // by stage
@@ -288,9 +292,11 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     }
     const int stage = c.pp_index;
     std::vector<int> dp_group;
-    for (int d = 0; d < dp; ++d) dp_group.push_back(rank_of(plan, c.tp_index, d, stage));
-    const int prev = rank_of(plan, c.tp_index, c.dp_index, (stage + pp - 1) % pp);
-    const int next = rank_of(plan, c.tp_index, c.dp_index, (stage + 1) % pp);
+    // Gradients are reduced over dp and cp: CP ranks hold the same weights and other tokens.
+    for (int d = 0; d < dp; ++d)
+      for (int i = 0; i < plan.cp; ++i) dp_group.push_back(rank_of(plan, c.tp_index, d, stage, i));
+    const int prev = rank_of(plan, c.tp_index, c.dp_index, (stage + pp - 1) % pp, c.cp_index);
+    const int next = rank_of(plan, c.tp_index, c.dp_index, (stage + 1) % pp, c.cp_index);
     if (auto t = templates.find(stage); t != templates.end()) {
       const Template& from = t->second;
       set.ranks[size_t(rank)].rank = rank;
@@ -298,6 +304,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
       b.from = from.rank;
       b.groups = {{from.tp_group, c.tp_group}, {from.dp_group, dp_group}};
       if (ep > 1) b.groups.insert(b.groups.end(), {{from.ep_group, c.ep_group}, {from.expert_dp_group, c.expert_dp_group}});
+      if (plan.cp > 1) b.groups.push_back({from.cp_group, c.cp_group});
       b.peers = {{from.prev, prev}, {from.next, next}};
       continue;
     }
@@ -319,7 +326,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     size_t posted = 0;
     std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
 
-    StepWriter w(rank, c.tp_group, c.ep_group, options.fold_tp, merged_runs);
+    StepWriter w(rank, c.tp_group, c.ep_group, c.cp_group, options.fold_tp, merged_runs);
     // The op a slot's first layer waits for: the receive, or the all-gather of its scattered
     // slices, appended here (just before the slot) so the TP stream runs it in the slot's order.
     auto arrived = [&](bool gradient, int mb, int g) {
@@ -441,7 +448,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const double expert_params = pieces.layer_expert_params * stage_layer_count;
     const double dense_params = local_params - expert_params;
     const double updated = plan.distributed_optimizer
-                               ? dense_params / dp + expert_params / double(c.expert_dp_group.size())
+                               ? dense_params / double(dp_group.size()) + expert_params / double(c.expert_dp_group.size())
                                : local_params;
     Op adam;
     adam.kind = OpKind::kernel;
@@ -464,7 +471,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     gather_params("dp.expert_params.all_gather", c.expert_dp_group, expert_params);
     set.ranks[size_t(rank)] = w.finish();
     for (Op& op : set.ranks[size_t(rank)].ops) op.stage = c.pp_index;
-    templates[stage] = Template{rank, c.tp_group, dp_group, c.ep_group, c.expert_dp_group, prev, next};
+    templates[stage] = Template{rank, c.tp_group, dp_group, c.ep_group, c.expert_dp_group, c.cp_group, prev, next};
   }
   return set;
 }

@@ -132,7 +132,7 @@ class Executor {
       auto stored = s.store.find(t);
       if (stored == s.store.end()) return;
       const TensorDesc& d = desc(r, t);
-      if (options_.keep_finals && d.parts == 1 && d.row_parts == 1 && !d.global_name.empty() && s.last_write.count(t))
+      if (options_.keep_finals && d.parts == 1 && d.row_parts == 1 && d.cp_parts == 1 && !d.global_name.empty() && s.last_write.count(t))
         options_.keep_finals->try_emplace(d.global_name, std::move(stored->second));
       else
         give_back(std::move(stored->second));

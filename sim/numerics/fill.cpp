@@ -10,7 +10,12 @@
 namespace tpsim::numerics {
 
 int64_t global_row(const TensorDesc& d, int64_t i) {
-  const int64_t row = d.split_dim == 0 && d.parts > 1 ? d.part * d.rows + i : i;
+  int64_t row = d.split_dim == 0 && d.parts > 1 ? d.part * d.rows + i : i;
+  if (d.cp_parts > 1) {   // row of this rank's two chunks of each sequence -> row of the sequence
+    const int64_t local = d.cp_seq / d.cp_parts, chunk = local / 2, b = row / local, r = row % local;
+    const int64_t which = r < chunk ? d.cp_part : 2 * d.cp_parts - 1 - d.cp_part;
+    row = b * d.cp_seq + which * chunk + r % chunk;
+  }
   return d.row_parts > 1 ? d.row_part * (d.global_rows / d.row_parts) + row : row;
 }
 

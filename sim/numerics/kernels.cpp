@@ -9,6 +9,7 @@
 
 #include "numerics/gemm.hpp"
 #include "numerics/kernels.hpp"
+#include "numerics/kernels_cp.hpp"
 #include "numerics/kernels_moe.hpp"
 #include "numerics/memory.hpp"
 #include "numerics/parallel.hpp"
@@ -400,6 +401,11 @@ const std::map<std::string, KernelFn>& registry() {
       {"swiglu_backward", swiglu_backward},
       {"attention", attention},
       {"attention_backward", attention_backward},
+      {"attention_kv", attention_kv},
+      {"attention_kv_backward", attention_kv_backward},
+      {"attention_block", attention_block},
+      {"attention_block_backward", attention_block_backward},
+      {"attention_merge", attention_merge},
       {"embedding", embedding},
       {"embedding_backward", embedding_backward},
       {"row_max", row_max},

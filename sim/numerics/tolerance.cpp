@@ -57,6 +57,18 @@ Budgets program_budgets(const Program& program, DType dtype, const Mailbox& rece
     // A router's top-k is a decision: verify holds near-ties to the reference's choice (verify.cpp),
     // so the chosen experts must then be the very same.
     if (op.kind == OpKind::kernel && op.kernel.fn == "moe_route") b = ErrorBudget{};
+    // Ring attention sums its blocks' partial results (online-softmax merges, dq and dkv adds):
+    // the reference's one sum over the keys, reassociated.
+    if (op.kind == OpKind::kernel)
+      if (auto it = op.kernel.attrs.find("reassociates"); it != op.kernel.attrs.end() && it->second > 0) {
+        b.e2 += it->second * kU32 * kU32;
+        b.max_k = std::max(b.max_k, int64_t(it->second));
+        ++b.reassociations;
+        if (bf16) {
+          b.b2 += kU16 * kU16;
+          ++b.roundings;
+        }
+      }
     // An expert's weight gradient sums its tokens in the all-to-all's order, not the reference's.
     if (op.kind == OpKind::gemm && op.gemm.reordered_k) {
       b.e2 += double(op.gemm.k) * kU32 * kU32;

@@ -102,7 +102,7 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   run.on_final = [&](int rank, const Op& op, const TensorDesc& d, const Mat& m) {
     auto it = ref.find(d.global_name);
     if (it == ref.end()) return;   // nothing to compare with (a tensor only the sharded plan has)
-    const bool whole = it->second.rows() == d.rows && it->second.cols() == d.cols && d.parts == 1 && d.row_parts == 1;
+    const bool whole = it->second.rows() == d.rows && it->second.cols() == d.cols && d.parts == 1 && d.row_parts == 1 && d.cp_parts == 1;
     const Distance far = distance(m, it->second, d, whole);
     TensorCheck c;
     c.op = op.name;

@@ -169,7 +169,8 @@ std::string summary_text(const RunResult& r) {
     out += "precision  FP8 GEMMs at the FP8 peak and ceiling (Transformer Engine's recipe); parameters and "
            "TP/PP/DP traffic in bf16\n";
   const std::string stages = stage_split_text(s.model, s.plan);
-  out += fmt::format("plan       {}: tp {} x pp {} x dp {}{}{}{}\n", s.plan.name, s.plan.tp, s.plan.pp, s.plan.dp,
+  out += fmt::format("plan       {}: tp {}{} x pp {} x dp {}{}{}{}\n", s.plan.name, s.plan.tp,
+                     s.plan.cp > 1 ? fmt::format(" x cp {} (ring attention)", s.plan.cp) : "", s.plan.pp, s.plan.dp,
                      s.plan.ep > 1 ? fmt::format(" (ep {}: experts shared out over {} DP replicas)", s.plan.ep, s.plan.ep) : "",
                      s.plan.sp ? ", sequence parallel" : "", stages.empty() ? "" : ", stages of " + stages);
   out += "simulated  " + simulated_text(r) + "\n";

@@ -249,6 +249,7 @@ void check_plan_with(const Checker& c, const PlanSpec& p) {
   c.positive("plan.pp", p.pp);
   c.positive("plan.dp", p.dp);
   c.positive("plan.ep", p.ep);
+  c.positive("plan.cp", p.cp);
   if (p.dp > 0 && p.dp % p.ep != 0)
     c.fail("plan.ep", fmt::format("ep {} does not divide dp {}: expert parallelism is carved out of data parallelism "
                                   "(ep DP replicas share out the experts)",
@@ -399,9 +400,18 @@ void check_scenario(const Scenario& s, const Locations& where) {
   const ModelSpec& m = s.model;
   const Topology& t = s.topology;
   if (p.world() > t.total_gpus())
-    c.fail("plan", fmt::format("plan needs {} GPUs (tp {} x pp {} x dp {}) but topology '{}' has {} ({} node{} x {})",
-                               p.world(), p.tp, p.pp, p.dp, t.name, t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s",
-                               t.gpus_per_node));
+    c.fail("plan", fmt::format("plan needs {} GPUs (tp {}{} x pp {} x dp {}) but topology '{}' has {} ({} node{} x {})",
+                               p.world(), p.tp, p.cp > 1 ? fmt::format(" x cp {}", p.cp) : "", p.pp, p.dp, t.name,
+                               t.total_gpus(), t.nodes, t.nodes == 1 ? "" : "s", t.gpus_per_node));
+  if (p.cp > 1) {
+    if (s.workload.kind != WorkloadKind::training)
+      c.fail("plan.cp", fmt::format("cp {}: context parallelism is modelled for training only", p.cp));
+    else if (s.workload.seq % (2 * p.cp) != 0)
+      c.fail("plan.cp", fmt::format("cp {} cuts every sequence into {} chunks, but workload.seq {} does not divide by {}",
+                                    p.cp, 2 * p.cp, s.workload.seq, 2 * p.cp));
+    if (m.moe.enabled())
+      c.fail("plan.cp", fmt::format("cp {} with a mixture-of-experts model (model '{}') is not modelled yet", p.cp, m.name));
+  }
   check_tp_divides(c, p, m);
   check_experts(c, s);
   check_mapping_shapes(c, p);

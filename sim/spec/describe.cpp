@@ -309,9 +309,13 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   static const char* presets[] = {"megatron", "naive", "custom"};
   static const char* recompute[] = {"none", "selective", "full"};
   std::string out = fmt::format("plan '{}'{}\n", p.name, p.source.empty() ? "" : " (" + p.source + ")");
-  out += fmt::format("  mesh: tp {} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
-                     p.tp, p.pp, p.dp, p.world(), spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)],
-                     p.sp ? "on" : "off");
+  out += fmt::format("  mesh: tp {}{} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
+                     p.tp, p.cp > 1 ? fmt::format(" x cp {}", p.cp) : "", p.pp, p.dp, p.world(),
+                     spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)], p.sp ? "on" : "off");
+  if (p.cp > 1)
+    out += fmt::format("  context parallel: cp {}: every sequence in {} chunks, rank i holding chunks i and {} - i "
+                       "(causal load balancing); attention passes keys and values round the CP ring\n",
+                       p.cp, 2 * p.cp, 2 * p.cp - 1);
   if (p.ep > 1)
     out += fmt::format("  expert parallel: ep {}, carved out of dp {}: {} DP replicas with consecutive dp indices "
                        "split the experts{} and trade tokens by all-to-all\n",

@@ -73,8 +73,8 @@ std::vector<std::string> read_mesh_order(const Map& p) {
     for (const auto& axis : v) order.push_back(axis.IsScalar() ? axis.Scalar() : "?");
   std::vector<std::string> sorted = order;
   std::ranges::sort(sorted);
-  if (sorted != std::vector<std::string>{"dp", "pp", "tp"})
-    p.fail("mesh_order", "expected the axes tp, dp, pp once each, innermost first (e.g. [tp, dp, pp]), got " +
+  if (sorted != std::vector<std::string>{"dp", "pp", "tp"} && sorted != std::vector<std::string>{"cp", "dp", "pp", "tp"})
+    p.fail("mesh_order", "expected the axes tp, dp, pp (and cp) once each, innermost first (e.g. [tp, cp, dp, pp]), got " +
                              (v.IsSequence() ? fmt::format("[{}]", join(order)) : shown(v)));
   return order;
 }
@@ -95,14 +95,9 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
                      {"use_distributed_optimizer", "distributed_optimizer"},
                      {"overlap_grad_reduce", "dp_overlap"},
                      {"gradient_accumulation_fusion", "grad_accumulation_fusion"},
-                     {"expert_model_parallel_size", "ep"}});
-  // A parallel axis tpsim does not model yet: its size-1 spelling is accepted, anything else refused.
-  if (p.has("context_parallel_size")) {
-    if (p.integer_up_to("context_parallel_size", limits::kGpus, "GPUs") != 1)
-      p.fail("context_parallel_size", "context parallelism is not modelled yet; only 1 is accepted");
-    YAML::Node(p.yaml()).remove("context_parallel_size");
-  }
-  p.only({"name", "preset", "tp", "pp", "dp", "ep", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
+                     {"expert_model_parallel_size", "ep"},
+                     {"context_parallel_size", "cp"}});
+  p.only({"name", "preset", "tp", "pp", "dp", "ep", "cp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
           "tp_allreduce", "tp_allreduce_max", "virtual_stages", "first_stage_layers", "last_stage_layers", "recompute", "distributed_optimizer", "dp_overlap",
           "grad_accumulation_fusion", "tp_grad_overlap", "p2p_scatter_gather"});
   PlanSpec plan;
@@ -112,10 +107,12 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   plan.tp = static_cast<int>(p.integer_up_to("tp", limits::kGpus, "GPUs", 1));
   plan.pp = static_cast<int>(p.integer_up_to("pp", limits::kGpus, "GPUs", 1));
   plan.dp = static_cast<int>(p.integer_up_to("dp", limits::kGpus, "GPUs", 1));
-  if (plan.tp > 0 && plan.pp > 0 && plan.dp > 0 &&
-      (int64_t(plan.tp) * plan.pp > limits::kGpus || int64_t(plan.tp) * plan.pp * plan.dp > limits::kGpus))
-    p.fail_here(fmt::format("tp x pp x dp = {} x {} x {} GPUs, more than the {} a plan may name", plan.tp, plan.pp,
-                            plan.dp, limits::kGpus));
+  plan.cp = static_cast<int>(p.integer_up_to("cp", limits::kGpus, "GPUs", 1));
+  if (plan.tp > 0 && plan.pp > 0 && plan.dp > 0 && plan.cp > 0 &&
+      (int64_t(plan.tp) * plan.pp > limits::kGpus || int64_t(plan.tp) * plan.pp * plan.dp > limits::kGpus ||
+       int64_t(plan.tp) * plan.pp * plan.dp * plan.cp > limits::kGpus))
+    p.fail_here(fmt::format("tp x cp x pp x dp = {} x {} x {} x {} GPUs, more than the {} a plan may name", plan.tp,
+                            plan.cp, plan.pp, plan.dp, limits::kGpus));
   // Expert parallelism is carved out of dp (check_plan: ep divides dp), so it adds no GPUs.
   plan.ep = static_cast<int>(p.integer_up_to("ep", limits::kGpus, "GPUs", 1));
   plan.sp = p.boolean("sp", false);
