@@ -248,3 +248,36 @@ TEST_CASE("expert parallelism: the same all-to-all across nodes takes ~6x longer
   REQUIRE(!at.links.empty());
   CHECK(at.links.front().label.find("NIC rail") != std::string::npos);
 }
+
+TEST_CASE("context parallelism: 128k tokens fit only with cp 2, and the ring's KV shifts hide under attention") {
+  const Scenario two = load("context-parallel-128k.yaml");
+  REQUIRE(two.plan.cp == 2);
+  Scenario one = two;
+  one.plan.cp = 1;
+  const RunResult a = run(one), b = run(two);
+  REQUIRE(a.step);
+  REQUIRE(b.step);
+  // Without CP the activations alone overflow the H100; with it they halve and the step fits.
+  CHECK_FALSE(a.step->memory.fits);
+  CHECK(a.step->memory.overflow_component == "activations");
+  CHECK(b.step->memory.fits);
+  CHECK(b.step->memory.activations == rel(a.step->memory.activations / 2, 1e-12));
+  // The shifts: (cp - 1) per layer each way, 32 MiB each (65536 tokens x 1 KV head of 128 per TP
+  // rank, k and v, bf16), through the NICs: their time is real, yet nothing waits for them.
+  double shifts = 0, stalled_on_shifts = 0;
+  int calls = 0;
+  for (const Span& s : b.timeline.spans) {
+    if (s.rank != 0) continue;
+    if (s.op_kind == OpKind::collective && s.collective == CollectiveOp::send_recv && s.kind == "collective") {
+      CHECK(s.bytes == 65536LL * 2 * 128 * 2);
+      shifts += s.end - s.start, ++calls;
+    }
+    if (s.kind == "stall" && s.waited_for.find("kv_shift") != std::string::npos) stalled_on_shifts += s.end - s.start;
+  }
+  CHECK(calls == 2 * 32);
+  MESSAGE("KV shifts " << shifts << " s of a " << b.step->step_time_s << " s step; stalled on them " << stalled_on_shifts << " s");
+  CHECK(shifts > 64 * 32.0 * 1024 * 1024 / 50e9);   // at most one 400 Gb/s NIC's rate
+  CHECK(stalled_on_shifts < 0.05 * shifts);
+  // Twice the GPUs, half the step: the same throughput per GPU.
+  CHECK(b.step->step_time_s == rel(a.step->step_time_s / 2, 0.05));
+}

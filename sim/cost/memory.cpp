@@ -137,9 +137,9 @@ std::vector<MemoryComponent> MemoryBreakdown::components() const {
           {"gradients", gradients, "4 B/param (fp32 main gradients)"},
           {"optimizer", optimizer,
            expert_parameters > 0
-               ? fmt::format("fp32 master weights + Adam m, v (12 B/param; distributed: / dp, the {:.3g} expert params / (dp/ep))",
+               ? fmt::format("fp32 master weights + Adam m, v (12 B/param; distributed: / dp x cp, the {:.3g} expert params / (dp/ep))",
                              expert_parameters)
-               : "fp32 master weights + Adam m, v (12 B/param, / dp if distributed)"},
+               : "fp32 master weights + Adam m, v (12 B/param, / dp x cp if distributed)"},
           {"activations", activations,
            prefill_basis.empty()
                ? fmt::format("{} in-flight micro-batches x {:.1f} MiB/layer", in_flight_micro_batches,

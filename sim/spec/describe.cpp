@@ -304,6 +304,16 @@ std::string describe(const ModelSpec& m) {
 }
 
 namespace {
+// mesh_order as the ranks are laid out: cp, when the order leaves it out, right outside tp.
+std::vector<std::string> mesh_with_cp(const PlanSpec& p) {
+  std::vector<std::string> order = p.mesh_order;
+  if (p.cp > 1 && std::find(order.begin(), order.end(), "cp") == order.end()) {
+    auto tp = std::find(order.begin(), order.end(), "tp");
+    order.insert(tp == order.end() ? order.begin() : tp + 1, "cp");
+  }
+  return order;
+}
+
 // The plan's summary; with a model, weights the model does not have (mlp.gate under gelu) are left out.
 std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   static const char* presets[] = {"megatron", "naive", "custom"};
@@ -311,7 +321,7 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
   std::string out = fmt::format("plan '{}'{}\n", p.name, p.source.empty() ? "" : " (" + p.source + ")");
   out += fmt::format("  mesh: tp {}{} x pp {} x dp {} = {} GPUs (innermost first: {}); preset {}; sequence parallel {}\n",
                      p.tp, p.cp > 1 ? fmt::format(" x cp {}", p.cp) : "", p.pp, p.dp, p.world(),
-                     spec_detail::join(p.mesh_order), presets[static_cast<int>(p.preset)], p.sp ? "on" : "off");
+                     spec_detail::join(mesh_with_cp(p)), presets[static_cast<int>(p.preset)], p.sp ? "on" : "off");
   if (p.cp > 1)
     out += fmt::format("  context parallel: cp {}: every sequence in {} chunks, rank i holding chunks i and {} - i "
                        "(causal load balancing); attention passes keys and values round the CP ring\n",
