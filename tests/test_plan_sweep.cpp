@@ -54,6 +54,44 @@ TEST_CASE("--distributed-optimizer both adds the sharded-Adam twin of every layo
   CHECK(layout_id(parse_layout_id(uneven)) == uneven);
 }
 
+TEST_CASE("--cp and a mixture of experts' ep add their axes: cp splits the GPUs, ep is carved out of dp") {
+  SweepSpec spec = toy_spec();
+  spec.context_parallel = {1, 2};
+  const auto with_cp = enumerate_layouts(spec);
+  // cp 2 leaves 4 GPUs per CP rank: tp1 pp 1,2,4 -> 1 + 2*2 = 5; tp2 (SP on/off) pp 1,2 -> (1 + 2) * 2 = 6;
+  // tp4 pp 1 -> 1 * 2 = 2; each x 2 micro-batches x 2 recomputes: 13 * 4 = 52 more than the 92.
+  CHECK(with_cp.size() == 92 + 52);
+  for (const Layout& l : with_cp) {
+    CHECK(l.gpus() == 8);
+    CHECK(parse_layout_id(layout_id(l)) == l);
+    if (l.cp == 1) continue;
+    CHECK(layout_id(l).ends_with("-cp2"));
+    CHECK(scenario_for(spec, l).plan.cp == 2);
+    CHECK(scenario_for(spec, l).plan.world() == 8);
+  }
+  // A mixture of 4 experts: every power of two dividing the experts (1, 2, 4) that also divides dp.
+  spec = toy_spec();
+  spec.model.moe.experts = 4;
+  spec.model.moe.top_k = 2;
+  spec.model.moe.expert_ffn = spec.model.ffn;
+  spec.expert_parallel = {};
+  int ep4 = 0;
+  for (const Layout& l : enumerate_layouts(spec)) {
+    CHECK(l.dp % l.ep == 0);
+    CHECK(parse_layout_id(layout_id(l)) == l);
+    CHECK(scenario_for(spec, l).plan.ep == l.ep);
+    if (l.ep != 4) continue;
+    ++ep4;
+    CHECK(layout_id(l).ends_with("-ep4"));
+  }
+  // dp a multiple of 4: tp1 pp1 (dp 8), tp1 pp2 (dp 4, v 1 and 2), tp2 pp1 (dp 4, SP off and on):
+  // 1 + 2 + 2 = 5, each x 2 micro-batches x 2 recomputes.
+  CHECK(ep4 == 20);
+  // Megatron-Core's rule, as tpsim validates it: MoE with TP needs SP.
+  Layout no_sp = parse_layout_id("n2-tp2-pp1-dp4-mb1-nosp-rnone-v1-ep4");
+  CHECK(layout_problem(spec, no_sp).find("needs sequence parallelism") != std::string::npos);
+}
+
 TEST_CASE("shards partition the sweep: disjoint, complete, balanced") {
   const auto all = enumerate_layouts(toy_spec());
   std::set<std::string> seen;

@@ -51,6 +51,11 @@ struct SweepSpec {
   // Megatron's distributed optimizer (Adam states sharded over dp; reduce-scatter + all-gather in
   // place of the all-reduce): off, on, or both tried for layouts with dp > 1.
   std::vector<bool> distributed_optimizers = {false};
+  // Context-parallel sizes tried (training; a mesh axis of its own: GPUs = tp x cp x pp x dp).
+  std::vector<int> context_parallel = {1};
+  // Expert-parallel sizes tried (a mixture-of-experts model; carved out of dp, so layouts whose dp
+  // or expert count it does not divide are skipped). Empty = every power of two dividing the experts.
+  std::vector<int> expert_parallel = {1};
   int max_tp = 0;                            // 0 = gpus_per_node (Megatron keeps TP inside a node)
 };
 
@@ -67,13 +72,16 @@ struct Layout {
   // first and last stages' layers; 0 = an even split.
   int64_t first_stage_layers = 0, last_stage_layers = 0;
   bool distributed_optimizer = false;   // training, dp > 1 only
-  int gpus() const { return tp * pp * dp; }
+  int cp = 1;                           // context parallelism (training)
+  int ep = 1;                           // expert parallelism, carved out of dp (a MoE model)
+  int gpus() const { return tp * cp * pp * dp; }
 };
 bool operator<(const Layout& a, const Layout& b);    // numeric order: nodes, tp, pp, dp, mb, ...
 bool operator==(const Layout& a, const Layout& b);
 
 // Stable, human-readable id: "n8-tp8-pp4-dp2-mb1-sp-rsel-v1" (training), "n1-tp4-pp1-b16" (inference);
-// the distributed optimizer adds "-do", an uneven pipeline "-first7-last7".
+// the distributed optimizer adds "-do", an uneven pipeline "-first7-last7", context and expert
+// parallelism "-cp2", "-ep8".
 std::string layout_id(const Layout& l);
 Layout parse_layout_id(const std::string& id);        // throws std::invalid_argument
 const char* recompute_name(Recompute r);              // "none" | "selective" | "full"

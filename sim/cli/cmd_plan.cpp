@@ -26,6 +26,8 @@ struct PlanArgs {
   std::vector<int64_t> micro_batches = {1, 2, 4};
   std::vector<int> virtual_stages = {1, 2};
   std::string distributed_optimizer = "off";
+  std::vector<int> cp = {1};
+  std::vector<int> ep;   // empty: every power of two dividing a MoE model's experts
   std::string csv, json, shard;
   int jobs = 0, top = 15;
 };
@@ -102,7 +104,11 @@ std::vector<int> parse_nodes(const std::string& text) {
 }
 
 SweepSpec sweep_spec(const PlanArgs& a) {
-  const Scenario base = load_scenario(a.scenario.request());
+  // The sweep sets every layout's plan itself; the base scenario's own plan only has to load. Under
+  // sequence parallelism it does for any model (a mixture of experts with tp > 1 needs it).
+  ScenarioRequest request = a.scenario.request();
+  request.overrides.push_back({"plan.sp", "true"});
+  const Scenario base = load_scenario(request);
   SweepSpec spec;
   spec.model = base.model;
   spec.topology = base.topology;
@@ -128,6 +134,15 @@ SweepSpec sweep_spec(const PlanArgs& a) {
                                                                   : std::vector<bool>{false};
   for (int64_t mb : spec.micro_batches)
     if (mb < 1) throw InputError("", 0, 0, "--micro-batches", "micro-batch sizes must be at least 1");
+  for (int cp : a.cp)
+    if (cp < 1 || cp > 1024) throw InputError("", 0, 0, "--cp", "context-parallel sizes must be 1 to 1024");
+  spec.context_parallel = a.cp;
+  for (int ep : a.ep)
+    if (ep < 1 || ep > 65536) throw InputError("", 0, 0, "--ep", "expert-parallel sizes must be 1 to 65536");
+  if (!a.ep.empty() && !base.model.moe.enabled() && a.ep != std::vector<int>{1})
+    throw InputError("", 0, 0, "--ep", fmt::format("model '{}' is dense: expert parallelism needs a mixture of experts",
+                                                   base.model.name));
+  spec.expert_parallel = a.ep.empty() && !base.model.moe.enabled() ? std::vector<int>{1} : a.ep;
   if (a.workload == "inference") {
     spec.kind = WorkloadKind::inference;
     if (a.batch < 1 || a.prompt < 1 || a.generate < 1)
@@ -173,6 +188,13 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--distributed-optimizer", a->distributed_optimizer,
                   "Training: Adam states sharded over dp (Megatron's distributed optimizer): off | on | both")
       ->check(CLI::IsMember({"off", "on", "both"}))->capture_default_str();
+  cmd->add_option("--cp", a->cp, "Training: context-parallel sizes to try (ring attention), e.g. 1,2,4")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--ep", a->ep,
+                  "Expert-parallel sizes to try for a mixture-of-experts model (default: every power of two "
+                  "dividing its experts)")
+      ->delimiter(',');
   cmd->add_option("--batch", a->batch, "Inference: largest batch (tries 1, 2, 4, ... up to it)")->capture_default_str();
   cmd->add_option("--prompt", a->prompt, "Inference: prompt tokens")->capture_default_str();
   cmd->add_option("--generate", a->generate, "Inference: output tokens")->capture_default_str();

@@ -12,7 +12,7 @@ namespace tpsim {
 namespace {
 
 auto as_tuple(const Layout& l) {
-  return std::make_tuple(l.nodes, l.tp, l.pp, l.dp, l.micro_batch, l.sp, static_cast<int>(l.recompute),
+  return std::make_tuple(l.nodes, l.tp, l.cp, l.pp, l.dp, l.ep, l.micro_batch, l.sp, static_cast<int>(l.recompute),
                          l.virtual_stages, l.distributed_optimizer, l.batch, l.first_stage_layers, l.last_stage_layers);
 }
 
@@ -36,6 +36,20 @@ std::vector<int64_t> batch_sizes(int64_t largest) {
   std::vector<int64_t> out;
   for (int64_t b = 1; b < largest; b *= 2) out.push_back(b);
   out.push_back(std::max<int64_t>(largest, 1));
+  return out;
+}
+
+// Expert-parallel sizes for a layout with `dp` replicas: those asked for (every power of two up to
+// the experts when none are) that divide dp and the experts; 1 for a dense model.
+std::vector<int> expert_degrees(const SweepSpec& spec, int dp) {
+  const int64_t experts = spec.model.moe.experts;
+  if (experts <= 0) return {1};
+  std::vector<int> asked = spec.expert_parallel;
+  if (asked.empty())
+    for (int64_t ep = 1; ep <= experts; ep *= 2) asked.push_back(int(ep));
+  std::vector<int> out;
+  for (int ep : asked)
+    if (ep >= 1 && dp % ep == 0 && experts % ep == 0) out.push_back(ep);
   return out;
 }
 
@@ -71,6 +85,8 @@ std::string layout_id(const Layout& l) {
   if (l.distributed_optimizer) id += "-do";
   if (l.first_stage_layers > 0 || l.last_stage_layers > 0)
     id += fmt::format("-first{}-last{}", l.first_stage_layers, l.last_stage_layers);
+  if (l.cp > 1) id += fmt::format("-cp{}", l.cp);
+  if (l.ep > 1) id += fmt::format("-ep{}", l.ep);
   return id;
 }
 
@@ -99,6 +115,8 @@ Layout parse_layout_id(const std::string& id) {
     else if (part == "do") l.distributed_optimizer = true;
     else if (part.rfind("first", 0) == 0) l.first_stage_layers = number(5);
     else if (part.rfind("last", 0) == 0) l.last_stage_layers = number(4);
+    else if (part.rfind("cp", 0) == 0) l.cp = static_cast<int>(number(2));
+    else if (part.rfind("ep", 0) == 0) l.ep = static_cast<int>(number(2));
     else if (part.rfind("tp", 0) == 0) l.tp = static_cast<int>(number(2));
     else if (part.rfind("pp", 0) == 0) l.pp = static_cast<int>(number(2));
     else if (part.rfind("dp", 0) == 0) l.dp = static_cast<int>(number(2));
@@ -125,13 +143,17 @@ std::vector<Layout> enumerate_layouts(const SweepSpec& spec) {
   for (int nodes : node_counts) {
     if (nodes < 1) throw std::invalid_argument(fmt::format("node count must be at least 1, got {}", nodes));
     const int gpus = nodes * spec.topology.gpus_per_node;
-    for (int tp : tp_degrees(gpus, max_tp)) {
-      for (int pp : divisors(gpus / tp)) {
+    const std::vector<int> cps = spec.kind == WorkloadKind::inference ? std::vector<int>{1} : spec.context_parallel;
+    for (int tp : tp_degrees(gpus, max_tp))
+    for (int cp : cps) {
+      if (cp < 1 || (gpus / tp) % cp != 0) continue;
+      for (int pp : divisors(gpus / (tp * cp))) {
         Layout base;
         base.nodes = nodes;
         base.tp = tp;
+        base.cp = cp;
         base.pp = pp;
-        base.dp = gpus / (tp * pp);
+        base.dp = gpus / (tp * cp * pp);
         if (spec.kind == WorkloadKind::inference) {
           for (int64_t b : batch_sizes(spec.inference.batch)) {
             Layout l = base;
@@ -153,9 +175,12 @@ std::vector<Layout> enumerate_layouts(const SweepSpec& spec) {
                 l.virtual_stages = v;
                 if (v == 1) std::tie(l.first_stage_layers, l.last_stage_layers) = uneven_split(spec.model.layers, pp);
                 for (bool shard_adam : spec.distributed_optimizers) {
-                  if (shard_adam && base.dp == 1) continue;   // nothing to shard over
+                  if (shard_adam && base.dp * base.cp == 1) continue;   // nothing to shard over
                   l.distributed_optimizer = shard_adam;
-                  out.push_back(l);
+                  for (int ep : expert_degrees(spec, base.dp)) {
+                    l.ep = ep;
+                    out.push_back(l);
+                  }
                 }
               }
           }
@@ -167,7 +192,14 @@ std::vector<Layout> enumerate_layouts(const SweepSpec& spec) {
 }
 
 std::string layout_problem(const SweepSpec& spec, const Layout& l) {
+  // Megatron-Core's rule: MoE with tensor parallelism needs sequence parallelism.
+  if (spec.model.moe.enabled() && l.tp > 1 && !l.sp) return "a mixture of experts with tp > 1 needs sequence parallelism";
+  if (spec.model.moe.enabled() && spec.model.moe.expert_ffn % l.tp != 0)
+    return fmt::format("expert ffn {} does not divide over tp {}", spec.model.moe.expert_ffn, l.tp);
   if (spec.kind == WorkloadKind::inference) return "";
+  if (l.cp > 1 && training_seq(spec) % (2 * l.cp) != 0)
+    return fmt::format("seq {} does not cut into 2 x cp = {} chunks", training_seq(spec), 2 * l.cp);
+  if (l.cp > 1 && spec.model.moe.enabled()) return "context parallelism with a mixture of experts is not modelled yet";
   const int64_t gb = spec.training.global_batch;
   const int64_t per_step = static_cast<int64_t>(l.dp) * l.micro_batch;
   if (gb % per_step != 0)
@@ -213,6 +245,8 @@ Scenario scenario_for(const SweepSpec& spec, const Layout& l) {
   }
   s.topology.nodes = l.nodes;
   p.dp = l.dp;
+  p.cp = l.cp;
+  p.ep = l.ep;
   p.sp = l.sp;
   p.recompute = l.recompute;
   p.virtual_stages = l.virtual_stages;

@@ -158,6 +158,13 @@ void add_search(Canon& c, const SweepSpec& spec) {
   std::vector<int> dos(spec.distributed_optimizers.begin(), spec.distributed_optimizers.end());
   std::sort(dos.begin(), dos.end());
   c.list("search.distributed_optimizers", dos);
+  // Listed only when swept, so the ids of sweeps from before these axes stay as they were.
+  std::vector<int> cps = spec.context_parallel;
+  std::sort(cps.begin(), cps.end());
+  if (cps != std::vector<int>{1}) c.list("search.context_parallel", cps);
+  std::vector<int> eps = spec.expert_parallel;
+  std::sort(eps.begin(), eps.end());
+  if (eps != std::vector<int>{1}) c.list("search.expert_parallel", eps);
 }
 
 std::string number(double v) { return fmt::format("{:.6g}", v); }

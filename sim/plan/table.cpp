@@ -28,7 +28,9 @@ std::string duration(double s) {
 
 std::string describe_layout(const Layout& l) {
   if (l.batch > 0) return fmt::format("TP{} PP{} x{} replicas, batch {}", l.tp, l.pp, l.dp, l.batch);
-  return fmt::format("TP{} PP{} DP{}, micro-batch {}, {}, {} recompute{}{}{}", l.tp, l.pp, l.dp, l.micro_batch,
+  return fmt::format("TP{}{} PP{} DP{}{}, micro-batch {}, {}, {} recompute{}{}{}", l.tp,
+                     l.cp > 1 ? fmt::format(" CP{}", l.cp) : "", l.pp, l.dp,
+                     l.ep > 1 ? fmt::format(" (EP{} within it)", l.ep) : "", l.micro_batch,
                      l.sp ? "SP" : "no SP", recompute_name(l.recompute),
                      l.virtual_stages > 1 ? fmt::format(", {} virtual stages", l.virtual_stages) : "",
                      l.distributed_optimizer ? ", distributed optimizer" : "",
