@@ -124,7 +124,7 @@ Value ProgramBuilder::norm_forward(const std::string& nname, const Value& x, Tap
 // row: X [T, in/tp], W [in/tp, out] -> partial Y [T, out], reduced (all-reduce, or reduce-scatter
 // to [T/tp, out] under SP) unless the plan says reduce_output: false; replicated: W [in, out].
 Value ProgramBuilder::linear_forward(const std::string& lname, const std::string& key, const Value& x, int64_t in,
-                                     int64_t out, Tape& tape) {
+                                     int64_t out, Tape& tape, bool reduce_row_output) {
   const LinearPlan lp = linear_plan(key);
   const ModelSpec& model = scenario_.model;
   std::vector<int64_t> qkv_groups;
@@ -176,6 +176,7 @@ Value ProgramBuilder::linear_forward(const std::string& lname, const std::string
 
   if (lp.kind == LinearKind::column && lp.gather_output) return to_layout(y, Layout::full, tape);
   if (lp.kind == LinearKind::row && tp_ > 1) {
+    if (!reduce_row_output) return y;
     if (lp.reduce_output.value_or(true)) return to_layout(y, stream_layout(), tape);
     // Obeyed as written: the partial sum is used as if it were the whole output.
     Value as_full = y;

@@ -78,7 +78,7 @@ Value ProgramBuilder::expert_forward(const std::string& ename, const Value& x, T
   } else {
     act = activation_forward(ename + ".act", fc1, nullptr, tape);
   }
-  return linear_forward(ename + ".fc2", "mlp.fc2", act, f, m.hidden, tape);
+  return linear_forward(ename + ".fc2", "mlp.fc2", act, f, m.hidden, tape, /*reduce_row_output=*/false);
 }
 
 Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
@@ -141,41 +141,50 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
     });
     const Value received = exchange(p + "dispatch.all_to_all", buf);
 
-    // [ep][El][C] source-major -> El buffers [ep*C, h], one per local expert
-    const std::map<std::string, double> blocks{{"groups", double(ep_)}, {"local_experts", double(local_experts)}};
+    // Every TP rank's rows, gathered once for all local experts as Megatron gathers before its
+    // grouped GEMM: [tp][ep][El][C] rows (its gradient comes back partial and is reduce-scattered).
+    Value gathered = received;
+    {
+      const TokenScope rows(tokens_, tp_ * experts * slots);
+      gathered.layout = stream_layout();
+      gathered = to_layout(gathered, Layout::full, tape, /*for_column_linear=*/true);
+    }
+    // [tp * ep][El][C] source-major -> El buffers [tp*ep*C, h], one per local expert
+    const std::map<std::string, double> blocks{{"groups", double(tp_ * ep_)}, {"local_experts", double(local_experts)}};
     std::vector<Value> inputs;
     std::vector<std::string> input_tensors;
     for (int64_t e = 0; e < local_experts; ++e) {
-      inputs.push_back(local_value(fmt::format("{}expert{}.in", p, coords_.ep_index * local_experts + e), ep_ * slots));
-      inputs.back().layout = stream_layout();   // each TP rank holds its own tokens' rows
+      inputs.push_back(local_value(fmt::format("{}expert{}.in", p, coords_.ep_index * local_experts + e), tp_ * ep_ * slots));
+      inputs.back().grad_partial = tp_ > 1;   // the experts' column-parallel linears return partial sums
       input_tensors.push_back(inputs.back().tensor);
     }
-    kernel(p + "experts.split", "moe_split_experts", {received.tensor}, input_tensors, 0, blocks);
-    record(tape, [this, p, received, inputs, blocks] {
+    kernel(p + "experts.split", "moe_split_experts", {gathered.tensor}, input_tensors, 0, blocks);
+    record(tape, [this, p, gathered, inputs, blocks] {
       std::vector<std::string> grads;
       for (const Value& v : inputs) {
         grads.push_back(take_grad(v));
         if (grads.back().empty()) throw std::logic_error("op " + p + "experts.split.bwd: an expert sent back no gradient");
       }
-      const TensorDesc& d = desc(received.tensor);
-      const std::string dreceived = grad_tensor(received, d.rows, d.cols, false);
-      // El x [ep*C, h] -> [ep][El][C] rows
-      kernel(p + "experts.split.bwd", "moe_join_experts", grads, {dreceived}, 0, blocks);
-      add_grad(received.grad_key, dreceived);
+      const TensorDesc& d = desc(gathered.tensor);
+      const std::string dgathered = grad_tensor(gathered, d.rows, d.cols, gathered.grad_partial);
+      // El x [tp*ep*C, h] -> [tp * ep][El][C] rows
+      kernel(p + "experts.split.bwd", "moe_join_experts", grads, {dgathered}, 0, blocks);
+      add_grad(gathered.grad_key, dgathered);
     });
 
-    // The experts: their rows from every source, all-gathered over TP (tp*ep*C tokens).
+    // The experts, each on its rows from every source and TP rank (tp*ep*C tokens).
     std::vector<Value> outputs;
     std::vector<std::string> output_tensors;
     {
-      const TokenScope rows(tokens_, ep_ * slots * tp_);
+      const TokenScope rows(tokens_, tp_ * ep_ * slots);
       for (int64_t e = 0; e < local_experts; ++e) {
         outputs.push_back(expert_forward(fmt::format("{}expert{}", p, coords_.ep_index * local_experts + e), inputs[e], tape));
         output_tensors.push_back(outputs.back().tensor);
       }
     }
-    const Value joined = local_value(p + "experts.out", experts * slots);
-    // El x [ep*C, h] -> [ep][El][C] rows, source-major again for the way back
+    Value joined = local_value(p + "experts.out", tp_ * experts * slots);
+    joined.layout = tp_ > 1 ? Layout::partial : Layout::full;
+    // El x [tp*ep*C, h] -> [tp * ep][El][C] rows, source-major again for the way back
     kernel(p + "experts.join", "moe_join_experts", output_tensors, {joined.tensor}, 0, blocks);
     record(tape, [this, p, joined, outputs, blocks] {
       const std::string dj = take_grad(joined);
@@ -188,6 +197,11 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
       kernel(p + "experts.join.bwd", "moe_split_experts", {dj}, grads, 0, blocks);
       for (size_t e = 0; e < outputs.size(); ++e) add_grad(outputs[e].grad_key, grads[e]);
     });
+    // The experts' partial sums reduced once, each TP rank keeping its own rows: [E*C, h].
+    {
+      const TokenScope rows(tokens_, tp_ * experts * slots);
+      joined = to_layout(joined, stream_layout(), tape);
+    }
     back = exchange(p + "combine.all_to_all", joined);
   }
 

@@ -109,8 +109,10 @@ class ProgramBuilder {
 
   // Pieces, public for tests of single layer types.
   Value norm_forward(const std::string& name, const Value& x, Tape& tape);
+  // `reduce_row_output` false: a row-parallel output stays a partial sum, for a caller that reduces
+  // several at once (a MoE layer's experts).
   Value linear_forward(const std::string& name, const std::string& plan_key, const Value& x,
-                       int64_t in, int64_t out, Tape& tape);
+                       int64_t in, int64_t out, Tape& tape, bool reduce_row_output = true);
   Value attention_forward(const std::string& name, const Value& qkv, Tape& tape);
   Value activation_forward(const std::string& name, const Value& fc1, const Value* gate, Tape& tape);
   Value residual_forward(const std::string& name, const Value& x, const Value& branch, Tape& tape);
@@ -188,7 +190,8 @@ class ProgramBuilder {
   // MoE pieces (moe_layers.cpp).
   int64_t expert_slots(int64_t tokens) const;   // C: buffer rows per expert and source rank
   Value router_forward(const std::string& name, const Value& x, Tape& tape);
-  Value expert_forward(const std::string& name, const Value& x, Tape& tape);   // one expert's FFN
+  // One expert's FFN on all TP ranks' rows of it; its output a partial sum over TP.
+  Value expert_forward(const std::string& name, const Value& x, Tape& tape);
   // Gradients: contributions to a key are summed in arrival order; take_grad() hands out the total
   // (and gives it its global name, so only complete gradients are compared).
   void add_grad(const std::string& key, const std::string& tensor);
