@@ -571,6 +571,15 @@ TEST_CASE("Megatron-LM's argument names read as tpsim's keys, with their lines k
         std::string::npos);
 }
 
+TEST_CASE("Megatron's num_layers_per_virtual_pipeline_stage sets virtual_stages from the model's layers") {
+  // 32 layers / (4 stages x 2 layers per chunk) = 4 chunks per stage.
+  const Scenario s = load_scenario({kGood + "/megatron-layers-per-virtual-stage.yaml", "", "", "", {}});
+  CHECK(s.plan.pp == 4);
+  CHECK(s.plan.layers_per_virtual_stage == 2);
+  CHECK(s.plan.virtual_stages == 4);
+  CHECK(stage_split_problem(s.model, s.plan).empty());
+}
+
 // A Hugging Face config.json read as a model: each family's fields map onto tpsim's, checked against
 // the published parameter counts and against tpsim's own preset of the same model; what tpsim cannot
 // time (DeepSeek's and Qwen2-MoE's shared experts, experts on a dense architecture, unknown

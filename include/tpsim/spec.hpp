@@ -269,6 +269,9 @@ struct PlanSpec {
   std::string tp_allreduce = "nccl";
   double tp_allreduce_max = 8.0 * 1024 * 1024;
   int virtual_stages = 1;                            // interleaved 1F1B when > 1
+  // Megatron's num_layers_per_virtual_pipeline_stage: layers per model chunk, from which the loader
+  // sets virtual_stages = layers / (pp x this) once the model is known; 0 = not given.
+  int64_t layers_per_virtual_stage = 0;
   // Megatron's uneven pipeline (decoder_first/last_pipeline_num_layers): the first and last stages
   // hold these many layers (0 = an even share), since they also hold the embedding and the output
   // head; the other stages split the rest evenly. How 126 layers run on a 16-stage pipeline.

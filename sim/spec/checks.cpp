@@ -385,6 +385,19 @@ void check_topology(const Topology& t, const Locations& where) { check_topology_
 void check_model(const ModelSpec& m, const Locations& where) { check_model_with(Checker(where, m.source), m); }
 void check_plan(const PlanSpec& p, const Locations& where) { check_plan_with(Checker(where, p.source), p); }
 
+void resolve_virtual_stages(Scenario& s, const Locations& where) {
+  PlanSpec& p = s.plan;
+  const int64_t per_chunk = p.layers_per_virtual_stage;
+  if (per_chunk <= 0) return;
+  const Checker c(where, s.source);
+  const int64_t layers = s.model.layers;
+  if (layers % per_chunk != 0 || p.pp < 1 || (layers / per_chunk) % p.pp != 0)
+    c.fail("plan.layers_per_virtual_stage",
+           fmt::format("{} layers in chunks of {} do not split evenly over pp {} stages (model '{}')", layers, per_chunk,
+                       p.pp, s.model.name));
+  p.virtual_stages = static_cast<int>(layers / per_chunk / p.pp);
+}
+
 void check_scenario(const Scenario& s, const Locations& where) {
   check_topology(s.topology, where);
   check_model(s.model, where);

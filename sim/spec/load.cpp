@@ -208,6 +208,7 @@ Scenario load_scenario(const ScenarioRequest& request) {
   if (top.has("workload")) s.workload = read_workload(src, top.value("workload"));
   if (top.has("outputs")) s.outputs = read_outputs(src, top.value("outputs"));
   s.numerics = top.choice("numerics", {"off", "proxy", "full"}, "proxy");
+  resolve_virtual_stages(s, where);
   check_scenario(s, where);
   return s;
 }

@@ -54,5 +54,8 @@ void check_topology(const Topology& t, const Locations& where);
 void check_model(const ModelSpec& m, const Locations& where);
 void check_plan(const PlanSpec& p, const Locations& where);
 void check_scenario(const Scenario& s, const Locations& where);
+// plan.layers_per_virtual_stage -> plan.virtual_stages, now that the model's layers are known;
+// InputError at the key when the chunks do not split over the pipeline.
+void resolve_virtual_stages(Scenario& s, const Locations& where);
 
 }  // namespace tpsim::spec_detail

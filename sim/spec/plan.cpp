@@ -96,8 +96,12 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
                      {"overlap_grad_reduce", "dp_overlap"},
                      {"gradient_accumulation_fusion", "grad_accumulation_fusion"},
                      {"expert_model_parallel_size", "ep"},
-                     {"context_parallel_size", "cp"}});
-  p.only({"name", "preset", "tp", "pp", "dp", "ep", "cp", "sp", "partitions", "mappings", "mesh_order", "collective_algorithm",
+                     {"context_parallel_size", "cp"},
+                     {"num_layers_per_virtual_pipeline_stage", "layers_per_virtual_stage"}});
+  if (p.has("virtual_stages") && p.has("layers_per_virtual_stage"))
+    p.fail("layers_per_virtual_stage", "give virtual_stages or layers_per_virtual_stage "
+                                       "(num_layers_per_virtual_pipeline_stage), not both");
+  p.only({"name", "preset", "tp", "pp", "dp", "ep", "cp", "sp", "layers_per_virtual_stage", "partitions", "mappings", "mesh_order", "collective_algorithm",
           "tp_allreduce", "tp_allreduce_max", "virtual_stages", "first_stage_layers", "last_stage_layers", "recompute", "distributed_optimizer", "dp_overlap",
           "grad_accumulation_fusion", "tp_grad_overlap", "p2p_scatter_gather"});
   PlanSpec plan;
@@ -139,6 +143,9 @@ PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string&
   plan.tp_allreduce = p.choice("tp_allreduce", {"nccl", "one_shot", "two_shot"}, "nccl");
   plan.tp_allreduce_max = p.quantity("tp_allreduce_max", "bytes", plan.tp_allreduce_max);
   plan.virtual_stages = static_cast<int>(p.integer_up_to("virtual_stages", limits::kCount, "stages per GPU", 1));
+  plan.layers_per_virtual_stage = p.integer_up_to("layers_per_virtual_stage", limits::kLayers, "layers", 0);
+  if (p.has("layers_per_virtual_stage") && plan.layers_per_virtual_stage < 1)
+    p.fail("layers_per_virtual_stage", "expected at least 1 layer per model chunk");
   plan.first_stage_layers = p.integer_up_to("first_stage_layers", limits::kLayers, "layers", 0);
   plan.last_stage_layers = p.integer_up_to("last_stage_layers", limits::kLayers, "layers", 0);
   for (const char* key : {"first_stage_layers", "last_stage_layers"})
