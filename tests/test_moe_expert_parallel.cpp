@@ -171,6 +171,18 @@ TEST_CASE("the all-to-all moves E x C x h elements, C = ceil(load x k x T / E) s
       if (op.kind == OpKind::collective && op.collective.op == CollectiveOp::all_to_all) bytes = op.collective.bytes;
     CAPTURE(load);
     CHECK(bytes == 8 * slots * 4096 * 2);
+    // What the summary reports as the slowest expert's tokens is what its GEMMs compute on.
+    LowerOptions layer;
+    layer.scope = LowerScope::layer;
+    const ProgramSet one = lower(s, layer);
+    int found = 0;
+    for (const Op& op : one.ranks[0].ops)
+      if (op.kind == OpKind::gemm && op.name == "layer0.moe.expert0.fc1.fwd") {
+        CHECK(op.gemm.m == 8 * slots);
+        ++found;
+      }
+    CHECK(found == 1);
+    CHECK(busiest_expert_tokens(s) == 8 * slots);
   }
   // A capacity factor sets the slots whatever the skew (tokens past them are dropped).
   s.model.moe.capacity_factor = 1.25;

@@ -23,6 +23,15 @@ struct LowerOptions {
 
 ProgramSet lower(const Scenario& scenario, const LowerOptions& options);
 
+// A mixture-of-experts layer's buffers for a rank routing `tokens` tokens: C slots per expert and
+// source rank, ceil(load x top_k x tokens / experts) capped at the tokens (load = the capacity
+// factor, or for dropless routing workload.expert_skew, the busiest expert's share over the mean).
+int64_t expert_slots(const ModelSpec& model, const WorkloadSpec& workload, int64_t tokens);
+// The tokens the busiest expert computes on per micro-batch (training) or prefill (inference): its
+// slots from every source rank of the EP group and every TP rank, tp x ep x C, the rows of the
+// expert GEMMs the timing runs; 0 for a dense model.
+int64_t busiest_expert_tokens(const Scenario& scenario);
+
 // The same scenario with the tensor-parallel split removed (tp = 1, sp off): the reference the
 // numerics compares against. Every other field is kept.
 Scenario unsharded(const Scenario& scenario);

@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "lower/program_builder.hpp"
+#include "tpsim/lower.hpp"
 
 namespace tpsim::lowering {
 
@@ -26,11 +27,34 @@ bool is_expert_weight(const std::string& name) { return name.find(".moe.expert")
 // factor, or for dropless routing the busiest expert's share (workload.expert_skew), to whose
 // load every expert's buffer is padded.
 int64_t ProgramBuilder::expert_slots(int64_t tokens) const {
-  const MoeSpec& moe = scenario_.model.moe;
-  const double load = moe.capacity_factor > 0 ? moe.capacity_factor : scenario_.workload.expert_skew;
+  return tpsim::expert_slots(scenario_.model, scenario_.workload, tokens);
+}
+
+}  // namespace tpsim::lowering
+
+namespace tpsim {
+
+int64_t expert_slots(const ModelSpec& model, const WorkloadSpec& workload, int64_t tokens) {
+  const MoeSpec& moe = model.moe;
+  const double load = moe.capacity_factor > 0 ? moe.capacity_factor : workload.expert_skew;
   const double mean = double(tokens) * double(moe.top_k) / double(moe.experts);
   return std::clamp<int64_t>(int64_t(std::ceil(load * mean - 1e-9)), 1, tokens);
 }
+
+int64_t busiest_expert_tokens(const Scenario& s) {
+  if (!s.model.moe.enabled()) return 0;
+  const WorkloadSpec& w = s.workload;
+  const PlanSpec& p = s.plan;
+  const int64_t tokens = w.kind == WorkloadKind::training ? w.micro_batch * w.seq / std::max(1, p.cp)
+                                                          : w.batch * (w.prompt > 0 ? w.prompt : w.seq);
+  const int tp = std::max(1, p.tp), ep = std::max(1, p.ep);
+  const int64_t routed = p.sp && tp > 1 ? tokens / tp : tokens;   // each TP rank routes its sequence shard
+  return int64_t(tp) * ep * expert_slots(s.model, w, routed);
+}
+
+}  // namespace tpsim
+
+namespace tpsim::lowering {
 
 // Router: x [T, h] (this rank's tokens) W [h, E] (replicated) -> logits [T, E]. Under SP each TP
 // rank routes its own sequence shard, so W's gradient is partial over the group and all-reduced, as

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "tpsim/lower.hpp"
 #include "tpsim/report.hpp"
 
 namespace tpsim {
@@ -157,14 +158,16 @@ std::string summary_text(const RunResult& r) {
   out += fmt::format("model      {} (hidden {}, {} layers, {} heads)\n", s.model.name, s.model.hidden,
                      s.model.layers, s.model.heads);
   if (const MoeSpec& moe = s.model.moe; moe.enabled())
-    out += fmt::format("experts    {} per layer, top {}; {}; timed with every expert's buffer padded to {}\n",
+    out += fmt::format("experts    {} per layer, top {}; {}; timed with every expert's buffer padded to {}: the "
+                       "slowest expert computes on {} tokens per {}\n",
                        moe.experts, moe.top_k,
                        moe.capacity_factor > 0 ? fmt::format("capacity factor {:g} (tokens past it dropped)", moe.capacity_factor)
                                                : std::string("dropless"),
                        moe.capacity_factor > 0 ? std::string("the capacity")
                        : s.workload.expert_skew > 1
                            ? fmt::format("the busiest expert's load ({:g}x the mean, workload.expert_skew)", s.workload.expert_skew)
-                           : std::string("the mean load (balanced router, workload.expert_skew 1)"));
+                           : std::string("the mean load (balanced router, workload.expert_skew 1)"),
+                       busiest_expert_tokens(s), s.workload.kind == WorkloadKind::training ? "micro-batch" : "prefill");
   if (s.workload.kind == WorkloadKind::training && s.model.dtype == DType::fp8)
     out += "precision  FP8 GEMMs at the FP8 peak and ceiling (Transformer Engine's recipe); parameters and "
            "TP/PP/DP traffic in bf16\n";
