@@ -267,3 +267,24 @@ TEST_CASE("inference KV cache: 2 x layers x batch x context x kv_heads/tp x head
   CHECK(m.gradients == 0);
   CHECK(m.optimizer == 0);
 }
+
+TEST_CASE("FP8 training (Transformer Engine): FP8 weight copies and their transposes, FP8 saved GEMM inputs") {
+  // GPT 8192 x 48 layers at tp 8 with SP, selective recompute (no score term): of Korthikanti's
+  // 34 sbh/t the linears' inputs (qkv 2, proj 2, fc1 2, fc2 8) halve in FP8: 27 sbh/t.
+  Scenario s = training(gpt(8192, 64, 48), 8, 1, 1, 1);
+  s.plan.sp = true;
+  s.plan.recompute = Recompute::selective;
+  const MemoryBreakdown bf16 = memory_per_gpu(s, 0);
+  s.model.dtype = DType::fp8;
+  const MemoryBreakdown fp8 = memory_per_gpu(s, 0);
+  const double sbh = 2048.0 * 8192;
+  CHECK(bf16.activation_bytes_per_layer == rel(34 * sbh / 8, 1e-12));
+  CHECK(fp8.activation_bytes_per_layer == rel(27 * sbh / 8, 1e-12));
+  // 48 layers x 12 h^2 linear weights / tp, 1 B each for the FP8 copy and its transpose.
+  const double linears = 48 * 12.0 * 8192 * 8192 / 8;
+  CHECK(fp8.fp8_weight_copies == rel(2 * linears, 1e-12));
+  CHECK(fp8.weights - bf16.weights == rel(2 * linears, 1e-12));
+  // Master weights, gradients and Adam states are the same fp32 / bf16 bytes as ever.
+  CHECK(fp8.optimizer == rel(bf16.optimizer, 1e-12));
+  CHECK(fp8.gradients == rel(bf16.gradients, 1e-12));
+}

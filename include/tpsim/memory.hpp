@@ -22,6 +22,8 @@ inline constexpr double kRuntimeReserveBytes = 2.0 * 1024 * 1024 * 1024;
 // Bytes per parameter in mixed-precision Adam (Megatron-LM): bf16 weight, fp32 main gradient, and
 // fp32 master weight + Adam first and second moments.
 inline constexpr double kWeightBytes = 2, kGradBytes = 4, kOptimizerBytes = 12;
+// FP8 training keeps an FP8 copy of each linear weight and of its transpose (Transformer Engine).
+inline constexpr double kFp8WeightCopyBytes = 2;
 
 struct MemoryComponent {
   std::string name;     // "weights", "gradients", "optimizer", "activations", "kv_cache", "runtime reserve"
@@ -33,6 +35,7 @@ struct MemoryBreakdown {
   int stage = 0;                         // pipeline stage the GPU belongs to
   double parameters = 0;                 // parameters held by this GPU (its TP shard of its stage)
   double expert_parameters = 0;   // of them, a mixture of experts' (optimizer states sharded over dp / ep)
+  double fp8_weight_copies = 0;   // FP8 training: bytes of the FP8 weight copies (inside `weights`)
   double weights = 0, gradients = 0, optimizer = 0, activations = 0, kv_cache = 0, reserve = 0;
   // What weights and the KV cache are stored in: bf16 for training (mixed-precision Adam);
   // workload.precision for inference.
@@ -70,8 +73,11 @@ AttentionKernel attention_kernel(const GpuSpec& gpu);
 //   TP t without SP          s*b*h*(10 + 24/t) + 4*s*b*a/t
 //   selective recompute      no score term and no statistics (core attention is recomputed)
 //   full recompute           2*s*b*h per layer (its input; / t with SP)
+//   fp8_gemm_inputs (FP8 training, Transformer Engine): the inputs the linears keep for their weight
+//   gradients are FP8 (1 B): qkv's, proj's, fc1's (2 B each) and fc2's (8 B) halve, 34 -> 27
+//   (10 + 24/t -> 8 + 19/t without SP)
 double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t seq, int64_t micro_batch,
-                                  AttentionKernel attention);
+                                  AttentionKernel attention, bool fp8_gemm_inputs = false);
 // The same for a scenario on its own GPU, the one number of "activation bytes kept per layer per
 // GPU" for callers outside the memory model (explain, reports): training uses workload.seq,
 // workload.micro_batch and attention_kernel(topology.gpu); inference, one layer's working set in a

@@ -33,6 +33,13 @@ double layer_expert_params_held(const ModelSpec& m, const PlanSpec& p) {
   return ffn_params_held(m, p, double(m.moe.expert_ffn), double(m.moe.experts / std::max(1, p.ep)));
 }
 
+// The layer's linears (attention and MLP or experts, the router excepted), as one GPU holds them.
+double layer_linear_params_held(const ModelSpec& m, const PlanSpec& p) {
+  const double h = double(m.hidden), hd = double(m.head_dim());
+  const double mlp = m.moe.enabled() ? layer_expert_params_held(m, p) : ffn_params_held(m, p, double(m.ffn), 1);
+  return held(p, "attn.qkv", h * double(m.heads + 2 * m.kv_heads) * hd) + held(p, "attn.proj", double(m.heads) * hd * h) + mlp;
+}
+
 double layer_params_held(const ModelSpec& m, const PlanSpec& p) {
   const double h = double(m.hidden), hd = double(m.head_dim());
   const double norm = (m.norm == Norm::layernorm ? 2 : 1) * h;
@@ -75,7 +82,7 @@ AttentionKernel attention_kernel(const GpuSpec& gpu) {
 }
 
 double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t seq, int64_t micro_batch,
-                                  AttentionKernel attention) {
+                                  AttentionKernel attention, bool fp8_gemm_inputs) {
   const double s = double(seq), b = double(micro_batch), h = double(m.hidden), a = double(m.heads);
   const double t = std::max(1, p.tp);
   const bool sp = p.sp && p.tp > 1;
@@ -95,18 +102,20 @@ double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t
     const double load = m.moe.capacity_factor > 0 ? m.moe.capacity_factor : 1.0;
     const double rows = load * double(m.moe.top_k) * tokens;
     const double f = double(m.moe.expert_ffn), e = double(m.moe.experts);
-    const double moe = 2 * tokens * h + 4 * tokens * e + 4 * 2 * rows * h +
+    // FP8: the experts' inputs (1 B instead of 2) and the attention linears' (qkv's, proj's: 2 of the 15).
+    const double moe = 2 * tokens * h + 4 * tokens * e + (fp8_gemm_inputs ? 7 : 8) * rows * h +
                        (m.activation == Activation::swiglu ? 3 : 2) * 2 * rows * f;
-    return s * b * h * (15 + attention_core) / t + moe;
+    return s * b * h * ((fp8_gemm_inputs ? 13 : 15) + attention_core) / t + moe;
   }
-  if (sp || p.tp == 1) return s * b * h * (34 + attention_core) / t;
-  return s * b * h * (10 + 24 / t + attention_core / t);
+  if (sp || p.tp == 1) return s * b * h * ((fp8_gemm_inputs ? 27 : 34) + attention_core) / t;
+  return s * b * h * ((fp8_gemm_inputs ? 8 : 10) + (fp8_gemm_inputs ? 19 : 24) / t + attention_core / t);
 }
 
 double activation_bytes_per_layer(const Scenario& s) {
   const WorkloadSpec& w = s.workload;
   if (w.kind == WorkloadKind::training)
-    return activation_bytes_per_layer(s.model, s.plan, w.seq, w.micro_batch, attention_kernel(s.topology.gpu));
+    return activation_bytes_per_layer(s.model, s.plan, w.seq / std::max(1, s.plan.cp), w.micro_batch,
+                                      attention_kernel(s.topology.gpu), s.model.dtype == DType::fp8);
   // Inference: one layer's working set during a prefill step, split over tp (as under SP); nothing
   // is kept for a backward pass. The step is the whole batch's prompts at once, or, with
   // workload.prefill_chunk, that many tokens whose queries each attend to at most `prompt` keys
@@ -133,7 +142,11 @@ double in_flight_micro_batches(int pp, int stage, int virtual_stages, int64_t mi
 
 std::vector<MemoryComponent> MemoryBreakdown::components() const {
   return {{"runtime reserve", reserve, "CUDA context, NCCL and cuBLAS buffers, allocator slack"},
-          {"weights", weights, fmt::format("{:.3g} params x {} B ({})", parameters, dtype_bytes(weights_dtype), to_string(weights_dtype))},
+          {"weights", weights,
+           fp8_weight_copies > 0
+               ? fmt::format("{:.3g} params x 2 B (bf16) + FP8 copies of the layers' linears and their transposes ({:.2f} GiB)",
+                             parameters, fp8_weight_copies / kGiB)
+               : fmt::format("{:.3g} params x {} B ({})", parameters, dtype_bytes(weights_dtype), to_string(weights_dtype))},
           {"gradients", gradients, "4 B/param (fp32 main gradients)"},
           {"optimizer", optimizer,
            expert_parameters > 0
@@ -176,7 +189,14 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
     r.in_flight_micro_batches = int(std::ceil(in_flight));
     // Context parallelism: a GPU holds seq / cp tokens of every sequence.
     const int64_t seq = w.seq / std::max(1, p.cp);
-    r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, seq, w.micro_batch, attention);
+    // FP8 training (Transformer Engine): FP8 copies of every layer's linear weights and their
+    // transposes for the backward (2 B per parameter beside the BF16 ones), FP8 saved GEMM inputs.
+    const bool fp8 = m.dtype == DType::fp8;
+    if (fp8) {
+      r.fp8_weight_copies = layers * layer_linear_params_held(m, p) * kFp8WeightCopyBytes;
+      r.weights += r.fp8_weight_copies;
+    }
+    r.activation_bytes_per_layer = activation_bytes_per_layer(m, p, seq, w.micro_batch, attention, fp8);
     r.activations = in_flight * layers * r.activation_bytes_per_layer;
     // The first stage also holds the embedding output (s*b*h, bf16) per in-flight micro-batch;
     // the last stage briefly holds one micro-batch's fp32 logits for the loss (s*b*V/t*4 when
@@ -188,7 +208,7 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
     if (p.recompute == Recompute::full) {
       PlanSpec kept = p;
       kept.recompute = Recompute::none;
-      r.activations += activation_bytes_per_layer(m, kept, seq, w.micro_batch, attention);
+      r.activations += activation_bytes_per_layer(m, kept, seq, w.micro_batch, attention, fp8);
     }
   } else {
     // Inference: the KV cache of the whole batch at its full context, plus one layer's working set
