@@ -108,6 +108,22 @@ TEST_CASE("OLMoE's un-normalised top-k weights and a fine-grained 16-expert top-
   }
 }
 
+TEST_CASE("a shared expert beside the routed ones (Qwen2-MoE's, sigmoid-gated) also matches") {
+  for (DType dtype : {DType::fp32, DType::bf16})
+    for (int tp : {1, 2}) {
+      Scenario s = tiny_moe(tp, 4, 2, 1, /*normalize=*/false);
+      s.model.moe.shared_expert_ffn = 64;
+      s.model.moe.shared_expert_gate = true;
+      CAPTURE(tp);
+      CAPTURE(to_string(dtype));
+      const NumericsReport r = check(s, dtype);
+      if (!r.ok) FAIL(describe(*r.first_failure()));
+      CHECK(checked(r, "layer0.moe.shared_expert.gated"));
+      CHECK(checked(r, "layer0.moe.shared_expert.sigmoid_gate.grad"));
+      CHECK(checked(r, "layer0.moe.routed_plus_shared.out"));
+    }
+}
+
 TEST_CASE("planted: a wrong combine permutation (the experts' outputs joined in the wrong order)") {
   const Scenario s = tiny_moe(1, 2, 2);   // 4 experts per rank
   ProgramSet sharded = lower(s, stack_fwd_bwd());

@@ -512,13 +512,42 @@ TEST_CASE("GEMM backward: dX = dY W^T and dW = X^T dY (as layers.cpp lowers them
                   (dbl(old).cwiseAbs() + X.cwiseAbs().transpose() * Gd.cwiseAbs()).eval());
 }
 
+TEST_CASE("sigmoid_scale_backward (a shared expert's gate): dy, dg against finite differences") {
+  std::mt19937 rng(21);
+  const Mat y = random_mat(rng, 6, 9, -2, 2), g = random_mat(rng, 6, 1, -3, 3), G = random_mat(rng, 6, 9);
+  const Md Y = dbl(y), Gl = dbl(g), Gd = dbl(G);
+  // out = sigmoid(g) y, row by row
+  auto ref = [](const Md& yv, const Md& gv) {
+    Md o(yv.rows(), yv.cols());
+    for (Eigen::Index i = 0; i < yv.rows(); ++i) o.row(i) = yv.row(i) / (1 + std::exp(-gv(i, 0)));
+    return o;
+  };
+  Mat out(6, 9), dy(6, 9), dg(6, 1);
+  run_kernel(kernel_op("sigmoid_scale"), {&y, &g}, {&out});
+  // sigmoid: exp, add, divide (3 roundings), then one product: n = 4 on |out|.
+  expect_forward("sigmoid_scale", out, ref(Y, Gl), 4, ref(Y, Gl).array().abs().matrix());
+  run_kernel(kernel_op("sigmoid_scale_backward"), {&y, &g, &G}, {&dy, &dg});
+  const Fd fy = central_differences(Y, [&](const Md& v) { return dot(Gd, ref(v, Gl)); });
+  const Fd fg = central_differences(Gl, [&](const Md& v) { return dot(Gd, ref(Y, v)); });
+  const Md sig = (1 / (1 + (-Gl.array()).exp())).matrix();
+  Md mag_dy(6, 9), mag_dg(6, 1);
+  for (Eigen::Index i = 0; i < 6; ++i) {
+    mag_dy.row(i) = (Gd.row(i).array() * sig(i, 0)).abs().matrix();
+    mag_dg(i, 0) = sig(i, 0) * (1 + sig(i, 0)) * (Gd.row(i).array() * Y.row(i).array()).abs().sum();
+  }
+  // dy = sig dout: n = 4; dg = sig (1 - sig) sum_j dout_j y_j: sig 3, 1 - sig absolute, a 9-term sum
+  // and two products: n = 3 + 2 + 9 + 2 = 16 on sig (1 + sig) sum |dout y|.
+  expect_gradient("sigmoid_scale dy", dy, fy, 4, mag_dy);
+  expect_gradient("sigmoid_scale dg", dg, fg, 16, mag_dg);
+}
+
 TEST_CASE("every backward kernel in the registry is covered here") {
   // A new *_backward kernel must get a finite-difference check in this file, or one against
   // PyTorch autograd (the MoE dispatch and combine: test_numerics_moe_kernels.cpp; the context-parallel
   // attention blocks: test_numerics_cp_kernels.cpp).
   const std::vector<std::string> covered{"layernorm_backward", "rmsnorm_backward", "gelu_backward", "swiglu_backward",
                                          "attention_backward", "embedding_backward", "cross_entropy_backward",
-                                         "moe_dispatch_backward", "moe_combine_backward",
+                                         "moe_dispatch_backward", "moe_combine_backward", "sigmoid_scale_backward",
                                          "attention_kv_backward", "attention_block_backward"};
   int backward = 0;
   for (const std::string& name : numerics::kernel_names()) {

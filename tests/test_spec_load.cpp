@@ -188,6 +188,8 @@ void check_same_model(const ModelSpec& a, const ModelSpec& b) {
   CHECK(a.moe.expert_ffn == b.moe.expert_ffn);
   CHECK(a.moe.capacity_factor == b.moe.capacity_factor);
   CHECK(a.moe.normalize_top_k == b.moe.normalize_top_k);
+  CHECK(a.moe.shared_expert_ffn == b.moe.shared_expert_ffn);
+  CHECK(a.moe.shared_expert_gate == b.moe.shared_expert_gate);
 }
 
 }  // namespace
@@ -666,6 +668,20 @@ TEST_CASE("what tpsim cannot time is refused at its key, with the file's line an
   const std::string moe = hf_error_of(hf_fixture("Llama-2-7b-hf"), {{"model.num_local_experts", "8"}});
   CHECK(moe.find("model.num_local_experts") != std::string::npos);
   CHECK(moe.find("mixture-of-experts") != std::string::npos);
+}
+
+TEST_CASE("Qwen1.5-MoE-A2.7B's config.json: 60 fine-grained experts plus a gated shared expert, 14.3 B / 2.7 B") {
+  const ModelSpec q = load_model(hf_fixture("Qwen1.5-MoE-A2.7B"));
+  check_same_model(q, load_model("qwen1.5-moe-a2.7b"));
+  CHECK(q.moe.expert_ffn == 1408);          // moe_intermediate_size, not the dense intermediate_size 5632
+  CHECK(q.moe.shared_expert_ffn == 5632);   // shared_expert_intermediate_size
+  CHECK(q.moe.shared_expert_gate);
+  CHECK_FALSE(q.moe.normalize_top_k);
+  // The model card: 14.3 B parameters in total, 2.7 B activated (tpsim counts no qkv biases,
+  // 147,456 of them, so its figures sit just under).
+  CHECK(double(parameter_count(q)) == rel(14.3e9, 0.005));
+  CHECK(double(active_parameter_count(q)) == rel(2.7e9, 0.01));
+  CHECK(describe(q).find("2.69 B (2,689,026,048) active per token") != std::string::npos);
 }
 
 TEST_CASE("Mixtral's and OLMoE's config.json are the mixture-of-experts presets") {

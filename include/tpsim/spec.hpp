@@ -194,6 +194,11 @@ struct MoeSpec {
   // The top-k weights are renormalised to sum to 1 (Mixtral: softmax over the chosen k); false: the
   // full softmax's values are used as they are (OLMoE, Qwen2-MoE's norm_topk_prob: false).
   bool normalize_top_k = true;
+  // An always-on shared expert beside the routed ones (Qwen2-MoE, DeepSeek-MoE): an FFN of this
+  // width every token passes through, its output added to the routed experts'; 0 = none.
+  // shared_expert_gate: its output scaled by sigmoid(x w_gate) per token (Qwen2-MoE).
+  int64_t shared_expert_ffn = 0;
+  bool shared_expert_gate = false;
   bool enabled() const { return experts > 0; }
 };
 
@@ -406,6 +411,9 @@ PlanSpec builtin_plan(const std::string& name);
 
 // Total weight parameters of the model (embedding, layers, final norm, untied output head).
 int64_t parameter_count(const ModelSpec& m);
+// The parameters one token passes through: a mixture of experts' top_k experts (and its shared
+// expert) instead of all of them; parameter_count for a dense model.
+int64_t active_parameter_count(const ModelSpec& m);
 
 // The layers pipeline stage `stage` holds: [first, first + count) of model.layers, as
 // plan.first_stage_layers / last_stage_layers say (an even split when they are 0; under

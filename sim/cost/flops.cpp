@@ -7,10 +7,12 @@ double layer_forward_flops(const ModelSpec& m, int64_t tokens, int64_t seq) {
   const double h = double(m.hidden), hd = double(m.head_dim()), n = double(tokens);
   // Linears: 2 FLOPs per weight per token. GPT: qkv 3h^2 + proj h^2 + fc1, fc2 8h^2 = 12h^2 -> 24h^2.
   // A mixture of experts counts the experts a token is routed to (top_k) and the router.
-  const double mlp = m.moe.enabled() ? double(m.moe.top_k) * double(m.moe.expert_ffn) : double(m.ffn);
+  // and its shared expert (with its gate).
+  const double mlp = m.moe.enabled() ? double(m.moe.top_k) * double(m.moe.expert_ffn) + double(m.moe.shared_expert_ffn)
+                                     : double(m.ffn);
   const double weights = h * double(m.heads + 2 * m.kv_heads) * hd + double(m.heads) * hd * h +
                          double(m.activation == Activation::swiglu ? 3 : 2) * h * mlp +
-                         (m.moe.enabled() ? h * double(m.moe.experts) : 0.0);
+                         (m.moe.enabled() ? h * double(m.moe.experts) + (m.moe.shared_expert_gate ? h : 0.0) : 0.0);
   // QK^T and AV over the whole sequence (no causal halving, as Narayanan counts): 2 * 2*s*h per token.
   const double attention = 4 * double(seq) * double(m.heads) * hd;
   return n * (2 * weights + attention);

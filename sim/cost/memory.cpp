@@ -36,14 +36,18 @@ double layer_expert_params_held(const ModelSpec& m, const PlanSpec& p) {
 // The layer's linears (attention and MLP or experts, the router excepted), as one GPU holds them.
 double layer_linear_params_held(const ModelSpec& m, const PlanSpec& p) {
   const double h = double(m.hidden), hd = double(m.head_dim());
-  const double mlp = m.moe.enabled() ? layer_expert_params_held(m, p) : ffn_params_held(m, p, double(m.ffn), 1);
+  const double mlp = m.moe.enabled() ? layer_expert_params_held(m, p) + ffn_params_held(m, p, double(m.moe.shared_expert_ffn), 1)
+                                      : ffn_params_held(m, p, double(m.ffn), 1);
   return held(p, "attn.qkv", h * double(m.heads + 2 * m.kv_heads) * hd) + held(p, "attn.proj", double(m.heads) * hd * h) + mlp;
 }
 
 double layer_params_held(const ModelSpec& m, const PlanSpec& p) {
   const double h = double(m.hidden), hd = double(m.head_dim());
   const double norm = (m.norm == Norm::layernorm ? 2 : 1) * h;
-  const double mlp = m.moe.enabled() ? h * double(m.moe.experts) + layer_expert_params_held(m, p)   // router + experts
+  // A mixture of experts: router, the rank's experts, the shared expert and its gate.
+  const double mlp = m.moe.enabled() ? h * double(m.moe.experts) + layer_expert_params_held(m, p) +
+                                           ffn_params_held(m, p, double(m.moe.shared_expert_ffn), 1) +
+                                           (m.moe.shared_expert_gate ? h : 0.0)
                                      : ffn_params_held(m, p, double(m.ffn), 1);
   return held(p, "attn.qkv", h * double(m.heads + 2 * m.kv_heads) * hd) + held(p, "attn.proj", double(m.heads) * hd * h) +
          mlp + held(p, "norm1", norm) + held(p, "norm2", norm);
@@ -103,8 +107,10 @@ double activation_bytes_per_layer(const ModelSpec& m, const PlanSpec& p, int64_t
     const double rows = load * double(m.moe.top_k) * tokens;
     const double f = double(m.moe.expert_ffn), e = double(m.moe.experts);
     // FP8: the experts' inputs (1 B instead of 2) and the attention linears' (qkv's, proj's: 2 of the 15).
+    // A shared expert keeps its fc1 (+ gate) and activation outputs for every token: [s b, fs / t].
+    const double shared = (m.activation == Activation::swiglu ? 3 : 2) * 2 * s * b * double(m.moe.shared_expert_ffn) / t;
     const double moe = 2 * tokens * h + 4 * tokens * e + (fp8_gemm_inputs ? 7 : 8) * rows * h +
-                       (m.activation == Activation::swiglu ? 3 : 2) * 2 * rows * f;
+                       (m.activation == Activation::swiglu ? 3 : 2) * 2 * rows * f + shared;
     return s * b * h * ((fp8_gemm_inputs ? 13 : 15) + attention_core) / t + moe;
   }
   if (sp || p.tp == 1) return s * b * h * ((fp8_gemm_inputs ? 27 : 34) + attention_core) / t;

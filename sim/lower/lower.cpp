@@ -68,6 +68,8 @@ void check_divisions(const Scenario& s, LowerScope scope) {
     require(m.moe.expert_ffn > 0 && m.moe.expert_ffn % p.tp == 0,
             fmt::format("model.moe.expert_ffn {} is not divisible by plan.tp {}", m.moe.expert_ffn, p.tp));
     require(p.tp == 1 || p.sp, "a mixture-of-experts model with plan.tp > 1 needs plan.sp (sequence parallelism)");
+    require(m.moe.shared_expert_ffn % p.tp == 0,
+            fmt::format("model.moe.shared_expert_ffn {} is not divisible by plan.tp {}", m.moe.shared_expert_ffn, p.tp));
   } else {
     require(p.ep <= 1, "plan.ep > 1 needs a mixture-of-experts model (model.moe)");
   }
@@ -207,6 +209,7 @@ Scenario proxy_scale(const Scenario& scenario) {
   };
   m.ffn = shrink(m.ffn, tp);
   if (m.moe.enabled()) m.moe.expert_ffn = shrink(m.moe.expert_ffn, tp);
+  if (m.moe.shared_expert_ffn > 0) m.moe.shared_expert_ffn = shrink(m.moe.shared_expert_ffn, tp);
   if (m.vocab > 0) m.vocab = shrink(m.vocab, tp);
   m.heads = heads;
   m.kv_heads = kv;

@@ -59,8 +59,8 @@ namespace tpsim::lowering {
 // Router: x [T, h] (this rank's tokens) W [h, E] (replicated) -> logits [T, E]. Under SP each TP
 // rank routes its own sequence shard, so W's gradient is partial over the group and all-reduced, as
 // Megatron reduces its other sequence-parallel parameters.
-Value ProgramBuilder::router_forward(const std::string& rname, const Value& x, Tape& tape) {
-  const int64_t h = scenario_.model.hidden, experts = scenario_.model.moe.experts;
+Value ProgramBuilder::router_forward(const std::string& rname, const Value& x, int64_t experts, Tape& tape) {
+  const int64_t h = scenario_.model.hidden;
   const std::string w = weight(rname, h, experts, -1);
   const Value logits = activation(mb(rname + ".out"), experts, x.layout);
   gemm(rname + ".fwd", x.tensor, w, logits.tensor, false, false);
@@ -116,7 +116,7 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
   const int64_t slots = expert_slots(tokens), local_experts = experts / ep_;
   const std::map<std::string, double> geometry{{"experts", double(experts)}, {"capacity", double(slots)}};
 
-  const Value logits = router_forward(p + "router", xs, tape);
+  const Value logits = router_forward(p + "router", xs, experts, tape);
   const Value chosen = activation(mb(p + "experts"), k, xs.layout);
   // logits [T, E] -> experts [T, k]: the k largest, in descending order (ties to the lower index)
   kernel(p + "route", "moe_route", {logits.tensor}, {chosen.tensor}, double(tokens) * double(experts),
@@ -249,7 +249,48 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
     add_grad(back.grad_key, dback);
     add_grad(logits.grad_key, dlogits);
   });
-  return residual_forward(fmt::format("layer{}.mlp.residual", layer), x, y, tape);
+  if (moe.shared_expert_ffn <= 0) return residual_forward(fmt::format("layer{}.mlp.residual", layer), x, y, tape);
+  // The shared expert beside the routed ones: their outputs add up.
+  const Value shared = shared_expert_forward(p + "shared_expert", xs, tape);
+  const Value both = residual_forward(p + "routed_plus_shared", y, shared, tape);
+  return residual_forward(fmt::format("layer{}.mlp.residual", layer), x, both, tape);
+}
+
+Value ProgramBuilder::shared_expert_forward(const std::string& sname, const Value& x, Tape& tape) {
+  const ModelSpec& m = scenario_.model;
+  const int64_t f = m.moe.shared_expert_ffn;
+  const bool swiglu = m.activation == Activation::swiglu;
+  Value in = x;
+  if (swiglu && linear_plan("mlp.fc1").kind == LinearKind::column && linear_plan("mlp.gate").kind == LinearKind::column)
+    in = to_layout(in, Layout::full, tape, /*for_column_linear=*/true);
+  const Value fc1 = linear_forward(sname + ".fc1", "mlp.fc1", in, m.hidden, f, tape);
+  Value act;
+  if (swiglu) {
+    const Value gate = linear_forward(sname + ".gate", "mlp.gate", in, m.hidden, f, tape);
+    act = activation_forward(sname + ".act", fc1, &gate, tape);
+  } else {
+    act = activation_forward(sname + ".act", fc1, nullptr, tape);
+  }
+  const Value out = linear_forward(sname + ".fc2", "mlp.fc2", act, f, m.hidden, tape);   // in x's layout again
+  if (!m.moe.shared_expert_gate) return out;
+  const Value g = router_forward(sname + ".sigmoid_gate", x, 1, tape);   // [T, 1]
+  const Value y = activation(mb(sname + ".gated"), m.hidden, out.layout);
+  const TensorDesc& d = desc(out.tensor);
+  // y [T, h], g [T, 1] -> sigmoid(g) y
+  kernel(sname + ".scale", "sigmoid_scale", {out.tensor, g.tensor}, {y.tensor}, 4.0 * double(d.rows) * double(d.cols));
+  record(tape, [this, sname, out, g, y] {
+    const std::string dy = take_grad(y);
+    if (dy.empty()) return;
+    const TensorDesc& d = desc(out.tensor);
+    const std::string dout = grad_tensor(out, d.rows, d.cols, false);
+    const std::string dg = grad_tensor(g, d.rows, 1, false);
+    // y, g, dy -> dout = sigmoid(g) dy, dg = sigmoid(g) (1 - sigmoid(g)) sum_j dy_j y_j
+    kernel(sname + ".scale.bwd", "sigmoid_scale_backward", {out.tensor, g.tensor, dy}, {dout, dg},
+           4.0 * double(d.rows) * double(d.cols));
+    add_grad(out.grad_key, dout);
+    add_grad(g.grad_key, dg);
+  });
+  return y;
 }
 
 }  // namespace tpsim::lowering

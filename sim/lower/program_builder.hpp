@@ -189,7 +189,12 @@ class ProgramBuilder {
                       GroupAxis axis);
   // MoE pieces (moe_layers.cpp).
   int64_t expert_slots(int64_t tokens) const;   // C: buffer rows per expert and source rank
-  Value router_forward(const std::string& name, const Value& x, Tape& tape);
+  // x [T, h] (this rank's tokens) W [h, cols] (replicated) -> [T, cols]: a MoE router, a shared
+  // expert's gate.
+  Value router_forward(const std::string& name, const Value& x, int64_t cols, Tape& tape);
+  // The always-on shared expert: an FFN of moe.shared_expert_ffn split over TP like the dense MLP,
+  // scaled by its sigmoid gate when the model has one; in x's layout.
+  Value shared_expert_forward(const std::string& name, const Value& x, Tape& tape);
   // One expert's FFN on all TP ranks' rows of it; its output a partial sum over TP.
   Value expert_forward(const std::string& name, const Value& x, Tape& tape);
   // Gradients: contributions to a key are summed in arrival order; take_grad() hands out the total

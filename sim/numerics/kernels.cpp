@@ -420,6 +420,8 @@ const std::map<std::string, KernelFn>& registry() {
       {"moe_combine_backward", moe_combine_backward},
       {"moe_split_experts", moe_split_experts},
       {"moe_join_experts", moe_join_experts},
+      {"sigmoid_scale", sigmoid_scale},
+      {"sigmoid_scale_backward", sigmoid_scale_backward},
   };
   return r;
 }

@@ -286,4 +286,38 @@ void moe_join_experts(const Op& op, const std::vector<const Mat*>& in, const std
     for (int64_t g = 0; g < b.G; ++g) buf.middleRows((g * b.El + le) * b.C, b.C) = in[size_t(le)]->middleRows(g * b.C, b.C);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The shared expert's gate (Qwen2-MoE): its output scaled per token by sigmoid(x w_gate).
+// sigmoid_scale: y [r, h], g [r, 1] -> out = sigmoid(g) * y (row by row)
+void sigmoid_scale(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
+  arity(op, in, out, 2, 1);
+  const Mat &y = *in[0], &g = *in[1];
+  Mat& o = *out[0];
+  need(op, g.rows() == y.rows() && g.cols() == 1, "gate " + shape(g) + " must be [rows of y, 1], y is " + shape(y));
+  need(op, o.rows() == y.rows() && o.cols() == y.cols(), "output " + shape(o) + " must be y's " + shape(y));
+  for (Eigen::Index i = 0; i < y.rows(); ++i) {
+    const float s = 1.0f / (1.0f + std::exp(-g(i, 0)));
+    for (Eigen::Index j = 0; j < y.cols(); ++j) o(i, j) = s * y(i, j);
+  }
+}
+// sigmoid_scale_backward: y, g, dout -> dy = sigmoid(g) dout, dg = sigmoid(g) (1 - sigmoid(g)) sum_j dout_j y_j
+void sigmoid_scale_backward(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
+  arity(op, in, out, 3, 2);
+  const Mat &y = *in[0], &g = *in[1], &dout = *in[2];
+  Mat &dy = *out[0], &dg = *out[1];
+  need(op, g.rows() == y.rows() && g.cols() == 1, "gate " + shape(g) + " must be [rows of y, 1], y is " + shape(y));
+  need(op, dout.rows() == y.rows() && dout.cols() == y.cols(), "dout " + shape(dout) + " must be y's " + shape(y));
+  need(op, dy.rows() == y.rows() && dy.cols() == y.cols() && dg.rows() == g.rows() && dg.cols() == 1,
+       "outputs must be shaped like y and g");
+  for (Eigen::Index i = 0; i < y.rows(); ++i) {
+    const float s = 1.0f / (1.0f + std::exp(-g(i, 0)));
+    float dot = 0;
+    for (Eigen::Index j = 0; j < y.cols(); ++j) {
+      dy(i, j) = s * dout(i, j);
+      dot += dout(i, j) * y(i, j);
+    }
+    dg(i, 0) = s * (1.0f - s) * dot;
+  }
+}
+
 }  // namespace tpsim::numerics

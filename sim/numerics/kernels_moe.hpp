@@ -16,5 +16,7 @@ void moe_combine(const Op& op, const std::vector<const Mat*>& in, const std::vec
 void moe_combine_backward(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out);
 void moe_split_experts(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out);
 void moe_join_experts(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out);
+void sigmoid_scale(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out);
+void sigmoid_scale_backward(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out);
 
 }  // namespace tpsim::numerics

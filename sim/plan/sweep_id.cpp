@@ -52,6 +52,10 @@ void add_model(Canon& c, const ModelSpec& m) {
     c.num("model.moe.expert_ffn", m.moe.expert_ffn);
     c.num("model.moe.capacity_factor", m.moe.capacity_factor);
     c.flag("model.moe.normalize_top_k", m.moe.normalize_top_k);
+    if (m.moe.shared_expert_ffn > 0) {
+      c.num("model.moe.shared_expert_ffn", m.moe.shared_expert_ffn);
+      c.flag("model.moe.shared_expert_gate", m.moe.shared_expert_gate);
+    }
   }
 }
 

@@ -208,6 +208,9 @@ void check_moe(const Checker& c, const ModelSpec& m) {
                                           "experts), got {}",
                                           e.experts, e.top_k));
   c.positive("model.moe.expert_ffn", static_cast<double>(e.expert_ffn));
+  c.non_negative("model.moe.shared_expert_ffn", static_cast<double>(e.shared_expert_ffn));
+  if (e.shared_expert_gate && e.shared_expert_ffn <= 0)
+    c.fail("model.moe.shared_expert_gate", "gates a shared expert, but moe.shared_expert_ffn is 0 (there is none)");
   if (m.ffn != e.expert_ffn)
     c.fail("model.ffn", fmt::format("ffn {} differs from moe.expert_ffn {}: a mixture-of-experts model's MLP is its "
                                     "experts",
@@ -311,6 +314,9 @@ void check_experts(const Checker& c, const Scenario& s) {
     c.fail("plan.ep", fmt::format("ep {} does not divide model.moe.experts {} (model '{}'): each expert-parallel rank "
                                   "holds experts / ep whole experts",
                                   p.ep, e.experts, m.name));
+  if (e.shared_expert_ffn % p.tp != 0)
+    c.fail("plan.tp", fmt::format("tp {} does not divide model.moe.shared_expert_ffn {} (model '{}')", p.tp,
+                                  e.shared_expert_ffn, m.name));
   if (p.tp > 1 && !p.sp)
     c.fail("plan.sp", fmt::format("model '{}' is a mixture-of-experts model and tp is {}: it needs sequence "
                                   "parallelism (sp: true), as Megatron-Core requires for MoE with tensor parallelism",

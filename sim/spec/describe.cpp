@@ -213,7 +213,8 @@ namespace {
 int64_t mlp_parameters(const ModelSpec& m, int64_t experts) {
   const int64_t per_ffn = (m.activation == Activation::swiglu ? 3 : 2) * m.hidden;   // fc1 (+gate), fc2
   if (!m.moe.enabled()) return per_ffn * m.ffn;
-  return experts * per_ffn * m.moe.expert_ffn + m.hidden * m.moe.experts;
+  return experts * per_ffn * m.moe.expert_ffn + m.hidden * m.moe.experts + per_ffn * m.moe.shared_expert_ffn +
+         (m.moe.shared_expert_gate ? m.hidden : 0);   // + the shared expert and its gate [h, 1]
 }
 
 int64_t parameters_with(const ModelSpec& m, int64_t experts) {
@@ -227,6 +228,9 @@ int64_t parameters_with(const ModelSpec& m, int64_t experts) {
 }  // namespace
 
 int64_t parameter_count(const ModelSpec& m) { return parameters_with(m, m.moe.experts); }
+int64_t active_parameter_count(const ModelSpec& m) {
+  return parameters_with(m, m.moe.enabled() ? m.moe.top_k : 0);
+}
 
 std::string describe(const Topology& t) {
   std::vector<std::string> peaks;
@@ -295,9 +299,12 @@ std::string describe(const ModelSpec& m) {
                                          "tokens; the rest are dropped)",
                                          e.capacity_factor, e.capacity_factor)
                            : std::string("dropless (each expert takes every token routed to it)"));
+  if (e.enabled() && e.shared_expert_ffn > 0)
+    out += fmt::format("  shared expert: ffn {}, every token, added to the routed experts' output{}\n", e.shared_expert_ffn,
+                       e.shared_expert_gate ? " scaled by sigmoid(x w_gate) (gate [hidden, 1])" : "");
   out += fmt::format("  parameters: {} ({}; untied output head, no biases)", scaled(params), with_thousands(params));
   if (e.enabled()) {
-    const int64_t active = parameters_with(m, e.top_k);
+    const int64_t active = active_parameter_count(m);
     out += fmt::format("; {} ({}) active per token", scaled(active), with_thousands(active));
   }
   return out;

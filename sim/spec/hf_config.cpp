@@ -2,11 +2,12 @@
 // The families whose decoder blocks tpsim's layer is: Llama / Mistral / Qwen2 (SwiGLU MLP,
 // RMSNorm, grouped-query attention), GPT-2 / GPT-NeoX (GELU MLP, LayerNorm), and the
 // mixture-of-experts Mixtral and OLMoE (the Llama block with every MLP replaced by routed SwiGLU
-// experts of width intermediate_size, no shared expert). A config lists dozens of keys that change
+// experts of width intermediate_size), and Qwen2-MoE (routed experts of moe_intermediate_size plus
+// a gated shared expert). A config lists dozens of keys that change
 // no matmul shape (rope, dropout, token ids, initialisers, router loss coefficients); only the ones
 // below are read, and the ones that would change what is timed are refused by name: DeepSeek's
-// routed-plus-shared experts (n_routed_experts), Qwen2-MoE's shared expert, expert fields on a
-// dense architecture, and unknown architectures. A tpsim key written by `--set model.KEY=V`
+// routed-plus-shared experts with dense first layers (n_routed_experts), expert fields on a dense
+// architecture, and unknown architectures. A tpsim key written by `--set model.KEY=V`
 // (hidden, ffn, moe.top_k, ...) wins over the config's own field for it.
 //
 // Not timed: OLMoE's RMSNorm on queries and keys (2 x hidden weights per layer, 65,536 of the
@@ -39,7 +40,7 @@ constexpr Architecture kArchitectures[] = {
     {"GPTNeoXForCausalLM", "gpt_neox", Family::gpt_neox, "", true},
     {"MixtralForCausalLM", "mixtral", Family::llama, "num_local_experts", true},
     {"OlmoeForCausalLM", "olmoe", Family::llama, "num_experts", true},
-    {"Qwen2MoeForCausalLM", "qwen2_moe", Family::llama, "num_experts", false},
+    {"Qwen2MoeForCausalLM", "qwen2_moe", Family::llama, "num_experts", true},
 };
 
 std::string known_architectures() {
@@ -91,13 +92,32 @@ int64_t moe_field(const Map& m, const std::optional<Map>& set, const char* ours,
 }
 
 // The experts of a Mixtral or OLMoE config; `ffn` is the model's (intermediate_size: one expert's).
-MoeSpec read_experts(const Map& m, const Architecture& arch, int64_t ffn) {
+MoeSpec read_experts(const Map& m, const Architecture& arch, int64_t ffn) {   // ffn: Qwen2-MoE replaces it
   const std::optional<Map> set = m.has("moe") ? std::optional<Map>(m.map("moe")) : std::nullopt;
-  if (set) set->only({"experts", "top_k", "expert_ffn", "capacity_factor", "normalize_top_k"});
+  if (set)
+    set->only({"experts", "top_k", "expert_ffn", "capacity_factor", "normalize_top_k", "shared_expert_ffn",
+               "shared_expert_gate"});
   MoeSpec moe;
   moe.experts = moe_field(m, set, "experts", arch.experts_field, "experts per layer");
   moe.top_k = moe_field(m, set, "top_k", "num_experts_per_tok", "experts per token");
+  // Qwen2-MoE: intermediate_size is a dense MLP's, moe_intermediate_size an expert's; every layer
+  // sparse (decoder_sparse_step 1, no mlp_only_layers), plus a gated shared expert.
+  const bool qwen2_moe = std::string(arch.model_type) == "qwen2_moe";
+  if (qwen2_moe) {
+    if (m.has("decoder_sparse_step") && m.integer_up_to("decoder_sparse_step", limits::kLayers, "layers") != 1)
+      m.fail("decoder_sparse_step", "expected 1: tpsim's layers are all mixture-of-experts layers");
+    if (m.has("mlp_only_layers") && m.value("mlp_only_layers").IsSequence() && m.value("mlp_only_layers").size() > 0)
+      m.fail("mlp_only_layers", "expected []: dense layers among the mixture-of-experts ones are not modelled");
+    ffn = m.integer_up_to("moe_intermediate_size", limits::kFfn, "an FFN size");
+  }
   moe.expert_ffn = set && set->has("expert_ffn") ? set->integer_up_to("expert_ffn", limits::kFfn, "an FFN size") : ffn;
+  const int64_t shared = qwen2_moe && m.has("shared_expert_intermediate_size")
+                             ? m.integer_up_to("shared_expert_intermediate_size", limits::kFfn, "an FFN size")
+                             : 0;
+  moe.shared_expert_ffn = set && set->has("shared_expert_ffn")
+                              ? set->integer_up_to("shared_expert_ffn", limits::kFfn, "an FFN size")
+                              : shared;
+  moe.shared_expert_gate = set ? set->boolean("shared_expert_gate", qwen2_moe && shared > 0) : qwen2_moe && shared > 0;
   // Hugging Face's experts are dropless: every token reaches its top-k.
   moe.capacity_factor = set ? set->quantity("capacity_factor", "number", 0.0) : 0.0;
   // Mixtral divides the top-k softmax weights by their sum; OLMoE (norm_topk_prob false) does not.
@@ -142,15 +162,9 @@ ModelSpec read_hf_config(const Source& src, const YAML::Node& root, const std::s
     m.fail("n_routed_experts", "DeepSeek-style mixture-of-experts (routed plus shared experts, dense first layers, "
                                "latent attention) is not modelled; tpsim reads Mixtral and OLMoE experts");
   const Architecture& arch = architecture(m);
-  if (!arch.experts_modelled) {
-    if (m.has("shared_expert_intermediate_size") &&
-        m.integer_up_to("shared_expert_intermediate_size", limits::kFfn, "an FFN size") > 0)
-      m.fail("shared_expert_intermediate_size",
-             std::string(arch.name) + "'s shared experts are not modelled: tpsim's experts are routed only "
-             "(Mixtral, OLMoE)");
+  if (!arch.experts_modelled)
     m.fail("architectures", std::string(arch.name) + " is a mixture-of-experts family tpsim does not model; it "
-                            "reads Mixtral and OLMoE experts");
-  }
+                            "reads Mixtral, OLMoE and Qwen2-MoE experts");
   if (*arch.experts_field == '\0')
     for (const char* key : {"num_local_experts", "num_experts"})
       if (m.has(key) && m.integer_up_to(key, limits::kExperts, "experts per layer") > 1)

@@ -12,7 +12,8 @@ namespace {
 // moe: {experts, top_k, expert_ffn, capacity_factor, normalize_top_k}. expert_ffn falls back to
 // the model's ffn when that is given. Ranges are check_model's.
 MoeSpec read_moe(const Map& e, std::optional<int64_t> ffn) {
-  e.only({"experts", "top_k", "expert_ffn", "capacity_factor", "normalize_top_k"});
+  e.only({"experts", "top_k", "expert_ffn", "capacity_factor", "normalize_top_k", "shared_expert_ffn",
+          "shared_expert_gate"});
   MoeSpec moe;
   moe.experts = e.integer_up_to("experts", limits::kExperts, "experts per layer");
   moe.top_k = e.integer_up_to("top_k", limits::kExperts, "experts per token");
@@ -21,6 +22,8 @@ MoeSpec read_moe(const Map& e, std::optional<int64_t> ffn) {
   moe.expert_ffn = e.integer_up_to("expert_ffn", limits::kFfn, "an FFN size", ffn);
   moe.capacity_factor = e.quantity("capacity_factor", "number", 0.0);
   moe.normalize_top_k = e.boolean("normalize_top_k", true);
+  moe.shared_expert_ffn = e.integer_up_to("shared_expert_ffn", limits::kFfn, "an FFN size", 0);
+  moe.shared_expert_gate = e.boolean("shared_expert_gate", false);
   return moe;
 }
 
