@@ -39,13 +39,7 @@ double block_pairs(int q, int k, int cp, int64_t seq) {
 
 Value ProgramBuilder::ring_attention_forward(const std::string& aname, const Value& qkv_in, Tape& tape) {
   const ModelSpec& model = scenario_.model;
-  const Value qkv = qkv_in.layout == Layout::feat ? qkv_in : to_layout(qkv_in, Layout::full, tape);
-  const bool local = qkv.layout == Layout::feat && tp_ > 1;
-  if (local && desc(qkv.tensor).interleave_cols.empty())
-    throw std::invalid_argument(fmt::format(
-        "op {}: attention got a column shard of qkv that is not split by heads", aname + ".fwd"));
-  const int64_t heads = local ? model.heads / tp_ : model.heads;
-  const int64_t kv_heads = local ? model.kv_heads / tp_ : model.kv_heads;
+  const auto [qkv, local, heads, kv_heads] = attention_input(aname, qkv_in, tape);
   const int64_t d = model.head_dim(), seq = scenario_.workload.seq;
   const int64_t batch = tokens_ * cp_ / seq;
   const int me = coords_.cp_index;

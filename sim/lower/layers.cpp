@@ -191,16 +191,24 @@ Value ProgramBuilder::linear_forward(const std::string& lname, const std::string
 // Causal attention over the local heads. qkv [T, (H+2K)d] laid out [q heads | k heads | v heads]
 // (a TP shard takes H/tp q heads and K/tp kv heads: the strided qkv shard) -> out [T, H d];
 // out_h = softmax(q_h k_g^T / sqrt(d) + causal mask) v_g, g = h / (H/K), per sequence of the batch.
+ProgramBuilder::AttentionInput ProgramBuilder::attention_input(const std::string& aname, const Value& qkv_in,
+                                                               Tape& tape) {
+  const ModelSpec& model = scenario_.model;
+  AttentionInput a;
+  a.qkv = qkv_in.layout == Layout::feat ? qkv_in : to_layout(qkv_in, Layout::full, tape);
+  a.local = a.qkv.layout == Layout::feat && tp_ > 1;
+  if (a.local && desc(a.qkv.tensor).interleave_cols.empty())
+    throw std::invalid_argument(fmt::format(
+        "op {}: attention got a column shard of qkv that is not split by heads", aname + ".fwd"));
+  a.heads = a.local ? model.heads / tp_ : model.heads;
+  a.kv_heads = a.local ? model.kv_heads / tp_ : model.kv_heads;
+  return a;
+}
+
 Value ProgramBuilder::attention_forward(const std::string& aname, const Value& qkv_in, Tape& tape) {
   if (cp_ > 1) return ring_attention_forward(aname, qkv_in, tape);
   const ModelSpec& model = scenario_.model;
-  const Value qkv = qkv_in.layout == Layout::feat ? qkv_in : to_layout(qkv_in, Layout::full, tape);
-  const bool local = qkv.layout == Layout::feat && tp_ > 1;
-  if (local && desc(qkv.tensor).interleave_cols.empty())
-    throw std::invalid_argument(fmt::format(
-        "op {}: attention got a column shard of qkv that is not split by heads", aname + ".fwd"));
-  const int64_t heads = local ? model.heads / tp_ : model.heads;
-  const int64_t kv_heads = local ? model.kv_heads / tp_ : model.kv_heads;
+  const auto [qkv, local, heads, kv_heads] = attention_input(aname, qkv_in, tape);
   const int64_t d = model.head_dim();
   int64_t seq = scenario_.workload.seq;
   if (seq <= 0 || tokens_ % seq != 0) seq = tokens_;
@@ -290,21 +298,28 @@ Value ProgramBuilder::mlp_block_forward(int layer, const Value& x, Tape& tape) {
   const LayerScope in_layer(layer_, layer);
   const ModelSpec& m = scenario_.model;
   const std::string p = fmt::format("layer{}.", layer);
-  Value n2 = norm_forward(p + "norm2", x, tape);
+  const Value n2 = norm_forward(p + "norm2", x, tape);
+  const Value fc2 = ffn_forward(p + "mlp", n2, m.ffn, tape);
+  return residual_forward(p + "mlp.residual", x, fc2, tape);
+}
+
+Value ProgramBuilder::ffn_forward(const std::string& fname, const Value& x, int64_t ffn, Tape& tape,
+                                  bool reduce_row_output) {
+  const ModelSpec& m = scenario_.model;
   const bool swiglu = m.activation == Activation::swiglu;
+  Value in = x;
   // fc1 and gate read the same input: lay it out once, so its gradient is reduced once.
   if (swiglu && linear_plan("mlp.fc1").kind == LinearKind::column && linear_plan("mlp.gate").kind == LinearKind::column)
-    n2 = to_layout(n2, Layout::full, tape, /*for_column_linear=*/true);
-  const Value fc1 = linear_forward(p + "mlp.fc1", "mlp.fc1", n2, m.hidden, m.ffn, tape);
+    in = to_layout(in, Layout::full, tape, /*for_column_linear=*/true);
+  const Value fc1 = linear_forward(fname + ".fc1", "mlp.fc1", in, m.hidden, ffn, tape);
   Value act;
   if (swiglu) {
-    const Value gate = linear_forward(p + "mlp.gate", "mlp.gate", n2, m.hidden, m.ffn, tape);
-    act = activation_forward(p + "mlp.act", fc1, &gate, tape);
+    const Value gate = linear_forward(fname + ".gate", "mlp.gate", in, m.hidden, ffn, tape);
+    act = activation_forward(fname + ".act", fc1, &gate, tape);
   } else {
-    act = activation_forward(p + "mlp.act", fc1, nullptr, tape);
+    act = activation_forward(fname + ".act", fc1, nullptr, tape);
   }
-  const Value fc2 = linear_forward(p + "mlp.fc2", "mlp.fc2", act, m.ffn, m.hidden, tape);
-  return residual_forward(p + "mlp.residual", x, fc2, tape);
+  return linear_forward(fname + ".fc2", "mlp.fc2", act, ffn, m.hidden, tape, reduce_row_output);
 }
 
 Value ProgramBuilder::layer_forward(int layer, const Value& x, Tape& tape) {

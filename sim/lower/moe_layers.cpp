@@ -86,25 +86,6 @@ Value ProgramBuilder::router_forward(const std::string& rname, const Value& x, i
   return logits;
 }
 
-// One expert's FFN on its buffer rows, split over TP like the dense MLP.
-Value ProgramBuilder::expert_forward(const std::string& ename, const Value& x, Tape& tape) {
-  const ModelSpec& m = scenario_.model;
-  const int64_t f = m.moe.expert_ffn;
-  const bool swiglu = m.activation == Activation::swiglu;
-  Value in = x;
-  if (swiglu && linear_plan("mlp.fc1").kind == LinearKind::column && linear_plan("mlp.gate").kind == LinearKind::column)
-    in = to_layout(in, Layout::full, tape, /*for_column_linear=*/true);
-  const Value fc1 = linear_forward(ename + ".fc1", "mlp.fc1", in, m.hidden, f, tape);
-  Value act;
-  if (swiglu) {
-    const Value gate = linear_forward(ename + ".gate", "mlp.gate", in, m.hidden, f, tape);
-    act = activation_forward(ename + ".act", fc1, &gate, tape);
-  } else {
-    act = activation_forward(ename + ".act", fc1, nullptr, tape);
-  }
-  return linear_forward(ename + ".fc2", "mlp.fc2", act, f, m.hidden, tape, /*reduce_row_output=*/false);
-}
-
 Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
   const LayerScope in_layer(layer_, layer);
   const ModelSpec& m = scenario_.model;
@@ -202,7 +183,9 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
     {
       const TokenScope rows(tokens_, tp_ * ep_ * slots);
       for (int64_t e = 0; e < local_experts; ++e) {
-        outputs.push_back(expert_forward(fmt::format("{}expert{}", p, coords_.ep_index * local_experts + e), inputs[e], tape));
+        // One expert's FFN on all TP ranks' rows of it, its output left a partial sum over TP.
+        outputs.push_back(ffn_forward(fmt::format("{}expert{}", p, coords_.ep_index * local_experts + e), inputs[e],
+                                      m.moe.expert_ffn, tape, /*reduce_row_output=*/false));
         output_tensors.push_back(outputs.back().tensor);
       }
     }
@@ -258,20 +241,7 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
 
 Value ProgramBuilder::shared_expert_forward(const std::string& sname, const Value& x, Tape& tape) {
   const ModelSpec& m = scenario_.model;
-  const int64_t f = m.moe.shared_expert_ffn;
-  const bool swiglu = m.activation == Activation::swiglu;
-  Value in = x;
-  if (swiglu && linear_plan("mlp.fc1").kind == LinearKind::column && linear_plan("mlp.gate").kind == LinearKind::column)
-    in = to_layout(in, Layout::full, tape, /*for_column_linear=*/true);
-  const Value fc1 = linear_forward(sname + ".fc1", "mlp.fc1", in, m.hidden, f, tape);
-  Value act;
-  if (swiglu) {
-    const Value gate = linear_forward(sname + ".gate", "mlp.gate", in, m.hidden, f, tape);
-    act = activation_forward(sname + ".act", fc1, &gate, tape);
-  } else {
-    act = activation_forward(sname + ".act", fc1, nullptr, tape);
-  }
-  const Value out = linear_forward(sname + ".fc2", "mlp.fc2", act, f, m.hidden, tape);   // in x's layout again
+  const Value out = ffn_forward(sname, x, m.moe.shared_expert_ffn, tape);   // in x's layout again
   if (!m.moe.shared_expert_gate) return out;
   const Value g = router_forward(sname + ".sigmoid_gate", x, 1, tape);   // [T, 1]
   const Value y = activation(mb(sname + ".gated"), m.hidden, out.layout);

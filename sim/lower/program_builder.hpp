@@ -141,6 +141,14 @@ class ProgramBuilder {
   Value recv(const std::string& base, int64_t cols, Layout layout, int peer, int tag);
 
   LinearPlan linear_plan(const std::string& plan_key) const;
+  // Attention's input: qkv on the local heads (re-laid out when it is not a head-split shard), and
+  // how many query and kv heads this rank holds.
+  struct AttentionInput {
+    Value qkv;
+    bool local = false;   // a TP shard of the heads
+    int64_t heads = 0, kv_heads = 0;
+  };
+  AttentionInput attention_input(const std::string& name, const Value& qkv, Tape& tape);
   // Expert and context parallelism in stack scope: a weight's gradient on one rank is a sum over
   // its tokens only (the experts' excepted under EP: they see every token routed to them), so it
   // is all-reduced over the EP group and the CP ring (the slice of the DP reduction those ranks
@@ -195,8 +203,9 @@ class ProgramBuilder {
   // The always-on shared expert: an FFN of moe.shared_expert_ffn split over TP like the dense MLP,
   // scaled by its sigmoid gate when the model has one; in x's layout.
   Value shared_expert_forward(const std::string& name, const Value& x, Tape& tape);
-  // One expert's FFN on all TP ranks' rows of it; its output a partial sum over TP.
-  Value expert_forward(const std::string& name, const Value& x, Tape& tape);
+  // fc2(act(fc1(x) [, gate(x)])) with an FFN of width `ffn`, split over TP by the plan's mlp.* specs
+  // (the dense MLP, an expert, a shared expert); `reduce_row_output` as linear_forward's.
+  Value ffn_forward(const std::string& name, const Value& x, int64_t ffn, Tape& tape, bool reduce_row_output = true);
   // Gradients: contributions to a key are summed in arrival order; take_grad() hands out the total
   // (and gives it its global name, so only complete gradients are compared).
   void add_grad(const std::string& key, const std::string& tensor);

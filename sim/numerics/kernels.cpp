@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "numerics/gemm.hpp"
+#include "numerics/kernel_checks.hpp"
 #include "numerics/kernels.hpp"
 #include "numerics/kernels_cp.hpp"
 #include "numerics/kernels_moe.hpp"
@@ -18,15 +19,10 @@ namespace tpsim::numerics {
 
 namespace {
 
-double attr(const Op& op, const char* key, double fallback = 0) {
-  auto it = op.kernel.attrs.find(key);
-  return it == op.kernel.attrs.end() ? fallback : it->second;
-}
-bool accumulates(const Op& op) { return attr(op, "accumulate") != 0; }
+using checks::attr;
+using checks::need;
 
-void need(const Op& op, bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("op " + op.name + " (" + op.kernel.fn + "): " + what);
-}
+bool accumulates(const Op& op) { return attr(op, "accumulate") != 0; }
 
 void same_shape(const Op& op, const Mat& a, const Mat& b) {
   need(op, a.rows() == b.rows() && a.cols() == b.cols(),

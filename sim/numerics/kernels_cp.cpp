@@ -13,6 +13,7 @@
 // A block computes the dense [L, L] scores of a sequence on the numerics GEMM (one FMA chain over d
 // per score, as `attention` does) and masks them; the other sums are plain fp32 loops in a fixed
 // order, and the backward's dK, dV sum over a kv head's query heads in order.
+#include "numerics/kernel_checks.hpp"
 #include "numerics/kernels_cp.hpp"
 
 #include <algorithm>
@@ -29,35 +30,11 @@ namespace tpsim::numerics {
 
 namespace {
 
-void need(const Op& op, bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("op " + op.name + " (" + op.kernel.fn + "): " + what);
-}
-
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-std::string shape(const Mat& m) { return "[" + num(double(m.rows())) + ", " + num(double(m.cols())) + "]"; }
-
-void arity(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out, size_t n_in, size_t n_out) {
-  need(op, in.size() == n_in && out.size() == n_out,
-       "takes " + num(double(n_in)) + " inputs and " + num(double(n_out)) + " outputs, got " + num(double(in.size())) +
-           " and " + num(double(out.size())));
-}
+using namespace checks;
 
 void need_shape(const Op& op, const Mat& m, const std::string& what, int64_t rows, int64_t cols, const std::string& rule) {
   need(op, m.rows() == rows && m.cols() == cols,
        what + " " + shape(m) + " must be " + rule + " = [" + num(double(rows)) + ", " + num(double(cols)) + "]");
-}
-
-// A positive integer attribute; `fallback` (0: none, the attribute is required) when absent.
-int64_t count_attr(const Op& op, const char* key, double fallback = 0) {
-  const auto it = op.kernel.attrs.find(key);
-  const double v = it == op.kernel.attrs.end() ? fallback : it->second;
-  need(op, v >= 1 && v == std::floor(v) && v < 1e12,
-       std::string("attribute ") + key + " must be a positive integer, got " + num(v));
-  return int64_t(v);
 }
 
 // q_rank / kv_rank: an integer in [0, cp), required when cp > 1 (0 when cp = 1 and absent).

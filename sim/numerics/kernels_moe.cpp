@@ -8,6 +8,7 @@
 // expert e = experts[t, j] takes row e C + (how many earlier choices picked e) when that is below C,
 // and is dropped otherwise. So a token's slot depends on the tokens before it (capacity dropping,
 // as in GShard and Switch); everything else is per row, with fp32 sums in a fixed order.
+#include "numerics/kernel_checks.hpp"
 #include "numerics/kernels_moe.hpp"
 
 #include <algorithm>
@@ -20,34 +21,7 @@ namespace tpsim::numerics {
 
 namespace {
 
-double attr(const Op& op, const char* key, double fallback = 0) {
-  auto it = op.kernel.attrs.find(key);
-  return it == op.kernel.attrs.end() ? fallback : it->second;
-}
-
-void need(const Op& op, bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("op " + op.name + " (" + op.kernel.fn + "): " + what);
-}
-
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-std::string shape(const Mat& m) { return "[" + num(double(m.rows())) + ", " + num(double(m.cols())) + "]"; }
-
-void arity(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out, size_t n_in, size_t n_out) {
-  need(op, in.size() == n_in && out.size() == n_out,
-       "takes " + num(double(n_in)) + " inputs and " + num(double(n_out)) + " outputs, got " + num(double(in.size())) +
-           " and " + num(double(out.size())));
-}
-
-int64_t count_attr(const Op& op, const char* key) {
-  const double v = attr(op, key);
-  need(op, v >= 1 && v == std::floor(v) && v < 1e12,
-       std::string("attribute ") + key + " must be a positive integer, got " + num(v));
-  return int64_t(v);
-}
+using namespace checks;
 
 bool normalize_attr(const Op& op) {
   const double v = attr(op, "normalize");
