@@ -31,51 +31,31 @@
 #include <string>
 #include <vector>
 
+#include "kernel_calls.hpp"
 #include "numerics/kernels.hpp"
 #include "oracle/cp_kernels_expected.hpp"
 
 using namespace tpsim;
-using numerics::Mat;
 using cp_oracle::Case;
+using numerics::Mat;
 
 namespace {
 
-constexpr double kU = 0x1p-24;   // fp32 unit roundoff
+constexpr double kU = 0x1p-24;  // fp32 unit roundoff
 
 using Attrs = std::map<std::string, double>;
 
-Op cp_op(const std::string& fn, Attrs attrs) {
-  Op op;
-  op.name = "test." + fn;
-  op.kind = OpKind::kernel;
-  op.kernel.fn = fn;
-  op.kernel.attrs = std::move(attrs);
-  return op;
-}
+using test::kernel_error;
+using test::run_kernel;
 
-// Through the registry, as the executor calls it.
-void run(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
-  const numerics::KernelFn fn = numerics::find_kernel(op.kernel.fn);
-  const bool found = fn != nullptr;
-  REQUIRE(found);
-  fn(op, in, out);
-}
-
-// The message a kernel call throws, "" when it does not throw.
-std::string error_of(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
-  try {
-    run(op, in, out);
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+Op cp_op(const std::string& fn, std::map<std::string, double> attrs) { return test::kernel_op(fn, std::move(attrs)); }
 
 // An output as the kernel receives it, filled with NaN so an element it fails to write shows.
 Mat unwritten(int64_t rows, int64_t cols) { return Mat::Constant(rows, cols, NAN); }
 
 bool bit_equal(const Mat& a, const Mat& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() && std::memcmp(a.data(), b.data(), sizeof(float) * size_t(a.size())) == 0;
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(float) * size_t(a.size())) == 0;
 }
 
 int n_forward(const Case& c, int cp) { return c.d + 2 * c.S + 8 * cp + 8; }
@@ -98,7 +78,8 @@ Mat gather(const std::vector<float>& full, int width, const std::vector<int>& ro
     for (int j = 0; j < cols; ++j) m(long(t), j) = full[size_t(rows[t]) * size_t(width) + size_t(col0 + j)];
   return m;
 }
-std::vector<double> gather(const std::vector<double>& full, int width, const std::vector<int>& rows, int col0, int cols) {
+std::vector<double> gather(const std::vector<double>& full, int width, const std::vector<int>& rows, int col0,
+                           int cols) {
   std::vector<double> v;
   for (int r : rows)
     for (int j = 0; j < cols; ++j) v.push_back(full[size_t(r) * size_t(width) + size_t(col0 + j)]);
@@ -127,8 +108,10 @@ void expect_close(const std::string& what, const Mat& got, const std::vector<dou
   for (Eigen::Index i = 0; i < got.size(); ++i) {
     const double w = want[size_t(i)];
     INFO(what << " [" << i / got.cols() << ", " << i % got.cols() << "], allowed " << bound << " absolute");
-    if (w == 0) CHECK(std::fabs(got.data()[i]) <= bound);   // zero in the reference: rel() would demand exactly 0
-    else CHECK(double(got.data()[i]) == rel(w, bound / std::fabs(w)));
+    if (w == 0)
+      CHECK(std::fabs(got.data()[i]) <= bound);  // zero in the reference: rel() would demand exactly 0
+    else
+      CHECK(double(got.data()[i]) == rel(w, bound / std::fabs(w)));
   }
 }
 std::vector<double> values(const Mat& m) { return std::vector<double>(m.data(), m.data() + m.size()); }
@@ -154,7 +137,7 @@ Ranks ranks_of(const Case& c, int cp) {
     r.qkv.push_back(gather(c.qkv, width, r.rows.back(), 0, width));
     r.dout.push_back(gather(c.dout, c.H * c.d, r.rows.back(), 0, c.H * c.d));
     Mat kv = unwritten(r.T, 2 * c.K * c.d);
-    run(cp_op("attention_kv", heads_attrs(c)), {&r.qkv.back()}, {&kv});
+    run_kernel(cp_op("attention_kv", heads_attrs(c)), {&r.qkv.back()}, {&kv});
     r.kv.push_back(kv);
   }
   return r;
@@ -166,20 +149,22 @@ struct Attended {
 // Block (q_rank, kv_rank); `kv_rank_attr` is the kv_rank the op is told (the right one but in test 5).
 Attended block(const Case& c, const Ranks& r, int q_rank, int kv_rank, int kv_rank_attr) {
   Attended a{unwritten(r.T, c.H * c.d), unwritten(r.T, c.H)};
-  run(cp_op("attention_block", block_attrs(c, r.cp, q_rank, kv_rank_attr)), {&r.qkv[size_t(q_rank)], &r.kv[size_t(kv_rank)]},
-      {&a.out, &a.lse});
+  run_kernel(cp_op("attention_block", block_attrs(c, r.cp, q_rank, kv_rank_attr)),
+             {&r.qkv[size_t(q_rank)], &r.kv[size_t(kv_rank)]}, {&a.out, &a.lse});
   return a;
 }
 Attended merge(const Attended& a, const Attended& b) {
   Attended m{unwritten(a.out.rows(), a.out.cols()), unwritten(a.lse.rows(), a.lse.cols())};
-  run(cp_op("attention_merge", {}), {&a.out, &a.lse, &b.out, &b.lse}, {&m.out, &m.lse});
+  run_kernel(cp_op("attention_merge", {}), {&a.out, &a.lse, &b.out, &b.lse}, {&m.out, &m.lse});
   return m;
 }
 // q_rank's blocks against the kv ranks in `order`, merged one after another from the first; with
 // wrong_offset every block is told kv_rank = q_rank (the bug test 5 plants).
-Attended ring_forward(const Case& c, const Ranks& r, int q_rank, const std::vector<int>& order, bool wrong_offset = false) {
+Attended ring_forward(const Case& c, const Ranks& r, int q_rank, const std::vector<int>& order,
+                      bool wrong_offset = false) {
   Attended acc = block(c, r, q_rank, order[0], wrong_offset ? q_rank : order[0]);
-  for (size_t i = 1; i < order.size(); ++i) acc = merge(acc, block(c, r, q_rank, order[i], wrong_offset ? q_rank : order[i]));
+  for (size_t i = 1; i < order.size(); ++i)
+    acc = merge(acc, block(c, r, q_rank, order[i], wrong_offset ? q_rank : order[i]));
   return acc;
 }
 std::vector<int> in_order(int cp) {
@@ -190,22 +175,25 @@ std::vector<int> in_order(int cp) {
 
 }  // namespace
 
-TEST_CASE("attention_kv and attention_kv_backward copy the k, v columns out and put dq, dkv side by side, bit for bit") {
+TEST_CASE(
+    "attention_kv and attention_kv_backward copy the k, v columns out and put dq, dkv side by side, bit for bit") {
   const Case& c = cp_oracle::cases[0];
   const int width = (c.H + 2 * c.K) * c.d, T = c.B * c.S;
   const Mat qkv = gather(c.qkv, width, rows_of(c, 1, 0), 0, width);
   Mat kv = unwritten(T, 2 * c.K * c.d);
-  run(cp_op("attention_kv", heads_attrs(c)), {&qkv}, {&kv});
+  run_kernel(cp_op("attention_kv", heads_attrs(c)), {&qkv}, {&kv});
   CHECK(bit_equal(kv, Mat(qkv.rightCols(2 * c.K * c.d))));
 
   const Mat dq = qkv.leftCols(c.H * c.d) * -2.0f, dkv = kv * 3.0f;
   Mat dqkv = unwritten(T, width);
-  run(cp_op("attention_kv_backward", heads_attrs(c)), {&dq, &dkv}, {&dqkv});
+  run_kernel(cp_op("attention_kv_backward", heads_attrs(c)), {&dq, &dkv}, {&dqkv});
   CHECK(bit_equal(Mat(dqkv.leftCols(c.H * c.d)), dq));
   CHECK(bit_equal(Mat(dqkv.rightCols(2 * c.K * c.d)), dkv));
 }
 
-TEST_CASE("ring attention forward: each rank's blocks merged over all kv ranks equal PyTorch's causal attention at its rows") {
+TEST_CASE(
+    "ring attention forward: each rank's blocks merged over all kv ranks equal PyTorch's causal attention at its "
+    "rows") {
   for (const Case& c : cp_oracle::cases)
     for (int cp : c.cps) {
       INFO("case " << std::string(c.name) << ", cp " << cp);
@@ -227,13 +215,14 @@ TEST_CASE("ring attention backward: block gradients summed over ranks equal PyTo
       const int width = (c.H + 2 * c.K) * c.d, Hd = c.H * c.d, KVd = 2 * c.K * c.d, n = n_backward(c, cp);
       std::vector<Mat> dq(size_t(cp), Mat::Zero(r.T, Hd)), dkv(size_t(cp), Mat::Zero(r.T, KVd));
       for (int q = 0; q < cp; ++q) {
-        const Attended fwd = ring_forward(c, r, q, in_order(cp));   // the merged out and lse the backward takes
+        const Attended fwd = ring_forward(c, r, q, in_order(cp));  // the merged out and lse the backward takes
         for (int k = 0; k < cp; ++k) {
           Mat dq_block = unwritten(r.T, Hd), dkv_block = unwritten(r.T, KVd);
-          run(cp_op("attention_block_backward", block_attrs(c, cp, q, k)),
-              {&r.qkv[size_t(q)], &r.kv[size_t(k)], &fwd.out, &fwd.lse, &r.dout[size_t(q)]}, {&dq_block, &dkv_block});
-          dq[size_t(q)] += dq_block;     // over kv ranks 0..cp-1: the ring's local dq accumulation
-          dkv[size_t(k)] += dkv_block;   // over q ranks 0..cp-1: what travels back to kv_rank
+          run_kernel(cp_op("attention_block_backward", block_attrs(c, cp, q, k)),
+                     {&r.qkv[size_t(q)], &r.kv[size_t(k)], &fwd.out, &fwd.lse, &r.dout[size_t(q)]},
+                     {&dq_block, &dkv_block});
+          dq[size_t(q)] += dq_block;    // over kv ranks 0..cp-1: the ring's local dq accumulation
+          dkv[size_t(k)] += dkv_block;  // over q ranks 0..cp-1: what travels back to kv_rank
         }
       }
       for (int i = 0; i < cp; ++i) {
@@ -241,9 +230,10 @@ TEST_CASE("ring attention backward: block gradients summed over ranks equal PyTo
         const std::vector<int>& rows = r.rows[size_t(i)];
         expect_close("dq", dq[size_t(i)], gather(c.dqkv, width, rows, 0, Hd), n);
         expect_close("dk", Mat(dkv[size_t(i)].leftCols(KVd / 2)), gather(c.dqkv, width, rows, Hd, KVd / 2), n);
-        expect_close("dv", Mat(dkv[size_t(i)].rightCols(KVd / 2)), gather(c.dqkv, width, rows, Hd + KVd / 2, KVd / 2), n);
-        Mat dqkv = unwritten(r.T, width);   // the whole qkv gradient of the rank, as the layer assembles it
-        run(cp_op("attention_kv_backward", heads_attrs(c)), {&dq[size_t(i)], &dkv[size_t(i)]}, {&dqkv});
+        expect_close("dv", Mat(dkv[size_t(i)].rightCols(KVd / 2)), gather(c.dqkv, width, rows, Hd + KVd / 2, KVd / 2),
+                     n);
+        Mat dqkv = unwritten(r.T, width);  // the whole qkv gradient of the rank, as the layer assembles it
+        run_kernel(cp_op("attention_kv_backward", heads_attrs(c)), {&dq[size_t(i)], &dkv[size_t(i)]}, {&dqkv});
         CHECK(excess(Mat(dqkv.leftCols(Hd)), gather(c.dqkv, width, rows, 0, Hd), n) <= 1);
         CHECK(excess(Mat(dqkv.rightCols(KVd)), gather(c.dqkv, width, rows, Hd, KVd), n) <= 1);
       }
@@ -253,35 +243,39 @@ TEST_CASE("ring attention backward: block gradients summed over ranks equal PyTo
 TEST_CASE("cp = 1: one block is the attention kernel bit for bit, its backward the attention_backward kernel") {
   for (const Case& c : cp_oracle::cases) {
     INFO("case " << std::string(c.name));
-    const Ranks r = ranks_of(c, 1);   // the identity layout: rows 0..B S - 1
+    const Ranks r = ranks_of(c, 1);  // the identity layout: rows 0..B S - 1
     const int width = (c.H + 2 * c.K) * c.d, Hd = c.H * c.d, KVd = 2 * c.K * c.d, T = r.T;
     Attrs whole = heads_attrs(c);
-    whole.insert({{"batch", c.B}, {"seq", c.S}});   // what `attention` takes; cp, q_rank, kv_rank default to 1, 0, 0
+    whole.insert({{"batch", c.B}, {"seq", c.S}});  // what `attention` takes; cp, q_rank, kv_rank default to 1, 0, 0
 
     Mat want = unwritten(T, Hd);
-    run(cp_op("attention", whole), {&r.qkv[0]}, {&want});
+    run_kernel(cp_op("attention", whole), {&r.qkv[0]}, {&want});
     Attended got{unwritten(T, Hd), unwritten(T, c.H)};
-    run(cp_op("attention_block", whole), {&r.qkv[0], &r.kv[0]}, {&got.out, &got.lse});
+    run_kernel(cp_op("attention_block", whole), {&r.qkv[0], &r.kv[0]}, {&got.out, &got.lse});
     // The same score chains (the GEMM), the same softmax arithmetic in the same key order, the
     // same P V chains: the same bits.
     CHECK(bit_equal(got.out, want));
 
     Mat want_dqkv = unwritten(T, width);
-    run(cp_op("attention_backward", whole), {&r.qkv[0], &r.dout[0]}, {&want_dqkv});
+    run_kernel(cp_op("attention_backward", whole), {&r.qkv[0], &r.dout[0]}, {&want_dqkv});
     Mat dq = unwritten(T, Hd), dkv = unwritten(T, KVd), dqkv = unwritten(T, width);
-    run(cp_op("attention_block_backward", whole), {&r.qkv[0], &r.kv[0], &got.out, &got.lse, &r.dout[0]}, {&dq, &dkv});
-    run(cp_op("attention_kv_backward", heads_attrs(c)), {&dq, &dkv}, {&dqkv});
+    run_kernel(cp_op("attention_block_backward", whole), {&r.qkv[0], &r.kv[0], &got.out, &got.lse, &r.dout[0]},
+               {&dq, &dkv});
+    run_kernel(cp_op("attention_kv_backward", heads_attrs(c)), {&dq, &dkv}, {&dqkv});
     // Not the same bits: attention_backward forms P = exp(s - m) / l and D = rowsum(P dP), the
     // block P = exp(s - lse) and D = rowsum(dO O). Both are within the bound of the exact value.
     for (int col = 0; col < width; col += c.d) {
       const int head = col / c.d;
       INFO((head < c.H ? "dq head " : head < c.H + c.K ? "dk head " : "dv head ") << head);
-      expect_close("dqkv", Mat(dqkv.middleCols(col, c.d)), values(Mat(want_dqkv.middleCols(col, c.d))), n_backward(c, 1), 2);
+      expect_close("dqkv", Mat(dqkv.middleCols(col, c.d)), values(Mat(want_dqkv.middleCols(col, c.d))),
+                   n_backward(c, 1), 2);
     }
   }
 }
 
-TEST_CASE("a longer sequence (S 256: threaded, two of attention's 128-row blocks): cp = 1 and 2 match the attention kernels") {
+TEST_CASE(
+    "a longer sequence (S 256: threaded, two of attention's 128-row blocks): cp = 1 and 2 match the attention "
+    "kernels") {
   // No oracle numbers here: random inputs, compared with the `attention` kernels (checked against
   // finite differences in test_numerics_gradients.cpp) within twice the header's bound.
   Case c;
@@ -290,14 +284,14 @@ TEST_CASE("a longer sequence (S 256: threaded, two of attention's 128-row blocks
   const int width = (c.H + 2 * c.K) * c.d, Hd = c.H * c.d, KVd = 2 * c.K * c.d, T = c.B * c.S;
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  for (int i = 0; i < T * width; ++i) c.qkv.push_back(2 * u(rng));   // scores of a few units: a peaked softmax
+  for (int i = 0; i < T * width; ++i) c.qkv.push_back(2 * u(rng));  // scores of a few units: a peaked softmax
   for (int i = 0; i < T * Hd; ++i) c.dout.push_back(u(rng));
   Attrs whole = heads_attrs(c);
   whole.insert({{"batch", c.B}, {"seq", c.S}});
   const Mat qkv = gather(c.qkv, width, in_order(T), 0, width), dout = gather(c.dout, Hd, in_order(T), 0, Hd);
   Mat want = unwritten(T, Hd), want_dqkv = unwritten(T, width);
-  run(cp_op("attention", whole), {&qkv}, {&want});
-  run(cp_op("attention_backward", whole), {&qkv, &dout}, {&want_dqkv});
+  run_kernel(cp_op("attention", whole), {&qkv}, {&want});
+  run_kernel(cp_op("attention_backward", whole), {&qkv, &dout}, {&want_dqkv});
 
   for (int cp : {1, 2}) {
     CAPTURE(cp);
@@ -315,27 +309,32 @@ TEST_CASE("a longer sequence (S 256: threaded, two of attention's 128-row blocks
     for (int q = 0; q < cp; ++q) {
       const Attended fwd = ring_forward(c, r, q, in_order(cp));
       const std::vector<double> want_out = gather(values(want), Hd, r.rows[size_t(q)], 0, Hd);
-      if (cp == 1) CHECK(bit_equal(fwd.out, want));
-      else expect_close("out", fwd.out, want_out, n_forward(c, cp), 2);
+      if (cp == 1)
+        CHECK(bit_equal(fwd.out, want));
+      else
+        expect_close("out", fwd.out, want_out, n_forward(c, cp), 2);
       for (int k = 0; k < cp; ++k) {
         Mat dq_block = unwritten(r.T, Hd), dkv_block = unwritten(r.T, KVd);
-        run(cp_op("attention_block_backward", block_attrs(c, cp, q, k)),
-            {&r.qkv[size_t(q)], &r.kv[size_t(k)], &fwd.out, &fwd.lse, &r.dout[size_t(q)]}, {&dq_block, &dkv_block});
+        run_kernel(cp_op("attention_block_backward", block_attrs(c, cp, q, k)),
+                   {&r.qkv[size_t(q)], &r.kv[size_t(k)], &fwd.out, &fwd.lse, &r.dout[size_t(q)]},
+                   {&dq_block, &dkv_block});
         dq[size_t(q)] += dq_block;
         dkv[size_t(k)] += dkv_block;
       }
     }
     for (int i = 0; i < cp; ++i) {
       Mat dqkv = unwritten(r.T, width);
-      run(cp_op("attention_kv_backward", heads_attrs(c)), {&dq[size_t(i)], &dkv[size_t(i)]}, {&dqkv});
+      run_kernel(cp_op("attention_kv_backward", heads_attrs(c)), {&dq[size_t(i)], &dkv[size_t(i)]}, {&dqkv});
       const std::vector<int>& rows = r.rows[size_t(i)];
       expect_close("dq", Mat(dqkv.leftCols(Hd)), gather(values(want_dqkv), width, rows, 0, Hd), n_backward(c, cp), 2);
-      expect_close("dkv", Mat(dqkv.rightCols(KVd)), gather(values(want_dqkv), width, rows, Hd, KVd), n_backward(c, cp), 2);
+      expect_close("dkv", Mat(dqkv.rightCols(KVd)), gather(values(want_dqkv), width, rows, Hd, KVd), n_backward(c, cp),
+                   2);
     }
   }
 }
 
-TEST_CASE("attention_merge: the merge order changes only rounding, and a side with no allowed key (-inf) drops out exactly") {
+TEST_CASE(
+    "attention_merge: the merge order changes only rounding, and a side with no allowed key (-inf) drops out exactly") {
   const Case& c = cp_oracle::cases[0];
   SUBCASE("orders") {
     const int cp = 4;
@@ -350,7 +349,7 @@ TEST_CASE("attention_merge: the merge order changes only rounding, and a side wi
       }
       const Attended a = block(c, r, q, 0, 0), b = block(c, r, q, cp - 1, cp - 1);
       const Attended ab = merge(a, b), ba = merge(b, a);
-      CHECK(bit_equal(ab.lse, ba.lse));   // hi + log1p(exp(lo - hi)) is symmetric in its arguments
+      CHECK(bit_equal(ab.lse, ba.lse));  // hi + log1p(exp(lo - hi)) is symmetric in its arguments
       // the weighted sum: two products and a sum, which the compiler may contract to an FMA
       expect_close("out swapped", ba.out, values(ab.out), 2);
     }
@@ -388,7 +387,7 @@ TEST_CASE("attention_merge: the merge order changes only rounding, and a side wi
     ob.row(0) << 5, 6, 7, 8;
     ob.row(3) << 3, 3, 3, 3;
     Attended m{unwritten(4, 4), unwritten(4, 2)};
-    run(cp_op("attention_merge", {}), {&oa, &la, &ob, &lb}, {&m.out, &m.lse});
+    run_kernel(cp_op("attention_merge", {}), {&oa, &la, &ob, &lb}, {&m.out, &m.lse});
     CHECK(bit_equal(Mat(m.out.row(0)), Mat(ob.row(0))));
     CHECK(bit_equal(Mat(m.lse.row(0)), Mat(lb.row(0))));
     CHECK(bit_equal(Mat(m.out.row(1)), Mat(oa.row(1))));
@@ -404,8 +403,8 @@ TEST_CASE("attention_merge: the merge order changes only rounding, and a side wi
     for (int j = 0; j < 2; ++j) CHECK(double(m.out(3, j)) == rel(2.0, 8 * kU));
     for (int j = 2; j < 4; ++j) CHECK(double(m.out(3, j)) == rel(w1 * 1 + (1 - w1) * 3, 8 * kU));
 
-    Mat in_out = oa, in_lse = la;   // out aliasing out_a, lse aliasing lse_a: the same result
-    run(cp_op("attention_merge", {}), {&in_out, &in_lse, &ob, &lb}, {&in_out, &in_lse});
+    Mat in_out = oa, in_lse = la;  // out aliasing out_a, lse aliasing lse_a: the same result
+    run_kernel(cp_op("attention_merge", {}), {&in_out, &in_lse, &ob, &lb}, {&in_out, &in_lse});
     CHECK(bit_equal(in_out, m.out));
     CHECK(bit_equal(in_lse, m.lse));
   }
@@ -424,13 +423,13 @@ TEST_CASE("a wrong causal offset (an off-diagonal block told kv_rank = q_rank) i
       CAPTURE(right);
       CAPTURE(wrong);
       CHECK(right <= 1);
-      CHECK(wrong > 1000);   // the wrong mask moves out by O(1), the bound is ~1e-5 of it
+      CHECK(wrong > 1000);  // the wrong mask moves out by O(1), the bound is ~1e-5 of it
     }
   }
 }
 
 TEST_CASE("bad context-parallel attributes and shapes are refused with the op and the reason named") {
-  const Case& c = cp_oracle::cases[0];   // B 2, S 16, H 4, K 2, d 4
+  const Case& c = cp_oracle::cases[0];  // B 2, S 16, H 4, K 2, d 4
   const int width = (c.H + 2 * c.K) * c.d, Hd = c.H * c.d, KVd = 2 * c.K * c.d;
   const int T2 = c.B * c.S / 2;
   const Mat qkv = Mat::Zero(T2, width), kv = Mat::Zero(T2, KVd), lse_in = Mat::Zero(T2, c.H), o_in = Mat::Zero(T2, Hd);
@@ -447,54 +446,55 @@ TEST_CASE("bad context-parallel attributes and shapes are refused with the op an
     return a;
   };
   const std::string fw = "attention_block", bw = "attention_block_backward";
-  CHECK(error_of(cp_op(fw, with({})), {&qkv, &kv}, {&out, &lse}) == "");
+  CHECK(kernel_error(cp_op(fw, with({})), {&qkv, &kv}, {&out, &lse}) == "");
 
-  refused(error_of(cp_op(fw, with({{"cp", 3}})), {&qkv, &kv}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, with({{"cp", 3}})), {&qkv, &kv}, {&out, &lse}), fw,
           "seq 16 is not divisible by 2 cp = 6 (the load-balanced chunks)");
-  refused(error_of(cp_op(fw, with({{"q_rank", 2}})), {&qkv, &kv}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, with({{"q_rank", 2}})), {&qkv, &kv}, {&out, &lse}), fw,
           "attribute q_rank must be an integer in [0, cp) = [0, 2), got 2");
-  refused(error_of(cp_op(fw, with({{"kv_rank", -1}})), {&qkv, &kv}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, with({{"kv_rank", -1}})), {&qkv, &kv}, {&out, &lse}), fw,
           "attribute kv_rank must be an integer in [0, cp) = [0, 2), got -1");
-  refused(error_of(cp_op(bw, with({{"kv_rank", 0.5}})), {&qkv, &kv, &o_in, &lse_in, &o_in}, {&dq, &dkv}), bw,
+  refused(kernel_error(cp_op(bw, with({{"kv_rank", 0.5}})), {&qkv, &kv, &o_in, &lse_in, &o_in}, {&dq, &dkv}), bw,
           "attribute kv_rank must be an integer in [0, cp) = [0, 2), got 0.5");
   Attrs no_rank = with({});
   no_rank.erase("kv_rank");
-  refused(error_of(cp_op(fw, no_rank), {&qkv, &kv}, {&out, &lse}), fw, "attribute kv_rank is required when cp > 1");
-  refused(error_of(cp_op(fw, with({{"kv_heads", 3}})), {&qkv, &kv}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, no_rank), {&qkv, &kv}, {&out, &lse}), fw, "attribute kv_rank is required when cp > 1");
+  refused(kernel_error(cp_op(fw, with({{"kv_heads", 3}})), {&qkv, &kv}, {&out, &lse}), fw,
           "heads 4 is not a multiple of kv_heads 3");
   Attrs no_dim = with({});
   no_dim.erase("head_dim");
-  refused(error_of(cp_op(fw, no_dim), {&qkv, &kv}, {&out, &lse}), fw, "attribute head_dim must be a positive integer, got 0");
-  refused(error_of(cp_op(fw, with({{"cp", 0}})), {&qkv, &kv}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, no_dim), {&qkv, &kv}, {&out, &lse}), fw,
+          "attribute head_dim must be a positive integer, got 0");
+  refused(kernel_error(cp_op(fw, with({{"cp", 0}})), {&qkv, &kv}, {&out, &lse}), fw,
           "attribute cp must be a positive integer, got 0");
 
   // The whole sequence's rows where a rank's B S / cp are expected (the layout mistake to catch).
   const Mat qkv_whole = Mat::Zero(c.B * c.S, width);
-  refused(error_of(cp_op(fw, with({})), {&qkv_whole, &kv}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, with({})), {&qkv_whole, &kv}, {&out, &lse}), fw,
           "qkv [32, 32] must be [batch * seq / cp, (heads + 2 kv_heads) * head_dim] = [16, 32]");
   const Mat kv_narrow = Mat::Zero(T2, KVd - c.d);
-  refused(error_of(cp_op(fw, with({})), {&qkv, &kv_narrow}, {&out, &lse}), fw,
+  refused(kernel_error(cp_op(fw, with({})), {&qkv, &kv_narrow}, {&out, &lse}), fw,
           "kv [16, 12] must be [batch * seq / cp, 2 kv_heads * head_dim] = [16, 16]");
   Mat lse_wide(T2, c.H + 1);
-  refused(error_of(cp_op(fw, with({})), {&qkv, &kv}, {&out, &lse_wide}), fw,
+  refused(kernel_error(cp_op(fw, with({})), {&qkv, &kv}, {&out, &lse_wide}), fw,
           "lse [16, 5] must be [batch * seq / cp, heads] = [16, 4]");
-  refused(error_of(cp_op(fw, with({})), {&qkv, &kv}, {&out}), fw, "takes 2 inputs and 2 outputs, got 2 and 1");
-  refused(error_of(cp_op(bw, with({})), {&qkv, &kv, &o_in, &lse_wide, &o_in}, {&dq, &dkv}), bw,
+  refused(kernel_error(cp_op(fw, with({})), {&qkv, &kv}, {&out}), fw, "takes 2 inputs and 2 outputs, got 2 and 1");
+  refused(kernel_error(cp_op(bw, with({})), {&qkv, &kv, &o_in, &lse_wide, &o_in}, {&dq, &dkv}), bw,
           "lse [16, 5] must be [batch * seq / cp, heads] = [16, 4]");
-  refused(error_of(cp_op(bw, with({})), {&qkv, &kv, &o_in, &lse_in}, {&dq, &dkv}), bw,
+  refused(kernel_error(cp_op(bw, with({})), {&qkv, &kv, &o_in, &lse_in}, {&dq, &dkv}), bw,
           "takes 5 inputs and 2 outputs, got 4 and 2");
 
   const std::string merge_fn = "attention_merge";
   const Mat lse_short = Mat::Zero(T2 - 1, c.H), o_odd = Mat::Zero(T2, Hd + 1);
-  refused(error_of(cp_op(merge_fn, {}), {&o_in, &lse_in, &o_in, &lse_short}, {&out, &lse}), merge_fn,
+  refused(kernel_error(cp_op(merge_fn, {}), {&o_in, &lse_in, &o_in, &lse_short}, {&out, &lse}), merge_fn,
           "lse_b [15, 4] must be [rows, heads] like lse_a = [16, 4]");
-  refused(error_of(cp_op(merge_fn, {}), {&o_odd, &lse_in, &o_in, &lse_in}, {&out, &lse}), merge_fn,
+  refused(kernel_error(cp_op(merge_fn, {}), {&o_odd, &lse_in, &o_in, &lse_in}, {&out, &lse}), merge_fn,
           "out_a [16, 17]: columns are not a multiple of lse_a's [16, 4] (heads)");
 
   const Mat qkv_narrow = Mat::Zero(T2, width - 1);
-  refused(error_of(cp_op("attention_kv", heads_attrs(c)), {&qkv_narrow}, {&dkv}), "attention_kv",
+  refused(kernel_error(cp_op("attention_kv", heads_attrs(c)), {&qkv_narrow}, {&dkv}), "attention_kv",
           "qkv [16, 31] must be [rows, (heads + 2 kv_heads) * head_dim] = [16, 32]");
   Mat dqkv_narrow(T2, width - 1);
-  refused(error_of(cp_op("attention_kv_backward", heads_attrs(c)), {&dq, &dkv}, {&dqkv_narrow}), "attention_kv_backward",
-          "dqkv [16, 31] must be [dq rows, (heads + 2 kv_heads) * head_dim] = [16, 32]");
+  refused(kernel_error(cp_op("attention_kv_backward", heads_attrs(c)), {&dq, &dkv}, {&dqkv_narrow}),
+          "attention_kv_backward", "dqkv [16, 31] must be [dq rows, (heads + 2 kv_heads) * head_dim] = [16, 32]");
 }

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_calls.hpp"
 #include "numerics/kernels.hpp"
 #include "oracle/moe_kernels_expected.hpp"
 
@@ -35,34 +36,12 @@ using numerics::Mat;
 
 namespace {
 
-constexpr double kU = 0x1p-24;   // fp32 unit roundoff
+constexpr double kU = 0x1p-24;  // fp32 unit roundoff
 
-Op moe_op(const std::string& fn, std::map<std::string, double> attrs) {
-  Op op;
-  op.name = "test." + fn;
-  op.kind = OpKind::kernel;
-  op.kernel.fn = fn;
-  op.kernel.attrs = std::move(attrs);
-  return op;
-}
+using test::kernel_error;
+using test::run_kernel;
 
-// Through the registry, as the executor calls it.
-void run(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
-  const numerics::KernelFn fn = numerics::find_kernel(op.kernel.fn);
-  const bool found = fn != nullptr;
-  REQUIRE(found);
-  fn(op, in, out);
-}
-
-// The message a kernel call throws, "" when it does not throw.
-std::string error_of(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
-  try {
-    run(op, in, out);
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+Op moe_op(const std::string& fn, std::map<std::string, double> attrs) { return test::kernel_op(fn, std::move(attrs)); }
 
 Mat mat(const std::vector<float>& v, int rows, int cols) {
   REQUIRE(v.size() == size_t(rows) * size_t(cols));
@@ -98,13 +77,16 @@ void expect_close(const std::string& what, const Mat& got, const std::vector<dou
   for (Eigen::Index i = 0; i < got.size(); ++i) {
     const double w = want[size_t(i)];
     INFO(what << " [" << i / got.cols() << ", " << i % got.cols() << "], allowed " << bound << " absolute");
-    if (w == 0) CHECK(std::fabs(got.data()[i]) <= bound);   // zero in the reference: rel() would demand exactly 0
-    else CHECK(double(got.data()[i]) == rel(w, bound / std::fabs(w)));
+    if (w == 0)
+      CHECK(std::fabs(got.data()[i]) <= bound);  // zero in the reference: rel() would demand exactly 0
+    else
+      CHECK(double(got.data()[i]) == rel(w, bound / std::fabs(w)));
   }
 }
 
 bool bit_equal(const Mat& a, const Mat& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() && std::memcmp(a.data(), b.data(), sizeof(float) * size_t(a.size())) == 0;
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(float) * size_t(a.size())) == 0;
 }
 
 }  // namespace
@@ -113,13 +95,13 @@ TEST_CASE("moe_route: the k largest logits, largest first, ties to the lower id,
   const auto& c = moe_oracle::route;
   const Mat logits = mat(c.logits, c.r, c.E);
   Mat experts = unwritten(c.r, c.k);
-  run(moe_op("moe_route", {{"top_k", c.k}}), {&logits}, {&experts});
+  run_kernel(moe_op("moe_route", {{"top_k", c.k}}), {&logits}, {&experts});
   for (int t = 0; t < c.r; ++t)
     for (int j = 0; j < c.k; ++j) {
       INFO("token " << t << ", choice " << j);
       const int want = c.experts[size_t(t * c.k + j)], topk = c.topk_experts[size_t(t * c.k + j)];
-      CHECK(experts(t, j) == float(want));   // stable-sort order among ties (lower id first)
-      CHECK(logits(t, int(experts(t, j))) == logits(t, topk));   // the same logits torch.topk picked
+      CHECK(experts(t, j) == float(want));                      // stable-sort order among ties (lower id first)
+      CHECK(logits(t, int(experts(t, j))) == logits(t, topk));  // the same logits torch.topk picked
     }
   // torch.topk's own order among ties is not ours (why the reference is a stable sort); on the row
   // without ties the indices agree.
@@ -128,7 +110,9 @@ TEST_CASE("moe_route: the k largest logits, largest first, ties to the lower id,
   CHECK(c.experts != c.topk_experts);
 }
 
-TEST_CASE("moe_dispatch and moe_combine, forward and backward, against PyTorch autograd, with choices over capacity dropped") {
+TEST_CASE(
+    "moe_dispatch and moe_combine, forward and backward, against PyTorch autograd, with choices over capacity "
+    "dropped") {
   for (const moe_oracle::Chain& c : moe_oracle::chains) {
     const int rows = c.E * c.C, n = c.E + c.h + 2 * c.k + 8;
     const Mat x = mat(c.x, c.r, c.h), logits = mat(c.logits, c.r, c.E), dy = mat(c.dy, c.r, c.h);
@@ -136,12 +120,12 @@ TEST_CASE("moe_dispatch and moe_combine, forward and backward, against PyTorch a
     INFO("chain " << std::string(c.name));
 
     Mat experts = unwritten(c.r, c.k);
-    run(moe_op("moe_route", {{"top_k", c.k}}), {&logits}, {&experts});
+    run_kernel(moe_op("moe_route", {{"top_k", c.k}}), {&logits}, {&experts});
     REQUIRE(bit_equal(experts, mat_of_ints(c.experts, c.r, c.k)));
 
     const std::map<std::string, double> slots{{"experts", c.E}, {"capacity", c.C}};
     Mat buf = unwritten(rows, c.h);
-    run(moe_op("moe_dispatch", slots), {&x, &experts}, {&buf});
+    run_kernel(moe_op("moe_dispatch", slots), {&x, &experts}, {&buf});
     expect_exact("buf", buf, c.buf);
     int used = 0;
     for (int s = 0; s < rows; ++s) used += std::any_of(&buf(s, 0), &buf(s, 0) + c.h, [](float v) { return v != 0; });
@@ -157,17 +141,17 @@ TEST_CASE("moe_dispatch and moe_combine, forward and backward, against PyTorch a
       const Mat ybuf = want.affine ? Mat(buf.cwiseProduct(scale) + bias) : buf;
 
       Mat y = unwritten(c.r, c.h);
-      run(moe_op("moe_combine", attrs), {&ybuf, &logits, &experts}, {&y});
+      run_kernel(moe_op("moe_combine", attrs), {&ybuf, &logits, &experts}, {&y});
       expect_close("y", y, want.y, n);
 
       Mat dybuf = unwritten(rows, c.h), dlogits = unwritten(c.r, c.E);
-      run(moe_op("moe_combine_backward", attrs), {&dy, &ybuf, &logits, &experts}, {&dybuf, &dlogits});
+      run_kernel(moe_op("moe_combine_backward", attrs), {&dy, &ybuf, &logits, &experts}, {&dybuf, &dlogits});
       expect_close("dybuf", dybuf, want.dybuf, n);
       expect_close("dlogits", dlogits, want.dlogits, n);
 
       const Mat dbuf = want.affine ? Mat(dybuf.cwiseProduct(scale)) : dybuf;
       Mat dx = unwritten(c.r, c.h);
-      run(moe_op("moe_dispatch_backward", slots), {&dbuf, &experts}, {&dx});
+      run_kernel(moe_op("moe_dispatch_backward", slots), {&dbuf, &experts}, {&dx});
       expect_close("dx", dx, want.dx, n);
     }
   }
@@ -181,15 +165,16 @@ TEST_CASE("moe_split_experts and moe_join_experts match a torch reshape/permute 
   std::vector<Mat*> part_out;
   std::vector<const Mat*> part_in;
   for (Mat& p : parts) part_out.push_back(&p), part_in.push_back(&p);
-  run(moe_op("moe_split_experts", attrs), {&buf}, part_out);
+  run_kernel(moe_op("moe_split_experts", attrs), {&buf}, part_out);
   const size_t per_part = size_t(c.G * c.C * c.h);
   for (int le = 0; le < c.El; ++le)
-    expect_exact("split part", parts[size_t(le)],
-                 std::vector<double>(c.parts.begin() + long(le * per_part), c.parts.begin() + long((le + 1) * per_part)));
+    expect_exact(
+        "split part", parts[size_t(le)],
+        std::vector<double>(c.parts.begin() + long(le * per_part), c.parts.begin() + long((le + 1) * per_part)));
 
   // join(split(buf)) == buf
   Mat joined = unwritten(buf.rows(), buf.cols());
-  run(moe_op("moe_join_experts", attrs), part_in, {&joined});
+  run_kernel(moe_op("moe_join_experts", attrs), part_in, {&joined});
   CHECK(bit_equal(joined, buf));
 
   // split(join(parts)) == parts, on other parts (the oracle's, negated and scaled)
@@ -202,8 +187,8 @@ TEST_CASE("moe_split_experts and moe_join_experts match a torch reshape/permute 
     again_out.push_back(&again[size_t(le)]);
   }
   Mat rejoined = unwritten(buf.rows(), buf.cols());
-  run(moe_op("moe_join_experts", attrs), other_in, {&rejoined});
-  run(moe_op("moe_split_experts", attrs), {&rejoined}, again_out);
+  run_kernel(moe_op("moe_join_experts", attrs), other_in, {&rejoined});
+  run_kernel(moe_op("moe_split_experts", attrs), {&rejoined}, again_out);
   for (int le = 0; le < c.El; ++le) CHECK(bit_equal(again[size_t(le)], other[size_t(le)]));
 }
 
@@ -222,42 +207,43 @@ TEST_CASE("bad MoE inputs are refused with the op and the reason named") {
   for (float bad : {4.0f, -1.0f, 1.5f, float(NAN)}) {
     Mat wrong = experts;
     wrong(2, 1) = bad;
-    refused(error_of(moe_op("moe_dispatch", slots), {&x, &wrong}, {&buf}), "moe_dispatch",
+    refused(kernel_error(moe_op("moe_dispatch", slots), {&x, &wrong}, {&buf}), "moe_dispatch",
             "at [2, 1] is not an integer in [0, 4)");
-    refused(error_of(moe_op("moe_combine", slots), {&buf, &logits, &wrong}, {&y}), "moe_combine",
+    refused(kernel_error(moe_op("moe_combine", slots), {&buf, &logits, &wrong}, {&y}), "moe_combine",
             "at [2, 1] is not an integer in [0, 4)");
   }
   Mat short_buf(E * C - 1, h);
-  refused(error_of(moe_op("moe_dispatch", slots), {&x, &experts}, {&short_buf}), "moe_dispatch",
+  refused(kernel_error(moe_op("moe_dispatch", slots), {&x, &experts}, {&short_buf}), "moe_dispatch",
           "buf has 7 rows, expected experts * capacity = 4 * 2 = 8");
-  refused(error_of(moe_op("moe_dispatch_backward", slots), {&short_buf, &experts}, {&y}), "moe_dispatch_backward",
+  refused(kernel_error(moe_op("moe_dispatch_backward", slots), {&short_buf, &experts}, {&y}), "moe_dispatch_backward",
           "dbuf has 7 rows");
-  refused(error_of(moe_op("moe_dispatch", {{"experts", E}}), {&x, &experts}, {&buf}), "moe_dispatch",
+  refused(kernel_error(moe_op("moe_dispatch", {{"experts", E}}), {&x, &experts}, {&buf}), "moe_dispatch",
           "attribute capacity must be a positive integer, got 0");
-  refused(error_of(moe_op("moe_combine", {{"experts", E}, {"capacity", C}, {"normalize", 2}}), {&buf, &logits, &experts}, {&y}),
+  refused(kernel_error(moe_op("moe_combine", {{"experts", E}, {"capacity", C}, {"normalize", 2}}),
+                       {&buf, &logits, &experts}, {&y}),
           "moe_combine", "attribute normalize must be 0 or 1, got 2");
   const Mat narrow = Mat::Zero(r, E - 1);
-  refused(error_of(moe_op("moe_combine", slots), {&buf, &narrow, &experts}, {&y}), "moe_combine",
+  refused(kernel_error(moe_op("moe_combine", slots), {&buf, &narrow, &experts}, {&y}), "moe_combine",
           "logits [3, 3] must have one column per expert (4)");
   Mat dybuf(E * C, h), small_dlogits(r, E - 1);
-  refused(error_of(moe_op("moe_combine_backward", slots), {&dy, &buf, &logits, &experts}, {&dybuf, &small_dlogits}),
+  refused(kernel_error(moe_op("moe_combine_backward", slots), {&dy, &buf, &logits, &experts}, {&dybuf, &small_dlogits}),
           "moe_combine_backward", "dlogits [3, 3] differs from logits [3, 4]");
-  refused(error_of(moe_op("moe_combine_backward", slots), {&dy, &buf, &logits, &experts}, {&dybuf}),
+  refused(kernel_error(moe_op("moe_combine_backward", slots), {&dy, &buf, &logits, &experts}, {&dybuf}),
           "moe_combine_backward", "takes 4 inputs and 2 outputs, got 4 and 1");
 
-  refused(error_of(moe_op("moe_route", {{"top_k", 5}}), {&logits}, {&ids}), "moe_route",
+  refused(kernel_error(moe_op("moe_route", {{"top_k", 5}}), {&logits}, {&ids}), "moe_route",
           "top_k 5 exceeds the number of experts (logits columns) 4");
   Mat nan_logits = logits;
   nan_logits(1, 3) = NAN;
-  refused(error_of(moe_op("moe_route", {{"top_k", 2}}), {&nan_logits}, {&ids}), "moe_route", "logit [1, 3] is NaN");
+  refused(kernel_error(moe_op("moe_route", {{"top_k", 2}}), {&nan_logits}, {&ids}), "moe_route", "logit [1, 3] is NaN");
 
   const std::map<std::string, double> ep{{"groups", 2}, {"local_experts", 2}};
   Mat whole(8, h), part0(4, h), part1(4, h), odd(7, h);
-  refused(error_of(moe_op("moe_split_experts", ep), {&whole}, {&part0}), "moe_split_experts",
+  refused(kernel_error(moe_op("moe_split_experts", ep), {&whole}, {&part0}), "moe_split_experts",
           "has 1 per-expert tensors, local_experts is 2");
-  refused(error_of(moe_op("moe_split_experts", ep), {&odd}, {&part0, &part1}), "moe_split_experts",
+  refused(kernel_error(moe_op("moe_split_experts", ep), {&odd}, {&part0, &part1}), "moe_split_experts",
           "rows are not a multiple of groups * local_experts = 4");
   Mat part_wide(4, h + 1);
-  refused(error_of(moe_op("moe_join_experts", ep), {&part0, &part_wide}, {&whole}), "moe_join_experts",
+  refused(kernel_error(moe_op("moe_join_experts", ep), {&part0, &part_wide}, {&whole}), "moe_join_experts",
           "expert 1's tensor [4, 3] must be [groups * capacity, h] = [4, 2]");
 }
