@@ -7,9 +7,11 @@
 //   experts [T, k] = top-k(logits)
 //   buf [E*C, h] = dispatch(x, experts)        expert-major, C rows per expert, past C dropped
 //   all-to-all over EP                         block j (EP rank j's experts) to rank j: [ep][El][C]
-//   per local expert: its rows from every source [ep*C, h] -> fc1, act, fc2 (all-gather in,
-//                     reduce-scatter out over TP, as the dense MLP)
+//   all-gather over TP, once                   [tp][ep][El][C]: every TP rank's tokens
+//   per local expert: its rows [tp*ep*C, h] -> fc1, act, fc2 split over TP as the dense MLP,
+//                     left partial; one reduce-scatter over TP for all of them
 //   all-to-all back, y [T, h] = sum_j g_j buf[slot(t, j)], g = the router's softmax at the chosen
+//   (+ a shared expert every token passes through, sigmoid-gated in Qwen2-MoE)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -56,9 +58,9 @@ int64_t busiest_expert_tokens(const Scenario& s) {
 
 namespace tpsim::lowering {
 
-// Router: x [T, h] (this rank's tokens) W [h, E] (replicated) -> logits [T, E]. Under SP each TP
-// rank routes its own sequence shard, so W's gradient is partial over the group and all-reduced, as
-// Megatron reduces its other sequence-parallel parameters.
+// Router (or a shared expert's gate, E = 1): x [T, h] (this rank's tokens) W [h, E] (replicated)
+// -> logits [T, E]. Under SP each TP rank routes its own sequence shard, so W's gradient is partial
+// over the group and all-reduced, as Megatron reduces its other sequence-parallel parameters.
 Value ProgramBuilder::router_forward(const std::string& rname, const Value& x, int64_t experts, Tape& tape) {
   const int64_t h = scenario_.model.hidden;
   const std::string w = weight(rname, h, experts, -1);
@@ -159,7 +161,8 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
     std::vector<Value> inputs;
     std::vector<std::string> input_tensors;
     for (int64_t e = 0; e < local_experts; ++e) {
-      inputs.push_back(local_value(fmt::format("{}expert{}.in", p, coords_.ep_index * local_experts + e), tp_ * ep_ * slots));
+      const int64_t expert = coords_.ep_index * local_experts + e;
+      inputs.push_back(local_value(fmt::format("{}expert{}.in", p, expert), tp_ * ep_ * slots));
       inputs.back().grad_partial = tp_ > 1;   // the experts' column-parallel linears return partial sums
       input_tensors.push_back(inputs.back().tensor);
     }
@@ -168,7 +171,8 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
       std::vector<std::string> grads;
       for (const Value& v : inputs) {
         grads.push_back(take_grad(v));
-        if (grads.back().empty()) throw std::logic_error("op " + p + "experts.split.bwd: an expert sent back no gradient");
+        if (grads.back().empty())
+          throw std::logic_error("op " + p + "experts.split.bwd: an expert sent back no gradient");
       }
       const TensorDesc& d = desc(gathered.tensor);
       const std::string dgathered = grad_tensor(gathered, d.rows, d.cols, gathered.grad_partial);
