@@ -249,9 +249,9 @@ Value ProgramBuilder::shared_expert_forward(const std::string& sname, const Valu
   if (!m.moe.shared_expert_gate) return out;
   const Value g = router_forward(sname + ".sigmoid_gate", x, 1, tape);   // [T, 1]
   const Value y = activation(mb(sname + ".gated"), m.hidden, out.layout);
-  const TensorDesc& d = desc(out.tensor);
+  const double elements = double(desc(out.tensor).rows) * double(desc(out.tensor).cols);
   // y [T, h], g [T, 1] -> sigmoid(g) y
-  kernel(sname + ".scale", "sigmoid_scale", {out.tensor, g.tensor}, {y.tensor}, 4.0 * double(d.rows) * double(d.cols));
+  kernel(sname + ".scale", "sigmoid_scale", {out.tensor, g.tensor}, {y.tensor}, 4.0 * elements);
   record(tape, [this, sname, out, g, y] {
     const std::string dy = take_grad(y);
     if (dy.empty()) return;
