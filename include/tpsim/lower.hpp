@@ -19,6 +19,11 @@ struct LowerOptions {
   bool embedding_and_loss = true;   // stack: start with the embedding and end with final norm,
                                     // output and loss; false = layers only (an input activation in,
                                     // a seeded output gradient back)
+  // Under expert or context parallelism (layer and stack scopes, backward): all-reduce each weight
+  // gradient over the EP group and CP ring, the slice of the DP reduction that lets numerics
+  // compare it with the unsharded run's. A step reduces gradients in DP buckets instead; explain
+  // leaves it out.
+  bool token_shard_grad_reduction = true;
 };
 
 ProgramSet lower(const Scenario& scenario, const LowerOptions& options);

@@ -95,7 +95,8 @@ int64_t default_tokens(const Scenario& s) {
 
 // One layer (or the first block pair) on every rank; each rank reads an input in the residual
 // stream's layout and, for backward, a seeded gradient of its output.
-Program lower_layer(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward) {
+Program lower_layer(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward,
+                    bool shard_grad_reduction) {
   lowering::ProgramBuilder b(s, c, tokens);
   lowering::Tape tape;
   const lowering::Value x = b.input("input", s.model.hidden, b.stream_layout());
@@ -103,13 +104,14 @@ Program lower_layer(const Scenario& s, const lowering::RankCoords& c, int64_t to
   if (backward) {
     b.backward(tape, y, b.gradient_seed(y));
     b.gradient(x);
-    b.reduce_grads_over_token_shards();
+    if (shard_grad_reduction) b.reduce_grads_over_token_shards();
   }
   return b.finish();
 }
 
 // Embedding, model.layers layers split over the pipeline stages, final norm, output, loss.
-Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward, bool head) {
+Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward, bool head,
+                    bool shard_grad_reduction) {
   const PlanSpec& p = s.plan;
   lowering::ProgramBuilder b(s, c, tokens);
   lowering::Tape tape;
@@ -140,7 +142,7 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
     lowering::Value dx = x;
     dx.tensor = b.gradient(x);   // also names the input gradient for the comparison
     if (!first_stage && !dx.tensor.empty()) b.send(dx, prev, int(2 * first + 1));
-    b.reduce_grads_over_token_shards();
+    if (shard_grad_reduction) b.reduce_grads_over_token_shards();
   }
   return b.finish();
 }
@@ -165,8 +167,9 @@ ProgramSet lower(const Scenario& scenario, const LowerOptions& options) {
   for (int r = 0; r < p.world(); ++r) {
     const lowering::RankCoords c = lowering::rank_coords(p, r);
     set.ranks.push_back(options.scope == LowerScope::block || options.scope == LowerScope::layer
-                            ? lower_layer(scenario, c, tokens, options.backward)
-                            : lower_stack(scenario, c, tokens, options.backward, options.embedding_and_loss));
+                            ? lower_layer(scenario, c, tokens, options.backward, options.token_shard_grad_reduction)
+                            : lower_stack(scenario, c, tokens, options.backward, options.embedding_and_loss,
+                                          options.token_shard_grad_reduction));
   }
   return set;
 }

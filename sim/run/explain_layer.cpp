@@ -50,13 +50,15 @@ ExplainReport explain_layer(const Scenario& s) {
   r.tp = s.plan.tp;
   r.sp = s.plan.sp;
 
-  // One layer, forward and backward, on the TP group only: explain is about tensor parallelism.
+  // One layer, forward and backward, on the TP group (and the CP ring, and a mixture of experts'
+  // EP group, which trade tokens inside the layer): explain is about the layer's parallelism.
   Scenario layer = s;
   layer.plan.pp = 1;
-  layer.plan.dp = 1;
+  layer.plan.dp = std::max(1, s.plan.ep);
   LowerOptions options;
   options.scope = LowerScope::layer;
   options.backward = true;
+  options.token_shard_grad_reduction = false;   // run reduces weight gradients per step, in DP buckets
   ProgramSet programs = lower(layer, options);
   // Collectives resolved as `tpsim run` resolves them (one selector), then timed alone on the idle
   // topology at the fidelity run uses; kernels by the cost model.
@@ -99,6 +101,10 @@ ExplainReport explain_layer(const Scenario& s) {
         const TpMapping& m = tp_mapping(op.mapping);
         e.mapping = m.name;
         e.why = fmt::format("{}: forward {}; backward {}", m.name, m.why_forward, m.why_backward);
+      } else if (c.axis == GroupAxis::ep) {
+        e.why = "expert parallelism: sends each token to the GPU holding the expert it was routed to (and back)";
+      } else if (c.axis == GroupAxis::cp) {
+        e.why = "context parallelism: passes keys and values (backward: their gradients) one step round the CP ring";
       } else {
         e.why = "sums a gradient that each GPU computed only in part";
       }
