@@ -45,7 +45,9 @@ constexpr double kU = 0x1p-24;  // fp32 unit roundoff
 
 using Attrs = std::map<std::string, double>;
 
+using test::expect_close;
 using test::kernel_error;
+using test::largest;
 using test::run_kernel;
 
 Op cp_op(const std::string& fn, std::map<std::string, double> attrs) { return test::kernel_op(fn, std::move(attrs)); }
@@ -86,11 +88,6 @@ std::vector<double> gather(const std::vector<double>& full, int width, const std
   return v;
 }
 
-double largest(const std::vector<double>& want) {
-  double m = 0;
-  for (double w : want) m = std::max(m, std::fabs(w));
-  return m;
-}
 // max |got - want| in units of the bound 4 n u max|want| (the header's rule): <= 1 passes.
 double excess(const Mat& got, const std::vector<double>& want, int n) {
   REQUIRE(size_t(got.size()) == want.size());
@@ -99,20 +96,6 @@ double excess(const Mat& got, const std::vector<double>& want, int n) {
   for (Eigen::Index i = 0; i < got.size(); ++i)
     worst = std::max(worst, std::fabs(double(got.data()[i]) - want[size_t(i)]) / bound);
   return worst;
-}
-// |got - want| <= 4 n u max|want| per element (the header's rule), `factor` times that.
-void expect_close(const std::string& what, const Mat& got, const std::vector<double>& want, int n, double factor = 1) {
-  REQUIRE(size_t(got.size()) == want.size());
-  REQUIRE(largest(want) > 0);
-  const double bound = factor * 4 * n * kU * largest(want);
-  for (Eigen::Index i = 0; i < got.size(); ++i) {
-    const double w = want[size_t(i)];
-    INFO(what << " [" << i / got.cols() << ", " << i % got.cols() << "], allowed " << bound << " absolute");
-    if (w == 0)
-      CHECK(std::fabs(got.data()[i]) <= bound);  // zero in the reference: rel() would demand exactly 0
-    else
-      CHECK(double(got.data()[i]) == rel(w, bound / std::fabs(w)));
-  }
 }
 std::vector<double> values(const Mat& m) { return std::vector<double>(m.data(), m.data() + m.size()); }
 

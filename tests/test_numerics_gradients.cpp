@@ -25,6 +25,7 @@
 
 #include <doctest/doctest.h>
 
+#include "kernel_calls.hpp"
 #include "relative.hpp"
 
 #include <algorithm>
@@ -56,21 +57,8 @@ Mat random_mat(std::mt19937& rng, int64_t rows, int64_t cols, float lo = -1, flo
 
 Md dbl(const Mat& m) { return m.cast<double>(); }
 
-Op kernel_op(const std::string& fn, std::map<std::string, double> attrs = {}) {
-  Op op;
-  op.name = "fd." + fn;
-  op.kind = OpKind::kernel;
-  op.kernel.fn = fn;
-  op.kernel.attrs = std::move(attrs);
-  return op;
-}
-
-void run_kernel(const Op& op, const std::vector<const Mat*>& in, const std::vector<Mat*>& out) {
-  const numerics::KernelFn fn = numerics::find_kernel(op.kernel.fn);
-  const bool found = fn != nullptr;
-  REQUIRE(found);
-  fn(op, in, out);
-}
+using test::kernel_op;
+using test::run_kernel;
 
 double dot(const Md& g, const Md& y) { return (g.array() * y.array()).sum(); }
 

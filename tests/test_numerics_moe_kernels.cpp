@@ -36,8 +36,8 @@ using numerics::Mat;
 
 namespace {
 
-constexpr double kU = 0x1p-24;  // fp32 unit roundoff
 
+using test::expect_close;
 using test::kernel_error;
 using test::run_kernel;
 
@@ -64,23 +64,6 @@ void expect_exact(const std::string& what, const Mat& got, const std::vector<dou
   for (Eigen::Index i = 0; i < got.size(); ++i) {
     INFO(what << " [" << i / got.cols() << ", " << i % got.cols() << "]");
     CHECK(double(got.data()[i]) == want[size_t(i)]);
-  }
-}
-
-// |got - want| <= 4 n u max|want| per element; the rule is in the header.
-void expect_close(const std::string& what, const Mat& got, const std::vector<double>& want, int n) {
-  REQUIRE(size_t(got.size()) == want.size());
-  double largest = 0;
-  for (double w : want) largest = std::max(largest, std::fabs(w));
-  REQUIRE(largest > 0);
-  const double bound = 4 * n * kU * largest;
-  for (Eigen::Index i = 0; i < got.size(); ++i) {
-    const double w = want[size_t(i)];
-    INFO(what << " [" << i / got.cols() << ", " << i % got.cols() << "], allowed " << bound << " absolute");
-    if (w == 0)
-      CHECK(std::fabs(got.data()[i]) <= bound);  // zero in the reference: rel() would demand exactly 0
-    else
-      CHECK(double(got.data()[i]) == rel(w, bound / std::fabs(w)));
   }
 }
 

@@ -28,6 +28,10 @@ struct LowerOptions {
 
 ProgramSet lower(const Scenario& scenario, const LowerOptions& options);
 
+// The rows one rank's activations have in a training micro-batch (micro_batch x seq, a CP rank's
+// seq / cp of each sequence) or an inference prefill (batch x prompt).
+int64_t rank_tokens(const Scenario& scenario);
+
 // A mixture-of-experts layer's buffers for a rank routing `tokens` tokens: C slots per expert and
 // source rank, ceil(load x top_k x tokens / experts) capped at the tokens (load = the capacity
 // factor, or for dropless routing workload.expert_skew, the busiest expert's share over the mean).

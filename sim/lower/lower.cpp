@@ -87,12 +87,6 @@ void check_divisions(const Scenario& s, LowerScope scope) {
   }
 }
 
-int64_t default_tokens(const Scenario& s) {
-  const WorkloadSpec& w = s.workload;
-  if (w.kind == WorkloadKind::inference) return w.batch * (w.prompt > 0 ? w.prompt : w.seq);
-  return w.micro_batch * w.seq / std::max(1, s.plan.cp);   // a CP rank's share of every sequence
-}
-
 // One layer (or the first block pair) on every rank; each rank reads an input in the residual
 // stream's layout and, for backward, a seeded gradient of its output.
 Program lower_layer(const Scenario& s, const lowering::RankCoords& c, int64_t tokens, bool backward,
@@ -149,6 +143,12 @@ Program lower_stack(const Scenario& s, const lowering::RankCoords& c, int64_t to
 
 }  // namespace
 
+int64_t rank_tokens(const Scenario& s) {
+  const WorkloadSpec& w = s.workload;
+  if (w.kind == WorkloadKind::inference) return w.batch * (w.prompt > 0 ? w.prompt : w.seq);
+  return w.micro_batch * w.seq / std::max(1, s.plan.cp);   // a CP rank's share of every sequence
+}
+
 ProgramSet lower(const Scenario& scenario, const LowerOptions& options) {
   check_divisions(scenario, options.scope);
   // A whole step is composed from the same layer pieces by the step lowering (pipeline order, DP
@@ -158,7 +158,7 @@ ProgramSet lower(const Scenario& scenario, const LowerOptions& options) {
     return scenario.workload.kind == WorkloadKind::training
                ? lowering::lower_training_step(scenario)
                : lowering::lower_inference_step(scenario, false, scenario.workload.prompt);
-  const int64_t tokens = options.tokens > 0 ? options.tokens : default_tokens(scenario);
+  const int64_t tokens = options.tokens > 0 ? options.tokens : rank_tokens(scenario);
   const PlanSpec& p = scenario.plan;
   ProgramSet set;
   set.tp = p.tp;

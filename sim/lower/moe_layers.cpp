@@ -25,17 +25,13 @@ namespace tpsim::lowering {
 
 bool is_expert_weight(const std::string& name) { return name.find(".moe.expert") != std::string::npos; }
 
-// C = ceil(load * k * T / E), at most T (a token picks an expert once): load is the capacity
-// factor, or for dropless routing the busiest expert's share (workload.expert_skew), to whose
-// load every expert's buffer is padded.
-int64_t ProgramBuilder::expert_slots(int64_t tokens) const {
-  return tpsim::expert_slots(scenario_.model, scenario_.workload, tokens);
-}
-
 }  // namespace tpsim::lowering
 
 namespace tpsim {
 
+// C = ceil(load * k * T / E), at most T (a token picks an expert once): load is the capacity
+// factor, or for dropless routing the busiest expert's share (workload.expert_skew), to whose
+// load every expert's buffer is padded.
 int64_t expert_slots(const ModelSpec& model, const WorkloadSpec& workload, int64_t tokens) {
   const MoeSpec& moe = model.moe;
   const double load = moe.capacity_factor > 0 ? moe.capacity_factor : workload.expert_skew;
@@ -45,13 +41,11 @@ int64_t expert_slots(const ModelSpec& model, const WorkloadSpec& workload, int64
 
 int64_t busiest_expert_tokens(const Scenario& s) {
   if (!s.model.moe.enabled()) return 0;
-  const WorkloadSpec& w = s.workload;
   const PlanSpec& p = s.plan;
-  const int64_t tokens = w.kind == WorkloadKind::training ? w.micro_batch * w.seq / std::max(1, p.cp)
-                                                          : w.batch * (w.prompt > 0 ? w.prompt : w.seq);
+  const int64_t tokens = rank_tokens(s);
   const int tp = std::max(1, p.tp), ep = std::max(1, p.ep);
   const int64_t routed = p.sp && tp > 1 ? tokens / tp : tokens;   // each TP rank routes its sequence shard
-  return int64_t(tp) * ep * expert_slots(s.model, w, routed);
+  return int64_t(tp) * ep * expert_slots(s.model, s.workload, routed);
 }
 
 }  // namespace tpsim
@@ -96,7 +90,7 @@ Value ProgramBuilder::moe_block_forward(int layer, const Value& x, Tape& tape) {
   const Value n2 = norm_forward(fmt::format("layer{}.norm2", layer), x, tape);
   const Value xs = n2.layout == stream_layout() ? n2 : to_layout(n2, stream_layout(), tape);
   const int64_t tokens = desc(xs.tensor).rows, h = m.hidden, experts = moe.experts, k = moe.top_k;
-  const int64_t slots = expert_slots(tokens), local_experts = experts / ep_;
+  const int64_t slots = tpsim::expert_slots(m, scenario_.workload, tokens), local_experts = experts / ep_;
   const std::map<std::string, double> geometry{{"experts", double(experts)}, {"capacity", double(slots)}};
 
   const Value logits = router_forward(p + "router", xs, experts, tape);

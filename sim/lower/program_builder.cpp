@@ -304,7 +304,7 @@ Op& ProgramBuilder::collective(const std::string& opname, CollectiveOp cop, cons
 Op& ProgramBuilder::axis_collective(const std::string& opname, CollectiveOp cop, const std::string& in,
                                     const std::string& out, GroupAxis axis) {
   Op& op = collective(opname, cop, in, out, 0);
-  op.collective.group = axis == GroupAxis::ep ? coords_.ep_group : axis == GroupAxis::cp ? coords_.cp_group : coords_.tp_group;
+  op.collective.group = coords_.group(axis);
   op.collective.axis = axis;
   op.collective.algorithm = parse_algorithm(scenario_.plan.collective_algorithm);
   return op;

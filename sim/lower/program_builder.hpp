@@ -34,6 +34,10 @@ struct RankCoords {
   // holds the same experts: one rank of each EP group, where the experts' gradients are reduced.
   int ep_index = 0;
   std::vector<int> ep_group, expert_dp_group;
+  // The rank's group along a collective's axis (CollectiveInfo::axis).
+  const std::vector<int>& group(GroupAxis axis) const {
+    return axis == GroupAxis::ep ? ep_group : axis == GroupAxis::cp ? cp_group : tp_group;
+  }
 };
 int rank_of(const PlanSpec& plan, int tp_index, int dp_index, int pp_index, int cp_index = 0);   // honours mesh_order
 RankCoords rank_coords(const PlanSpec& plan, int rank);
@@ -196,7 +200,6 @@ class ProgramBuilder {
   Op& axis_collective(const std::string& name, CollectiveOp op, const std::string& in, const std::string& out,
                       GroupAxis axis);
   // MoE pieces (moe_layers.cpp).
-  int64_t expert_slots(int64_t tokens) const;   // C: buffer rows per expert and source rank
   // x [T, h] (this rank's tokens) W [h, cols] (replicated) -> [T, cols]: a MoE router, a shared
   // expert's gate.
   Value router_forward(const std::string& name, const Value& x, int64_t cols, Tape& tape);

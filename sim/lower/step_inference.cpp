@@ -124,9 +124,7 @@ ProgramSet lower_inference_step(const Scenario& scenario, bool decode, int64_t c
           op.deps = roots;
           if (last >= 0) op.deps.push_back(last);
         }
-        if (op.kind == OpKind::collective) op.collective.group = op.collective.axis == GroupAxis::ep   ? c.ep_group
-                                                         : op.collective.axis == GroupAxis::cp ? c.cp_group
-                                                                                               : c.tp_group;
+        if (op.kind == OpKind::collective) op.collective.group = c.group(op.collective.axis);
         if (op.stream == Stream::compute) last = op.id;
         prog.ops.push_back(std::move(op));
       }

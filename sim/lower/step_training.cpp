@@ -89,11 +89,8 @@ using MergedRuns = std::map<std::vector<const void*>, std::shared_ptr<const std:
 // pieces become one fused op whose parts are those pieces, flushed when anything else is appended.
 class StepWriter {
  public:
-  StepWriter(int rank, std::vector<int> tp_group, std::vector<int> ep_group, std::vector<int> cp_group, bool merge,
-             MergedRuns& runs)
-      : tp_group_(std::move(tp_group)), ep_group_(std::move(ep_group)), cp_group_(std::move(cp_group)), merge_(merge),
-        runs_(runs) {
-    program_.rank = rank;
+  StepWriter(const RankCoords& coords, bool merge, MergedRuns& runs) : coords_(coords), merge_(merge), runs_(runs) {
+    program_.rank = coords.rank;
   }
 
   // Appends a piece; its ops without internal deps wait for `roots` and the last compute op.
@@ -131,9 +128,7 @@ class StepWriter {
         op.deps = roots;
         if (last_compute_ >= 0) op.deps.push_back(last_compute_);
       }
-      if (op.kind == OpKind::collective) op.collective.group = op.collective.axis == GroupAxis::ep   ? ep_group_
-                                 : op.collective.axis == GroupAxis::cp ? cp_group_
-                                                                       : tp_group_;
+      if (op.kind == OpKind::collective) op.collective.group = coords_.group(op.collective.axis);
       if (op.stream == Stream::compute) last_compute_ = op.id;
       program_.ops.push_back(std::move(op));
     }
@@ -181,7 +176,7 @@ class StepWriter {
   }
 
   Program program_;
-  std::vector<int> tp_group_, ep_group_, cp_group_;
+  RankCoords coords_;   // whose groups a stamped piece's collectives run on
   bool merge_ = false;
   MergedRuns& runs_;
   std::optional<Op> pending_;
@@ -242,7 +237,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     const int64_t n = s.model.layers / chunks;
     return StageLayers{g * n, n};
   };
-  const int64_t tokens = s.workload.micro_batch * s.workload.seq / std::max(1, plan.cp);   // per rank: seq / cp of each sequence
+  const int64_t tokens = rank_tokens(s);   // per rank: seq / cp of each sequence
   StepPieces pieces = build_step_pieces(s, tokens);
   if (options.fold_tp)
     for (auto [p, label] : {std::pair{&pieces.layer_fwd, "fwd"}, {&pieces.layer_bwd, "bwd"},
@@ -326,7 +321,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     size_t posted = 0;
     std::map<std::tuple<bool, int, int>, int> recv_op;   // (gradient, micro-batch, consumer chunk) -> op id
 
-    StepWriter w(rank, c.tp_group, c.ep_group, c.cp_group, options.fold_tp, merged_runs);
+    StepWriter w(c, options.fold_tp, merged_runs);
     // The op a slot's first layer waits for: the receive, or the all-gather of its scattered
     // slices, appended here (just before the slot) so the TP stream runs it in the slot's order.
     auto arrived = [&](bool gradient, int mb, int g) {

@@ -19,52 +19,12 @@ It prints a C++ header holding the float32 inputs (9 significant digits: exact) 
 expected values (17 digits). Regenerate after changing it (PyTorch 1.13 made the committed one):
     /usr/bin/python3 tests/oracle/moe_kernels.py > tests/oracle/moe_kernels_expected.hpp
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
+from cpp_literals import doubles, floats, ints
+
 torch.set_default_dtype(torch.float64)
-
-
-def f32(v):
-    if math.isinf(v):
-        return "-INFINITY" if v < 0 else "INFINITY"
-    s = f"{v:.9g}"
-    if not any(ch in s for ch in ".en"):
-        s += ".0"
-    return s + "f"
-
-
-def f64(v):
-    s = f"{v:.17g}"
-    if not any(ch in s for ch in ".en"):
-        s += ".0"
-    return s
-
-
-def braced(items, width=104):
-    """{a, b, ...}, wrapped onto continuation lines of at most `width` characters."""
-    lines, line = [], ""
-    for item in items:
-        if line and len(line) + len(item) + 2 > width:
-            lines.append(line + ",")
-            line = ""
-        line = item if not line else line + ", " + item
-    lines.append(line)
-    return "{" + "\n         ".join(lines) + "}"
-
-
-def floats(t):
-    return braced([f32(v) for v in t.reshape(-1).tolist()])
-
-
-def doubles(t):
-    return braced([f64(v) for v in t.reshape(-1).tolist()])
-
-
-def ints(t):
-    return braced([str(int(v)) for v in t.reshape(-1).tolist()])
 
 
 def route_reference(logits, k):
