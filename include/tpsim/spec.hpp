@@ -332,6 +332,60 @@ struct WorkloadSpec {
   std::optional<DType> weights_dtype, activations_dtype, kv_cache_dtype, communication_dtype;
 };
 
+// ---------------------------------------------------------------------------------------------
+// Serving: a request stream through model replicas under an inference engine's scheduler
+// (`tpsim serve`, or a scenario with workload.kind: serving and a `serving:` section).
+
+// Token counts of a synthetic request stream. fixed: `mean`. uniform: integers in [min, max].
+// lognormal: mean `mean` (of the lengths, not of the log) and sigma of the underlying normal,
+// clipped to [min, max]. empirical: drawn uniformly from the lengths listed in `file` (a CSV, one
+// column of integers, an optional header), then clipped.
+struct LengthDistribution {
+  std::string kind = "fixed";   // fixed | uniform | lognormal | empirical
+  double mean = 0;
+  double sigma = 0;
+  int64_t min = 1, max = 0;     // max 0: no upper clip (uniform needs one)
+  std::string file;
+};
+
+// A latency objective: a request is good when its time to first token is at most `ttft` and its
+// mean time per output token at most `tpot`; the run meets the SLO when the ttft_percentile-th
+// TTFT and the tpot_percentile-th TPOT are within them (DistServe's goodput).
+struct SloSpec {
+  double ttft = 2.0, tpot = 0.2;                          // s
+  double ttft_percentile = 90, tpot_percentile = 99;
+};
+
+struct ServingSpec {
+  // The request stream: a CSV trace, or synthetic arrivals at `rate` for `duration` seconds.
+  std::string arrivals = "poisson";   // poisson | gamma | trace
+  double rate = 1;                    // requests/s
+  double cv = 1;                      // gamma: coefficient of variation of the gaps (1 = Poisson)
+  double duration = 60;               // s of arrivals
+  int64_t requests = 0;               // > 0: exactly this many arrivals (duration then unused)
+  int64_t seed = 1;
+  std::string trace;                  // arrivals: trace, a CSV of arrived_at, prompt_tokens, output_tokens
+  // The trace's column names for arrived_at, prompt_tokens and output_tokens (other traces' headers,
+  // e.g. BurstGPT's "Timestamp", "Request tokens", "Response tokens").
+  std::string arrived_at_column = "arrived_at", prompt_column = "prompt_tokens", output_column = "output_tokens";
+  LengthDistribution prompt{"lognormal", 512, 1.0, 4, 4096, ""};
+  LengthDistribution output{"lognormal", 256, 1.0, 1, 2048, ""};
+  // The engine on each replica.
+  std::string scheduler = "vllm";     // static | orca | vllm | sarathi
+  int64_t max_batch = 256;            // sequences per iteration (vLLM's max_num_seqs)
+  int64_t token_budget = 0;           // tokens per iteration (max_num_batched_tokens); 0 = the scheduler's default
+  int64_t block_size = 16;            // tokens per paged KV block (vllm, sarathi)
+  std::string preemption = "recompute";   // recompute | swap (vllm, sarathi)
+  double memory_utilization = 0.9;    // fraction of HBM the engine takes (vLLM's gpu_memory_utilization)
+  int64_t replicas = 1;               // model replicas of plan.tp x plan.pp GPUs each
+  std::string router = "round_robin"; // round_robin | least_tokens (least outstanding tokens)
+  SloSpec slo;
+  std::string base_dir = ".";         // where trace and empirical files are found (the scenario's folder)
+};
+// The scheduler's token budget where the spec leaves it 0: 8192 for vllm (its prefill cap), 512
+// for sarathi (its chunk), none (0) for static and orca.
+int64_t token_budget_of(const ServingSpec& spec);
+
 struct OutputSpec {
   std::string json, csv, trace, html;   // paths; "" = not written
 };
@@ -345,6 +399,9 @@ struct Scenario {
   WorkloadSpec workload;
   OutputSpec outputs;
   std::string numerics = "proxy";   // off | proxy | full
+  // Set for a serving scenario (workload.kind: serving, whose workload.kind reads inference: each
+  // iteration is an inference step); `tpsim run` refuses one, `tpsim serve` sets it.
+  std::optional<ServingSpec> serving;
 };
 
 // The scenario's precision per tensor class: workload.precision where given, else model.dtype.

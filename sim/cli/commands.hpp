@@ -35,5 +35,6 @@ void register_verify(CLI::App& app);
 void register_explain(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace tpsim::cli

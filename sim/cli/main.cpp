@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   register_explain(app);
   register_plan(app);
   register_merge(app);
+  register_serve(app);
 
   try {
     app.parse(argc, argv);

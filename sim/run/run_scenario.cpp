@@ -121,6 +121,9 @@ NumericsReport verify_as_timed(const Scenario& scenario, bool proxy, const Lower
 }
 
 RunResult run_scenario(const Scenario& scenario, const RunOptions& options) {
+  if (scenario.serving)
+    throw std::invalid_argument(fmt::format("scenario '{}' is a serving workload (workload.kind: serving): run it with "
+                                            "`tpsim serve`", scenario.name));
   RunResult result;
   result.scenario = scenario;
   if (options.scope == "step") {

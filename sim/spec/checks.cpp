@@ -374,7 +374,7 @@ void check_workload(const Checker& c, const Scenario& s) {
         c.fail(std::string("workload.precision.") + name,
                "workload.precision applies to inference workloads only (a training step runs in model.dtype "
                "with mixed-precision Adam); set workload.kind: inference or remove it");
-  } else {
+  } else if (!s.serving) {   // a serving scenario's requests bring their own lengths
     c.positive("workload.batch", static_cast<double>(w.batch));
     c.positive("workload.prompt", static_cast<double>(w.prompt));
     c.positive("workload.generate", static_cast<double>(w.generate));   // the prefill makes the first token

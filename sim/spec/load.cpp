@@ -82,8 +82,9 @@ WorkloadSpec read_workload(const Source& src, const YAML::Node& node) {
   w.only({"kind", "global_batch", "micro_batch", "seq", "partial_micro_batches", "batch", "prompt", "generate",
           "precision", "prefill_chunk", "expert_skew"});
   WorkloadSpec out;
-  out.kind = w.choice("kind", {"training", "inference"}, "training") == "inference" ? WorkloadKind::inference
-                                                                                    : WorkloadKind::training;
+  // serving: each iteration is an inference step; the scenario's `serving` section says the rest.
+  out.kind = w.choice("kind", {"training", "inference", "serving"}, "training") == "training" ? WorkloadKind::training
+                                                                                             : WorkloadKind::inference;
   out.global_batch = w.integer_up_to("global_batch", limits::kBatch, "sequences", out.global_batch);
   out.micro_batch = w.integer_up_to("micro_batch", limits::kBatch, "sequences", out.micro_batch);
   out.seq = w.integer_up_to("seq", limits::kSequence, "tokens", out.seq);
@@ -180,7 +181,7 @@ Scenario load_scenario(const ScenarioRequest& request) {
   apply_overrides(root, "", request.overrides, src);
 
   const Map top(src, root, "");
-  top.only({"name", "topology", "model", "plan", "workload", "outputs", "numerics"});
+  top.only({"name", "topology", "model", "plan", "workload", "serving", "outputs", "numerics"});
   s.name = top.string("name", request.path.empty() ? "default" : stem_of(request.path));
 
   Part topo = open_part(top, "topology", "topologies", base_dir, request.overrides, where);
@@ -207,6 +208,14 @@ Scenario load_scenario(const ScenarioRequest& request) {
 
   if (top.has("workload")) s.workload = read_workload(src, top.value("workload"));
   if (top.has("outputs")) s.outputs = read_outputs(src, top.value("outputs"));
+  // A serving scenario: workload.kind serving (or `tpsim serve`, which sets it) and its section.
+  const bool serving = top.has("workload") && Map(src, top.value("workload"), "workload").string("kind", "") == "serving";
+  if (serving) {
+    s.serving = read_serving(src, top.has("serving") ? top.value("serving") : YAML::Node(YAML::NodeType::Map), s);
+    s.serving->base_dir = request.path.empty() ? "." : base_dir;
+  } else if (top.has("serving")) {
+    top.fail("serving", "applies to serving workloads only (workload.kind: serving, or tpsim serve)");
+  }
   s.numerics = top.choice("numerics", {"off", "proxy", "full"}, "proxy");
   resolve_virtual_stages(s, where);
   check_scenario(s, where);

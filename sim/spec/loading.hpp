@@ -45,6 +45,8 @@ ModelSpec read_hf_config(const Source& src, const YAML::Node& root, const std::s
 PlanSpec read_plan(const Source& src, const YAML::Node& root, const std::string& fallback_name);
 WorkloadSpec read_workload(const Source& src, const YAML::Node& node);
 OutputSpec read_outputs(const Source& src, const YAML::Node& node);
+// The `serving` section, checked against the scenario's plan and topology (read before it).
+ServingSpec read_serving(const Source& src, const YAML::Node& node, const Scenario& s);
 
 // How many nodes one tp group of the plan touches with `gpus_per_node` GPUs per node.
 int64_t tp_group_nodes(const PlanSpec& p, int gpus_per_node);

@@ -8,7 +8,7 @@ namespace tpsim::spec_detail {
 
 namespace {
 
-const std::vector<std::string> kSections = {"topology", "model", "plan", "workload", "outputs"};
+const std::vector<std::string> kSections = {"topology", "model", "plan", "workload", "serving", "outputs"};
 const std::vector<std::string> kScenarioKeys = {"name", "numerics"};
 
 std::vector<std::string> split_path(const std::string& path) {
@@ -85,7 +85,7 @@ void apply_overrides(YAML::Node root, const std::string& section, const std::vec
   for (const auto& o : overrides) {
     const auto parts = split_path(o.path);
     const std::string s = section_of(o.path);
-    const bool scenario_level = s == "workload" || s == "outputs" || std::ranges::count(kScenarioKeys, s);
+    const bool scenario_level = s == "workload" || s == "serving" || s == "outputs" || std::ranges::count(kScenarioKeys, s);
     if (section.empty() ? !scenario_level : s != section) continue;
     src.labels[o.path] = "--set " + o.path;
     // Parts are read from their own document: skip the section name; the scenario keeps it.

@@ -1,0 +1,185 @@
+// A replica of the scenario's plan as the serving loop sees it: how long an iteration takes and how
+// many tokens of KV cache it holds. Both come from the models `tpsim run` uses for an inference
+// step: the iteration is lowered and simulated on SimGrid; the KV cache is what the memory model
+// leaves of the engine's share of HBM.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include "serve/replica_model.hpp"
+#include "tpsim/cost.hpp"
+#include "tpsim/engine.hpp"
+#include "tpsim/memory.hpp"
+#include "tpsim/partition.hpp"
+#include "tpsim/step_lowering.hpp"
+#include "tpsim/wall_clock.hpp"
+
+namespace tpsim::serving {
+namespace {
+
+// Used for swap preemption when the topology names no GPU-host path: a PCIe Gen5 x16 link's
+// measured host-to-device rate (topologies/aws-p5-efa.yaml).
+constexpr double kDefaultHostLink = 55e9;
+
+// Batch shapes the SimGrid model is run at: 1, 2, 3, 4, 6, 8, 12, ... (powers of two and their
+// halfway 1.5x), at most 1.5x apart; shapes between two are interpolated linearly.
+int64_t grid_above(int64_t g) { return g < 2 ? 2 : (g & (g - 1)) == 0 ? g + g / 2 : g / 3 * 4; }   // 2^k -> 1.5 x 2^k -> 2^(k+1)
+int64_t grid_below(int64_t tokens) {
+  int64_t g = 1;
+  while (grid_above(g) <= tokens) g = grid_above(g);
+  return g;
+}
+
+// The replica alone: its tp x pp GPUs, one data-parallel copy, on as many nodes as it needs.
+Scenario replica_scenario(const Scenario& s) {
+  Scenario r = s;
+  r.plan.dp = 1;
+  r.serving.reset();
+  r.workload.kind = WorkloadKind::inference;
+  const int gpus = r.plan.tp * r.plan.pp;
+  const int per_node = std::max(1, r.topology.gpus_per_node);
+  r.topology.nodes = std::min(r.topology.nodes, (gpus + per_node - 1) / per_node);
+  return r;
+}
+
+}  // namespace
+
+SimulatedTimer::SimulatedTimer(const Scenario& s) : s_(replica_scenario(s)) {
+  const Precision p = precision_of(s_);
+  const double t = s_.plan.tp, hd = double(s_.model.head_dim());
+  heads_ = double(s_.model.heads) / t;
+  kv_heads_ = double(s_.model.kv_heads) / t;
+  head_dim_ = hd;
+  kv_bytes_ = dtype_bytes(p.kv_cache);
+  act_bytes_ = dtype_bytes(p.activations);
+  act_dtype_ = p.activations;
+  host_link_ = s_.topology.nic.pcie_bandwidth > 0 ? s_.topology.nic.pcie_bandwidth : kDefaultHostLink;
+  host_link_given_ = s_.topology.nic.pcie_bandwidth > 0;
+  // The output head [rows, h] x [h, V] as the plan splits it (by columns: V/t; by rows: h/t).
+  const int split = tp_split_dim(s_.plan, "output");
+  output_ = GemmInfo{0, split == 1 ? s_.model.vocab / s_.plan.tp : s_.model.vocab,
+                     split == 0 ? s_.model.hidden / s_.plan.tp : s_.model.hidden};
+  gemm_dtype_ = gemm_compute_dtype(p.weights, p.activations);
+}
+
+// The output head's GEMM for `rows` rows.
+double SimulatedTimer::logits(int64_t rows) const {
+  GemmInfo g = output_;
+  g.m = rows;
+  return gemm_cost(s_.topology.gpu, g, gemm_dtype_).seconds;
+}
+
+// The whole replica's forward for `tokens` rows, each a sequence decoding at context 1: every
+// GEMM, norm, TP collective and pipeline send at that shape, attention as good as free.
+double SimulatedTimer::base(int64_t tokens) {
+  auto it = base_.find(tokens);
+  if (it != base_.end()) return it->second;
+  const WallClock wall;
+  Scenario s = s_;
+  s.workload.batch = tokens;
+  s.workload.prompt = 1;
+  s.workload.generate = 1;
+  ProgramSet programs = lowering::lower_inference_step(s, true, 1);
+  resolve_collectives(s.topology, programs);
+  EngineOptions engine;
+  engine.fidelity = Fidelity::flow;
+  const double seconds = simulate(s.topology, programs, engine).makespan;
+  wall_s_ += wall.lap();
+  base_.emplace(tokens, seconds);
+  return seconds;
+}
+
+// Per layer: [tokens, heads/t, hd] queries against their keys, one launch for the prefill chunks
+// (4 * pairs * heads * hd FLOPs; Q, O and the chunks' and cached K, V read) and one for the decodes
+// (4 * context * heads * hd FLOPs; the cached K, V streamed), as vLLM runs them.
+double SimulatedTimer::attention(double pairs, double prefill_tokens, double kv_read, double decodes, double context) const {
+  double seconds = 0;
+  if (prefill_tokens > 0) {
+    Op op;
+    op.kind = OpKind::kernel;
+    op.kernel.fn = "attention";
+    op.dtype = act_dtype_;
+    op.kernel.attrs["head_dim"] = head_dim_;
+    op.flops = 4 * pairs * heads_ * head_dim_;
+    op.hbm_bytes = 2 * prefill_tokens * heads_ * head_dim_ * act_bytes_ +
+                   2 * (prefill_tokens + kv_read) * kv_heads_ * head_dim_ * kv_bytes_;
+    seconds += attention_cost(s_.topology.gpu, op).seconds;
+  }
+  if (decodes > 0) {
+    Op op;
+    op.kind = OpKind::kernel;
+    op.kernel.fn = "decode_attention";
+    op.dtype = act_dtype_;
+    op.kernel.attrs["head_dim"] = head_dim_;
+    op.flops = 4 * context * heads_ * head_dim_;
+    op.hbm_bytes = 2 * context * kv_heads_ * head_dim_ * kv_bytes_ + 2 * decodes * heads_ * head_dim_ * act_bytes_;
+    seconds += decode_attention_cost(s_.topology.gpu, op).seconds;
+  }
+  return seconds;
+}
+
+double SimulatedTimer::seconds(const IterationShape& shape) {
+  const int64_t tokens = shape.tokens();
+  const int64_t lo = grid_below(tokens), hi = lo == tokens ? lo : grid_above(lo);
+  double forward = base(lo);
+  if (hi != lo) forward += (base(hi) - forward) * double(tokens - lo) / double(hi - lo);
+  // The base timed `tokens` decodes at context 1; the iteration's attention replaces theirs.
+  const double t = double(tokens), layers = double(s_.model.layers);
+  const double real = attention(shape.prefill_pairs, double(shape.prefill_tokens), double(shape.prefill_kv_read),
+                                double(shape.decodes), double(shape.decode_context));
+  const double timed = attention(0, 0, 0, t, t);
+  // It also computed logits for every token; only the sequences that make a token need them.
+  const double sampled = shape.sampled > 0 ? logits(shape.sampled) : 0;
+  return forward + layers * (real - timed) + sampled - logits(tokens) + shape.swap_bytes / host_link_;
+}
+
+std::string SimulatedTimer::describe() const {
+  return fmt::format("iterations timed on SimGrid (flow fidelity) at {} batch shapes of {} to {} tokens ({:.2f} s wall), "
+                     "linear between shapes 1.5x apart; attention per iteration from its prefill chunks and decode "
+                     "contexts, logits only for the sequences that make a token; swap over a {:g} GB/s host link{}",
+                     base_.size(), base_.empty() ? 0 : base_.begin()->first, base_.empty() ? 0 : base_.rbegin()->first,
+                     wall_s_, host_link_ / 1e9, host_link_given_ ? "" : " (assumed: the topology names none)");
+}
+
+ReplicaCapacity replica_capacity(const Scenario& scenario, const ServingSpec& spec) {
+  Scenario s = replica_scenario(scenario);
+  // The working set of the largest iteration the scheduler forms (vLLM sizes its KV cache after
+  // a profiling run at max_num_batched_tokens); static and orca batches are not capped in tokens:
+  // sized at 8192.
+  const int64_t budget = token_budget_of(spec);
+  const int64_t work = budget > 0 ? budget : 8192;
+  s.workload.batch = 1;
+  s.workload.prompt = work;
+  s.workload.generate = 1;
+  s.workload.prefill_chunk = 0;
+  ReplicaCapacity c;
+  double tokens = std::numeric_limits<double>::infinity();
+  for (int stage = 0; stage < s.plan.pp; ++stage) {
+    const MemoryBreakdown m = memory_per_gpu(s, stage);
+    const double per_token = m.kv_cache / double(work + 1);
+    const double other = m.total - m.kv_cache;
+    const double free = spec.memory_utilization * m.capacity - other;
+    if (free <= 0)
+      throw std::invalid_argument(fmt::format(
+          "serving: the model leaves no room for a KV cache on stage {}: {:.1f} GiB of weights, activations and "
+          "runtime reserve against {:.0f}% of {:.1f} GiB HBM (serving.memory_utilization); use more GPUs per "
+          "replica (plan.tp)",
+          stage, other / double(1 << 30), spec.memory_utilization * 100, m.capacity / double(1 << 30)));
+    if (free / per_token < tokens) {
+      tokens = free / per_token;
+      c.kv_bytes_per_token = per_token;
+      c.basis = fmt::format("{:.0f}% of {:.1f} GiB HBM less {:.1f} GiB of weights, activations for a {}-token "
+                            "iteration and runtime reserve, at {:.0f} KiB per token per GPU",
+                            spec.memory_utilization * 100, m.capacity / double(1 << 30), other / double(1 << 30), work,
+                            per_token / 1024);
+    }
+  }
+  c.kv_tokens = int64_t(std::floor(tokens));
+  return c;
+}
+
+}  // namespace tpsim::serving

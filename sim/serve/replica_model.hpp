@@ -1,0 +1,42 @@
+// A replica of a scenario's plan for the serving loop: its iteration time (SimulatedTimer) and its
+// KV capacity (replica_capacity). See replica_model.cpp.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "tpsim/program.hpp"
+#include "tpsim/serving.hpp"
+
+namespace tpsim::serving {
+
+// Iteration time = the replica's forward for the iteration's tokens (SimGrid, memoised at batch
+// shapes at most 1.5x apart, linear between) + per layer the attention its prefill chunks and
+// decode contexts need, less the attention the simulated shape already had; the output head's
+// GEMM for the sequences that make a token instead of every token; + swap traffic.
+class SimulatedTimer : public IterationTimer {
+ public:
+  explicit SimulatedTimer(const Scenario& scenario);
+  double seconds(const IterationShape& shape) override;
+  std::string describe() const override;
+  int simulations() const { return int(base_.size()); }
+
+ private:
+  double base(int64_t tokens);
+  double logits(int64_t rows) const;
+  double attention(double pairs, double prefill_tokens, double kv_read, double decodes, double context) const;
+  Scenario s_;
+  std::map<int64_t, double> base_;
+  double heads_ = 0, kv_heads_ = 0, head_dim_ = 0, kv_bytes_ = 0, act_bytes_ = 0, host_link_ = 0;
+  DType act_dtype_ = DType::bf16, gemm_dtype_ = DType::bf16;
+  GemmInfo output_;
+  bool host_link_given_ = false;
+  double wall_s_ = 0;
+};
+
+// KV tokens one replica holds: serving.memory_utilization of each GPU's HBM less its weights, the
+// largest iteration's activations and the runtime reserve, over the KV bytes a token takes there
+// (the least over pipeline stages). Throws std::invalid_argument when nothing is left.
+ReplicaCapacity replica_capacity(const Scenario& scenario, const ServingSpec& spec);
+
+}  // namespace tpsim::serving
