@@ -368,8 +368,9 @@ struct ServingSpec {
   // The trace's column names for arrived_at, prompt_tokens and output_tokens (other traces' headers,
   // e.g. BurstGPT's "Timestamp", "Request tokens", "Response tokens").
   std::string arrived_at_column = "arrived_at", prompt_column = "prompt_tokens", output_column = "output_tokens";
-  LengthDistribution prompt{"lognormal", 512, 1.0, 4, 4096, ""};
-  LengthDistribution output{"lognormal", 256, 1.0, 1, 2048, ""};
+  // Chat-like defaults, clipped so prompt + output fits a 4096-token context (Llama 2).
+  LengthDistribution prompt{"lognormal", 512, 1.0, 4, 2048, ""};
+  LengthDistribution output{"lognormal", 256, 1.0, 1, 1024, ""};
   // The engine on each replica.
   std::string scheduler = "vllm";     // static | orca | vllm | sarathi
   int64_t max_batch = 256;            // sequences per iteration (vLLM's max_num_seqs)

@@ -64,6 +64,7 @@ void register_serve(CLI::App& app) {
     check_output_folder("--csv", args->csv);
 
     const std::vector<Request> requests = make_requests(spec);
+    serving::check_context(scenario, requests);
     const ReplicaCapacity capacity = serving::replica_capacity(scenario, spec);
     serving::SimulatedTimer timer(scenario);
     const ServeResult result = serve(spec, requests, capacity, timer);

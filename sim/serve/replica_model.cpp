@@ -145,6 +145,15 @@ std::string SimulatedTimer::describe() const {
                      wall_s_, host_link_ / 1e9, host_link_given_ ? "" : " (assumed: the topology names none)");
 }
 
+void check_context(const Scenario& s, const std::vector<Request>& requests) {
+  for (const Request& r : requests)
+    if (r.prompt + r.output > s.model.max_seq)
+      throw std::invalid_argument(fmt::format(
+          "request {} (prompt {} + output {} tokens) exceeds model.max_seq {} of '{}'; clip the stream's lengths "
+          "(serving.prompt.max, serving.output.max) or shorten the trace's requests",
+          r.id, r.prompt, r.output, s.model.max_seq, s.model.name));
+}
+
 ReplicaCapacity replica_capacity(const Scenario& scenario, const ServingSpec& spec) {
   Scenario s = replica_scenario(scenario);
   // The working set of the largest iteration the scheduler forms (vLLM sizes its KV cache after

@@ -34,6 +34,10 @@ class SimulatedTimer : public IterationTimer {
   double wall_s_ = 0;
 };
 
+// Every request's prompt + output within the model's context (model.max_seq); else
+// std::invalid_argument naming the first that is not.
+void check_context(const Scenario& scenario, const std::vector<Request>& requests);
+
 // KV tokens one replica holds: serving.memory_utilization of each GPU's HBM less its weights, the
 // largest iteration's activations and the runtime reserve, over the KV bytes a token takes there
 // (the least over pipeline stages). Throws std::invalid_argument when nothing is left.

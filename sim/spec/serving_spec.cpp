@@ -23,8 +23,8 @@ bool bare_number(const Map& m, const std::string& key) {
   return !text.empty() && end && *end == '\0';
 }
 
-double bounded(const Map& m, const std::string& key, const std::string& kind, double fallback, double lo, double hi,
-               const char* what) {
+double bounded(const Map& m, const std::string& key, const std::string& kind, std::optional<double> fallback, double lo,
+               double hi, const char* what) {
   const double v = m.quantity(key, kind == "time" && bare_number(m, key) ? "number" : kind, fallback);
   if (!(std::isfinite(v) && v >= lo && v <= hi))
     m.fail(key, fmt::format("expected {} from {:g} to {:g}, got {:g}", what, lo, hi, v));
@@ -33,8 +33,12 @@ double bounded(const Map& m, const std::string& key, const std::string& kind, do
 
 LengthDistribution read_lengths(const Map& m, LengthDistribution d) {
   m.only({"distribution", "mean", "sigma", "min", "max", "file"});
-  d.kind = m.choice("distribution", {"fixed", "uniform", "lognormal", "empirical"}, d.kind);
-  d.mean = bounded(m, "mean", "number", d.mean, 1, double(limits::kSequence), "a mean length in tokens");
+  // Another distribution than the default's starts blank: no default's clip or sigma carried over.
+  const std::string kind = m.choice("distribution", {"fixed", "uniform", "lognormal", "empirical"}, d.kind);
+  if (kind != d.kind) d = LengthDistribution{kind, 0, 0, 1, 0, ""};
+  if (m.has("mean") || kind == "fixed" || kind == "lognormal")
+    d.mean = bounded(m, "mean", "number", d.mean > 0 ? std::optional<double>(d.mean) : std::nullopt, 1,
+                     double(limits::kSequence), "a mean length in tokens");
   d.sigma = bounded(m, "sigma", "number", d.sigma, 0, 10, "a lognormal sigma");
   d.min = m.integer_up_to("min", limits::kSequence, "tokens", d.min);
   d.max = m.integer_up_to("max", limits::kSequence, "tokens", d.max);
