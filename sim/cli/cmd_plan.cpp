@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/output_paths.hpp"
+#include "serve/capacity.hpp"
 #include "spec/limits.hpp"
 #include "tpsim/planner.hpp"
 
@@ -30,7 +32,43 @@ struct PlanArgs {
   std::vector<int> ep;   // empty: every power of two dividing a MoE model's experts
   std::string csv, json, shard;
   int jobs = 0, top = 15;
+  // Serving (--workload serving): the stream, the SLO and the engine settings to try.
+  std::string rate, duration, requests, trace, slo_ttft, slo_tpot;
+  std::vector<std::string> schedulers = {"vllm", "sarathi"};
+  std::vector<int64_t> max_batches = {64, 256}, token_budgets = {512, 2048};
 };
+
+// The serving capacity search: the scenario's model and topology, the stream and SLO from the
+// flags (each a --set serving.KEY, checked by the loader), TP x scheduler x max batch x token
+// budget swept, the fewest replicas for each found by bisection.
+void plan_serving(const PlanArgs& a) {
+  ScenarioRequest request = a.scenario.request();
+  for (const char* key : {"plan.tp=1", "plan.pp=1", "plan.dp=1", "plan.cp=1", "plan.sp=false", "workload.kind=serving"}) {
+    const std::string kv = key;
+    request.overrides.push_back({kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1)});
+  }
+  const std::pair<const char*, const std::string*> flags[] = {{"rate", &a.rate}, {"duration", &a.duration},
+                                                              {"requests", &a.requests}, {"slo.ttft", &a.slo_ttft},
+                                                              {"slo.tpot", &a.slo_tpot}};
+  for (const auto& [key, value] : flags)
+    if (!value->empty()) request.overrides.push_back({std::string("serving.") + key, *value});
+  if (!a.trace.empty())
+    request.overrides.push_back({"serving.trace", std::filesystem::absolute(a.trace).lexically_normal().string()});
+  const Scenario base = load_scenario(request);
+  serving::CapacitySpec spec;
+  for (const std::string& s : a.schedulers)
+    if (s != "static" && s != "orca" && s != "vllm" && s != "sarathi")
+      throw InputError("", 0, 0, "--schedulers", "expected static, orca, vllm or sarathi, got '" + s + "'");
+  for (int64_t v : a.max_batches)
+    if (v < 1 || v > (1 << 20)) throw InputError("", 0, 0, "--max-batches", fmt::format("expected 1 to {}, got {}", 1 << 20, v));
+  for (int64_t v : a.token_budgets)
+    if (v < 1 || v > (1 << 24)) throw InputError("", 0, 0, "--token-budgets", fmt::format("expected 1 to {}, got {}", 1 << 24, v));
+  spec.schedulers = a.schedulers;
+  spec.max_batches = a.max_batches;
+  spec.token_budgets = a.token_budgets;
+  const std::vector<serving::CapacityRow> rows = serving::capacity_search(base, spec);
+  std::fputs(serving::capacity_table(base, spec, rows, a.top).c_str(), stdout);
+}
 
 // "2T", "300B", "1.5e12", "500M": a count of tokens.
 double parse_count(const std::string& text, const char* flag) {
@@ -176,7 +214,19 @@ void register_plan(CLI::App& app) {
   auto* cmd = app.add_subcommand("plan", "Sweep TP x PP x DP x micro-batch x SP x recompute layouts, rank them");
   add_scenario_options(*cmd, a->scenario);
   cmd->add_option("--nodes", a->nodes, "Node counts: 8, 2,4,8 or 4-32 (default: the topology's)");
-  cmd->add_option("--workload", a->workload, "training | inference")->check(CLI::IsMember({"training", "inference"}));
+  cmd->add_option("--workload", a->workload, "training | inference | serving (capacity search over a request stream)")
+      ->check(CLI::IsMember({"training", "inference", "serving"}));
+  cmd->add_option("--rate", a->rate, "Serving: requests per second (synthetic Poisson stream)");
+  cmd->add_option("--duration", a->duration, "Serving: seconds of arrivals");
+  cmd->add_option("--requests", a->requests, "Serving: exactly this many requests");
+  cmd->add_option("--trace", a->trace, "Serving: request trace CSV (arrived_at, prompt_tokens, output_tokens)");
+  cmd->add_option("--slo-ttft", a->slo_ttft, "Serving: time-to-first-token objective, e.g. 2s");
+  cmd->add_option("--slo-tpot", a->slo_tpot, "Serving: time-per-output-token objective, e.g. 200ms");
+  cmd->add_option("--schedulers", a->schedulers, "Serving: schedulers to try")->delimiter(',')->capture_default_str();
+  cmd->add_option("--max-batches", a->max_batches, "Serving: max sequences per iteration to try")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--token-budgets", a->token_budgets, "Serving: Sarathi token budgets to try")->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--global-batch", a->global_batch, "Training: sequences per optimizer step")->capture_default_str();
   cmd->add_option("--seq", a->seq, "Training: tokens per sequence (default: the model's max_seq)");
   cmd->add_option("--tokens", a->tokens, "Training: tokens to train, e.g. 2T (gives time to train and cost)");
@@ -206,6 +256,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--shard", a->shard, "Run only part i of N (0-based, e.g. 3/16); combine parts with `tpsim merge`");
   cmd->add_option("--top", a->top, "Rows of the ranked table")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([a] {
+    if (a->workload == "serving") return plan_serving(*a);
     const SweepSpec spec = sweep_spec(*a);
     SweepOptions options;
     options.jobs = a->jobs;

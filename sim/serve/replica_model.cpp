@@ -3,6 +3,7 @@
 // step: the iteration is lowered and simulated on SimGrid; the KV cache is what the memory model
 // leaves of the engine's share of HBM.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -89,6 +90,7 @@ double SimulatedTimer::base(int64_t tokens) {
   engine.fidelity = Fidelity::flow;
   const double seconds = simulate(s.topology, programs, engine).makespan;
   wall_s_ += wall.lap();
+  spdlog::debug("serving: {} tokens per iteration simulated: {:.6f} s ({:.3f} s of wall time so far)", tokens, seconds, wall_s_);
   base_.emplace(tokens, seconds);
   return seconds;
 }
@@ -138,11 +140,11 @@ double SimulatedTimer::seconds(const IterationShape& shape) {
 }
 
 std::string SimulatedTimer::describe() const {
-  return fmt::format("iterations timed on SimGrid (flow fidelity) at {} batch shapes of {} to {} tokens ({:.2f} s wall), "
+  return fmt::format("iterations timed on SimGrid (flow fidelity) at {} batch shapes of {} to {} tokens, "
                      "linear between shapes 1.5x apart; attention per iteration from its prefill chunks and decode "
                      "contexts, logits only for the sequences that make a token; swap over a {:g} GB/s host link{}",
                      base_.size(), base_.empty() ? 0 : base_.begin()->first, base_.empty() ? 0 : base_.rbegin()->first,
-                     wall_s_, host_link_ / 1e9, host_link_given_ ? "" : " (assumed: the topology names none)");
+                     host_link_ / 1e9, host_link_given_ ? "" : " (assumed: the topology names none)");
 }
 
 void check_context(const Scenario& s, const std::vector<Request>& requests) {

@@ -84,8 +84,9 @@ std::string serve_text(const Scenario& sc, const ServingSpec& spec, const ServeR
   row("end-to-end latency (s)", s.latency, false);
   row("queueing delay (s)", s.queueing, false);
   out += "\n";
-  out += fmt::format("throughput   {:.2f} requests/s, {:.0f} output tokens/s ({:.1f} per GPU), {:.0f} prompt tokens/s\n",
-                     s.requests_per_s, s.output_tokens_per_s, s.output_tokens_per_s_per_gpu, s.input_tokens_per_s);
+  out += fmt::format("throughput   {:.2f} requests/s, {:.0f} output tokens/s ({:.1f} per GPU), {:.0f} prompt tokens/s, "
+                     "over the {:.1f} s from the stream's start to the last token\n",
+                     s.requests_per_s, s.output_tokens_per_s, s.output_tokens_per_s_per_gpu, s.input_tokens_per_s, s.makespan);
   out += fmt::format("goodput      {:.2f} requests/s with TTFT <= {} and TPOT <= {} ({:.1f}% of requests)\n", s.goodput,
                      format_seconds(spec.slo.ttft), format_seconds(spec.slo.tpot), 100 * s.good_fraction);
   out += fmt::format("SLO          {}: TTFT p{:g} {} {} {}, TPOT p{:g} {} {} {}\n", s.slo_met ? "met" : "MISSED",
