@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include "relative.hpp"
@@ -240,4 +241,38 @@ TEST_CASE("Little's law on a long run: time-average requests in the system = arr
   const double L = area / (t2 - t1), W = latency / in_window;
   CHECK(W > 0.1);   // a queue that holds requests for a while, not an empty one
   CHECK(L == rel(spec.rate * W, 0.03));
+}
+
+TEST_CASE("prefill/decode disaggregation: a prefill replica hands each request's KV cache to a decode replica") {
+  // 1 prefill + 1 decode replica, 1 s iterations, 0.5 s per KV transfer. A (t 0, prompt 4, output 3),
+  // B (t 0.5, prompt 2, output 2).
+  //   replica 0: [0,1) prefill A (first token at 1, KV arrives at 1.5); [1,2) prefill B (KV at 2.5).
+  //   replica 1: [1.5,2.5) decode A; [2.5,3.5) decode A (done) and B (done), B joined as its KV arrived.
+  ServingSpec spec = spec_of("vllm", 8);
+  spec.prefill_replicas = 1;
+  spec.replicas = 1;
+  FixedTimer timer;
+  ServeOptions options = kMembers;
+  std::vector<std::tuple<int, int, int64_t>> moved;
+  options.kv_transfer = [&](int from, int to, int64_t tokens) {
+    moved.emplace_back(from, to, tokens);
+    return 0.5;
+  };
+  const std::vector<Request> two = {{0, 0.0, 4, 3}, {1, 0.5, 2, 2}};
+  const ServeResult r = serve(spec, two, capacity_of(1000), timer, options);
+  CHECK(members(r) == std::vector<std::vector<int64_t>>{{0}, {1}, {0}, {0, 1}});
+  std::vector<int> where;
+  for (const IterationRecord& it : r.iterations) where.push_back(it.replica);
+  CHECK(where == std::vector<int>{0, 0, 1, 1});
+  CHECK(moved == std::vector<std::tuple<int, int, int64_t>>{{0, 1, 4}, {0, 1, 2}});
+  CHECK(r.requests[0].first_token == 1.0);
+  CHECK(r.requests[1].first_token == 2.0);
+  CHECK(r.requests[0].finished == 3.5);
+  CHECK(r.requests[1].finished == 3.5);
+  CHECK(r.requests[0].decode_replica == 1);
+  CHECK(r.requests[1].kv_transfer == 0.5);
+  CHECK(r.iterations[2].start == 1.5);
+  // The decode replica's first iteration decodes A at context kv + 1 = 5, prefilling nothing.
+  CHECK(timer.shapes[2].prefill_tokens == 0);
+  CHECK(timer.shapes[2].decode_context == 5);
 }

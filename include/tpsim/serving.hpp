@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,9 @@ struct ReplicaCapacity {
 
 struct RequestOutcome {
   int64_t id = 0;
-  int replica = -1;
+  int replica = -1;          // where it was routed (under disaggregation: its prefill replica)
+  int decode_replica = -1;   // disaggregation: where its KV cache went
+  double kv_transfer = 0;    // disaggregation: s its KV cache took between them
   double arrival = 0, first_scheduled = -1, first_token = -1, finished = -1;   // s; -1 = never
   int64_t prompt = 0, output = 0;
   int preemptions = 0;
@@ -81,6 +84,9 @@ struct IterationRecord {
 struct ServeOptions {
   bool record_members = false;   // tests: batch membership per iteration
   bool record_iterations = true;
+  // Disaggregation: s to move `kv_tokens` tokens of KV cache from replica `from` to replica `to`
+  // (replicas 0 .. prefill_replicas-1 prefill, the rest decode). Required when prefill_replicas > 0.
+  std::function<double(int from, int to, int64_t kv_tokens)> kv_transfer;
 };
 
 struct ServeResult {
@@ -110,6 +116,7 @@ struct ServeSummary {
   int64_t requests = 0, input_tokens = 0, output_tokens = 0, preemptions = 0, iterations = 0;
   double makespan = 0;                          // s from the first arrival to the last token
   Percentiles ttft, tpot, latency, queueing;    // s (TPOT over requests of more than one output token)
+  Percentiles kv_transfer;                      // s, disaggregation only (else zeros)
   double requests_per_s = 0, output_tokens_per_s = 0, input_tokens_per_s = 0, output_tokens_per_s_per_gpu = 0;
   double goodput = 0;                           // requests/s that met both per-request objectives
   double good_fraction = 0;

@@ -378,7 +378,11 @@ struct ServingSpec {
   int64_t block_size = 16;            // tokens per paged KV block (vllm, sarathi)
   std::string preemption = "recompute";   // recompute | swap (vllm, sarathi)
   double memory_utilization = 0.9;    // fraction of HBM the engine takes (vLLM's gpu_memory_utilization)
-  int64_t replicas = 1;               // model replicas of plan.tp x plan.pp GPUs each
+  int64_t replicas = 1;               // model replicas of plan.tp x plan.pp GPUs each (decode replicas
+                                      // when prefill_replicas > 0)
+  // > 0: prefill/decode disaggregation (DistServe, Splitwise): this many replicas only prefill, then
+  // send each request's KV cache over the network to a decode replica, which only decodes.
+  int64_t prefill_replicas = 0;
   std::string router = "round_robin"; // round_robin | least_tokens (least outstanding tokens)
   SloSpec slo;
   std::string base_dir = ".";         // where trace and empirical files are found (the scenario's folder)

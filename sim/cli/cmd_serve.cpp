@@ -18,7 +18,7 @@ namespace tpsim::cli {
 namespace {
 struct ServeArgs {
   ScenarioOptions scenario;
-  std::string rate, duration, requests, trace, replicas, scheduler, max_batch, token_budget, router, seed, preemption;
+  std::string rate, duration, requests, trace, replicas, prefill_replicas, scheduler, max_batch, token_budget, router, seed, preemption;
   std::string slo_ttft, slo_tpot;
   std::string json, csv, perfetto;
 };
@@ -33,6 +33,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--requests", args->requests, "Exactly this many requests (serving.requests)");
   cmd->add_option("--trace", args->trace, "Request trace CSV: arrived_at, prompt_tokens, output_tokens (serving.trace)");
   cmd->add_option("--replicas", args->replicas, "Model replicas of plan.tp x plan.pp GPUs each (serving.replicas)");
+  cmd->add_option("--prefill-replicas", args->prefill_replicas,
+                  "Prefill/decode disaggregation: this many replicas only prefill and send the KV cache to the "
+                  "--replicas, which only decode (serving.prefill_replicas)");
   cmd->add_option("--scheduler", args->scheduler, "static | orca | vllm | sarathi (serving.scheduler)");
   cmd->add_option("--max-batch", args->max_batch, "Sequences per iteration at most (serving.max_batch)");
   cmd->add_option("--token-budget", args->token_budget, "Tokens per iteration at most (serving.token_budget)");
@@ -49,7 +52,7 @@ void register_serve(CLI::App& app) {
     sets.insert(sets.begin(), "workload.kind=serving");
     const std::pair<const char*, const std::string*> flags[] = {
         {"rate", &args->rate},         {"duration", &args->duration},       {"requests", &args->requests},
-        {"replicas", &args->replicas}, {"scheduler", &args->scheduler},     {"max_batch", &args->max_batch},
+        {"replicas", &args->replicas}, {"prefill_replicas", &args->prefill_replicas}, {"scheduler", &args->scheduler},     {"max_batch", &args->max_batch},
         {"token_budget", &args->token_budget}, {"preemption", &args->preemption}, {"router", &args->router},
         {"seed", &args->seed},         {"slo.ttft", &args->slo_ttft},       {"slo.tpot", &args->slo_tpot}};
     for (const auto& [key, value] : flags)
@@ -67,9 +70,14 @@ void register_serve(CLI::App& app) {
     serving::check_context(scenario, requests);
     const ReplicaCapacity capacity = serving::replica_capacity(scenario, spec);
     serving::SimulatedTimer timer(scenario);
-    const ServeResult result = serve(spec, requests, capacity, timer);
-    const ServeSummary summary = summarize(result, spec.slo, int(spec.replicas) * scenario.plan.tp * scenario.plan.pp);
-    const std::string timing = timer.describe();
+    const int replicas = int(spec.replicas + spec.prefill_replicas);
+    serving::KvTransferTimer transfer(scenario, replicas, capacity.kv_bytes_per_token);
+    ServeOptions options;
+    if (spec.prefill_replicas > 0)
+      options.kv_transfer = [&transfer](int from, int to, int64_t tokens) { return transfer(from, to, tokens); };
+    const ServeResult result = serve(spec, requests, capacity, timer, options);
+    const ServeSummary summary = summarize(result, spec.slo, replicas * scenario.plan.tp * scenario.plan.pp);
+    const std::string timing = timer.describe() + (spec.prefill_replicas > 0 ? "; " + transfer.describe() : "");
     std::fputs(serve_text(scenario, spec, result, summary, timing).c_str(), stdout);
     if (!args->json.empty()) write_file_atomically("--json", args->json, serve_json(scenario, spec, result, summary, timing).dump(2) + "\n");
     if (!args->csv.empty()) write_serve_csv(args->csv, result);

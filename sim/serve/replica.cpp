@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 namespace tpsim::serving {
 
@@ -28,9 +29,10 @@ Policy policy_of(const std::string& name) {
   throw std::invalid_argument("unknown scheduler '" + name + "'");
 }
 
-Replica::Replica(int index, const ServingSpec& spec, const ReplicaCapacity& capacity)
+Replica::Replica(int index, const ServingSpec& spec, const ReplicaCapacity& capacity, Role role)
     : index_(index),
       policy_(policy_of(spec.scheduler)),
+      role_(role),
       swap_(spec.preemption == "swap"),
       max_batch_(spec.max_batch),
       budget_(token_budget_of(spec)),
@@ -50,6 +52,20 @@ void Replica::admit(const Request& r) {
   seqs_.push_back(s);
   outstanding_ += r.prompt + r.output;
 }
+
+void Replica::admit_prefilled(const Request& r) {
+  Sequence s;
+  s.id = r.id;
+  s.prompt = r.prompt;
+  s.output = r.output;
+  s.target = s.prefilled = s.kv = r.prompt;
+  s.made = 1;
+  waiting_.push_back(int64_t(seqs_.size()));
+  seqs_.push_back(s);
+  outstanding_ += r.output - 1;
+}
+
+std::vector<Request> Replica::take_handoffs() { return std::exchange(handoffs_, {}); }
 
 int64_t Replica::kv_tokens_used() const { return paged() ? (total_blocks_ - free_blocks_) * block_ : reserved_; }
 
@@ -191,18 +207,23 @@ Iteration Replica::plan_orca() {
   return it;
 }
 
-Iteration Replica::plan_vllm() {
-  Iteration it;
-  // Prefills first, whole prompts up to the token budget (one longer prompt alone), none while
-  // swapped sequences wait to come back.
+// Whole prompts up to the token budget (one longer prompt alone), none while swapped sequences
+// wait to come back.
+void Replica::admit_prompts(Iteration& it) {
   while (swapped_.empty() && !waiting_.empty() && int64_t(running_.size()) < max_batch_) {
     Sequence& s = seqs_[size_t(waiting_.front())];
+    if (s.prefill_done()) break;   // a decode replica's arrival, admitted by plan_decode_only
     if (it.shape.prefill_tokens > 0 && it.shape.prefill_tokens + s.target > budget_) break;
     if (!grow(s, s.target)) break;
     running_.push_back(waiting_.front());
     waiting_.pop_front();
     add_prefill(it, running_.back(), s.target);
   }
+}
+
+Iteration Replica::plan_vllm() {
+  Iteration it;
+  admit_prompts(it);   // prefills first
   if (!it.empty()) return it;
   int64_t budget = std::numeric_limits<int64_t>::max();
   if (decode_running(it, budget)) swap_in(it, budget);
@@ -235,7 +256,32 @@ Iteration Replica::plan_sarathi() {
   return it;
 }
 
+Iteration Replica::plan_prefill_only() {
+  Iteration it;
+  admit_prompts(it);
+  return it;
+}
+
+// Arrivals whose KV came over the network join the decoding batch when their blocks fit; a
+// sequence preempted here is prefilled again here (recompute), before the decodes, as vLLM does.
+Iteration Replica::plan_decode_only() {
+  Iteration it;
+  while (swapped_.empty() && !waiting_.empty() && int64_t(running_.size()) < max_batch_) {
+    Sequence& s = seqs_[size_t(waiting_.front())];
+    if (!s.prefill_done() || !grow(s, s.kv)) break;
+    running_.push_back(waiting_.front());
+    waiting_.pop_front();
+  }
+  admit_prompts(it);
+  if (!it.empty()) return it;
+  int64_t budget = std::numeric_limits<int64_t>::max();
+  if (decode_running(it, budget)) swap_in(it, budget);
+  return it;
+}
+
 Iteration Replica::plan() {
+  if (role_ == Role::prefill) return plan_prefill_only();
+  if (role_ == Role::decode) return plan_decode_only();
   switch (policy_) {
     case Policy::static_batching: return plan_static();
     case Policy::orca: return plan_orca();
@@ -278,8 +324,13 @@ void Replica::finish(const Iteration& it, double start, double end, std::vector<
   }
   std::erase_if(running_, [&](int64_t i) {
     Sequence& s = seqs_[size_t(i)];
-    if (!s.done()) return false;
+    const bool handed_on = role_ == Role::prefill && s.prefill_done() && !s.done();
+    if (!s.done() && !handed_on) return false;
     release(s);
+    if (handed_on) {
+      handoffs_.push_back(Request{s.id, 0, s.prompt, s.output});
+      outstanding_ -= s.output - 1;
+    }
     return true;
   });
 }

@@ -14,6 +14,10 @@ namespace tpsim::serving {
 enum class Policy { static_batching, orca, vllm, sarathi };
 Policy policy_of(const std::string& name);
 
+// Under prefill/decode disaggregation a replica only prefills (then hands the request and its KV
+// cache on) or only decodes requests another replica prefilled.
+enum class Role { both, prefill, decode };
+
 // A request inside a replica. kv is the number of tokens whose keys and values are cached. A
 // prefill caches `target` tokens and makes one token; each decode feeds the last token made
 // (kv + 1) and makes the next. After a recompute preemption the target is the prompt plus every
@@ -48,9 +52,12 @@ struct Iteration {
 
 class Replica {
  public:
-  Replica(int index, const ServingSpec& spec, const ReplicaCapacity& capacity);
+  Replica(int index, const ServingSpec& spec, const ReplicaCapacity& capacity, Role role = Role::both);
 
   void admit(const Request& r);          // the router gave it this request
+  void admit_prefilled(const Request& r);   // decode role: its prompt's KV cache has arrived
+  // Prefill role: the requests whose prefill ended in the last finish(), to go to a decode replica.
+  std::vector<Request> take_handoffs();
   Iteration plan();                       // the next iteration's batch (empty: nothing to run)
   // Applies an iteration that ran [start, end); records first tokens and finishes into `out`.
   void finish(const Iteration& it, double start, double end, std::vector<RequestOutcome>& out);
@@ -73,11 +80,16 @@ class Replica {
   Iteration plan_orca();
   Iteration plan_vllm();
   Iteration plan_sarathi();
+  Iteration plan_prefill_only();
+  Iteration plan_decode_only();
+  void admit_prompts(Iteration& it);   // whole prompts up to the token budget (vllm's prefill step)
   bool decode_running(Iteration& it, int64_t budget);   // vllm, sarathi: false if a preemption happened
   void swap_in(Iteration& it, int64_t& budget);
 
   int index_;
   Policy policy_;
+  Role role_;
+  std::vector<Request> handoffs_;
   bool swap_;
   int64_t max_batch_, budget_, block_;
   int64_t total_blocks_ = 0, free_blocks_ = 0;      // paged

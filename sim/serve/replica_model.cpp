@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <tuple>
 #include <stdexcept>
 
 #include "serve/replica_model.hpp"
@@ -145,6 +146,56 @@ std::string SimulatedTimer::describe() const {
                      "contexts, logits only for the sequences that make a token; swap over a {:g} GB/s host link{}",
                      base_.size(), base_.empty() ? 0 : base_.begin()->first, base_.empty() ? 0 : base_.rbegin()->first,
                      host_link_ / 1e9, host_link_given_ ? "" : " (assumed: the topology names none)");
+}
+
+KvTransferTimer::KvTransferTimer(const Scenario& scenario, int replicas, double kv_bytes_per_token)
+    : s_(scenario), gpus_per_replica_(scenario.plan.tp * scenario.plan.pp), bytes_per_token_(kv_bytes_per_token) {
+  const int per_node = std::max(1, s_.topology.gpus_per_node);
+  s_.topology.nodes = std::min(s_.topology.nodes, (replicas * gpus_per_replica_ + per_node - 1) / per_node);
+}
+
+double KvTransferTimer::simulate_transfer(int from, int to, int64_t tokens) const {
+  ProgramSet set;
+  const int n = s_.topology.total_gpus();
+  set.dp = n;
+  set.ranks.resize(size_t(n));
+  for (int r = 0; r < n; ++r) set.ranks[size_t(r)].rank = r;
+  const int64_t bytes = int64_t(std::ceil(double(tokens) * bytes_per_token_));
+  for (int i = 0; i < gpus_per_replica_; ++i) {
+    const int src = from * gpus_per_replica_ + i, dst = to * gpus_per_replica_ + i;
+    for (const auto& [rank, peer, kind] : {std::tuple{src, dst, OpKind::send}, std::tuple{dst, src, OpKind::recv}}) {
+      Op op;
+      op.kind = kind;
+      op.name = "kv_cache.transfer";
+      op.stream = Stream::pp_comm;
+      op.p2p.peer = peer;
+      op.p2p.bytes = bytes;
+      set.ranks[size_t(rank)].ops.push_back(op);
+    }
+  }
+  EngineOptions engine;
+  engine.fidelity = Fidelity::flow;
+  return simulate(s_.topology, set, engine).makespan;
+}
+
+double KvTransferTimer::operator()(int from, int to, int64_t tokens) {
+  const int per_node = std::max(1, s_.topology.gpus_per_node);
+  const bool same_node = (from * gpus_per_replica_) / per_node == (to * gpus_per_replica_) / per_node &&
+                         gpus_per_replica_ <= per_node;
+  auto at = [&](int64_t size) {
+    auto [it, fresh] = memo_.try_emplace({same_node, size}, 0.0);
+    if (fresh) it->second = simulate_transfer(from, to, size);
+    return it->second;
+  };
+  const int64_t lo = grid_below(tokens), hi = lo == tokens ? lo : grid_above(lo);
+  const double a = at(lo);
+  return hi == lo ? a : a + (at(hi) - a) * double(tokens - lo) / double(hi - lo);
+}
+
+std::string KvTransferTimer::describe() const {
+  return fmt::format("KV caches sent GPU to GPU between replicas on SimGrid ({} transfer shapes), each alone on the "
+                     "links (transfers do not contend with each other or with TP traffic)",
+                     memo_.size());
 }
 
 void check_context(const Scenario& s, const std::vector<Request>& requests) {

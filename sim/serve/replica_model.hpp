@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <tuple>
 
 #include "tpsim/program.hpp"
 #include "tpsim/serving.hpp"
@@ -32,6 +33,25 @@ class SimulatedTimer : public IterationTimer {
   GemmInfo output_;
   bool host_link_given_ = false;
   double wall_s_ = 0;
+};
+
+// KV caches between replicas under disaggregation, over the topology's links: each of a replica's
+// tp x pp GPUs sends its shard to its counterpart on the other replica, all at once, simulated on
+// SimGrid. Replica r holds GPUs [r g, (r + 1) g), g = tp x pp. Memoised per pair class (the
+// replicas share a node or not: on the symmetric presets every such pair takes the same time) and
+// per size at sizes 1.5x apart, linear between.
+class KvTransferTimer {
+ public:
+  KvTransferTimer(const Scenario& scenario, int replicas, double kv_bytes_per_token);
+  double operator()(int from, int to, int64_t tokens);
+  std::string describe() const;
+
+ private:
+  double simulate_transfer(int from, int to, int64_t tokens) const;
+  Scenario s_;
+  int gpus_per_replica_ = 1;
+  double bytes_per_token_ = 0;
+  std::map<std::tuple<bool, int64_t>, double> memo_;
 };
 
 // Every request's prompt + output within the model's context (model.max_seq); else

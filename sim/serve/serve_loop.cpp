@@ -10,6 +10,7 @@
 #include <limits>
 #include <queue>
 #include <stdexcept>
+#include <tuple>
 
 #include "serve/replica.hpp"
 
@@ -34,14 +35,16 @@ void check_fits(const ServingSpec& spec, const std::vector<Request>& requests, c
   }
 }
 
-int route(const ServingSpec& spec, const std::vector<serving::Replica>& replicas, int64_t nth) {
+// A replica among [first, first + count): round robin over the `nth` request sent there, or the
+// one with the fewest outstanding tokens (the lowest index among equals).
+int route(const ServingSpec& spec, const std::vector<serving::Replica>& replicas, int first, int count, int64_t nth) {
   if (spec.router == "least_tokens") {
-    int best = 0;
-    for (int r = 1; r < int(replicas.size()); ++r)
+    int best = first;
+    for (int r = first + 1; r < first + count; ++r)
       if (replicas[size_t(r)].outstanding_tokens() < replicas[size_t(best)].outstanding_tokens()) best = r;
     return best;
   }
-  return int(nth % int64_t(replicas.size()));
+  return first + int(nth % count);
 }
 
 }  // namespace
@@ -54,8 +57,25 @@ ServeResult serve(const ServingSpec& spec, const std::vector<Request>& requests,
   result.token_budget = token_budget_of(spec);
   result.max_batch = spec.max_batch;
   result.requests.resize(requests.size());
+  // Disaggregated: replicas [0, P) prefill and hand each request's KV cache to one of [P, P + D).
+  const int prefill = int(spec.prefill_replicas), decode = int(spec.replicas);
+  if (prefill > 0 && !options.kv_transfer)
+    throw std::logic_error("prefill/decode disaggregation needs a KV transfer time (ServeOptions::kv_transfer)");
   std::vector<serving::Replica> replicas;
-  for (int r = 0; r < int(spec.replicas); ++r) replicas.emplace_back(r, spec, capacity);
+  for (int r = 0; r < prefill; ++r) replicas.emplace_back(r, spec, capacity, serving::Role::prefill);
+  for (int r = prefill; r < prefill + decode; ++r)
+    replicas.emplace_back(r, spec, capacity, prefill > 0 ? serving::Role::decode : serving::Role::both);
+  const int entry_first = 0, entry_count = prefill > 0 ? prefill : decode;
+  // KV caches on the wire: (arrival time, handoff number, decode replica, request).
+  struct Transfer {
+    double at;
+    int64_t order;
+    int to;
+    Request request;
+    bool operator>(const Transfer& o) const { return std::tie(at, order) > std::tie(o.at, o.order); }
+  };
+  std::priority_queue<Transfer, std::vector<Transfer>, std::greater<Transfer>> transfers;
+  int64_t handoffs = 0;
   struct InFlight {
     serving::Iteration it;
     double start = 0;
@@ -71,7 +91,8 @@ ServeResult serve(const ServingSpec& spec, const std::vector<Request>& requests,
   while (true) {
     const double t_arrival = next < requests.size() ? requests[next].arrival : kNever;
     const double t_end = ends.empty() ? kNever : ends.top().first;
-    const double t = std::min(t_arrival, t_end);
+    const double t_kv = transfers.empty() ? kNever : transfers.top().at;
+    const double t = std::min({t_arrival, t_end, t_kv});
     if (t == kNever) break;
     touched.clear();
     while (!ends.empty() && ends.top().first == t) {
@@ -95,10 +116,23 @@ ServeResult serve(const ServingSpec& spec, const std::vector<Request>& requests,
         result.iterations.push_back(std::move(rec));
       }
       touched.push_back(r);
+      for (const Request& q : replicas[size_t(r)].take_handoffs()) {
+        const int to = route(spec, replicas, prefill, decode, handoffs);
+        RequestOutcome& o = result.requests[size_t(q.id)];
+        o.decode_replica = to;
+        o.kv_transfer = options.kv_transfer(r, to, q.prompt);
+        transfers.push({t + o.kv_transfer, handoffs++, to, q});
+      }
+    }
+    while (!transfers.empty() && transfers.top().at == t) {
+      const Transfer x = transfers.top();
+      transfers.pop();
+      replicas[size_t(x.to)].admit_prefilled(x.request);
+      touched.push_back(x.to);
     }
     for (; next < requests.size() && requests[next].arrival == t; ++next) {
       const Request& q = requests[next];
-      const int r = route(spec, replicas, int64_t(next));
+      const int r = route(spec, replicas, entry_first, entry_count, int64_t(next));
       replicas[size_t(r)].admit(q);
       RequestOutcome& o = result.requests[size_t(q.id)];
       o.id = q.id;

@@ -64,10 +64,19 @@ std::string serve_text(const Scenario& sc, const ServingSpec& spec, const ServeR
                      sc.topology.total_gpus());
   out += fmt::format("model      {} (hidden {}, {} layers, {} heads)\n", sc.model.name, sc.model.hidden, sc.model.layers,
                      sc.model.heads);
-  out += fmt::format("replicas   {} x (tp {} x pp {}) = {} of {} GPUs, router {}\n", spec.replicas, sc.plan.tp, sc.plan.pp,
-                     spec.replicas * per_replica, sc.topology.total_gpus(), spec.router);
+  const int64_t replicas = spec.replicas + spec.prefill_replicas;
+  if (spec.prefill_replicas > 0)
+    out += fmt::format("replicas   {} prefill + {} decode (disaggregated) x (tp {} x pp {}) = {} of {} GPUs, router {}\n",
+                       spec.prefill_replicas, spec.replicas, sc.plan.tp, sc.plan.pp, replicas * per_replica,
+                       sc.topology.total_gpus(), spec.router);
+  else
+    out += fmt::format("replicas   {} x (tp {} x pp {}) = {} of {} GPUs, router {}\n", spec.replicas, sc.plan.tp, sc.plan.pp,
+                       replicas * per_replica, sc.topology.total_gpus(), spec.router);
   out += fmt::format("requests   {}\n", stream_text(spec, s));
-  out += fmt::format("engine     {}\n", engine_text(spec, r.token_budget));
+  out += fmt::format("engine     {}{}\n", engine_text(spec, r.token_budget),
+                     spec.prefill_replicas > 0 ? "; disaggregated: prefill replicas only prefill (whole prompts up to "
+                                                 "the budget) and send each KV cache on, decode replicas only decode"
+                                               : "");
   out += fmt::format("KV cache   {} tokens per replica: {}\n", r.capacity.kv_tokens, r.capacity.basis);
   out += fmt::format("timing     {}\n", timing);
   out += fmt::format("simulated  every request from arrival to its last token: {} iterations over {:.1f} s{}\n",
@@ -83,6 +92,7 @@ std::string serve_text(const Scenario& sc, const ServingSpec& spec, const ServeR
   row("time per output token (ms)", s.tpot, true);
   row("end-to-end latency (s)", s.latency, false);
   row("queueing delay (s)", s.queueing, false);
+  if (spec.prefill_replicas > 0) row("KV cache transfer (ms)", s.kv_transfer, true);
   out += "\n";
   out += fmt::format("throughput   {:.2f} requests/s, {:.0f} output tokens/s ({:.1f} per GPU), {:.0f} prompt tokens/s, "
                      "over the {:.1f} s from the stream's start to the last token\n",
@@ -107,8 +117,8 @@ nlohmann::json serve_json(const Scenario& sc, const ServingSpec& spec, const Ser
   j["scenario"] = sc.name;
   j["topology"] = sc.topology.name;
   j["model"] = sc.model.name;
-  j["replicas"] = {{"count", spec.replicas}, {"tp", sc.plan.tp}, {"pp", sc.plan.pp}, {"router", spec.router},
-                   {"gpus", spec.replicas * sc.plan.tp * sc.plan.pp}};
+  j["replicas"] = {{"count", spec.replicas}, {"prefill", spec.prefill_replicas}, {"tp", sc.plan.tp}, {"pp", sc.plan.pp},
+                   {"router", spec.router}, {"gpus", (spec.replicas + spec.prefill_replicas) * sc.plan.tp * sc.plan.pp}};
   j["engine"] = {{"scheduler", spec.scheduler}, {"max_batch", spec.max_batch}, {"token_budget", r.token_budget},
                  {"block_size", spec.block_size}, {"preemption", spec.preemption},
                  {"kv_tokens_per_replica", r.capacity.kv_tokens}, {"kv_basis", r.capacity.basis}};
@@ -120,6 +130,7 @@ nlohmann::json serve_json(const Scenario& sc, const ServingSpec& spec, const Ser
   j["tpot_s"] = pct(s.tpot);
   j["latency_s"] = pct(s.latency);
   j["queueing_s"] = pct(s.queueing);
+  if (spec.prefill_replicas > 0) j["kv_transfer_s"] = pct(s.kv_transfer);
   j["throughput"] = {{"requests_per_s", s.requests_per_s}, {"output_tokens_per_s", s.output_tokens_per_s},
                      {"output_tokens_per_s_per_gpu", s.output_tokens_per_s_per_gpu},
                      {"prompt_tokens_per_s", s.input_tokens_per_s}};
@@ -135,10 +146,12 @@ nlohmann::json serve_json(const Scenario& sc, const ServingSpec& spec, const Ser
 
 void write_serve_csv(const std::string& folder, const ServeResult& r) {
   std::filesystem::create_directories(folder);
-  std::string q = "id,replica,arrived_at,prompt_tokens,output_tokens,first_scheduled,first_token,finished,ttft_s,tpot_s,latency_s,preemptions\n";
+  std::string q = "id,replica,arrived_at,prompt_tokens,output_tokens,first_scheduled,first_token,finished,ttft_s,tpot_s,"
+                  "latency_s,preemptions,decode_replica,kv_transfer_s\n";
   for (const RequestOutcome& o : r.requests)
-    q += fmt::format("{},{},{:.9g},{},{},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g},{}\n", o.id, o.replica, o.arrival, o.prompt,
-                     o.output, o.first_scheduled, o.first_token, o.finished, o.ttft(), o.tpot(), o.latency(), o.preemptions);
+    q += fmt::format("{},{},{:.9g},{},{},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g},{},{},{:.9g}\n", o.id, o.replica, o.arrival,
+                     o.prompt, o.output, o.first_scheduled, o.first_token, o.finished, o.ttft(), o.tpot(), o.latency(),
+                     o.preemptions, o.decode_replica, o.kv_transfer);
   write_file_atomically("--csv", folder + "/requests.csv", q);
   std::string it = "replica,start,end,prefill_tokens,decodes,running,kv_tokens_used,preempted\n";
   for (const IterationRecord& i : r.iterations)

@@ -36,7 +36,7 @@ ServeSummary summarize(const ServeResult& result, const SloSpec& slo, int gpus) 
   s.requests = int64_t(result.requests.size());
   s.iterations = int64_t(result.iterations.size());
   s.makespan = result.makespan;
-  std::vector<double> ttft, tpot, latency, queueing;
+  std::vector<double> ttft, tpot, latency, queueing, transfer;
   int64_t good = 0;
   for (const RequestOutcome& o : result.requests) {
     s.input_tokens += o.prompt;
@@ -46,12 +46,14 @@ ServeSummary summarize(const ServeResult& result, const SloSpec& slo, int gpus) 
     if (o.output > 1) tpot.push_back(o.tpot());
     latency.push_back(o.latency());
     queueing.push_back(o.queueing());
+    if (o.decode_replica >= 0) transfer.push_back(o.kv_transfer);
     if (o.ttft() <= slo.ttft && o.tpot() <= slo.tpot) ++good;
   }
   s.ttft = percentiles_of(ttft);
   s.tpot = percentiles_of(tpot);
   s.latency = percentiles_of(latency);
   s.queueing = percentiles_of(queueing);
+  s.kv_transfer = percentiles_of(transfer);
   s.slo_ttft = percentile(ttft, slo.ttft_percentile);
   s.slo_tpot = percentile(tpot, slo.tpot_percentile);
   s.slo_met = s.slo_ttft <= slo.ttft && s.slo_tpot <= slo.tpot;

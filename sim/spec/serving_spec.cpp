@@ -58,7 +58,7 @@ ServingSpec read_serving(const Source& src, const YAML::Node& node, const Scenar
   const Map m(src, node, "serving");
   m.only({"arrivals", "rate", "cv", "duration", "requests", "seed", "trace", "columns", "prompt", "output",
           "scheduler", "max_batch", "token_budget", "block_size", "preemption", "memory_utilization", "replicas",
-          "router", "slo"});
+          "prefill_replicas", "router", "slo"});
   ServingSpec out;
   out.trace = m.string("trace", "");
   out.arrivals = m.choice("arrivals", {"poisson", "gamma", "trace"}, out.trace.empty() ? "poisson" : "trace");
@@ -102,6 +102,12 @@ ServingSpec read_serving(const Source& src, const YAML::Node& node, const Scenar
   out.preemption = m.choice("preemption", {"recompute", "swap"}, out.preemption);
   out.memory_utilization = bounded(m, "memory_utilization", "number", out.memory_utilization, 0.01, 1, "a fraction of HBM");
   out.replicas = m.integer_up_to("replicas", limits::kGpus, "replicas", out.replicas);
+  out.prefill_replicas = m.integer_up_to("prefill_replicas", limits::kGpus, "replicas", out.prefill_replicas);
+  if (out.prefill_replicas < 0)
+    m.fail("prefill_replicas", fmt::format("expected 0 (no disaggregation) or more, got {}", out.prefill_replicas));
+  if (out.prefill_replicas > 0 && !paged)
+    m.fail("prefill_replicas", fmt::format("prefill/decode disaggregation runs paged-KV replicas (scheduler vllm or "
+                                           "sarathi), not {}", out.scheduler));
   out.router = m.choice("router", {"round_robin", "least_tokens"}, out.router);
   if (m.has("slo")) {
     const Map slo = m.map("slo");
@@ -118,10 +124,14 @@ ServingSpec read_serving(const Source& src, const YAML::Node& node, const Scenar
     m.fail_here(fmt::format("serving runs replicas of tp x pp GPUs (serving.replicas); the plan's dp ({}) and cp ({}) "
                             "must be 1", p.dp, p.cp));
   const int64_t per_replica = int64_t(p.tp) * p.pp;
-  if (out.replicas < 1 || out.replicas * per_replica > s.topology.total_gpus())
-    m.fail("replicas", fmt::format("expected 1 to {} replicas of {} GPUs (tp {} x pp {}) on topology '{}' of {} GPUs, got {}",
-                                   s.topology.total_gpus() / per_replica, per_replica, p.tp, p.pp, s.topology.name,
-                                   s.topology.total_gpus(), out.replicas));
+  const int64_t room = s.topology.total_gpus() / per_replica - out.prefill_replicas;
+  if (out.replicas < 1 || out.replicas > room)
+    m.fail(out.replicas >= 1 && out.prefill_replicas > 0 ? "prefill_replicas" : "replicas",
+           fmt::format("expected 1 to {} {}replicas of {} GPUs (tp {} x pp {}) on topology '{}' of {} GPUs{}, got {}",
+                       std::max<int64_t>(room, 0), out.prefill_replicas > 0 ? "decode " : "", per_replica, p.tp, p.pp,
+                       s.topology.name, s.topology.total_gpus(),
+                       out.prefill_replicas > 0 ? fmt::format(" beside {} prefill replicas", out.prefill_replicas) : "",
+                       out.replicas));
   return out;
 }
 
