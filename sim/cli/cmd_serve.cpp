@@ -10,6 +10,7 @@
 #include "cli/output_paths.hpp"
 #include "report/atomic_file.hpp"
 #include "serve/replica_model.hpp"
+#include "serve/serve_html.hpp"
 #include "serve/serve_report.hpp"
 #include "tpsim/serving.hpp"
 
@@ -20,7 +21,7 @@ struct ServeArgs {
   ScenarioOptions scenario;
   std::string rate, duration, requests, trace, replicas, prefill_replicas, scheduler, max_batch, token_budget, router, seed, preemption;
   std::string slo_ttft, slo_tpot;
-  std::string json, csv, perfetto;
+  std::string json, csv, perfetto, html;
 };
 }  // namespace
 
@@ -47,6 +48,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--json", args->json, "Also write the summary as JSON to this file");
   cmd->add_option("--csv", args->csv, "Also write requests.csv and iterations.csv into this folder");
   cmd->add_option("--perfetto", args->perfetto, "Also write a Perfetto trace (one track per replica) to this file");
+  cmd->add_option("--html", args->html,
+                  "Also write a self-contained HTML report (request timeline, KV occupancy, latency CDFs) to this file");
   cmd->callback([args] {
     std::vector<std::string>& sets = args->scenario.sets;
     sets.insert(sets.begin(), "workload.kind=serving");
@@ -62,9 +65,14 @@ void register_serve(CLI::App& app) {
       sets.push_back("serving.trace=" + std::filesystem::absolute(args->trace).lexically_normal().string());
     const Scenario scenario = load_scenario(args->scenario.request());
     const ServingSpec& spec = *scenario.serving;
-    check_output_file("--json", args->json);
-    check_output_file("--perfetto", args->perfetto);
-    check_output_folder("--csv", args->csv);
+    // Output paths: the flag, else the scenario's outputs section (its `trace` is the Perfetto trace).
+    auto path = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
+    const std::string json = path(args->json, scenario.outputs.json), csv = path(args->csv, scenario.outputs.csv),
+                      perfetto = path(args->perfetto, scenario.outputs.trace), html = path(args->html, scenario.outputs.html);
+    check_output_file("--json", json);
+    check_output_file("--perfetto", perfetto);
+    check_output_file("--html", html);
+    check_output_folder("--csv", csv);
 
     const std::vector<Request> requests = make_requests(spec);
     serving::check_context(scenario, requests);
@@ -79,9 +87,10 @@ void register_serve(CLI::App& app) {
     const ServeSummary summary = summarize(result, spec.slo, replicas * scenario.plan.tp * scenario.plan.pp);
     const std::string timing = timer.describe() + (spec.prefill_replicas > 0 ? "; " + transfer.describe() : "");
     std::fputs(serve_text(scenario, spec, result, summary, timing).c_str(), stdout);
-    if (!args->json.empty()) write_file_atomically("--json", args->json, serve_json(scenario, spec, result, summary, timing).dump(2) + "\n");
-    if (!args->csv.empty()) write_serve_csv(args->csv, result);
-    if (!args->perfetto.empty()) write_serve_trace(args->perfetto, result);
+    if (!json.empty()) write_file_atomically("--json", json, serve_json(scenario, spec, result, summary, timing).dump(2) + "\n");
+    if (!csv.empty()) write_serve_csv(csv, result);
+    if (!perfetto.empty()) write_serve_trace(perfetto, result);
+    if (!html.empty()) write_file_atomically("--html", html, serve_html(scenario, spec, result, summary, timing));
   });
 }
 
