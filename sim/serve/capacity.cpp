@@ -117,6 +117,7 @@ std::string capacity_table(const Scenario& base, const CapacitySpec& c, const st
   out += fmt::format("{:>4} {:>3} {:<8} {:>9} {:>7} {:>8} {:>5} {:>10} {:>10} {:>10} {:>9}  {}\n", "rank", "tp", "sched",
                      "max_batch", "budget", "replicas", "GPUs", "TTFT p90 s", "TPOT p99", "goodput/s", "tok/s/GPU", "verdict");
   int n = 0;
+  const double price = base.topology.price_per_gpu_hour;
   for (const CapacityRow& r : rows) {
     if (++n > top) break;
     const std::string budget = r.token_budget > 0 ? std::to_string(r.token_budget) : "-";
@@ -127,8 +128,13 @@ std::string capacity_table(const Scenario& base, const CapacitySpec& c, const st
     }
     out += fmt::format("{:>4} {:>3} {:<8} {:>9} {:>7} {:>8} {:>5} {:>10.3f} {:>7.1f} ms {:>10.2f} {:>9.0f}  {}\n", n, r.tp,
                        r.scheduler, r.max_batch, budget, r.replicas, r.gpus, r.summary.ttft.p90, r.summary.tpot.p99 * 1e3,
-                       r.summary.goodput, r.summary.output_tokens_per_s_per_gpu, r.meets ? "meets" : r.why);
+                       r.summary.goodput, r.summary.output_tokens_per_s_per_gpu,
+                       !r.meets ? r.why
+                       : price > 0 ? fmt::format("meets; {:.2f}/hour, {:.3f} per million output tokens", r.gpus * price,
+                                                 r.gpus * price / (r.summary.output_tokens_per_s * 3600) * 1e6)
+                                   : "meets");
   }
+  if (price <= 0) out += "(cost: set topology.price_per_gpu_hour to rank by it; the GPU count ranks it the same way)\n";
   if (int(rows.size()) > top) out += fmt::format("({} more rows: --top)\n", int(rows.size()) - top);
   (void)c;
   return out;

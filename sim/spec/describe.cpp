@@ -389,9 +389,20 @@ std::string describe(const Scenario& s) {
                        plural(w.micro_batch, "sequence"), w.seq,
                        w.partial_micro_batches == 0 ? std::string("the whole step")
                                                     : "PARTIAL: the first " + plural(w.partial_micro_batches, "micro-batch"));
-  else {
+  else if (const auto& v = s.serving) {
+    const std::string stream = v->arrivals == "trace" ? "requests from " + v->trace
+                               : fmt::format("{} arrivals at {:g}/s {}", v->arrivals, v->rate,
+                                             v->requests > 0 ? fmt::format("({} requests)", v->requests)
+                                                             : fmt::format("for {:g} s", v->duration));
+    out += fmt::format("workload: serving, {}; scheduler {}, {}{} replica{} of tp x pp GPUs, router {} (tpsim serve)\n",
+                       stream, v->scheduler,
+                       v->prefill_replicas > 0 ? fmt::format("{} prefill + ", v->prefill_replicas) : std::string(),
+                       v->replicas, v->replicas + v->prefill_replicas == 1 ? "" : "s", v->router);
+  } else {
     out += fmt::format("workload: inference, batch {}, prompt {} tokens, generate {} tokens{}\n", w.batch, w.prompt,
                        w.generate, w.prefill_chunk > 0 ? fmt::format(", prefill chunk {} tokens", w.prefill_chunk) : "");
+  }
+  if (w.kind == WorkloadKind::inference) {
     if (w.weights_dtype || w.activations_dtype || w.kv_cache_dtype || w.communication_dtype) {
       const Precision p = precision_of(s);
       out += fmt::format("precision: weights {}, activations {}, kv_cache {}, communication {} (GEMMs compute in {})\n",
@@ -402,7 +413,8 @@ std::string describe(const Scenario& s) {
   if (s.model.moe.enabled())
     out += fmt::format("routing: expert skew {:g} (the busiest expert's tokens over the mean{})\n", w.expert_skew,
                        w.expert_skew == 1 ? ": balanced" : "");
-  out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", s.plan.world(), s.topology.total_gpus(),
+  const int64_t world = s.serving ? (s.serving->replicas + s.serving->prefill_replicas) * s.plan.world() : s.plan.world();
+  out += fmt::format("uses {} of {} GPUs; a tp group spans {}; numerics {}", world, s.topology.total_gpus(),
                      plural(spec_detail::tp_group_nodes(s.plan, s.topology.gpus_per_node), "node"), s.numerics);
   return out;
 }
