@@ -336,5 +336,5 @@ TEST_CASE("bad synthetic specs name their key") {
   lengths.prompt = LengthDistribution{};
   lengths.prompt.mean = 10;
   lengths.output.kind = "zipf";
-  CHECK(error_of(lengths).key == "serving.output.kind");
+  CHECK(error_of(lengths).key == "serving.output.distribution");
 }

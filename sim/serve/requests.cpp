@@ -361,12 +361,12 @@ class Lengths {
     if (d.kind == "fixed" || d.kind == "lognormal") {
       if (!(d.mean >= 1 && d.mean <= double(kMaxTokens))) bad("mean", fmt::format("expected {}, got {}", tokens, d.mean));
     } else if (d.kind == "uniform") {
-      if (d.max == 0) bad("max", "kind uniform needs max, the largest length it draws");
+      if (d.max == 0) bad("max", "distribution uniform needs max, the largest length it draws");
     } else if (d.kind == "empirical") {
-      if (d.file.empty()) bad("file", "kind empirical needs a file: a CSV with one column of token counts");
+      if (d.file.empty()) bad("file", "distribution empirical needs a file: a CSV with one column of token counts");
       table_ = read_lengths(spec, d, key + ".file");
     } else {
-      bad("kind", fmt::format("expected fixed | uniform | lognormal | empirical, got '{}'", d.kind));
+      bad("distribution", fmt::format("expected fixed | uniform | lognormal | empirical, got '{}'", d.kind));
     }
     if (d.kind == "lognormal" && !(d.sigma >= 0 && d.sigma <= 10))
       bad("sigma", fmt::format("expected a sigma of the underlying normal from 0 to 10, got {}", d.sigma));
