@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <map>
 
+#include "report/html_escape.hpp"
 #include "report/atomic_file.hpp"
 
 namespace tpsim {
@@ -26,19 +27,7 @@ td:first-child,th:first-child,td.l,th.l{text-align:left}
 
 const char* kPalette[] = {"#4c78a8", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"};
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string escape(const std::string& s) { return html_escape(s); }
 
 std::string pct(double part, double whole) { return whole > 0 ? fmt::format("{:.1f}%", 100 * part / whole) : "-"; }
 

@@ -177,34 +177,32 @@ Iteration Replica::plan_static() {
     for (int64_t i : running_) add_decode(it, i);
     return it;
   }
-  while (!waiting_.empty() && int64_t(running_.size()) < max_batch_) {
-    Sequence& s = seqs_[size_t(waiting_.front())];
-    const int64_t need = s.prompt + s.output;
-    if (reserved_ + need > kv_capacity_) break;
-    s.reserved = need;
-    reserved_ += need;
-    running_.push_back(waiting_.front());
-    waiting_.pop_front();
-    add_prefill(it, running_.back(), s.target);
-  }
+  admit_reserved(it, 0);
   return it;
 }
 
 Iteration Replica::plan_orca() {
   Iteration it;
   for (int64_t i : running_) add_decode(it, i);
+  admit_reserved(it, budget_);
+  return it;
+}
+
+// Static and Orca: waiting requests in order, each whole prompt prefilled now and KV reserved for
+// its prompt and output, while the reservation and max_batch allow (and the prompts fit `budget`
+// tokens, when it is not 0).
+void Replica::admit_reserved(Iteration& it, int64_t budget) {
   while (!waiting_.empty() && int64_t(running_.size()) < max_batch_) {
     Sequence& s = seqs_[size_t(waiting_.front())];
     const int64_t need = s.prompt + s.output;
     if (reserved_ + need > kv_capacity_) break;
-    if (budget_ > 0 && it.shape.prefill_tokens > 0 && it.shape.prefill_tokens + s.target > budget_) break;
+    if (budget > 0 && it.shape.prefill_tokens > 0 && it.shape.prefill_tokens + s.target > budget) break;
     s.reserved = need;
     reserved_ += need;
     running_.push_back(waiting_.front());
     waiting_.pop_front();
     add_prefill(it, running_.back(), s.target);
   }
-  return it;
 }
 
 // Whole prompts up to the token budget (one longer prompt alone), none while swapped sequences

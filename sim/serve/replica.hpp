@@ -83,6 +83,7 @@ class Replica {
   Iteration plan_prefill_only();
   Iteration plan_decode_only();
   void admit_prompts(Iteration& it);   // whole prompts up to the token budget (vllm's prefill step)
+  void admit_reserved(Iteration& it, int64_t budget);   // static, orca: KV reserved per request
   bool decode_running(Iteration& it, int64_t budget);   // vllm, sarathi: false if a preemption happened
   void swap_in(Iteration& it, int64_t& budget);
 

@@ -100,28 +100,25 @@ double SimulatedTimer::base(int64_t tokens) {
 // (4 * pairs * heads * hd FLOPs; Q, O and the chunks' and cached K, V read) and one for the decodes
 // (4 * context * heads * hd FLOPs; the cached K, V streamed), as vLLM runs them.
 double SimulatedTimer::attention(double pairs, double prefill_tokens, double kv_read, double decodes, double context) const {
+  // One attention kernel of `fn` on this replica's GPU: its FLOPs and the HBM bytes it moves.
+  auto kernel = [&](const char* fn, double flops, double bytes) {
+    Op op;
+    op.kind = OpKind::kernel;
+    op.kernel.fn = fn;
+    op.dtype = act_dtype_;
+    op.kernel.attrs["head_dim"] = head_dim_;
+    op.flops = flops;
+    op.hbm_bytes = bytes;
+    return op_cost(s_.topology.gpu, op).seconds;
+  };
   double seconds = 0;
-  if (prefill_tokens > 0) {
-    Op op;
-    op.kind = OpKind::kernel;
-    op.kernel.fn = "attention";
-    op.dtype = act_dtype_;
-    op.kernel.attrs["head_dim"] = head_dim_;
-    op.flops = 4 * pairs * heads_ * head_dim_;
-    op.hbm_bytes = 2 * prefill_tokens * heads_ * head_dim_ * act_bytes_ +
-                   2 * (prefill_tokens + kv_read) * kv_heads_ * head_dim_ * kv_bytes_;
-    seconds += attention_cost(s_.topology.gpu, op).seconds;
-  }
-  if (decodes > 0) {
-    Op op;
-    op.kind = OpKind::kernel;
-    op.kernel.fn = "decode_attention";
-    op.dtype = act_dtype_;
-    op.kernel.attrs["head_dim"] = head_dim_;
-    op.flops = 4 * context * heads_ * head_dim_;
-    op.hbm_bytes = 2 * context * kv_heads_ * head_dim_ * kv_bytes_ + 2 * decodes * heads_ * head_dim_ * act_bytes_;
-    seconds += decode_attention_cost(s_.topology.gpu, op).seconds;
-  }
+  if (prefill_tokens > 0)
+    seconds += kernel("attention", 4 * pairs * heads_ * head_dim_,
+                      2 * prefill_tokens * heads_ * head_dim_ * act_bytes_ +
+                          2 * (prefill_tokens + kv_read) * kv_heads_ * head_dim_ * kv_bytes_);
+  if (decodes > 0)
+    seconds += kernel("decode_attention", 4 * context * heads_ * head_dim_,
+                      2 * context * kv_heads_ * head_dim_ * kv_bytes_ + 2 * decodes * heads_ * head_dim_ * act_bytes_);
   return seconds;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tpsim/report.hpp"
+#include "report/html_escape.hpp"
 
 namespace tpsim {
 namespace {
@@ -39,19 +40,7 @@ td:first-child,th:first-child,.facts td{text-align:left}.facts th{font-weight:no
 
 const char* kPalette[] = {"#4c78a8", "#f58518", "#54a24b", "#b279a2", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6"};
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string escape(const std::string& s) { return html_escape(s); }
 
 // ---------------------------------------------------------------------------------------------
 // The header: what was simulated and what it achieved.
