@@ -124,7 +124,13 @@ ServingSpec read_serving(const Source& src, const YAML::Node& node, const Scenar
     m.fail_here(fmt::format("serving runs replicas of tp x pp GPUs (serving.replicas); the plan's dp ({}) and cp ({}) "
                             "must be 1", p.dp, p.cp));
   const int64_t per_replica = int64_t(p.tp) * p.pp;
+  if (per_replica > s.topology.total_gpus()) return out;   // the plan alone does not fit: check_scenario says so
   const int64_t room = s.topology.total_gpus() / per_replica - out.prefill_replicas;
+  if (room < 1)
+    m.fail("prefill_replicas", fmt::format("{} prefill replicas of {} GPUs (tp {} x pp {}) leave no GPU of topology '{}' "
+                                           "({} GPUs) for a decode replica",
+                                           out.prefill_replicas, per_replica, p.tp, p.pp, s.topology.name,
+                                           s.topology.total_gpus()));
   if (out.replicas < 1 || out.replicas > room)
     m.fail(out.replicas >= 1 && out.prefill_replicas > 0 ? "prefill_replicas" : "replicas",
            fmt::format("expected 1 to {} {}replicas of {} GPUs (tp {} x pp {}) on topology '{}' of {} GPUs{}, got {}",
