@@ -630,3 +630,83 @@ TEST_CASE("an output given through a symlink replaces the file it names, and the
   CHECK(fs::file_size(target) > 100);
   fs::remove_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `tpsim collective` in nccl-tests' format: a parser written for nccl-tests logs
+// (tests/oracle/nccl_tests_parse.py, checked here on a real all_reduce_perf log first) reads
+// tpsim's output unchanged, and finds the numbers tpsim's CSV gives.
+
+namespace {
+
+json parse_nccl_tests(const std::string& command_or_file, bool file) {
+  const std::string parser = "python3 tests/oracle/nccl_tests_parse.py";
+  const Output o = run_shell(file ? parser + " " + command_or_file : command_or_file + " | " + parser + " -");
+  REQUIRE_MESSAGE(o.status == 0, o.out);
+  return json::parse(o.out);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string line; std::getline(ss, line);) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the nccl-tests parser reads a real all_reduce_perf log") {
+  const json log = parse_nccl_tests("tests/data/nccl-tests/a3mega-2x8-h100-all-reduce.log", true);
+  REQUIRE(log["rows"].size() == 31);
+  CHECK(log["avg_busbw"].get<double>() == 70.742);
+  CHECK(log["rows"][0]["time_us"].get<double>() == 135.8);
+  CHECK(log["rows"][30]["size"].get<int64_t>() == 8589934592);
+  CHECK(log["rows"][30]["busbw"].get<double>() == 338.82);
+  CHECK(log["rows"][30]["in_place"]["time_us"].get<double>() == 47743.0);
+}
+
+TEST_CASE("tpsim collective prints what an nccl-tests parser reads, with tpsim's CSV numbers") {
+  const std::string tpsim = std::string(TPSIM_BINARY) + " collective -t dgx-h100 --op all_reduce -b 8 -e 8G -f 2";
+  const json parsed = parse_nccl_tests(tpsim, false);
+  const Output csv = run_shell(tpsim + " --csv");
+  REQUIRE(csv.status == 0);
+  const std::vector<std::string> rows = lines_of(csv.out);
+  REQUIRE(parsed["rows"].size() == rows.size() - 1);
+  double busbw_sum = 0;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    CAPTURE(rows[i]);
+    std::vector<std::string> f;
+    std::stringstream ss(rows[i]);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    const json& r = parsed["rows"][i - 1];
+    CHECK(r["size"].get<double>() == std::stod(f[0]));
+    CHECK(r["count"].get<double>() == std::stod(f[1]));
+    CHECK(r["redop"] == "sum");
+    CHECK(r["root"] == -1);
+    // nccl-tests prints time with 2 decimals under 100 us (as the CSV: equal), 1 under 10 ms
+    // (0.05 / 100 = 5e-4 relative at most), none above (0.5 / 10000 = 5e-5).
+    CHECK(r["time_us"].get<double>() == rel(std::stod(f[3]), 5e-4));
+    CHECK(r["in_place"]["time_us"] == r["time_us"]);
+    CHECK(r["busbw"].get<double>() == std::stod(f[5]));
+    CHECK(r["wrong"].is_null());   // N/A: a simulation validates no data
+    busbw_sum += std::stod(f[5]);
+  }
+  CHECK(parsed["avg_busbw"].get<double>() == rel(busbw_sum / double(rows.size() - 1), 1e-5));
+}
+
+TEST_CASE("tpsim collective's column headers are nccl-tests' own, byte for byte") {
+  const std::vector<std::string> real = lines_of(read_file("tests/data/nccl-tests/a3mega-2x8-h100-all-reduce.log"));
+  const Output o = run_shell(std::string(TPSIM_BINARY) + " collective -t dgx-h100 -b 8 -e 64 -f 2");
+  REQUIRE(o.status == 0);
+  const std::vector<std::string> ours = lines_of(o.out);
+  auto headers = [](const std::vector<std::string>& lines) {
+    std::vector<std::string> h;
+    for (size_t i = 0; i + 2 < lines.size(); ++i)
+      if (lines[i].find("out-of-place") != std::string::npos) h = {lines[i], lines[i + 1], lines[i + 2]};
+    return h;
+  };
+  REQUIRE(headers(real).size() == 3);
+  CHECK(headers(ours) == headers(real));
+  CHECK(ours.back() == "#");
+  CHECK(ours[ours.size() - 2].rfind("# Avg bus bandwidth    : ", 0) == 0);
+  CHECK(ours[ours.size() - 3] == "# Out of bounds values : 0 OK");
+}

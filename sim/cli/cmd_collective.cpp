@@ -1,13 +1,17 @@
-// `tpsim collective`: one collective swept over sizes on a topology, printed with nccl-tests'
-// columns so the numbers can be laid next to a real all_reduce_perf run. The instance column names
-// what the selector resolved and the engine timed (describe(): algorithm/protocol, channels,
-// pipeline chunks). With topology.collectives.nccl_version set, a last column says what that NCCL's
-// own tuning model picks and the time it predicts (marked * where it is not what was timed), and
-// --explain-selection lists every candidate NCCL's model weighed.
+// `tpsim collective`: one collective swept over sizes on a topology, printed as nccl-tests prints
+// it (all_reduce_perf & co., v2.13 layout: header, device lines, the out-of-place and in-place
+// columns, the "# Avg bus bandwidth" footer), so scripts that parse nccl-tests logs read it
+// unchanged and the numbers lie next to a real run. A simulation validates no data: #wrong is
+// N/A, as nccl-tests prints it with validation off. After nccl-tests' columns one more field, as
+// nccl-tests' own optional timestamp column sits there, names what the selector resolved and the
+// engine timed (algorithm/protocol/channels); with topology.collectives.nccl_version set, another
+// says what that NCCL's tuning model picks and the time it predicts (* where it is not what was
+// timed), and --explain-selection lists, on # lines, every candidate NCCL's model weighed.
 //   tpsim collective -t dgx-h100 --op all_reduce --algo ring -b 8 -e 8G -f 2 [--gpus N] [--csv]
 //   tpsim collective -t cluster-h100-ndr --gpus 16 --set topology.collectives.nccl_version=2.23 --explain-selection
 #include <cctype>
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <numeric>
@@ -78,6 +82,49 @@ std::vector<Override> parse_sets(const std::vector<std::string>& sets) {
   return out;
 }
 
+// nccl-tests' time column: two decimals under 100 us, one under 10 ms, none above (7 wide).
+std::string nccl_tests_time(double us) {
+  return us >= 10000 ? fmt::format("{:7.0f}", us) : us >= 100 ? fmt::format("{:7.1f}", us) : fmt::format("{:7.2f}", us);
+}
+
+// nccl-tests' redop column: the reduction for the reducing collectives, "none" for the others.
+const char* redop_name(CollectiveOp op) {
+  return op == CollectiveOp::all_reduce || op == CollectiveOp::reduce || op == CollectiveOp::reduce_scatter ? "sum"
+                                                                                                             : "none";
+}
+
+// What was timed, as one whitespace-free field: "ring/LL/1ch", "nvls/Simple/16ch/4pipe".
+std::string instance_token(const CollectiveTiming& t) {
+  std::string s = fmt::format("{}/{}/{}ch", to_string(t.algorithm), t.protocol, t.channels);
+  if (t.instance.pipeline > 1) s += fmt::format("/{}pipe", t.instance.pipeline);
+  return s;
+}
+
+// nccl-tests' preamble: the run line, one device line per rank (the simulated GPU, node by node),
+// and the column headers, each line as all_reduce_perf writes it.
+void print_nccl_tests_header(const CollectiveArgs& a, const Topology& topo, CollectiveOp op, const std::vector<int>& group,
+                             double lo, double hi) {
+  std::printf("# tpsim collective: %s, %s, %zu GPUs on %s, %s fidelity: simulated, no GPU ran (nccl-tests layout)\n",
+              to_string(op), a.algo.c_str(), group.size(), topo.name.c_str(), a.fidelity.c_str());
+  if (!topo.collectives.nccl_version.empty())
+    std::printf("# last field: NCCL %s's pick, algorithm/protocol/predicted time (* where tpsim timed another)\n",
+                topo.collectives.nccl_version.c_str());
+  std::printf("# nThread 1 nGpus 1 minBytes %.0f maxBytes %.0f step: %g(factor) warmup iters: 0 iters: 1 agg iters: 1 "
+              "validation: 0 graph: 0\n#\n# Using devices\n",
+              lo, hi, a.factor);
+  const int per_node = std::max(1, topo.gpus_per_node);
+  for (size_t r = 0; r < group.size(); ++r)
+    std::printf("#  Rank %2zu Group  0 Pid %6d on %10s device %2d [0000:%02x:00] %s\n", r, 0,
+                fmt::format("node{}", group[r] / per_node).c_str(), group[r] % per_node, group[r] % per_node,
+                topo.gpu.name.c_str());
+  std::printf("#\n");
+  std::printf("# %10s  %12s  %8s  %6s  %6s           out-of-place                       in-place          \n", "", "", "", "", "");
+  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s %6s  %7s  %6s  %6s %6s\n", "size", "count", "type", "redop", "root",
+              "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong");
+  std::printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s  %7s  %6s  %6s  %5s\n", "(B)", "(elements)", "", "", "", "(us)",
+              "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+}
+
 void run(const CollectiveArgs& a) {
   const Topology topo = load_topology(a.topology, parse_sets(a.sets));
   const CollectiveOp op = parse_collective_op(a.op);
@@ -114,16 +161,10 @@ void run(const CollectiveArgs& a) {
     std::printf("size_B,count,type,time_us,algbw_GBps,busbw_GBps,algorithm,protocol,channels,pipeline%s\n",
                 nccl.empty() ? "" : ",nccl_version,nccl_algorithm,nccl_protocol,nccl_time_us,nccl_pick_timed");
   } else {
-    std::printf("# tpsim collective: %s, %s, %d GPUs on %s (%d per node), %s fidelity\n", to_string(op), a.algo.c_str(),
-                gpus, topo.name.c_str(), per, a.fidelity.c_str());
-    if (!nccl.empty())
-      std::printf("# NCCL %s pick: its tuning model's (algorithm/protocol) and the time it predicts; tpsim times %s\n",
-                  nccl.c_str(), algo == Algorithm::automatic ? "that pick (* where it cannot: the next NCCL would rank)"
-                                                             : "the requested algorithm (* where NCCL picks another)");
-    // The instance column is padded only when a column follows it (the plain table stays as it was).
-    std::printf("%12s %12s %6s %12s %10s %10s  %s\n", "size(B)", "count(elts)", "type", "time(us)", "algbw(GB/s)",
-                "busbw(GB/s)", nccl.empty() ? "instance" : fmt::format("{:<40}  NCCL {} pick (us)", "instance", nccl).c_str());
+    print_nccl_tests_header(a, topo, op, group, lo, hi);
   }
+  double busbw_sum = 0;
+  int sizes = 0;
   for (double size = lo; size <= hi; size = std::max(size + 1, std::floor(size * a.factor))) {
     const CollectiveTiming t = time_collective(topo, op, algo, group, size, EngineOptions{fidelity});
     const double count = std::floor(size / kTypeBytes);
@@ -132,6 +173,8 @@ void run(const CollectiveArgs& a) {
     const NcclCandidate* pick = sel.pick >= 0 ? &sel.candidates[sel.pick] : nullptr;
     const bool timed = pick && pick->modelled == t.instance.algorithm &&
                        (pick->protocol == t.protocol || t.protocol == "ideal");
+    busbw_sum += t.busbw / 1e9;
+    ++sizes;
     if (a.csv) {
       std::printf("%.0f,%.0f,float,%.2f,%.2f,%.2f,%s,%s,%d,%d", size, count, t.seconds * 1e6, t.algbw / 1e9, t.busbw / 1e9,
                   to_string(t.algorithm), t.protocol.c_str(), t.channels, t.instance.pipeline);
@@ -142,22 +185,32 @@ void run(const CollectiveArgs& a) {
       std::printf("\n");
       continue;
     }
-    std::string instance = describe(t.instance);
+    // nccl-tests' row: size, count, type, redop, root, then out-of-place and in-place (the same
+    // simulated time: the model moves the same bytes either way).
+    const int root = op == CollectiveOp::broadcast || op == CollectiveOp::reduce ? 0 : -1;
+    std::printf("%12.0f  %12.0f  %8s  %6s  %6i", size, count, "float", redop_name(op), root);
+    for (int place = 0; place < 2; ++place)
+      std::printf("  %7s  %6.2f  %6.2f  %5s", nccl_tests_time(t.seconds * 1e6).c_str(), t.algbw / 1e9, t.busbw / 1e9, "N/A");
+    std::string extra = instance_token(t);
     if (!nccl.empty())
-      instance = fmt::format("{:<40}  {}", instance,
-                             pick ? fmt::format("{}/{} {:.2f}{}", pick->algorithm, pick->protocol, pick->seconds * 1e6, timed ? "" : " *")
-                                  : "- (not tuned by NCCL)");
-    std::printf("%12.0f %12.0f %6s %12.2f %10.2f %10.2f  %s\n", size, count, "float", t.seconds * 1e6, t.algbw / 1e9,
-                t.busbw / 1e9, instance.c_str());
+      extra += "  " + (pick ? fmt::format("NCCL-{}:{}/{}/{:.2f}us{}", nccl, pick->algorithm, pick->protocol,
+                                          pick->seconds * 1e6, timed ? "" : "*")
+                            : std::string("NCCL-") + nccl + ":untuned");
+    std::printf("  %s\n", extra.c_str());
     if (!a.explain_selection) continue;
     for (int i = 0; i < static_cast<int>(sel.candidates.size()); ++i) {
       const NcclCandidate& c = sel.candidates[i];
-      std::printf("%12s   NCCL %-16s %2d channels  latency %8.2f us  bandwidth %8.2f GB/s  time %10.2f us%s%s\n", "",
+      std::printf("#%11s   NCCL %-16s %2d channels  latency %8.2f us  bandwidth %8.2f GB/s  time %10.2f us%s%s\n", "",
                   (c.algorithm + "/" + c.protocol).c_str(), c.channels, c.latency * 1e6, c.bandwidth / 1e9,
                   c.seconds * 1e6, i == sel.pick ? "  <- NCCL's pick" : "",
                   i == sel.followed && i != sel.pick ? "  <- auto runs this (tpsim cannot run the pick)"
                   : c.modelled == Algorithm::automatic ? "  (not modelled)" : "");
     }
+  }
+  if (!a.csv) {
+    std::printf("# Out of bounds values : 0 OK\n");
+    std::printf("# Avg bus bandwidth    : %g \n", sizes > 0 ? busbw_sum / sizes : 0.0);
+    std::printf("#\n");
   }
 }
 
@@ -165,7 +218,7 @@ void run(const CollectiveArgs& a) {
 
 void register_collective(CLI::App& app) {
   auto args = std::make_shared<CollectiveArgs>();
-  auto* cmd = app.add_subcommand("collective", "Time one collective over a range of sizes (nccl-tests columns)");
+  auto* cmd = app.add_subcommand("collective", "Time one collective over a range of sizes, printed as nccl-tests prints it");
   cmd->add_option("-t,--topology", args->topology, "Topology preset or YAML path")->capture_default_str();
   cmd->add_option("--op", args->op, "all_reduce | all_gather | reduce_scatter | broadcast | reduce | all_to_all | send_recv")
       ->capture_default_str();
