@@ -710,3 +710,37 @@ TEST_CASE("tpsim collective's column headers are nccl-tests' own, byte for byte"
   CHECK(ours[ours.size() - 2].rfind("# Avg bus bandwidth    : ", 0) == 0);
   CHECK(ours[ours.size() - 3] == "# Out of bounds values : 0 OK");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shell completion and the man page, generated from the CLI: every subcommand is in both, and the
+// completion completes what a user types.
+
+TEST_CASE("tpsim completion bash completes subcommands, their flags and preset names") {
+  const std::string bin = std::filesystem::path(TPSIM_BINARY).parent_path().string();
+  auto complete = [&](const std::string& words, int cword) {
+    const Output o = run_shell("PATH='" + bin + "':$PATH bash -c 'source <(tpsim completion bash); COMP_WORDS=(" + words +
+                               "); COMP_CWORD=" + std::to_string(cword) + "; _tpsim; echo \"${COMPREPLY[*]}\"'");
+    REQUIRE(o.status == 0);
+    return o.out;
+  };
+  CHECK(complete("tpsim se", 1) == "serve\n");
+  CHECK(complete("tpsim serve --pre", 2) == "--preemption --prefill-replicas\n");
+  CHECK(complete("tpsim run -m llama2-7", 3) == "llama2-70b llama2-7b\n");
+  CHECK(complete("tpsim collective -t dgx-h1", 3) == "dgx-h100 dgx-h100-12hca\n");
+}
+
+TEST_CASE("tpsim man documents every subcommand and renders without roff warnings") {
+  const Output page = run_shell(std::string(TPSIM_BINARY) + " man");
+  REQUIRE(page.status == 0);
+  for (const char* sub : {"run", "validate", "collective", "verify", "explain", "plan", "merge", "serve", "presets",
+                          "completion", "man"})
+    CHECK_MESSAGE(page.out.find(std::string(".SS tpsim ") + sub + "\n") != std::string::npos, sub);
+  CHECK(page.out.find("TPSIM_DATA_DIR") != std::string::npos);
+  if (run_shell("command -v groff").status != 0) {
+    MESSAGE("groff is not installed: the page's rendering is not checked");
+    return;
+  }
+  const Output render = run_shell(std::string(TPSIM_BINARY) + " man | groff -man -Tutf8 -ww >/dev/null");
+  CHECK(render.status == 0);
+  CHECK(render.out.empty());   // -ww: every warning on stderr
+}

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   register_plan(app);
   register_merge(app);
   register_serve(app);
+  register_shell(app);
 
   try {
     app.parse(argc, argv);

@@ -66,19 +66,6 @@ std::string singular(const std::string& category) {
   return category.substr(0, category.size() - 1);   // models -> model, plans -> plan
 }
 
-std::vector<std::string> preset_names(const std::string& category) {
-  std::vector<std::string> names;
-  for (const std::string& dir : preset_search_dirs()) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(fs::path(dir) / category_folder(category), ec))
-      if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
-  }
-  if (category == "plans")
-    for (const auto& [name, text] : builtin_plan_yaml()) names.push_back(name);
-  std::ranges::sort(names);
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-  return names;
-}
 
 }  // namespace
 
@@ -127,6 +114,21 @@ std::optional<Document> open_reference(const std::string& category, const std::s
 }
 
 }  // namespace spec_detail
+
+// The names of the presets of `category` ("topologies", "models", "plans", "scenarios"), sorted.
+std::vector<std::string> preset_names(const std::string& category) {
+  std::vector<std::string> names;
+  for (const std::string& dir : preset_search_dirs()) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(dir) / spec_detail::category_folder(category), ec))
+      if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+  }
+  if (category == "plans")
+    for (const auto& [name, text] : spec_detail::builtin_plan_yaml()) names.push_back(name);
+  std::ranges::sort(names);
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
 
 std::string resolve_preset(const std::string& category, const std::string& ref) {
   std::string problem;

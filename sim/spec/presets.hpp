@@ -19,4 +19,8 @@ std::vector<std::string> preset_search_dirs(const char* env, const std::string& 
 // The first <dir>/<folder>/<name>.yaml among `dirs` that is a regular file; "" if none is.
 std::string find_preset_file(const std::string& folder, const std::string& name, const std::vector<std::string>& dirs);
 
+// Every preset name of `category` ("topologies", "models", "plans", "scenarios") in the search dirs,
+// sorted, duplicates once.
+std::vector<std::string> preset_names(const std::string& category);
+
 }  // namespace tpsim
