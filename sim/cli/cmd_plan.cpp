@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -33,7 +32,7 @@ struct PlanArgs {
   std::string csv, json, shard;
   int jobs = 0, top = 15;
   // Serving (--workload serving): the stream, the SLO and the engine settings to try.
-  std::string rate, duration, requests, trace, slo_ttft, slo_tpot;
+  ServingStreamOptions stream;
   std::vector<std::string> schedulers = {"vllm", "sarathi"};
   std::vector<int64_t> max_batches = {64, 256}, token_budgets = {512, 2048};
 };
@@ -42,18 +41,11 @@ struct PlanArgs {
 // flags (each a --set serving.KEY, checked by the loader), TP x scheduler x max batch x token
 // budget swept, the fewest replicas for each found by bisection.
 void plan_serving(const PlanArgs& a) {
-  ScenarioRequest request = a.scenario.request();
-  for (const char* key : {"plan.tp=1", "plan.pp=1", "plan.dp=1", "plan.cp=1", "plan.sp=false", "workload.kind=serving"}) {
-    const std::string kv = key;
-    request.overrides.push_back({kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1)});
-  }
-  const std::pair<const char*, const std::string*> flags[] = {{"rate", &a.rate}, {"duration", &a.duration},
-                                                              {"requests", &a.requests}, {"slo.ttft", &a.slo_ttft},
-                                                              {"slo.tpot", &a.slo_tpot}};
-  for (const auto& [key, value] : flags)
-    if (!value->empty()) request.overrides.push_back({std::string("serving.") + key, *value});
-  if (!a.trace.empty())
-    request.overrides.push_back({"serving.trace", std::filesystem::absolute(a.trace).lexically_normal().string()});
+  ScenarioOptions scenario = a.scenario;
+  for (const char* key : {"plan.tp=1", "plan.pp=1", "plan.dp=1", "plan.cp=1", "plan.sp=false", "workload.kind=serving"})
+    scenario.sets.push_back(key);
+  a.stream.append_sets(scenario.sets);
+  const ScenarioRequest request = scenario.request();
   const Scenario base = load_scenario(request);
   serving::CapacitySpec spec;
   for (const std::string& s : a.schedulers)
@@ -216,12 +208,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--nodes", a->nodes, "Node counts: 8, 2,4,8 or 4-32 (default: the topology's)");
   cmd->add_option("--workload", a->workload, "training | inference | serving (capacity search over a request stream)")
       ->check(CLI::IsMember({"training", "inference", "serving"}));
-  cmd->add_option("--rate", a->rate, "Serving: requests per second (synthetic Poisson stream)");
-  cmd->add_option("--duration", a->duration, "Serving: seconds of arrivals");
-  cmd->add_option("--requests", a->requests, "Serving: exactly this many requests");
-  cmd->add_option("--trace", a->trace, "Serving: request trace CSV (arrived_at, prompt_tokens, output_tokens)");
-  cmd->add_option("--slo-ttft", a->slo_ttft, "Serving: time-to-first-token objective, e.g. 2s");
-  cmd->add_option("--slo-tpot", a->slo_tpot, "Serving: time-per-output-token objective, e.g. 200ms");
+  add_serving_stream_options(*cmd, a->stream);
   cmd->add_option("--schedulers", a->schedulers, "Serving: schedulers to try")->delimiter(',')->capture_default_str();
   cmd->add_option("--max-batches", a->max_batches, "Serving: max sequences per iteration to try")->delimiter(',')
       ->capture_default_str();

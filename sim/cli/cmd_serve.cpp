@@ -3,7 +3,6 @@
 // flag is a `--set serving.KEY=VALUE` said shortly, so a scenario file and the flags take the
 // same path through the loader and its checks.
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -19,8 +18,8 @@ namespace tpsim::cli {
 namespace {
 struct ServeArgs {
   ScenarioOptions scenario;
-  std::string rate, duration, requests, trace, replicas, prefill_replicas, scheduler, max_batch, token_budget, router, seed, preemption;
-  std::string slo_ttft, slo_tpot;
+  ServingStreamOptions stream;
+  std::string replicas, prefill_replicas, scheduler, max_batch, token_budget, router, preemption;
   std::string json, csv, perfetto, html;
 };
 }  // namespace
@@ -29,10 +28,7 @@ void register_serve(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "Serve a request stream (trace or synthetic) on model replicas: TTFT, TPOT, latency percentiles, goodput");
   add_scenario_options(*cmd, args->scenario);
-  cmd->add_option("--rate", args->rate, "Synthetic arrivals per second (serving.rate)");
-  cmd->add_option("--duration", args->duration, "Seconds of synthetic arrivals, e.g. 600 or 10min (serving.duration)");
-  cmd->add_option("--requests", args->requests, "Exactly this many requests (serving.requests)");
-  cmd->add_option("--trace", args->trace, "Request trace CSV: arrived_at, prompt_tokens, output_tokens (serving.trace)");
+  add_serving_stream_options(*cmd, args->stream);
   cmd->add_option("--replicas", args->replicas, "Model replicas of plan.tp x plan.pp GPUs each (serving.replicas)");
   cmd->add_option("--prefill-replicas", args->prefill_replicas,
                   "Prefill/decode disaggregation: this many replicas only prefill and send the KV cache to the "
@@ -42,9 +38,6 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--token-budget", args->token_budget, "Tokens per iteration at most (serving.token_budget)");
   cmd->add_option("--preemption", args->preemption, "recompute | swap (serving.preemption)");
   cmd->add_option("--router", args->router, "round_robin | least_tokens (serving.router)");
-  cmd->add_option("--seed", args->seed, "Seed of the synthetic stream (serving.seed)");
-  cmd->add_option("--slo-ttft", args->slo_ttft, "Time-to-first-token objective, e.g. 2s (serving.slo.ttft)");
-  cmd->add_option("--slo-tpot", args->slo_tpot, "Time-per-output-token objective, e.g. 200ms (serving.slo.tpot)");
   cmd->add_option("--json", args->json, "Also write the summary as JSON to this file");
   cmd->add_option("--csv", args->csv, "Also write requests.csv and iterations.csv into this folder");
   cmd->add_option("--perfetto", args->perfetto, "Also write a Perfetto trace (one track per replica) to this file");
@@ -53,16 +46,14 @@ void register_serve(CLI::App& app) {
   cmd->callback([args] {
     std::vector<std::string>& sets = args->scenario.sets;
     sets.insert(sets.begin(), "workload.kind=serving");
+    args->stream.append_sets(sets);
     const std::pair<const char*, const std::string*> flags[] = {
-        {"rate", &args->rate},         {"duration", &args->duration},       {"requests", &args->requests},
-        {"replicas", &args->replicas}, {"prefill_replicas", &args->prefill_replicas}, {"scheduler", &args->scheduler},     {"max_batch", &args->max_batch},
-        {"token_budget", &args->token_budget}, {"preemption", &args->preemption}, {"router", &args->router},
-        {"seed", &args->seed},         {"slo.ttft", &args->slo_ttft},       {"slo.tpot", &args->slo_tpot}};
+        {"replicas", &args->replicas},         {"prefill_replicas", &args->prefill_replicas},
+        {"scheduler", &args->scheduler},       {"max_batch", &args->max_batch},
+        {"token_budget", &args->token_budget}, {"preemption", &args->preemption},
+        {"router", &args->router}};
     for (const auto& [key, value] : flags)
       if (!value->empty()) sets.push_back(std::string("serving.") + key + "=" + *value);
-    // A trace named on the command line is relative to where the command runs.
-    if (!args->trace.empty())
-      sets.push_back("serving.trace=" + std::filesystem::absolute(args->trace).lexically_normal().string());
     const Scenario scenario = load_scenario(args->scenario.request());
     const ServingSpec& spec = *scenario.serving;
     // Output paths: the flag, else the scenario's outputs section (its `trace` is the Perfetto trace).

@@ -28,6 +28,16 @@ struct ScenarioOptions {
 };
 void add_scenario_options(CLI::App& cmd, ScenarioOptions& options, bool positional_scenario = true);
 
+// The request-stream and SLO flags `tpsim serve` and `tpsim plan --workload serving` share, each a
+// --set serving.KEY said shortly, so both take the loader's path and its checks.
+struct ServingStreamOptions {
+  std::string rate, duration, requests, trace, seed, slo_ttft, slo_tpot;
+  // Appends the given ones to `sets` as serving.KEY=VALUE; a trace is made absolute (it is relative
+  // to where the command runs, not to the scenario's folder).
+  void append_sets(std::vector<std::string>& sets) const;
+};
+void add_serving_stream_options(CLI::App& cmd, ServingStreamOptions& options);
+
 void register_run(CLI::App& app);
 void register_validate(CLI::App& app);
 void register_collective(CLI::App& app);
