@@ -60,3 +60,18 @@ TEST_CASE("one request served alone takes the time tpsim run gives it: prefill a
     CHECK(tpot == rel(run.step->tpot_s, 0.01));
   }
 }
+
+TEST_CASE("the serving timer's interpolation between simulated shapes stays within 2% of simulating the shape") {
+  // Shapes between the simulated ones (1.5x apart): decode-size batches where the GEMMs stream
+  // their weights, and prefill-size ones where they are compute-bound and tile quantisation moves
+  // the time in steps.
+  for (const auto& [model, tp] : {std::pair{"llama2-70b", 8}, std::pair{"llama2-7b", 1}}) {
+    CAPTURE(model);
+    serving::SimulatedTimer timer(inference(model, tp, 1, 512));
+    for (int64_t tokens : {5, 20, 100, 700, 1000, 3000, 5000, 10000}) {
+      CAPTURE(tokens);
+      const double interpolated = timer.forward(tokens), simulated = timer.forward_simulated(tokens);
+      CHECK(interpolated == rel(simulated, 0.02));
+    }
+  }
+}

@@ -21,6 +21,11 @@ class SimulatedTimer : public IterationTimer {
   double seconds(const IterationShape& shape) override;
   std::string describe() const override;
   int simulations() const { return int(base_.size()); }
+  // The replica's forward for `tokens` rows (attention at context 1): as seconds() takes it,
+  // interpolated between simulated shapes, or simulated at exactly that shape (for checking the
+  // interpolation).
+  double forward(int64_t tokens);
+  double forward_simulated(int64_t tokens) { return base(tokens); }
 
  private:
   double base(int64_t tokens);
