@@ -44,6 +44,18 @@ Scenario tiny_cp(int tp, int cp, int pp = 1, int64_t seq = 32) {
   return s;
 }
 
+// Llama-3-8B's shapes (hidden 4096, 32 heads over 8 KV heads, FFN 14336, vocab 128256) at an 8192-token
+// context, with `layers` of its layers.
+void as_llama3_8b(ModelSpec& m, int64_t layers) {
+  m.hidden = 4096;
+  m.heads = 32;
+  m.kv_heads = 8;
+  m.ffn = 14336;
+  m.layers = layers;
+  m.vocab = 128256;
+  m.max_seq = 8192;
+}
+
 LowerOptions stack_fwd_bwd() {
   LowerOptions lo;
   lo.scope = LowerScope::stack;
@@ -103,12 +115,7 @@ TEST_CASE("the ring shifts each rank's keys and values cp - 1 times per layer ea
   // Llama-3-8B's attention at seq 8192, tp 2, cp 4: a rank holds 8192 / 4 = 2048 tokens of K/tp = 4
   // KV heads of 128: 2048 x 2 x 4 x 128 x 2 B = 4 MiB per shift.
   Scenario s = tiny_cp(2, 4, 1, 8192);
-  s.model.hidden = 4096;
-  s.model.heads = 32;
-  s.model.kv_heads = 8;
-  s.model.ffn = 14336;
-  s.model.vocab = 128256;
-  s.model.max_seq = 8192;
+  as_llama3_8b(s.model, 1);
   s.workload.micro_batch = 1;
   s.workload.global_batch = 1;
   const ProgramSet set = lowering::lower_training_step(s);
@@ -146,13 +153,7 @@ TEST_CASE("causal load balancing: every CP rank does the same attention work, a 
 
 TEST_CASE("memory: a CP rank keeps the activations of seq / cp tokens; its weights and optimizer are dp's") {
   Scenario s = tiny_cp(1, 1, 1, 8192);
-  s.model.hidden = 4096;
-  s.model.heads = 32;
-  s.model.kv_heads = 8;
-  s.model.ffn = 14336;
-  s.model.layers = 32;
-  s.model.vocab = 128256;
-  s.model.max_seq = 8192;
+  as_llama3_8b(s.model, 32);
   s.plan.distributed_optimizer = true;
   s.plan.dp = 2;
   s.workload.global_batch = 4;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "serve_fixtures.hpp"
 #include "relative.hpp"
 #include "serve/serve_html.hpp"
 #include "tpsim/serving.hpp"
@@ -15,25 +16,6 @@
 using namespace tpsim;
 
 namespace {
-
-struct FixedTimer : IterationTimer {
-  double seconds(const IterationShape&) override { return 1; }
-  std::string describe() const override { return "fixed 1 s per iteration"; }
-};
-
-ServingSpec spec_of(const std::string& scheduler, int64_t max_batch) {
-  ServingSpec s;
-  s.scheduler = scheduler;
-  s.max_batch = max_batch;
-  return s;
-}
-
-ReplicaCapacity capacity_of(int64_t tokens) {
-  ReplicaCapacity c;
-  c.kv_tokens = tokens;
-  c.basis = "test";
-  return c;
-}
 
 struct Page {
   ServeResult result;

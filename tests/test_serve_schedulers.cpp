@@ -8,23 +8,12 @@
 #include <vector>
 
 #include "relative.hpp"
+#include "serve_fixtures.hpp"
 #include "tpsim/serving.hpp"
 
 using namespace tpsim;
 
 namespace {
-
-// Every iteration takes `seconds`; the shapes it was asked about are kept for the checks.
-struct FixedTimer : IterationTimer {
-  double each = 1;
-  std::vector<IterationShape> shapes;
-  explicit FixedTimer(double s = 1) : each(s) {}
-  double seconds(const IterationShape& shape) override {
-    shapes.push_back(shape);
-    return each;
-  }
-  std::string describe() const override { return "fixed"; }
-};
 
 // a + b per token of the iteration: a stable queue for Little's law.
 struct LinearTimer : IterationTimer {
@@ -32,21 +21,6 @@ struct LinearTimer : IterationTimer {
   double seconds(const IterationShape& shape) override { return a + b * double(shape.tokens()); }
   std::string describe() const override { return "linear"; }
 };
-
-ServingSpec spec_of(const std::string& scheduler, int64_t max_batch) {
-  ServingSpec s;
-  s.scheduler = scheduler;
-  s.max_batch = max_batch;
-  return s;
-}
-
-ReplicaCapacity capacity_of(int64_t tokens, double bytes_per_token = 0) {
-  ReplicaCapacity c;
-  c.kv_tokens = tokens;
-  c.kv_bytes_per_token = bytes_per_token;
-  c.basis = "test";
-  return c;
-}
 
 std::vector<std::vector<int64_t>> members(const ServeResult& r) {
   std::vector<std::vector<int64_t>> out;
@@ -57,7 +31,7 @@ std::vector<std::vector<int64_t>> members(const ServeResult& r) {
   return out;
 }
 
-const ServeOptions kMembers{.record_members = true, .record_iterations = true};
+const ServeOptions kMembers{.record_members = true, .record_iterations = true, .kv_transfer = {}};
 
 // A (t 0, prompt 4, output 3), B and C (t 0.5, prompts 2 and 3, outputs 1 and 2).
 const std::vector<Request> kThree = {{0, 0.0, 4, 3}, {1, 0.5, 2, 1}, {2, 0.5, 3, 2}};
@@ -217,7 +191,7 @@ TEST_CASE("Little's law on a long run: time-average requests in the system = arr
   spec.output = LengthDistribution{"uniform", 0, 0, 10, 100, ""};
   const std::vector<Request> requests = make_requests(spec);
   LinearTimer timer;
-  const ServeResult r = serve(spec, requests, capacity_of(1 << 20), timer, {.record_iterations = false});
+  const ServeResult r = serve(spec, requests, capacity_of(1 << 20), timer, {.record_members = false, .record_iterations = false, .kv_transfer = {}});
   const double t1 = 200, t2 = requests.back().arrival - 200;
   std::vector<std::pair<double, int>> events;
   double latency = 0;

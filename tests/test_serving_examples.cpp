@@ -20,7 +20,7 @@ ServeSummary serve_example(const std::string& name, const std::string& scheduler
   const std::vector<Request> requests = make_requests(spec);
   serving::check_context(s, requests);
   serving::SimulatedTimer timer(s);
-  const ServeResult r = serve(spec, requests, serving::replica_capacity(s, spec), timer, {.record_iterations = true});
+  const ServeResult r = serve(spec, requests, serving::replica_capacity(s, spec), timer);
   return summarize(r, spec.slo, s.plan.tp * s.plan.pp * int(spec.replicas));
 }
 

@@ -59,7 +59,7 @@ void plan_serving(const PlanArgs& a) {
   spec.max_batches = a.max_batches;
   spec.token_budgets = a.token_budgets;
   const std::vector<serving::CapacityRow> rows = serving::capacity_search(base, spec);
-  std::fputs(serving::capacity_table(base, spec, rows, a.top).c_str(), stdout);
+  std::fputs(serving::capacity_table(base, rows, a.top).c_str(), stdout);
 }
 
 // "2T", "300B", "1.5e12", "500M": a count of tokens.

@@ -50,14 +50,8 @@ void register_run(CLI::App& app) {
   cmd->callback([args] {
     if (args->partial > 0) args->scenario.sets.push_back("workload.partial_micro_batches=" + std::to_string(args->partial));
     const Scenario scenario = load_scenario(args->scenario.request());
-    // Output paths: the flag, else the scenario's outputs section; checked before the run.
-    auto path = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
-    const std::string json = path(args->json, scenario.outputs.json), trace = path(args->trace, scenario.outputs.trace),
-                      html = path(args->html, scenario.outputs.html), csv = path(args->csv, scenario.outputs.csv);
-    check_output_file("--json", json);
-    check_output_file("--trace", trace);
-    check_output_file("--html", html);
-    check_output_folder("--csv", csv);
+    const OutputFiles out = checked_outputs({args->json, args->csv, args->trace, args->html}, scenario.outputs, "--trace");
+    const std::string &json = out.json, &trace = out.trace, &html = out.html, &csv = out.csv;
     RunOptions options;
     options.numerics = args->numerics;
     options.tp_collectives = args->tp_collectives;

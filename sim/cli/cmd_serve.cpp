@@ -56,14 +56,10 @@ void register_serve(CLI::App& app) {
       if (!value->empty()) sets.push_back(std::string("serving.") + key + "=" + *value);
     const Scenario scenario = load_scenario(args->scenario.request());
     const ServingSpec& spec = *scenario.serving;
-    // Output paths: the flag, else the scenario's outputs section (its `trace` is the Perfetto trace).
-    auto path = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
-    const std::string json = path(args->json, scenario.outputs.json), csv = path(args->csv, scenario.outputs.csv),
-                      perfetto = path(args->perfetto, scenario.outputs.trace), html = path(args->html, scenario.outputs.html);
-    check_output_file("--json", json);
-    check_output_file("--perfetto", perfetto);
-    check_output_file("--html", html);
-    check_output_folder("--csv", csv);
+    // The scenario's outputs.trace is the Perfetto trace here: --trace reads a request trace.
+    const OutputFiles out =
+        checked_outputs({args->json, args->csv, args->perfetto, args->html}, scenario.outputs, "--perfetto");
+    const std::string &json = out.json, &csv = out.csv, &perfetto = out.trace, &html = out.html;
 
     const std::vector<Request> requests = make_requests(spec);
     serving::check_context(scenario, requests);

@@ -48,4 +48,15 @@ void check_output_folder(const std::string& flag, const std::string& path) {
   check_parent(flag, p);
 }
 
+OutputFiles checked_outputs(const OutputFiles& flags, const OutputSpec& scenario, const std::string& trace_flag) {
+  auto pick = [](const std::string& flag, const std::string& from_yaml) { return flag.empty() ? from_yaml : flag; };
+  const OutputFiles out{pick(flags.json, scenario.json), pick(flags.csv, scenario.csv), pick(flags.trace, scenario.trace),
+                        pick(flags.html, scenario.html)};
+  check_output_file("--json", out.json);
+  check_output_file(trace_flag, out.trace);
+  check_output_file("--html", out.html);
+  check_output_folder("--csv", out.csv);
+  return out;
+}
+
 }  // namespace tpsim::cli

@@ -32,6 +32,8 @@ std::vector<CapacityRow> capacity_search(const Scenario& base, const CapacitySpe
   const std::vector<Request> requests = make_requests(stream);
   check_context(base, requests);
   std::vector<CapacityRow> rows;
+  ServeOptions summary_only;   // the bisection reads percentiles, not the iterations
+  summary_only.record_iterations = false;
   for (int tp : tp_sizes(base)) {
     Scenario s = base;
     s.plan.tp = tp;
@@ -67,7 +69,7 @@ std::vector<CapacityRow> capacity_search(const Scenario& base, const CapacitySpe
           if (!timer) timer = std::make_unique<SimulatedTimer>(s);
           auto attempt = [&](int64_t replicas) {
             spec.replicas = replicas;
-            const ServeResult r = serve(spec, requests, capacity, *timer, {.record_iterations = false});
+            const ServeResult r = serve(spec, requests, capacity, *timer, summary_only);
             return summarize(r, spec.slo, int(replicas) * tp);
           };
           // Bisection for the fewest replicas that meet the SLO.
@@ -107,7 +109,7 @@ std::vector<CapacityRow> capacity_search(const Scenario& base, const CapacitySpe
   return rows;
 }
 
-std::string capacity_table(const Scenario& base, const CapacitySpec& c, const std::vector<CapacityRow>& rows, int top) {
+std::string capacity_table(const Scenario& base, const std::vector<CapacityRow>& rows, int top) {
   const ServingSpec& spec = *base.serving;
   std::string out = fmt::format(
       "{} on {}: serving capacity search, the fewest replicas per layout that meet TTFT p{:g} <= {:g} s and TPOT p{:g} "
@@ -136,7 +138,6 @@ std::string capacity_table(const Scenario& base, const CapacitySpec& c, const st
   }
   if (price <= 0) out += "(cost: set topology.price_per_gpu_hour to rank by it; the GPU count ranks it the same way)\n";
   if (int(rows.size()) > top) out += fmt::format("({} more rows: --top)\n", int(rows.size()) - top);
-  (void)c;
   return out;
 }
 

@@ -29,6 +29,6 @@ struct CapacityRow {
 
 // `base` is a serving scenario (its stream, SLO, router); its plan's TP is swept.
 std::vector<CapacityRow> capacity_search(const Scenario& base, const CapacitySpec& spec);
-std::string capacity_table(const Scenario& base, const CapacitySpec& spec, const std::vector<CapacityRow>& rows, int top);
+std::string capacity_table(const Scenario& base, const std::vector<CapacityRow>& rows, int top);
 
 }  // namespace tpsim::serving

@@ -2,6 +2,7 @@
 // (sim/report/html.cpp), so the page opens anywhere offline. No clock or randomness goes in and
 // every number is printed at a fixed precision, so the same run gives the same bytes.
 #include "serve/serve_html.hpp"
+#include "serve/serve_report.hpp"
 
 #include <fmt/format.h>
 
@@ -45,54 +46,12 @@ std::string escape(const std::string& s) { return html_escape(s); }
 // ---------------------------------------------------------------------------------------------
 // The header: what was simulated and what it achieved.
 
-std::string lengths_of(const LengthDistribution& d) {
-  if (d.kind == "fixed") return fmt::format("{:.0f}", d.mean);
-  if (d.kind == "uniform") return fmt::format("uniform {}-{}", d.min, d.max);
-  if (d.kind == "lognormal") return fmt::format("lognormal (mean {:g}, sigma {:g})", d.mean, d.sigma);
-  return "drawn from " + d.file;
-}
-
-std::string stream_of(const ServingSpec& spec, const ServeSummary& s) {
-  if (spec.arrivals == "trace") return fmt::format("{} requests from trace {}", s.requests, spec.trace);
-  const std::string arrivals = spec.arrivals == "poisson" ? "Poisson" : fmt::format("gamma (cv {:g})", spec.cv);
-  return fmt::format("{} requests, {} arrivals at {:g}/s (seed {}); prompt {} tokens, output {} tokens", s.requests,
-                     arrivals, spec.rate, spec.seed, lengths_of(spec.prompt), lengths_of(spec.output));
-}
-
-std::string engine_of(const ServingSpec& spec, int64_t budget) {
-  std::string e = fmt::format("{}: up to {} sequences per iteration", spec.scheduler, spec.max_batch);
-  if (budget > 0) e += fmt::format(", {} tokens per iteration", budget);
-  // Only the paged schedulers allocate blocks on demand, and so only they preempt.
-  if (spec.scheduler == "vllm" || spec.scheduler == "sarathi")
-    return e + fmt::format(", paged KV in {}-token blocks, preemption by {}", spec.block_size, spec.preemption);
-  return e + ", KV reserved for prompt + output";
-}
-
+// Every value is escaped here, once: names and paths come from the user's files.
 std::string facts_table(const Scenario& sc, const ServingSpec& spec, const ServeResult& r, const ServeSummary& s,
                         const std::string& timing) {
   std::string h = "<table class=\"facts\">\n";
-  // Every value is escaped here, once: names and paths come from the user's files.
-  auto fact = [&h](const char* label, const std::string& text) {
-    h += fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", label, escape(text));
-  };
-  const int per_replica = sc.plan.tp * sc.plan.pp;
-  fact("scenario", sc.name);
-  fact("cluster", fmt::format("{} ({} node{} x {} {}, {} GPUs)", sc.topology.name, sc.topology.nodes,
-                              sc.topology.nodes == 1 ? "" : "s", sc.topology.gpus_per_node, sc.topology.gpu.name,
-                              sc.topology.total_gpus()));
-  fact("model", sc.model.name);
-  const int64_t all = spec.replicas + spec.prefill_replicas;
-  fact("replicas", spec.prefill_replicas > 0
-                       ? fmt::format("{} prefill + {} decode (disaggregated) x (tp {} x pp {}) = {} of {} GPUs, router {}",
-                                     spec.prefill_replicas, spec.replicas, sc.plan.tp, sc.plan.pp, all * per_replica,
-                                     sc.topology.total_gpus(), spec.router)
-                       : fmt::format("{} x (tp {} x pp {}) = {} of {} GPUs, router {}", spec.replicas, sc.plan.tp,
-                                     sc.plan.pp, all * per_replica, sc.topology.total_gpus(), spec.router));
-  fact("requests", stream_of(spec, s));
-  fact("scheduler", engine_of(spec, r.token_budget));
-  fact("KV cache", fmt::format("{} tokens per replica: {}", r.capacity.kv_tokens, r.capacity.basis));
-  fact("timing", timing);
-  fact("simulated", fmt::format("{} iterations over {:.3f} s", s.iterations, s.makespan));
+  for (const auto& [label, text] : serve_facts(sc, spec, r, s, timing))
+    h += fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", escape(label), escape(text));
   return h + "</table>\n";
 }
 

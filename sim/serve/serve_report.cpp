@@ -54,34 +54,43 @@ std::string ms(double s) { return fmt::format("{:.1f}", s * 1e3); }
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> serve_facts(const Scenario& sc, const ServingSpec& spec,
+                                                             const ServeResult& r, const ServeSummary& s,
+                                                             const std::string& timing) {
+  const int per_replica = sc.plan.tp * sc.plan.pp;
+  const int64_t replicas = spec.replicas + spec.prefill_replicas;
+  const std::string placement =
+      spec.prefill_replicas > 0
+          ? fmt::format("{} prefill + {} decode (disaggregated) x (tp {} x pp {}) = {} of {} GPUs, router {}",
+                        spec.prefill_replicas, spec.replicas, sc.plan.tp, sc.plan.pp, replicas * per_replica,
+                        sc.topology.total_gpus(), spec.router)
+          : fmt::format("{} x (tp {} x pp {}) = {} of {} GPUs, router {}", spec.replicas, sc.plan.tp, sc.plan.pp,
+                        replicas * per_replica, sc.topology.total_gpus(), spec.router);
+  return {
+      {"scenario", sc.name},
+      {"cluster", fmt::format("{} ({} node{} x {} {}, {} GPUs)", sc.topology.name, sc.topology.nodes,
+                              sc.topology.nodes == 1 ? "" : "s", sc.topology.gpus_per_node, sc.topology.gpu.name,
+                              sc.topology.total_gpus())},
+      {"model", fmt::format("{} (hidden {}, {} layers, {} heads)", sc.model.name, sc.model.hidden, sc.model.layers,
+                            sc.model.heads)},
+      {"replicas", placement},
+      {"requests", stream_text(spec, s)},
+      {"engine", engine_text(spec, r.token_budget) +
+                     (spec.prefill_replicas > 0 ? "; disaggregated: prefill replicas only prefill (whole prompts up to "
+                                                  "the budget) and send each KV cache on, decode replicas only decode"
+                                                : "")},
+      {"KV cache", fmt::format("{} tokens per replica: {}", r.capacity.kv_tokens, r.capacity.basis)},
+      {"timing", timing},
+      {"simulated", fmt::format("every request from arrival to its last token: {} iterations over {:.1f} s{}", s.iterations,
+                                s.makespan,
+                                sc.plan.pp > 1 ? "; pipeline stages run one iteration at a time (no micro-batches in flight)"
+                                               : "")}};
+}
+
 std::string serve_text(const Scenario& sc, const ServingSpec& spec, const ServeResult& r, const ServeSummary& s,
                        const std::string& timing) {
   std::string out;
-  const int per_replica = sc.plan.tp * sc.plan.pp;
-  out += fmt::format("scenario   {}\n", sc.name);
-  out += fmt::format("cluster    {} ({} node{} x {} {}, {} GPUs)\n", sc.topology.name, sc.topology.nodes,
-                     sc.topology.nodes == 1 ? "" : "s", sc.topology.gpus_per_node, sc.topology.gpu.name,
-                     sc.topology.total_gpus());
-  out += fmt::format("model      {} (hidden {}, {} layers, {} heads)\n", sc.model.name, sc.model.hidden, sc.model.layers,
-                     sc.model.heads);
-  const int64_t replicas = spec.replicas + spec.prefill_replicas;
-  if (spec.prefill_replicas > 0)
-    out += fmt::format("replicas   {} prefill + {} decode (disaggregated) x (tp {} x pp {}) = {} of {} GPUs, router {}\n",
-                       spec.prefill_replicas, spec.replicas, sc.plan.tp, sc.plan.pp, replicas * per_replica,
-                       sc.topology.total_gpus(), spec.router);
-  else
-    out += fmt::format("replicas   {} x (tp {} x pp {}) = {} of {} GPUs, router {}\n", spec.replicas, sc.plan.tp, sc.plan.pp,
-                       replicas * per_replica, sc.topology.total_gpus(), spec.router);
-  out += fmt::format("requests   {}\n", stream_text(spec, s));
-  out += fmt::format("engine     {}{}\n", engine_text(spec, r.token_budget),
-                     spec.prefill_replicas > 0 ? "; disaggregated: prefill replicas only prefill (whole prompts up to "
-                                                 "the budget) and send each KV cache on, decode replicas only decode"
-                                               : "");
-  out += fmt::format("KV cache   {} tokens per replica: {}\n", r.capacity.kv_tokens, r.capacity.basis);
-  out += fmt::format("timing     {}\n", timing);
-  out += fmt::format("simulated  every request from arrival to its last token: {} iterations over {:.1f} s{}\n",
-                     s.iterations, s.makespan,
-                     sc.plan.pp > 1 ? "; pipeline stages run one iteration at a time (no micro-batches in flight)" : "");
+  for (const auto& [label, text] : serve_facts(sc, spec, r, s, timing)) out += fmt::format("{:<11}{}\n", label, text);
   out += "\n";
   out += fmt::format("{:<34}{:>10}{:>10}{:>10}{:>10}\n", "latency", "p50", "p90", "p99", "mean");
   auto row = [&](const char* name, const Percentiles& p, bool in_ms) {

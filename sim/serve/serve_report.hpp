@@ -3,11 +3,18 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tpsim/serving.hpp"
 
 namespace tpsim {
 
+// What was simulated and how, as (label, text) lines: scenario, cluster, model, replicas, requests,
+// engine, KV cache, timing, simulated. The terminal summary and the HTML page both show these.
+std::vector<std::pair<std::string, std::string>> serve_facts(const Scenario& scenario, const ServingSpec& spec,
+                                                             const ServeResult& result, const ServeSummary& summary,
+                                                             const std::string& timing);
 // `timing`: the IterationTimer's describe(), so the report says how iterations were timed.
 std::string serve_text(const Scenario& scenario, const ServingSpec& spec, const ServeResult& result,
                        const ServeSummary& summary, const std::string& timing);

@@ -3,22 +3,21 @@
 import math
 
 
-def f32(v):
+def _literal(v, digits, suffix):
     if math.isinf(v):
         return "-INFINITY" if v < 0 else "INFINITY"
-    s = f"{v:.9g}"
+    s = f"{v:.{digits}g}"
     if not any(ch in s for ch in ".en"):
         s += ".0"
-    return s + "f"
+    return s + suffix
+
+
+def f32(v):
+    return _literal(v, 9, "f")
 
 
 def f64(v):
-    if math.isinf(v):
-        return "-INFINITY" if v < 0 else "INFINITY"
-    s = f"{v:.17g}"
-    if not any(ch in s for ch in ".en"):
-        s += ".0"
-    return s
+    return _literal(v, 17, "")
 
 
 def braced(items, width=104):
