@@ -31,6 +31,13 @@ std::vector<MemoryBar> memory_bars(const RunResult& run, int max_rows = 64);
 
 std::string html_report(const RunResult& run, const Attribution& attribution, const HtmlOptions& options = {});
 
+// The timeline figure alone (its legend, the SVG and any note under it), for pages that embed a
+// run's timeline: `tpsim plan --html` shows the best layout's step with it.
+std::string timeline_figure(const RunResult& run, const Attribution& attribution, const HtmlOptions& options = {});
+
+// The report's stylesheet (the classes the figures use), for pages that embed them.
+const char* html_style();
+
 // Writes html_report() to `path`; throws InputError (key "--html") when the file cannot be written.
 void write_html(const std::string& path, const RunResult& run, const Attribution& attribution,
                 const HtmlOptions& options = {});

@@ -232,17 +232,23 @@ std::vector<MemoryBar> memory_bars(const RunResult& run, int max_rows) {
   return bars;
 }
 
+const char* html_style() { return kStyle; }
+
+std::string timeline_figure(const RunResult& run, const Attribution&, const HtmlOptions& options) {
+  return "<p class=\"legend\"><span style=\"background:#4c78a8\"></span>compute"
+         "<span style=\"background:#f58518\"></span>communication (comm streams)"
+         "<span style=\"background:#e45756\"></span>stalled on communication"
+         "<span style=\"background:#9d9d9d\"></span>pipeline bubble"
+         "<span style=\"background:#eeeeee\"></span>idle</p>\n" +
+         timeline_svg(run.timeline, options.max_rows);
+}
+
 std::string html_report(const RunResult& run, const Attribution& a, const HtmlOptions& options) {
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
   h += fmt::format("<title>tpsim: {}</title>\n<style>{}</style></head><body>\n", escape(run.scenario.name), kStyle);
   h += fmt::format("<h1>tpsim: {}</h1>\n", escape(run.scenario.name));
   h += "<h2>Summary</h2>\n<pre>" + escape(summary_text(run)) + "</pre>\n";
-  h += "<h2>Timeline</h2>\n<p class=\"legend\"><span style=\"background:#4c78a8\"></span>compute"
-       "<span style=\"background:#f58518\"></span>communication (comm streams)"
-       "<span style=\"background:#e45756\"></span>stalled on communication"
-       "<span style=\"background:#9d9d9d\"></span>pipeline bubble"
-       "<span style=\"background:#eeeeee\"></span>idle</p>\n";
-  h += timeline_svg(run.timeline, options.max_rows);
+  h += "<h2>Timeline</h2>\n" + timeline_figure(run, a, options);
   h += "<h2>Per GPU</h2>\n" + gpu_table(a);
   h += memory_section(options.memory);
   h += stall_section(a);
