@@ -9,6 +9,7 @@
 
 #include "tpsim/collective.hpp"
 #include "tpsim/program.hpp"
+#include "tpsim/progress.hpp"
 #include "tpsim/spec.hpp"
 #include "tpsim/timeline.hpp"
 
@@ -17,7 +18,10 @@ namespace tpsim {
 enum class Fidelity { step, flow };
 
 struct EngineOptions {
+  EngineOptions() = default;
+  explicit EngineOptions(Fidelity f) : fidelity(f) {}
   Fidelity fidelity = Fidelity::step;
+  ProgressFn progress;   // (ops done, ops in every simulated rank's program); a 1024-GPU step takes a while
 };
 
 // The one collective selector, modelled on NCCL's tuner: makes a collective concrete before either

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tpsim/collective.hpp"
+#include "tpsim/progress.hpp"
 #include "tpsim/program.hpp"
 
 namespace tpsim {
@@ -39,6 +40,8 @@ struct NumericsOptions {
   // Applied to every schedule of the sharded run before it executes (tests plant wrong chunk
   // indices through it to show the numerics catches them).
   std::function<void(const Op& op, Schedule& schedule)> schedule_hook;
+  // Progress of the two runs (the unsharded reference first, then the sharded plan), as phases.
+  ProgressPhases progress;
 };
 
 // "all_reduce nvls/Simple, 1 channel, 4 chunks": a collective instance named with its operation,

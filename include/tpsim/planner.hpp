@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tpsim/progress.hpp"
 #include "tpsim/spec.hpp"
 
 namespace tpsim {
@@ -225,7 +226,7 @@ struct SweepOptions {
   Shard shard;
   std::string csv;                // result file: appended as layouts finish, resumed, then ranked
   std::string json;               // optional ranked JSON
-  std::function<void(int done, int total)> progress;   // called in the parent after each layout
+  ProgressFn progress;   // called in the parent after each simulated layout: (simulated, to simulate)
 };
 
 struct SweepOutcome {
@@ -252,7 +253,7 @@ std::string plan_table(const std::vector<LayoutResult>& ranked, Objective object
 // split the layers, the global batch); "" when some layout ran.
 std::string rejection_hints(const SweepSpec& spec, const std::vector<LayoutResult>& ranked);
 
-// Progress on stderr: a bar with ETA on a terminal, plain lines (every 10%) otherwise.
-std::function<void(int, int)> progress_printer(bool terminal);
+// The sweep's progress line on stderr (tpsim/progress.hpp) when `terminal`; nothing otherwise.
+ProgressFn progress_printer(bool terminal);
 
 }  // namespace tpsim

@@ -7,6 +7,7 @@
 
 #include "tpsim/lower.hpp"
 #include "tpsim/numerics.hpp"
+#include "tpsim/progress.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/spec.hpp"
 
@@ -18,6 +19,7 @@ struct RunOptions {
   std::string scope = "step";   // step (the workload: training step or inference request) | block
   std::string tp_collectives = "auto";   // step scope: auto | exact | folded (see StepMetrics)
   std::string dp_replicas = "auto";      // step scope: auto | all | one (see StepMetrics; auto = one from 512 GPUs)
+  ProgressPhases progress;               // the long phases (simulating a step, checking numerics); empty = none
 };
 RunResult run_scenario(const Scenario& scenario, const RunOptions& options);
 

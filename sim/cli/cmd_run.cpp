@@ -9,6 +9,7 @@
 #include "tpsim/attribution.hpp"
 #include "tpsim/collective_calls.hpp"
 #include "tpsim/html.hpp"
+#include "tpsim/progress.hpp"
 #include "tpsim/report.hpp"
 #include "tpsim/run.hpp"
 #include "tpsim/trace.hpp"
@@ -56,7 +57,12 @@ void register_run(CLI::App& app) {
     options.numerics = args->numerics;
     options.tp_collectives = args->tp_collectives;
     options.dp_replicas = args->dp_replicas;
-    const RunResult result = run_scenario(scenario, options);
+    RunResult result;
+    {
+      ProgressLine progress("tpsim run", progress_wanted());   // erased before the summary prints
+      options.progress = progress.phases();
+      result = run_scenario(scenario, options);
+    }
     std::fputs(summary_text(result).c_str(), stdout);
     const Attribution attribution = attribute(result.timeline, {.gpus_per_node = scenario.topology.gpus_per_node});
     // Where the GPUs waited and which links were saturated meanwhile (move into summary_text if it grows them).

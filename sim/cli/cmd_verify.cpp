@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "tpsim/progress.hpp"
 #include "tpsim/lower.hpp"
 #include "tpsim/run.hpp"
 #include "tpsim/numerics.hpp"
@@ -104,7 +105,12 @@ void register_verify(CLI::App& app) {
     }
 
     // The collectives run the instances the timing resolves for the same ops at full size.
-    const NumericsReport report = verify_as_timed(as_loaded, !full, lo, no);
+    NumericsReport report;
+    {
+      ProgressLine progress("tpsim verify", progress_wanted());   // erased before the table prints
+      no.progress = progress.phases();
+      report = verify_as_timed(as_loaded, !full, lo, no);
+    }
     fmt::print("collective instances executed (as tpsim run times them on {}):\n", as_loaded.topology.name);
     for (const std::string& key : report.instances) fmt::print("  {}\n", key);
     if (report.instances.empty()) fmt::print("  none\n");

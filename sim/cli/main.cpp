@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
   CLI::App app{"tpsim: simulate tensor-parallel GPU clusters before booking them"};
   app.set_version_flag("--version", std::string("tpsim ") + TPSIM_VERSION);
   app.require_subcommand(1);
+  // -q and -v work after the subcommand too (`tpsim run x.yaml -q`): subcommands inherit this
+  // and hand options they do not know to the app.
+  app.fallthrough();
   int verbosity = 0;
   bool quiet = false;
   app.add_flag("-v,--verbose", verbosity, "More log output (-vv for debug)");

@@ -131,6 +131,7 @@ struct Simulation {
   std::vector<double> link_bytes;
   std::vector<std::vector<std::pair<double, double>>> link_busy;
   bool platform_running = false;
+  int64_t ops_done = 0, ops_total = 0;   // for the progress line of a long step
 
   Simulation(const Topology& t, const ProgramSet& p, const EngineOptions& o)
       : topology(t), programs(p), options(o), fabric(t), units(t, o) {}
@@ -183,6 +184,7 @@ struct Simulation {
   void mark_done(int rank, int op) {
     RankState& rs = ranks[rank];
     rs.done[op] = 1;
+    if (options.progress) options.progress(++ops_done, ops_total);
     rs.finish[op] = platform->now();
     for (RankState::Waiter& w : rs.waiters)
       if (w.op == op) {
@@ -557,6 +559,7 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
     const Program& prog = program_of(programs, r);
     sim.ranks[r].done.assign(prog.ops.size(), 0);
     sim.ranks[r].finish.assign(prog.ops.size(), 0.0);
+    sim.ops_total += int64_t(prog.ops.size());
     sim.ranks[r].waiters.resize(kStreamCount);
     // Each stream's ops, listed once: an actor then walks only its own.
     std::map<Stream, std::vector<int>> by_stream;

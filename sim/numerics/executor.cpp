@@ -52,6 +52,7 @@ class Executor {
       if (set.ranks[r].rank != int(r)) throw std::invalid_argument("ProgramSet: ranks[r].rank must equal r");
       RankState& s = states_[r];
       s.program = &set.ranks[r];
+      ops_total_ += int64_t(s.program->ops.size());
       for (const Op& op : s.program->ops) {
         for (const auto& t : op.inputs) s.last_use[t] = op.id;
         for (const auto& t : op.outputs) s.last_use[t] = s.last_write[t] = op.id;
@@ -141,6 +142,7 @@ class Executor {
     for (const auto& t : op.inputs) release(t);
     for (const auto& t : op.outputs) release(t);
     ++s.pc;
+    if (options_.progress) options_.progress(++ops_done_, ops_total_);
   }
 
   void compute(int r, const Op& op) {
@@ -335,6 +337,7 @@ class Executor {
   const ProgramSet& set_;
   const ExecOptions& options_;
   std::vector<RankState> states_;
+  int64_t ops_total_ = 0, ops_done_ = 0;
   std::vector<Mat> spare_;   // oldest first
   int64_t spare_bytes_ = 0;
   std::map<std::tuple<int, int, int>, Mat> mailbox_;

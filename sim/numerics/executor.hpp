@@ -10,6 +10,7 @@
 
 #include "numerics/dense.hpp"
 #include "tpsim/collective.hpp"
+#include "tpsim/progress.hpp"
 #include "tpsim/program.hpp"
 
 namespace tpsim::numerics {
@@ -27,6 +28,8 @@ struct ExecOptions {
   // moved here under its global name once nothing uses it any more, instead of being freed: its
   // final value, kept without a copy (verify's reference run; the first rank's copy wins).
   std::map<std::string, Mat>* keep_finals = nullptr;
+  // Called after each op with (ops done, ops in every rank's program): a full-size run takes minutes.
+  ProgressFn progress;
   // Called after a discrete decision (a router's top-k, kernel fn "moe_route") with its inputs and
   // output, which it may overwrite: verify holds the sharded run to the reference's choices where
   // the two differ only at a near-tie, so everything after compares like with like.

@@ -88,6 +88,7 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   ref_options.dtype = options.dtype;
   ref_options.seed = options.seed;
   ref_options.keep_finals = &ref;
+  if (options.progress) ref_options.progress = options.progress("running the unsharded reference", "ops");
   numerics::execute(reference, ref_options);
 
   const auto budgets = numerics::error_budgets(sharded, options.dtype);
@@ -96,6 +97,8 @@ NumericsReport verify(const ProgramSet& sharded, const ProgramSet& reference, co
   run.dtype = options.dtype;
   run.seed = options.seed;
   run.schedule_hook = options.schedule_hook;
+  if (options.progress)
+    run.progress = options.progress(fmt::format("running the sharded plan on {} GPUs", sharded.ranks.size()), "ops");
   run.on_collective = [&](const Op& op, const CollectiveInstance& instance) {
     report.instances.push_back(instance_key(op.collective.op, instance));
   };

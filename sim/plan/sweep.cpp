@@ -201,33 +201,39 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const
   ResultFile file(options.csv, kept, tag);
   std::vector<LayoutResult> results = kept;
 
-  int done = outcome.resumed;
-  auto finished = [&](LayoutResult r) {
+  // The planner's own checks need no simulator: those rejections are written first, so the
+  // progress line counts (and its time left extrapolates) only layouts that take a simulation.
+  int to_simulate = 0, simulated = 0;
+  auto finished = [&](LayoutResult r, bool by_worker) {
     file.append(r);
     results.push_back(std::move(r));
     ++outcome.evaluated;
-    ++done;
-    if (options.progress) options.progress(done, outcome.total);
+    if (!by_worker) return;
+    ++simulated;
+    if (options.progress) options.progress(simulated, to_simulate);
   };
-  if (options.progress) options.progress(done, outcome.total);
+  std::vector<Layout> simulate;
+  for (const Layout& l : queue) {
+    if (const std::string problem = layout_problem(spec, l); !problem.empty()) {
+      LayoutResult r;
+      r.layout = l;
+      r.verdict = Verdict::invalid;
+      r.reason = problem;
+      finished(r, false);
+    } else {
+      simulate.push_back(l);
+    }
+  }
+  queue = std::move(simulate);
+  to_simulate = static_cast<int>(queue.size());
+  if (options.progress) options.progress(0, to_simulate);
 
   const int jobs = options.jobs > 0 ? options.jobs : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<Worker> running;
   std::size_t next = 0;
   while (next < queue.size() || !running.empty()) {
     while (next < queue.size() && static_cast<int>(running.size()) < jobs) {
-      const Layout& l = queue[next++];
-      // The planner's own checks need no simulator: reject here without a worker.
-      const std::string problem = layout_problem(spec, l);
-      if (!problem.empty()) {
-        LayoutResult r;
-        r.layout = l;
-        r.verdict = Verdict::invalid;
-        r.reason = problem;
-        finished(r);
-        continue;
-      }
-      running.push_back(start_worker(spec, l, evaluate, tag));
+      running.push_back(start_worker(spec, queue[next++], evaluate, tag));
     }
     if (running.empty()) continue;
     std::vector<pollfd> fds;
@@ -249,7 +255,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options, const
       ::close(w.fd);
       LayoutResult r = collect_worker(w);
       running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-      finished(std::move(r));
+      finished(std::move(r), true);
     }
   }
 

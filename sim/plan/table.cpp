@@ -1,9 +1,6 @@
 // Reading a sweep's result: the ranked terminal table, Megatron's usual choice and why the best
 // layout beats it, the rejections by reason, and the progress line while the sweep runs.
-#include <unistd.h>
-
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
@@ -165,39 +162,12 @@ std::string plan_table(const std::vector<LayoutResult>& ranked, Objective object
   return out;
 }
 
-std::function<void(int, int)> progress_printer(bool terminal) {
-  using Clock = std::chrono::steady_clock;
-  struct State {
-    Clock::time_point start = Clock::now();
-    int first_done = -1;
-    int last_decile = -1;
-    Clock::time_point last_draw{};
-  };
-  auto state = std::make_shared<State>();
-  return [state, terminal](int done, int total) {
-    if (state->first_done < 0) state->first_done = done;
-    const double elapsed = std::chrono::duration<double>(Clock::now() - state->start).count();
-    const int fresh = done - state->first_done;
-    const double eta = fresh > 0 ? elapsed / fresh * (total - done) : 0;
-    const int pct = total > 0 ? 100 * done / total : 100;
-    const std::string eta_text = fresh > 0 ? fmt::format("ETA {:.0f}s", eta) : "ETA --";
-    if (terminal) {
-      const auto now = Clock::now();
-      if (done < total && now - state->last_draw < std::chrono::milliseconds(100)) return;
-      state->last_draw = now;
-      constexpr int kWidth = 30;
-      const int filled = total > 0 ? kWidth * done / total : kWidth;
-      std::fprintf(stderr, "\r[%s%s] %d/%d layouts %3d%%  %s   ", std::string(filled, '#').c_str(),
-                   std::string(kWidth - filled, '.').c_str(), done, total, pct, eta_text.c_str());
-      if (done >= total) std::fprintf(stderr, "\n");
-    } else {
-      const int decile = pct / 10;
-      if (decile == state->last_decile && done < total) return;
-      state->last_decile = decile;
-      std::fprintf(stderr, "tpsim plan: %d/%d layouts (%d%%), %s\n", done, total, pct, eta_text.c_str());
-    }
-    std::fflush(stderr);
-  };
+ProgressFn progress_printer(bool terminal) {
+  if (!terminal) return {};
+  auto line = std::make_shared<ProgressLine>("tpsim plan", true);
+  ProgressFn simulating = line->phase("simulating layouts", "layouts");
+  // The callback owns the line, so it is erased when the sweep drops its last copy.
+  return [line, simulating](int64_t done, int64_t total) { simulating(done, total); };
 }
 
 }  // namespace tpsim

@@ -71,6 +71,10 @@ void check_numerics(const Scenario& s, const std::string& mode, const RunOptions
   const LowerOptions lowering = numerics_lowering(s);
   const Scenario checked = mode == "full" ? shape : proxy_scale(shape);
   NumericsOptions numerics_options;
+  if (options.progress)
+    numerics_options.progress = [&options](const std::string& phase, const std::string& unit) {
+      return options.progress("numerics check, " + phase, unit);
+    };
   numerics_options.dtype = options.numerics_dtype;
   result.numerics = verify_as_timed(shape, mode != "full", lowering, numerics_options);
   result.numerics_scale = mode;

@@ -127,6 +127,8 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     ProgramSet programs = lowering::lower_training_step(s, step);
     spdlog::debug("lowered in {:.3f} s wall, {:.0f} MiB resident", wall.lap(), resident_mib());
     spdlog::info("lowered; resolving collectives and simulating");
+    if (options.progress)
+      engine.progress = options.progress(fmt::format("simulating the training step on {} GPUs", programs.ranks.size()), "ops");
     result.timeline = resolve_and_simulate(s.topology, programs, engine);
     spdlog::info("simulated");
     m.tp_comm_folded_s = folded_seconds(result.timeline);
