@@ -13,6 +13,7 @@
 #include "cli/output_paths.hpp"
 #include "serve/capacity.hpp"
 #include "spec/limits.hpp"
+#include "tpsim/plan_html.hpp"
 #include "tpsim/planner.hpp"
 
 namespace tpsim::cli {
@@ -29,7 +30,7 @@ struct PlanArgs {
   std::string distributed_optimizer = "off";
   std::vector<int> cp = {1};
   std::vector<int> ep;   // empty: every power of two dividing a MoE model's experts
-  std::string csv, json, shard;
+  std::string csv, json, shard, html;
   int jobs = 0, top = 15;
   // Serving (--workload serving): the stream, the SLO and the engine settings to try.
   ServingStreamOptions stream;
@@ -199,6 +200,34 @@ SweepSpec sweep_spec(const PlanArgs& a) {
   return spec;
 }
 
+// The sweep's page; the best layout's step is simulated once more, whole, for its timeline.
+void write_page(const SweepSpec& spec, const SweepOptions& options, const SweepOutcome& outcome, const PlanArgs& a) {
+  PlanPage page;
+  page.context = sweep_context(spec);
+  page.objective = spec.objective;
+  page.ranked = outcome.ranked;
+  page.megatron_tp = spec.kind == WorkloadKind::training ? megatron_tp(spec.topology) : 0;
+  page.csv = options.csv;
+  page.top = a.top;
+  if (options.shard.parts > 1)
+    page.part = fmt::format("Shard {}/{}: this page shows only this shard's {} of the sweep's {} layouts (those whose "
+                            "index % {} is {}), so its best layout, Megatron's choice and the Pareto front are this "
+                            "shard's. Combine every part with `tpsim merge PART.csv... --html OUT` for the whole sweep's "
+                            "page.",
+                            options.shard.index, options.shard.parts, outcome.total, sweep_tag(spec, options.shard).layouts,
+                            options.shard.parts, options.shard.index);
+  const bool any_ran = !outcome.ranked.empty() && outcome.ranked.front().verdict == Verdict::ok;
+  if (any_ran) {
+    spdlog::info("simulating the best layout's step again for the page's timeline");
+    try {
+      page.best_run = run_layout(spec, outcome.ranked.front().layout);
+    } catch (const std::exception& e) {
+      page.best_run_note = std::string("simulating the best layout again failed: ") + e.what();
+    }
+  }
+  write_plan_html(a.html, page);
+}
+
 }  // namespace
 
 void register_plan(CLI::App& app) {
@@ -239,11 +268,19 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--rank-by", a->rank_by, "throughput | time | cost | latency")->capture_default_str();
   cmd->add_option("--csv", a->csv, "Result file: every layout, appended as it finishes; a re-run resumes from it");
   cmd->add_option("--json", a->json, "Also write the ranked result as JSON");
+  cmd->add_option("--html", a->html,
+                  "Also write a self-contained HTML page: the metric per layout, time vs cost with the Pareto front, "
+                  "the rejections and the best layout's step timeline");
   cmd->add_option("-j,--jobs", a->jobs, "Worker processes (default: all cores)");
   cmd->add_option("--shard", a->shard, "Run only part i of N (0-based, e.g. 3/16); combine parts with `tpsim merge`");
   cmd->add_option("--top", a->top, "Rows of the ranked table")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([a] {
-    if (a->workload == "serving") return plan_serving(*a);
+    if (a->workload == "serving") {
+      if (!a->html.empty())
+        throw InputError("", 0, 0, "--html",
+                         "the serving capacity search has no page; `tpsim serve --html` is the page for one serving run");
+      return plan_serving(*a);
+    }
     const SweepSpec spec = sweep_spec(*a);
     SweepOptions options;
     options.jobs = a->jobs;
@@ -251,6 +288,7 @@ void register_plan(CLI::App& app) {
     options.json = a->json;
     check_output_file("--csv", a->csv);   // before the sweep: its results are not lost at the end
     check_output_file("--json", a->json);
+    check_output_file("--html", a->html);
     if (!a->shard.empty()) {
       try {
         options.shard = parse_shard(a->shard);
@@ -269,6 +307,7 @@ void register_plan(CLI::App& app) {
     std::fputs(rejection_hints(spec, outcome.ranked).c_str(), stdout);
     if (options.shard.parts > 1)
       std::printf("\nthis is one shard: combine all parts with `tpsim merge PART.csv... --csv OUT`\n");
+    if (!a->html.empty()) write_page(spec, options, outcome, *a);
   });
 }
 
