@@ -98,9 +98,95 @@ TEST_CASE("stall sites: op, layer, what it waited for, worst GPU's total") {
   CHECK(s.total == rel(2e-3));
   CHECK(s.count == 1);
   CHECK(s.gpus == 2);
+  // The terminal table groups an op across layers (it used to print one row per layer, with the
+  // layer in the names): "mlp.fc2.fwd  layer 2  mlp.fc2.fwd.all_reduce  2.000 ms  2".
   const std::string text = stall_sites_text(a);
-  CHECK(text.find("layer2.mlp.fc2.fwd.all_reduce") != std::string::npos);
+  CHECK(text.find("  mlp.fc2.fwd  layer 2  mlp.fc2.fwd.all_reduce  ") != std::string::npos);
+  CHECK(text.find("layer2.") == std::string::npos);
   CHECK(text.find("2.000 ms") != std::string::npos);
+}
+
+TEST_CASE("stall groups: one op across layers and micro-batches, named by what it waited for") {
+  // GPU 0 runs layers 0..79, each with one stall of (1 + layer % 2) us on the fc2 reduce-scatter
+  // before the residual add, in 2 micro-batches; GPU 1 runs the same with half the stalls.
+  // Worst GPU: 2 micro-batches x (40 x 1 + 40 x 2) us = 240 us in 160 stalls.
+  Timeline t;
+  t.makespan = 1;
+  double now = 0;
+  for (int gpu = 0; gpu < 2; ++gpu) {
+    now = 0;
+    for (int mb = 0; mb < 2; ++mb)
+      for (int layer = 0; layer < 80; ++layer) {
+        const std::string l = "layer" + std::to_string(layer) + ".";
+        const double wait = (1 + layer % 2) * 1e-3 / (gpu + 1);   // ms
+        t.spans.push_back(span(gpu, Stream::compute, l + "fwd.mlp.fc2.fwd", "gemm", now, now + 0.01, "", layer, mb));
+        Span stall = span(gpu, Stream::compute, "stall: " + l + "fwd.mlp.fc2.reduce_scatter", "stall", now + 0.01,
+                          now + 0.01 + wait, l + "fwd.mlp.fc2.reduce_scatter", layer, mb);
+        stall.waited_kind = OpKind::collective;
+        stall.waited_stream = Stream::tp_comm;
+        stall.waited_collective = CollectiveOp::reduce_scatter;
+        t.spans.push_back(stall);
+        t.spans.push_back(span(gpu, Stream::compute, l + "fwd.mlp.residual.fwd", "kernel", now + 0.01 + wait,
+                               now + 0.02 + wait, "", layer, mb));
+        now += 0.02 + wait;
+      }
+  }
+  const Attribution a = attribute(t);
+  CHECK(a.stalls.size() == 80);   // the per-layer sites stay (CSV, JSON)
+  REQUIRE(a.stall_groups.size() == 1);
+  const StallGroup& g = a.stall_groups[0];
+  CHECK(g.op == "fwd.mlp.residual.fwd");
+  CHECK(g.waited_for == "fwd.mlp.fc2.reduce_scatter");
+  CHECK(g.what == "reduce-scatter on the tp stream");
+  CHECK(g.layers == 80);
+  CHECK(g.first_layer == 0);
+  CHECK(g.last_layer == 79);
+  CHECK(g.total == rel(240e-6));
+  CHECK(g.count == 160);
+  CHECK(g.gpus == 2);
+  CHECK(layers_text(g) == "80 layers (0-79)");
+  const std::string text = stall_sites_text(a);
+  CHECK(text.find("fwd.mlp.residual.fwd  80 layers (0-79)  reduce-scatter on the tp stream (fwd.mlp.fc2.reduce_scatter)    240.0 us") !=
+        std::string::npos);
+}
+
+TEST_CASE("links loaded alike share one row that names them all") {
+  // 32 NIC links (nodes 0-1, rails 0-7, up and down) at 97% for half the step, one of them at
+  // 97.5% (within 1%: same row); rail 0 of node 2 at 90% (its own row), and an NVLink at 50%.
+  Timeline t;
+  t.makespan = 4e-3;
+  const double bw = 50e9;
+  for (int node = 0; node < 2; ++node)
+    for (int rail = 0; rail < 8; ++rail)
+      for (const char* dir : {"up", "down"}) {
+        const double u = node == 1 && rail == 7 ? 0.975 : 0.97;
+        t.links.push_back({"node" + std::to_string(node) + ".nic" + std::to_string(rail) + "." + dir, u * bw * 2e-3, 2e-3,
+                           bw, {}});
+      }
+  t.links.push_back({"node2.nic0.up", 0.9 * bw * 2e-3, 2e-3, bw, {}});
+  t.links.push_back({"node0.gpu1.nvlink.up", 0.5 * 450e9 * 1e-3, 1e-3, 450e9, {}});
+  const Attribution a = attribute(t, {.gpus_per_node = 8, .saturation = 0.95});
+  REQUIRE(a.link_groups.size() == 3);
+  CHECK(a.link_groups[0].members.size() == 32);
+  CHECK(a.link_groups[0].names == "node0-1 NIC rail 0-7 (up, down)");
+  CHECK(describe_link_group(a, a.link_groups[0]) ==
+        "32 links, each 98% busy during 50% of the step: node0-1 NIC rail 0-7 (up, down)");
+  CHECK(a.link_groups[1].members.size() == 1);
+  CHECK(describe_link_group(a, a.link_groups[1]) == "node2 NIC rail 0 (up): 90% busy during 50% of the step");
+  const std::string text = bottleneck_links_text(a, 2);
+  CHECK(text == "busiest links\n"
+                "  32 links, each 98% busy during 50% of the step: node0-1 NIC rail 0-7 (up, down)  <- bottleneck\n"
+                "  node2 NIC rail 0 (up): 90% busy during 50% of the step\n");
+}
+
+TEST_CASE("link labels compress number by number") {
+  CHECK(compress_link_labels({"node0 GPU 1 NVLink (up)", "node0 GPU 3 NVLink (up)", "node0 GPU 2 NVLink (up)"}) ==
+        "node0 GPU 1-3 NVLink (up)");
+  CHECK(compress_link_labels({"node0 GPU 1 NVLink (up)", "node0 GPU 5 NVLink (up)"}) == "node0 GPU 1,5 NVLink (up)");
+  // Unlike labels stay apart; a label's up and down are one entry.
+  CHECK(compress_link_labels({"node0 NIC rail 0 (up)", "node0 NIC rail 0 (down)", "leaf0 spine (up)"}) ==
+        "node0 NIC rail 0 (up, down); leaf0 spine (up)");
+  CHECK(compress_link_labels({"node1 socket 1 -> 0", "node1 socket 0 -> 1"}) == "node1 socket 1 -> 0; node1 socket 0 -> 1");
 }
 
 TEST_CASE("a stall is charged to the op it held up, summed over micro-batches") {

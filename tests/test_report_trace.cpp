@@ -167,7 +167,7 @@ TEST_CASE("link counters follow the utilisation intervals") {
   for (const auto& e : events(trace, "C")) {
     const std::pair<double, double> v{e["ts"].get<double>(), e["args"]["utilisation"].get<double>()};
     if (e["name"] == "link node0 NIC rail 0 (up) %") nic.push_back(v);
-    if (e["name"] == "link leaf0 spine (up) %") spine.push_back(v);
+    if (e["name"] == "link leaf0 spine (up) % (step mean)") spine.push_back(v);   // named as one value
   }
   // Two back-to-back intervals: 50% from 1 ms, 100% from 1.2 ms, back to 0 at 1.5 ms.
   REQUIRE(nic.size() == 3);

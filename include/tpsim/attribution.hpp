@@ -30,6 +30,19 @@ struct StallSite {
   int gpus = 0;              // GPUs that stalled at this site
 };
 
+// One op's stall sites across the layers (and micro-batches) it stalled in, so an 80-layer model
+// reads as one row: "bwd.mlp.fc2.bwd_data waited for an all-gather on the tp stream in layers 0-79".
+struct StallGroup {
+  std::string op;            // the op held up, its "layerN." part dropped
+  std::string waited_for;    // the op it waited on, its "layerN." and "mbN." parts dropped
+  std::string what;          // what that op is: "all-gather on the tp stream", "pipeline receive"; "" unknown
+  int layers = 0;            // distinct layers it stalled in; 0 outside layers
+  int first_layer = -1, last_layer = -1;
+  double total = 0;          // s summed over its layers on the GPU that stalled longest here
+  int count = 0;             // stall spans on that GPU
+  int gpus = 0;              // GPUs that stalled at this site
+};
+
 // How hard one link worked.
 struct LinkLoad {
   std::string link;          // the engine's name ("node0.nic3.up")
@@ -42,12 +55,20 @@ struct LinkLoad {
   bool saturated = false;          // ever at >= the threshold
 };
 
+// Links loaded alike (same saturation, utilisation and busy share within 1%) in one row.
+struct LinkGroup {
+  std::vector<size_t> members;   // indices into Attribution::links, most loaded first
+  std::string names;             // the members' labels compressed: "node0-1 NIC rail 0-7 (up, down)"
+};
+
 struct Attribution {
   double makespan = 0;
   double stall_time = 0;             // s of the step during which at least one GPU stalled
   std::vector<GpuTime> gpus;         // by rank
-  std::vector<StallSite> stalls;     // longest first
+  std::vector<StallSite> stalls;     // longest first, one per (op, layer, waited for)
+  std::vector<StallGroup> stall_groups;   // the same stalls, one per op across layers; longest first
   std::vector<LinkLoad> links;       // saturated first, then by time at capacity (bytes / bandwidth)
+  std::vector<LinkGroup> link_groups;     // links with traffic, alike ones together, in links' order
 };
 
 struct AttributionOptions {
@@ -65,8 +86,20 @@ std::string link_label(const std::string& link);
 // "node0 NIC rail 3 (up): 97% busy during 41% of the step" (+ how much of the stall time).
 std::string describe_link(const LinkLoad& link);
 
-// Tables for the terminal summary (summary.cpp may call these): the `top` longest stall sites and
-// the `top` most loaded links, naming the saturated ones. "" when there is nothing to show.
+// "node0 NIC rail 0 (up)", ..., "node1 NIC rail 7 (down)" -> "node0-1 NIC rail 0-7 (up, down)":
+// labels that differ in one number at a time (or in direction) share one entry; entries join with "; ".
+std::string compress_link_labels(const std::vector<std::string>& labels);
+
+// A link group in words: describe_link() of a single link, or "32 links, each 97% busy during 41% of
+// the step: node0-3 NIC rail 0-7 (up, down)".
+std::string describe_link_group(const Attribution& a, const LinkGroup& g);
+
+// "80 layers (0-79)", "layer 3", "3 layers (2-9)", "-" outside layers.
+std::string layers_text(const StallGroup& g);
+
+// Tables for the terminal summary (summary.cpp may call these): the `top` longest stall groups (an
+// op across layers) and the `top` most loaded link groups, naming the saturated ones. "" when there
+// is nothing to show.
 std::string stall_sites_text(const Attribution& a, size_t top = 5);
 std::string bottleneck_links_text(const Attribution& a, size_t top = 3);
 

@@ -1,7 +1,8 @@
 // One self-contained HTML page of a run (inline CSS and SVG, no network): the summary, an SVG
-// timeline with a row per GPU (compute / communication / stall / bubble coloured, with a legend),
-// the per-GPU time split, memory bars per GPU when memory figures are given, the stall table and the
-// bottleneck links.
+// timeline (a row per GPU, or per stage / node with drill-downs: the pass each compute column ran,
+// bubbles, and thin lanes for waits on communication and the comm streams; inference as prefill
+// and decode bands), the per-GPU time split, memory bars per GPU when memory figures are given,
+// the stall table (an op across layers per row) and the bottleneck links (alike links per row).
 #pragma once
 
 #include <string>
@@ -22,7 +23,9 @@ struct MemoryBar {
 
 struct HtmlOptions {
   std::vector<MemoryBar> memory;   // empty = no memory section
-  int max_rows = 64;               // GPUs drawn in the timeline (the rest are summarised in a note)
+  // Up to this many GPUs, the timeline draws a row per GPU; above it, a row per pipeline stage (per
+  // node without stages), the mean of its GPUs, each with a drill-down to its GPUs' own rows.
+  int max_rows = 32;
 };
 
 // One bar per GPU (up to max_rows) from a step run's per-stage memory (rank -> pipeline stage by the

@@ -18,7 +18,12 @@ struct Span {
   std::string name;
   std::string kind;            // "gemm" | "kernel" | "collective" | "send" | "recv" | "stall" | "bubble"
   double start = 0, end = 0;
-  std::string waited_for;      // stalls: the op name the compute stream was waiting on
+  std::string waited_for;      // stalls, bubbles: the op name the compute stream was waiting on
+  // Stalls, bubbles: what that op was, so reports say "tp all-gather" or "pipeline receive"
+  // without parsing its name.
+  OpKind waited_kind = OpKind::kernel;
+  Stream waited_stream = Stream::compute;
+  CollectiveOp waited_collective = CollectiveOp::all_reduce;
   std::string algorithm;       // collectives: the algorithm the engine ran ("ring", "nvls"), "" unknown
   std::string instance;        // collectives: describe() of the resolved instance the engine timed
   // Copied from the op (stalls: from the op held up), so reports never parse a name.

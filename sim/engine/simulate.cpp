@@ -398,27 +398,38 @@ struct Simulation {
       const double ready = platform->now();
       if (stream == Stream::compute && last_dep >= 0 && ready > stream_free && is_comm(prog.ops[last_dep])) {
         const Op& awaited = prog.ops[last_dep];
-        // Waiting for a pipeline message is the pipeline's bubble; a scattered message's TP
-        // all-gather (pipeline_p2p.hpp) is a bubble until its receive arrived, a stall after.
-        double bubble_until = awaited.stream == Stream::pp_comm || awaited.kind != OpKind::collective ? ready : stream_free;
-        for (int d : awaited.deps)
-          if (bubble_until < ready && prog.ops[size_t(d)].stream == Stream::pp_comm)
-            bubble_until = std::clamp(ranks[rank].finish[d], bubble_until, ready);
-        auto wait_span = [&](bool bubble, double from, double to) {
+        // Waiting for a pipeline message is the pipeline's bubble, named after the receive: a
+        // scattered message's TP all-gather (pipeline_p2p.hpp), or a TP collective the op needs
+        // besides a receive, is a bubble until the receive arrived and a stall on the collective after.
+        const bool pipeline_wait = awaited.stream == Stream::pp_comm || awaited.kind != OpKind::collective;
+        double bubble_until = pipeline_wait ? ready : stream_free;
+        const Op* receive = pipeline_wait ? &awaited : nullptr;
+        auto consider_receive = [&](int d) {
+          if (pipeline_wait || prog.ops[size_t(d)].stream != Stream::pp_comm) return;
+          if (ranks[rank].finish[d] <= bubble_until) return;
+          bubble_until = std::min(ranks[rank].finish[d], ready);
+          receive = &prog.ops[size_t(d)];
+        };
+        for (int d : op.deps) consider_receive(d);
+        for (int d : awaited.deps) consider_receive(d);
+        auto wait_span = [&](const Op& waited, bool bubble, double from, double to) {
           if (to <= from) return;
           Span s;
           s.rank = rank;
           s.stream = stream;
-          s.name = (bubble ? "bubble: " : "stall: ") + awaited.name;
+          s.name = (bubble ? "bubble: " : "stall: ") + waited.name;
           s.kind = bubble ? "bubble" : "stall";
           s.start = from;
           s.end = to;
-          s.waited_for = awaited.name;
+          s.waited_for = waited.name;
+          s.waited_kind = waited.kind;
+          s.waited_stream = waited.stream;
+          if (waited.kind == OpKind::collective) s.waited_collective = waited.collective.op;
           copy_op_fields(s, op);
           spans.push_back(std::move(s));
         };
-        wait_span(true, stream_free, bubble_until);
-        wait_span(false, bubble_until, ready);
+        if (receive) wait_span(*receive, true, stream_free, bubble_until);
+        wait_span(awaited, false, bubble_until, ready);
       }
       Span span;
       span.rank = rank;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "tpsim/report.hpp"
@@ -93,15 +94,43 @@ const Span& waiting_op(const Span& stall, const std::vector<std::vector<const Sp
   return stall;
 }
 
-std::vector<StallSite> stall_sites(const Timeline& t) {
-  std::vector<std::vector<const Span*>> compute_by_rank;
-  for (const auto& s : t.spans) {
-    if (s.stream != Stream::compute || s.kind == "stall" || s.kind == "bubble") continue;
-    if (s.rank >= static_cast<int>(compute_by_rank.size())) compute_by_rank.resize(s.rank + 1);
-    compute_by_rank[s.rank].push_back(&s);
+// An op name without its "layerN." and "mbN." parts, so one op reads the same in every layer and
+// micro-batch: "layer3.fwd.mlp.fc2.reduce_scatter" -> "fwd.mlp.fc2.reduce_scatter".
+std::string without_layer(const std::string& name) {
+  auto numbered = [](const std::string& part, const char* prefix) {
+    const size_t n = std::char_traits<char>::length(prefix);
+    return part.size() > n && part.compare(0, n, prefix) == 0 &&
+           std::all_of(part.begin() + n, part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  };
+  std::string out;
+  for (size_t s = 0; s <= name.size();) {
+    size_t e = name.find('.', s);
+    if (e == std::string::npos) e = name.size();
+    const std::string part = name.substr(s, e - s);
+    if (!numbered(part, "layer") && !numbered(part, "mb")) out += (out.empty() ? "" : ".") + part;
+    s = e + 1;
   }
-  for (auto& v : compute_by_rank)
-    std::stable_sort(v.begin(), v.end(), [](const Span* a, const Span* b) { return a->start < b->start; });
+  return out.empty() ? name : out;
+}
+
+// What a stall waited for, in words, from the fields the engine copied: "all-gather on the tp stream".
+std::string waited_what(const Span& stall) {
+  if (stall.waited_stream == Stream::pp_comm || stall.waited_kind == OpKind::recv || stall.waited_kind == OpKind::send)
+    return stall.waited_kind == OpKind::send ? "pipeline send" : "pipeline receive";
+  if (stall.waited_kind != OpKind::collective) return "";
+  std::string op = to_string(stall.waited_collective);
+  std::replace(op.begin(), op.end(), '_', '-');
+  // The stream it ran on, not a guess at its group: an expert-parallel all-to-all runs on the TP
+  // stream too.
+  const char* stream = stall.waited_stream == Stream::tp_comm   ? " on the tp stream"
+                       : stall.waited_stream == Stream::dp_comm ? " on the dp stream"
+                                                                : "";
+  return op + stream;
+}
+
+std::vector<StallGroup> stall_groups(const Timeline& t, const std::vector<std::vector<const Span*>>& compute_by_rank);
+
+std::vector<StallSite> stall_sites(const Timeline& t, const std::vector<std::vector<const Span*>>& compute_by_rank) {
   // (op, waited_for) -> per rank: total, count. Op names leave out the micro-batch (a field of
   // the op), so a site sums over the step's micro-batches. std::map keeps the output order stable.
   std::map<std::pair<std::string, std::string>, std::map<int, std::pair<double, int>>> sites;
@@ -133,6 +162,84 @@ std::vector<StallSite> stall_sites(const Timeline& t) {
   std::stable_sort(out.begin(), out.end(), [](const StallSite& a, const StallSite& b) {
     return std::make_tuple(-std::llround(a.total * 1e12), a.layer) < std::make_tuple(-std::llround(b.total * 1e12), b.layer);
   });
+  return out;
+}
+
+// Compute-stream ops per rank by start time, to find the op each stall held up.
+std::vector<std::vector<const Span*>> compute_ops_by_rank(const Timeline& t) {
+  std::vector<std::vector<const Span*>> compute_by_rank;
+  for (const auto& s : t.spans) {
+    if (s.stream != Stream::compute || s.kind == "stall" || s.kind == "bubble") continue;
+    if (s.rank >= static_cast<int>(compute_by_rank.size())) compute_by_rank.resize(s.rank + 1);
+    compute_by_rank[s.rank].push_back(&s);
+  }
+  for (auto& v : compute_by_rank)
+    std::stable_sort(v.begin(), v.end(), [](const Span* a, const Span* b) { return a->start < b->start; });
+  return compute_by_rank;
+}
+
+std::vector<StallGroup> stall_groups(const Timeline& t, const std::vector<std::vector<const Span*>>& compute_by_rank) {
+  struct PerRank {
+    double total = 0;
+    int count = 0;
+  };
+  struct Group {
+    std::string what;
+    std::map<int, PerRank> ranks;
+    std::set<int> layers;
+  };
+  // (op, waited_for) without layers -> what it waited for, per rank totals, layers. std::map keeps
+  // the output order stable.
+  std::map<std::pair<std::string, std::string>, Group> groups;
+  for (const auto& s : t.spans) {
+    if (s.kind != "stall") continue;
+    const Span& held = waiting_op(s, compute_by_rank);
+    Group& g = groups[{without_layer(held.name), without_layer(s.waited_for)}];
+    if (g.what.empty()) g.what = waited_what(s);
+    PerRank& r = g.ranks[s.rank];
+    r.total += s.end - s.start;
+    r.count += 1;
+    if (held.layer >= 0) g.layers.insert(held.layer);
+  }
+  std::vector<StallGroup> out;
+  for (const auto& [key, g] : groups) {
+    StallGroup site;
+    site.op = key.first;
+    site.waited_for = key.second;
+    site.what = g.what;
+    site.layers = static_cast<int>(g.layers.size());
+    if (!g.layers.empty()) site.first_layer = *g.layers.begin(), site.last_layer = *g.layers.rbegin();
+    site.gpus = static_cast<int>(g.ranks.size());
+    for (const auto& [rank, r] : g.ranks)
+      if (r.total > site.total) site.total = r.total, site.count = r.count;
+    out.push_back(site);
+  }
+  // Longest first; totals equal to the picosecond (float noise) keep the name order.
+  std::stable_sort(out.begin(), out.end(), [](const StallGroup& a, const StallGroup& b) {
+    return std::llround(a.total * 1e12) > std::llround(b.total * 1e12);
+  });
+  return out;
+}
+
+// Alike: the same verdict, and utilisation and busy share within 1% of the group's first link.
+bool alike(const LinkLoad& a, const LinkLoad& b) {
+  auto close = [](double x, double y) { return std::abs(x - y) <= 0.01 * std::max(std::abs(x), std::abs(y)); };
+  return a.saturated == b.saturated && close(a.utilisation, b.utilisation) && close(a.busy_fraction, b.busy_fraction) &&
+         close(a.saturated_fraction, b.saturated_fraction);
+}
+
+std::vector<LinkGroup> link_groups(const std::vector<LinkLoad>& links) {
+  std::vector<LinkGroup> out;
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (links[i].bytes <= 0) continue;
+    if (out.empty() || !alike(links[out.back().members.front()], links[i])) out.push_back({});
+    out.back().members.push_back(i);
+  }
+  for (auto& g : out) {
+    std::vector<std::string> labels;
+    for (size_t i : g.members) labels.push_back(links[i].label);
+    g.names = compress_link_labels(labels);
+  }
   return out;
 }
 
@@ -226,11 +333,23 @@ std::string describe_link(const LinkLoad& l) {
   return s;
 }
 
+std::string describe_link_group(const Attribution& a, const LinkGroup& g) {
+  const LinkLoad& l = a.links.at(g.members.front());
+  if (g.members.size() == 1) return describe_link(l);
+  const double during = l.saturated && l.saturated_fraction > 0 ? l.saturated_fraction : l.busy_fraction;
+  std::string s = fmt::format("{} links, each {} busy during {} of the step", g.members.size(), percent(l.utilisation),
+                              step_share(during));
+  if (l.during_stalls > 0) s += fmt::format(", saturated through {} of the GPU stall time", percent(l.during_stalls));
+  return s + ": " + g.names;
+}
+
 Attribution attribute(const Timeline& t, const AttributionOptions& options) {
   Attribution a;
   a.makespan = t.makespan;
   a.gpus = gpu_times(t, options.gpus_per_node);
-  a.stalls = stall_sites(t);
+  const auto compute_by_rank = compute_ops_by_rank(t);
+  a.stalls = stall_sites(t, compute_by_rank);
+  a.stall_groups = stall_groups(t, compute_by_rank);
   std::vector<Interval> stalls;
   for (const auto& s : t.spans)
     if (s.kind == "stall") stalls.push_back({s.start, s.end});
@@ -243,24 +362,36 @@ Attribution attribute(const Timeline& t, const AttributionOptions& options) {
     const double ty = y.bandwidth > 0 ? y.bytes / y.bandwidth : y.busy;
     return std::make_tuple(!x.saturated, -tx, x.link) < std::make_tuple(!y.saturated, -ty, y.link);
   });
+  a.link_groups = link_groups(a.links);
   return a;
 }
 
+std::string layers_text(const StallGroup& g) {
+  if (g.layers == 0) return "-";
+  if (g.layers == 1) return fmt::format("layer {}", g.first_layer);
+  return fmt::format("{} layers ({}-{})", g.layers, g.first_layer, g.last_layer);
+}
+
 std::string stall_sites_text(const Attribution& a, size_t top) {
-  if (a.stalls.empty()) return "";
-  const size_t n = std::min(top, a.stalls.size());
-  size_t op_w = 20, wait_w = 10;
+  if (a.stall_groups.empty()) return "";
+  const size_t n = std::min(top, a.stall_groups.size());
+  std::vector<std::string> waited(n), layers(n);
+  size_t op_w = 10, layers_w = 6, wait_w = 10;
   for (size_t i = 0; i < n; ++i) {
-    op_w = std::max(op_w, a.stalls[i].op.size());
-    wait_w = std::max(wait_w, a.stalls[i].waited_for.size());
+    const StallGroup& g = a.stall_groups[i];
+    waited[i] = g.what.empty() ? g.waited_for : g.what + " (" + g.waited_for + ")";
+    layers[i] = layers_text(g);
+    op_w = std::max(op_w, g.op.size());
+    layers_w = std::max(layers_w, layers[i].size());
+    wait_w = std::max(wait_w, waited[i].size());
   }
-  std::string out = fmt::format("top stall sites\n  {:<{}}  {:>5}  {:<{}}  {:>10}  {:>5}\n", "op held up", op_w, "layer",
-                                "waited for", wait_w, "total", "GPUs");
+  std::string out = fmt::format("top stall sites (each op over the layers it stalled in, on the GPU that stalled longest)\n"
+                                "  {:<{}}  {:<{}}  {:<{}}  {:>10}  {:>5}\n",
+                                "op held up", op_w, "layers", layers_w, "waited for", wait_w, "total", "GPUs");
   for (size_t i = 0; i < n; ++i) {
-    const StallSite& s = a.stalls[i];
-    out += fmt::format("  {:<{}}  {:>5}  {:<{}}  {:>10}  {:>5}\n", s.op, op_w,
-                       s.layer < 0 ? std::string("-") : std::to_string(s.layer), s.waited_for, wait_w,
-                       format_seconds(s.total), s.gpus);
+    const StallGroup& g = a.stall_groups[i];
+    out += fmt::format("  {:<{}}  {:<{}}  {:<{}}  {:>10}  {:>5}\n", g.op, op_w, layers[i], layers_w, waited[i], wait_w,
+                       format_seconds(g.total), g.gpus);
   }
   return out;
 }
@@ -268,14 +399,15 @@ std::string stall_sites_text(const Attribution& a, size_t top) {
 std::string bottleneck_links_text(const Attribution& a, size_t top) {
   std::string out;
   size_t shown = 0;
-  for (const auto& l : a.links) {
-    if (shown == top || l.bytes <= 0) break;
+  for (const auto& g : a.link_groups) {
+    if (shown == top) break;
     if (shown == 0) out += "busiest links\n";
+    const LinkLoad& l = a.links[g.members.front()];
     // At capacity for a sliver of the step with no GPU waiting (a pipeline send between stages)
     // holds nothing up: only a link saturated for 1% of the step or more, or while GPUs stalled,
     // is called a bottleneck.
     const bool bottleneck = l.saturated && (l.saturated_fraction >= 0.01 || l.during_stalls > 0);
-    out += fmt::format("  {}{}\n", describe_link(l), bottleneck ? "  <- bottleneck" : "");
+    out += fmt::format("  {}{}\n", describe_link_group(a, g), bottleneck ? "  <- bottleneck" : "");
     ++shown;
   }
   return out;

@@ -18,11 +18,13 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}
 pre{background:#f6f6f6;padding:10px;overflow-x:auto}
 table{border-collapse:collapse}td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
-td:first-child,th:first-child,td.l,th.l{text-align:left}
-.compute{fill:#4c78a8}.comm{fill:#f58518}.stall{fill:#e45756}.bubble{fill:#9d9d9d}.idle{fill:#eeeeee}
-.axis{stroke:#999;stroke-width:1}.tick{font-size:10px;fill:#555}.row{font-size:11px;fill:#333}
+td:first-child,th:first-child,td.l,th.l{text-align:left}td{white-space:nowrap}td.wrap{white-space:normal}
+.compute,.forward,.prefill{fill:#4c78a8}.backward{fill:#54a24b}.recompute{fill:#9ecae9}.optimizer{fill:#b279a2}
+.merged{fill:url(#tpsim-merged)}.cut{fill:#fff;fill-opacity:0.9}.decode{fill:#72b7b2}.comm{fill:#f58518}.stall{fill:#e45756}.bubble{fill:#bdbdbd}.idle{fill:#f0f0f0}
+.phase{fill-opacity:0.25}.phase-label{font-size:11px;fill:#222}
+.axis{stroke:#ccc;stroke-width:1}.tick{font-size:10px;fill:#555}.row{font-size:11px;fill:#333}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 14px;vertical-align:middle}
-.note{color:#666}
+.note{color:#666}details{margin:4px 0}summary{cursor:pointer}
 )";
 
 const char* kPalette[] = {"#4c78a8", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"};
@@ -30,90 +32,6 @@ const char* kPalette[] = {"#4c78a8", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2",
 std::string escape(const std::string& s) { return html_escape(s); }
 
 std::string pct(double part, double whole) { return whole > 0 ? fmt::format("{:.1f}%", 100 * part / whole) : "-"; }
-
-// Which band and colour a span takes: compute-stream work on the wide band, comm streams below it.
-const char* span_class(const Span& s) {
-  if (s.kind == "stall") return "stall";
-  if (s.kind == "bubble") return "bubble";
-  if (s.kind == "collective" || s.kind == "send" || s.kind == "recv") return "comm";
-  return "compute";
-}
-
-// A rectangle in the picture; spans closer than half a pixel merge, so a step of millions of ops
-// stays a page of a few thousand rectangles.
-struct Rect {
-  double x0, x1;
-  int count;
-  double seconds;
-  std::string name;
-};
-
-std::vector<Rect> coalesce(std::vector<const Span*> spans, double px_per_s, double x_origin) {
-  std::sort(spans.begin(), spans.end(), [](const Span* a, const Span* b) {
-    return std::tie(a->start, a->end, a->name) < std::tie(b->start, b->end, b->name);
-  });
-  std::vector<Rect> out;
-  for (const Span* s : spans) {
-    const double x0 = x_origin + s->start * px_per_s, x1 = x_origin + s->end * px_per_s;
-    if (!out.empty() && x0 - out.back().x1 < 0.5) {
-      out.back().x1 = std::max(out.back().x1, x1);
-      out.back().count += 1;
-      out.back().seconds += s->end - s->start;
-    } else {
-      out.push_back({x0, x1, 1, s->end - s->start, s->kind == "stall" ? "waiting for " + s->waited_for : s->name});
-    }
-  }
-  return out;
-}
-
-std::string timeline_svg(const Timeline& t, int max_rows) {
-  int ranks = static_cast<int>(t.ranks.size());
-  for (const auto& s : t.spans) ranks = std::max(ranks, s.rank + 1);
-  const int rows = std::min(ranks, max_rows);
-  const double label = 70, width = 1100, plot = width - label - 20, pitch = 26, top = 24;
-  const double height = top + rows * pitch + 10;
-  const double px_per_s = t.makespan > 0 ? plot / t.makespan : 0;
-
-  std::string svg = fmt::format(
-      R"(<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{:.0f}" height="{:.0f}" viewBox="0 0 {:.0f} {:.0f}">)"
-      "\n",
-      width, height, width, height);
-  // Time axis with six ticks.
-  for (int k = 0; k <= 5; ++k) {
-    const double x = label + plot * k / 5;
-    svg += fmt::format(R"(<line class="axis" x1="{:.1f}" y1="{:.0f}" x2="{:.1f}" y2="{:.0f}"/>)", x, top - 6, x,
-                       height - 6);
-    svg += fmt::format(R"(<text class="tick" x="{:.1f}" y="{:.0f}" text-anchor="{}">{}</text>)", x, top - 10,
-                       k == 0 ? "start" : k == 5 ? "end" : "middle", escape(format_seconds(t.makespan * k / 5)));
-    svg += "\n";
-  }
-  // Rows: per GPU, a compute band (compute, stall, bubble) and a thinner communication band.
-  std::map<std::pair<int, std::string>, std::vector<const Span*>> bands;
-  for (const auto& s : t.spans)
-    if (s.rank < rows && s.end > s.start) bands[{s.rank, span_class(s)}].push_back(&s);
-  for (int r = 0; r < rows; ++r) {
-    const double y = top + r * pitch;
-    svg += fmt::format(R"(<text class="row" x="4" y="{:.0f}">GPU {}</text>)", y + 13, r);
-    svg += fmt::format(R"(<rect class="idle" x="{:.1f}" y="{:.0f}" width="{:.1f}" height="14"/>)", label, y, plot);
-    svg += "\n";
-    for (const char* cls : {"compute", "bubble", "stall", "comm"}) {
-      auto it = bands.find({r, cls});
-      if (it == bands.end()) continue;
-      const bool comm = std::string(cls) == "comm";
-      for (const Rect& q : coalesce(it->second, px_per_s, label)) {
-        const std::string tip = q.count == 1 ? fmt::format("{} ({})", q.name, format_seconds(q.seconds))
-                                             : fmt::format("{} ops, {} busy", q.count, format_seconds(q.seconds));
-        svg += fmt::format(
-            R"(<rect class="span {}" x="{:.2f}" y="{:.0f}" width="{:.2f}" height="{}"><title>GPU {}: {}</title></rect>)",
-            cls, q.x0, comm ? y + 16 : y, std::max(0.5, q.x1 - q.x0), comm ? 6 : 14, r, escape(tip));
-        svg += "\n";
-      }
-    }
-  }
-  svg += "</svg>\n";
-  if (rows < ranks) svg += fmt::format(R"(<p class="note">Showing GPUs 0-{} of {}.</p>)", rows - 1, ranks);
-  return svg;
-}
 
 // A horizontal stacked bar of (class or colour, value) parts scaled so `full` spans `width` px.
 std::string stacked_bar(const std::vector<std::pair<std::string, double>>& parts, double full, double width,
@@ -175,31 +93,47 @@ std::string memory_section(const std::vector<MemoryBar>& memory) {
 
 std::string stall_section(const Attribution& a) {
   std::string h = "<h2>Where the compute streams stalled</h2>\n";
-  if (a.stalls.empty()) return h + "<p>No stalls: every communication was hidden behind compute.</p>\n";
-  h += "<table><tr><th>op held up</th><th>layer</th><th class=\"l\">waited for</th><th>total</th><th>times</th>"
-       "<th>GPUs</th></tr>\n";
-  for (size_t i = 0; i < a.stalls.size() && i < 20; ++i) {
-    const StallSite& s = a.stalls[i];
-    h += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                     escape(s.op), s.layer < 0 ? "-" : std::to_string(s.layer), escape(s.waited_for),
-                     format_seconds(s.total), s.count, s.gpus);
+  if (a.stall_groups.empty()) return h + "<p>No stalls: every communication was hidden behind compute.</p>\n";
+  h += "<p class=\"note\">One row per op over the layers it stalled in; total and times on the GPU that stalled "
+       "longest there.</p>\n<table><tr><th class=\"l\">op held up</th><th class=\"l\">layers</th>"
+       "<th class=\"l\">waiting for</th><th>total</th><th>times</th><th>GPUs</th></tr>\n";
+  for (size_t i = 0; i < a.stall_groups.size() && i < 20; ++i) {
+    const StallGroup& s = a.stall_groups[i];
+    const std::string waited = s.what.empty() ? escape(s.waited_for)
+                                              : fmt::format("{} <span class=\"note\">({})</span>", escape(s.what),
+                                                            escape(s.waited_for));
+    h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l wrap\">{}</td><td>{}</td><td>{}</td>"
+                     "<td>{}</td></tr>\n",
+                     escape(s.op), escape(layers_text(s)), waited, format_seconds(s.total), s.count, s.gpus);
   }
+  if (a.stall_groups.size() > 20)
+    h += fmt::format("<tr><td class=\"l\" colspan=\"6\">and {} shorter sites</td></tr>\n", a.stall_groups.size() - 20);
   return h + "</table>\n";
 }
 
 std::string link_section(const Attribution& a) {
   std::string h = "<h2>Bottleneck links</h2>\n";
   std::string rows;
-  for (size_t i = 0; i < a.links.size() && i < 12; ++i) {
-    const LinkLoad& l = a.links[i];
-    if (l.bytes <= 0) break;
-    rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>\n",
-                        escape(l.label), format_bytes(l.bytes), pct(l.utilisation, 1), pct(l.busy_fraction, 1),
-                        l.saturated ? "yes" : "no", escape(describe_link(l)));
+  size_t shown = 0;
+  for (const LinkGroup& g : a.link_groups) {
+    if (shown++ == 12) break;
+    const LinkLoad& l = a.links[g.members.front()];
+    rows += fmt::format("<tr><td>{}</td><td class=\"l wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                        "<td class=\"l wrap\">{}</td></tr>\n",
+                        g.members.size(), escape(g.names), format_bytes(l.bytes), pct(l.utilisation, 1),
+                        pct(l.busy_fraction, 1), l.saturated ? "yes" : "no", escape(describe_link_group(a, g)));
   }
   if (rows.empty()) return h + "<p>No link traffic recorded.</p>\n";
-  return h + "<table><tr><th>link</th><th>bytes</th><th>utilisation while busy</th><th>busy of step</th>"
-             "<th>saturated</th><th class=\"l\"></th></tr>\n" + rows + "</table>\n";
+  std::string more;
+  if (a.link_groups.size() > 12) {
+    size_t links = 0;
+    for (size_t i = 12; i < a.link_groups.size(); ++i) links += a.link_groups[i].members.size();
+    more = fmt::format("<p class=\"note\">{} less loaded links in {} more groups are not listed.</p>\n", links,
+                       a.link_groups.size() - 12);
+  }
+  return h + "<p class=\"note\">Links loaded alike (utilisation and busy share within 1%) share a row.</p>\n"
+             "<table><tr><th>links</th><th class=\"l\">which</th><th>bytes (most loaded)</th><th>utilisation while busy</th>"
+             "<th>busy of step</th><th>saturated</th><th class=\"l\"></th></tr>\n" + rows + "</table>\n" + more;
 }
 
 // The pipeline stage of a rank: mesh_order lists the axes innermost (fastest-varying) first.
@@ -234,18 +168,12 @@ std::vector<MemoryBar> memory_bars(const RunResult& run, int max_rows) {
 
 const char* html_style() { return kStyle; }
 
-std::string timeline_figure(const RunResult& run, const Attribution&, const HtmlOptions& options) {
-  return "<p class=\"legend\"><span style=\"background:#4c78a8\"></span>compute"
-         "<span style=\"background:#f58518\"></span>communication (comm streams)"
-         "<span style=\"background:#e45756\"></span>stalled on communication"
-         "<span style=\"background:#9d9d9d\"></span>pipeline bubble"
-         "<span style=\"background:#eeeeee\"></span>idle</p>\n" +
-         timeline_svg(run.timeline, options.max_rows);
-}
-
 std::string html_report(const RunResult& run, const Attribution& a, const HtmlOptions& options) {
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
   h += fmt::format("<title>tpsim: {}</title>\n<style>{}</style></head><body>\n", escape(run.scenario.name), kStyle);
+  // Script errors land in the body's data-errors (headless tests assert it stays empty).
+  h += "<script>window.addEventListener('error',function(e){var b=document.body||document.documentElement;"
+       "b.setAttribute('data-errors',(b.getAttribute('data-errors')||'')+e.message+';');});</script>\n";
   h += fmt::format("<h1>tpsim: {}</h1>\n", escape(run.scenario.name));
   h += "<h2>Summary</h2>\n<pre>" + escape(summary_text(run)) + "</pre>\n";
   h += "<h2>Timeline</h2>\n" + timeline_figure(run, a, options);
@@ -253,10 +181,12 @@ std::string html_report(const RunResult& run, const Attribution& a, const HtmlOp
   h += memory_section(options.memory);
   h += stall_section(a);
   h += link_section(a);
-  // Records how many span rectangles the browser actually laid out (a check for headless tests).
-  h += "<script>(function(){var n=0;document.querySelectorAll('#timeline rect.span').forEach(function(r){"
-       "var b=r.getBBox();if(b.width>0&&b.height>0)n++;});"
-       "document.getElementById('timeline').setAttribute('data-drawn',String(n));})();</script>\n";
+  // Records how many span rectangles the browser laid out with a size, in the main timeline and in
+  // all of them (drill-downs too), and any script error: checks for headless tests.
+  h += "<script>(function(){function drawn(q){var n=0;document.querySelectorAll(q).forEach(function(r){"
+       "var b=r.getBBox();if(b.width>0&&b.height>0)n++;});return String(n);}"
+       "var t=document.getElementById('timeline');if(t){t.setAttribute('data-drawn',drawn('#timeline rect.span'));"
+       "t.setAttribute('data-drawn-all',drawn('svg.timeline rect.span'));}})();</script>\n";
   h += "</body></html>\n";
   return h;
 }

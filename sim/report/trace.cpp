@@ -168,7 +168,9 @@ nlohmann::json chrome_trace(const Timeline& t, const TraceOptions& options) {
   for (const auto& l : t.links) {
     const int pid = link_pid(l.link, network_pid);
     processes[pid] = pid == network_pid ? "network" : fmt::format("node{}", pid);
-    const std::string name = "link " + link_label(l.link) + " %";
+    // Without intervals the track is one value for the whole step, and its name says so: a flat
+    // line must not read as a link that ran evenly (bursts are invisible in a mean).
+    const std::string name = "link " + link_label(l.link) + (l.intervals.empty() ? " % (step mean)" : " %");
     auto counter = [&](double ts, double util) {
       add(3, pid, 0, ts, name,
           {{"name", name}, {"cat", "link"}, {"ph", "C"}, {"ts", ts * kMicro}, {"pid", pid},
