@@ -46,6 +46,7 @@ void register_explain(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_calibrate(CLI::App& app);
 void register_shell(CLI::App& app);   // presets, completion, man
 
 }  // namespace tpsim::cli

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   register_plan(app);
   register_merge(app);
   register_serve(app);
+  register_calibrate(app);
   register_shell(app);
 
   try {

@@ -1,0 +1,96 @@
+// `tpsim calibrate` as a user runs it: a real nccl-tests log against dgx-h100 writes a topology
+// that `tpsim validate` accepts and that holds the fitted values; `tpsim collective`'s own output
+// fitted back on the preset it came from gives the preset's constants; bad inputs exit 2 in one line.
+#include <doctest/doctest.h>
+
+#include "cli_runner.hpp"
+#include "relative.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "tpsim/spec.hpp"
+
+namespace {
+
+const std::string kTpsim = TPSIM_BINARY;
+const std::string kLogs = std::string(TPSIM_TEST_DATA) + "/nccl-tests/";
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char dir[] = "/tmp/tpsim-calibrate-cli-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    path = dir;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+}  // namespace
+
+TEST_CASE("tpsim calibrate LOG -t dgx-h100 -o x.yaml writes a topology that loads") {
+  TempDir dir;
+  const std::string yaml = dir.path + "/x.yaml";
+  const Output o = run_shell(kTpsim + " calibrate " + kLogs + "together-h100-1node-all-reduce-ring.log -t dgx-h100 --algo ring -o " + yaml);
+  CAPTURE(o.out);
+  REQUIRE(o.status == 0);
+  CHECK(o.out.find("27 of 31 rows fitted") != std::string::npos);   // 4 rows: 512 B, 1 KiB, 512 KiB, 1 MiB are noise
+  CHECK(o.out.find("skipped: noise: slower than 1048576 B (46.52 us)") != std::string::npos);   // the 69.21 us 512 KiB row
+  CHECK(o.out.find("# wrote " + yaml) != std::string::npos);
+
+  const Output v = run_shell(kTpsim + " validate " + yaml);
+  CAPTURE(v.out);
+  CHECK(v.status == 0);
+  const tpsim::Topology t = tpsim::load_topology(yaml);
+  CHECK(t.name == "dgx-h100-calibrated");
+  // The values the fit printed: 20.35 us and 0.8074 (test_calibrate_holdout checks what they predict).
+  CHECK(t.collectives.launch_latency == rel(20.35e-6, 1e-9));
+  CHECK(t.intra.efficiency == rel(0.8074, 1e-9));
+  // The run the file is for.
+  const Output r = run_shell(kTpsim + " collective -t " + yaml + " --algo ring -b 8G -e 8G");
+  CHECK(r.status == 0);
+}
+
+TEST_CASE("tpsim collective's output, fitted back on its own preset, gives the preset's constants") {
+  TempDir dir;
+  const std::string log = dir.path + "/sim.log";
+  REQUIRE(run_shell(kTpsim + " collective -t dgx-h100 --op all_gather --algo ring -b 1K -e 1G -f 4 > " + log).status == 0);
+  const Output o = run_shell(kTpsim + " calibrate " + log + " -t dgx-h100 --algo ring -o " + dir.path + "/back.yaml");
+  CAPTURE(o.out);
+  REQUIRE(o.status == 0);
+  CHECK(o.out.find(": all_gather, ring, 8 GPUs (1 node x 8), 11 of 11 rows fitted") != std::string::npos);
+  const tpsim::Topology t = tpsim::load_topology(dir.path + "/back.yaml");
+  // 22 us and 0.818 (topologies/dgx-h100.yaml), to the printed times' 2 decimals.
+  CHECK(std::fabs(t.collectives.launch_latency - 22e-6) < 0.02e-6);
+  CHECK(std::fabs(t.intra.efficiency - 0.818) < 2e-4);
+}
+
+TEST_CASE("tpsim calibrate refuses bad inputs in one line, exit 2") {
+  TempDir dir;
+  struct Case {
+    std::string args, expect;
+  };
+  const std::string empty = dir.path + "/empty.log";
+  REQUIRE(run_shell("printf '# nothing here\\n' > " + empty).status == 0);
+  const std::string bad_row = dir.path + "/bad-row.log";
+  REQUIRE(run_shell("head -20 " + kLogs + "a3mega-2x8-h100-all-reduce.log > " + bad_row + " && echo 'not a row' >> " + bad_row).status == 0);
+  for (const Case& c : {
+           Case{kLogs + "no-such.log -t dgx-h100", "no-such.log: cannot read this nccl-tests log"},
+           Case{empty + " -t dgx-h100", "empty.log: no nccl-tests table"},
+           Case{bad_row + " -t dgx-h100", "bad-row.log:21:1: expected a '#' comment or nccl-tests' column header"},
+           Case{kLogs + "a3mega-2x8-h100-all-reduce.log -t dgx-h100",
+                "16 ranks (2 nodes x 8) do not fit on 'dgx-h100' (1 node x 8 GPUs)"},
+           Case{kLogs + "together-h100-1node-all-reduce-ring.log -t dgx-h100 --fit nic.latency", "no log spans nodes"},
+           Case{kLogs + "together-h100-1node-all-reduce-ring.log -t dgx-h100 --collective all_gather",
+                "the log says all_reduce, --collective says all_gather"},
+       }) {
+    const Output o = run_shell(kTpsim + " calibrate " + c.args);
+    CAPTURE(c.args);
+    CAPTURE(o.out);
+    CHECK(o.status == 2);
+    CHECK(o.out.find(c.expect) != std::string::npos);
+    CHECK(o.out.rfind("tpsim: error: ", 0) == 0);
+    CHECK(o.out.find('\n') == o.out.size() - 1);   // one line
+  }
+}
