@@ -1,4 +1,5 @@
-// The fit recovers constants it was not told: a log printed from a topology with known constants
+// The fit recovers constants it was not told (the launch latency on the latency rows, the
+// efficiency on the bandwidth rows): a log printed from a topology with known constants
 // (intra.efficiency 0.70, launch latency 30 us, against the dgx-h100 preset's 0.818 and 22 us),
 // fitted from the preset, gives them back. And the calibrated YAML keeps the original's comments
 // (in their column), loads, and times exactly what the fit reported.
@@ -79,8 +80,21 @@ TEST_CASE("rows that are 0 B or slower than a larger size are shown, not fitted"
   CHECK(cal.rows[1].skipped == "noise: slower than 1024 B (39.50 us)");   // the first larger row it loses to
   CHECK(cal.rows[2].skipped.empty());
   CHECK(cal.rows[3].skipped.empty());
-  // Launch latency alone on two rows: both within 2.5% of the fit.
+  // Launch latency alone on two rows: both within 2.5% of the fit. Both are latency rows (39.50 us
+  // <= 1.3 x 38.00 us); no row is bandwidth-bound (the time falls from 1 KiB to 4 KiB).
   CHECK(cal.max_after < 0.025);
+  CHECK(cal.rows[2].regime == RowRegime::latency);
+  CHECK(cal.rows[3].regime == RowRegime::latency);
+  CHECK(cal.latency.rows == 2);
+  CHECK(cal.bandwidth.rows == 0);
+  // Asked for an efficiency as well, there is no row to fit it on: left as it was, and said so.
+  const Calibration both = calibrate(load_topology("dgx-h100"), {set_of(text)},
+                                     CalibrationOptions{{"collectives.launch_latency", "intra.efficiency"}});
+  REQUIRE(both.parameters.size() == 2);
+  CHECK(both.parameters[1].unfitted == "no bandwidth-bound row in the logs");
+  CHECK(both.parameters[1].after == 0.818);   // the preset's
+  CHECK(both.after.intra.efficiency == 0.818);
+  CHECK(both.notes.back() == "intra.efficiency not fitted: no bandwidth-bound row in the logs; left at 0.8180");
 
   CHECK_THROWS_WITH_AS(calibrate(load_topology("dgx-h100"), {set_of(header +
                                "           0             0     float     sum      -1     0.89    0.00    0.00       0     1.27    0.00    0.00       0\n")}),
@@ -127,9 +141,11 @@ TEST_CASE("the calibrated YAML keeps the original's comments, loads, and times w
 
 TEST_CASE("keys missing from a flow-style or absent section are inserted") {
   Calibration cal;
-  cal.parameters = {{"intra.efficiency", 1.0, 0.9, 0.05, 1, "0.9000"},
-                    {"intra.latency", 0, 1e-6, 0, 50e-6, "1.00 us"},
-                    {"collectives.launch_latency", 0, 2e-5, 0, 5e-4, "20.00 us"}};
+  cal.parameters = {{"intra.efficiency", 1.0, 0.9, 0.05, 1, "0.9000", 7, ""},
+                    {"intra.latency", 0, 1e-6, 0, 50e-6, "1.00 us", 15, ""},
+                    {"collectives.launch_latency", 0, 2e-5, 0, 5e-4, "20.00 us", 15, ""},
+                    {"nic.efficiency", 0.97, 0.97, 0.05, 1, "0.9700", 0, "no bandwidth-bound row in the logs"}};
+  // nic.efficiency was not fitted: nothing is written for it (no nic section appears).
   const std::string original = "name: tiny\nintra: {fabric: nvswitch, bandwidth: 100 GB/s, efficiency: 1}\n";
   const std::string yaml = calibrated_topology_yaml(original, cal, "");
   CHECK(yaml == "name: tiny-calibrated\n"

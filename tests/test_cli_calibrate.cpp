@@ -35,7 +35,12 @@ TEST_CASE("tpsim calibrate LOG -t dgx-h100 -o x.yaml writes a topology that load
   const Output o = run_shell(kTpsim + " calibrate " + kLogs + "together-h100-1node-all-reduce-ring.log -t dgx-h100 --algo ring -o " + yaml);
   CAPTURE(o.out);
   REQUIRE(o.status == 0);
-  CHECK(o.out.find("27 of 31 rows fitted") != std::string::npos);   // 4 rows: 512 B, 1 KiB, 512 KiB, 1 MiB are noise
+  // 4 rows (512 B, 1 KiB, 512 KiB, 1 MiB) are noise; of the 27 left, 15 are within 1.3x the 34.79 us
+  // floor, 7 (128 MiB - 8 GiB) double their time with the size, 5 (4 - 64 MiB) are in between.
+  CHECK(o.out.find("22 of 31 rows fitted (15 latency, 7 bandwidth), 5 mid-size predicted") != std::string::npos);
+  CHECK(o.out.find("4194304          53.09        55.67    +4.9%        53.97    +1.7%  predicted, not fitted: mid-size") !=
+        std::string::npos);
+  CHECK(o.out.find("  fitted: bandwidth\n") != std::string::npos);
   CHECK(o.out.find("skipped: noise: slower than 1048576 B (46.52 us)") != std::string::npos);   // the 69.21 us 512 KiB row
   CHECK(o.out.find("# wrote " + yaml) != std::string::npos);
 
@@ -44,9 +49,11 @@ TEST_CASE("tpsim calibrate LOG -t dgx-h100 -o x.yaml writes a topology that load
   CHECK(v.status == 0);
   const tpsim::Topology t = tpsim::load_topology(yaml);
   CHECK(t.name == "dgx-h100-calibrated");
-  // The values the fit printed: 20.35 us and 0.8074 (test_calibrate_holdout checks what they predict).
-  CHECK(t.collectives.launch_latency == rel(20.35e-6, 1e-9));
-  CHECK(t.intra.efficiency == rel(0.8074, 1e-9));
+  // The values the fit printed: 20.27 us and 0.8167 (test_calibrate_holdout checks what they predict).
+  CHECK(o.out.find("collectives.launch_latency     22.00 us -> 20.27 us   (range 0.00 us - 34.79 us; on 15 latency rows)") !=
+        std::string::npos);
+  CHECK(t.collectives.launch_latency == rel(20.27e-6, 1e-9));
+  CHECK(t.intra.efficiency == rel(0.8167, 1e-9));
   // The run the file is for.
   const Output r = run_shell(kTpsim + " collective -t " + yaml + " --algo ring -b 8G -e 8G");
   CHECK(r.status == 0);
@@ -59,7 +66,9 @@ TEST_CASE("tpsim collective's output, fitted back on its own preset, gives the p
   const Output o = run_shell(kTpsim + " calibrate " + log + " -t dgx-h100 --algo ring -o " + dir.path + "/back.yaml");
   CAPTURE(o.out);
   REQUIRE(o.status == 0);
-  CHECK(o.out.find(": all_gather, ring, 8 GPUs (1 node x 8), 11 of 11 rows fitted") != std::string::npos);
+  // 1 KiB - 1 GiB x4: 7 rows within 1.3x the 32.81 us floor, 256 MiB and 1 GiB bandwidth-bound.
+  CHECK(o.out.find(": all_gather, ring, 8 GPUs (1 node x 8), 9 of 11 rows fitted (7 latency, 2 bandwidth), 2 mid-size predicted") !=
+        std::string::npos);
   const tpsim::Topology t = tpsim::load_topology(dir.path + "/back.yaml");
   // 22 us and 0.818 (topologies/dgx-h100.yaml), to the printed times' 2 decimals.
   CHECK(std::fabs(t.collectives.launch_latency - 22e-6) < 0.02e-6);

@@ -94,13 +94,28 @@ struct CalibrationOptions {
   // A row slower than a larger size of the same log by more than this fraction is noise (the
   // engine's time never falls with size): shown, not fitted.
   double noise_margin = 0.05;
+  // Latency-bound rows: measured time <= latency_ratio x the log's fastest fitted row.
+  double latency_ratio = 1.3;
+  // Bandwidth-bound rows: the largest sizes of a log whose measured time grows at least this fast
+  // with the size (d ln t / d ln bytes against the next smaller row; see fit.cpp).
+  double bandwidth_share = 0.8;
 };
+
+// Which physics a row's measured time is governed by, decided per log from its measured times
+// alone (fit.cpp says how). Latency constants are fitted on the latency rows, efficiencies on the
+// bandwidth rows; mid-size rows are predicted, not fitted; noise rows are shown only.
+enum class RowRegime { noise, latency, mid, bandwidth };
+const char* to_string(RowRegime r);   // "noise", "latency", "mid-size", "bandwidth"
+// Each row's regime, as the fit decides it (noise: 0 B, or slower than a larger size).
+std::vector<RowRegime> row_regimes(const NcclTestsLog& log, const CalibrationOptions& options = {});
 
 struct FittedParameter {
   std::string key;          // "intra.efficiency"
   double before = 0, after = 0;   // SI units (s for latencies)
   double lower = 0, upper = 0;    // the physical range searched
   std::string yaml_value;   // how it is written: "0.8201", "21.93 us"
+  int rows = 0;             // rows it was fitted on (its regime's rows whose time depends on it)
+  std::string unfitted;     // why it was left at `before` ("" = fitted); not written to the YAML
 };
 
 struct CalibrationRow {
@@ -108,22 +123,38 @@ struct CalibrationRow {
   int line = 0;
   double bytes = 0;
   double measured_us = 0, before_us = 0, after_us = 0;
-  std::string skipped;      // why the row was not fitted ("" = fitted)
+  std::string skipped;      // why the row was not fitted: noise ("" = not noise; see regime)
+  RowRegime regime = RowRegime::noise;
+  Algorithm fit_algorithm = Algorithm::ring;     // the algorithm the fit timed (auto: resolved with the starting constants)
+  Algorithm after_algorithm = Algorithm::ring;   // the one the "after" column ran (auto re-resolved on the fitted topology)
   double error_before() const { return before_us / measured_us - 1; }
   double error_after() const { return after_us / measured_us - 1; }
+};
+
+// |time error| over a set of rows, before and after the fit.
+struct RegimeErrors {
+  int rows = 0;
+  double median_before = 0, max_before = 0, median_after = 0, max_after = 0;
 };
 
 struct Calibration {
   Topology before, after;   // after: before with the fitted values, exactly as written to YAML
   std::vector<FittedParameter> parameters;
   std::vector<CalibrationRow> rows;
-  int evaluations = 0;      // engine sweeps the fit ran
-  // Over the fitted rows: median and largest |time error|.
+  int evaluations = 0;      // trial topologies the fit timed
+  int timings = 0;          // collectives it timed for them (one per row in the regime fitted)
+  // Over the fitted rows (latency and bandwidth): median and largest |time error|.
   double median_before = 0, max_before = 0, median_after = 0, max_after = 0;
+  RegimeErrors latency, mid, bandwidth;   // per regime (mid: predicted only)
+  std::vector<std::string> notes;         // what the fit held fixed or could not fit, one sentence each
 };
 
-// Fits `options.keys` of `topology` to the sets' rows (log-space least squares of time, each key
-// searched within its physical range, coordinate by coordinate until none moves), deterministic.
+// Fits `options.keys` of `topology` to the sets' rows by regime: the efficiencies on the
+// bandwidth-bound rows first, then the latencies on the latency-bound rows with the efficiencies
+// fixed, then once more each if the first moved (log-space least squares of time, each key searched
+// within its physical range by a grid scan and golden section). An `automatic` algorithm is
+// resolved per size once, on the starting constants, and held fixed during the fit. A key with no
+// row in its regime is left as it was (FittedParameter::unfitted says why). Deterministic.
 // Throws InputError for an unknown key or a set with no row left to fit.
 Calibration calibrate(const Topology& topology, const std::vector<CalibrationSet>& sets,
                       const CalibrationOptions& options = {});

@@ -67,6 +67,7 @@ std::string calibrated_topology_yaml(const std::string& original_yaml, const Cal
       edits.push_back({m.line, m.column, length, n + "-calibrated", ""});
   }
   for (const FittedParameter& p : calibration.parameters) {
+    if (!p.unfitted.empty()) continue;   // left as it was: nothing to write
     const size_t dot = p.key.find('.');
     const std::string section = p.key.substr(0, dot), key = p.key.substr(dot + 1);
     const YAML::Node parent = root[section];

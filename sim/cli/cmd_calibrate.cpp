@@ -81,14 +81,16 @@ std::string today() {
 }
 
 std::string describe_set(const CalibrationSet& s, const Topology& topo, const Calibration& cal, size_t index) {
-  int fitted = 0, rows = 0;
+  int latency = 0, bandwidth = 0, mid = 0, rows = 0;
   for (const CalibrationRow& r : cal.rows)
-    if (r.set == index) ++rows, fitted += r.skipped.empty();
+    if (r.set == index)
+      ++rows, latency += r.regime == RowRegime::latency, bandwidth += r.regime == RowRegime::bandwidth, mid += r.regime == RowRegime::mid;
   const int first_node = s.group.front() / topo.gpus_per_node;
   const int per = int(std::count_if(s.group.begin(), s.group.end(), [&](int g) { return g / topo.gpus_per_node == first_node; }));
   const int nodes = int(s.group.size()) / std::max(1, per);
-  return fmt::format("{}: {}, {}, {} GPUs ({} node{} x {}), {} of {} rows fitted", s.log.file, to_string(s.op),
-                     to_string(s.algorithm), s.group.size(), nodes, nodes == 1 ? "" : "s", per, fitted, rows);
+  return fmt::format("{}: {}, {}, {} GPUs ({} node{} x {}), {} of {} rows fitted ({} latency, {} bandwidth), {} mid-size "
+                     "predicted", s.log.file, to_string(s.op), to_string(s.algorithm), s.group.size(), nodes,
+                     nodes == 1 ? "" : "s", per, latency + bandwidth, rows, latency, bandwidth, mid);
 }
 
 std::string yaml_header(const std::vector<CalibrationSet>& sets, const Topology& topo, const Calibration& cal) {
@@ -103,12 +105,17 @@ std::string yaml_header(const std::vector<CalibrationSet>& sets, const Topology&
   }
   for (const CalibrationRow& r : cal.rows)
     if (r.skipped.empty()) lo = std::min(lo, r.bytes), hi = std::max(hi, r.bytes);
-  std::string moved;
+  std::string moved, kept;
   for (const FittedParameter& p : cal.parameters)
-    moved += fmt::format("{}{} {} -> {}", moved.empty() ? "" : "; ", p.key, value_text(p, p.before), p.yaml_value);
-  h += "# Fitted: " + moved + ".\n";
-  h += fmt::format("# Time error over the fitted rows: median {:.1f}% -> {:.1f}%, max {:.1f}% -> {:.1f}%.\n",
-                   100 * cal.median_before, 100 * cal.median_after, 100 * cal.max_before, 100 * cal.max_after);
+    if (p.unfitted.empty()) moved += fmt::format("{}{} {} -> {} (on {} rows)", moved.empty() ? "" : "; ", p.key, value_text(p, p.before), p.yaml_value, p.rows);
+    else kept += fmt::format("{}{} ({})", kept.empty() ? "" : "; ", p.key, p.unfitted);
+  h += "# Fitted by regime: efficiencies on the bandwidth-bound rows, latencies on the latency-bound rows.\n";
+  h += "# Fitted: " + (moved.empty() ? std::string("nothing") : moved) + ".\n";
+  if (!kept.empty()) h += "# Not fitted, the original's: " + kept + ".\n";
+  for (auto [name, e] : {std::pair{"latency rows", &cal.latency}, {"bandwidth rows", &cal.bandwidth}, {"mid-size rows (predicted, not fitted)", &cal.mid}})
+    if (e->rows > 0)
+      h += fmt::format("# Time error on {} {}: median {:.1f}% -> {:.1f}%, max {:.1f}% -> {:.1f}%.\n", e->rows, name,
+                       100 * e->median_before, 100 * e->median_after, 100 * e->max_before, 100 * e->max_after);
   h += "# Not measured, so extrapolated with these constants and unchecked:\n";
   h += fmt::format("#   sizes outside {} - {}; other collectives and group sizes\n", size_text(lo), size_text(hi));
   if (!across) h += "#   anything across nodes: no log spans nodes, so nic.* and network.* are the original's\n";
@@ -171,12 +178,23 @@ void run(const CalibrateArgs& a) {
   std::printf("# tpsim calibrate: '%s' (%s), flow fidelity, %zu log%s\n", topo.name.c_str(), topo.source.c_str(), sets.size(),
               sets.size() == 1 ? "" : "s");
   for (size_t i = 0; i < sets.size(); ++i) std::printf("#   %s\n", describe_set(sets[i], topo, cal, i).c_str());
-  std::printf("# fitted (log-space least squares of time, %d engine sweeps):\n", cal.evaluations);
-  for (const FittedParameter& p : cal.parameters)
-    std::printf("#   %-28s %10s -> %-10s (range %s - %s)\n", p.key.c_str(), value_text(p, p.before).c_str(), p.yaml_value.c_str(),
-                value_text(p, p.lower).c_str(), value_text(p, p.upper).c_str());
-  std::printf("#\n# %-44s %12s %14s %12s %8s %12s %8s\n", "log:line", "size (B)", "measured (us)", "before (us)", "error",
-              "after (us)", "error");
+  std::printf("# fitted by regime (log-space least squares of time; %d trials, %d collectives timed):\n", cal.evaluations,
+              cal.timings);
+  std::printf("#   latency rows: time <= %.2gx the log's fastest; bandwidth rows: the largest sizes whose time grows\n"
+              "#   >= %.2g as fast as the size; mid-size rows between them are predicted, not fitted\n",
+              options.latency_ratio, options.bandwidth_share);
+  for (const FittedParameter& p : cal.parameters) {
+    if (!p.unfitted.empty()) {
+      std::printf("#   %-28s %10s    not fitted: %s\n", p.key.c_str(), value_text(p, p.before).c_str(), p.unfitted.c_str());
+      continue;
+    }
+    std::printf("#   %-28s %10s -> %-10s (range %s - %s; on %d %s rows)\n", p.key.c_str(), value_text(p, p.before).c_str(),
+                p.yaml_value.c_str(), value_text(p, p.lower).c_str(), value_text(p, p.upper).c_str(), p.rows,
+                p.key.find("efficiency") != std::string::npos ? "bandwidth" : "latency");
+  }
+  for (const std::string& n : cal.notes) std::printf("# note: %s\n", n.c_str());
+  std::printf("#\n# %-44s %12s %14s %12s %8s %12s %8s  %s\n", "log:line", "size (B)", "measured (us)", "before (us)", "error",
+              "after (us)", "error", "regime");
   for (const CalibrationRow& r : cal.rows) {
     const std::string where = fmt::format("{}:{}", base_name(sets[r.set].log.file), r.line);
     if (r.bytes <= 0) {
@@ -184,13 +202,22 @@ void run(const CalibrateArgs& a) {
                   r.skipped.c_str());
       continue;
     }
-    std::printf("  %-44s %12.0f %14.2f %12.2f %+7.1f%% %12.2f %+7.1f%%%s\n", where.c_str(), r.bytes, r.measured_us, r.before_us,
-                100 * r.error_before(), r.after_us, 100 * r.error_after(), r.skipped.empty() ? "" : ("  skipped: " + r.skipped).c_str());
+    const std::string mark = r.regime == RowRegime::noise ? "skipped: " + r.skipped
+                             : r.regime == RowRegime::mid ? std::string("predicted, not fitted: mid-size")
+                                                          : std::string("fitted: ") + to_string(r.regime);
+    std::printf("  %-44s %12.0f %14.2f %12.2f %+7.1f%% %12.2f %+7.1f%%  %s\n", where.c_str(), r.bytes, r.measured_us, r.before_us,
+                100 * r.error_before(), r.after_us, 100 * r.error_after(), mark.c_str());
   }
-  int fitted = 0;
-  for (const CalibrationRow& r : cal.rows) fitted += r.skipped.empty();
-  std::printf("#\n# |time error| over the %d fitted rows: median %.1f%% -> %.1f%%, max %.1f%% -> %.1f%%\n", fitted,
-              100 * cal.median_before, 100 * cal.median_after, 100 * cal.max_before, 100 * cal.max_after);
+  std::printf("#\n# |time error|, median and max, before -> after:\n");
+  for (auto [name, e] : {std::pair{"latency rows (fitted)", &cal.latency}, {"bandwidth rows (fitted)", &cal.bandwidth},
+                         {"mid-size rows (predicted)", &cal.mid}}) {
+    if (e->rows == 0) {
+      std::printf("#   %-26s none\n", name);
+      continue;
+    }
+    std::printf("#   %-26s %2d rows: median %.1f%% -> %.1f%%, max %.1f%% -> %.1f%%\n", name, e->rows, 100 * e->median_before,
+                100 * e->median_after, 100 * e->max_before, 100 * e->max_after);
+  }
   if (a.output.empty()) {
     std::printf("# not written: -o FILE writes the calibrated topology\n");
     return;
