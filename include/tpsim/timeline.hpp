@@ -39,7 +39,8 @@ struct Span {
   int peer = -1;               // send / recv: the other GPU; -1 = unknown (traces draw flow arrows from it)
 };
 
-// A stretch of time during which a link carried `utilisation` (0..1) of its capacity.
+// A stretch of time during which a link carried `utilisation` (0..1) of its capacity: the bytes
+// in the stretch over (bandwidth x its length).
 struct LinkInterval {
   double start = 0, end = 0;
   double utilisation = 0;
@@ -51,7 +52,8 @@ struct LinkUse {
   double busy = 0;             // s the link carried traffic
   double bandwidth = 0;        // B/s capacity
   // Optional utilisation over time (non-overlapping, sorted by start); empty when the engine did
-  // not record it. Reports then fall back to bytes / busy (the mean rate while busy).
+  // not record it. Reports then fall back to bytes / busy (the mean rate while busy). The engine
+  // fills it in bins of Timeline::link_bin (see there); gaps are bins with no traffic.
   std::vector<LinkInterval> intervals;
 };
 
@@ -65,6 +67,11 @@ struct Timeline {
   std::vector<Span> spans;
   std::vector<RankTotals> ranks;         // per rank
   std::vector<LinkUse> links;
+  // s: when > 0, LinkUse::intervals are equal time bins of this width from t = 0 (the last one cut
+  // at the end of the traffic), adjacent bins of equal utilisation merged. A transfer's bytes are
+  // spread evenly over its [start, finish], i.e. at its mean rate. 0: the intervals (if any) are
+  // exact stretches, not bins.
+  double link_bin = 0;
 };
 
 }  // namespace tpsim

@@ -5,6 +5,7 @@
 // A collective holds its NCCL CTAs' share of the SMs on each of its GPUs from the rank's arrival
 // to its end (sm_share.hpp): a compute-stream op beside it runs at the rate the SMs left allow.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -106,6 +107,80 @@ bool same_instance(const CollectiveInstance& a, const CollectiveInstance& b) {
          a.ranks_per_node == b.ranks_per_node && a.channel_orders.size() == b.channel_orders.size();
 }
 
+// Link utilisation over time: per link, the bytes in equal time bins. A transfer's wire bytes are
+// spread evenly over its [start, finish], i.e. at its mean rate (SimGrid shares a link max-min, so
+// its instantaneous rate may change within the transfer; the bins show the mean). Bins start
+// 2^-30 s (about 1 ns) wide and double, pairs merged, whenever a transfer ends past the last of
+// kLinkBins: memory is kLinkBins doubles per link that carried traffic, whatever the number of
+// transfers, and a transfer touches at most kLinkBins + 1 bins. Every width is a power of two, so
+// merges are exact and each link can be brought to the same final width.
+constexpr int kLinkBins = 512;
+constexpr double kFirstLinkBin = 0x1p-30;
+
+struct LinkHistogram {
+  double width = kFirstLinkBin;
+  std::vector<double> bytes;   // kLinkBins, once the link carried anything
+
+  void coarsen() {   // width x 2: bins 2i and 2i+1 become bin i
+    for (int i = 0; i < kLinkBins / 2; ++i) bytes[size_t(i)] = bytes[size_t(2 * i)] + bytes[size_t(2 * i + 1)];
+    std::fill(bytes.begin() + kLinkBins / 2, bytes.end(), 0.0);
+    width *= 2;
+  }
+  void add(double start, double finish, double b) {
+    if (bytes.empty()) bytes.assign(kLinkBins, 0.0);
+    start = std::max(0.0, start);
+    finish = std::max(start, finish);
+    while (finish > kLinkBins * width) coarsen();
+    const int last = kLinkBins - 1;
+    const int i0 = std::min(last, static_cast<int>(start / width));
+    const int i1 = std::max(i0, std::min(last, static_cast<int>(finish / width)));   // finish on the last edge: last bin
+    if (i0 == i1 || !(finish > start)) {
+      bytes[size_t(i0)] += b;
+      return;
+    }
+    const double rate = b / (finish - start);   // the transfer's mean rate, B/s
+    bytes[size_t(i0)] += rate * ((i0 + 1) * width - start);
+    for (int i = i0 + 1; i < i1; ++i) bytes[size_t(i)] += rate * width;
+    bytes[size_t(i1)] += rate * (finish - i1 * width);
+  }
+};
+
+// The intervals of one link's bins of `width` (a power-of-two multiple of its own) over [0, end],
+// the last bin cut at `end`. A bin asking more than the link's capacity (the mean-rate spread of a
+// transfer whose rate changed midway) passes the excess to the next bins with room, then to the
+// previous ones: no bin reads over 100% and the bins still sum to the link's bytes. Zero bins are
+// dropped; adjacent bins of equal utilisation merge.
+std::vector<LinkInterval> link_intervals(LinkHistogram& h, double width, double end, double bandwidth) {
+  std::vector<LinkInterval> out;
+  if (h.bytes.empty() || !(bandwidth > 0) || !(end > 0)) return out;
+  while (h.width < width) h.coarsen();
+  const int bins = std::min(kLinkBins, std::max(1, static_cast<int>(std::ceil(end / width))));
+  std::vector<double> b(h.bytes.begin(), h.bytes.begin() + bins);
+  for (int i = bins; i < kLinkBins; ++i) b.back() += h.bytes[size_t(i)];   // past `end`: none, but never lost
+  auto capacity = [&](int i) { return bandwidth * (std::min(end, (i + 1) * width) - i * width); };
+  double excess = 0;
+  for (int i = 0; i < bins; ++i) {
+    b[size_t(i)] += excess;
+    excess = std::max(0.0, b[size_t(i)] - capacity(i));
+    b[size_t(i)] -= excess;
+  }
+  for (int i = bins - 1; i >= 0 && excess > 0; --i) {
+    const double take = std::min(excess, std::max(0.0, capacity(i) - b[size_t(i)]));
+    b[size_t(i)] += take;
+    excess -= take;
+  }
+  b.back() += excess;   // only if the link carried more than its capacity over [0, end]
+  for (int i = 0; i < bins; ++i) {
+    if (!(b[size_t(i)] > 0)) continue;
+    const double start = i * width, stop = std::min(end, (i + 1) * width);
+    double u = b[size_t(i)] / (bandwidth * (stop - start));
+    if (u > 1 && u < 1 + 1e-9) u = 1;   // rounding only
+    if (!out.empty() && out.back().end == start && out.back().utilisation == u) out.back().end = stop;
+    else out.push_back({start, stop, u});
+  }
+  return out;
+}
+
 struct Simulation {
   const Topology& topology;
   const ProgramSet& programs;
@@ -130,6 +205,9 @@ struct Simulation {
   std::vector<Span> spans;
   std::vector<double> link_bytes;
   std::vector<std::vector<std::pair<double, double>>> link_busy;
+  std::vector<LinkHistogram> link_bins;
+  double last_finish = 0;   // of any transfer
+  std::vector<int> route_scratch;
   bool platform_running = false;
   int64_t ops_done = 0, ops_total = 0;   // for the progress line of a long step
 
@@ -294,12 +372,15 @@ struct Simulation {
     rs.computing = false;
   }
 
+  // A finished transfer, on every link of its route (Fabric::route: the links SimGrid sent it over).
   void record_comm(const engine::CommRecord& r) {
-    std::vector<int> route;
-    fabric.route(r.src, r.dst, route);
-    for (int l : route) {
+    route_scratch.clear();
+    fabric.route(r.src, r.dst, route_scratch);
+    last_finish = std::max(last_finish, r.finish);
+    for (int l : route_scratch) {
       link_bytes[l] += r.wire_bytes;
       link_busy[l].push_back({r.start, r.finish});
+      link_bins[l].add(r.start, r.finish, r.wire_bytes);
     }
   }
 
@@ -566,6 +647,7 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   sim.issued.resize(n);
   sim.link_bytes.assign(sim.fabric.links().size(), 0.0);
   sim.link_busy.resize(sim.fabric.links().size());
+  sim.link_bins.resize(sim.fabric.links().size());
   for (int r = 0; r < n; ++r) {
     const Program& prog = program_of(programs, r);
     sim.ranks[r].done.assign(prog.ops.size(), 0);
@@ -619,10 +701,19 @@ Timeline simulate(const Topology& topology, const ProgramSet& programs, const En
   }
   for (RankTotals& rt : t.ranks) rt.idle = std::max(0.0, t.makespan - rt.compute - rt.exposed_communication - rt.bubble);
   for (int r = 0; r < n; ++r) t.ranks[r].folded_communication = sim.folded[r];
+  // Every link's bins at one width: the smallest power of two that fits the traffic in kLinkBins.
+  const double traffic_end = std::max(t.makespan, sim.last_finish);
+  double bin = kFirstLinkBin;
+  while (traffic_end > kLinkBins * bin) bin *= 2;
+  bool binned = false;
   for (size_t l = 0; l < sim.link_bytes.size(); ++l)
-    if (sim.link_bytes[l] > 0)
-      t.links.push_back({sim.fabric.links()[l].name, sim.link_bytes[l], union_length(sim.link_busy[l]),
-                         sim.fabric.links()[l].bandwidth, {}});
+    if (sim.link_bytes[l] > 0) {
+      const engine::FabricLink& link = sim.fabric.links()[l];
+      t.links.push_back({link.name, sim.link_bytes[l], union_length(sim.link_busy[l]), link.bandwidth,
+                         link_intervals(sim.link_bins[l], bin, traffic_end, link.bandwidth)});
+      binned = binned || !t.links.back().intervals.empty();
+    }
+  if (binned) t.link_bin = bin;
   spdlog::debug("simulate: timeline of {} spans assembled in {:.3f} s wall, {:.0f} MiB resident", t.spans.size(), wall.lap(), resident_mib());
   return t;
 }

@@ -243,14 +243,17 @@ std::vector<LinkGroup> link_groups(const std::vector<LinkLoad>& links) {
   return out;
 }
 
-LinkLoad link_load(const LinkUse& u, double makespan, double threshold, const std::vector<Interval>& stalls) {
+// `binned`: the intervals are the engine's time bins (Timeline::link_bin), each a mean over a bin
+// that is coarser than a burst (a 140 us all-reduce in a 2 ms bin reads 7%): the utilisation and
+// saturation then come from the exact totals (bytes over the busy time), as without intervals.
+LinkLoad link_load(const LinkUse& u, double makespan, double threshold, const std::vector<Interval>& stalls, bool binned) {
   LinkLoad l;
   l.link = u.link;
   l.label = link_label(u.link);
   l.bytes = u.bytes;
   l.busy = u.busy;
   l.bandwidth = u.bandwidth;
-  if (!u.intervals.empty()) {
+  if (!u.intervals.empty() && !binned) {
     // Time-weighted utilisation over the busy stretches; saturated stretches met with the stalls.
     std::vector<Interval> busy, hot;
     double weighted = 0;
@@ -355,7 +358,7 @@ Attribution attribute(const Timeline& t, const AttributionOptions& options) {
     if (s.kind == "stall") stalls.push_back({s.start, s.end});
   stalls = merged(stalls);
   a.stall_time = length(stalls);
-  for (const auto& u : t.links) a.links.push_back(link_load(u, t.makespan, options.saturation, stalls));
+  for (const auto& u : t.links) a.links.push_back(link_load(u, t.makespan, options.saturation, stalls, t.link_bin > 0));
   // Saturated links first, then the most time at capacity; the name breaks ties for stable output.
   std::stable_sort(a.links.begin(), a.links.end(), [](const LinkLoad& x, const LinkLoad& y) {
     const double tx = x.bandwidth > 0 ? x.bytes / x.bandwidth : x.busy;

@@ -182,11 +182,14 @@ std::string html_report(const RunResult& run, const Attribution& a, const HtmlOp
   h += stall_section(a);
   h += link_section(a);
   // Records how many span rectangles the browser laid out with a size, in the main timeline and in
-  // all of them (drill-downs too), and any script error: checks for headless tests.
+  // all of them (drill-downs too), the link utilisation paths drawn, and any script error: checks
+  // for headless tests.
   h += "<script>(function(){function drawn(q){var n=0;document.querySelectorAll(q).forEach(function(r){"
        "var b=r.getBBox();if(b.width>0&&b.height>0)n++;});return String(n);}"
        "var t=document.getElementById('timeline');if(t){t.setAttribute('data-drawn',drawn('#timeline rect.span'));"
-       "t.setAttribute('data-drawn-all',drawn('svg.timeline rect.span'));}})();</script>\n";
+       "t.setAttribute('data-drawn-all',drawn('svg.timeline rect.span'));}"
+       "var l=document.getElementById('link-timeline');if(l)l.setAttribute('data-drawn-links',drawn('#link-timeline path.linkutil'));"
+       "})();</script>\n";
   h += "</body></html>\n";
   return h;
 }

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "tpsim/attribution.hpp"
+#include "tpsim/report.hpp"
 #include "report/atomic_file.hpp"
 #include "tpsim/spec.hpp"
 
@@ -170,7 +171,11 @@ nlohmann::json chrome_trace(const Timeline& t, const TraceOptions& options) {
     processes[pid] = pid == network_pid ? "network" : fmt::format("node{}", pid);
     // Without intervals the track is one value for the whole step, and its name says so: a flat
     // line must not read as a link that ran evenly (bursts are invisible in a mean).
-    const std::string name = "link " + link_label(l.link) + (l.intervals.empty() ? " % (step mean)" : " %");
+    // Binned intervals (Timeline::link_bin) say their bin: each value is the mean over one.
+    const std::string name = "link " + link_label(l.link) +
+                             (l.intervals.empty() ? " % (step mean)"
+                              : t.link_bin > 0 ? fmt::format(" % ({} bins)", format_seconds(t.link_bin))
+                                               : std::string(" %"));
     auto counter = [&](double ts, double util) {
       add(3, pid, 0, ts, name,
           {{"name", name}, {"cat", "link"}, {"ph", "C"}, {"ts", ts * kMicro}, {"pid", pid},
