@@ -4,13 +4,11 @@
 // out with a non-zero size and any script error, and --dump-dom shows the counts.
 #include <doctest/doctest.h>
 
+#include "headless_browser.hpp"
 #include "plan_toy.hpp"
 
-#include <array>
-#include <cstdio>
 #include <unistd.h>
 #include <filesystem>
-#include <regex>
 
 #include "tpsim/plan_html.hpp"
 
@@ -18,12 +16,6 @@ using namespace tpsim;
 using namespace tpsim_test;
 
 namespace {
-
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
 
 // The part of the page from `<svg id="ID"` to its `</svg>`.
 std::string svg_of(const std::string& html, const std::string& id) {
@@ -134,50 +126,17 @@ std::vector<std::size_t> front_by_definition(const std::vector<TimeCost>& p) {
   return out;
 }
 
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
-
-std::string chromium() {
-  for (const char* c : {"chromium", "chromium-browser", "google-chrome"})
-    if (!run_command(std::string("command -v ") + c + " 2>/dev/null").empty()) return c;
-  return "";
-}
-
-struct Rendered {
+struct PageRendered {
   std::string html, dom, log;   // the page as written, --dump-dom, and the browser's log (console messages)
 };
 
-// The page written by write_plan_html() and loaded in headless Chromium with every host
-// unresolvable: nothing can be fetched.
-Rendered render(const std::string& browser, const std::filesystem::path& dir, const PlanPage& plan) {
-  std::filesystem::create_directories(dir / "profile");
+// The page written by write_plan_html() and loaded in headless Chromium, offline.
+PageRendered render(const std::string& browser, const std::filesystem::path& dir, const PlanPage& plan) {
+  std::filesystem::create_directories(dir);
   const auto page = dir / "plan.html";
   write_plan_html(page.string(), plan);
-  const std::string cmd = browser +
-                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                          " --disable-background-networking --disable-component-update --disable-sync"
-                          " --host-resolver-rules='MAP * ~NOTFOUND' --enable-logging=stderr --v=0"
-                          " --user-data-dir=" + (dir / "profile").string() + " --dump-dom file://" + page.string() +
-                          " 2>" + (dir / "log.txt").string();
-  Rendered r;
-  r.html = read_text(page);
-  r.dom = run_command(cmd);
-  r.log = read_text(dir / "log.txt");
-  return r;
-}
-
-int attribute_of(const std::string& dom, const std::string& name) {
-  std::smatch m;
-  if (!std::regex_search(dom, m, std::regex(name + "=\"([0-9]+)\""))) return -1;
-  return std::stoi(m[1]);
+  const Rendered r = render_page(browser, dir, page);
+  return {read_text(page), r.dom, r.log};
 }
 
 }  // namespace
@@ -310,7 +269,7 @@ TEST_CASE("headless Chromium draws every chart, every layout, without a script e
   // The hand-made page, with the best layout's step.
   PlanPage page = hand_made_page();
   page.best_run = two_gpu_step();
-  const Rendered r = render(browser, dir, page);
+  const PageRendered r = render(browser, dir, page);
   const std::string& html = r.html;
   CHECK(html == plan_html(page));   // what write_plan_html wrote
   REQUIRE_MESSAGE(attribute_of(r.dom, "data-metric-drawn") >= 0, "no counts in: " << r.dom.substr(0, 300));
@@ -337,7 +296,7 @@ TEST_CASE("headless Chromium draws every chart, every layout, without a script e
   sweep.context = sweep_context(spec);
   sweep.ranked = outcome.ranked;
   sweep.megatron_tp = megatron_tp(spec.topology);
-  const Rendered s = render(browser, dir, sweep);
+  const PageRendered s = render(browser, dir, sweep);
   CHECK(attribute_of(s.dom, "data-metric-drawn") == ok);
   CHECK(attribute_of(s.dom, "data-pareto-drawn") == ok);
   CHECK(attribute_of(s.dom, "data-errors") == 0);

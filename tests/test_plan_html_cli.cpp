@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "cli_runner.hpp"
+#include "headless_browser.hpp"
 #include "plan_toy.hpp"
 
 #include <regex>
@@ -11,12 +12,6 @@
 using namespace tpsim_test;
 
 namespace {
-
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
 
 // "48 layouts: 45 ran, 3 rejected" in the terminal report: the layouts that ran.
 int ran_in(const std::string& out) {

@@ -3,12 +3,11 @@
 // track and its chart under the HTML timeline, drawn by headless Chromium.
 #include <doctest/doctest.h>
 
+#include "headless_browser.hpp"
 #include "relative.hpp"
 #include "toy_gpu.hpp"
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -19,6 +18,7 @@
 #include "tpsim/trace.hpp"
 
 using namespace tpsim;
+using namespace tpsim_test;
 
 namespace {
 
@@ -71,28 +71,6 @@ struct OneTransfer {
   }
 };
 
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
-
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
-
-std::string chromium() {
-  for (const char* c : {"chromium", "chromium-browser", "google-chrome"})
-    if (!run_command(std::string("command -v ") + c + " 2>/dev/null").empty()) return c;
-  return "";
-}
 
 }  // namespace
 
@@ -159,19 +137,17 @@ TEST_CASE("headless Chromium draws the link utilisation path, and no script fail
   REQUIRE_MESSAGE(!browser.empty(), "chromium is not installed (scripts/test.sh installs Debian's chromium)");
   const auto dir = std::filesystem::temp_directory_path() / "tpsim_test_link_timeline";
   std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir / "profile");
   const OneTransfer f;
   const auto page = dir / "page.html";
+  std::filesystem::create_directories(dir);
   write_html(page.string(), f.run, attribute(f.run.timeline));
-  const std::string dom = run_command(browser +
-                                      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                                      " --disable-background-networking --disable-component-update --disable-sync"
-                                      " --user-data-dir=" + (dir / "profile").string() + " --dump-dom file://" +
-                                      page.string() + " 2>/dev/null");
+  const Rendered r = render_page(browser, dir, page);
+  const std::string& dom = r.dom;
   std::smatch m;
   REQUIRE_MESSAGE(std::regex_search(dom, m, std::regex("data-drawn-links=\"([0-9]+)\"")),
                   "no data-drawn-links in: " << dom.substr(0, 300));
   CHECK(std::stoi(m[1]) == 1);
   CHECK(dom.find("data-errors=\"") == std::string::npos);   // the attribute, not the script's text
+  CHECK(r.log.find("Uncaught") == std::string::npos);
   std::filesystem::remove_all(dir);
 }
