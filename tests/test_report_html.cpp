@@ -161,6 +161,21 @@ TEST_CASE("compute is never drawn under a wait: waits have their own lane") {
   CHECK(count(html, "class=\"span stall\" x=\"120\" y=\"0\"") == 0);
 }
 
+TEST_CASE("a merged 1F1B unit's spans are drawn by their own pass: no merged stripes") {
+  // Under folded TP the engine splits a merged backward-then-forward op into a span per pass run
+  // (test_engine_fused_split.cpp): backward 0-3 ms, forward 3-4 ms, 720 and 240 columns.
+  RunResult r;
+  r.timeline.makespan = 4e-3;
+  r.timeline.spans = {compute_span(0, 0, 3e-3, Pass::backward), compute_span(0, 3e-3, 4e-3)};
+  r.timeline.spans[0].name = "layer39.bwd .. embedding.bwd (41 pieces)";
+  r.timeline.spans[1].name = "embedding.fwd .. layer39.fwd (41 pieces)";
+  const std::string html = html_report(r, attribute(r.timeline));
+  CHECK(html.find("<rect class=\"span backward\" x=\"120\" y=\"0\" width=\"720\"") != std::string::npos);
+  CHECK(html.find("<rect class=\"span forward\" x=\"840\" y=\"0\" width=\"240\"") != std::string::npos);
+  CHECK(html.find("merged") == std::string::npos);   // no striped class, pattern or legend entry
+  CHECK(html.find("split not timed") == std::string::npos);
+}
+
 TEST_CASE("each compute column shows its pass: forward, backward, recomputation, optimizer") {
   // 4 ms: forward 0-1, recomputation 1-2 (a backward-pass op), backward 2-3, optimizer 3-4 ms:
   // 240 columns each.

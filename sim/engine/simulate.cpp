@@ -462,6 +462,32 @@ struct Simulation {
     if (!send) sg::this_actor::sleep_for(topology.collectives.launch_latency + fabric.latency(src, dst));
   }
 
+  // A merged op's span as one span per pass run (UnitTime::runs): a 1F1B backward, then the next
+  // micro-batch's forward. The boundaries are where the unit-time run, the parts alone one after
+  // the other, was through each run. Here the op may have taken longer than alone (collectives
+  // beside it held some SMs: compute() stretched it), so the boundaries are scaled by the op's
+  // duration over its unit time, as though every part were stretched alike; the TP tail it started
+  // with is already in the unit time. The spans tile the op's: the first starts at its start, each
+  // ends where the next starts, the last ends at its end. Micro-batch and stage stay the op's.
+  void push_pass_runs(const Span& whole, const engine::UnitTime& unit) {
+    const double duration = whole.end - whole.start;
+    const double scale = unit.seconds > 0 ? duration / unit.seconds : 0;
+    double start = whole.start;
+    const std::vector<engine::PassRun>& runs = *unit.runs;
+    for (size_t k = 0; k < runs.size(); ++k) {
+      const engine::PassRun& r = runs[k];
+      Span s = whole;
+      s.name = r.name;
+      s.pass = r.pass;
+      s.recompute = r.recompute;
+      s.layer = r.layer;
+      s.start = start;
+      s.end = k + 1 == runs.size() ? whole.end : std::clamp(whole.start + r.end * scale, start, whole.end);
+      start = s.end;
+      spans.push_back(std::move(s));
+    }
+  }
+
   // One stream of one rank: its ops in program order.
   void run_stream(int rank, Stream stream, const std::vector<int>& ops) {
     const Program& prog = program_of(programs, rank);
@@ -519,13 +545,14 @@ struct Simulation {
       span.name = op.name;
       span.start = ready;
       copy_op_fields(span, op);
+      engine::UnitTime unit;   // a fused op's, for its pass runs
       switch (op.kind) {
         case OpKind::gemm:
         case OpKind::kernel:
           span.kind = op.kind == OpKind::gemm ? "gemm" : "kernel";
           if (op.parts) {
             const double now = platform->now();
-            const engine::UnitTime unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
+            unit = units.fused(op, std::max(0.0, tp_tail[rank] - now));
             folded[rank] += unit.collectives;
             if (unit.tp_free > 0) tp_tail[rank] = now + unit.tp_free;
             if (stream == Stream::compute) compute(rank, unit.seconds);
@@ -564,7 +591,8 @@ struct Simulation {
       }
       span.end = platform->now();
       stream_free = span.end;
-      spans.push_back(std::move(span));
+      if (!unit.runs) spans.push_back(std::move(span));
+      else push_pass_runs(span, unit);
       mark_done(rank, op.id);
     }
   }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <fmt/format.h>
 
 #include "tpsim/cost.hpp"
 
@@ -29,8 +30,22 @@ void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
     for (int d : part.deps) awaited.at(size_t(d)) = 1;
   double compute_free = 0, tp_free = tail;
   std::vector<SmHold> holds;   // this list's collectives so far: [start, end) and SM share
+  // Runs by the pass each part's time counts to: a recomputed forward is backward time (Megatron
+  // counts it so, as do the per-layer figures), so a full-recompute backward (recompute, backward,
+  // per layer) is one run, not two a layer.
+  auto phase = [](const Op& op) { return op.recompute ? Pass::backward : op.pass; };
+  std::vector<PassRun> runs;
   for (size_t i = 0; i < parts.size(); ++i) {
     const Op& part = parts[i];
+    if (runs.empty() || phase(part) != phase(parts[runs.back().first])) {
+      if (!runs.empty()) runs.back().end = compute_free;
+      runs.push_back({.first = i, .count = 0, .end = 0, .name = {}, .pass = part.pass, .recompute = part.recompute, .layer = part.layer});
+    }
+    PassRun& r = runs.back();
+    if (r.count++ > 0) {
+      if (r.layer != part.layer) r.layer = -1;
+      if (r.pass != part.pass || r.recompute != part.recompute) r.pass = Pass::backward, r.recompute = false;   // mixed: backward
+    }
     const bool on_tp = part.stream != Stream::compute;
     double start = on_tp ? tp_free : compute_free;
     for (int d : part.deps) start = std::max(start, end[size_t(d)]);
@@ -52,6 +67,16 @@ void UnitTimes::run(const std::vector<Op>& parts, double tail, UnitTime& t) {
     if (!on_tp || awaited[i]) t.seconds = std::max(t.seconds, end[i]);
   }
   t.tp_free = std::max(t.tp_free, tp_free);
+  if (runs.size() < 2) return;
+  // A run ends when the compute stream is through its parts; the last at the op's end, which may
+  // also wait for a collective something awaits.
+  runs.back().end = t.seconds;
+  for (PassRun& r : runs) {
+    r.end = std::min(r.end, t.seconds);
+    const std::string& first = parts[r.first].name;
+    r.name = r.count == 1 ? first : fmt::format("{} .. {} ({} pieces)", first, parts[r.first + r.count - 1].name, r.count);
+  }
+  t.runs = std::make_shared<const std::vector<PassRun>>(std::move(runs));
 }
 
 namespace {

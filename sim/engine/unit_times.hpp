@@ -16,6 +16,8 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -26,10 +28,26 @@
 
 namespace tpsim::engine {
 
+// A run of a fused op's consecutive parts whose time counts to one pass (a recomputed forward to the
+// backward): the lowering merges a 1F1B backward and the next micro-batch's forward into one op,
+// and the timeline shows them apart.
+struct PassRun {
+  size_t first = 0, count = 0;   // parts [first, first + count)
+  double end = 0;                // s after the op's start when the compute stream is through them
+  std::string name;              // "layer39.bwd .. embedding.bwd (41 pieces)", or the one part's name
+  Pass pass = Pass::forward;     // the parts' pass and recompute flag; backward, not recomputed, where
+  bool recompute = false;        // recomputed forwards and backwards mix (they count as backward)
+  int layer = -1;                // the parts' layer if they all share one, else -1
+};
+
 struct UnitTime {
   double seconds = 0;       // until the compute stream may go on (the critical part)
   double tp_free = 0;       // until the op's collectives are all done (0: none ran, no tail)
   double collectives = 0;   // collective time inside the op (folded TP collectives), summed
+  // Where the parts change pass, each run and its end (the last ends at `seconds`); null where
+  // they keep one pass, as every folded piece's do: one run needs no split. Shared: the simulation
+  // copies a UnitTime for every fused op it runs.
+  std::shared_ptr<const std::vector<PassRun>> runs;
 };
 
 // The group moved as far toward GPU 0 as the topology's symmetry allows, member order kept: whole

@@ -82,8 +82,10 @@ int message_tag(bool gradient, int micro_batch, int chunk, int micro_batches) {
 }
 
 // Merged runs of folded pieces, shared by every rank and micro-batch that stamps the same run (a
-// stage's ranks all do): keyed by the pieces' own parts lists.
-using MergedRuns = std::map<std::vector<const void*>, std::shared_ptr<const std::vector<Op>>>;
+// stage's ranks all do): keyed by the pieces' own parts lists and their names and layers, which the
+// parts carry so the engine can name the pass runs it splits a merged op's span into.
+using MergedRuns = std::map<std::pair<std::vector<const void*>, std::vector<std::pair<std::string, int>>>,
+                            std::shared_ptr<const std::vector<Op>>>;
 
 // One rank's program, appended piece by piece. With `merge`, consecutive single-op (folded)
 // pieces become one fused op whose parts are those pieces, flushed when anything else is appended.
@@ -105,6 +107,7 @@ class StepWriter {
         pending_->deps = roots;
         if (last_compute_ >= 0) pending_->deps.push_back(last_compute_);
         pending_pieces_ = {&src};
+        pending_labels_ = {{pending_->name, layer}};
         return;
       }
       pending_->flops += src.flops;
@@ -113,6 +116,7 @@ class StepWriter {
       if (pending_->layer != layer) pending_->layer = -1;   // spans layers: no one layer to name
       pending_last_ = qualified(prefix, src.name);
       pending_pieces_.push_back(&src);
+      pending_labels_.emplace_back(pending_last_, layer);
       return;
     }
     flush();
@@ -157,10 +161,13 @@ class StepWriter {
     if (pending_pieces_.size() > 1) {   // the merged op runs the pieces one after the other
       std::vector<const void*> key;
       for (const Op* piece : pending_pieces_) key.push_back(piece->parts.get());
-      auto [it, fresh] = runs_.try_emplace(std::move(key), nullptr);
+      auto [it, fresh] = runs_.try_emplace({std::move(key), pending_labels_}, nullptr);
       if (fresh) {
         std::vector<Op> parts;
-        for (const Op* piece : pending_pieces_) parts.push_back(*piece);
+        for (size_t i = 0; i < pending_pieces_.size(); ++i) {
+          parts.push_back(*pending_pieces_[i]);
+          std::tie(parts.back().name, parts.back().layer) = pending_labels_[i];
+        }
         it->second = std::make_shared<const std::vector<Op>>(std::move(parts));
       }
       pending_->parts = it->second;
@@ -181,6 +188,7 @@ class StepWriter {
   MergedRuns& runs_;
   std::optional<Op> pending_;
   std::vector<const Op*> pending_pieces_;   // the folded pieces pending_ stands for
+  std::vector<std::pair<std::string, int>> pending_labels_;   // and their names and layers as stamped
   std::string pending_last_;                 // the last one's name
   int last_compute_ = -1;
 };

@@ -20,7 +20,7 @@ pre{background:#f6f6f6;padding:10px;overflow-x:auto}
 table{border-collapse:collapse}td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
 td:first-child,th:first-child,td.l,th.l{text-align:left}td{white-space:nowrap}td.wrap{white-space:normal}
 .compute,.forward,.prefill{fill:#4c78a8}.backward{fill:#54a24b}.recompute{fill:#9ecae9}.optimizer{fill:#b279a2}
-.merged{fill:url(#tpsim-merged)}.cut{fill:#fff;fill-opacity:0.9}.decode{fill:#72b7b2}.comm{fill:#f58518}.stall{fill:#e45756}.bubble{fill:#bdbdbd}.idle{fill:#f0f0f0}
+.cut{fill:#fff;fill-opacity:0.9}.decode{fill:#72b7b2}.comm{fill:#f58518}.stall{fill:#e45756}.bubble{fill:#bdbdbd}.idle{fill:#f0f0f0}
 .phase{fill-opacity:0.25}.phase-label{font-size:11px;fill:#222}
 .axis{stroke:#ccc;stroke-width:1}.tick{font-size:10px;fill:#555}.row{font-size:11px;fill:#333}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 14px;vertical-align:middle}

@@ -18,25 +18,23 @@ namespace tpsim {
 
 namespace {
 
-enum Category { kForward, kBackward, kRecompute, kOptimizer, kMerged, kPrefill, kDecode, kBubble, kStall, kComm, kCategories };
+enum Category { kForward, kBackward, kRecompute, kOptimizer, kPrefill, kDecode, kBubble, kStall, kComm, kCategories };
 constexpr int kComputeCategories = kBubble;   // forward .. decode
 
-const char* kClass[kCategories] = {"forward", "backward", "recompute", "optimizer", "merged",
-                                   "prefill", "decode",   "bubble",    "stall",     "comm"};
+const char* kClass[kCategories] = {"forward", "backward", "recompute", "optimizer", "prefill",
+                                   "decode",  "bubble",   "stall",     "comm"};
 const char* kWords[kCategories] = {"forward",
                                    "backward",
                                    "recomputation (backward pass)",
                                    "optimizer",
-                                   "backward and forward in one merged unit (TP folded; split not timed)",
                                    "prefill",
                                    "decode",
                                    "pipeline bubble",
                                    "waiting on communication",
                                    "comm streams busy"};
 // Legend swatches (CSS backgrounds); the SVG takes the same colours from html_style().
-const char* kSwatch[kCategories] = {"#4c78a8", "#54a24b", "#9ecae9", "#b279a2",
-                                    "repeating-linear-gradient(45deg,#54a24b 0 3px,#4c78a8 3px 6px)",
-                                    "#4c78a8", "#72b7b2", "#bdbdbd", "#e45756", "#f58518"};
+const char* kSwatch[kCategories] = {"#4c78a8", "#54a24b", "#9ecae9", "#b279a2", "#4c78a8",
+                                    "#72b7b2", "#bdbdbd", "#e45756", "#f58518"};
 
 enum Lane { kMain, kWaitLane, kCommLane };
 
@@ -49,25 +47,12 @@ struct Frame {
   double prefill_end = -1;       // inference: where the decode step starts; -1 for training
 };
 
-// A run of pieces the lowering merged into one op (step_training.cpp names it "first .. last (N
-// pieces)") that crosses from one pass to another, e.g. a 1F1B backward followed by the next
-// micro-batch's forward. The engine times it as one unit and the span carries its first piece's
-// pass, so the picture says "merged" instead of guessing where the backward ended.
-bool crosses_passes(const Span& s) {
-  const size_t dots = s.name.find(" .. ");
-  if (dots == std::string::npos || s.name.find(" pieces)") == std::string::npos) return false;
-  const std::string first = s.name.substr(0, dots), last = s.name.substr(dots + 4);
-  auto pass = [](const std::string& n) { return n.find(".bwd") != std::string::npos ? 'b' : n.find(".fwd") != std::string::npos ? 'f' : '?'; };
-  return pass(first) != pass(last) && pass(first) != '?' && pass(last) != '?';
-}
-
 Category category(const Span& s, const Frame& f) {
   if (s.kind == "stall") return kStall;
   if (s.kind == "bubble") return kBubble;
   if (s.stream != Stream::compute || s.kind == "collective" || s.kind == "send" || s.kind == "recv") return kComm;
   if (f.prefill_end >= 0) return s.start >= f.prefill_end ? kDecode : kPrefill;
   if (s.pass == Pass::optimizer) return kOptimizer;
-  if (crosses_passes(s)) return kMerged;
   if (s.recompute) return kRecompute;
   return s.pass == Pass::backward ? kBackward : kForward;
 }
@@ -79,7 +64,7 @@ struct Bins {
   std::vector<std::array<int, kCategories>> starts;
   std::vector<std::array<const Span*, kCategories>> longest;
   // Columns where a compute span of 8 columns or more starts: a white hairline there tells back to
-  // back units apart (two micro-batches' forwards, merged units), which one colour would join.
+  // back units apart (two micro-batches' forwards), which one colour would join.
   std::vector<int> cuts;
   int gpus = 0;
 
@@ -225,11 +210,7 @@ constexpr double kPitch = 28;
 
 std::string svg_open(const std::string& id_or_class, const Frame& f, int rows, bool phases) {
   const double height = f.top + (phases ? 18 : 0) + rows * kPitch + 6;
-  // The merged-unit stripes (class "merged" fills with them); every SVG carries the same pattern.
   return fmt::format(R"(<svg {} xmlns="http://www.w3.org/2000/svg" width="{:.0f}" height="{:.0f}" viewBox="0 0 {:.0f} {:.0f}">)"
-                     R"(<defs><pattern id="tpsim-merged" width="6" height="6" patternUnits="userSpaceOnUse" )"
-                     R"svg(patternTransform="rotate(45)"><rect width="3" height="6" fill="#54a24b"/>)svg"
-                     R"(<rect x="3" width="3" height="6" fill="#4c78a8"/></pattern></defs>)"
                      "\n",
                      id_or_class, f.width, height, f.width, height);
 }
