@@ -3,15 +3,15 @@
 // with a non-zero size, and --dump-dom shows that count.
 #include <doctest/doctest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 
+#include "headless_browser.hpp"
 #include "tpsim/html.hpp"
 
 using namespace tpsim;
+using namespace tpsim_test;
 
 namespace {
 
@@ -43,28 +43,6 @@ RunResult run_with_spans() {
   return r;
 }
 
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
-
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
-
-std::string chromium() {
-  for (const char* c : {"chromium", "chromium-browser", "google-chrome"})
-    if (!run_command(std::string("command -v ") + c + " 2>/dev/null").empty()) return c;
-  return "";
-}
 
 }  // namespace
 
@@ -251,16 +229,12 @@ TEST_CASE("inference: the prefill and the decode step are separate labelled band
   CHECK(count(html, "<rect class=\"span prefill\"") == 1);
 }
 
-// Runs a page in headless Chromium and returns its DOM after the page's scripts ran.
+// Writes `html` to a page in `dir`, runs it in headless Chromium and returns its DOM after the
+// page's scripts ran.
 std::string dom_of(const std::string& browser, const std::filesystem::path& dir, const std::string& html) {
   const auto page = dir / "page.html";
   std::ofstream(page) << html;
-  const std::string cmd = browser +
-                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                          " --disable-background-networking --disable-component-update --disable-sync"
-                          " --user-data-dir=" + (dir / "profile").string() + " --dump-dom file://" + page.string() +
-                          " 2>/dev/null";
-  return run_command(cmd);
+  return render_page(browser, dir, page).dom;
 }
 
 TEST_CASE("headless Chromium draws the timeline, its drill-downs, and no script fails") {
