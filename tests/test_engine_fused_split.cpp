@@ -61,29 +61,7 @@ Op merged(int id, const std::vector<Op>& parts) {
   return op;
 }
 
-Op all_reduce(int id, int64_t bytes) {
-  Op op;
-  op.id = id;
-  op.kind = OpKind::collective;
-  op.name = "all_reduce";
-  op.stream = Stream::tp_comm;
-  op.collective.op = CollectiveOp::all_reduce;
-  op.collective.algorithm = Algorithm::ring;
-  op.collective.group = {0, 1, 2, 3};
-  op.collective.bytes = bytes;
-  return op;
-}
 
-ProgramSet programs(const std::vector<Op>& ops) {
-  ProgramSet set;
-  for (int r = 0; r < 4; ++r) {
-    Program p;
-    p.rank = r;
-    p.ops = ops;
-    set.ranks.push_back(p);
-  }
-  return set;
-}
 
 std::vector<const Span*> spans_of_op(const Timeline& tl, int rank, int op) {
   std::vector<const Span*> out;
@@ -104,7 +82,7 @@ TEST_CASE("a merged backward-then-forward op is two spans: the backward's GEMMs,
   const std::vector<Op> parts = backward_then_forward();
   const double backward = cost(parts[0]) + cost(parts[1]), forward = cost(parts[2]) + cost(parts[3]);
   REQUIRE(backward > 2 * forward);   // the split is not at the middle
-  const Timeline tl = simulate(toy(), programs({merged(0, parts)}), EngineOptions{Fidelity::flow});
+  const Timeline tl = simulate(toy(), same_program_on_four({merged(0, parts)}), EngineOptions{Fidelity::flow});
   for (int r = 0; r < 4; ++r) {
     const std::vector<const Span*> s = spans_of_op(tl, r, 0);
     REQUIRE(s.size() == 2);
@@ -139,7 +117,7 @@ TEST_CASE("recomputed forwards count to the backward run; a run of one layer nam
   double backward = 0;
   for (size_t i = 0; i < 4; ++i) backward += cost(parts[i]);
   const double forward = cost(parts[4]);
-  const Timeline tl = simulate(toy(), programs({merged(0, parts)}), EngineOptions{Fidelity::flow});
+  const Timeline tl = simulate(toy(), same_program_on_four({merged(0, parts)}), EngineOptions{Fidelity::flow});
   const std::vector<const Span*> s = spans_of_op(tl, 0, 0);
   REQUIRE(s.size() == 2);
   CHECK(s[0]->name == "layer1.recompute.fwd .. layer0.bwd (4 pieces)");
@@ -154,7 +132,7 @@ TEST_CASE("recomputed forwards count to the backward run; a run of one layer nam
 
 TEST_CASE("a merged op of one pass stays one span with the op's name") {
   const std::vector<Op> parts = {piece("layer0.fwd", 0, Pass::forward, 1024), piece("layer1.fwd", 1, Pass::forward, 2048)};
-  const Timeline tl = simulate(toy(), programs({merged(0, parts)}), EngineOptions{Fidelity::flow});
+  const Timeline tl = simulate(toy(), same_program_on_four({merged(0, parts)}), EngineOptions{Fidelity::flow});
   const std::vector<const Span*> s = spans_of_op(tl, 0, 0);
   REQUIRE(s.size() == 1);
   CHECK(s[0]->name == "layer0.fwd .. layer1.fwd (2 pieces)");
@@ -173,7 +151,7 @@ TEST_CASE("a merged op stretched by a collective beside it: its runs stretch by 
   const double f = double(engine::collective_ctas(t, CollectiveOp::all_reduce, alone.instance, {0, 1, 2, 3}, double(bytes))) / t.gpu.sms;
   REQUIRE(f > 0);
   REQUIRE((backward + forward) / (1 - f) < alone.seconds);
-  const Timeline tl = simulate(t, programs({all_reduce(0, bytes), merged(1, parts)}), EngineOptions{Fidelity::flow});
+  const Timeline tl = simulate(t, same_program_on_four({toy_all_reduce(0, bytes), merged(1, parts)}), EngineOptions{Fidelity::flow});
   const std::vector<const Span*> s = spans_of_op(tl, 0, 1);
   REQUIRE(s.size() == 2);
   CHECK(s[0]->start == 0);
@@ -187,7 +165,7 @@ TEST_CASE("a merged op stretched by a collective beside it: its runs stretch by 
   const CollectiveTiming brief = time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {0, 1, 2, 3}, double(small), {});
   const double g = double(engine::collective_ctas(t, CollectiveOp::all_reduce, brief.instance, {0, 1, 2, 3}, double(small))) / t.gpu.sms;
   REQUIRE(brief.seconds < backward);
-  const Timeline late = simulate(t, programs({all_reduce(0, small), merged(1, parts)}), EngineOptions{Fidelity::flow});
+  const Timeline late = simulate(t, same_program_on_four({toy_all_reduce(0, small), merged(1, parts)}), EngineOptions{Fidelity::flow});
   const std::vector<const Span*> l = spans_of_op(late, 0, 1);
   REQUIRE(l.size() == 2);
   const double whole = backward + forward + g * brief.seconds;

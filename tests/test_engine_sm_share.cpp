@@ -42,30 +42,7 @@ Op gemm(int id) {
   return op;
 }
 
-Op all_reduce(int id, int64_t bytes) {
-  Op op;
-  op.id = id;
-  op.kind = OpKind::collective;
-  op.name = "all_reduce";
-  op.stream = Stream::tp_comm;
-  op.collective.op = CollectiveOp::all_reduce;
-  op.collective.algorithm = Algorithm::ring;
-  op.collective.group = {0, 1, 2, 3};
-  op.collective.bytes = bytes;
-  return op;
-}
 
-// Every rank runs `ops` (both start at 0: no deps).
-ProgramSet programs(const std::vector<Op>& ops) {
-  ProgramSet set;
-  for (int r = 0; r < 4; ++r) {
-    Program p;
-    p.rank = r;
-    p.ops = ops;
-    set.ranks.push_back(p);
-  }
-  return set;
-}
 
 double span_of(const Timeline& tl, int rank, const std::string& kind) {
   for (const Span& s : tl.spans)
@@ -93,7 +70,7 @@ TEST_CASE("a GEMM overlapped for its whole length by a collective holding c of S
   const double f = share_of(t, bytes);
   REQUIRE(T / (1 - f) < ar);
   for (Fidelity fidelity : {Fidelity::flow, Fidelity::step}) {
-    const Timeline both = simulate(t, programs({all_reduce(0, bytes), gemm(1)}), EngineOptions{fidelity});
+    const Timeline both = simulate(t, same_program_on_four({toy_all_reduce(0, bytes), gemm(1)}), EngineOptions{fidelity});
     CAPTURE(int(fidelity));
     for (int r = 0; r < 4; ++r) {
       CHECK(span_of(both, r, "gemm") == rel(T * t.gpu.sms / (t.gpu.sms - f * t.gpu.sms), 1e-9));   // T S / (S - c)
@@ -109,7 +86,7 @@ TEST_CASE("a GEMM outlasting the collective beside it is late by the collective'
   const double ar = time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {0, 1, 2, 3}, double(bytes), {}).seconds;
   const double f = share_of(t, bytes);
   REQUIRE(ar < T);
-  const Timeline both = simulate(t, programs({all_reduce(0, bytes), gemm(1)}), EngineOptions{Fidelity::flow});
+  const Timeline both = simulate(t, same_program_on_four({toy_all_reduce(0, bytes), gemm(1)}), EngineOptions{Fidelity::flow});
   // ar (1 - f) of the GEMM's work done during the collective, the rest at full rate: T + f ar.
   CHECK(span_of(both, 0, "gemm") == rel(T + f * ar, 1e-9));
 }
@@ -119,14 +96,14 @@ TEST_CASE("a GEMM with no collective beside it and a collective with no compute 
   const int64_t bytes = int64_t(1) << 30;
   const double T = gemm_cost(t.gpu, GemmInfo{4096, 4096, 4096}, DType::bf16).seconds;
   const double ar = time_collective(t, CollectiveOp::all_reduce, Algorithm::ring, {0, 1, 2, 3}, double(bytes), {}).seconds;
-  const Timeline gemm_alone = simulate(t, programs({gemm(0)}), EngineOptions{Fidelity::flow});
+  const Timeline gemm_alone = simulate(t, same_program_on_four({gemm(0)}), EngineOptions{Fidelity::flow});
   CHECK(span_of(gemm_alone, 0, "gemm") == T);   // exactly: the one sleep it always was
-  const Timeline ar_alone = simulate(t, programs({all_reduce(0, bytes)}), EngineOptions{Fidelity::flow});
+  const Timeline ar_alone = simulate(t, same_program_on_four({toy_all_reduce(0, bytes)}), EngineOptions{Fidelity::flow});
   CHECK(span_of(ar_alone, 0, "collective") == rel(ar, 1e-12));
   // The GEMM after the collective (a dependency): no overlap, so neither changes.
   Op after = gemm(1);
   after.deps = {0};
-  const Timeline serial = simulate(t, programs({all_reduce(0, bytes), after}), EngineOptions{Fidelity::flow});
+  const Timeline serial = simulate(t, same_program_on_four({toy_all_reduce(0, bytes), after}), EngineOptions{Fidelity::flow});
   CHECK(span_of(serial, 0, "gemm") == rel(T, 1e-12));
   CHECK(span_of(serial, 0, "collective") == rel(ar, 1e-12));
 }
@@ -140,7 +117,7 @@ TEST_CASE("a fused op's compute beside its own collective stretches by the same 
   Op fused;
   fused.kind = OpKind::kernel;
   fused.kernel.fn = "fused";
-  fused.parts = std::make_shared<const std::vector<Op>>(std::vector<Op>{all_reduce(0, bytes), gemm(1)});
+  fused.parts = std::make_shared<const std::vector<Op>>(std::vector<Op>{toy_all_reduce(0, bytes), gemm(1)});
   engine::UnitTimes units(t, EngineOptions{Fidelity::flow});
   const engine::UnitTime u = units.fused(fused);
   // The op waits for its compute part only (the collective is nobody's dependency).
