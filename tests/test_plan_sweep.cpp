@@ -232,3 +232,13 @@ TEST_CASE("a worker that crashes or throws costs one layout, with the reason") {
   CHECK(thrown == 4);   // tp2 pp4: the same four
   CHECK(ok > 0);
 }
+
+TEST_CASE("the sweep's description says its targets as a person writes them") {
+  SweepSpec spec = toy_spec();
+  CHECK(sweep_context(spec) == "toy on toy-cluster (4 GPUs/node); training gb 16 seq 512, no token target, no deadline");
+  spec.training.tokens = 2e12;
+  spec.training.deadline_s = 30 * 86400.0;
+  CHECK(sweep_context(spec) == "toy on toy-cluster (4 GPUs/node); training gb 16 seq 512, 2T tokens to train, deadline 30 days");
+  spec.training.tokens = 1.5e9;
+  CHECK(sweep_context(spec).find(", 1.5B tokens to train,") != std::string::npos);
+}

@@ -171,7 +171,7 @@ std::string sweep_id(const SweepSpec& spec);
 int shard_size(int layouts, Shard shard);
 
 // The sweep's description written into every row:
-// "llama2-70b on cluster-h100-ndr (8 GPUs/node); training gb 1024 seq 4096 tokens 0 deadline 0".
+// "llama2-70b on cluster-h100-ndr (8 GPUs/node); training gb 1024 seq 4096, 2T tokens to train, no deadline".
 std::string sweep_context(const SweepSpec& spec);
 
 // ---------------------------------------------------------------------------------------------

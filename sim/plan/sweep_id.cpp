@@ -171,7 +171,13 @@ void add_search(Canon& c, const SweepSpec& spec) {
   if (eps != std::vector<int>{1}) c.list("search.expert_parallel", eps);
 }
 
-std::string number(double v) { return fmt::format("{:.6g}", v); }
+// "2T", "300B", "1.5M": a token count as people write it (the --tokens flag's own form).
+std::string count_text(double v) {
+  const char* suffix[] = {"", "K", "M", "B", "T"};
+  int k = 0;
+  for (; v >= 1000 && k < 4; ++k) v /= 1000;
+  return fmt::format("{:.4g}{}", v, suffix[k]);
+}
 
 }  // namespace
 
@@ -198,12 +204,14 @@ std::string sweep_context(const SweepSpec& spec) {
                                 spec.topology.gpus_per_node);
   if (spec.kind == WorkloadKind::inference) {
     const auto& t = spec.inference;
-    return out + fmt::format("inference batch {} prompt {} generate {} bound {}", t.batch, t.prompt, t.generate,
-                             number(t.latency_bound_s));
+    return out + fmt::format("inference batch {} prompt {} generate {}, {}", t.batch, t.prompt, t.generate,
+                             t.latency_bound_s > 0 ? fmt::format("latency bound {:.4g} s", t.latency_bound_s)
+                                                   : "no latency bound");
   }
   const auto& t = spec.training;
-  return out + fmt::format("training gb {} seq {} tokens {} deadline {}", t.global_batch,
-                           t.seq > 0 ? t.seq : spec.model.max_seq, number(t.tokens), number(t.deadline_s));
+  return out + fmt::format("training gb {} seq {}, {}, {}", t.global_batch, t.seq > 0 ? t.seq : spec.model.max_seq,
+                           t.tokens > 0 ? count_text(t.tokens) + " tokens to train" : "no token target",
+                           t.deadline_s > 0 ? fmt::format("deadline {:.4g} days", t.deadline_s / 86400) : "no deadline");
 }
 
 SweepTag sweep_tag(const SweepSpec& spec, Shard shard) {
