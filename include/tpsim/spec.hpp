@@ -14,6 +14,8 @@
 
 namespace tpsim {
 
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;   // bytes: memory is reported in GiB, as nvidia-smi does
+
 // ---------------------------------------------------------------------------------------------
 // Bad input. Carries where and what, so the CLI prints one line and exits 2:
 //   "topologies/x.yaml:12:5: topology.intra.bandwidth: expected a bandwidth like '450 GB/s', got 'fast'"

@@ -39,15 +39,13 @@ void add_transfer(Schedule& s, int round, int src, int dst, int src_chunk, int d
   s.rounds[round].transfers.push_back(t);
 }
 
-static int mod(int a, int m) { return ((a % m) + m) % m; }
-
 int ring_reduce_scatter(Schedule& s, const std::vector<int>& members, const std::vector<std::vector<int>>& blocks,
                         int round0) {
   const int m = static_cast<int>(members.size());
   for (int step = 0; step < m - 1; ++step)
     for (int i = 0; i < m; ++i)
-      for (int c : blocks[mod(i - step - 1, m)])
-        add_transfer(s, round0 + step, members[i], members[mod(i + 1, m)], c, c, true);
+      for (int c : blocks[positive_mod(i - step - 1, m)])
+        add_transfer(s, round0 + step, members[i], members[positive_mod(i + 1, m)], c, c, true);
   return std::max(m - 1, 0);
 }
 
@@ -56,8 +54,8 @@ int ring_all_gather(Schedule& s, const std::vector<int>& members, const std::vec
   const int m = static_cast<int>(members.size());
   for (int step = 0; step < m - 1; ++step)
     for (int i = 0; i < m; ++i)
-      for (int c : blocks[mod(i - step, m)])
-        add_transfer(s, round0 + step, members[i], members[mod(i + 1, m)], c, c, false);
+      for (int c : blocks[positive_mod(i - step, m)])
+        add_transfer(s, round0 + step, members[i], members[positive_mod(i + 1, m)], c, c, false);
   return std::max(m - 1, 0);
 }
 

@@ -23,6 +23,9 @@ int size_chunks(const Schedule& s);
 // A schedule with no rounds; every rank's input and output chunk lists empty.
 Schedule empty_schedule(const ScheduleRequest& r, int chunks, int participants);
 
+// a mod m in 0..m-1, also for negative a (ring positions counted backwards).
+inline int positive_mod(int a, int m) { return ((a % m) + m) % m; }
+
 // 0, 1, ..., n-1 shifted by `start`.
 std::vector<int> iota(int n, int start = 0);
 

@@ -19,7 +19,6 @@ int dimensions(int p) {
   while ((1 << d) < p) ++d;
   return d;
 }
-int mod(int a, int m) { return ((a % m) + m) % m; }
 }  // namespace
 
 Schedule pat_schedule(const ScheduleRequest& r) {
@@ -33,9 +32,9 @@ Schedule pat_schedule(const ScheduleRequest& r) {
     // Offsets a sender holds at this step: multiples of 2^(d+1) (gather) or 2^d past one (scatter).
     for (int x = 0; x < p; ++x)
       for (int o = gather ? 0 : half; o + (gather ? half : 0) < p; o += 2 * half) {
-        const int q = mod(x - o, p);
-        if (gather) add_transfer(s, step, x, mod(x + half, p), q, q, false);
-        else add_transfer(s, step, x, mod(x - half, p), q, q, true);
+        const int q = positive_mod(x - o, p);
+        if (gather) add_transfer(s, step, x, positive_mod(x + half, p), q, q, false);
+        else add_transfer(s, step, x, positive_mod(x - half, p), q, q, true);
       }
   }
   for (int i = 0; i < p; ++i) {

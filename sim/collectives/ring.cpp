@@ -18,8 +18,6 @@ namespace tpsim::coll {
 
 namespace {
 
-int mod(int a, int m) { return ((a % m) + m) % m; }
-
 std::vector<std::vector<int>> single_chunks(int n) {
   std::vector<std::vector<int>> blocks(n);
   for (int i = 0; i < n; ++i) blocks[i] = {i};
@@ -42,9 +40,9 @@ Schedule ring_all_to_all(const ScheduleRequest& r) {
   auto transit = [p](int bank, int dest) { return 2 * p + bank * p + dest; };
   for (int step = 0; step < p - 1; ++step)
     for (int i = 0; i < p; ++i) {
-      const int origin = mod(i - step, p), next = mod(i + 1, p);
+      const int origin = positive_mod(i - step, p), next = positive_mod(i + 1, p);
       for (int hop = step + 1; hop < p; ++hop) {   // destinations still hop..p-1 away from origin
-        const int dest = mod(origin + hop, p);
+        const int dest = positive_mod(origin + hop, p);
         const int src_chunk = step == 0 ? dest : transit((step - 1) % 2, dest);
         const int dst_chunk = dest == next ? p + origin : transit(step % 2, dest);
         add_transfer(s, step, i, next, src_chunk, dst_chunk, false);
@@ -63,7 +61,7 @@ Schedule send_recv_schedule(const ScheduleRequest& r) {
   const int p = r.ranks;
   Schedule s = empty_schedule(r, 2, p);
   for (int i = 0; i < p; ++i) {
-    if (p > 1) add_transfer(s, 0, i, mod(i + 1, p), 0, 1, false);
+    if (p > 1) add_transfer(s, 0, i, positive_mod(i + 1, p), 0, 1, false);
     s.input_chunks[i] = {0};
     s.output_chunks[i] = {p > 1 ? 1 : 0};
   }
@@ -99,7 +97,7 @@ Schedule ring_schedule(const ScheduleRequest& r) {
       Schedule s = empty_schedule(r, k, p);
       const bool bcast = r.op == CollectiveOp::broadcast;
       std::vector<int> order;   // broadcast: root first; reduce: root last
-      for (int j = 0; j < p; ++j) order.push_back(mod(r.root + (bcast ? j : j + 1), p));
+      for (int j = 0; j < p; ++j) order.push_back(positive_mod(r.root + (bcast ? j : j + 1), p));
       chain(s, order, k, !bcast);
       for (int i = 0; i < p; ++i) {
         if (!bcast || i == r.root) s.input_chunks[i] = iota(k);

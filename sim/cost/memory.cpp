@@ -10,8 +10,6 @@
 namespace tpsim {
 namespace {
 
-constexpr double kGiB = 1024.0 * 1024 * 1024;
-
 // Elements of a weight held by one GPU: all of it, or 1/tp of it when the plan splits it.
 double held(const PlanSpec& p, const std::string& weight, double elements) {
   return tp_split_dim(p, weight) >= 0 ? elements / std::max(1, p.tp) : elements;

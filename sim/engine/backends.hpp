@@ -13,6 +13,11 @@
 
 namespace tpsim::engine::backend {
 
+// Rounds (step backend) or phases (flow backend) ahead an endpoint posts its receives: NCCL keeps
+// up to 8 steps in flight per channel (NCCL_STEPS). A sender is held back only when its receiver is
+// this far behind. One constant, so both fidelities pace a collective alike.
+constexpr int kRecvWindow = 8;
+
 // Messages carry no data: their size is declared, the pointer is a placeholder.
 inline int token = 0;
 inline int* sink = nullptr;

@@ -24,9 +24,6 @@ namespace sg = simgrid::s4u;
 
 namespace {
 
-// Phases ahead an endpoint posts its receives (step_backend.cpp: rounds, NCCL_STEPS).
-constexpr int kRecvWindow = 8;
-
 void record(RunContext& ctx, const FlowEdge& e, uint64_t bytes, const sg::CommPtr& c) {
   if (ctx.on_comm) ctx.on_comm({e.src, e.dst, double(bytes), c->get_start_time(), c->get_finish_time()});
 }

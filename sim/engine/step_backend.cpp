@@ -15,10 +15,6 @@ namespace sg = simgrid::s4u;
 
 namespace {
 
-// Rounds ahead a participant posts its receives: NCCL keeps up to 8 steps in flight per channel
-// (NCCL_STEPS). A sender is held back only when its receiver is this far behind.
-constexpr int kRecvWindow = 8;
-
 // The cap of one message of `round` on the edge (channel, src, dst): the edge's cap shared by the
 // round's messages on it (its phase's width), as the flow backend shares it among the edge's
 // parallel comms.

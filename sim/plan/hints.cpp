@@ -13,7 +13,6 @@ namespace tpsim {
 
 namespace {
 
-constexpr double kGiB = 1024.0 * 1024 * 1024;
 // Bytes per parameter a training step keeps on the GPUs without the distributed optimizer.
 constexpr double kTrainingStateBytes = kWeightBytes + kGradBytes + kOptimizerBytes;
 

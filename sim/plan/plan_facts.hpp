@@ -11,8 +11,6 @@
 
 namespace tpsim::plan_page {
 
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
 struct Facts {
   bool inference = false, has_time = false, has_cost = false;
   double price = 0;                         // per GPU-hour, read back from cost / GPU-hours

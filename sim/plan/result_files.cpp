@@ -17,8 +17,6 @@ namespace tpsim {
 
 namespace {
 
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
 const char* const kColumns[] = {"rank", "layout", "verdict", "reason", "nodes", "gpus", "tp", "pp", "dp",
                                 "micro_batch", "sp", "recompute", "virtual_stages", "batch", "step_time_s",
                                 "compute_s", "tp_comm_s", "exposed_comm_s", "bubble_s", "memory_gib", "ttft_s", "tpot_s",

@@ -46,7 +46,6 @@ std::string percent_of(double part, double whole) {
   return whole > 0 ? fmt::format("{:5.1f}%", 100 * part / whole) : "   - ";
 }
 
-constexpr double kGiB = 1024.0 * 1024 * 1024;
 
 // What the numbers below are of: a whole training step, a PARTIAL one (with the fraction), an
 // inference request, or one block.
