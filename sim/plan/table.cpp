@@ -46,15 +46,15 @@ std::string reason_group(const LayoutResult& r) {
 
 // One sentence on where the step time differs, largest difference first.
 std::string why_faster(const LayoutResult& best, const LayoutResult& other) {
-  struct Part {
+  struct StepPart {
     const char* what;
     double best, other;
   };
-  std::vector<Part> parts = {{"compute", best.compute_s, other.compute_s},
+  std::vector<StepPart> parts = {{"compute", best.compute_s, other.compute_s},
                              {"TP communication", best.tp_comm_s, other.tp_comm_s},
                              {"stalled on communication", best.exposed_comm_s, other.exposed_comm_s},
                              {"pipeline bubble", best.bubble_s, other.bubble_s}};
-  std::stable_sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
+  std::stable_sort(parts.begin(), parts.end(), [](const StepPart& a, const StepPart& b) {
     return std::fabs(a.other - a.best) > std::fabs(b.other - b.best);
   });
   std::string out;

@@ -67,14 +67,14 @@ ServeResult serve(const ServingSpec& spec, const std::vector<Request>& requests,
     replicas.emplace_back(r, spec, capacity, prefill > 0 ? serving::Role::decode : serving::Role::both);
   const int entry_first = 0, entry_count = prefill > 0 ? prefill : decode;
   // KV caches on the wire: (arrival time, handoff number, decode replica, request).
-  struct Transfer {
+  struct KvHandoff {
     double at;
     int64_t order;
     int to;
     Request request;
-    bool operator>(const Transfer& o) const { return std::tie(at, order) > std::tie(o.at, o.order); }
+    bool operator>(const KvHandoff& o) const { return std::tie(at, order) > std::tie(o.at, o.order); }
   };
-  std::priority_queue<Transfer, std::vector<Transfer>, std::greater<Transfer>> transfers;
+  std::priority_queue<KvHandoff, std::vector<KvHandoff>, std::greater<KvHandoff>> transfers;
   int64_t handoffs = 0;
   struct InFlight {
     serving::Iteration it;
@@ -125,7 +125,7 @@ ServeResult serve(const ServingSpec& spec, const std::vector<Request>& requests,
       }
     }
     while (!transfers.empty() && transfers.top().at == t) {
-      const Transfer x = transfers.top();
+      const KvHandoff x = transfers.top();
       transfers.pop();
       replicas[size_t(x.to)].admit_prefilled(x.request);
       touched.push_back(x.to);
