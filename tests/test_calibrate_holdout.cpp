@@ -10,7 +10,6 @@
 
 #include <fmt/core.h>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -171,8 +170,7 @@ TEST_CASE("fitted on all-reduce and all-gather with the per-step latency, calibr
   MESSAGE(table);
 }
 
-TEST_CASE("fitted on the 2-node a3mega all-reduce, the bandwidth-bound sizes come out within 7%, in seconds") {
-  const auto start = std::chrono::steady_clock::now();
+TEST_CASE("fitted on the 2-node a3mega all-reduce, the bandwidth-bound sizes come out within 7%") {
   const Topology cluster = load_topology("cluster-h100-ndr");
   CalibrationSet s;
   s.log = read_nccl_tests_log(kLogs + "a3mega-2x8-h100-all-reduce.log");
@@ -180,7 +178,6 @@ TEST_CASE("fitted on the 2-node a3mega all-reduce, the bandwidth-bound sizes com
   s.algorithm = Algorithm::ring;
   for (int i = 0; i < 16; ++i) s.group.push_back(i);   // 2 nodes x 8
   const Calibration cal = calibrate(cluster, {s});
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   REQUIRE(cal.parameters.size() == 2);
   CHECK(cal.parameters[0].key == "nic.efficiency");
   CHECK(cal.parameters[1].key == "nic.latency");
@@ -208,11 +205,13 @@ TEST_CASE("fitted on the 2-node a3mega all-reduce, the bandwidth-bound sizes com
   // ~1.1 ms the pipeline adds (4 and 8 GiB: t = 1187 us + bytes / 185 GB/s algbw).
   for (const CalibrationRow& r : cal.rows)
     if (r.bytes == 268435456) CHECK(r.error_after() == rel(-0.314, 0.01));
-  CHECK(seconds < 20);
-  MESSAGE(fmt::format("a3mega 2x8 ring: nic.efficiency {:.4f}, nic.latency {:.2f} us in {:.1f} s ({} trials, {} timings); latency rows "
+  // Fast by design, not by the clock (wall time is a benchmark's business): each trial times only
+  // the rows of the regime it fits, fewer than every fitted row per trial as the first fit did.
+  CHECK(cal.timings < cal.evaluations * (cal.latency.rows + cal.bandwidth.rows));
+  MESSAGE(fmt::format("a3mega 2x8 ring: nic.efficiency {:.4f}, nic.latency {:.2f} us ({} trials, {} timings); latency rows "
                       "median {:.1f}% -> {:.1f}%, max {:.1f}% -> {:.1f}%; bandwidth rows median {:.1f}% -> {:.1f}%, max {:.1f}% -> "
                       "{:.1f}%; mid-size median {:.1f}% -> {:.1f}%, max {:.1f}% -> {:.1f}%",
-                      cal.after.nic.efficiency, cal.after.nic.latency * 1e6, seconds, cal.evaluations, cal.timings,
+                      cal.after.nic.efficiency, cal.after.nic.latency * 1e6, cal.evaluations, cal.timings,
                       100 * cal.latency.median_before, 100 * cal.latency.median_after, 100 * cal.latency.max_before,
                       100 * cal.latency.max_after, 100 * cal.bandwidth.median_before, 100 * cal.bandwidth.median_after,
                       100 * cal.bandwidth.max_before, 100 * cal.bandwidth.max_after, 100 * cal.mid.median_before,
