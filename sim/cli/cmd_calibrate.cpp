@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -31,11 +32,6 @@ struct CalibrateArgs {
   std::string fit;          // comma-separated keys; "" = the default for the logs
   int gpus = 0, per_node = 0;
 };
-
-std::string base_name(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 std::string size_text(double bytes) {
   const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -196,7 +192,7 @@ void run(const CalibrateArgs& a) {
   std::printf("#\n# %-44s %12s %14s %12s %8s %12s %8s  %s\n", "log:line", "size (B)", "measured (us)", "before (us)", "error",
               "after (us)", "error", "regime");
   for (const CalibrationRow& r : cal.rows) {
-    const std::string where = fmt::format("{}:{}", base_name(sets[r.set].log.file), r.line);
+    const std::string where = fmt::format("{}:{}", std::filesystem::path(sets[r.set].log.file).filename().string(), r.line);
     if (r.bytes <= 0) {
       std::printf("  %-44s %12.0f %14.2f %12s %8s %12s %8s  skipped: %s\n", where.c_str(), r.bytes, r.measured_us, "-", "-", "-", "-",
                   r.skipped.c_str());
