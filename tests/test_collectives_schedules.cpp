@@ -367,7 +367,11 @@ TEST_CASE("flow_view's closed forms equal the built schedule's edges and critica
 // Bytes a schedule moves between different nodes of `per` ranks each (rank / per = node), for a
 // 1-byte collective; switches (participants >= ranks) belong to node participant - ranks.
 static double inter_node_bytes(const Schedule& s, int per) {
-  const auto node = [&](int q) { return q < s.ranks ? q / per : q - s.ranks; };
+  const auto node = [&](int q) {
+    if (q < s.ranks) return q / per;
+    const HelperPlace at = nvls_tree_helper(s.ranks, per, q);   // only NVLS-tree has helpers here
+    return at.node >= 0 ? at.node : at.rank / per;
+  };
   double chunks = 0;
   for (const Edge& e : schedule_edges(s))
     if (node(e.src) != node(e.dst)) chunks += e.chunks;
@@ -396,13 +400,27 @@ TEST_CASE("nvls_tree: K+2H+3 rounds, S into each node's switch per rank, 2(N-1)S
       const int p = nodes * per, h = tree_height(nodes);
       const Schedule s = make(CollectiveOp::all_reduce, Algorithm::nvls_tree, p, 1, 0, per);
       CHECK(rounds(s) == default_k(p) + 2 * h + 3);
-      CHECK(s.participants == p + nodes);
+      // Ranks, two switch roles per node, each head's up and down role per tree.
+      CHECK(s.participants == p + 2 * nodes + 4 * p);
       CHECK(inter_node_bytes(s, per) == rel(2.0 * (nodes - 1), 1e-12));
-      // Every rank: its whole buffer into the switch, plus its part (1/L) as a head; the tree edges
-      // add S/(2L) per edge it sends on.
       const auto sent = bytes_sent(s, 1.0);
-      for (int q = 0; q < p; ++q) CHECK(sent[q] >= 1.0 + 1.0 / per - 1e-12);
-      for (int n = 0; n < nodes; ++n) CHECK(sent[p + n] == rel(1.0 + per, 1e-12));   // S to the heads + L-fold multicast
+      for (int q = 0; q < p; ++q) CHECK(sent[q] == rel(1.0, 1e-12));   // its whole buffer into the switch
+      for (int n = 0; n < nodes; ++n) {
+        CHECK(sent[p + n] == rel(1.0, 1e-12));                  // the node's sum to its heads
+        CHECK(sent[p + nodes + n] == rel(double(per), 1e-12));  // the total multicast to L ranks
+      }
+      // Every part of the buffer goes up and comes down once per node: into the multicasting
+      // switch S per node, plus S/(2L) per tree edge and direction between heads.
+      double heads = 0;
+      for (int q = p + 2 * nodes; q < s.participants; ++q) heads += sent[q];
+      CHECK(heads == rel(nodes + 2.0 * (nodes - 1), 1e-12));
+      // Each role stands where NCCL runs it: switch roles on their node, head roles on their GPU.
+      for (int q = p; q < s.participants; ++q) {
+        const HelperPlace at = nvls_tree_helper(p, per, q);
+        CHECK((at.node >= 0) == (q < p + 2 * nodes));
+        if (at.node >= 0) CHECK(at.node == (q - p) % nodes);
+        else CHECK(at.rank == (q - p - 2 * nodes) % p);
+      }
     }
   CHECK(message_of([] { make(CollectiveOp::all_gather, Algorithm::nvls_tree, 8, 1, 0, 4); }).find("all_reduce") !=
         std::string::npos);

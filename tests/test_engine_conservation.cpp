@@ -198,8 +198,14 @@ Expected expected_bytes(const Topology& t, CollectiveOp op, const std::vector<in
     const Schedule s = make_schedule(req);
     const double chunk = bytes / channels / size_chunks(s);
     e.smallest = std::min(e.smallest, chunk);
-    // Participant -> GPU; helpers (participant >= p: the NVSwitch) are -1.
-    const auto gpu = [&](int q) { return q < p ? group[size_t(order[size_t(q)])] : -1; };
+    // Participant -> GPU; helpers (participant >= p) on the NVSwitch are -1; NVLS-tree's head
+    // roles stand on their GPU.
+    const auto gpu = [&](int q) {
+      if (q < p) return group[size_t(order[size_t(q)])];
+      if (inst.algorithm != Algorithm::nvls_tree) return -1;
+      const HelperPlace at = nvls_tree_helper(p, inst.ranks_per_node, q);
+      return at.rank >= 0 ? group[size_t(order[size_t(at.rank)])] : -1;
+    };
     for (const Edge& edge : schedule_edges(s)) {
       const int a = gpu(edge.src), b = gpu(edge.dst);
       const double moved = edge.chunks * chunk;

@@ -132,6 +132,13 @@ struct FlowView {
 };
 FlowView flow_view(const ScheduleRequest& request);
 
+// Where an NVLS-tree schedule's helper participant q (>= ranks) runs (collectives/nvls_tree.cpp):
+// on the NVSwitch of node `node`, or, as a head's role, on the GPU of rank `rank`; the other is -1.
+struct HelperPlace {
+  int node = -1, rank = -1;
+};
+HelperPlace nvls_tree_helper(int ranks, int ranks_per_node, int participant);
+
 // Executes a schedule on real buffers: buffers[participant] holds s.chunks * chunk_elems floats
 // (grown with zeros if smaller). Transfers of a round read their source as it was at the start of
 // the round and are applied in the schedule's order, so reductions are deterministic. A reduce

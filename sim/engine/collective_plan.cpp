@@ -80,7 +80,7 @@ int helper_endpoint(const Fabric& f, const std::vector<int>& group) {
   return sw;
 }
 
-// NVLS-tree's helpers: helper n is the NVSwitch of the node holding channel positions
+// NVLS-tree's switch roles: node n's is the NVSwitch of the node holding channel positions
 // n*L .. n*L+L-1 (`endpoint`: the channel's GPUs in its order), which must all sit on that node.
 int node_switch(const Fabric& f, const std::vector<int>& endpoint, int per, int n) {
   const int node = f.node_of(endpoint[size_t(n) * per]);
@@ -350,9 +350,14 @@ CollectivePlan plan_shape(const Fabric& f, const CollectiveSpec& spec, Fidelity 
     ChannelPlan ch;
     ch.schedule = it->second;
     for (int pos : order) ch.endpoint.push_back(spec.group[pos]);
-    for (int extra = p; extra < ch.schedule->participants; ++extra)
-      ch.endpoint.push_back(inst.algorithm == Algorithm::nvls_tree ? node_switch(f, ch.endpoint, inst.ranks_per_node, extra - p)
-                                                                   : helper_endpoint(f, spec.group));
+    for (int extra = p; extra < ch.schedule->participants; ++extra) {
+      if (inst.algorithm != Algorithm::nvls_tree) {
+        ch.endpoint.push_back(helper_endpoint(f, spec.group));
+        continue;
+      }
+      const HelperPlace at = nvls_tree_helper(p, inst.ranks_per_node, extra);
+      ch.endpoint.push_back(at.node >= 0 ? node_switch(f, ch.endpoint, inst.ranks_per_node, at.node) : ch.endpoint[at.rank]);
+    }
     plan.rounds = std::max(plan.rounds, static_cast<int>(ch.schedule->rounds.size()));
     plan.channels.push_back(std::move(ch));
   }
