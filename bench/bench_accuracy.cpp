@@ -73,9 +73,9 @@ int main(int argc, char** argv) {
       {"A100 2 nodes all-reduce (new)", "oci_a100_bm_gpu4_8.csv", "a100_2node_new", "cluster-a100-hdr", 2, 16,
        CollectiveOp::all_reduce, Algorithm::automatic, ""},
       {"H100 2 nodes all-reduce (IB)", "dgx_h100_2node.txt", "", "cluster-h100-ndr", 2, 16, CollectiveOp::all_reduce,
-       Algorithm::automatic, ""},
+       Algorithm::automatic, "in-sample for rows >= 2 GiB: NVLS-tree step cost"},
       {"H100 2 nodes all-reduce (EFA)", "aws_p5_2node.csv", "", "aws-p5-efa", 2, 16, CollectiveOp::all_reduce,
-       Algorithm::automatic, "EFA NIC latency from this table's 8 B row (not scored)"},
+       Algorithm::automatic, "EFA NIC latency from its 8 B row (not scored); step cost held out"},
       {"H100 2 nodes all-reduce (EFA; IB preset)", "aws_p5_2node.csv", "", "cluster-h100-ndr", 2, 16,
        CollectiveOp::all_reduce, Algorithm::automatic, ""},
   };

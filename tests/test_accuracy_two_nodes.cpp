@@ -1,13 +1,15 @@
-// Accuracy across two nodes of 8x H100 (16 GPUs), against two measured nccl-tests all-reduce tables
-// that no constant of the scored rows was fitted on:
-//   aws_p5_2node.csv (EFA, preset aws-p5-efa): its NIC latency is fitted on the 8 B row, which is
-//     latency alone and not scored here; every row >= 1 MiB is checked.
-//   dgx_h100_2node.txt (InfiniBand NDR, preset cluster-h100-ndr): nothing fitted on it; its rows
-//     below 2 GiB are the log's noisy ones (1 MiB in 764 us, 6x the EFA time) and are not checked.
+// Accuracy across two nodes of 8x H100 (16 GPUs), against two measured nccl-tests all-reduce tables,
+// leave-one-table-out:
+//   dgx_h100_2node.txt (InfiniBand NDR, preset cluster-h100-ndr): NVLS-tree's per-step cost
+//     (collectives.nvls_tree_step, 7 us) is fitted on its rows >= 2 GiB (minimax); its rows below
+//     2 GiB are the log's noisy ones (1 MiB in 764 us, 6x the EFA time) and are not checked.
+//   aws_p5_2node.csv (EFA, preset aws-p5-efa): held out from that fit; its NIC latency is fitted on
+//     the 8 B row, which is latency alone and not scored here; every row >= 1 MiB is checked.
 // Bounds: the issue's goal, busbw within 10%, where it is met; the three EFA rows that miss it are
 // held at the error reached (README "Calibration and accuracy"), so any drift shows.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -17,6 +19,7 @@
 
 #include "tpsim/engine.hpp"
 #include "tpsim/spec.hpp"
+#include "relative.hpp"
 
 using namespace tpsim;
 
@@ -42,10 +45,10 @@ std::vector<Row> rows(const std::string& file) {
   return out;
 }
 
-double predicted_busbw(const Topology& topo, double bytes) {
+double predicted_busbw(const Topology& topo, double bytes, Algorithm algorithm = Algorithm::automatic) {
   std::vector<int> group(16);
   std::iota(group.begin(), group.end(), 0);
-  return time_collective(topo, CollectiveOp::all_reduce, Algorithm::automatic, group, bytes, EngineOptions{Fidelity::flow})
+  return time_collective(topo, CollectiveOp::all_reduce, algorithm, group, bytes, EngineOptions{Fidelity::flow})
              .busbw / 1e9;
 }
 
@@ -58,8 +61,9 @@ TEST_CASE("2 nodes of H100 over EFA (AWS p5): all-reduce busbw >= 1 MiB within 1
     if (r.bytes < (1 << 20)) continue;
     const double error = predicted_busbw(topo, r.bytes) / r.busbw - 1;
     INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "%");
-    // 16 MiB (+17.2%), 64 MiB (+14.3%), 1 GiB (-12.1%): NCCL's proxy and pipelining costs at mid
-    // sizes and the ring-to-NVLS-tree switch are not modelled yet.
+    // 4 MiB (+13.8%) and 16 MiB (+15.6%): NVLS-tree in one or two pipeline steps, faster than
+    // measured (NCCL's tuner may run a ring or tree there); 64 MiB (+14.3%): the 8-NIC ring, which
+    // pays no proxy cost per network step here.
     CHECK(std::fabs(error) < 0.18);
     within_10 += std::fabs(error) < 0.10;
     ++checked;
@@ -79,4 +83,28 @@ TEST_CASE("2 nodes of DGX H100 over NDR InfiniBand: all-reduce busbw >= 2 GiB wi
     ++checked;
   }
   CHECK(checked == 4);
+}
+
+TEST_CASE("NVLS-tree's step cost: the minimax fit on the InfiniBand rows >= 2 GiB is the presets' 7 us") {
+  // Refit on a 0.5 us grid: the worst relative busbw error over the four rows, NVLS-tree forced (it
+  // is what auto runs there). The EFA rows, held out, are the test above.
+  Topology topo = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
+  CHECK(topo.collectives.nvls_tree_step == rel(7e-6, 1e-12));
+  std::vector<Row> big;
+  for (const Row& r : rows("dgx_h100_2node.txt"))
+    if (r.bytes >= 2147483648.0) big.push_back(r);
+  REQUIRE(big.size() == 4);
+  double best = -1, best_worst = 1e9;
+  for (double us = 4; us <= 10; us += 0.5) {
+    topo.collectives.nvls_tree_step = us * 1e-6;
+    double worst = 0;
+    for (const Row& r : big)
+      worst = std::max(worst, std::fabs(predicted_busbw(topo, r.bytes, Algorithm::nvls_tree) / r.busbw - 1));
+    if (worst < best_worst) best = us, best_worst = worst;
+  }
+  CHECK(best == rel(7.0, 1e-12));
+  CHECK(best_worst < 0.03);   // 2.9% (+2.9% at 2 GiB, -2.7% at 16 GiB)
+  // Without the step cost NVLS-tree is optimistic on every row, most at the smallest.
+  topo.collectives.nvls_tree_step = 0;
+  CHECK(predicted_busbw(topo, big[0].bytes, Algorithm::nvls_tree) / big[0].busbw - 1 > 0.10);
 }

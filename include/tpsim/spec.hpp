@@ -155,6 +155,9 @@ struct CollectiveTuning {
   // ("2.23"; one of known_nccl_versions()); "" = tpsim's own selector. The engine still times the
   // pick with its own physical model.
   std::string nccl_version;
+  // s per NVLS-tree pipeline step that its pipeline does not hide, on every stage (the NVLS
+  // hand-offs and the proxy's network posts of each chunk); 0 = none. Fitted (README).
+  double nvls_tree_step = 0;
 };
 
 // The NCCL versions whose tuning model tpsim carries (collectives.nccl_version).

@@ -12,6 +12,7 @@
 
 #include "engine/collective_plan.hpp"
 #include "engine/nccl_tuner.hpp"
+#include "engine/sm_share.hpp"
 
 namespace tpsim::engine {
 
@@ -28,7 +29,8 @@ CollectiveSpec spec_for(CollectiveOp op, const std::vector<int>& group, double b
 
 constexpr double kPipelineChunk = 1 << 20;   // bytes per pipeline chunk (NCCL Simple: ~0.5-1 MiB steps)
 constexpr int kMaxPipeline = 64;
-constexpr int kMaxNvlsTreePipeline = 128;
+// NVLS-tree's transfers a schedule may hold (~24 B each): its pipeline is cut coarser past that.
+constexpr double kMaxNvlsTreeTransfers = 4e6;
 
 bool single_node(const Fabric& f, const std::vector<int>& group) {
   return std::all_of(group.begin(), group.end(), [&](int g) { return f.node_of(g) == f.node_of(group[0]); });
@@ -97,6 +99,30 @@ struct Priced {
   double estimate = 0;
 };
 
+// NVLS-tree's pipeline as NCCL cuts it (enqueue.cc, 2.2x): every step moves a chunk per channel
+// and head, concurrentOps = nvlsChannels x nHeads of them (heads: one per local rank here, one NIC
+// rail each); the chunk is NCCL_NVLS_CHUNKSIZE (128 KiB; at most 64 KiB from 4 nodes up), halved
+// to 64 KiB below 4 x concurrentOps x chunk bytes and to 32 KiB below 1 x. So a 64 MiB all-reduce
+// on 2 H100 nodes runs 4 steps (16 x 8 x 128 KiB = 16 MiB each) through the 2H + 3 stages
+// (nvls_tree.cpp): the fill that keeps mid sizes far from the asymptote. Capped so the schedule
+// stays near kMaxNvlsTreeTransfers: past that the pipeline is coarser than NCCL's (more fill).
+int nvls_tree_pipeline(const Fabric& f, const std::vector<int>& group, double bytes, int per_node) {
+  CollectiveInstance nvls;
+  nvls.algorithm = Algorithm::nvls_tree;
+  const double channels = collective_ctas(f.topology(), CollectiveOp::all_reduce, nvls, group, bytes);
+  const int p = static_cast<int>(group.size()), nodes = p / std::max(per_node, 1);
+  const double concurrent = channels * per_node;
+  double chunk = nodes >= 4 ? 64 * 1024 : 128 * 1024;
+  if (bytes < 4 * concurrent * chunk && chunk > 64 * 1024) chunk = 64 * 1024;
+  if (bytes < 1 * concurrent * chunk && chunk > 32 * 1024) chunk = 32 * 1024;
+  const double steps = std::ceil(bytes / (concurrent * chunk));
+  // Transfers per pipeline chunk and tree: L adds into the switch, one to the head, at most one up,
+  // two down, one into the switch, L out of it, per node (nvls_tree.cpp).
+  const double per_step = 2.0 * per_node * nodes * (2.0 * per_node + 5);
+  const double most = std::max(1.0, std::floor(kMaxNvlsTreeTransfers / per_step));
+  return static_cast<int>(std::clamp(steps, 1.0, most));
+}
+
 // `algorithm` made concrete but for its protocol: channels, pipeline chunks, ranks per node.
 CollectiveSpec shaped(const Fabric& f, CollectiveOp op, Algorithm algorithm, const std::vector<int>& group,
                       double bytes, int root) {
@@ -106,11 +132,9 @@ CollectiveSpec shaped(const Fabric& f, CollectiveOp op, Algorithm algorithm, con
   inst.channel_orders = channel_orders(f, op, algorithm, group);
   if (pipelined(op, algorithm)) {
     const double channel_bytes = bytes / inst.channel_orders.size();
-    // NVLS-tree fills and drains 2H + 3 rounds (nvls_tree.cpp) against the tree's H: it needs the
-    // deeper pipeline for its fill to stay a few percent of a large message (NCCL's 512 KiB
-    // NVLS-tree chunks never run out of depth).
-    const int deepest = algorithm == Algorithm::nvls_tree ? kMaxNvlsTreePipeline : kMaxPipeline;
-    inst.pipeline = static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(deepest)));
+    inst.pipeline = algorithm == Algorithm::nvls_tree
+                        ? nvls_tree_pipeline(f, group, bytes, ranks_per_node(f, group))
+                        : static_cast<int>(std::clamp(std::ceil(channel_bytes / kPipelineChunk), 1.0, double(kMaxPipeline)));
   }
   if (algorithm == Algorithm::hierarchical || algorithm == Algorithm::nvls_tree) inst.ranks_per_node = ranks_per_node(f, group);
   if (algorithm == Algorithm::tree) inst.ranks_per_node = tree_ranks_per_node(f, op, group);
