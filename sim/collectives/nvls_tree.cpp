@@ -14,7 +14,7 @@
 // 8 steps in flight, so a role forwards chunk k while chunk k+1 is still on its way to it: the
 // latencies of a chunk's path add once, not once per round. A participant starts a round's sends
 // together (collective_plan.hpp), so each role is a participant of its own, standing on the same
-// fabric endpoint as the GPU or switch that runs it (engine: helper_endpoints):
+// fabric endpoint as the GPU or switch that runs it (nvls_tree_helper, tpsim/collective.hpp):
 //   p + n                   switch n, reducing (ranks in, node sum to the heads)
 //   p + N + n               switch n, multicasting (total in from the heads, out to the ranks)
 //   p + 2N + t*p + g        head g going up tree t (the root's also sends the total down)
