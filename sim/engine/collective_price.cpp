@@ -153,17 +153,19 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
   for (FlowEdge& e : plan.edges) {
     double payload_cap = a2a_form ? rank_cap * e.pairs / a2a_edges : e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
     if (e.src >= f.gpus() || e.dst >= f.gpus()) payload_cap = std::min(payload_cap, switch_cap);
+    double bottleneck = -1;   // the route's slowest link, looked up once and only when needed
+    auto slowest = [&] { return bottleneck >= 0 ? bottleneck : bottleneck = route_bottleneck(f, e.src, e.dst, scratch); };
     // NVLS-tree: each of the pipeline's steps costs every stage collectives.nvls_tree_step more
     // than its transfer (its payload per step at the rate it would have), hidden by no pipelining.
     if (plan.algorithm == Algorithm::nvls_tree && topo.collectives.nvls_tree_step > 0 && e.payload > 0) {
       const double per_step = e.payload / std::max(plan.instance.pipeline, 1);
-      const double rate = std::min(payload_cap, route_bottleneck(f, e.src, e.dst, scratch) / plan.wire_scale);
+      const double rate = std::min(payload_cap, slowest() / plan.wire_scale);
       payload_cap = per_step / (per_step / rate + topo.collectives.nvls_tree_step);
     }
     const double wire_cap = payload_cap * plan.wire_scale;
     // A cap at or above the route's slowest link never binds under max-min: drop it, so the flow
     // backend may run the edge without a rate-limited message.
-    e.rate_cap = std::isfinite(wire_cap) && wire_cap < route_bottleneck(f, e.src, e.dst, scratch) ? wire_cap : 0.0;
+    e.rate_cap = std::isfinite(wire_cap) && wire_cap < slowest() ? wire_cap : 0.0;
   }
   auto cap_of = [&](const FlowEdge& e) {
     auto it = std::lower_bound(plan.edges.begin(), plan.edges.end(), std::make_tuple(e.channel, e.src, e.dst),
