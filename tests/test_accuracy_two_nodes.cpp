@@ -54,22 +54,41 @@ double predicted_busbw(const Topology& topo, double bytes, Algorithm algorithm =
 
 }  // namespace
 
-TEST_CASE("2 nodes of H100 over EFA (AWS p5): all-reduce busbw >= 1 MiB within 10%, three mid sizes within 18%") {
+TEST_CASE("2 nodes of H100 over EFA (AWS p5): all-reduce busbw >= 1 MiB within 10%, three mid sizes within 16%") {
   const Topology topo = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
   int within_10 = 0, checked = 0;
   for (const Row& r : rows("aws_p5_2node.csv")) {
     if (r.bytes < (1 << 20)) continue;
     const double error = predicted_busbw(topo, r.bytes) / r.busbw - 1;
     INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "%");
-    // 4 MiB (+13.8%) and 16 MiB (+15.6%): NVLS-tree in one or two pipeline steps, faster than
-    // measured (NCCL's tuner may run a ring or tree there); 64 MiB (+14.3%): the 8-NIC ring, which
-    // pays no proxy cost per network step here.
-    CHECK(std::fabs(error) < 0.18);
+    // 4 MiB (+13.8%), 16 MiB (+15.6%) and 64 MiB (+10.2%): NVLS-tree in one, two and four pipeline
+    // steps, faster than measured.
+    CHECK(std::fabs(error) < 0.16);
     within_10 += std::fabs(error) < 0.10;
     ++checked;
   }
   CHECK(checked == 12);
   CHECK(within_10 >= 9);
+}
+
+TEST_CASE("2 nodes of H100 over EFA: the ring at 64 and 128 MiB within 5% with the AMD hosts' post overhead") {
+  // NCCL charges every step of a ring across nodes at least the proxy's post overhead, 2 us on the
+  // p5's AMD EPYC hosts, x3 with Simple (nothing here is fitted: NCCL's tuning constants). Without
+  // it (an Intel host's 1 us, under the 3.4 us an NVLink Simple step already costs) the ring is
+  // +14.3% and +5.0% at these sizes (printed beside each row). Which algorithm NCCL ran there the log does not say; auto
+  // now runs NVLS-tree at both (the test above).
+  const Topology amd = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
+  const Topology intel = load_topology("aws-p5-efa", {{"topology.nodes", "2"}, {"topology.nic.host_cpu", "intel"}});
+  int checked = 0;
+  for (const Row& r : rows("aws_p5_2node.csv")) {
+    if (r.bytes != 64.0 * (1 << 20) && r.bytes != 128.0 * (1 << 20)) continue;
+    const double error = predicted_busbw(amd, r.bytes, Algorithm::ring) / r.busbw - 1;
+    const double error_intel = predicted_busbw(intel, r.bytes, Algorithm::ring) / r.busbw - 1;
+    INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "%, Intel host " << 100 * error_intel << "%");
+    CHECK(std::fabs(error) < 0.05);
+    ++checked;
+  }
+  CHECK(checked == 2);
 }
 
 TEST_CASE("2 nodes of DGX H100 over NDR InfiniBand: all-reduce busbw >= 2 GiB within 10%") {

@@ -573,7 +573,10 @@ TEST_CASE("a rate-capped ring over 2048 GPUs holds every flow to its cap, sent b
   // host (flow_backend.cpp). The 8 channels' ring edges merge into 4096 (src, dst) flows: 32 sender
   // groups. The protocol's cap is a rank's payload rate (NCCL's llMaxBw), spread over its out-edges;
   // at 4 GB/s it is under every link's share (NIC 50 GB/s, NVLink 450 GB/s), so each rank sends its
-  // 2(p-1)/p * S at the cap, and with no latency anywhere T = 2(p-1)/p * S / cap.
+  // 2(p-1)/p * S at the cap. The links have no latency, but a ring across nodes pays NCCL's net post
+  // overhead on every intra-node step (1 us on a host not stated AMD, x3 with Simple): the data's
+  // longest path over the 2(p-1) = 4094 steps is one lap (2048 hops, 1792 of them inside a node)
+  // and 2046 more hops, 1791 inside a node at most, so T = 2(p-1)/p * S / cap + 3583 x 3 us.
   Topology t = ideal(8, 256, 450e9, 50e9, 0);
   ProtocolSpec capped;
   capped.name = "Simple";
@@ -590,7 +593,35 @@ TEST_CASE("a rate-capped ring over 2048 GPUs holds every flow to its cap, sent b
   REQUIRE(plan.phases.size() == 1);
   REQUIRE(plan.phases[0].flows.size() == 2u * p);
   CHECK(engine::collective_actors(plan, Fidelity::flow) == 1 + 2 * (2 * p / engine::kCommsPerSender));
-  CHECK(flow_finish(fabric, plan) == rel(2.0 * (p - 1) / p * S / cap, 1e-9));
+  CHECK(flow_finish(fabric, plan) == rel(2.0 * (p - 1) / p * S / cap + 3583 * 3e-6, 1e-9));
+}
+
+TEST_CASE("a ring across nodes pays the host's net post overhead on every intra-node step, as NCCL models it") {
+  // 2 nodes x 8 GPUs, no link latency, one Simple protocol with no terms of its own: each intra-node
+  // step costs NCCL's post overhead x3 (Simple), 3 us on a host not stated AMD and 6 us on AMD;
+  // inter-node steps cost nothing. Over the 30 steps of a 16-rank all-reduce the data's longest path
+  // is one lap (16 hops, 14 inside a node) and 14 more hops (13 inside a node at most): 27 steps.
+  // One node: no step crosses the network, so nothing is posted. The ideal protocol (no
+  // collectives section) stays the exact alpha-beta model. Each time is SimGrid's to its resolution
+  // of event times (surf/precision: 1 ns, absolute), so a difference of two is good to 2 ns.
+  Topology t = ideal(8, 2, 450e9, 50e9, 0);
+  const double S = 16.0 * 4;   // bytes: transfers take ~0, so the latency path is the time
+  auto at = [&](const Topology& topo, int ranks, Fidelity f) {
+    return seconds(topo, CollectiveOp::all_reduce, Algorithm::ring, first(ranks), S, f);
+  };
+  for (Fidelity f : kBoth) {
+    CAPTURE(static_cast<int>(f));
+    const double exact = at(t, 16, f), exact_one_node = at(t, 8, f);
+    ProtocolSpec simple;
+    simple.name = "Simple";
+    t.collectives.protocols = {simple};
+    CHECK(std::fabs(at(t, 16, f) - exact - 27 * 3e-6) <= 2e-9);
+    t.nic.host_cpu = HostCpu::amd;
+    CHECK(std::fabs(at(t, 16, f) - exact - 27 * 6e-6) <= 2e-9);
+    CHECK(at(t, 8, f) == rel(exact_one_node, 1e-12));
+    t.collectives.protocols.clear();
+    t.nic.host_cpu = HostCpu::unstated;
+  }
 }
 
 TEST_CASE("a topology too large to build in this machine's memory is refused before it is built") {

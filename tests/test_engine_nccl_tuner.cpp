@@ -115,6 +115,17 @@ TEST_CASE("NCCL's latency and bandwidth per (algorithm, protocol), in closed for
     CHECK_FALSE(has(t, nccl::kPat));
     CHECK(t.candidates.size() == 7);
   }
+  SUBCASE("the same 16 ranks on AMD hosts: net post overhead 2 us, the AMD llMaxBw row") {
+    const nccl::Tuning t = nccl::tune("2.23",
+                                      nccl::system_of(with_nccl("cluster-h100-ndr", {{"topology.nic.host_cpu", "amd"}}), first(16)),
+                                      CollectiveOp::all_reduce, 1024);
+    const auto& ring_ll = find(t, nccl::kRing, nccl::kLL);
+    CHECK(ring_ll.latency_us == rel(6.6 + 28 * 2.0 + 2 * 2.7, 1e-6));
+    CHECK(ring_ll.bandwidth_gbs == rel(22.5 * 16 / 30, 1e-6));   // llMaxBw AMD, 2 nodes
+    CHECK(find(t, nccl::kRing, nccl::kLL128).latency_us == rel(14.0 + 28 * 2.0 + 2 * 4.0, 1e-6));
+    CHECK(find(t, nccl::kRing, nccl::kSimple).latency_us == rel(8.4 + 28 * 6.0 + 2 * 14.0, 1e-6));
+    CHECK(find(t, nccl::kTree, nccl::kLL).latency_us == rel(6.8 + 2 * (7 * 0.6 + 5.0), 1e-6));   // trees post no overhead
+  }
   SUBCASE("all-reduce, one DGX H100 (ring 12 x 30 GB/s, NVLS 8 x 40)") {
     const nccl::Tuning t = nccl::tune("2.23", nccl::system_of(with_nccl("dgx-h100"), first(8)), CollectiveOp::all_reduce, 1024);
     CHECK(find(t, nccl::kRing, nccl::kLL).latency_us == rel(6.6 + 14 * 0.6, 1e-6));

@@ -213,14 +213,14 @@ TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size gua
   CHECK(sizeof(ModelSpec) == 200);
   CHECK(sizeof(GpuSpec) == 216);
   CHECK(sizeof(IntraNodeSpec) == 64);
-  CHECK(sizeof(NicSpec) == 120);
+  CHECK(sizeof(NicSpec) == 128);
   CHECK(sizeof(NetworkSpec) == 32);
   CHECK(sizeof(ProtocolSpec) == 80);
   CHECK(sizeof(CollectiveTuning) == 72);
-  CHECK(sizeof(Topology) == 584);
+  CHECK(sizeof(Topology) == 592);
   CHECK(sizeof(TrainingTarget) == 32);
   CHECK(sizeof(InferenceTarget) == 32);
-  CHECK(sizeof(SweepSpec) == 1056);
+  CHECK(sizeof(SweepSpec) == 1064);
 }
 #endif
 

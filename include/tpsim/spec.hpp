@@ -103,6 +103,16 @@ struct IntraNodeSpec {
   double host_bandwidth = 0;  // pcie fabric: B/s of each PCIe switch's uplink to the CPU root
 };
 
+// The host CPU whose proxy threads post the NICs' work: NCCL's cost of posting one network step
+// depends on its vendor. unstated = NCCL's figure for every host that is not AMD x86.
+enum class HostCpu { unstated, intel, amd, arm };
+
+// NCCL's net post overhead (tuning.cc getNetOverhead; data/reference/nccl_model_constants_and_statements.md):
+// the host time the proxy spends posting one step of a ring across nodes, 2 us on AMD x86 hosts and
+// 1 us on every other; NCCL charges Simple three times it (kSimplePosts).
+inline double net_post_overhead(HostCpu cpu) { return cpu == HostCpu::amd ? 2e-6 : 1e-6; }
+inline constexpr int kSimplePosts = 3;
+
 struct NicSpec {
   int count = 0;                        // NICs per node
   double bandwidth = 0;                 // B/s per NIC per direction (line rate)
@@ -115,6 +125,7 @@ struct NicSpec {
   std::vector<int> sockets;             // per NIC: the CPU socket it hangs off
   std::vector<int> gpu_sockets;         // per local GPU: its CPU socket
   double socket_bandwidth = 0;          // B/s per direction between two sockets (UPI / xGMI)
+  HostCpu host_cpu = HostCpu::unstated; // whose proxy posts each network step (net_post_overhead)
 };
 
 // The NICs each local GPU sends and receives through (its traffic spreads over all of them, as

@@ -69,7 +69,11 @@ struct ProtocolCost {
   double efficiency = 1;             // payload bytes per wire byte
   double max_bandwidth = 0;          // B/s payload cap per rank (LL); 0 = none
   double min_time = 0;               // s floor of the bandwidth term (channel ramp-up); 0 = none
+  double intra_floor = 0;            // s an intra-node step costs at least (set by price())
 };
+// One step from src to dst: the route's latency plus the protocol's term for an intra- or
+// inter-node step, an intra-node step at least protocol.intra_floor. Both backends time steps so.
+double step_latency(const Fabric& fabric, const ProtocolCost& protocol, int src, int dst);
 // The protocols `algorithm` may run with on the topology, in file order, or one "ideal" protocol
 // when it lists none. NVLS, NVLS-tree and PAT are Simple-only, as in NCCL (its tuner gives LL and
 // LL128 no bandwidth there), unless the topology names no Simple protocol. One-shot and two-shot

@@ -109,8 +109,22 @@ std::vector<ProtocolCost> candidate_protocols(const Topology& t, Algorithm algor
   return out;
 }
 
-void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
+double step_latency(const Fabric& f, const ProtocolCost& proto, int src, int dst) {
+  return f.inter_node(src, dst) ? f.latency(src, dst) + proto.inter_extra
+                                : std::max(f.latency(src, dst) + proto.intra_extra, proto.intra_floor);
+}
+
+void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) {
   const Topology& topo = f.topology();
+  // A ring across nodes still posts every step through the network proxy, so each of its intra-node
+  // steps costs at least the host's post overhead (NCCL's tuning model: "Inter-node rings still
+  // have to launch nsteps * net overhead"). The ideal protocol stays the exact alpha-beta model.
+  ProtocolCost proto = protocol;
+  const bool ring_across_nodes = plan.algorithm == Algorithm::ring && proto.name != "ideal" &&
+                                 std::any_of(plan.edges.begin(), plan.edges.end(),
+                                             [&](const FlowEdge& e) { return f.inter_node(e.src, e.dst); });
+  proto.intra_floor =
+      ring_across_nodes ? net_post_overhead(topo.nic.host_cpu) * (proto.name == "Simple" ? kSimplePosts : 1) : 0.0;
   plan.protocol = proto;
   plan.wire_scale = 1.0 / proto.efficiency;
   plan.instance.protocol = proto.name;
@@ -174,14 +188,11 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
                                });
     return it->rate_cap;
   };
-  auto step_latency = [&](int src, int dst) {
-    return f.latency(src, dst) + (f.inter_node(src, dst) ? proto.inter_extra : proto.intra_extra);
-  };
 
   // The latency-only path of the whole collective, for one with nothing to move (transfer times
   // zero). Phase edges' path latencies come per phase below, once their phase times are known.
   const int channels = static_cast<int>(plan.channels.size());
-  auto hop_latency = [&](int src, int dst) { return src == dst ? 0.0 : step_latency(src, dst); };
+  auto hop_latency = [&](int src, int dst) { return src == dst ? 0.0 : step_latency(f, proto, src, dst); };
   auto edge_at = [](Phase& ph, int channel, int src, int dst) -> FlowEdge* {
     auto it = std::lower_bound(ph.edges.begin(), ph.edges.end(), std::make_tuple(channel, src, dst),
                                [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
@@ -228,7 +239,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& proto) {
     flow_of.resize(ph.edges.size());
     for (FlowEdge& e : ph.edges) {
       e.rate_cap = cap_of(e);
-      e.latency = step_latency(e.src, e.dst);
+      e.latency = step_latency(f, proto, e.src, e.dst);
       auto [it, fresh] = index.try_emplace(flow_key(e.src, e.dst), ph.flows.size());
       flow_of[&e - ph.edges.data()] = it->second;
       if (fresh) {

@@ -25,7 +25,6 @@ struct Constants {
   double per_ch_max_tree_ll128_bw[kNumGens][3];
   double per_ch_max_tree_bw[kNumGens][3];
   double tree_correction[kNumProtos][23];      // [protocol][log2(bytes / 64)]
-  double net_overhead;                         // us per ring step across nodes (Intel x86); x3 Simple
   // search.cc / topo.h: speed arrays (per channel, highest first) and NVLink per link.
   std::vector<double> speeds_intra, speeds_inter, sm90_intra, sm90_inter, sm100_intra, sm100_inter;
   double nvlink_per_link_sm70, nvlink_per_link_sm80, nvlink_per_link_sm86, nvlink_per_link_sm90,
@@ -49,7 +48,6 @@ const Constants kNccl223 = {
     {{1.0, 1.0, 1.0, 1.0, .9, .8, .7, .7, .7, .7, .6, .5, .4, .4, .5, .6, .7, .8, .9, 1.0, 1.0, 1.0, 1.0},
      {1.0, 1.0, 1.0, 1.0, 1.0, .9, .8, .8, .8, .7, .6, .6, .6, .6, .6, .6, .8, .9, .9, .9, .9, 1.0, 1.0},
      {.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7, .8, .9, .9}},
-    1.0,
     {40.0, 30.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0},
     {48.0, 30.0, 28.0, 24.0, 20.0, 18.0, 15.0, 12.0, 10.0, 9.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.4, 1.2, 0.24, 0.12},
     {60.0, 50.0, 40.0, 30.0, 24.0, 20.0, 15.0, 12.0, 11.0, 6.0, 3.0},
@@ -203,6 +201,7 @@ System system_of(const Topology& t, const std::vector<int>& group) {
   for (int g : group) nodes.insert(g / gpn);
   s.nodes = static_cast<int>(nodes.size());
   for (int g : group) s.local_ranks += g / gpn == group.front() / gpn;
+  s.host_cpu = t.nic.host_cpu;
   s.nvlink = t.intra.fabric != IntraFabric::pcie;
   s.nvls = t.intra.nvls && t.intra.fabric == IntraFabric::nvswitch;
   const Constants& c = kNccl223;   // topo.h's per-link figures are the same in every version carried
@@ -261,7 +260,8 @@ Tuning tune(const std::string& version, const System& s, CollectiveOp op, double
   const double ppn = double(ranks) / nodes;
   const Gen gen = generation(s.compute_capability);
   const int index2 = nodes <= 2 ? nodes - 1 : 2;
-  const int index1 = nodes == 1 ? gen : 0;   // across nodes: the CPU row, Intel
+  const bool amd = s.host_cpu == HostCpu::amd;
+  const int index1 = nodes == 1 ? gen : amd ? 1 : 0;   // across nodes: the CPU's row (AMD 1, others 0)
   const double ll_max_bw = c.ll_max_bw[index1][index2];
   const double per_ch_tree = c.per_ch_max_tree_bw[gen][index2];
   const double per_ch_ring_ll128 = c.per_ch_max_ring_ll128_bw[gen][index2];
@@ -311,7 +311,7 @@ Tuning tune(const std::string& version, const System& s, CollectiveOp op, double
         if (func == kReduce || func == kBroadcast) {
           lat += c.hw_lat[hw][a][p];   // the same channels for every ring
         } else {
-          const double overhead = nodes > 1 ? c.net_overhead * (p == kSimple ? 3 : 1) : 0.0;
+          const double overhead = nodes > 1 ? net_post_overhead(s.host_cpu) * 1e6 * (p == kSimple ? kSimplePosts : 1) : 0.0;
           intra_lat = std::max(intra_lat, overhead);
           const int inter_steps = nodes == 1 ? 0 : func == kAllReduce ? 2 * (nodes - 1) : nodes - 1;
           lat += (nsteps - inter_steps) * intra_lat + inter_steps * inter_lat;

@@ -9,8 +9,9 @@
 // (function, algorithm, protocol) and ncclTopoGetAlgoTime's time, followed term by term (tune).
 // Every constant is in data/reference/nccl_model_constants_and_statements.md with its source line.
 //
-// Assumptions, since tpsim's topology does not say them: an Intel x86 host (NCCL's net post
-// overhead 1 us, its "Intel" llMaxBw row across nodes), InfiniBand (no extra graph latency), no
+// The host CPU is nic.host_cpu (NCCL's net post overhead and its llMaxBw row across nodes: AMD's,
+// or Intel's for every other host). Assumptions, since tpsim's topology does not say them:
+// InfiniBand (no extra graph latency), no
 // CollNet / SHARP (NCCL_COLLNET_ENABLE off, NCCL's default), the same channels for every ring
 // (sameChannels), a balanced tree pattern, and the GPU-to-NIC PCIe path no slower than the NIC.
 #pragma once
@@ -41,6 +42,7 @@ struct System {
   double nic_bw = 0;            // per NIC: the port speed
   bool nvls = false;            // NVSwitch multicast (NVLink SHARP) in the topology
   int ranks = 0, nodes = 0, local_ranks = 0;
+  HostCpu host_cpu = HostCpu::unstated;   // the proxy's CPU: net post overhead, LL's row across nodes
 };
 // The communicator `group` (global GPU indices, node-major) on `topology`. NVLink: the GPU's links
 // (intra.bandwidth / 25 GB/s per link, 50 on Blackwell) times NCCL's per-link figure; PCIe: 3/4 of

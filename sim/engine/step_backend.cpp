@@ -89,7 +89,7 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
         if (t.dst != me || ch.endpoint[t.src] == self) continue;
         const int src = ch.endpoint[t.src];
         recvs.push_back({posted, src, t.dst_chunk,
-                         fabric.latency(src, self) + (fabric.inter_node(src, self) ? plan.protocol.inter_extra : plan.protocol.intra_extra),
+                         step_latency(fabric, plan.protocol, src, self),
                          box(in_box, t.src, me, t.src)->get_async<int>(&sink)});
       }
     }

@@ -99,6 +99,7 @@ void add_links(Canon& c, const Topology& t) {
   c.list("nic.sockets", n.sockets);
   c.list("nic.gpu_sockets", n.gpu_sockets);
   c.num("nic.socket_bandwidth", n.socket_bandwidth);
+  c.num("nic.host_cpu", static_cast<int>(n.host_cpu));
   c.num("network.kind", static_cast<int>(t.network.kind));
   c.num("network.switch_latency", t.network.switch_latency);
   c.num("network.nodes_per_leaf", t.network.nodes_per_leaf);

@@ -254,6 +254,13 @@ std::string describe(const Topology& t) {
     out += fmt::format("  NICs: {} x {:g} Gb/s per node ({} each, efficiency {:g}, latency {}){}", t.nic.count,
                        t.nic.bandwidth * 8 / 1e9, gbps(t.nic.bandwidth), t.nic.efficiency, us(t.nic.latency),
                        nic_layout(t));
+  if (t.nic.count > 0) {
+    const HostCpu cpu = t.nic.host_cpu;
+    const std::string host = cpu == HostCpu::intel ? "Intel" : cpu == HostCpu::amd ? "AMD" : cpu == HostCpu::arm ? "Arm" : "not stated (NCCL's figure for any host but AMD)";
+    const double post = net_post_overhead(cpu);
+    out += fmt::format("  host CPU: {}; each step of a ring across nodes costs at least {} ({} with Simple): the proxy's post overhead\n",
+                       host, us(post), us(post * kSimplePosts));
+  }
   const NetworkSpec& net = t.network;
   const std::string network = net.kind == NetworkKind::single_switch
                                   ? "single switch"

@@ -179,7 +179,7 @@ std::vector<int> read_indices(const Map& n, const std::string& key) {
 
 NicSpec read_nic(const Map& n, int gpus_per_node) {
   n.only({"count", "bandwidth", "efficiency", "latency", "gpus", "pcie_bandwidth", "sockets", "gpu_sockets",
-          "socket_bandwidth"});
+          "socket_bandwidth", "host_cpu"});
   NicSpec nic;
   nic.count = static_cast<int>(n.integer_up_to("count", limits::kCount, "NICs per node"));
   nic.bandwidth = n.quantity("bandwidth", "bandwidth");
@@ -187,6 +187,8 @@ NicSpec read_nic(const Map& n, int gpus_per_node) {
   nic.latency = n.quantity("latency", "time", 0.0);
   nic.pcie_bandwidth = n.quantity("pcie_bandwidth", "bandwidth", 0.0);
   nic.socket_bandwidth = n.quantity("socket_bandwidth", "bandwidth", 0.0);
+  const std::string cpu = n.choice("host_cpu", {"intel", "amd", "arm"}, "");
+  nic.host_cpu = cpu == "intel" ? HostCpu::intel : cpu == "amd" ? HostCpu::amd : cpu == "arm" ? HostCpu::arm : HostCpu::unstated;
   if (n.has("sockets")) nic.sockets = read_indices(n, "sockets");
   if (n.has("gpu_sockets")) nic.gpu_sockets = read_indices(n, "gpu_sockets");
   if (!n.has("gpus")) {
