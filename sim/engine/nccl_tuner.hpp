@@ -11,9 +11,9 @@
 //
 // The host CPU is nic.host_cpu (NCCL's net post overhead and its llMaxBw row across nodes: AMD's,
 // or Intel's for every other host). Assumptions, since tpsim's topology does not say them:
-// InfiniBand (no extra graph latency), no
-// CollNet / SHARP (NCCL_COLLNET_ENABLE off, NCCL's default), the same channels for every ring
-// (sameChannels), a balanced tree pattern, and the GPU-to-NIC PCIe path no slower than the NIC.
+// InfiniBand (no extra graph latency), no CollNet / SHARP (NCCL_COLLNET_ENABLE off, NCCL's
+// default), the same channels for every ring (sameChannels), a balanced tree pattern, and the
+// GPU-to-NIC PCIe path no slower than the NIC.
 #pragma once
 
 #include <string>

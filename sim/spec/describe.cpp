@@ -256,9 +256,13 @@ std::string describe(const Topology& t) {
                        nic_layout(t));
   if (t.nic.count > 0) {
     const HostCpu cpu = t.nic.host_cpu;
-    const std::string host = cpu == HostCpu::intel ? "Intel" : cpu == HostCpu::amd ? "AMD" : cpu == HostCpu::arm ? "Arm" : "not stated (NCCL's figure for any host but AMD)";
+    const std::string host = cpu == HostCpu::intel ? "Intel"
+                             : cpu == HostCpu::amd ? "AMD"
+                             : cpu == HostCpu::arm ? "Arm"
+                                                   : "not stated (NCCL's figure for any host but AMD)";
     const double post = net_post_overhead(cpu);
-    out += fmt::format("  host CPU: {}; each step of a ring across nodes costs at least {} ({} with Simple): the proxy's post overhead\n",
+    out += fmt::format("  host CPU: {}; each step of a ring across nodes costs at least {} ({} with Simple): the "
+                       "proxy's post overhead\n",
                        host, us(post), us(post * kSimplePosts));
   }
   const NetworkSpec& net = t.network;

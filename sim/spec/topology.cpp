@@ -188,7 +188,10 @@ NicSpec read_nic(const Map& n, int gpus_per_node) {
   nic.pcie_bandwidth = n.quantity("pcie_bandwidth", "bandwidth", 0.0);
   nic.socket_bandwidth = n.quantity("socket_bandwidth", "bandwidth", 0.0);
   const std::string cpu = n.choice("host_cpu", {"intel", "amd", "arm"}, "");
-  nic.host_cpu = cpu == "intel" ? HostCpu::intel : cpu == "amd" ? HostCpu::amd : cpu == "arm" ? HostCpu::arm : HostCpu::unstated;
+  nic.host_cpu = cpu == "intel" ? HostCpu::intel
+                 : cpu == "amd" ? HostCpu::amd
+                 : cpu == "arm" ? HostCpu::arm
+                                : HostCpu::unstated;
   if (n.has("sockets")) nic.sockets = read_indices(n, "sockets");
   if (n.has("gpu_sockets")) nic.gpu_sockets = read_indices(n, "gpu_sockets");
   if (!n.has("gpus")) {
