@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPSIM_SANITIZE=ON -DTPSIM_NATIVE=OFF -DTPSIM_UNITY_BUILD=ON >/dev/null
-cmake --build build-sanitize -j"$(nproc)" --target fuzz_spec test_spec_bad_inputs test_spec_load
+cmake --build build-sanitize -j"$(nproc)" --target sanitize_stage
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 ctest --test-dir build-sanitize --output-on-failure -R '^(test_spec_bad_inputs|test_spec_load)$'
 build-sanitize/tests/fuzz_spec --seed "${FUZZ_SEED:-1}" --iterations "${FUZZ_ITERATIONS:-3000}" \
