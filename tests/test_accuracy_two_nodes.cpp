@@ -75,8 +75,8 @@ TEST_CASE("2 nodes of H100 over EFA: the ring at 64 and 128 MiB within 5% with t
   // NCCL charges every step of a ring across nodes at least the proxy's post overhead, 2 us on the
   // p5's AMD EPYC hosts, x3 with Simple (nothing here is fitted: NCCL's tuning constants). Without
   // it (an Intel host's 1 us, under the 3.4 us an NVLink Simple step already costs) the ring is
-  // +14.3% and +5.0% at these sizes (printed beside each row). Which algorithm NCCL ran there the log does not say; auto
-  // now runs NVLS-tree at both (the test above).
+  // +14.3% and +5.0% at these sizes (printed beside each row). Which algorithm NCCL ran there the
+  // log does not say; auto now runs NVLS-tree at both (the test above).
   const Topology amd = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
   const Topology intel = load_topology("aws-p5-efa", {{"topology.nodes", "2"}, {"topology.nic.host_cpu", "intel"}});
   int checked = 0;

@@ -109,9 +109,10 @@ enum class HostCpu { unstated, intel, amd, arm };
 
 // NCCL's net post overhead (tuning.cc getNetOverhead; data/reference/nccl_model_constants_and_statements.md):
 // the host time the proxy spends posting one step of a ring across nodes, 2 us on AMD x86 hosts and
-// 1 us on every other; NCCL charges Simple three times it (kSimplePosts).
-inline double net_post_overhead(HostCpu cpu) { return cpu == HostCpu::amd ? 2e-6 : 1e-6; }
-inline constexpr int kSimplePosts = 3;
+// 1 us on every other; NCCL charges the Simple protocol three times it.
+inline double net_post_overhead(HostCpu cpu, bool simple) {
+  return (cpu == HostCpu::amd ? 2e-6 : 1e-6) * (simple ? 3 : 1);
+}
 
 struct NicSpec {
   int count = 0;                        // NICs per node

@@ -123,8 +123,7 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   const bool ring_across_nodes = plan.algorithm == Algorithm::ring && proto.name != "ideal" &&
                                  std::any_of(plan.edges.begin(), plan.edges.end(),
                                              [&](const FlowEdge& e) { return f.inter_node(e.src, e.dst); });
-  proto.intra_floor =
-      ring_across_nodes ? net_post_overhead(topo.nic.host_cpu) * (proto.name == "Simple" ? kSimplePosts : 1) : 0.0;
+  proto.intra_floor = ring_across_nodes ? net_post_overhead(topo.nic.host_cpu, proto.name == "Simple") : 0.0;
   plan.protocol = proto;
   plan.wire_scale = 1.0 / proto.efficiency;
   plan.instance.protocol = proto.name;

@@ -311,7 +311,7 @@ Tuning tune(const std::string& version, const System& s, CollectiveOp op, double
         if (func == kReduce || func == kBroadcast) {
           lat += c.hw_lat[hw][a][p];   // the same channels for every ring
         } else {
-          const double overhead = nodes > 1 ? net_post_overhead(s.host_cpu) * 1e6 * (p == kSimple ? kSimplePosts : 1) : 0.0;
+          const double overhead = nodes > 1 ? net_post_overhead(s.host_cpu, p == kSimple) * 1e6 : 0.0;
           intra_lat = std::max(intra_lat, overhead);
           const int inter_steps = nodes == 1 ? 0 : func == kAllReduce ? 2 * (nodes - 1) : nodes - 1;
           lat += (nsteps - inter_steps) * intra_lat + inter_steps * inter_lat;

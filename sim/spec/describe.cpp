@@ -260,10 +260,9 @@ std::string describe(const Topology& t) {
                              : cpu == HostCpu::amd ? "AMD"
                              : cpu == HostCpu::arm ? "Arm"
                                                    : "not stated (NCCL's figure for any host but AMD)";
-    const double post = net_post_overhead(cpu);
     out += fmt::format("  host CPU: {}; each step of a ring across nodes costs at least {} ({} with Simple): the "
                        "proxy's post overhead\n",
-                       host, us(post), us(post * kSimplePosts));
+                       host, us(net_post_overhead(cpu, false)), us(net_post_overhead(cpu, true)));
   }
   const NetworkSpec& net = t.network;
   const std::string network = net.kind == NetworkKind::single_switch
