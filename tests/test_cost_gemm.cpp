@@ -83,6 +83,12 @@ TEST_CASE("a weight gradient's fp32 main-gradient accumulation: fused in the GEM
   // Megatron-LM 2021: the bf16 product, then an add kernel (bf16 read, fp32 read and written).
   const double add = 10 * mn / (1e12 * kernel_hbm_efficiency("add"));
   CHECK(gemm_cost(gpu, separate, DType::bf16).seconds == rel(gemm_cost(gpu, plain, DType::bf16).seconds + add + 5e-6));
+  // An fp16 model's main gradient is fp16 (Megatron-LM with --fp16): the fused GEMM reads and
+  // writes 4 B per element, the add kernel moves 2 + 2 + 2.
+  gpu.peak_flops[DType::fp16] = 1e18;
+  CHECK(gemm_cost(gpu, fused, DType::fp16).memory_bound == rel((operands + 4 * mn) / (1e12 * kHbm)));
+  const double add16 = 6 * mn / (1e12 * kernel_hbm_efficiency("add"));
+  CHECK(gemm_cost(gpu, separate, DType::fp16).seconds == rel(gemm_cost(gpu, plain, DType::fp16).seconds + add16 + 5e-6));
 }
 
 TEST_CASE("an elementwise kernel costs its bytes over HBM bandwidth plus launch") {

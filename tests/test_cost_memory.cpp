@@ -164,6 +164,13 @@ TEST_CASE("mixed-precision Adam: 18 B/param, or 6 + 12/dp with the distributed o
   s.plan.distributed_optimizer = true;
   m = memory_per_gpu(s, 0);
   CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == rel(6 + 12.0 / 8));
+  // An fp16 model keeps fp16 main gradients (Megatron's accumulate_allreduce_grads_in_fp32 defaults
+  // off for --fp16): 2 + 2 + 12 = 16 B/param.
+  s.plan.distributed_optimizer = false;
+  s.model.dtype = DType::fp16;
+  m = memory_per_gpu(s, 0);
+  CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == rel(16));
+  CHECK(m.components()[2].detail == "2 B/param (fp16 main gradients)");
 }
 
 TEST_CASE("parameters on stages add up to the whole model and TP divides the linears") {

@@ -175,25 +175,33 @@ TEST_CASE("a full-recompute step does Narayanan's four passes of every layer") {
   CHECK((flops - less) / (layer_pass / 4) == rel(1.0, 0.1));
 }
 
-TEST_CASE("DP buckets reduce every gradient once: fp32 bytes of the rank's parameters") {
-  Scenario s = small_gpt(2, 2, 4, 16);
-  const ProgramSet set = lowered(s);
-  for (const Program& p : set.ranks) {
-    double bytes = 0;
-    int adam = 0;
-    for (const Op& op : p.ops) {
-      if (op.stream == Stream::dp_comm) {
-        CHECK(op.collective.op == CollectiveOp::all_reduce);
-        CHECK(op.collective.group.size() == 4);
-        bytes += double(op.collective.bytes);
+TEST_CASE("DP buckets reduce every gradient once: fp32 bytes of the rank's parameters (fp16 for an fp16 model)") {
+  // Megatron-LM with --fp16 keeps and all-reduces fp16 main gradients (accumulate_allreduce_grads_in_fp32
+  // defaults off); bf16 forces fp32.
+  for (const DType dtype : {DType::bf16, DType::fp16}) {
+    Scenario s = small_gpt(2, 2, 4, 16);
+    CAPTURE(to_string(dtype));
+    s.model.dtype = dtype;
+    s.topology.gpu.peak_flops[DType::fp16] = 1e15;
+    const double grad_bytes = dtype == DType::fp16 ? 2 : 4;
+    const ProgramSet set = lowered(s);
+    for (const Program& p : set.ranks) {
+      double bytes = 0;
+      int adam = 0;
+      for (const Op& op : p.ops) {
+        if (op.stream == Stream::dp_comm) {
+          CHECK(op.collective.op == CollectiveOp::all_reduce);
+          CHECK(op.collective.group.size() == 4);
+          bytes += double(op.collective.bytes);
+        }
+        if (op.kernel.fn == "adam") ++adam;
       }
-      if (op.kernel.fn == "adam") ++adam;
+      const int stage = p.rank / (2 * 4);   // mesh order tp, dp, pp
+      PlanSpec plan = s.plan;
+      // The lowering's weights are exactly the memory model's (no biases): 4 (or 2) B per parameter.
+      CHECK(bytes == rel(grad_bytes * parameters_on_stage(s.model, plan, stage), 1e-6));
+      CHECK(adam == 1);
     }
-    const int stage = p.rank / (2 * 4);   // mesh order tp, dp, pp
-    PlanSpec plan = s.plan;
-    // The lowering's weights are exactly the memory model's (no biases): 4 B per parameter.
-    CHECK(bytes == rel(4 * parameters_on_stage(s.model, plan, stage), 1e-6));
-    CHECK(adam == 1);
   }
 }
 

@@ -3,8 +3,9 @@
 //
 // Memory follows Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer
 // Models") for activations and Megatron-LM's mixed-precision Adam for states:
-//   weights 2 B/param (bf16), gradients 4 B/param (fp32 main grads), optimizer 12 B/param (fp32
-//   master copy, Adam m and v); the distributed optimizer shards the 12 B over dp.
+//   weights 2 B/param (bf16), gradients 4 B/param (fp32 main grads; 2 B for an fp16 model, below),
+//   optimizer 12 B/param (fp32 master copy, Adam m and v); the distributed optimizer shards the 12 B
+//   over dp.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,13 @@ inline constexpr double kRuntimeReserveBytes = 2.0 * 1024 * 1024 * 1024;
 // Bytes per parameter in mixed-precision Adam (Megatron-LM): bf16 weight, fp32 main gradient, and
 // fp32 master weight + Adam first and second moments.
 inline constexpr double kWeightBytes = 2, kGradBytes = 4, kOptimizerBytes = 12;
+// Bytes per element of the main gradient, which weight gradients accumulate into over the
+// micro-batches and DP reduces: Megatron-LM keeps it in fp32 for bf16 (and FP8) training, which it
+// forces (accumulate_allreduce_grads_in_fp32), and in the parameters' fp16 for fp16 training, where
+// that switch defaults off (Narayanan et al. 2021 ran --fp16: data/reference/
+// narayanan_2021_table1_run_config.csv).
+inline double main_grad_bytes(DType model_dtype) { return model_dtype == DType::fp16 ? 2 : kGradBytes; }
+inline DType main_grad_dtype(DType model_dtype) { return model_dtype == DType::fp16 ? DType::fp16 : DType::fp32; }
 // FP8 training keeps an FP8 copy of each linear weight and of its transpose (Transformer Engine).
 inline constexpr double kFp8WeightCopyBytes = 2;
 
@@ -40,6 +48,7 @@ struct MemoryBreakdown {
   // What weights and the KV cache are stored in: bf16 for training (mixed-precision Adam);
   // workload.precision for inference.
   DType weights_dtype = DType::bf16, kv_cache_dtype = DType::bf16;
+  DType main_grad_dtype = DType::fp32;   // training: the gradients' (main_grad_dtype() above)
   int in_flight_micro_batches = 0;       // training: micro-batches whose activations are held at peak
   double activation_bytes_per_layer = 0; // one micro-batch, one layer, on this GPU (inference: one
                                          // prefill step's working set of one layer)

@@ -11,6 +11,7 @@
 
 #include "cost/peaks.hpp"
 #include "tpsim/cost.hpp"
+#include "tpsim/memory.hpp"
 
 namespace tpsim {
 namespace {
@@ -28,9 +29,10 @@ const GemmMeasurement* measured(const GpuSpec& gpu, const GemmInfo& g, DType dty
 double operand_bytes(int given, DType dtype) { return double(given > 0 ? given : dtype_bytes(dtype)); }
 
 // Bytes per element of the product C as the GEMM moves it: written once; read too when it
-// accumulates; fp32 read and written when it accumulates into the fp32 main gradient itself.
+// accumulates; the main gradient read and written when it accumulates into it itself. A training
+// GEMM computes in the model's dtype, so `dtype` names the main gradient's (main_grad_bytes).
 double product_bytes(const GemmInfo& g, DType dtype) {
-  if (g.main_grad == MainGrad::fused) return 8;
+  if (g.main_grad == MainGrad::fused) return 2 * main_grad_bytes(dtype);
   return (g.accumulate ? 2 : 1) * operand_bytes(g.c_bytes, dtype);
 }
 
@@ -76,11 +78,11 @@ KernelCost batched_gemm_cost(const GpuSpec& gpu, const GemmInfo& g, double batch
       c.seconds = row->seconds;
       c.efficiency = peak > 0 ? flops / (peak * c.seconds) : 0;
     }
-  // Megatron-LM 2021 adds each micro-batch's bf16 weight gradient into the fp32 main gradient
-  // with its own kernel: [m, n] bf16 read, fp32 read and written.
+  // Megatron-LM 2021 adds each micro-batch's weight gradient into the main gradient with its own
+  // kernel: [m, n] read in the GEMM's dtype, the main gradient read and written.
   if (g.main_grad == MainGrad::separate) {
     const double add = gpu.hbm_bandwidth * kernel_hbm_efficiency("add");
-    const double add_bytes = batch * m * n * (operand_bytes(g.c_bytes, dtype) + 8);
+    const double add_bytes = batch * m * n * (operand_bytes(g.c_bytes, dtype) + 2 * main_grad_bytes(dtype));
     c.memory_bound += add > 0 ? add_bytes / add : 0;
     c.seconds += (add > 0 ? add_bytes / add : 0) + gpu.launch_overhead;
   }

@@ -151,7 +151,8 @@ std::vector<MemoryComponent> MemoryBreakdown::components() const {
                ? fmt::format("{:.3g} params x 2 B (bf16) + FP8 copies of the layers' linears and their transposes ({:.2f} GiB)",
                              parameters, fp8_weight_copies / kGiB)
                : fmt::format("{:.3g} params x {} B ({})", parameters, dtype_bytes(weights_dtype), to_string(weights_dtype))},
-          {"gradients", gradients, "4 B/param (fp32 main gradients)"},
+          {"gradients", gradients,
+           fmt::format("{} B/param ({} main gradients)", dtype_bytes(main_grad_dtype), to_string(main_grad_dtype))},
           {"optimizer", optimizer,
            expert_parameters > 0
                ? fmt::format("fp32 master weights + Adam m, v (12 B/param; distributed: / dp x cp, the {:.3g} expert params / (dp/ep))",
@@ -182,7 +183,8 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
   const double t = std::max(1, p.tp);
   const AttentionKernel attention = attention_kernel(s.topology.gpu);
   if (w.kind == WorkloadKind::training) {
-    r.gradients = r.parameters * kGradBytes;
+    r.main_grad_dtype = main_grad_dtype(m.dtype);
+    r.gradients = r.parameters * main_grad_bytes(m.dtype);
     // The distributed optimizer shards dense states over dp, experts' over the expert-DP group.
     const double experts = r.expert_parameters = expert_parameters_on_stage(m, p, stage);
     r.optimizer = p.distributed_optimizer ? (r.parameters - experts) * kOptimizerBytes / std::max(1, p.dp * p.cp) +

@@ -13,6 +13,7 @@
 #include "lower/pipeline_p2p.hpp"
 #include "lower/pipeline_schedule.hpp"
 #include "lower/program_builder.hpp"
+#include "tpsim/memory.hpp"
 #include "tpsim/step_lowering.hpp"
 #include "lower/step_pieces.hpp"
 
@@ -31,9 +32,6 @@ namespace {
 
 // Megatron-LM's default DP bucket: max(40M, 1M x dp) parameters.
 double bucket_params(int dp) { return std::max(40e6, 1e6 * dp); }
-// Bytes per gradient element reduced over DP: fp32 main gradients (Megatron forces fp32 gradient
-// accumulation and reduction for bf16 training).
-constexpr double kGradReduceBytes = 4;
 // Adam step per parameter on the GPU: read fp32 gradient (4), read + write fp32 master weight,
 // m and v (3 x 8), write the bf16 weight (2) -> 30 B of HBM traffic, ~10 FLOPs.
 constexpr double kAdamBytesPerParam = 30, kAdamFlopsPerParam = 10;
@@ -362,7 +360,7 @@ ProgramSet lower_training_step(const Scenario& s, const StepOptions& options) {
     auto reduce_bucket = [&](const Buckets& b, double params) {
       const auto kind = plan.distributed_optimizer ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
       dp_ops.push_back(w.append(dp_collective(kind, fmt::format("{}{}", b.name, dp_ops.size()), b.group,
-                                              params * kGradReduceBytes, w.last_compute(), algorithm)));
+                                              params * main_grad_bytes(s.model.dtype), w.last_compute(), algorithm)));
     };
     auto flush = [&](Buckets& b) {
       if (b.filling > 0 && b.group.size() > 1) {

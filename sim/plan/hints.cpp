@@ -14,7 +14,7 @@ namespace tpsim {
 namespace {
 
 // Bytes per parameter a training step keeps on the GPUs without the distributed optimizer.
-constexpr double kTrainingStateBytes = kWeightBytes + kGradBytes + kOptimizerBytes;
+double training_state_bytes(DType model_dtype) { return kWeightBytes + main_grad_bytes(model_dtype) + kOptimizerBytes; }
 
 std::string pipeline_sizes(int64_t layers, int most) {
   std::string out;
@@ -39,13 +39,13 @@ std::string rejection_hints(const SweepSpec& spec, const std::vector<LayoutResul
   // The distributed optimizer does not lower it: sharding Adam over dp leaves tp x pp = GPUs / dp
   // to hold 6 B/param, P (6 dp + 12) / GPUs in all, which is least at dp 1.
   const double params = double(parameter_count(spec.model));
-  const double per_param = training ? kTrainingStateBytes : dtype_bytes(spec.model.dtype);
+  const double per_param = training ? training_state_bytes(spec.model.dtype) : dtype_bytes(spec.model.dtype);
   const double usable = spec.topology.gpu.hbm_bytes - kRuntimeReserveBytes;
   const bool oom = std::any_of(ranked.begin(), ranked.end(), [](const LayoutResult& r) { return r.verdict == Verdict::oom; });
   if (usable > 0 && oom) {
     const double state = params * per_param;
     const int64_t need = static_cast<int64_t>(std::ceil(state / usable));
-    const std::string what = training ? "weights, fp32 gradients and Adam states" : "weights";
+    const std::string what = training ? fmt::format("weights, {} gradients and Adam states", to_string(main_grad_dtype(spec.model.dtype))) : std::string("weights");
     if (need > gpus)
       out += fmt::format("  memory: the model's {} alone ({:g} B/param x {:.3g} params = {:.1f} GiB) need at least {} "
                          "GPUs of {:.1f} usable GiB, more than the {} here: try --nodes {} or more (activations need "

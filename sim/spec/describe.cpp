@@ -364,7 +364,7 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
                                        p.tp_allreduce_max / (1024.0 * 1024), p.tp_allreduce),
                      p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
-  out += fmt::format("  weight gradients {} the fp32 main gradient, {} the input gradient's TP reduction; pipeline "
+  out += fmt::format("  weight gradients {} the main gradient (fp32; fp16 for an fp16 model), {} the input gradient's TP reduction; pipeline "
                      "sends {}\n",
                      p.grad_accumulation_fusion ? "accumulated by the GEMM into" : "added by a separate kernel to",
                      p.tp_grad_overlap ? "computed during" : "computed before",
