@@ -1,7 +1,9 @@
 // Narayanan et al. SC'21 Table 1 rows 1-5 (data/reference/narayanan_2021_table1_rows1-5.csv) and
 // the scenario each row runs as: its TP, PP, GPUs and batch on cluster-a100-hdr, sequence 2048,
-// micro-batch 1, full recomputation, no SP, with Megatron-LM 2021's scheduling (below). Shared by
-// the in-sample accuracy test and the leave-one-out calibration test.
+// full recomputation, no SP, and what the paper's run script gave each row
+// (narayanan_2021_table1_run_config.csv: micro-batch 16, 16, 16, 8, 4; PyTorch DDP for rows 1-4,
+// Megatron's local DDP for the 39.1B; --fp16), with Megatron-LM 2021's scheduling (below). Shared
+// by the in-sample accuracy test and the leave-one-out calibration test.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -18,6 +20,10 @@ struct NarayananRow {
   int tp = 1, pp = 1, gpus = 1;
   int64_t batch = 0;
   double tflops = 0;    // the paper's achieved TFLOP/s per GPU
+  // How the row ran (narayanan_2021_table1_run_config.csv, the paper's run script):
+  int64_t micro_batch = 1;
+  std::string ddp;         // torch (gradients reduced during the backward pass) | local (after it)
+  std::string precision;   // fp16
 };
 
 inline std::vector<NarayananRow> narayanan_rows() {
@@ -32,6 +38,19 @@ inline std::vector<NarayananRow> narayanan_rows() {
     REQUIRE(f.size() >= 9);
     rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
   }
+  std::ifstream config(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_run_config.csv");
+  REQUIRE(config.good());
+  int configured = 0;
+  for (std::string line; std::getline(config, line);) {
+    if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    REQUIRE(f.size() == 4);
+    for (NarayananRow& r : rows)
+      if (r.params == f[0]) r.micro_batch = std::stoll(f[1]), r.ddp = f[2], r.precision = f[3], ++configured;
+  }
+  REQUIRE(configured == static_cast<int>(rows.size()));
   return rows;
 }
 
@@ -49,12 +68,16 @@ inline tpsim::Scenario narayanan_scenario(const NarayananRow& r, double score_by
                        {"plan.recompute", "full"},
                        {"workload.kind", "training"},
                        {"workload.global_batch", std::to_string(r.batch)},
-                       {"workload.micro_batch", "1"},
+                       {"workload.micro_batch", std::to_string(r.micro_batch)},
                        {"workload.seq", "2048"},
-                       // Megatron-LM as of 2021: DP gradients reduced after the backward pass, each
-                       // micro-batch's weight gradient added to the fp32 main gradient by its own
-                       // kernel, the input gradient's TP all-reduce after the weight gradient.
-                       {"plan.dp_overlap", "false"},
+                       // fp16: main gradients kept and all-reduced in fp16 (tpsim/memory.hpp).
+                       {"model.dtype", r.precision},
+                       // PyTorch DDP reduces gradient buckets as the last micro-batch's backward
+                       // frees them; Megatron's local DDP of 2021 after the backward pass.
+                       {"plan.dp_overlap", r.ddp == "torch" ? "true" : "false"},
+                       // Megatron-LM as of 2021: each micro-batch's weight gradient added to the
+                       // main gradient by its own kernel, the input gradient's TP all-reduce after
+                       // the weight gradient.
                        {"plan.grad_accumulation_fusion", "false"},
                        {"plan.tp_grad_overlap", "false"}};
   tpsim::Scenario s = tpsim::load_scenario(request);

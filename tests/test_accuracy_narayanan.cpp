@@ -1,14 +1,15 @@
 // Accuracy against Megatron-LM: Narayanan et al. SC'21 Table 1 rows 1-5 (GPT 1.7B ... 39.1B on
 // Selene, A100 80 GB + 8x HDR per node), each row's TP, PP, GPUs and batch with sequence 2048,
-// micro-batch 1, full activation recomputation and Megatron-LM 2021's scheduling (DP reduction
-// after the backward pass, weight gradients added to the fp32 main gradient by a kernel, the TP
-// input-gradient all-reduce after the weight gradient), simulated on cluster-a100-hdr.
+// full activation recomputation, and the micro-batch, DDP and fp16 of the paper's run script
+// (narayanan_rows.hpp), with Megatron-LM 2021's scheduling (weight gradients added to the main
+// gradient by a kernel, the TP input-gradient all-reduce after the weight gradient), simulated on
+// cluster-a100-hdr.
 //
 // In sample: the one constant fitted to these rows and Korthikanti et al.'s Table 4 together
 // (megatron_a100.hpp: the attention score bytes); test_calibration_holdout.cpp has the
 // held-out figures. GEMMs: the A100 MAMF ceiling (datasheets.md) with the shape model fitted on
 // the measured H200 table; memory-bound kernels at their H200-measured HBM efficiency.
-// Goal 5% per row; the bound is the worst error achieved (2026-12-01), written at the check.
+// Goal 5% per row; the bound is the worst error achieved (2026-12-02), written at the check.
 #include <doctest/doctest.h>
 
 #include "megatron_a100.hpp"
