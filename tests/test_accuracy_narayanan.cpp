@@ -7,9 +7,9 @@
 //
 // In sample: the one constant fitted to these rows and Korthikanti et al.'s Table 4 together
 // (megatron_a100.hpp: the attention score bytes); test_calibration_holdout.cpp has the
-// held-out figures. GEMMs: the A100 MAMF ceiling (datasheets.md) with the shape model fitted on
-// the measured H200 table; memory-bound kernels at their H200-measured HBM efficiency.
-// Goal 5% per row; the bound is the worst error achieved (2026-12-02), written at the check.
+// held-out figures. GEMMs: the A100's sustained ceiling (its MAMF, datasheets.md, x the sustained
+// ratio measured on an H200) with the shape model fitted on the measured H200 table; memory-bound
+// kernels at their H200-measured HBM efficiency. Goal and bound 5% per row.
 #include <doctest/doctest.h>
 
 #include "megatron_a100.hpp"

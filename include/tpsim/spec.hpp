@@ -69,7 +69,7 @@ struct GpuSpec {
   double hbm_efficiency = 1.0;
   int sms = 0;                            // streaming multiprocessors (wave quantisation)
   double launch_overhead = 0;             // s per kernel
-  double gemm_efficiency = 0.8;           // best achievable fraction of peak on large GEMMs (MAMF)
+  double gemm_efficiency = 0.8;           // fraction of peak large GEMMs sustain (presets: MAMF x 0.884)
   double gemm_efficiency_fp8 = 0;         // the same for FP8 GEMMs (their own MAMF); 0 = gemm_efficiency
   // The GEMM ceiling for GEMMs computing in `d`: FP8's own measured fraction where one is given.
   double gemm_ceiling(DType d) const {

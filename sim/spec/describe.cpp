@@ -364,9 +364,13 @@ std::string describe_plan(const PlanSpec& p, const ModelSpec* model) {
                                        p.tp_allreduce_max / (1024.0 * 1024), p.tp_allreduce),
                      p.virtual_stages, recompute[static_cast<int>(p.recompute)],
                      p.distributed_optimizer ? "on" : "off", p.dp_overlap ? "overlapped with backward" : "after backward");
-  out += fmt::format("  weight gradients {} the main gradient (fp32; fp16 for an fp16 model), {} the input gradient's TP reduction; pipeline "
+  // The main gradient's dtype follows the model's (tpsim/memory.hpp), unknown for a plan alone.
+  const std::string main_grad = !model                        ? "main gradient (fp32; fp16 for an fp16 model)"
+                                : model->dtype == DType::fp16 ? "fp16 main gradient"
+                                                              : "fp32 main gradient";
+  out += fmt::format("  weight gradients {} the {}, {} the input gradient's TP reduction; pipeline "
                      "sends {}\n",
-                     p.grad_accumulation_fusion ? "accumulated by the GEMM into" : "added by a separate kernel to",
+                     p.grad_accumulation_fusion ? "accumulated by the GEMM into" : "added by a separate kernel to", main_grad,
                      p.tp_grad_overlap ? "computed during" : "computed before",
                      p.p2p_scatter_gather ? "scattered over TP, all-gathered on arrival" : "whole from every TP rank");
   out += "  weights:";
