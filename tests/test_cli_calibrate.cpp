@@ -16,6 +16,7 @@ namespace {
 
 const std::string kTpsim = TPSIM_BINARY;
 const std::string kLogs = std::string(TPSIM_TEST_DATA) + "/nccl-tests/";
+const std::string kTopologies = std::string(TPSIM_TEST_DATA) + "/../../topologies/";
 
 struct TempDir {
   std::string path;
@@ -102,4 +103,34 @@ TEST_CASE("tpsim calibrate refuses bad inputs in one line, exit 2") {
     CHECK(o.out.rfind("tpsim: error: ", 0) == 0);
     CHECK(o.out.find('\n') == o.out.size() - 1);   // one line
   }
+}
+
+TEST_CASE("tpsim calibrate checks -o before it fits, and never writes over an input or half a file") {
+  TempDir dir;
+  const std::string log = dir.path + "/ring.log", topology = dir.path + "/mine.yaml", notes = dir.path + "/notes.md";
+  REQUIRE(run_shell("cp " + kLogs + "together-h100-1node-all-reduce-ring.log " + log + " && cp " + kTopologies +
+                    "dgx-h100.yaml " + topology + " && printf 'keep me\\n' > " + notes)
+              .status == 0);
+  const std::string command = kTpsim + " calibrate " + log + " -t " + topology + " --algo ring -o ";
+  struct Case {
+    std::string output, expect;
+  };
+  for (const Case& c : {Case{dir.path + "/no-such-folder/x.yaml", "folder '" + dir.path + "/no-such-folder' does not exist"},
+                        Case{notes, "expected a topology path ending in .yaml or .yml"},
+                        Case{topology, "is an input of this command"},
+                        Case{dir.path, "is a folder; expected a file path"}}) {
+    const Output o = run_shell(command + c.output);
+    CAPTURE(c.output);
+    CAPTURE(o.out);
+    CHECK(o.status == 2);
+    CHECK(o.out.find(c.expect) != std::string::npos);
+    CHECK(o.out.find('\n') == o.out.size() - 1);   // refused before the fit printed anything
+  }
+  // The inputs are as they were; a good -o is written whole, and nothing else beside it.
+  CHECK(run_shell("cmp -s " + log + " " + kLogs + "together-h100-1node-all-reduce-ring.log").status == 0);
+  CHECK(run_shell("cmp -s " + topology + " " + kTopologies + "dgx-h100.yaml").status == 0);
+  CHECK(run_shell("cat " + notes).out == "keep me\n");
+  REQUIRE(run_shell(command + dir.path + "/fitted.yaml").status == 0);
+  CHECK(run_shell(kTpsim + " validate " + dir.path + "/fitted.yaml").status == 0);
+  CHECK(run_shell("ls " + dir.path + " | grep -c partial").out == "0\n");
 }

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "cli/output_paths.hpp"
 #include "tpsim/calibrate.hpp"
 
 namespace tpsim::cli {
@@ -120,28 +121,54 @@ std::string yaml_header(const std::vector<CalibrationSet>& sets, const Topology&
   return h;
 }
 
+// -o, checked before any log is read: a topology YAML path (so `tpsim run -t FILE` reads it as a
+// file, not a preset name) in a writable folder, and none of the command's inputs.
+void check_calibrated_output(const CalibrateArgs& a, const Topology& topo) {
+  if (a.output.empty()) return;
+  check_output_file("-o", a.output);
+  if (!a.output.ends_with(".yaml") && !a.output.ends_with(".yml"))
+    throw InputError("", 0, 0, "-o", "'" + a.output + "': expected a topology path ending in .yaml or .yml");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> inputs = a.logs;
+  inputs.push_back(topo.source);
+  for (const std::string& in : inputs)
+    if (fs::exists(in, ec) && fs::equivalent(in, a.output, ec))
+      throw InputError("", 0, 0, "-o", "'" + a.output + "' is an input of this command (" + in + "): write the calibrated topology elsewhere");
+}
+
 void write_calibrated(const std::string& path, const Topology& topo, const Calibration& cal, const std::string& header) {
   std::ifstream in(topo.source, std::ios::binary);
   if (!in) throw InputError(topo.source, 0, 0, "--topology", "cannot read the topology file again to write its calibrated copy");
   std::ostringstream text;
   text << in.rdbuf();
   const std::string yaml = calibrated_topology_yaml(text.str(), cal, header);
+  // Written beside the target and renamed onto it once it reads back: a failed write never leaves
+  // half a topology where a good file was.
+  const std::string partial = path + ".partial.yaml";
   {
-    std::ofstream out(path, std::ios::binary);
-    if (!(out << yaml) || !out.flush()) throw InputError(path, 0, 0, "-o", "cannot write the calibrated topology here");
+    std::ofstream out(partial, std::ios::binary);
+    if (!(out << yaml) || !out.flush()) {
+      std::filesystem::remove(partial);
+      throw InputError(path, 0, 0, "-o", "cannot write the calibrated topology here");
+    }
   }
   // What was written must be what was fitted: the file loads, and holds exactly the fitted values.
-  const Topology back = load_topology(path);
+  const Topology back = load_topology(partial);
   const double got[] = {back.collectives.launch_latency, back.intra.efficiency, back.intra.latency, back.nic.efficiency, back.nic.latency};
   const double want[] = {cal.after.collectives.launch_latency, cal.after.intra.efficiency, cal.after.intra.latency,
                          cal.after.nic.efficiency, cal.after.nic.latency};
   for (int i = 0; i < 5; ++i)
     if (got[i] != want[i])
-      throw std::logic_error(fmt::format("calibrate: {} reads back {} where the fit set {}", path, got[i], want[i]));
+      throw std::logic_error(fmt::format("calibrate: {} reads back {} where the fit set {}", partial, got[i], want[i]));
+  std::error_code ec;
+  std::filesystem::rename(partial, path, ec);
+  if (ec) throw InputError(path, 0, 0, "-o", "cannot write the calibrated topology here: " + ec.message());
 }
 
 void run(const CalibrateArgs& a) {
   const Topology topo = load_topology(a.topology);
+  check_calibrated_output(a, topo);
   const Algorithm algo = parse_algorithm(a.algo);
   std::vector<CalibrationSet> sets;
   for (const std::string& path : a.logs) {
