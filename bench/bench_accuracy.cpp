@@ -1,8 +1,9 @@
 // Accuracy report: every measured nccl-tests table in data/reference against the preset that
-// stands for its cluster, busbw error at sizes >= 1 MiB (the sizes TP/DP/PP messages have).
-// Each table says whether the presets' constants were fitted on it (in-sample) or not
-// (out-of-sample: the honest figure of what tpsim predicts on clusters it was not tuned to).
-// Prints a table; asserts nothing (tests/test_engine_calibration.cpp holds the in-sample bounds).
+// stands for its cluster, busbw error at sizes >= 1 MiB (the sizes TP/DP/PP messages have), and
+// the two Megatron-LM tables (Narayanan et al. 2021 Table 1, Korthikanti et al. 2022 Table 4)
+// against `tpsim run` on cluster-a100-hdr. Each table says whether the presets' constants were
+// fitted on it (in-sample) or not (out-of-sample: the honest figure of what tpsim predicts on
+// clusters it was not tuned to). Prints tables; asserts nothing (the tests hold the bounds).
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -11,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "h200_tables.hpp"
+#include "megatron_a100.hpp"
+#include "tpsim/cost.hpp"
 #include "tpsim/engine.hpp"
 #include "tpsim/spec.hpp"
 
@@ -51,6 +55,71 @@ struct Table {
   Algorithm algorithm;
   const char* fitted;   // what of it the presets were fitted on ("" = nothing: out-of-sample)
 };
+
+// The H200 GEMM table against the hgx-h200 preset: the BF16 shapes per kind on the odd rows (the
+// shape constants are fitted on the even ones; the preset's ceiling is this table's sustained
+// rate), the FP8 grid whole (nothing fitted on it).
+void gemm_report(bool per_row) {
+  const tpsim::GpuSpec gpu = tpsim::load_topology("hgx-h200").gpu;
+  std::printf("\nGEMMs measured on one H200 (gemm_h200.csv) against hgx-h200, error = predicted / measured time - 1; the\n"
+              "preset launches eagerly (4 us), the table was timed by CUDA-graph replay (~2.9 us): small shapes come out slow\n");
+  std::printf("%-46s %5s %10s %10s %10s %10s  %s\n", "table", "rows", "mean |err|", "max |err|", "bias", "median", "fitted on it");
+  struct Part {
+    const char *dtype, *kind, *label, *fitted;
+    size_t first, stride;
+  };
+  const char* bf16_fit = "odd rows; shape constants fitted on the even rows, ceiling on the table";
+  for (const Part& part : {Part{"bf16", "layer", "H200 bf16 GEMMs, model layer shapes", bf16_fit, 1, 2},
+                           Part{"bf16", "grid", "H200 bf16 GEMMs, power-of-two grid", bf16_fit, 1, 2},
+                           Part{"bf16", "decode", "H200 bf16 GEMMs, decode shapes", bf16_fit, 1, 2},
+                           Part{"fp8", "", "H200 fp8 GEMMs, 1024-8192 grid", "out-of-sample: the FP8 MAMF, nothing fitted", 0, 1}}) {
+    const std::vector<H200Gemm> all = h200_gemms(part.dtype);
+    const tpsim::DType dtype = std::string(part.dtype) == "fp8" ? tpsim::DType::fp8 : tpsim::DType::bf16;
+    std::vector<double> e;
+    for (size_t i = part.first; i < all.size(); i += part.stride) {
+      const H200Gemm& r = all[i];
+      if (*part.kind && r.kind != part.kind) continue;
+      e.push_back(tpsim::gemm_cost(gpu, tpsim::GemmInfo{r.m, r.n, r.k}, dtype).seconds / r.seconds - 1);
+      if (per_row)
+        std::printf("  %-40s %6lld x %6lld x %6lld  %+6.1f%%\n", part.label, (long long)r.m, (long long)r.n, (long long)r.k, 100 * e.back());
+    }
+    if (e.empty()) continue;
+    double sum = 0, worst = 0, bias = 0;
+    for (double x : e) sum += std::fabs(x), worst = std::max(worst, std::fabs(x)), bias += x;
+    std::vector<double> sorted = e;
+    std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(sorted.size() / 2), sorted.end());
+    const double n = double(e.size());
+    std::printf("%-46s %5zu %9.1f%% %9.1f%% %+9.1f%% %+9.1f%%  %s\n", part.label, e.size(), 100 * sum / n, 100 * worst,
+                100 * bias / n, 100 * sorted[e.size() / 2], part.fitted);
+  }
+}
+
+// The Megatron-LM tables: their one fitted constant (the attention score bytes) fitted on both
+// tables (in sample) and on the other table alone (this one held out).
+void megatron_report(bool per_row) {
+  spdlog::set_level(spdlog::level::err);   // each run's note that its TP collectives are folded (said below)
+  const MegatronFit m;
+  const double both = m.fit([](size_t) { return true; });
+  std::printf("\nMegatron-LM on A100 (cluster-a100-hdr) as tpsim run times it (flow fidelity, TP collectives folded at\n"
+              "their uncontended time), error = predicted / measured - 1 (TFLOP/s per GPU; one layer's ms)\n");
+  std::printf("%-46s %5s %10s %10s %10s  %s\n", "table", "rows", "mean |err|", "max |err|", "bias", "score bytes fitted on");
+  const std::pair<const char*, const char*> tables[] = {{"narayanan", "Narayanan 2021 Table 1 (TFLOP/s per GPU)"},
+                                                        {"korthikanti", "Korthikanti 2022 Table 4 (22B layer fwd, bwd)"}};
+  for (const auto& [fold, label] : tables) {
+    const double alone = m.fit([&](size_t e) { return !m.in_fold(e, fold); });
+    for (const auto& [b, how] : {std::pair{both, "both tables: in sample"}, std::pair{alone, "the other table: held out"}}) {
+      double sum = 0, worst = 0, bias = 0;
+      int n = 0;
+      for (size_t e = 0; e < m.entries.size(); ++e) {
+        if (!m.in_fold(e, fold)) continue;
+        const double err = m.error(e, b);
+        if (per_row) std::printf("  %-40s %+6.1f%%  (%.1f B)\n", m.entries[e].name.c_str(), 100 * err, b);
+        sum += std::fabs(err), worst = std::max(worst, std::fabs(err)), bias += err, ++n;
+      }
+      std::printf("%-46s %5d %9.1f%% %9.1f%% %+9.1f%%  %s (%.1f B)\n", label, n, 100 * sum / n, 100 * worst, 100 * bias / n, how, b);
+    }
+  }
+}
 
 }  // namespace
 
@@ -106,5 +175,7 @@ int main(int argc, char** argv) {
     std::printf("%-42s %-17s %5zu %9.1f%% %9.1f%% %+9.1f%%  %s\n", t.label, t.preset, measured.size(), 100 * sum / n,
                 100 * worst, 100 * bias / n, *t.fitted ? t.fitted : "out-of-sample");
   }
+  gemm_report(per_row);
+  megatron_report(per_row);
   return 0;
 }

@@ -1,6 +1,7 @@
-// The two Megatron-LM on Selene (A100) reference sets as one list of entries, and the constants
+// The two Megatron-LM on Selene (A100) reference sets as one list of entries, and the constant
 // fitted to them. Shared by the in-sample accuracy tests (test_accuracy_narayanan.cpp,
-// test_accuracy_korthikanti.cpp) and the leave-one-out test (test_calibration_holdout.cpp).
+// test_accuracy_korthikanti.cpp), the leave-one-out test (test_calibration_holdout.cpp) and the
+// accuracy report (bench/bench_accuracy.cpp), so it asserts nothing itself.
 //
 // Entries: Narayanan et al. 2021 Table 1 rows 1-5 (TFLOP/s per GPU) and Korthikanti et al. 2022
 // Table 4 (one 22B layer's forward and backward ms, five experiments): 15 numbers.
@@ -22,6 +23,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -61,9 +66,41 @@ inline std::vector<double> megatron_predictions(double score_bytes) {
   }
   for (const KorthikantiRow& r : korthikanti_rows()) {
     const tpsim::StepMetrics m = *tpsim::run_scenario(korthikanti_scenario(r, score_bytes), options).step;
-    REQUIRE(m.layer_samples > 0);
+    if (m.layer_samples <= 0) throw std::runtime_error("Korthikanti " + r.experiment + ": no one-layer timing");
     out.push_back(m.layer_forward_s * 1e3);
     out.push_back(m.layer_backward_s * 1e3);
   }
   return out;
 }
+
+// The entries' predictions on a grid of the constant, interpolated linearly between grid points
+// (each entry moves smoothly and monotonically with it), and the minimax fit over any subset.
+struct MegatronFit {
+  std::vector<MegatronEntry> entries = megatron_entries();
+  std::vector<double> grid = {10, 25, 40, 55};
+  std::vector<std::vector<double>> predicted;
+  MegatronFit() {
+    for (double b : grid) predicted.push_back(megatron_predictions(b));
+  }
+  // Entry e's relative error (predicted / measured - 1) at `score_bytes`.
+  double error(size_t e, double score_bytes) const {
+    const size_t k = std::min<size_t>(grid.size() - 2, size_t(std::upper_bound(grid.begin(), grid.end(), score_bytes) - grid.begin()) - 1);
+    const double f = (score_bytes - grid[k]) / (grid[k + 1] - grid[k]);
+    return ((1 - f) * predicted[k][e] + f * predicted[k + 1][e]) / entries[e].measured - 1;
+  }
+  // The value that minimises the largest |error| over the entries `in` keeps, on a 0.1 B grid.
+  double fit(const std::function<bool(size_t)>& in) const {
+    double best = 0, best_worst = 1e9;
+    for (double b = grid.front(); b <= grid.back(); b += 0.1) {
+      double w = 0;
+      for (size_t e = 0; e < entries.size(); ++e)
+        if (in(e)) w = std::max(w, std::fabs(error(e, b)));
+      if (w < best_worst) best_worst = w, best = b;
+    }
+    return best;
+  }
+  // Whether entry e belongs to `fold`: a group ("narayanan 1.7") or a whole table ("narayanan").
+  bool in_fold(size_t e, const std::string& fold) const {
+    return entries[e].group == fold || entries[e].group.rfind(fold + " ", 0) == 0;
+  }
+};

@@ -6,9 +6,8 @@
 // by the in-sample accuracy test and the leave-one-out calibration test.
 #pragma once
 
-#include <doctest/doctest.h>
-
 #include <fstream>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -28,29 +27,29 @@ struct NarayananRow {
 
 inline std::vector<NarayananRow> narayanan_rows() {
   std::ifstream in(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_rows1-5.csv");
-  REQUIRE(in.good());
+  if (!in.good()) throw std::runtime_error("cannot read narayanan_2021_table1_rows1-5.csv");
   std::vector<NarayananRow> rows;
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
     std::vector<std::string> f;
     std::stringstream ss(line);
     for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
-    REQUIRE(f.size() >= 9);
+    if (f.size() < 9) throw std::runtime_error("narayanan_2021_table1_rows1-5.csv: a row of " + std::to_string(f.size()) + " fields");
     rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
   }
   std::ifstream config(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_run_config.csv");
-  REQUIRE(config.good());
+  if (!config.good()) throw std::runtime_error("cannot read narayanan_2021_table1_run_config.csv");
   int configured = 0;
   for (std::string line; std::getline(config, line);) {
     if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
     std::vector<std::string> f;
     std::stringstream ss(line);
     for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
-    REQUIRE(f.size() == 4);
+    if (f.size() != 4) throw std::runtime_error("narayanan_2021_table1_run_config.csv: a row of " + std::to_string(f.size()) + " fields");
     for (NarayananRow& r : rows)
       if (r.params == f[0]) r.micro_batch = std::stoll(f[1]), r.ddp = f[2], r.precision = f[3], ++configured;
   }
-  REQUIRE(configured == static_cast<int>(rows.size()));
+  if (configured != static_cast<int>(rows.size())) throw std::runtime_error("narayanan_2021_table1_run_config.csv: not one row per Table 1 row");
   return rows;
 }
 

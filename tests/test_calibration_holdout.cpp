@@ -177,30 +177,12 @@ TEST_CASE("dgx-a100 link efficiency fitted on the bulk rows (>= 256 MiB) predict
 }
 
 TEST_CASE("Megatron on A100: the score bytes fitted with each row, experiment or table held out") {
-  // Predictions of the 15 entries on a grid of the constant, interpolated linearly between grid
-  // points (each entry moves smoothly and monotonically with it).
   spdlog::set_level(spdlog::level::warn);   // 40 runs' progress lines would bury the table
-  const std::vector<MegatronEntry> entries = megatron_entries();
+  const MegatronFit m;
+  const std::vector<MegatronEntry>& entries = m.entries;
   REQUIRE(entries.size() == 15);
-  const std::vector<double> grid = {10, 25, 40, 55};
-  std::vector<std::vector<double>> predicted;
-  for (double b : grid) predicted.push_back(megatron_predictions(b));
-  auto error = [&](size_t e, double b) {
-    const size_t k = std::min<size_t>(grid.size() - 2, size_t(std::upper_bound(grid.begin(), grid.end(), b) - grid.begin()) - 1);
-    const double f = (b - grid[k]) / (grid[k + 1] - grid[k]);
-    return ((1 - f) * predicted[k][e] + f * predicted[k + 1][e]) / entries[e].measured - 1;
-  };
-  // The value that minimises the largest |error| over the entries `in` keeps, on a 0.1 B grid.
-  auto fit = [&](const std::function<bool(size_t)>& in) {
-    double best = 0, best_worst = 1e9;
-    for (double b = grid.front(); b <= grid.back(); b += 0.1) {
-      double w = 0;
-      for (size_t e = 0; e < entries.size(); ++e)
-        if (in(e)) w = std::max(w, std::fabs(error(e, b)));
-      if (w < best_worst) best_worst = w, best = b;
-    }
-    return best;
-  };
+  auto error = [&](size_t e, double b) { return m.error(e, b); };
+  auto fit = [&](const std::function<bool(size_t)>& in) { return m.fit(in); };
   const double all = fit([](size_t) { return true; });
   CHECK(kMegatronScoreBytes == rel(all, 0.03));   // tpsim's constant is this fit
 
@@ -213,7 +195,7 @@ TEST_CASE("Megatron on A100: the score bytes fitted with each row, experiment or
   table += "held out                                  fitted B/score   held-out entry errors\n";
   std::vector<double> row_errors(entries.size());
   for (const std::string& fold : folds) {
-    auto held = [&](size_t e) { return entries[e].group == fold || entries[e].group.rfind(fold + " ", 0) == 0; };
+    auto held = [&](size_t e) { return m.in_fold(e, fold); };
     const double b = fit([&](size_t e) { return !held(e); });
     std::string errs;
     for (size_t e = 0; e < entries.size(); ++e) {
