@@ -170,6 +170,7 @@ TEST_CASE("mixed-precision Adam: 18 B/param, or 6 + 12/dp with the distributed o
   s.model.dtype = DType::fp16;
   m = memory_per_gpu(s, 0);
   CHECK((m.weights + m.gradients + m.optimizer) / m.parameters == rel(16));
+  CHECK(m.components()[1].detail.ends_with("x 2 B (fp16)"));
   CHECK(m.components()[2].detail == "2 B/param (fp16 main gradients)");
 }
 

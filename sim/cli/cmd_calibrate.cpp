@@ -159,8 +159,10 @@ void write_calibrated(const std::string& path, const Topology& topo, const Calib
   const double want[] = {cal.after.collectives.launch_latency, cal.after.intra.efficiency, cal.after.intra.latency,
                          cal.after.nic.efficiency, cal.after.nic.latency};
   for (int i = 0; i < 5; ++i)
-    if (got[i] != want[i])
-      throw std::logic_error(fmt::format("calibrate: {} reads back {} where the fit set {}", partial, got[i], want[i]));
+    if (got[i] != want[i]) {
+      std::filesystem::remove(partial);
+      throw std::logic_error(fmt::format("calibrate: {} reads back {} where the fit set {}", path, got[i], want[i]));
+    }
   std::error_code ec;
   std::filesystem::rename(partial, path, ec);
   if (ec) throw InputError(path, 0, 0, "-o", "cannot write the calibrated topology here: " + ec.message());

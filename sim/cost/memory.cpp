@@ -184,6 +184,7 @@ MemoryBreakdown memory_per_gpu(const Scenario& s, int stage) {
   const AttentionKernel attention = attention_kernel(s.topology.gpu);
   if (w.kind == WorkloadKind::training) {
     r.main_grad_dtype = main_grad_dtype(m.dtype);
+    if (m.dtype == DType::fp16) r.weights_dtype = DType::fp16;   // Megatron's --fp16: fp16 weights
     r.gradients = r.parameters * main_grad_bytes(m.dtype);
     // The distributed optimizer shards dense states over dp, experts' over the expert-DP group.
     const double experts = r.expert_parameters = expert_parameters_on_stage(m, p, stage);
