@@ -4,14 +4,15 @@
 // against `tpsim run` on cluster-a100-hdr. Each table says whether the presets' constants were
 // fitted on it (in-sample) or not (out-of-sample: the honest figure of what tpsim predicts on
 // clusters it was not tuned to). Prints tables; asserts nothing (the tests hold the bounds).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "csv_cells.hpp"
 #include "h200_tables.hpp"
 #include "megatron_a100.hpp"
 #include "tpsim/cost.hpp"
@@ -33,9 +34,7 @@ std::vector<Row> rows(const std::string& file, const std::string& tag) {
   std::vector<Row> out;
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> cell;
-    std::stringstream ss(line);
-    for (std::string c; std::getline(ss, c, ',');) cell.push_back(c);
+    const std::vector<std::string> cell = csv_cells(line);
     const size_t first = tag.empty() ? 0 : 1;
     if (!tag.empty() && cell[0] != tag) continue;
     if (cell.size() < first + 4) continue;
@@ -55,6 +54,20 @@ struct Table {
   Algorithm algorithm;
   const char* fitted;   // what of it the presets were fitted on ("" = nothing: out-of-sample)
 };
+
+// A table's errors (predicted / measured - 1) as its summary columns, in percent.
+struct Summary {
+  double mean_abs = 0, worst = 0, bias = 0, median = 0;
+};
+Summary summarise(std::vector<double> errors) {
+  Summary s;
+  if (errors.empty()) return s;
+  const double n = double(errors.size());
+  for (double x : errors) s.mean_abs += 100 * std::fabs(x) / n, s.worst = std::max(s.worst, 100 * std::fabs(x)), s.bias += 100 * x / n;
+  std::nth_element(errors.begin(), errors.begin() + std::ptrdiff_t(errors.size() / 2), errors.end());
+  s.median = 100 * errors[errors.size() / 2];
+  return s;
+}
 
 // The H200 GEMM table against the hgx-h200 preset: the BF16 shapes per kind on the odd rows (the
 // shape constants are fitted on the even ones; the preset's ceiling is this table's sustained
@@ -84,13 +97,9 @@ void gemm_report(bool per_row) {
         std::printf("  %-40s %6lld x %6lld x %6lld  %+6.1f%%\n", part.label, (long long)r.m, (long long)r.n, (long long)r.k, 100 * e.back());
     }
     if (e.empty()) continue;
-    double sum = 0, worst = 0, bias = 0;
-    for (double x : e) sum += std::fabs(x), worst = std::max(worst, std::fabs(x)), bias += x;
-    std::vector<double> sorted = e;
-    std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(sorted.size() / 2), sorted.end());
-    const double n = double(e.size());
-    std::printf("%-46s %5zu %9.1f%% %9.1f%% %+9.1f%% %+9.1f%%  %s\n", part.label, e.size(), 100 * sum / n, 100 * worst,
-                100 * bias / n, 100 * sorted[e.size() / 2], part.fitted);
+    const Summary s = summarise(e);
+    std::printf("%-46s %5zu %9.1f%% %9.1f%% %+9.1f%% %+9.1f%%  %s\n", part.label, e.size(), s.mean_abs, s.worst, s.bias,
+                s.median, part.fitted);
   }
 }
 
@@ -108,15 +117,14 @@ void megatron_report(bool per_row) {
   for (const auto& [fold, label] : tables) {
     const double alone = m.fit([&](size_t e) { return !m.in_fold(e, fold); });
     for (const auto& [b, how] : {std::pair{both, "both tables: in sample"}, std::pair{alone, "the other table: held out"}}) {
-      double sum = 0, worst = 0, bias = 0;
-      int n = 0;
+      std::vector<double> errors;
       for (size_t e = 0; e < m.entries.size(); ++e) {
         if (!m.in_fold(e, fold)) continue;
-        const double err = m.error(e, b);
-        if (per_row) std::printf("  %-40s %+6.1f%%  (%.1f B)\n", m.entries[e].name.c_str(), 100 * err, b);
-        sum += std::fabs(err), worst = std::max(worst, std::fabs(err)), bias += err, ++n;
+        errors.push_back(m.error(e, b));
+        if (per_row) std::printf("  %-40s %+6.1f%%  (%.1f B)\n", m.entries[e].name.c_str(), 100 * errors.back(), b);
       }
-      std::printf("%-46s %5d %9.1f%% %9.1f%% %+9.1f%%  %s (%.1f B)\n", label, n, 100 * sum / n, 100 * worst, 100 * bias / n, how, b);
+      const Summary s = summarise(errors);
+      std::printf("%-46s %5zu %9.1f%% %9.1f%% %+9.1f%%  %s (%.1f B)\n", label, errors.size(), s.mean_abs, s.worst, s.bias, how, b);
     }
   }
 }
@@ -160,20 +168,18 @@ int main(int argc, char** argv) {
     const Topology topo = load_topology(t.preset, {{"topology.nodes", std::to_string(t.nodes)}});
     std::vector<int> group(static_cast<size_t>(t.gpus));
     std::iota(group.begin(), group.end(), 0);
-    double sum = 0, worst = 0, bias = 0;
+    std::vector<double> errors;
     for (const Row& r : measured) {
       const CollectiveTiming c = time_collective(topo, t.op, t.algorithm, group, r.bytes, EngineOptions{Fidelity::flow});
       const double err = c.busbw / 1e9 / r.busbw - 1;
       if (per_row)
         std::printf("  %-40s %12.0f B  measured %7.1f GB/s  predicted %7.1f GB/s  %+6.1f%%  %s\n", t.label, r.bytes,
                     r.busbw, c.busbw / 1e9, 100 * err, describe(c.instance).c_str());
-      sum += std::fabs(err);
-      worst = std::max(worst, std::fabs(err));
-      bias += err;
+      errors.push_back(err);
     }
-    const double n = double(measured.size());
-    std::printf("%-42s %-17s %5zu %9.1f%% %9.1f%% %+9.1f%%  %s\n", t.label, t.preset, measured.size(), 100 * sum / n,
-                100 * worst, 100 * bias / n, *t.fitted ? t.fitted : "out-of-sample");
+    const Summary s = summarise(errors);
+    std::printf("%-42s %-17s %5zu %9.1f%% %9.1f%% %+9.1f%%  %s\n", t.label, t.preset, measured.size(), s.mean_abs, s.worst,
+                s.bias, *t.fitted ? t.fitted : "out-of-sample");
   }
   gemm_report(per_row);
   megatron_report(per_row);

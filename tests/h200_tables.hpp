@@ -3,12 +3,13 @@
 // for their fits.
 #pragma once
 
+#include "csv_cells.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
 #include <stdexcept>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,9 +27,7 @@ inline std::vector<H200Gemm> h200_gemms(const std::string& dtype = "bf16") {
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#' || line.rfind("m,", 0) == 0) continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    const std::vector<std::string> f = csv_cells(line);
     if (f.size() < 8) throw std::runtime_error("gemm_h200.csv: a row of " + std::to_string(f.size()) + " fields");
     if (f[3] != dtype) continue;
     const std::string kind = f[7] == "grid" ? "grid" : f[7].find("decode") != std::string::npos ? "decode" : "layer";
@@ -50,9 +49,7 @@ inline std::vector<H200Kernel> h200_kernels() {
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#' || line.rfind("kernel,", 0) == 0) continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    const std::vector<std::string> f = csv_cells(line);
     if (f.size() < 7) throw std::runtime_error("kernels_h200.csv: a row of " + std::to_string(f.size()) + " fields");
     rows.push_back({f[0], std::stoll(f[2]), std::stoll(f[3]), std::stod(f[5]) * 1e-6, std::stod(f[6]) * 1e-6});
   }

@@ -5,9 +5,10 @@
 // one micro-batch (Table 3: no DP). Read by `tpsim run` as "one layer: forward ... backward ...".
 #pragma once
 
+#include "csv_cells.hpp"
+
 #include <fstream>
 #include <stdexcept>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,9 +30,7 @@ inline std::vector<KorthikantiRow> korthikanti_rows() {
     if (line.rfind("# Table 4", 0) == 0) table4 = true;
     else if (line.rfind("#", 0) == 0) table4 = false;
     if (!table4 || line.empty() || line[0] == '#') continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    const std::vector<std::string> f = csv_cells(line);
     if (f.size() < 3) throw std::runtime_error("korthikanti_2022_tables3-4.md: a Table 4 row of " + std::to_string(f.size()) + " fields");
     KorthikantiRow r;
     r.experiment = f[0];

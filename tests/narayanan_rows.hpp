@@ -6,9 +6,10 @@
 // by the in-sample accuracy test and the leave-one-out calibration test.
 #pragma once
 
+#include "csv_cells.hpp"
+
 #include <fstream>
 #include <stdexcept>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,20 +32,19 @@ inline std::vector<NarayananRow> narayanan_rows() {
   std::vector<NarayananRow> rows;
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    const std::vector<std::string> f = csv_cells(line);
     if (f.size() < 9) throw std::runtime_error("narayanan_2021_table1_rows1-5.csv: a row of " + std::to_string(f.size()) + " fields");
-    rows.push_back({f[0], std::stoi(f[4]), std::stoi(f[5]), std::stoi(f[6]), std::stoll(f[7]), std::stod(f[8])});
+    NarayananRow r;
+    r.params = f[0], r.tp = std::stoi(f[4]), r.pp = std::stoi(f[5]), r.gpus = std::stoi(f[6]);
+    r.batch = std::stoll(f[7]), r.tflops = std::stod(f[8]);
+    rows.push_back(r);   // micro_batch, ddp and precision from the run config below
   }
   std::ifstream config(std::string(TPSIM_REFERENCE_DIR) + "/narayanan_2021_table1_run_config.csv");
   if (!config.good()) throw std::runtime_error("cannot read narayanan_2021_table1_run_config.csv");
   int configured = 0;
   for (std::string line; std::getline(config, line);) {
     if (line.empty() || line[0] == '#' || line.rfind("params_B", 0) == 0) continue;
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    const std::vector<std::string> f = csv_cells(line);
     if (f.size() != 4) throw std::runtime_error("narayanan_2021_table1_run_config.csv: a row of " + std::to_string(f.size()) + " fields");
     for (NarayananRow& r : rows)
       if (r.params == f[0]) r.micro_batch = std::stoll(f[1]), r.ddp = f[2], r.precision = f[3], ++configured;

@@ -181,9 +181,7 @@ TEST_CASE("Megatron on A100: the score bytes fitted with each row, experiment or
   const MegatronFit m;
   const std::vector<MegatronEntry>& entries = m.entries;
   REQUIRE(entries.size() == 15);
-  auto error = [&](size_t e, double b) { return m.error(e, b); };
-  auto fit = [&](const std::function<bool(size_t)>& in) { return m.fit(in); };
-  const double all = fit([](size_t) { return true; });
+  const double all = m.fit([](size_t) { return true; });
   CHECK(kMegatronScoreBytes == rel(all, 0.03));   // tpsim's constant is this fit
 
   std::vector<std::string> folds;
@@ -195,13 +193,12 @@ TEST_CASE("Megatron on A100: the score bytes fitted with each row, experiment or
   table += "held out                                  fitted B/score   held-out entry errors\n";
   std::vector<double> row_errors(entries.size());
   for (const std::string& fold : folds) {
-    auto held = [&](size_t e) { return m.in_fold(e, fold); };
-    const double b = fit([&](size_t e) { return !held(e); });
+    const double b = m.fit([&](size_t e) { return !m.in_fold(e, fold); });
     std::string errs;
     for (size_t e = 0; e < entries.size(); ++e) {
-      if (!held(e)) continue;
-      errs += fmt::format(" {:+.1f}%", 100 * error(e, b));
-      if (fold != "narayanan" && fold != "korthikanti") row_errors[e] = error(e, b);
+      if (!m.in_fold(e, fold)) continue;
+      errs += fmt::format(" {:+.1f}%", 100 * m.error(e, b));
+      if (fold != "narayanan" && fold != "korthikanti") row_errors[e] = m.error(e, b);
     }
     table += fmt::format("{:<42} {:>14.1f}  {}\n", fold, b, errs);
   }

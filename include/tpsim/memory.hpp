@@ -28,8 +28,8 @@ inline constexpr double kWeightBytes = 2, kGradBytes = 4, kOptimizerBytes = 12;
 // forces (accumulate_allreduce_grads_in_fp32), and in the parameters' fp16 for fp16 training, where
 // that switch defaults off (Narayanan et al. 2021 ran --fp16: data/reference/
 // narayanan_2021_table1_run_config.csv).
-inline double main_grad_bytes(DType model_dtype) { return model_dtype == DType::fp16 ? 2 : kGradBytes; }
 inline DType main_grad_dtype(DType model_dtype) { return model_dtype == DType::fp16 ? DType::fp16 : DType::fp32; }
+inline double main_grad_bytes(DType model_dtype) { return dtype_bytes(main_grad_dtype(model_dtype)); }
 // FP8 training keeps an FP8 copy of each linear weight and of its transpose (Transformer Engine).
 inline constexpr double kFp8WeightCopyBytes = 2;
 
