@@ -214,6 +214,17 @@ TEST_CASE("where NCCL 2.23 switches on 2 nodes of 8 H100 (closed-form crossovers
   }
 }
 
+TEST_CASE("what NCCL sees of two AWS p5: 8 network devices at 50 GB/s, each four 100 Gb/s EFA of one GPU") {
+  // aws-ofi-nccl's multi-rail protocol presents a GPU's four EFA as one device. Seen one card at a
+  // time (12.5 GB/s), NVLS-tree's inter-node bandwidth would drop below the tree's and NCCL's pick
+  // would be the tree from 512 MiB up, where the measured 393-487 GB/s busbw needs NVLS-tree.
+  const nccl::System s = nccl::system_of(with_nccl("aws-p5-efa", {{"topology.nodes", "2"}}), first(16));
+  CHECK(s.nic_bw == rel(50.0));
+  CHECK(s.nics == 8);
+  for (double bytes : {1.0 * (1 << 20), 512.0 * (1 << 20), 16.0 * (1 << 30)})
+    CHECK(pick(nccl::tune("2.23", s, CollectiveOp::all_reduce, bytes)) == "NVLSTree/Simple");
+}
+
 TEST_CASE("auto follows NCCL's pick when collectives.nccl_version is set, and only then") {
   const std::vector<int> g = first(16);
   const Topology plain = load_topology("cluster-h100-ndr");

@@ -232,7 +232,14 @@ System system_of(const Topology& t, const std::vector<int>& group) {
     if (nic >= 0) nics.insert(nic);
   }
   s.nics = static_cast<int>(nics.size());
-  s.nic_bw = t.nic.bandwidth / 1e9;
+  // NICs that serve one GPU and nothing else reach NCCL as one network device of their summed
+  // speed: aws-ofi-nccl presents a p5's four 100 Gb/s EFA per GPU as one 400 Gb/s device (its
+  // multi-rail protocol). Seen one by one, NCCL's graph search would size NVLS-tree's inter-node
+  // bandwidth at one card's 12.5 GB/s and pick the tree for every size above 512 MiB.
+  int rails = 0;
+  for (int i = 0; i < static_cast<int>(t.nic.gpus.size()) && i < t.nic.count; ++i)
+    rails += t.nic.gpus[i].size() == 1 && t.nic.gpus[i][0] == group.front() % gpn;
+  s.nic_bw = std::max(rails, 1) * t.nic.bandwidth / 1e9;
   return s;
 }
 
