@@ -1,12 +1,14 @@
 // Accuracy across two nodes of 8x H100 (16 GPUs), against two measured nccl-tests all-reduce tables,
 // leave-one-table-out:
-//   dgx_h100_2node.txt (InfiniBand NDR, preset cluster-h100-ndr): NVLS-tree's per-step cost
-//     (collectives.nvls_tree_step, 7 us) is fitted on its rows >= 2 GiB (minimax); its rows below
-//     2 GiB are the log's noisy ones (1 MiB in 764 us, 6x the EFA time) and are not checked.
+//   dgx_h100_2node.txt (InfiniBand NDR, preset cluster-h100-ndr): NVLS-tree's NVLink rate
+//     (collectives.nvls_tree_efficiency, 0.905 of one node's NVLS) is fitted on its rows >= 2 GiB
+//     (minimax); its rows below 2 GiB are the log's noisy ones (1 MiB in 764 us, 6x the EFA time)
+//     and are not checked.
 //   aws_p5_2node.csv (EFA, preset aws-p5-efa): held out from that fit; its NIC latency is fitted on
 //     the 8 B row, which is latency alone and not scored here; every row >= 1 MiB is checked.
-// Bounds: the issue's goal, busbw within 10%, where it is met; the three EFA rows that miss it are
-// held at the error reached (README "Calibration and accuracy"), so any drift shows.
+// A table is what NCCL picked, so the rows run NCCL 2.23's pick (collectives.nccl_version); the
+// preset's own `auto` (tpsim's fastest) is held at what it reaches. Bounds: the issue's goal, busbw
+// within 10%, or the error reached where it is missed (README "Calibration and accuracy").
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -45,30 +47,71 @@ std::vector<Row> rows(const std::string& file) {
   return out;
 }
 
-double predicted_busbw(const Topology& topo, double bytes, Algorithm algorithm = Algorithm::automatic) {
+CollectiveTiming timed(const Topology& topo, double bytes, Algorithm algorithm, Fidelity fidelity = Fidelity::flow) {
   std::vector<int> group(16);
   std::iota(group.begin(), group.end(), 0);
-  return time_collective(topo, CollectiveOp::all_reduce, algorithm, group, bytes, EngineOptions{Fidelity::flow})
-             .busbw / 1e9;
+  return time_collective(topo, CollectiveOp::all_reduce, algorithm, group, bytes, EngineOptions{fidelity});
 }
+
+double predicted_busbw(const Topology& topo, double bytes, Algorithm algorithm = Algorithm::automatic) {
+  return timed(topo, bytes, algorithm).busbw / 1e9;
+}
+
+const std::vector<Override> kNccl223 = {{"topology.nodes", "2"}, {"topology.collectives.nccl_version", "2.23"}};
 
 }  // namespace
 
-TEST_CASE("2 nodes of H100 over EFA (AWS p5): all-reduce busbw >= 1 MiB within 10%, three mid sizes within 16%") {
+TEST_CASE("2 nodes of H100 over EFA (AWS p5): all-reduce busbw >= 1 MiB within 10%, NCCL 2.23's pick") {
+  // NCCL's pick is NVLS-tree at every size (the p5's four EFA per GPU reach NCCL as one 400 Gb/s
+  // device); the worst rows are 64 MiB (-9.5%, four pipeline steps) and 1 MiB (+8.1%).
+  const Topology topo = load_topology("aws-p5-efa", kNccl223);
+  int checked = 0;
+  for (const Row& r : rows("aws_p5_2node.csv")) {
+    if (r.bytes < (1 << 20)) continue;
+    const CollectiveTiming t = timed(topo, r.bytes, Algorithm::automatic);
+    const double error = t.busbw / 1e9 / r.busbw - 1;
+    INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "%");
+    CHECK(t.algorithm == Algorithm::nvls_tree);
+    CHECK(std::fabs(error) < 0.10);
+    ++checked;
+  }
+  CHECK(checked == 12);
+}
+
+TEST_CASE("2 nodes of H100 over EFA: the preset's own pick within 10% but at 16 MiB, where it runs the tree") {
+  // tpsim's fastest at 16 MiB is the tree (+17.1%): its chained NVLink stages are not priced as
+  // NVLS-tree's roles are (collective_price.cpp), so it is optimistic where NCCL's own model puts it
+  // 38% slower than NVLS-tree. At 64 and 128 MiB it is the ring, within 3%.
   const Topology topo = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
   int within_10 = 0, checked = 0;
   for (const Row& r : rows("aws_p5_2node.csv")) {
     if (r.bytes < (1 << 20)) continue;
-    const double error = predicted_busbw(topo, r.bytes) / r.busbw - 1;
-    INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "%");
-    // 4 MiB (+13.8%), 16 MiB (+15.6%) and 64 MiB (+10.2%): NVLS-tree in one, two and four pipeline
-    // steps, faster than measured.
-    CHECK(std::fabs(error) < 0.16);
+    const CollectiveTiming t = timed(topo, r.bytes, Algorithm::automatic);
+    const double error = t.busbw / 1e9 / r.busbw - 1;
+    INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "% (" << to_string(t.algorithm) << ")");
+    CHECK(std::fabs(error) < (r.bytes == 16.0 * (1 << 20) ? 0.18 : 0.10));
     within_10 += std::fabs(error) < 0.10;
     ++checked;
   }
   CHECK(checked == 12);
-  CHECK(within_10 >= 9);
+  CHECK(within_10 == 11);
+}
+
+TEST_CASE("NVLS-tree: each NVLink stage takes the pipeline's step, so one step's chunk crosses four of them") {
+  // One pipeline step (sizes up to 4 MiB here): from 2 to 4 MiB the time grows by the four NVLink
+  // stages' step times (each S (1 + 1/L) per GPU at (1 + 1/L) x the one-node NVLS rate x 0.905, i.e.
+  // S / (480 GB/s / 1.75 x 0.905)) and the two network hops' (S / 2L per head at 4 x 100 Gb/s x
+  // 0.97): 39.2 us, where the stages' own rates would give 16 us. Flow and step agree at one step.
+  const Topology topo = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
+  const double ds = 2.0 * (1 << 20);
+  const double stage = ds / (480e9 / 1.75 * 0.905), hop = ds / 16 / (4 * 100e9 / 8 * 0.97);
+  for (Fidelity fidelity : {Fidelity::flow, Fidelity::step}) {
+    const CollectiveTiming two = timed(topo, 2 * ds / 2, Algorithm::nvls_tree, fidelity);
+    const CollectiveTiming four = timed(topo, 2 * ds, Algorithm::nvls_tree, fidelity);
+    REQUIRE(two.instance.pipeline == 1);
+    REQUIRE(four.instance.pipeline == 1);
+    CHECK(four.seconds - two.seconds == rel(4 * stage + 2 * hop, 0.01));
+  }
 }
 
 TEST_CASE("2 nodes of H100 over EFA: the ring at 64 and 128 MiB within 5% with the AMD hosts' post overhead") {
@@ -76,7 +119,7 @@ TEST_CASE("2 nodes of H100 over EFA: the ring at 64 and 128 MiB within 5% with t
   // p5's AMD EPYC hosts, x3 with Simple (nothing here is fitted: NCCL's tuning constants). Without
   // it (an Intel host's 1 us, under the 3.4 us an NVLink Simple step already costs) the ring is
   // +14.3% and +5.0% at these sizes (printed beside each row). Which algorithm NCCL ran there the
-  // log does not say; auto now runs NVLS-tree at both (the test above).
+  // log does not say: NCCL 2.23's model picks NVLS-tree (the first test), tpsim's own pick this ring.
   const Topology amd = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
   const Topology intel = load_topology("aws-p5-efa", {{"topology.nodes", "2"}, {"topology.nic.host_cpu", "intel"}});
   int checked = 0;
@@ -104,26 +147,26 @@ TEST_CASE("2 nodes of DGX H100 over NDR InfiniBand: all-reduce busbw >= 2 GiB wi
   CHECK(checked == 4);
 }
 
-TEST_CASE("NVLS-tree's step cost: the minimax fit on the InfiniBand rows >= 2 GiB is the presets' 7 us") {
-  // Refit on a 0.5 us grid: the worst relative busbw error over the four rows, NVLS-tree forced (it
-  // is what auto runs there). The EFA rows, held out, are the test above.
+TEST_CASE("NVLS-tree's NVLink rate: the minimax fit on the InfiniBand rows >= 2 GiB is the presets' 0.905") {
+  // Refit on a 0.005 grid: the worst relative busbw error over the four rows, NVLS-tree forced (it
+  // is what auto runs there). The EFA rows, held out, are the tests above.
   Topology topo = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
-  CHECK(topo.collectives.nvls_tree_step == rel(7e-6, 1e-12));
+  CHECK(topo.collectives.nvls_tree_efficiency == rel(0.905, 1e-12));
   std::vector<Row> big;
   for (const Row& r : rows("dgx_h100_2node.txt"))
     if (r.bytes >= 2147483648.0) big.push_back(r);
   REQUIRE(big.size() == 4);
   double best = -1, best_worst = 1e9;
-  for (double us = 4; us <= 10; us += 0.5) {
-    topo.collectives.nvls_tree_step = us * 1e-6;
+  for (int i = 160; i <= 200; ++i) {   // 0.800 .. 1.000
+    topo.collectives.nvls_tree_efficiency = i * 0.005;
     double worst = 0;
     for (const Row& r : big)
       worst = std::max(worst, std::fabs(predicted_busbw(topo, r.bytes, Algorithm::nvls_tree) / r.busbw - 1));
-    if (worst < best_worst) best = us, best_worst = worst;
+    if (worst < best_worst) best = i * 0.005, best_worst = worst;
   }
-  CHECK(best == rel(7.0, 1e-12));
-  CHECK(best_worst < 0.03);   // 2.9% (+2.9% at 2 GiB, -2.7% at 16 GiB)
-  // Without the step cost NVLS-tree is optimistic on every row, most at the smallest.
-  topo.collectives.nvls_tree_step = 0;
-  CHECK(predicted_busbw(topo, big[0].bytes, Algorithm::nvls_tree) / big[0].busbw - 1 > 0.10);
+  CHECK(best == rel(0.905, 1e-9));
+  CHECK(best_worst < 0.025);   // 2.4% (+2.4% at 2 GiB, -2.0% at 16 GiB)
+  // At the one-node NVLS rate NVLS-tree is optimistic on every row.
+  topo.collectives.nvls_tree_efficiency = 1;
+  for (const Row& r : big) CHECK(predicted_busbw(topo, r.bytes, Algorithm::nvls_tree) / r.busbw - 1 > 0.05);
 }

@@ -167,9 +167,10 @@ struct CollectiveTuning {
   // ("2.23"; one of known_nccl_versions()); "" = tpsim's own selector. The engine still times the
   // pick with its own physical model.
   std::string nccl_version;
-  // s per NVLS-tree pipeline step that its pipeline does not hide, on every stage (the NVLS
-  // hand-offs and the proxy's network posts of each chunk); 0 = none. Fitted (README).
-  double nvls_tree_step = 0;
+  // The fraction of one node's NVLS rate (intra.nvls_bandwidth) that NVLS-tree's NVLink stages
+  // reach: its kernel splits each channel's warps over more roles (the tree's up and down). Fitted
+  // (README); 1 = the one-node rate.
+  double nvls_tree_efficiency = 1;
 };
 
 // The NCCL versions whose tuning model tpsim carries (collectives.nccl_version).

@@ -24,6 +24,8 @@
 // feed each other: one network latency per round, and a 128-chunk pipeline over EFA ran at ~1/8
 // of the NICs' rate at 128 MiB. The switches need no split by tree: the ranks feed the reducing
 // one from their inputs, and nothing that feeds the multicasting one waits for it.
+// Timing (collective_price.cpp): every edge to or from a switch is one of the kernel's NVLink
+// roles and takes the pipeline's step time in each round; the network hops keep the NIC's rate.
 // Per rank on NVLink: S into the switch and S back (as NVLS on one node); per head S/L to and
 // from the switch; per head across nodes S/(2L) per tree edge and direction, so each NIC rail
 // carries 1/L of the tree traffic.

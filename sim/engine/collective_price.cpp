@@ -149,14 +149,21 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   // does. That measured rate covers S (1 + 1/L) per GPU each way (the switch returns each GPU its
   // reduced 1/L slice, which the GPU then multicasts), but the one-node schedule moves only S; this
   // one moves the 1/L legs explicitly (switch -> head, head -> switch), so its switch edges get the
-  // same rate times (1 + 1/L). The tree's NIC edges are not capped.
+  // same rate times (1 + 1/L), times collectives.nvls_tree_efficiency (the kernel's warps serve more
+  // roles than on one node). The tree's NIC edges are not capped.
   double switch_cap = kInf;
   if (plan.algorithm == Algorithm::nvls_tree && topo.intra.nvls_bandwidth > 0) {
     const int local = plan.instance.ranks_per_node;
-    switch_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, local) * (1.0 + 1.0 / local);
+    switch_cap = topo.intra.nvls_bandwidth / busbw_factor(plan.op, local) * (1.0 + 1.0 / local) *
+                 topo.collectives.nvls_tree_efficiency;
   }
   if (proto.max_bandwidth > 0) rank_cap = std::min(rank_cap, proto.max_bandwidth);
-  if (proto.min_time > 0 && most_sent > 0) rank_cap = std::min(rank_cap, most_sent / proto.min_time);
+  // The channel ramp-up floor is NCCL shrinking a small collective's channels; it never shrinks
+  // NVLS-tree's (enqueue.cc: nc = nvlsChannels), whose chained stages would each pay the floor here.
+  // (NVLS on one node keeps it: there it stands in for NVLS's own latency, 25 us in NCCL's tuner,
+  // which tpsim's NVLS does not model.)
+  if (proto.min_time > 0 && most_sent > 0 && plan.algorithm != Algorithm::nvls_tree)
+    rank_cap = std::min(rank_cap, most_sent / proto.min_time);
   // A closed-form all-to-all half of `pairs` transfers takes the caps of those transfers, each of
   // them 1 / (channels (p - 1)) of its sender's rank cap (a rank sends to every other rank).
   const bool ring_form = plan.closed_form && plan.algorithm == Algorithm::ring;
@@ -168,17 +175,25 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
     if (e.src >= f.gpus() || e.dst >= f.gpus()) payload_cap = std::min(payload_cap, switch_cap);
     double bottleneck = -1;   // the route's slowest link, looked up once and only when needed
     auto slowest = [&] { return bottleneck >= 0 ? bottleneck : bottleneck = route_bottleneck(f, e.src, e.dst, scratch); };
-    // NVLS-tree: each of the pipeline's steps costs every stage collectives.nvls_tree_step more
-    // than its transfer (its payload per step at the rate it would have), hidden by no pipelining.
-    if (plan.algorithm == Algorithm::nvls_tree && topo.collectives.nvls_tree_step > 0 && e.payload > 0) {
-      const double per_step = e.payload / std::max(plan.instance.pipeline, 1);
-      const double rate = std::min(payload_cap, slowest() / plan.wire_scale);
-      payload_cap = per_step / (per_step / rate + topo.collectives.nvls_tree_step);
-    }
     const double wire_cap = payload_cap * plan.wire_scale;
     // A cap at or above the route's slowest link never binds under max-min: drop it, so the flow
     // backend may run the edge without a rate-limited message.
     e.rate_cap = std::isfinite(wire_cap) && wire_cap < slowest() ? wire_cap : 0.0;
+  }
+  // NVLS-tree's NVLink stages (every edge to or from a switch: the scatter into it, the reduce out
+  // of it to the head, the head's broadcast into it, the gather out of it; nvls_tree.cpp) are roles
+  // of NCCL's kernel, each on warps of its own that NCCL sizes so no role is slower than the
+  // pipeline, and each forwards a step only once it holds it whole (Simple). So every NVLink stage
+  // takes the pipeline's step time, the slowest edge's bytes per step at its rate, in every round
+  // it is active: a chunk crosses the node's four NVLink stages in four such steps, where their
+  // rates alone would take about one. The network hops keep their own rate (the NIC moves them).
+  double role_step = 0;
+  if (plan.algorithm == Algorithm::nvls_tree) {
+    const double steps = std::max(plan.instance.pipeline, 1);
+    for (const FlowEdge& e : plan.edges)
+      if (e.payload > 0)
+        role_step = std::max(role_step, e.payload * plan.wire_scale / steps /
+                                            (e.rate_cap > 0 ? e.rate_cap : route_bottleneck(f, e.src, e.dst, scratch)));
   }
   auto cap_of = [&](const FlowEdge& e) {
     auto it = std::lower_bound(plan.edges.begin(), plan.edges.end(), std::make_tuple(e.channel, e.src, e.dst),
@@ -238,6 +253,10 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
     flow_of.resize(ph.edges.size());
     for (FlowEdge& e : ph.edges) {
       e.rate_cap = cap_of(e);
+      if (role_step > 0 && e.payload > 0 && (e.src >= f.gpus() || e.dst >= f.gpus())) {
+        const double cap = e.payload * plan.wire_scale / (ph.rounds * role_step);
+        e.rate_cap = cap < route_bottleneck(f, e.src, e.dst, scratch) ? cap : 0.0;
+      }
       e.latency = step_latency(f, proto, e.src, e.dst);
       auto [it, fresh] = index.try_emplace(flow_key(e.src, e.dst), ph.flows.size());
       flow_of[&e - ph.edges.data()] = it->second;

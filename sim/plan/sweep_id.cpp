@@ -130,7 +130,7 @@ void add_topology(Canon& c, const SweepSpec& spec) {
     c.num(k + "min_time", p.min_time);
   }
   c.text("collectives.nccl_version", ct.nccl_version);
-  c.num("collectives.nvls_tree_step", ct.nvls_tree_step);
+  c.num("collectives.nvls_tree_efficiency", ct.nvls_tree_efficiency);
 }
 
 // The target and the search space: only the workload kind's own fields (the other kind's do not

@@ -184,7 +184,7 @@ void check_topology_with(const Checker& c, const Topology& t) {
   c.non_negative("topology.price_per_gpu_hour", t.price_per_gpu_hour);
 
   c.non_negative("topology.collectives.launch_latency", t.collectives.launch_latency);
-  c.non_negative("topology.collectives.nvls_tree_step", t.collectives.nvls_tree_step);
+  c.fraction("topology.collectives.nvls_tree_efficiency", t.collectives.nvls_tree_efficiency);
   for (size_t i = 0; i < t.collectives.protocols.size(); ++i) {
     const ProtocolSpec& p = t.collectives.protocols[i];
     const std::string at = fmt::format("topology.collectives.protocols[{}].", i);

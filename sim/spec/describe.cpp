@@ -280,8 +280,8 @@ std::string describe(const Topology& t) {
     out += fmt::format("\n  collectives: launch {}; protocols {}", us(tune.launch_latency),
                        protos.empty() ? std::string("none (ideal alpha-beta)") : spec_detail::join(protos));
   }
-  if (tune.nvls_tree_step > 0)
-    out += fmt::format("\n  collectives: NVLS-tree pays {} per pipeline step on every stage", us(tune.nvls_tree_step));
+  if (t.intra.nvls && tune.nvls_tree_efficiency < 1)
+    out += fmt::format("\n  collectives: NVLS-tree's NVLink stages at {:g} of the one-node NVLS rate", tune.nvls_tree_efficiency);
   if (!tune.nccl_version.empty())
     out += fmt::format("\n  collectives: auto follows NCCL {}'s tuning model (compute capability {}); tpsim times its pick",
                        tune.nccl_version, t.gpu.compute_capability);

@@ -235,10 +235,10 @@ NetworkSpec read_network(const Map& w, int nodes) {
 
 // NCCL-style calibration: a launch latency plus per-protocol terms (see CollectiveTuning).
 CollectiveTuning read_collectives(const Map& c) {
-  c.only({"launch_latency", "protocols", "nccl_version", "nvls_tree_step"});
+  c.only({"launch_latency", "protocols", "nccl_version", "nvls_tree_efficiency"});
   CollectiveTuning tuning;
   tuning.launch_latency = c.quantity("launch_latency", "time", 0.0);
-  tuning.nvls_tree_step = c.quantity("nvls_tree_step", "time", 0.0);
+  tuning.nvls_tree_efficiency = c.quantity("nvls_tree_efficiency", "number", 1.0);
   if (c.has("nccl_version")) {
     tuning.nccl_version = c.string("nccl_version");
     const auto& known = known_nccl_versions();
