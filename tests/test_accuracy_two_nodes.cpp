@@ -63,7 +63,7 @@ const std::vector<Override> kNccl223 = {{"topology.nodes", "2"}, {"topology.coll
 
 TEST_CASE("2 nodes of H100 over EFA (AWS p5): all-reduce busbw >= 1 MiB within 10%, NCCL 2.23's pick") {
   // NCCL's pick is NVLS-tree at every size (the p5's four EFA per GPU reach NCCL as one 400 Gb/s
-  // device); the worst rows are 64 MiB (-9.5%, four pipeline steps) and 1 MiB (+8.1%).
+  // device); the worst rows are 1 MiB (+8.1%) and 64 MiB (-7.6%, four pipeline steps).
   const Topology topo = load_topology("aws-p5-efa", kNccl223);
   int checked = 0;
   for (const Row& r : rows("aws_p5_2node.csv")) {
@@ -165,15 +165,28 @@ TEST_CASE("NVLS-tree's NVLink rate: the minimax fit on the InfiniBand rows >= 2 
     if (worst < best_worst) best = i * 0.005, best_worst = worst;
   }
   CHECK(best == rel(0.905, 1e-9));
-  CHECK(best_worst < 0.025);   // 2.4% (+2.4% at 2 GiB, -2.0% at 16 GiB)
+  CHECK(best_worst < 0.026);   // 2.5% (+2.5% at 2 GiB, -2.0% at 16 GiB)
   // At the one-node NVLS rate NVLS-tree is optimistic on every row.
   topo.collectives.nvls_tree_efficiency = 1;
   for (const Row& r : big) CHECK(predicted_busbw(topo, r.bytes, Algorithm::nvls_tree) / r.busbw - 1 > 0.05);
 }
 
+TEST_CASE("NVLS-tree: flow fidelity runs each role apart, as step does, so both agree in two and four steps") {
+  // A flow actor per schedule participant, not per GPU: a GPU's scatter no longer waits for the
+  // network data its head role received (which had made flow 11% slower than step at 32 MiB).
+  const Topology topo = load_topology("aws-p5-efa", {{"topology.nodes", "2"}});
+  for (double mib : {16.0, 32.0}) {
+    const CollectiveTiming flow = timed(topo, mib * (1 << 20), Algorithm::nvls_tree, Fidelity::flow);
+    const CollectiveTiming step = timed(topo, mib * (1 << 20), Algorithm::nvls_tree, Fidelity::step);
+    INFO(mib << " MiB: flow " << flow.seconds * 1e6 << " us, step " << step.seconds * 1e6 << " us");
+    REQUIRE(flow.instance.pipeline >= 2);
+    CHECK(flow.seconds == rel(step.seconds, 1e-3));
+  }
+}
+
 TEST_CASE("The other way round: NVLS-tree's efficiency fitted on the EFA table predicts the InfiniBand rows >= 2 GiB") {
-  // Minimax on a 0.01 grid over the EFA rows >= 1 MiB (NCCL's pick, as above): 0.92, worst 8.4%;
-  // with it the InfiniBand rows >= 2 GiB, held out, come out within 4.1% (+4.1% at 2 GiB).
+  // Minimax on a 0.01 grid over the EFA rows >= 1 MiB (NCCL's pick, as above): 0.90, worst 8.0%;
+  // with it the InfiniBand rows >= 2 GiB, held out, come out within 2.6% (-2.6% at 16 GiB).
   Topology efa = load_topology("aws-p5-efa", kNccl223);
   std::vector<Row> efa_rows, ib_rows;
   for (const Row& r : rows("aws_p5_2node.csv"))
@@ -189,13 +202,13 @@ TEST_CASE("The other way round: NVLS-tree's efficiency fitted on the EFA table p
     for (const Row& r : efa_rows) worst = std::max(worst, std::fabs(predicted_busbw(efa, r.bytes) / r.busbw - 1));
     if (worst < best_worst) best = i * 0.01, best_worst = worst;
   }
-  CHECK(best == rel(0.92, 1e-9));
-  CHECK(best_worst < 0.085);
+  CHECK(best == rel(0.90, 1e-9));
+  CHECK(best_worst < 0.081);
   Topology ib = load_topology("cluster-h100-ndr", {{"topology.nodes", "2"}});
   ib.collectives.nvls_tree_efficiency = best;
   for (const Row& r : ib_rows) {
     const double error = predicted_busbw(ib, r.bytes) / r.busbw - 1;
     INFO(r.bytes << " B: measured " << r.busbw << " GB/s, error " << 100 * error << "%");
-    CHECK(std::fabs(error) < 0.05);
+    CHECK(std::fabs(error) < 0.03);
   }
 }

@@ -6,9 +6,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <tuple>
 
 #include "engine/collective_run.hpp"
 #include "engine/select.hpp"
@@ -336,11 +338,17 @@ TEST_CASE("the closed-form ring is the materialised schedule's one flow phase: s
       CHECK(closed.rounds == built.rounds);
       CHECK(closed.path_latency == rel(built.path_latency));
       CHECK(closed.estimate == rel(built.estimate));
-      REQUIRE(closed.phases[0].flows.size() == built.phases[0].flows.size());
-      for (size_t i = 0; i < closed.phases[0].flows.size(); ++i) {
-        CHECK(closed.phases[0].flows[i].src == built.phases[0].flows[i].src);
-        CHECK(closed.phases[0].flows[i].dst == built.phases[0].flows[i].dst);
-        CHECK(closed.phases[0].flows[i].payload == rel(built.phases[0].flows[i].payload));
+      // The same flows; a built plan lists them in channel order, the closed form by endpoint.
+      auto by_ends = [](std::vector<engine::FlowEdge> v) {
+        std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return std::tie(a.src, a.dst) < std::tie(b.src, b.dst); });
+        return v;
+      };
+      const auto closed_flows = by_ends(closed.phases[0].flows), built_flows = by_ends(built.phases[0].flows);
+      REQUIRE(closed_flows.size() == built_flows.size());
+      for (size_t i = 0; i < closed_flows.size(); ++i) {
+        CHECK(closed_flows[i].src == built_flows[i].src);
+        CHECK(closed_flows[i].dst == built_flows[i].dst);
+        CHECK(closed_flows[i].payload == rel(built_flows[i].payload));
       }
       const double end[2] = {flow_finish(fabric, closed), flow_finish(fabric, built)};
       CHECK(end[0] > 0);

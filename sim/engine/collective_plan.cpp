@@ -142,8 +142,9 @@ void check_orders(const CollectiveInstance& inst, int p) {
 
 using EdgeKey = std::tuple<int, int, int>;   // (channel, src, dst)
 
-// Cuts the channels' rounds into phases: round r joins the running phase when its (channel, src,
-// dst) edges and their chunk counts equal those of round r-1. O(transfers log transfers).
+// Cuts the channels' rounds into phases: round r joins the running phase when its (channel, from,
+// to) participant edges and their chunk counts equal those of round r-1 (a transfer between
+// participants on one endpoint is a local copy: no edge). O(transfers log transfers).
 std::vector<Phase> cut_phases(const std::vector<ChannelPlan>& channels, int rounds, double chunk) {
   std::vector<Phase> phases;
   std::vector<EdgeKey> keys;
@@ -153,10 +154,8 @@ std::vector<Phase> cut_phases(const std::vector<ChannelPlan>& channels, int roun
     for (int c = 0; c < static_cast<int>(channels.size()); ++c) {
       const ChannelPlan& ch = channels[c];
       if (r >= static_cast<int>(ch.schedule->rounds.size())) continue;
-      for (const Transfer& t : ch.schedule->rounds[r].transfers) {
-        const int src = ch.endpoint[t.src], dst = ch.endpoint[t.dst];
-        if (src != dst) keys.emplace_back(c, src, dst);
-      }
+      for (const Transfer& t : ch.schedule->rounds[r].transfers)
+        if (ch.endpoint[t.src] != ch.endpoint[t.dst]) keys.emplace_back(c, t.src, t.dst);
     }
     std::sort(keys.begin(), keys.end());
     signature.clear();
@@ -167,7 +166,12 @@ std::vector<Phase> cut_phases(const std::vector<ChannelPlan>& channels, int roun
     if (phases.empty() || signature != previous) {
       Phase ph;
       ph.first = r;
-      for (const auto& [k, n] : signature) ph.edges.push_back({std::get<1>(k), std::get<2>(k), 0.0, std::get<0>(k), 0, 0, n});
+      for (const auto& [k, n] : signature) {
+        const auto [c, from, to] = k;
+        ph.edges.push_back({channels[c].endpoint[from], channels[c].endpoint[to], 0.0, c, 0, 0, n});
+        ph.edges.back().from = from;
+        ph.edges.back().to = to;
+      }
       phases.push_back(std::move(ph));
       previous.swap(signature);
     }
@@ -252,9 +256,9 @@ long collective_actors(const CollectivePlan& plan, Fidelity fidelity) {
     for (const FlowEdge& e : plan.phases[0].flows) comms += e.width;
     return 1 + 2 * ((comms + kCommsPerSender - 1) / kCommsPerSender);
   }
-  std::set<std::pair<int, int>> ends;   // (channel, endpoint)
+  std::set<std::pair<int, int>> ends;   // (channel, participant): one flow actor each
   for (const Phase& ph : plan.phases)
-    for (const FlowEdge& e : ph.edges) ends.insert({e.channel, e.src}), ends.insert({e.channel, e.dst});
+    for (const FlowEdge& e : ph.edges) ends.insert({e.channel, from_actor(e)}), ends.insert({e.channel, to_actor(e)});
   return static_cast<long>(ends.size());
 }
 

@@ -4,7 +4,8 @@
 // instance's protocol (caps, latency term, static estimate).
 //
 // Phases: a maximal run of consecutive rounds whose transfers use the same (channel, src, dst)
-// edges with the same chunk counts. Both backends receive the same rounds: `step` sends every
+// edges with the same chunk counts (an edge: between two schedule participants, on the fabric
+// endpoints they stand on). Both backends receive the same rounds: `step` sends every
 // transfer as a message; `flow` sends each phase as one comm per edge carrying the phase's bytes.
 //
 // Latency is a data dependency, as with NCCL's pipelined steps (up to 8 in flight per channel): a
@@ -14,7 +15,7 @@
 // read (waiting only for the receives that write those chunks), never before the participant's
 // previous round's sends finished; receives are posted up to 8 rounds ahead of the participant's
 // own round; the collective ends when every output chunk is ready. `flow` applies the rule at
-// phase granularity: an endpoint posts its receives of phase k once its comms of phase k-1 are done
+// phase granularity: a participant posts its receives of phase k once its comms of phase k-1 are done
 // and starts its sends once, too, the data it received is ready, i.e. each received comm's finish
 // plus the edge's path latency. That is the step rule run over the phase's rounds with static
 // message times (the edge's phase time / rounds), bounded by its two extremes: the edge's data is
@@ -94,12 +95,18 @@ struct FlowEdge {
                                  // top; set by price; merged flows: the largest)
   int pairs = 1;                 // (src, dst) transfers it stands for: > 1 for a closed-form
                                  // all-to-all half that merges the transfers through one port (top)
+  int from = -1, to = -1;        // phase edges of a built plan: the schedule participants it runs
+                                 // between (-1: closed forms, whose ends are src and dst)
 };
+// The ends a phase edge waits on and feeds: its participants, so roles that share a GPU or switch
+// (NVLS-tree's) progress apart as in `step`; a closed form's endpoints.
+inline int from_actor(const FlowEdge& e) { return e.from >= 0 ? e.from : e.src; }
+inline int to_actor(const FlowEdge& e) { return e.to >= 0 ? e.to : e.dst; }
 
 // Rounds [first, first + rounds) of every channel, moving the same edges each round.
 struct Phase {
   int first = 0, rounds = 0;
-  std::vector<FlowEdge> edges;   // per (channel, src, dst): the phase's bytes, sorted
+  std::vector<FlowEdge> edges;   // per (channel, from_actor, to_actor): the phase's bytes, sorted
   std::vector<FlowEdge> flows;   // the same merged over channels per (src, dst), caps summed
 };
 

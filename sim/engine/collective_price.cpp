@@ -2,7 +2,7 @@
 // backends apply, each phase edge's path latency (collective_plan.hpp), the latency-only path (for empty collectives) and the static estimate the selector
 // compares. The estimate follows the flow backend's rule (collective_plan.hpp) with each edge's
 // phase time d = max(max over its route of link load / bandwidth, bytes / cap), per (channel,
-// endpoint) `posted` (its comms of the previous phase done) and `data` (what it holds is ready):
+// participant) `posted` (its comms of the previous phase done) and `data` (what it holds is ready):
 //   finish = max(posted[src], data[src], posted[dst]) + d
 //   posted[src], posted[dst] >= finish; data[dst] >= finish + path latency
 //   estimate = fixed + max(posted, data)
@@ -207,12 +207,14 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   // zero). Phase edges' path latencies come per phase below, once their phase times are known.
   const int channels = static_cast<int>(plan.channels.size());
   auto hop_latency = [&](int src, int dst) { return src == dst ? 0.0 : step_latency(f, proto, src, dst); };
-  auto edge_at = [](Phase& ph, int channel, int src, int dst) -> FlowEdge* {
-    auto it = std::lower_bound(ph.edges.begin(), ph.edges.end(), std::make_tuple(channel, src, dst),
+  // A phase edge by (channel, from_actor, to_actor): participants of a built plan, endpoints of a
+  // closed form.
+  auto edge_at = [](Phase& ph, int channel, int from, int to) -> FlowEdge* {
+    auto it = std::lower_bound(ph.edges.begin(), ph.edges.end(), std::make_tuple(channel, from, to),
                                [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
-                                 return std::make_tuple(x.channel, x.src, x.dst) < k;
+                                 return std::make_tuple(x.channel, from_actor(x), to_actor(x)) < k;
                                });
-    return it != ph.edges.end() && it->channel == channel && it->src == src && it->dst == dst ? &*it : nullptr;
+    return it != ph.edges.end() && it->channel == channel && from_actor(*it) == from && to_actor(*it) == to ? &*it : nullptr;
   };
   double path = 0;
   std::vector<double> hop;
@@ -239,7 +241,10 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   // Phases: caps and latencies per channel edge; flows merged over channels (identical flows on one
   // route get equal max-min shares, so merging changes no time, only the flow count).
   std::vector<double> load(f.links().size(), 0.0);
-  std::vector<double> posted(size_t(channels) * endpoints, 0.0), data(posted), next_posted, next_data;
+  int actors = 1;   // ids of the phase edges' ends
+  for (const Phase& ph : plan.phases)
+    for (const FlowEdge& e : ph.edges) actors = std::max({actors, from_actor(e) + 1, to_actor(e) + 1});
+  std::vector<double> posted(size_t(channels) * actors, 0.0), data(posted), next_posted, next_data;
   std::vector<int> touched, route_start, routes, users(f.links().size(), 0);
   // Flow of each phase edge: by (src, dst) while merging (hashed: 8-channel 4096-GPU rings have
   // 32768 edges and the selector prices them once per protocol), then by edge position.
@@ -334,11 +339,11 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
       const Schedule& s = *ch.schedule;
       const int last = std::min(ph.first + ph.rounds, static_cast<int>(s.rounds.size()));
       auto cost = [&](const Transfer& t) {
-        const FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst]);
+        const FlowEdge* e = edge_at(ph, c, t.src, t.dst);
         return e ? e->latency + phase_time(*e) / ph.rounds : 0.0;
       };
       data_path_latency(s, ph.first, last, cost, [&](const Transfer& t, double at) {
-        if (FlowEdge* e = edge_at(ph, c, ch.endpoint[t.src], ch.endpoint[t.dst])) e->path_latency = std::max(e->path_latency, at);
+        if (FlowEdge* e = edge_at(ph, c, t.src, t.dst)) e->path_latency = std::max(e->path_latency, at);
       });
     }
     for (FlowEdge& e : ph.edges) {
@@ -346,13 +351,13 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
       FlowEdge& m = ph.flows[flow_of[&e - ph.edges.data()]];
       m.path_latency = std::max(m.path_latency, e.path_latency);
     }
-    // The flow backend's rule: an endpoint posts its receives once its comms of the previous phase
+    // The flow backend's rule: a participant posts its receives once its comms of the previous phase
     // are done, and starts its sends once, too, the data it holds is ready.
     next_posted = posted;
     next_data = data;
     for (const FlowEdge& e : ph.edges) {
       const double dk = phase_time(e);
-      const size_t src = size_t(e.channel) * endpoints + e.src, dst = size_t(e.channel) * endpoints + e.dst;
+      const size_t src = size_t(e.channel) * actors + from_actor(e), dst = size_t(e.channel) * actors + to_actor(e);
       const double finish = std::max({posted[src], data[src], posted[dst]}) + dk;
       next_posted[src] = std::max(next_posted[src], finish);
       next_posted[dst] = std::max(next_posted[dst], finish);

@@ -2,11 +2,12 @@
 // the phase (collective_run.hpp, rule in collective_plan.hpp). The data a comm delivers is ready
 // `path_latency` after it finished (the hop latencies not hidden behind transfers); an endpoint
 // posts its receives of the next phase once done with its comms of this one, and starts its sends
-// once, too, the data it received is ready.
+// once, too, the data it received is ready; "endpoint" here is a phase edge's end (from_actor /
+// to_actor: a schedule participant, so NVLS-tree's roles on one GPU or switch progress apart).
 //   one phase (rings): every comm starts at once, sent by a few actors that move from host to host
 //     (no actor or mailbox per endpoint: a 131,072-GPU ring is a million comms and ~2,000 actors),
 //     and the phase ends at the latest ready data.
-//   several phases: one actor per (channel, endpoint), a mailbox per channel edge (FIFO across
+//   several phases: one actor per (channel, participant), a mailbox per channel edge (FIFO across
 //     phases), so an edge's comm starts when both of its ends are ready, as a step message does,
 //     and channels progress independently, as step's per-channel actors do.
 #include <algorithm>
@@ -104,16 +105,18 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
   sleep_until_ready(done);
 }
 
-// One endpoint's phases: (phase, flow index) pairs it sends and receives, in phase order.
+// One participant's phases: (phase, edge index) pairs it sends and receives, in phase order, and
+// the fabric endpoint it stands on.
 struct EndpointWork {
   std::vector<std::pair<int, int>> out, in;
+  int endpoint = -1;
 };
 
 void run_endpoint(RunContext& ctx, const CollectivePlan& plan, const EndpointWork& work, const std::string& prefix) {
   sg::this_actor::sleep_for(plan.protocol.fixed_latency);
   auto box = [&](const FlowEdge& e) {
-    return sg::Mailbox::by_name(prefix + std::to_string(e.channel) + ":" + std::to_string(e.src) + ">" +
-                                std::to_string(e.dst));
+    return sg::Mailbox::by_name(prefix + std::to_string(e.channel) + ":" + std::to_string(from_actor(e)) + ">" +
+                                std::to_string(to_actor(e)));
   };
   struct Recv {
     int phase;
@@ -181,20 +184,26 @@ void start_flow(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, con
                       });
     return;
   }
-  std::map<std::pair<int, int>, EndpointWork> work;   // (channel, endpoint)
+  std::map<std::pair<int, int>, EndpointWork> work;   // (channel, participant)
   for (int k = 0; k < static_cast<int>(plan->phases.size()); ++k)
     for (int j = 0; j < static_cast<int>(plan->phases[k].edges.size()); ++j) {
       const FlowEdge& e = plan->phases[k].edges[j];
-      work[{e.channel, e.src}].out.emplace_back(k, j);
-      work[{e.channel, e.dst}].in.emplace_back(k, j);
+      EndpointWork& sender = work[{e.channel, from_actor(e)}];
+      sender.out.emplace_back(k, j);
+      sender.endpoint = e.src;
+      EndpointWork& receiver = work[{e.channel, to_actor(e)}];
+      receiver.in.emplace_back(k, j);
+      receiver.endpoint = e.dst;
     }
   completion->remaining = static_cast<int>(work.size());
-  for (auto& [key, w] : work)
-    spawn_small(prefix + std::to_string(key.first) + ":" + std::to_string(key.second), ctx.platform->host(key.second),
-                      [&ctx, plan, completion, prefix, w = std::move(w)] {
-                        guarded(ctx, [&] { run_endpoint(ctx, *plan, w, prefix); });
-                        completion->leave();
-                      });
+  for (auto& [key, w] : work) {
+    sg::Host* host = ctx.platform->host(w.endpoint);
+    spawn_small(prefix + std::to_string(key.first) + ":" + std::to_string(key.second), host,
+                [&ctx, plan, completion, prefix, w = std::move(w)] {
+                  guarded(ctx, [&] { run_endpoint(ctx, *plan, w, prefix); });
+                  completion->leave();
+                });
+  }
 }
 
 }  // namespace tpsim::engine::backend

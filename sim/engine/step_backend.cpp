@@ -15,19 +15,19 @@ namespace sg = simgrid::s4u;
 
 namespace {
 
-// The cap of one message of `round` on the edge (channel, src, dst): the edge's cap shared by the
-// round's messages on it (its phase's width), as the flow backend shares it among the edge's
-// parallel comms.
-double message_cap(const CollectivePlan& plan, int round, int channel, int src, int dst) {
+// The cap of one message of `round` on the edge (channel, from, to) between two participants: the
+// edge's cap shared by the round's messages on it (its phase's width), as the flow backend shares
+// it among the edge's parallel comms.
+double message_cap(const CollectivePlan& plan, int round, int channel, int from, int to) {
   auto ph = std::upper_bound(plan.phases.begin(), plan.phases.end(), round,
                              [](int r, const Phase& p) { return r < p.first; });
   if (ph == plan.phases.begin() || round >= std::prev(ph)->first + std::prev(ph)->rounds) return 0;
   const std::vector<FlowEdge>& edges = std::prev(ph)->edges;
-  auto it = std::lower_bound(edges.begin(), edges.end(), std::make_tuple(channel, src, dst),
+  auto it = std::lower_bound(edges.begin(), edges.end(), std::make_tuple(channel, from, to),
                              [](const FlowEdge& e, const std::tuple<int, int, int>& key) {
-                               return std::make_tuple(e.channel, e.src, e.dst) < key;
+                               return std::make_tuple(e.channel, e.from, e.to) < key;
                              });
-  if (it == edges.end() || it->channel != channel || it->src != src || it->dst != dst) return 0;
+  if (it == edges.end() || it->channel != channel || it->from != from || it->to != to) return 0;
   return it->rate_cap / std::max(it->width, 1);
 }
 
@@ -112,9 +112,8 @@ void step_participant(RunContext& ctx, const CollectivePlan& plan, int channel, 
     sends.clear();
     out_cap.clear();
     for (int peer : send_dst) {
-      const int dst = ch.endpoint[peer];
-      auto [cap, fresh] = out_cap.try_emplace(dst, 0.0);
-      if (fresh) cap->second = message_cap(plan, r, channel, self, dst);
+      auto [cap, fresh] = out_cap.try_emplace(peer, 0.0);
+      if (fresh) cap->second = message_cap(plan, r, channel, me, peer);
       sends.push_back(start_put(box(out_box, me, peer, peer), bytes, cap->second));
     }
     for (auto& c : sends) c->wait();   // the next round's sends start after these finished
