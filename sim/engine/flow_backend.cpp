@@ -1,9 +1,9 @@
 // `flow` backend: the plan's phases, each as one comm per (src, dst) edge with the edge's bytes of
 // the phase (collective_run.hpp, rule in collective_plan.hpp). The data a comm delivers is ready
-// `path_latency` after it finished (the hop latencies not hidden behind transfers); an endpoint
+// `path_latency` after it finished (the hop latencies not hidden behind transfers); a participant
+// (a phase edge's from_actor / to_actor: NVLS-tree's roles on one GPU or switch progress apart)
 // posts its receives of the next phase once done with its comms of this one, and starts its sends
-// once, too, the data it received is ready; "endpoint" here is a phase edge's end (from_actor /
-// to_actor: a schedule participant, so NVLS-tree's roles on one GPU or switch progress apart).
+// once, too, the data it received is ready.
 //   one phase (rings): every comm starts at once, sent by a few actors that move from host to host
 //     (no actor or mailbox per endpoint: a 131,072-GPU ring is a million comms and ~2,000 actors),
 //     and the phase ends at the latest ready data.
@@ -107,12 +107,12 @@ void drive_one_phase(RunContext& ctx, const CollectivePlan& plan, const std::str
 
 // One participant's phases: (phase, edge index) pairs it sends and receives, in phase order, and
 // the fabric endpoint it stands on.
-struct EndpointWork {
+struct ParticipantWork {
   std::vector<std::pair<int, int>> out, in;
   int endpoint = -1;
 };
 
-void run_endpoint(RunContext& ctx, const CollectivePlan& plan, const EndpointWork& work, const std::string& prefix) {
+void run_participant(RunContext& ctx, const CollectivePlan& plan, const ParticipantWork& work, const std::string& prefix) {
   sg::this_actor::sleep_for(plan.protocol.fixed_latency);
   auto box = [&](const FlowEdge& e) {
     return sg::Mailbox::by_name(prefix + std::to_string(e.channel) + ":" + std::to_string(from_actor(e)) + ">" +
@@ -184,14 +184,14 @@ void start_flow(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, con
                       });
     return;
   }
-  std::map<std::pair<int, int>, EndpointWork> work;   // (channel, participant)
+  std::map<std::pair<int, int>, ParticipantWork> work;   // (channel, participant)
   for (int k = 0; k < static_cast<int>(plan->phases.size()); ++k)
     for (int j = 0; j < static_cast<int>(plan->phases[k].edges.size()); ++j) {
       const FlowEdge& e = plan->phases[k].edges[j];
-      EndpointWork& sender = work[{e.channel, from_actor(e)}];
+      ParticipantWork& sender = work[{e.channel, from_actor(e)}];
       sender.out.emplace_back(k, j);
       sender.endpoint = e.src;
-      EndpointWork& receiver = work[{e.channel, to_actor(e)}];
+      ParticipantWork& receiver = work[{e.channel, to_actor(e)}];
       receiver.in.emplace_back(k, j);
       receiver.endpoint = e.dst;
     }
@@ -200,7 +200,7 @@ void start_flow(RunContext& ctx, std::shared_ptr<const CollectivePlan> plan, con
     sg::Host* host = ctx.platform->host(w.endpoint);
     spawn_small(prefix + std::to_string(key.first) + ":" + std::to_string(key.second), host,
                 [&ctx, plan, completion, prefix, w = std::move(w)] {
-                  guarded(ctx, [&] { run_endpoint(ctx, *plan, w, prefix); });
+                  guarded(ctx, [&] { run_participant(ctx, *plan, w, prefix); });
                   completion->leave();
                 });
   }
