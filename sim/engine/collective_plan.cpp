@@ -268,12 +268,11 @@ void check_actor_budget(const CollectivePlan& plan, Fidelity fidelity, long max_
   if (max_mappings <= 0 || actors <= allowed) return;
   char line[500];
   std::snprintf(line, sizeof line,
-                "collective: %s %s over %d GPUs at %s fidelity runs %ld SimGrid actors (one per channel and %s), "
+                "collective: %s %s over %d GPUs at %s fidelity runs %ld SimGrid actors (one per channel and participant), "
                 "more than the ~%ld this machine can map (vm.max_map_count %ld, %ld mappings per actor stack); "
                 "use fewer GPUs, another --algo, or raise vm.max_map_count",
                 to_string(plan.op), to_string(plan.algorithm), plan.ranks, fidelity == Fidelity::step ? "step" : "flow",
-                actors, fidelity == Fidelity::step ? "participant" : "endpoint", std::max(0L, allowed), max_mappings,
-                kMappingsPerActor);
+                actors, std::max(0L, allowed), max_mappings, kMappingsPerActor);
   throw std::invalid_argument(line);
 }
 

@@ -164,7 +164,7 @@ void check_step_memory(const CollectivePlan& plan, double memory);
 
 // SimGrid actors a plan runs at `fidelity` (collective_run.hpp): step, one per channel and
 // participant; flow, for a one-phase plan one driver plus a sender and a receiver per
-// kCommsPerSender comms (flow_backend.cpp), else one per channel and endpoint.
+// kCommsPerSender comms (flow_backend.cpp), else one per channel and participant with an edge.
 constexpr long kCommsPerSender = 128;
 long collective_actors(const CollectivePlan& plan, Fidelity fidelity);
 // Each actor's stack is its own memory mapping plus a guard page's, and Linux caps a process at
