@@ -223,6 +223,14 @@ TEST_CASE("what NCCL sees of two AWS p5: 8 network devices at 50 GB/s, each four
   CHECK(s.nics == 8);
   for (double bytes : {1.0 * (1 << 20), 512.0 * (1 << 20), 16.0 * (1 << 30)})
     CHECK(pick(nccl::tune("2.23", s, CollectiveOp::all_reduce, bytes)) == "NVLSTree/Simple");
+  // The preset runs no LL128 (aws-ofi-nccl switches it off over EFA): NCCL never weighs it there,
+  // while the InfiniBand preset's candidates include it.
+  CHECK(!s.protocols[nccl::kLL128]);
+  const nccl::Tuning efa = nccl::tune("2.23", s, CollectiveOp::all_reduce, 65536);
+  for (const nccl::Candidate& c : efa.candidates) CHECK(c.proto != nccl::kLL128);
+  CHECK(has(efa, nccl::kTree));
+  const nccl::Tuning ib = nccl::tune("2.23", nccl::system_of(with_nccl("cluster-h100-ndr"), first(16)), CollectiveOp::all_reduce, 65536);
+  CHECK(find(ib, nccl::kTree, nccl::kLL128).proto == nccl::kLL128);
 }
 
 TEST_CASE("auto follows NCCL's pick when collectives.nccl_version is set, and only then") {
@@ -268,16 +276,19 @@ TEST_CASE("auto follows NCCL's pick when collectives.nccl_version is set, and on
     CHECK(inst.algorithm == Algorithm::ring);
     CHECK(inst.protocol == "LL128");
   }
-  SUBCASE("a protocol the topology does not list: the next by NCCL's time") {
-    // Without LL128 in collectives.protocols, NCCL's tree/LL128 at 256 KiB (51.48 us) cannot be timed;
-    // next by NCCL's time: ring/LL 40 + 12.60 = 52.60 us (NVLS-tree 53.87, tree/LL 58.81).
+  SUBCASE("a protocol the topology does not list is one NCCL_PROTO switched off: never weighed") {
+    // Without LL128 in collectives.protocols, NCCL's tree/LL128 at 256 KiB (51.48 us) is not a
+    // candidate; the pick is the next by NCCL's time: ring/LL 40 + 12.60 = 52.60 us (NVLS-tree 53.87,
+    // tree/LL 58.81).
     const Topology no_ll128 = with_nccl("cluster-h100-ndr", {{"topology.collectives.protocols",
                                                               "[{name: LL, base_latency: 6.6 us, efficiency: 0.5}, "
                                                               "{name: Simple, base_latency: 4 us}]"}});
     const NcclSelection sel = nccl_selection(no_ll128, CollectiveOp::all_reduce, g, 262144);
-    CHECK(sel.candidates[sel.pick].protocol == "LL128");
-    CHECK(sel.candidates[sel.followed].algorithm == "Ring");
-    CHECK(sel.candidates[sel.followed].protocol == "LL");
+    for (const NcclCandidate& c : sel.candidates) CHECK(c.protocol != "LL128");
+    CHECK(sel.followed == sel.pick);
+    CHECK(sel.candidates[sel.pick].algorithm == "Ring");
+    CHECK(sel.candidates[sel.pick].protocol == "LL");
+    CHECK(sel.candidates[sel.pick].seconds == rel(52.60e-6, 1e-3));
     CHECK(resolve_collective(no_ll128, CollectiveOp::all_reduce, Algorithm::automatic, g, 262144).protocol == "LL");
   }
 }

@@ -75,11 +75,12 @@ struct NcclCandidate {
 struct NcclSelection {
   std::string version;                   // "" when the topology names none (nothing else is filled)
   std::vector<NcclCandidate> candidates; // every (algorithm, protocol) NCCL enables, tuning.cc's order
+                                         // (protocols: those the topology lists, as NCCL_PROTO)
   int pick = -1;       // NCCL's choice: least predicted time; -1 when NCCL does not tune the op
                        // (all-to-all, send/recv are point-to-point) or the group is one GPU
   int followed = -1;   // what `automatic` runs: `pick`, or, when tpsim cannot run it (CollNet, NVLS
-                       // all-gather, a protocol the topology does not list), the candidate of least
-                       // NCCL time that it can; -1: none, tpsim's own selector decides
+                       // all-gather), the candidate of least NCCL time that it can; -1: none,
+                       // tpsim's own selector decides
 };
 NcclSelection nccl_selection(const Topology& topology, CollectiveOp op, const std::vector<int>& group, double bytes);
 

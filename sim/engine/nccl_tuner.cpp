@@ -202,6 +202,10 @@ System system_of(const Topology& t, const std::vector<int>& group) {
   s.nodes = static_cast<int>(nodes.size());
   for (int g : group) s.local_ranks += g / gpn == group.front() / gpn;
   s.host_cpu = t.nic.host_cpu;
+  if (!t.collectives.protocols.empty())
+    for (int p = 0; p < kNumProtos; ++p)
+      s.protocols[p] = std::any_of(t.collectives.protocols.begin(), t.collectives.protocols.end(),
+                                   [&](const ProtocolSpec& spec) { return spec.name == proto_name(static_cast<Proto>(p)); });
   s.nvlink = t.intra.fabric != IntraFabric::pcie;
   s.nvls = t.intra.nvls && t.intra.fabric == IntraFabric::nvswitch;
   const Constants& c = kNccl223;   // topo.h's per-link figures are the same in every version carried
@@ -292,6 +296,9 @@ Tuning tune(const std::string& version, const System& s, CollectiveOp op, double
     for (int pi = 0; pi < kNumProtos; ++pi) {
       const Proto p = static_cast<Proto>(pi);
       if ((a == kNvls || a == kNvlsTree || a == kPat) && p != kSimple) continue;
+      // A protocol the topology does not run is one NCCL_PROTO switched off (aws-ofi-nccl: no LL128
+      // over EFA): NCCL's tuner never weighs it.
+      if (!s.protocols[p]) continue;
       // LL128: NVLink inside the node, compute capability >= 70.
       if (p == kLL128 && (!s.nvlink || s.compute_capability < 70)) continue;
 

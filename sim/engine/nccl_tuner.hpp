@@ -43,6 +43,8 @@ struct System {
   bool nvls = false;            // NVSwitch multicast (NVLink SHARP) in the topology
   int ranks = 0, nodes = 0, local_ranks = 0;
   HostCpu host_cpu = HostCpu::unstated;   // the proxy's CPU: net post overhead, LL's row across nodes
+  bool protocols[kNumProtos] = {true, true, true};   // LL, LL128, Simple: the topology's protocol list, which
+                                                    // stands for NCCL_PROTO (all when it lists none)
 };
 // The communicator `group` (global GPU indices, node-major) on `topology`. NVLink: the GPU's links
 // (intra.bandwidth / 25 GB/s per link, 50 on Blackwell) times NCCL's per-link figure; PCIe: 3/4 of
