@@ -15,12 +15,12 @@
 #include <cmath>
 #include <fstream>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "tpsim/engine.hpp"
 #include "tpsim/spec.hpp"
+#include "csv_cells.hpp"
 #include "relative.hpp"
 
 using namespace tpsim;
@@ -38,11 +38,9 @@ std::vector<Row> rows(const std::string& file) {
   std::vector<Row> out;
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#') continue;
-    std::stringstream ss(line);
-    std::vector<double> cell;
-    for (std::string c; std::getline(ss, c, ',');) cell.push_back(std::stod(c));
+    const std::vector<std::string> cell = csv_cells(line);
     REQUIRE(cell.size() == 4);
-    out.push_back({cell[0], cell[3]});
+    out.push_back({std::stod(cell[0]), std::stod(cell[3])});
   }
   return out;
 }

@@ -170,15 +170,21 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   const bool a2a_form = plan.closed_form && plan.op == CollectiveOp::all_to_all;
   const double a2a_edges = double(plan.channels.size()) * (plan.ranks - 1);
   std::vector<int> scratch;
-  for (FlowEdge& e : plan.edges) {
+  // Each edge's route's slowest link, looked up once and only when needed (phase edges share their
+  // edge's route).
+  std::vector<double> slowest_link(plan.edges.size(), -1.0);
+  auto slowest = [&](size_t i) {
+    double& b = slowest_link[i];
+    return b >= 0 ? b : b = route_bottleneck(f, plan.edges[i].src, plan.edges[i].dst, scratch);
+  };
+  for (size_t i = 0; i < plan.edges.size(); ++i) {
+    FlowEdge& e = plan.edges[i];
     double payload_cap = a2a_form ? rank_cap * e.pairs / a2a_edges : e.src >= f.gpus() ? rank_cap : rank_cap / out_degree[e.src];
     if (e.src >= f.gpus() || e.dst >= f.gpus()) payload_cap = std::min(payload_cap, switch_cap);
-    double bottleneck = -1;   // the route's slowest link, looked up once and only when needed
-    auto slowest = [&] { return bottleneck >= 0 ? bottleneck : bottleneck = route_bottleneck(f, e.src, e.dst, scratch); };
     const double wire_cap = payload_cap * plan.wire_scale;
     // A cap at or above the route's slowest link never binds under max-min: drop it, so the flow
     // backend may run the edge without a rate-limited message.
-    e.rate_cap = std::isfinite(wire_cap) && wire_cap < slowest() ? wire_cap : 0.0;
+    e.rate_cap = std::isfinite(wire_cap) && wire_cap < slowest(i) ? wire_cap : 0.0;
   }
   // NVLS-tree's NVLink stages (every edge to or from a switch: the scatter into it, the reduce out
   // of it to the head, the head's broadcast into it, the gather out of it; nvls_tree.cpp) are roles
@@ -190,17 +196,19 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   double role_step = 0;
   if (plan.algorithm == Algorithm::nvls_tree) {
     const double steps = std::max(plan.instance.pipeline, 1);
-    for (const FlowEdge& e : plan.edges)
+    for (size_t i = 0; i < plan.edges.size(); ++i) {
+      const FlowEdge& e = plan.edges[i];
       if (e.payload > 0)
-        role_step = std::max(role_step, e.payload * plan.wire_scale / steps /
-                                            (e.rate_cap > 0 ? e.rate_cap : route_bottleneck(f, e.src, e.dst, scratch)));
+        role_step = std::max(role_step, e.payload * plan.wire_scale / steps / (e.rate_cap > 0 ? e.rate_cap : slowest(i)));
+    }
   }
-  auto cap_of = [&](const FlowEdge& e) {
+  // The plan edge a phase edge is part of (same channel and endpoints).
+  auto edge_of = [&](const FlowEdge& e) {
     auto it = std::lower_bound(plan.edges.begin(), plan.edges.end(), std::make_tuple(e.channel, e.src, e.dst),
                                [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
                                  return std::make_tuple(x.channel, x.src, x.dst) < k;
                                });
-    return it->rate_cap;
+    return static_cast<size_t>(it - plan.edges.begin());
   };
 
   // The latency-only path of the whole collective, for one with nothing to move (transfer times
@@ -257,10 +265,11 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
     index.reserve(ph.edges.size());
     flow_of.resize(ph.edges.size());
     for (FlowEdge& e : ph.edges) {
-      e.rate_cap = cap_of(e);
+      const size_t whole = edge_of(e);
+      e.rate_cap = plan.edges[whole].rate_cap;
       if (role_step > 0 && e.payload > 0 && (e.src >= f.gpus() || e.dst >= f.gpus())) {
         const double cap = e.payload * plan.wire_scale / (ph.rounds * role_step);
-        e.rate_cap = cap < route_bottleneck(f, e.src, e.dst, scratch) ? cap : 0.0;
+        e.rate_cap = cap < slowest(whole) ? cap : 0.0;
       }
       e.latency = step_latency(f, proto, e.src, e.dst);
       auto [it, fresh] = index.try_emplace(flow_key(e.src, e.dst), ph.flows.size());
