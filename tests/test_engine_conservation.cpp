@@ -162,12 +162,15 @@ struct LinkTotals {
   double gpu_up = 0, gpu_down = 0;       // a GPU's port into / out of its node's fabric (NVLink, PCIe)
   double nic_up = 0, nic_down = 0;       // node -> network / network -> node
   double spine_up = 0, spine_down = 0;   // leaf -> spine / spine -> leaf
+  double global_up = 0, global_down = 0; // a dragonfly group's global links out / in (adaptive)
+  double global_pair = 0;                // on the global links between two groups (minimal)
   double pcie_up = 0, pcie_down = 0;     // PCIe switch -> CPU / CPU -> PCIe switch
   int unknown = 0;
 };
 LinkTotals link_totals(const Timeline& tl) {
   static const std::regex gpu(R"(node\d+\.gpu\d+\.(nvlink|pcie)\.(up|down))"), nic(R"(node\d+\.nic\d+\.(up|down))"),
-      spine(R"(leaf\d+\.spine\.(up|down))"), pcie(R"(node\d+\.pcie\d+\.(up|down))");
+      spine(R"(leaf\d+\.spine\.(up|down))"), pcie(R"(node\d+\.pcie\d+\.(up|down))"),
+      global(R"(group\d+\.global\.(up|down))"), pair(R"(group\d+to\d+\.global)");
   LinkTotals t;
   for (const LinkUse& l : tl.links) {
     const bool up = l.link.size() >= 3 && l.link.substr(l.link.size() - 3) == ".up";
@@ -175,6 +178,8 @@ LinkTotals link_totals(const Timeline& tl) {
     else if (std::regex_match(l.link, nic)) (up ? t.nic_up : t.nic_down) += l.bytes;
     else if (std::regex_match(l.link, spine)) (up ? t.spine_up : t.spine_down) += l.bytes;
     else if (std::regex_match(l.link, pcie)) (up ? t.pcie_up : t.pcie_down) += l.bytes;
+    else if (std::regex_match(l.link, global)) (up ? t.global_up : t.global_down) += l.bytes;
+    else if (std::regex_match(l.link, pair)) t.global_pair += l.bytes;
     else ++t.unknown;
   }
   return t;
@@ -281,11 +286,20 @@ TEST_CASE("schedules: bytes sent equal bytes received, per round and in total, f
 TEST_CASE("engine: the bytes leaving GPUs equal the bytes arriving, and equal the schedules' bytes on the wire") {
   // One NVSwitch node with NVLS (in-switch reduction: a helper that receives and sends); a PCIe
   // box whose two switches meet at the CPU; four cluster nodes, two per leaf, so a group over
-  // nodes 0 and 2 crosses the spine.
+  // nodes 0 and 2 crosses the spine; the same four nodes as a dragonfly of one node per group
+  // (minimal routing: a link per pair of groups; adaptive: a bundle per group), where every byte
+  // between nodes crosses a global link once.
   const Topology dgx = load_topology("dgx-h100");
   const Topology pcie = load_topology("pcie-8x-l40s");
   const Topology tree =
       load_topology("cluster-h100-ndr", {{"topology.nodes", "4"}, {"topology.network.nodes_per_leaf", "2"}});
+  Topology minimal = tree;
+  minimal.network.kind = NetworkKind::dragonfly;
+  minimal.network.nodes_per_leaf = 1;
+  minimal.network.groups = 8;
+  minimal.network.routing = GroupRouting::minimal;
+  Topology adaptive = minimal;
+  adaptive.network.routing = GroupRouting::adaptive;
   const std::vector<EngineCase> cases{
       {"dgx-h100, 8 GPUs", dgx, {0, 1, 2, 3, 4, 5, 6, 7}},
       {"dgx-h100, 3 GPUs", dgx, {1, 4, 6}},
@@ -293,9 +307,11 @@ TEST_CASE("engine: the bytes leaving GPUs equal the bytes arriving, and equal th
       {"pcie-8x-l40s, 3 GPUs over both switches", pcie, {0, 5, 6}},
       {"cluster, 16 GPUs on nodes 0 and 2", tree, {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}},
       {"cluster, 2 GPUs across the spine", tree, {3, 19}},
+      {"dragonfly (minimal), 16 GPUs on nodes 0 and 2", minimal, {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}},
+      {"dragonfly (adaptive), 2 GPUs on nodes 0 and 2", adaptive, {3, 19}},
   };
   const int64_t bytes = int64_t(3) * 5 * 7 << 18;   // 27.5 MB
-  int simulated = 0, with_switch = 0, with_nic = 0, with_spine = 0, with_pcie = 0;
+  int simulated = 0, with_switch = 0, with_nic = 0, with_spine = 0, with_pcie = 0, with_global = 0;
   for (const EngineCase& c : cases)
     for (CollectiveOp op : kOps)
       for (Algorithm a : kAlgorithms) {
@@ -330,6 +346,9 @@ TEST_CASE("engine: the bytes leaving GPUs equal the bytes arriving, and equal th
           CHECK(got.nic_up == rel(got.nic_down, 1e-12));
           CHECK(got.spine_up == rel(got.spine_down, 1e-12));
           CHECK(got.pcie_up == rel(got.pcie_down, 1e-12));
+          CHECK(got.global_up == rel(got.global_down, 1e-12));
+          if (c.topology.network.kind == NetworkKind::dragonfly)   // one node per group
+            CHECK(got.global_up + got.global_pair == rel(got.nic_up, 1e-12));
           // GPU ports: up and down differ by what the NVSwitch took in and gave out (NVLS), as a
           // share of the bytes moved.
           const double imbalance = (got.gpu_up - got.gpu_down) - (want.to_switch - want.from_switch) * wire;
@@ -342,6 +361,7 @@ TEST_CASE("engine: the bytes leaving GPUs equal the bytes arriving, and equal th
           with_nic += got.nic_up > 0;
           with_spine += got.spine_up > 0;
           with_pcie += got.pcie_up > 0;
+          with_global += got.global_up > 0 || got.global_pair > 0;
         }
       }
   // Each kind of link carried traffic in some case, so each equality above was exercised.
@@ -350,4 +370,5 @@ TEST_CASE("engine: the bytes leaving GPUs equal the bytes arriving, and equal th
   CHECK(with_nic > 0);
   CHECK(with_spine > 0);
   CHECK(with_pcie > 0);
+  CHECK(with_global > 0);
 }

@@ -205,6 +205,20 @@ TEST_CASE("every field of a mixture-of-experts model changes the sweep id; a den
   CHECK(sweep_id(loaded("mixtral-8x7b", {sp, {"model.moe.top_k", "1"}})) != preset);
 }
 
+TEST_CASE("a dragonfly's groups and routing change the sweep id; other networks' ids have no such lines") {
+  SweepSpec base = toy_spec();
+  CHECK(sweep_canonical(base).find("network.routing") == std::string::npos);   // ids from before stay
+  base.topology.network.kind = NetworkKind::dragonfly;
+  base.topology.network.nodes_per_leaf = 1;
+  const std::string id = sweep_id(base);
+  CHECK(id != sweep_id(toy_spec()));
+  SweepSpec minimal = base, machine = base;
+  minimal.topology.network.routing = GroupRouting::minimal;
+  machine.topology.network.groups = 64;
+  CHECK(sweep_id(minimal) != id);
+  CHECK(sweep_id(machine) != id);
+}
+
 #if defined(__x86_64__) && defined(__GLIBCXX__)
 TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size guard)") {
   // A field added to one of these structs changes its size: add it to sweep_canonical
@@ -214,13 +228,13 @@ TEST_CASE("sweep_canonical covers every field of the specs it hashes (a size gua
   CHECK(sizeof(GpuSpec) == 216);
   CHECK(sizeof(IntraNodeSpec) == 64);
   CHECK(sizeof(NicSpec) == 128);
-  CHECK(sizeof(NetworkSpec) == 32);
+  CHECK(sizeof(NetworkSpec) == 40);
   CHECK(sizeof(ProtocolSpec) == 80);
   CHECK(sizeof(CollectiveTuning) == 72);
-  CHECK(sizeof(Topology) == 592);
+  CHECK(sizeof(Topology) == 600);
   CHECK(sizeof(TrainingTarget) == 32);
   CHECK(sizeof(InferenceTarget) == 32);
-  CHECK(sizeof(SweepSpec) == 1064);
+  CHECK(sizeof(SweepSpec) == 1072);
 }
 #endif
 

@@ -58,6 +58,8 @@ TEST_CASE("link names are spelled out for people") {
   CHECK(link_label("node0.nic3.up") == "node0 NIC rail 3 (up)");
   CHECK(link_label("node1.gpu5.nvlink.down") == "node1 GPU 5 NVLink (down)");
   CHECK(link_label("leaf0.spine") == "leaf0 spine");
+  CHECK(link_label("group0to3.global") == "group 0 -> 3 global links");   // a dragonfly, minimal routing
+  CHECK(link_label("group2.global.up") == "group 2 global links (up)");
   CHECK(link_label("node0.nic4+5+6+7.up") == "node0 NICs 4+5+6+7 (up)");
   CHECK(link_label("node1.gpu2.pcie-nic.down") == "node1 GPU 2 PCIe to NIC (down)");
   CHECK(link_label("node0.socket1to0") == "node0 socket 1 -> 0");

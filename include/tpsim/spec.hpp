@@ -134,13 +134,23 @@ struct NicSpec {
 // built in code), NIC g * count / gpus_per_node. GPUs that share a NIC must share all their NICs.
 std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node);
 
-enum class NetworkKind { single_switch, fat_tree };
+enum class NetworkKind { single_switch, fat_tree, dragonfly };
+
+// How a dragonfly routes between groups: `minimal` over the direct global links of the two groups
+// only; `adaptive` as if every path were open (ideal UGAL: a group's global links limited only by
+// their total, as a fat tree's spine uplinks are).
+enum class GroupRouting { adaptive, minimal };
 
 struct NetworkSpec {
   NetworkKind kind = NetworkKind::single_switch;
   double switch_latency = 0;    // s per switch traversal
-  int nodes_per_leaf = 0;       // fat_tree: nodes under one leaf switch
-  double oversubscription = 1;  // fat_tree: leaf downlink / uplink bandwidth ratio (2 = 2:1)
+  int nodes_per_leaf = 0;       // nodes under one leaf switch (fat_tree), in one group (dragonfly,
+                                // YAML nodes_per_group): the nodes one uplink bundle serves
+  double oversubscription = 1;  // the bundle's downlink / uplink bandwidth (2 = 2:1): a leaf's NICs /
+                                // its spine uplinks, a group's NICs / its global links
+  int groups = 0;               // dragonfly: groups in the whole machine (0: those the nodes fill);
+                                // a group's global links are spread evenly over the others
+  GroupRouting routing = GroupRouting::adaptive;   // dragonfly only
 };
 
 // How the collective library (NCCL) turns link bandwidth into collective time: a fixed launch

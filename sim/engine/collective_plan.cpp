@@ -55,15 +55,22 @@ void all_to_all_halves(const Fabric& f, const std::vector<int>& group, double ch
           if (b != a) half(a, b, 1);
       }
     }
-    // Network: peers under the same leaf, and under the other leaves (their halves cross the spine).
+    // Network: peers under the same leaf, and under the other leaves (their halves cross the spine,
+    // or the global links of their pair of groups).
     if (const int same = on_leaf[leaf] - on_node[node]; same > 0) {
       half(a, f.network_endpoint(leaf), same);
       half(f.network_endpoint(leaf), a, same);
     }
-    if (const int other = p - on_leaf[leaf]; other > 0) {
+    if (const int other = p - on_leaf[leaf]; other > 0 && !f.pair_links()) {
       const int elsewhere = f.network_endpoint((leaf + 1) % f.leaves());
       half(a, elsewhere, other);
       half(elsewhere, a, other);
+    } else if (other > 0) {   // a global link per pair of groups: one half per other group
+      for (int l = 0; l < f.leaves(); ++l)
+        if (l != leaf && on_leaf[l] > 0) {
+          half(a, f.network_endpoint(l), on_leaf[l]);
+          half(f.network_endpoint(l), a, on_leaf[l]);
+        }
     }
   }
 }

@@ -156,17 +156,35 @@ void Fabric::add_nic_paths(const std::string& who) {
     }
   }
 
-  if (t.network.kind == NetworkKind::fat_tree && t.network.nodes_per_leaf > 0 && t.network.nodes_per_leaf < t.nodes) {
-    require(t.network.oversubscription > 0, who + "network.oversubscription must be positive");
-    leaves_ = (t.nodes + t.network.nodes_per_leaf - 1) / t.network.nodes_per_leaf;
-    // One aggregated link per leaf and direction stands for its uplinks to all spines (ideal
-    // ECMP): capacity = the leaf's NIC downlink capacity (NICs that carry GPU traffic) /
-    // oversubscription.
-    const double up_bw = t.network.nodes_per_leaf * used * nic_bw / t.network.oversubscription;
-    spine_ = static_cast<int>(links_.size());
-    for (int l = 0; l < leaves_; ++l) {
-      add_link("leaf" + std::to_string(l) + ".spine.up", up_bw);
-      add_link("leaf" + std::to_string(l) + ".spine.down", up_bw);
+  const NetworkSpec& net = t.network;
+  if (net.kind != NetworkKind::single_switch && net.nodes_per_leaf > 0 && net.nodes_per_leaf < t.nodes) {
+    require(net.oversubscription > 0, who + "network.oversubscription must be positive");
+    leaves_ = (t.nodes + net.nodes_per_leaf - 1) / net.nodes_per_leaf;
+    // A leaf's (a group's) uplinks to the spines (its global links) carry its NICs' capacity (NICs
+    // that carry GPU traffic) / oversubscription.
+    const double up_bw = net.nodes_per_leaf * used * nic_bw / net.oversubscription;
+    const bool dragonfly = net.kind == NetworkKind::dragonfly;
+    if (dragonfly && net.routing == GroupRouting::minimal) {
+      // Minimal routing: only the direct global links between two groups, a balanced dragonfly's
+      // share of the group's global links for each of the machine's other groups.
+      const int machine = std::max(net.groups, leaves_);
+      require(leaves_ <= spec_detail::limits::kMinimalRoutingGroups,
+              who + "minimal routing models a link per pair of groups, at most " +
+                  std::to_string(spec_detail::limits::kMinimalRoutingGroups) + " groups");
+      pair_ = static_cast<int>(links_.size());
+      for (int a = 0; a < leaves_; ++a)
+        for (int b = 0; b < leaves_; ++b)
+          if (a != b) add_link("group" + std::to_string(a) + "to" + std::to_string(b) + ".global", up_bw / (machine - 1));
+    } else {
+      // One aggregated link per leaf and direction stands for its uplinks to all spines (ideal
+      // ECMP), or a group's global links under ideal adaptive routing (every path open).
+      const char* kind = dragonfly ? ".global." : ".spine.";
+      spine_ = static_cast<int>(links_.size());
+      for (int l = 0; l < leaves_; ++l) {
+        const std::string base = (dragonfly ? "group" : "leaf") + std::to_string(l) + kind;
+        add_link(base + "up", up_bw);
+        add_link(base + "down", up_bw);
+      }
     }
   }
   networks_ = leaves_;   // one network endpoint per leaf, one for a single switch
@@ -178,12 +196,19 @@ int Fabric::node_of(int endpoint) const {
 
 int Fabric::switch_endpoint(int node) const { return switches_ > 0 ? gpus_ + node : -1; }
 
-int Fabric::leaf_of(int node) const { return spine_ >= 0 ? node / topo_.network.nodes_per_leaf : 0; }
+int Fabric::leaf_of(int node) const { return leaves_ > 1 ? node / topo_.network.nodes_per_leaf : 0; }
+
+int Fabric::pair_link(int from, int to) const { return pair_ + from * (leaves_ - 1) + (to < from ? to : to - 1); }
 
 int Fabric::network_endpoint(int leaf) const { return networks_ > 0 ? gpus_ + switches_ + leaf : -1; }
 
+// Switches crossed: a fat tree's leaf, or leaf, spine and leaf; a dragonfly's worst minimal path,
+// the two end routers within a group, and those plus the two that hold the global link between
+// groups (adaptive routing taken as minimal when the path is free).
 double Fabric::network_latency(int leaf_a, int leaf_b) const {
-  return 2 * topo_.nic.latency + (leaf_a == leaf_b ? 1 : 3) * topo_.network.switch_latency;
+  const bool dragonfly = topo_.network.kind == NetworkKind::dragonfly;
+  const int switches = leaf_a == leaf_b ? (dragonfly ? 2 : 1) : (dragonfly ? 4 : 3);
+  return 2 * topo_.nic.latency + switches * topo_.network.switch_latency;
 }
 
 int Fabric::nic_link(int gpu) const {
@@ -196,8 +221,8 @@ int Fabric::socket_link(int node, int from, int to) const {
   return socket_ + node * sockets_ * (sockets_ - 1) + from * (sockets_ - 1) + (to < from ? to : to - 1);
 }
 
-// [Its PCIe path, the socket link] out of the source GPU's NIC group, and the spine up when the
-// destination is under another leaf.
+// [Its PCIe path, the socket link] out of the source GPU's NIC group, and, when the destination is
+// under another leaf (in another group), the spine up (the global links to that group).
 void Fabric::sender_half(int src, int to_leaf, std::vector<int>& out) const {
   const int ns = node_of(src), ls = src % gpn_;
   if (nic_pcie_ >= 0) out.push_back(nic_pcie_ + 2 * src);
@@ -206,14 +231,14 @@ void Fabric::sender_half(int src, int to_leaf, std::vector<int>& out) const {
     if (l >= 0) out.push_back(l);
   }
   out.push_back(nic_link(src));
-  if (leaf_of(ns) != to_leaf) out.push_back(spine_ + 2 * leaf_of(ns));
+  if (leaf_of(ns) != to_leaf) out.push_back(pair_ >= 0 ? pair_link(leaf_of(ns), to_leaf) : spine_ + 2 * leaf_of(ns));
 }
 
-// The spine down when the source is under another leaf, then into the peer's NIC group [, the
-// socket link, its PCIe path].
+// The spine down when the source is under another leaf (nothing more when the sender's half holds
+// the global link), then into the peer's NIC group [, the socket link, its PCIe path].
 void Fabric::receiver_half(int from_leaf, int dst, std::vector<int>& out) const {
   const int nd = node_of(dst), ld = dst % gpn_;
-  if (leaf_of(nd) != from_leaf) out.push_back(spine_ + 2 * leaf_of(nd) + 1);
+  if (leaf_of(nd) != from_leaf && spine_ >= 0) out.push_back(spine_ + 2 * leaf_of(nd) + 1);
   out.push_back(nic_link(dst) + 1);
   if (socket_ >= 0) {
     const int l = socket_link(nd, group_socket_[gpu_group_[ld]], gpu_socket_[ld]);

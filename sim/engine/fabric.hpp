@@ -2,14 +2,15 @@
 // behaviour). Endpoints are the GPUs (global index node * gpus_per_node + local) followed, on
 // NVSwitch nodes, by one switch endpoint per node (the NVLS in-switch reduction helper, and the
 // middle of a closed-form all-to-all's NVLink halves), then, with several nodes, one network
-// endpoint per leaf (one for a single switch): the middle of a closed-form all-to-all's
-// cross-node halves (collective_plan.hpp).
+// endpoint per leaf (one for a single switch; a dragonfly's groups are its leaves): the middle of
+// a closed-form all-to-all's cross-node halves (collective_plan.hpp).
 // Across nodes a GPU sends through its NIC group (the NICs it uses, topology nic.gpus), and, where
 // the topology gives them, its PCIe path to those NICs and the link between CPU sockets. GPU ->
 // network endpoint of leaf L is the sender's half of a route from the GPU to a GPU under leaf L
-// (up to its NIC group's up link, then the spine up when L is another leaf); network endpoint of
-// leaf L -> GPU is the receiver's half of a route from a GPU under leaf L (the spine down when L
-// is another leaf, then from its NIC group's down link on). No route joins two middle endpoints.
+// (up to its NIC group's up link, then the spine up when L is another leaf, or the global link to
+// group L under minimal routing); network endpoint of leaf L -> GPU is the receiver's half of a
+// route from a GPU under leaf L (the spine down when L is another leaf and there is a spine, then
+// from its NIC group's down link on). No route joins two middle endpoints.
 // Links carry no latency: a route's latency is returned separately and added by the engine per
 // step, so SimGrid's max-min sharing stays fair (CM02/LV08 weight a flow's share by its route latency).
 #pragma once
@@ -26,7 +27,8 @@ double physical_memory();
 
 struct FabricLink {
   std::string name;        // "node0.gpu3.nvlink.up", "node1.nic2.down", "node0.nic4+5+6+7.up",
-                           // "node0.gpu1.pcie-nic.up", "node0.socket1to0", "leaf0.spine.up"
+                           // "node0.gpu1.pcie-nic.up", "node0.socket1to0", "leaf0.spine.up",
+                           // "group0.global.up", "group0to3.global"
   double bandwidth = 0;    // B/s in this direction, after the topology's efficiency
 };
 
@@ -39,7 +41,10 @@ class Fabric {
   int node_of(int endpoint) const;             // -1 for a network endpoint (no node holds it)
   int switch_endpoint(int node) const;         // -1 when the fabric has no NVSwitch
   int leaves() const { return leaves_; }       // leaf switches (1: a single switch)
-  int leaf_of(int node) const;
+  int leaf_of(int node) const;                 // a dragonfly's group
+  // Whether a cross-leaf route's global link depends on both ends' groups (a dragonfly with
+  // minimal routing), not only on the leaf it leaves or enters.
+  bool pair_links() const { return pair_ >= 0; }
   int network_endpoint(int leaf) const;        // -1 with one node (no network)
   bool inter_node(int src, int dst) const { return node_of(src) != node_of(dst); }
   const std::vector<FabricLink>& links() const { return links_; }
@@ -74,7 +79,9 @@ class Fabric {
   int nic_pcie_ = -1;          // per GPU its PCIe path to its NICs: up 2*g, down 2*g+1 from here
   int socket_ = -1;            // per node per ordered socket pair (a != b) one link from here
   int sockets_ = 0;            // sockets per node (socket_ >= 0)
-  int spine_ = -1;             // fat tree: per leaf an up and a down link from here
+  int spine_ = -1;             // fat tree, adaptive dragonfly: per leaf an up and a down link from here
+  int pair_ = -1;              // minimal dragonfly: per ordered pair of groups one link from here
+  int pair_link(int from, int to) const;
   std::vector<std::vector<int>> nic_groups_;   // the distinct NIC sets of a node's GPUs, by first NIC
   std::vector<int> gpu_group_;                 // local GPU -> index into nic_groups_
   std::vector<int> gpu_socket_, group_socket_; // CPU socket of each local GPU / NIC group (sockets_ > 0)

@@ -98,7 +98,7 @@ bool local_gpus_interchangeable(const Topology& t) {
 std::vector<int> canonical_group(const Topology& t, const std::vector<int>& group) {
   if (group.empty() || t.gpus_per_node <= 0 || *std::min_element(group.begin(), group.end()) < 0) return group;
   const int gpn = t.gpus_per_node;
-  const bool leaves = t.network.kind == NetworkKind::fat_tree && t.network.nodes_per_leaf > 0;
+  const bool leaves = t.network.kind != NetworkKind::single_switch && t.network.nodes_per_leaf > 0;   // or groups
   const int per_leaf = leaves ? t.network.nodes_per_leaf : std::max(t.nodes, 1);
   int min_leaf = INT32_MAX, min_in_leaf = INT32_MAX, min_local = INT32_MAX;
   for (int g : group) {

@@ -104,6 +104,10 @@ void add_links(Canon& c, const Topology& t) {
   c.num("network.switch_latency", t.network.switch_latency);
   c.num("network.nodes_per_leaf", t.network.nodes_per_leaf);
   c.num("network.oversubscription", t.network.oversubscription);
+  if (t.network.kind == NetworkKind::dragonfly) {   // only here, so earlier kinds keep their ids
+    c.num("network.groups", t.network.groups);
+    c.num("network.routing", static_cast<int>(t.network.routing));
+  }
 }
 
 void add_topology(Canon& c, const SweepSpec& spec) {

@@ -306,7 +306,7 @@ std::string link_label(const std::string& link) {
       direction = p;
       continue;
     }
-    const size_t to = p.find("to");   // "socket1to0": the link from socket 1 to socket 0
+    const size_t to = p.find("to");   // "socket1to0": the link from socket 1 to socket 0 (groups alike)
     std::string from_socket, to_socket;
     if (numbered(p, "nic", n)) word = "NIC rail " + n;
     else if (p.rfind("nic", 0) == 0 && p.find('+') != std::string::npos) word = "NICs " + p.substr(3);   // one GPU's
@@ -314,6 +314,11 @@ std::string link_label(const std::string& link) {
     else if (to != std::string::npos && numbered(p.substr(0, to), "socket", from_socket) &&
              numbered(p.substr(to), "to", to_socket))
       word = "socket " + from_socket + " -> " + to_socket;
+    else if (to != std::string::npos && numbered(p.substr(0, to), "group", from_socket) &&
+             numbered(p.substr(to), "to", to_socket))
+      word = "group " + from_socket + " -> " + to_socket;
+    else if (numbered(p, "group", n)) word = "group " + n;
+    else if (p == "global") word = "global links";
     else if (p == "nvlink") word = "NVLink";
     else if (p == "pcie") word = "PCIe";
     else if (p == "pcie-nic") word = "PCIe to NIC";

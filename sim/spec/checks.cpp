@@ -175,11 +175,23 @@ void check_topology_with(const Checker& c, const Topology& t) {
   }
 
   c.non_negative("topology.network.switch_latency", t.network.switch_latency);
-  if (t.network.kind == NetworkKind::fat_tree) {
-    c.positive("topology.network.nodes_per_leaf", t.network.nodes_per_leaf);
+  if (t.network.kind != NetworkKind::single_switch) {
+    const bool dragonfly = t.network.kind == NetworkKind::dragonfly;
+    const std::string per_key = dragonfly ? "topology.network.nodes_per_group" : "topology.network.nodes_per_leaf";
+    c.positive(per_key, t.network.nodes_per_leaf);
     if (!(t.network.oversubscription >= 1))
       c.fail("topology.network.oversubscription",
              fmt::format("expected a ratio >= 1 (2 = 2:1), got {:g}", t.network.oversubscription));
+    const int64_t modelled = (int64_t(t.nodes) + t.network.nodes_per_leaf - 1) / t.network.nodes_per_leaf;
+    if (dragonfly && t.network.groups != 0 && t.network.groups < modelled)
+      c.fail("topology.network.groups",
+             fmt::format("the machine's group count must hold the topology's {} nodes in groups of {} ({} groups), got {}",
+                         t.nodes, t.network.nodes_per_leaf, modelled, t.network.groups));
+    // A link per ordered pair of groups: past this SimGrid's platform alone would take gigabytes.
+    if (dragonfly && t.network.routing == GroupRouting::minimal && modelled > limits::kMinimalRoutingGroups)
+      c.fail(per_key, fmt::format("minimal routing models a global link per pair of groups, at most {} groups; {} nodes "
+                                  "in groups of {} make {}: use larger groups or routing: adaptive",
+                                  limits::kMinimalRoutingGroups, t.nodes, t.network.nodes_per_leaf, modelled));
   }
   c.non_negative("topology.price_per_gpu_hour", t.price_per_gpu_hour);
 

@@ -225,6 +225,28 @@ int64_t parameters_with(const ModelSpec& m, int64_t experts) {
   return m.layers * (qkv + proj + mlp_parameters(m, experts) + norms) + 2 * m.vocab * h + h;   // + embedding, output, final_norm
 }
 
+// "dragonfly, 16 nodes per group (4 groups here, 64 in the machine), global links 2:1
+// oversubscribed (1600 GB/s per direction per group), minimal routing: 25.4 GB/s ...".
+std::string dragonfly_summary(const Topology& t) {
+  const NetworkSpec& net = t.network;
+  const int here = (t.nodes + net.nodes_per_leaf - 1) / net.nodes_per_leaf;
+  const int machine = net.groups > 0 ? net.groups : here;
+  std::vector<bool> used(size_t(std::max(t.nic.count, 0)), false);
+  for (const auto& nics : nics_of_gpus(t.nic, t.gpus_per_node))
+    for (int n : nics)
+      if (n >= 0 && n < t.nic.count) used[size_t(n)] = true;
+  const double group_global = double(net.nodes_per_leaf) * double(std::count(used.begin(), used.end(), true)) *
+                              t.nic.bandwidth * t.nic.efficiency / net.oversubscription;
+  std::string s = fmt::format("dragonfly, {} nodes per group ({} group{} here, {} in the machine), global links {:g}:1 "
+                              "oversubscribed ({} per direction per group), ",
+                              net.nodes_per_leaf, here, here == 1 ? "" : "s", machine, net.oversubscription,
+                              gbps(group_global));
+  if (net.routing == GroupRouting::adaptive)
+    return s + "adaptive routing (ideal: any group reaches any other at its whole global rate)";
+  return s + fmt::format("minimal routing: {} per direction between two groups (1/{} of a group's)",
+                         gbps(machine > 1 ? group_global / (machine - 1) : 0.0), std::max(machine - 1, 1));
+}
+
 }  // namespace
 
 int64_t parameter_count(const ModelSpec& m) { return parameters_with(m, m.moe.experts); }
@@ -265,10 +287,11 @@ std::string describe(const Topology& t) {
                        host, us(net_post_overhead(cpu, false)), us(net_post_overhead(cpu, true)));
   }
   const NetworkSpec& net = t.network;
-  const std::string network = net.kind == NetworkKind::single_switch
-                                  ? "single switch"
-                                  : fmt::format("fat-tree, {} nodes per leaf, {:g}:1 oversubscription", net.nodes_per_leaf,
-                                                net.oversubscription);
+  const std::string network = net.kind == NetworkKind::single_switch ? "single switch"
+                              : net.kind == NetworkKind::fat_tree
+                                  ? fmt::format("fat-tree, {} nodes per leaf, {:g}:1 oversubscription", net.nodes_per_leaf,
+                                                net.oversubscription)
+                                  : dragonfly_summary(t);
   out += fmt::format("  cluster: {} node{} x {} GPUs = {} GPUs; network: {}, switch latency {}", t.nodes,
                      t.nodes == 1 ? "" : "s", t.gpus_per_node, t.total_gpus(), network, us(net.switch_latency));
   if (t.price_per_gpu_hour > 0) out += fmt::format("; {:g} per GPU-hour", t.price_per_gpu_hour);

@@ -33,6 +33,8 @@ constexpr int64_t kBatch = 1 << 24;
 constexpr int64_t kGpus = 1 << 24;
 constexpr int64_t kGpusPerNode = 4096;
 constexpr int64_t kCount = 1 << 16;      // SMs, NICs, PCIe switches, virtual stages
+// Dragonfly groups with minimal routing: one SimGrid link per ordered pair of groups (~262k here).
+constexpr int64_t kMinimalRoutingGroups = 512;
 
 // Memory a simulation takes per GPU of the topology (its links, routes and SimGrid hosts), measured
 // as peak RSS of `tpsim run` on dgx-h100 with topology.nodes = 4096 and 32768: 0.18 and 1.17 GB,

@@ -218,18 +218,27 @@ NicSpec read_nic(const Map& n, int gpus_per_node) {
 }
 
 NetworkSpec read_network(const Map& w, int nodes) {
-  w.only({"kind", "switch_latency", "nodes_per_leaf", "oversubscription"});
+  w.only({"kind", "switch_latency", "nodes_per_leaf", "oversubscription", "nodes_per_group", "groups", "routing"});
   NetworkSpec net;
-  net.kind = w.choice("kind", {"single_switch", "fat_tree"}, "single_switch") == "fat_tree" ? NetworkKind::fat_tree
-                                                                                         : NetworkKind::single_switch;
+  const std::string kind = w.choice("kind", {"single_switch", "fat_tree", "dragonfly"}, "single_switch");
+  net.kind = kind == "fat_tree" ? NetworkKind::fat_tree : kind == "dragonfly" ? NetworkKind::dragonfly : NetworkKind::single_switch;
   net.switch_latency = w.quantity("switch_latency", "time", 0.0);
-  for (const char* key : {"nodes_per_leaf", "oversubscription"})
-    if (net.kind != NetworkKind::fat_tree && w.has(key))
-      w.fail(key, std::string(key) + " only applies to kind fat_tree, got kind single_switch");
-  if (net.kind == NetworkKind::fat_tree) {
-    net.nodes_per_leaf = static_cast<int>(w.integer_up_to("nodes_per_leaf", limits::kGpus, "nodes", nodes));   // default: one leaf holds every node
-    net.oversubscription = w.quantity("oversubscription", "number", 1.0);
+  auto only_for = [&](const char* key, NetworkKind k, const char* k_name) {
+    if (net.kind != k && w.has(key)) w.fail(key, std::string(key) + " only applies to kind " + k_name + ", got kind " + kind);
+  };
+  only_for("nodes_per_leaf", NetworkKind::fat_tree, "fat_tree");
+  for (const char* key : {"nodes_per_group", "groups", "routing"}) only_for(key, NetworkKind::dragonfly, "dragonfly");
+  if (net.kind == NetworkKind::single_switch && w.has("oversubscription"))
+    w.fail("oversubscription", "oversubscription only applies to kinds fat_tree and dragonfly, got kind single_switch");
+  if (net.kind == NetworkKind::fat_tree)   // default: one leaf holds every node
+    net.nodes_per_leaf = static_cast<int>(w.integer_up_to("nodes_per_leaf", limits::kGpus, "nodes", nodes));
+  if (net.kind == NetworkKind::dragonfly) {
+    net.nodes_per_leaf = static_cast<int>(w.integer_up_to("nodes_per_group", limits::kGpus, "nodes", nodes));
+    net.groups = static_cast<int>(w.integer_up_to("groups", limits::kGpus, "groups", 0));
+    net.routing = w.choice("routing", {"adaptive", "minimal"}, "adaptive") == "minimal" ? GroupRouting::minimal
+                                                                                          : GroupRouting::adaptive;
   }
+  if (net.kind != NetworkKind::single_switch) net.oversubscription = w.quantity("oversubscription", "number", 1.0);
   return net;
 }
 
