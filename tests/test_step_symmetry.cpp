@@ -66,6 +66,41 @@ TEST_CASE("one DP replica, DP-heavy layout (TP4 PP1 DP16): the bucketed all-redu
   CHECK(within(one.step_time_s, all.step_time_s, 0.01));
 }
 
+TEST_CASE("auto keeps every replica where DP groups share links: a dragonfly's pair links carry all 8 rails") {
+  // 64 nodes in 4 groups of 16, minimal routing in a 128-group machine: two groups share 1/127 of
+  // a group's global links, 48.9 GB/s, about one NIC's rate, and the 8 DP rings (one per rail)
+  // all cross there. Timed alone, one replica's DP ring would have it to itself.
+  auto load = [](const std::string& topology, const std::vector<Override>& extra) {
+    ScenarioRequest request;
+    request.topology = topology;
+    request.model = "gpt-1.7b";
+    request.overrides = {{"topology.nodes", "64"}, {"plan.tp", "8"}, {"plan.dp", "64"}, {"plan.sp", "true"},
+                         {"workload.kind", "training"}, {"workload.global_batch", "64"}, {"workload.micro_batch", "1"},
+                         {"workload.seq", "2048"}};
+    request.overrides.insert(request.overrides.end(), extra.begin(), extra.end());
+    return load_scenario(request);
+  };
+  auto step = [](const Scenario& s, const std::string& replicas) {
+    RunOptions options;
+    options.numerics = "off";
+    options.dp_replicas = replicas;
+    RunResult r = run_scenario(s, options);
+    REQUIRE(r.step);
+    return *r.step;
+  };
+  std::string what_if = TPSIM_SOURCE_DIR;
+  what_if += "/examples/topologies/h100-dragonfly-what-if.yaml";
+  const Scenario dragonfly = load(what_if, {{"topology.network.nodes_per_group", "16"}, {"topology.network.groups", "128"}});
+  const StepMetrics automatic = step(dragonfly, "auto"), all = step(dragonfly, "all"), one = step(dragonfly, "one");
+  MESSAGE("dragonfly, 512 GPUs: auto ", automatic.step_time_s, " s, all ", all.step_time_s, " s, one ", one.step_time_s, " s");
+  CHECK(automatic.dp_replicas == "all");
+  CHECK(automatic.step_time_s == all.step_time_s);
+  CHECK(all.step_time_s > 3 * one.step_time_s);   // what the shortcut would have missed
+  // A non-blocking fat tree: each rail's ring has its own NICs and the spine carries them all.
+  const StepMetrics fat_tree = step(load("cluster-h100-ndr", {}), "auto");
+  CHECK(fat_tree.dp_replicas == "one");
+}
+
 TEST_CASE("folding TP collectives matches TP collectives simulated on tp_comm (TP8 inside a node)") {
   const Scenario s = scenario_64_gpus(8, 2, 1);
   const StepMetrics exact = run(s, "all", "exact");

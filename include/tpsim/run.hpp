@@ -18,10 +18,18 @@ struct RunOptions {
   DType numerics_dtype = DType::fp32;
   std::string scope = "step";   // step (the workload: training step or inference request) | block
   std::string tp_collectives = "auto";   // step scope: auto | exact | folded (see StepMetrics)
-  std::string dp_replicas = "auto";      // step scope: auto | all | one (see StepMetrics; auto = one from 512 GPUs)
+  std::string dp_replicas = "auto";      // step scope: auto | all | one (see StepMetrics; auto = one from 512
+                                         // GPUs where dp_links_private)
+  bool shortcut_warnings = true;         // false: a sweep's layouts, the sweep warns once itself
   ProgressPhases progress;               // the long phases (simulating a step, checking numerics); empty = none
 };
 RunResult run_scenario(const Scenario& scenario, const RunOptions& options);
+
+// Whether the DP collectives of different local GPUs, which run together in a symmetric step,
+// never share a link, so one DP replica with its DP collectives timed alone is exact: every GPU
+// has NICs of its own, reached without crossing CPU sockets or shared PCIe uplinks, and the
+// network's uplinks carry all the NICs send (a non-blocking fat tree, an adaptive dragonfly at 1:1).
+bool dp_links_private(const Topology& topology);
 
 // The numerical check of a plan as the timing runs it: lowers `scenario` at full size and resolves
 // its collectives with the one selector (as the timing does), then lowers the same scope at proxy

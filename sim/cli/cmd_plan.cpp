@@ -3,6 +3,7 @@
 // sweep makes its own from the target flags below.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include "spec/limits.hpp"
 #include "tpsim/plan_html.hpp"
 #include "tpsim/planner.hpp"
+#include "tpsim/run.hpp"
 
 namespace tpsim::cli {
 
@@ -296,6 +298,14 @@ void register_plan(CLI::App& app) {
         throw InputError("", 0, 0, "--shard", e.what());
       }
     }
+    // Said once here, not by each layout's run (one process each).
+    int most_nodes = spec.topology.nodes;
+    for (int n : spec.node_counts) most_nodes = std::max(most_nodes, n);
+    if (!dp_links_private(spec.topology) && int64_t(most_nodes) * spec.topology.gpus_per_node >= 512)
+      spdlog::warn("the DP groups of different GPUs share links on '{}' (shared NICs, socket or PCIe uplinks, an "
+                   "oversubscribed or minimal-routing network): layouts from 512 GPUs simulate every DP replica, "
+                   "not one, so their contention counts (slower sweeps)",
+                   spec.topology.name);
     // -q (errors only) silences the progress lines too, for logs that must not depend on time.
     if (spdlog::get_level() < spdlog::level::err) options.progress = progress_printer(::isatty(STDERR_FILENO) != 0);
     const SweepOutcome outcome = run_sweep(spec, options, evaluate_layout);

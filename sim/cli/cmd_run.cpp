@@ -42,7 +42,7 @@ void register_run(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "exact", "folded"}));
   cmd->add_option("--dp-replicas", args->dp_replicas,
                   "Simulate every data-parallel replica (all) or one, with DP collectives timed on the full "
-                  "topology (one); auto = one from 512 GPUs")
+                  "topology (one); auto = one from 512 GPUs where the DP groups of different GPUs share no link")
       ->check(CLI::IsMember({"auto", "all", "one"}));
   cmd->add_option("--partial-micro-batches", args->partial,
                   "Simulate only the first N micro-batches of the training step (every output then says PARTIAL); "

@@ -44,6 +44,7 @@ SliceTimes simulate_slice(const Scenario& scenario, int64_t micro_batches) {
   options.numerics = "off";
   options.scope = "step";
   options.tp_collectives = "folded";
+  options.shortcut_warnings = false;   // the sweep says it once (cmd_plan)
   const RunResult run = run_scenario(s, options);
   const RunTotals t = totals(run.timeline);
   SliceTimes out{t.step_time, t.compute, 0, t.exposed_communication, t.bubble, 0, 0};

@@ -33,6 +33,7 @@ bool tp_links_private(const Scenario& s) {
   return inner && per_node % s.plan.tp == 0 && (s.plan.tp == per_node || (s.plan.dp == 1 && s.plan.pp == 1));
 }
 
+
 double estimated_ops(const Scenario& s, int64_t micro_batches) {
   const double layers = double(s.model.layers) / s.plan.pp;
   const double per_layer = s.plan.recompute == Recompute::full ? 12 : 8;
@@ -92,6 +93,28 @@ Timeline resolve_and_simulate(const Topology& topology, ProgramSet& programs, co
 
 }  // namespace
 
+// An oversubscribed spine is shared by all rails; a dragonfly under minimal routing puts every
+// rail's ring between two groups on the same global links: there one replica timed alone would be
+// many times too fast.
+bool dp_links_private(const Topology& t) {
+  if (t.intra.fabric == IntraFabric::pcie && t.intra.pcie_switches > 1) return false;
+  std::vector<int> users(size_t(std::max(t.nic.count, 0)), 0);
+  const auto nics = nics_of_gpus(t.nic, t.gpus_per_node);
+  for (const auto& mine : nics)
+    for (int n : mine)
+      if (n >= 0 && n < t.nic.count && ++users[size_t(n)] > 1) return false;
+  if (t.nic.socket_bandwidth > 0 && !t.nic.sockets.empty() && int(t.nic.gpu_sockets.size()) == t.gpus_per_node)
+    for (int l = 0; l < t.gpus_per_node; ++l)
+      for (int n : nics[size_t(l)])
+        if (n >= 0 && n < int(t.nic.sockets.size()) && t.nic.sockets[size_t(n)] != t.nic.gpu_sockets[size_t(l)]) return false;
+  switch (t.network.kind) {
+    case NetworkKind::single_switch: return true;
+    case NetworkKind::fat_tree: return t.network.oversubscription <= 1;
+    case NetworkKind::dragonfly: return t.network.routing == GroupRouting::adaptive && t.network.oversubscription <= 1;
+  }
+  return false;
+}
+
 void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
   StepMetrics m;
   m.training = s.workload.kind == WorkloadKind::training;
@@ -117,8 +140,17 @@ void run_step(const Scenario& s, const RunOptions& options, RunResult& result) {
     if (fold && options.tp_collectives == "auto" && !tp_links_private(s))
       spdlog::warn("TP collectives folded at their uncontended time although their links carry other traffic: "
                    "contention on them is not modelled (use --tp-collectives exact for the full simulation)");
+    const bool shared = !dp_links_private(s.topology);
     const bool one = s.plan.dp > 1 && (options.dp_replicas == "one" ||
-                                       (options.dp_replicas == "auto" && s.plan.world() >= kOneReplicaFrom));
+                                       (options.dp_replicas == "auto" && s.plan.world() >= kOneReplicaFrom && !shared));
+    if (options.shortcut_warnings && s.plan.dp > 1 && shared && options.dp_replicas != "all" &&
+        (one || s.plan.world() >= kOneReplicaFrom))
+      spdlog::warn(one ? "one DP replica simulated although the DP groups of different GPUs share links (shared NICs, "
+                         "socket or PCIe uplinks, an oversubscribed or minimal-routing network): their DP collectives "
+                         "are timed alone, contention on those links is not modelled (use --dp-replicas all)"
+                       : "every DP replica simulated: the DP groups of different GPUs share links (shared NICs, socket "
+                         "or PCIe uplinks, an oversubscribed or minimal-routing network), so one replica timed alone "
+                         "would miss their contention");
     step.one_dp_replica = one;
     m.dp_replicas = one ? "one" : "all";
     spdlog::info("lowering a training step: {} of {} micro-batches per replica, TP collectives {}", m.micro_batches,
