@@ -114,8 +114,8 @@ TEST_CASE("the bandwidth wall: TP=16 across two nodes buys almost nothing over T
                              << tp16.simulated / tp8.simulated << "x)");
   // Half the math per GPU, yet the layer barely gets faster: the all-reduces now cross the NICs.
   // (Twice the GPUs for under 10%: per-GPU efficiency halves. Measured 2-node nccl-tests tables put
-  // 16 MiB all-reduces at 23-105 GB/s busbw where tpsim's calibrated multi-node ring reaches ~230,
-  // so the real wall is steeper; see the example's header.)
+  // 16 MiB all-reduces at 23-105 GB/s busbw where this InfiniBand preset reaches ~210, so the real
+  // wall may be steeper; see the example's header.)
   CHECK(tp16.forward_compute < 0.8 * tp8.forward_compute);
   CHECK(tp16.forward_communication > 1.3 * tp8.forward_communication);
   CHECK(tp16.simulated > 0.9 * tp8.simulated);
