@@ -117,6 +117,12 @@ TEST_CASE("dragonfly: a network endpoint cuts every cross-node route in two, the
     const engine::Fabric f(t);
     REQUIRE(f.leaves() == 3);
     CHECK(f.pair_links() == (r == GroupRouting::minimal));
+    CHECK(f.endpoints() == 20 + 5 + 3 + (r == GroupRouting::minimal ? 3 : 0));   // + a gateway per group
+    if (r == GroupRouting::minimal) {
+      std::vector<int> none;
+      CHECK_THROWS_AS(f.route(f.gateway_endpoint(0), 12, none), std::invalid_argument);   // GPU 12: group 1
+      CHECK_THROWS_AS(f.route(f.gateway_endpoint(0), f.network_endpoint(1), none), std::invalid_argument);
+    }
     std::vector<int> whole, up, down;
     for (int a = 0; a < f.gpus(); ++a)
       for (int b = 0; b < f.gpus(); ++b) {
@@ -129,6 +135,20 @@ TEST_CASE("dragonfly: a network endpoint cuts every cross-node route in two, the
         CHECK(f.route(f.network_endpoint(leaf_a), b, down) == latency);
         up.insert(up.end(), down.begin(), down.end());
         CHECK(up == whole);
+        // Minimal routing: the route between groups also in three, through the two gateways.
+        if (r == GroupRouting::minimal && leaf_a != leaf_b) {
+          std::vector<int> out, across, in;
+          const int ga = f.gateway_endpoint(leaf_a), gb = f.gateway_endpoint(leaf_b);
+          CHECK(f.route(a, ga, out) == latency);
+          CHECK(f.route(ga, gb, across) == latency);
+          CHECK(f.route(gb, b, in) == latency);
+          CHECK(f.latency(a, ga) == latency);
+          CHECK(f.latency(ga, gb) == latency);
+          CHECK(f.latency(gb, b) == latency);
+          out.insert(out.end(), across.begin(), across.end());
+          out.insert(out.end(), in.begin(), in.end());
+          CHECK(out == whole);
+        }
         // A global link between two groups, or none within one.
         int global = 0;
         for (int l : whole) global += f.links()[l].name.find("global") != std::string::npos;
@@ -177,7 +197,8 @@ TEST_CASE("dragonfly: the closed-form all-to-all times what the materialised sch
       REQUIRE(closed.closed_form);
       REQUIRE(closed.phases.size() == 1);
       const size_t n = c.group.size();
-      CHECK(closed.phases[0].flows.size() <= 2 * n * (2 + fabric.leaves()));
+      // A few halves per GPU, and a flow per pair of groups between their gateways.
+      CHECK(closed.phases[0].flows.size() <= 6 * n + size_t(fabric.leaves() * fabric.leaves()));
       CHECK(closed.path_latency == rel(built.path_latency, 1e-12));
       std::vector<double> load[2] = {std::vector<double>(fabric.links().size()), std::vector<double>(fabric.links().size())};
       std::vector<int> route;

@@ -55,24 +55,26 @@ void all_to_all_halves(const Fabric& f, const std::vector<int>& group, double ch
           if (b != a) half(a, b, 1);
       }
     }
-    // Network: peers under the same leaf, and under the other leaves (their halves cross the spine,
-    // or the global links of their pair of groups).
+    // Network: peers under the same leaf, and under the other leaves (their halves cross the spine;
+    // under a dragonfly's minimal routing they go to the group's gateway, and from gateway to
+    // gateway over the global link of each pair of groups).
     if (const int same = on_leaf[leaf] - on_node[node]; same > 0) {
       half(a, f.network_endpoint(leaf), same);
       half(f.network_endpoint(leaf), a, same);
     }
-    if (const int other = p - on_leaf[leaf]; other > 0 && !f.pair_links()) {
-      const int elsewhere = f.network_endpoint((leaf + 1) % f.leaves());
+    if (const int other = p - on_leaf[leaf]; other > 0) {
+      // A global link per pair of groups: through the group's gateway, the link between gateways
+      // after the loop.
+      const int elsewhere = f.pair_links() ? f.gateway_endpoint(leaf) : f.network_endpoint((leaf + 1) % f.leaves());
       half(a, elsewhere, other);
       half(elsewhere, a, other);
-    } else if (other > 0) {   // a global link per pair of groups: one half per other group
-      for (int l = 0; l < f.leaves(); ++l)
-        if (l != leaf && on_leaf[l] > 0) {
-          half(a, f.network_endpoint(l), on_leaf[l]);
-          half(f.network_endpoint(l), a, on_leaf[l]);
-        }
     }
   }
+  if (f.pair_links())
+    for (int from = 0; from < f.leaves(); ++from)
+      for (int to = 0; to < f.leaves(); ++to)
+        if (from != to && on_leaf[from] > 0 && on_leaf[to] > 0)
+          half(f.gateway_endpoint(from), f.gateway_endpoint(to), on_leaf[from] * on_leaf[to]);
 }
 
 bool rooted(CollectiveOp op) { return op == CollectiveOp::broadcast || op == CollectiveOp::reduce; }

@@ -34,11 +34,12 @@
 // switch and network endpoints, fabric.hpp) into the half through its sender's port and the half
 // through its receiver's port, and the halves that cross the same links merge into one flow of
 // `pairs` transfers. A GPU then sends one NVLink half and one network half per class of route
-// (same leaf, other leaves; each other group under a dragonfly's minimal routing, whose global
-// link is in the sender's half) and receives as many: O(p) flows (O(p x groups)), every link
-// carrying exactly the bytes it carried before. The time is the same because the switches are
-// non-blocking (the spine is one aggregated link per leaf), so a transfer is held only by its two
-// ports (and the spine or global link);
+// (same leaf, other leaves) and receives as many: O(p) flows, every link carrying exactly the
+// bytes it carried before. Under a dragonfly's minimal routing a transfer between groups is cut
+// in three, at its group's gateway and the peer's (fabric.hpp): the global link between two
+// groups carries one flow for all their pairs, O(p + groups^2) flows. The time is the same because
+// the switches are non-blocking (the spine is one aggregated link per leaf), so a transfer is held
+// only by its two ports (and the spine or global link);
 // the most loaded port is busy from the start until the end in both forms, and each transfer's
 // data is ready its pair's step latency after its halves are through. Tested equal to the
 // materialised schedule on even and uneven groups. Nodes without an NVSwitch endpoint (NVLink

@@ -188,6 +188,7 @@ void Fabric::add_nic_paths(const std::string& who) {
     }
   }
   networks_ = leaves_;   // one network endpoint per leaf, one for a single switch
+  if (pair_ >= 0) gateways_ = leaves_;
 }
 
 int Fabric::node_of(int endpoint) const {
@@ -201,6 +202,8 @@ int Fabric::leaf_of(int node) const { return leaves_ > 1 ? node / topo_.network.
 int Fabric::pair_link(int from, int to) const { return pair_ + from * (leaves_ - 1) + (to < from ? to : to - 1); }
 
 int Fabric::network_endpoint(int leaf) const { return networks_ > 0 ? gpus_ + switches_ + leaf : -1; }
+
+int Fabric::gateway_endpoint(int leaf) const { return gateways_ > 0 ? gpus_ + switches_ + networks_ + leaf : -1; }
 
 // Switches crossed: a fat tree's leaf, or leaf, spine and leaf; a dragonfly's worst minimal path,
 // the two end routers within a group, and those plus the two that hold the global link between
@@ -250,6 +253,19 @@ void Fabric::receiver_half(int from_leaf, int dst, std::vector<int>& out) const 
 double Fabric::route(int src, int dst, std::vector<int>& out) const {
   if (src == dst) return 0;
   const int ns = node_of(src), nd = node_of(dst);
+  if (is_gateway(src) || is_gateway(dst)) {   // a third of a route between groups (gateway_endpoint)
+    const int first = gpus_ + switches_ + networks_;
+    if (is_gateway(src) && is_gateway(dst)) {
+      out.push_back(pair_link(src - first, dst - first));
+      return network_latency(src - first, dst - first);
+    }
+    if (is_network(src) && is_network(dst)) throw std::invalid_argument("a gateway reaches GPUs and other gateways");
+    const int leaf = (is_gateway(src) ? src : dst) - first, gpu_leaf = leaf_of(is_gateway(src) ? nd : ns);
+    if (leaf != gpu_leaf) throw std::invalid_argument("a gateway reaches only the GPUs of its own group");
+    if (is_gateway(dst)) sender_half(src, leaf, out);
+    else receiver_half(leaf, dst, out);
+    return network_latency(leaf, (leaf + 1) % leaves_);   // a route between groups
+  }
   if (is_network(src) || is_network(dst)) {   // half of a cross-node route (see fabric.hpp)
     if (src >= gpus_ && dst >= gpus_) throw std::invalid_argument("a network endpoint only reaches GPUs");
     const int leaf = (is_network(src) ? src : dst) - gpus_ - switches_;
@@ -290,6 +306,12 @@ double Fabric::route(int src, int dst, std::vector<int>& out) const {
 
 double Fabric::latency(int src, int dst) const {
   if (src == dst) return 0;
+  if (is_gateway(src) || is_gateway(dst)) {
+    const int first = gpus_ + switches_ + networks_;
+    if (is_gateway(src) && is_gateway(dst)) return network_latency(src - first, dst - first);
+    const int leaf = (is_gateway(src) ? src : dst) - first;
+    return network_latency(leaf, (leaf + 1) % leaves_);
+  }
   if (is_network(src)) return network_latency(src - gpus_ - switches_, leaf_of(node_of(dst)));
   if (is_network(dst)) return network_latency(leaf_of(node_of(src)), dst - gpus_ - switches_);
   const int ns = node_of(src), nd = node_of(dst);

@@ -37,7 +37,7 @@ class Fabric {
   explicit Fabric(const Topology& topology);   // throws std::invalid_argument on shapes it cannot build
 
   int gpus() const { return gpus_; }
-  int endpoints() const { return gpus_ + switches_ + networks_; }
+  int endpoints() const { return gpus_ + switches_ + networks_ + gateways_; }
   int node_of(int endpoint) const;             // -1 for a network endpoint (no node holds it)
   int switch_endpoint(int node) const;         // -1 when the fabric has no NVSwitch
   int leaves() const { return leaves_; }       // leaf switches (1: a single switch)
@@ -46,6 +46,11 @@ class Fabric {
   // minimal routing), not only on the leaf it leaves or enters.
   bool pair_links() const { return pair_ >= 0; }
   int network_endpoint(int leaf) const;        // -1 with one node (no network)
+  // A group's global links under minimal routing (pair_links): the middle of a closed-form
+  // all-to-all's routes between groups (GPU -> its group's gateway: up to its NIC group's up link;
+  // gateway A -> gateway B: the global link; gateway -> GPU of its group: from the NIC group's down
+  // link on; each with the latency of a whole route between groups). -1 without pair links.
+  int gateway_endpoint(int leaf) const;
   bool inter_node(int src, int dst) const { return node_of(src) != node_of(dst); }
   const std::vector<FabricLink>& links() const { return links_; }
   const Topology& topology() const { return topo_; }
@@ -63,14 +68,15 @@ class Fabric {
   int add_link(std::string name, double bandwidth);
   void add_nic_paths(const std::string& who);
   int socket_link(int node, int from, int to) const;   // -1 when from == to or sockets are not modelled
-  bool is_network(int endpoint) const { return endpoint >= gpus_ + switches_; }
+  bool is_network(int endpoint) const { return endpoint >= gpus_ + switches_; }   // gateways too
+  bool is_gateway(int endpoint) const { return endpoint >= gpus_ + switches_ + networks_; }
   double network_latency(int leaf_a, int leaf_b) const;   // two NIC traversals and the switches between
   // A cross-node route is sender_half(src, leaf of dst) then receiver_half(leaf of src, dst).
   void sender_half(int src, int to_leaf, std::vector<int>& out) const;
   void receiver_half(int from_leaf, int dst, std::vector<int>& out) const;
 
   Topology topo_;
-  int gpn_ = 0, gpus_ = 0, switches_ = 0, networks_ = 0, leaves_ = 1;
+  int gpn_ = 0, gpus_ = 0, switches_ = 0, networks_ = 0, gateways_ = 0, leaves_ = 1;
   std::vector<FabricLink> links_;
   int gpu_port_ = -1;          // nvswitch / pcie: link id 2*g (up) and 2*g+1 (down) from here
   int mesh_ = -1;              // nvlink_mesh: per node gpn*(gpn-1) pair links from here

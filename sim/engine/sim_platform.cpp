@@ -84,7 +84,9 @@ SimPlatform::SimPlatform(const Fabric& fabric) : fabric_(fabric) {
   hosts_.reserve(fabric.endpoints());
   for (int e = 0; e < fabric.endpoints(); ++e) {
     const int leaf = fabric.network_endpoint(0) >= 0 ? e - fabric.network_endpoint(0) : -1;
+    const int gateway = fabric.gateway_endpoint(0) >= 0 ? e - fabric.gateway_endpoint(0) : -1;
     const std::string name = e < fabric.gpus() ? "gpu" + std::to_string(e)
+                             : gateway >= 0    ? "gateway" + std::to_string(gateway)
                              : leaf >= 0       ? "network" + std::to_string(leaf)
                                                : "nvswitch" + std::to_string(e - fabric.gpus());
     hosts_.push_back(zone->create_host(name, {1e12}));
