@@ -5,7 +5,8 @@
 //    Goals: 4096 GPUs, 1 GiB, flow fidelity, < 0.3 s wall on the 2-core machine; 131,072 GPUs
 //    within 24 GiB and the default vm.max_map_count.
 //    Then direct all-to-all, 64 MiB, flow fidelity, 256 and 2048 GPUs (its closed form,
-//    engine/collective_plan.hpp). Goal: 2048 GPUs < 10 s wall on the 2-core machine.
+//    engine/collective_plan.hpp). Goal: 2048 GPUs < 10 s wall on the 2-core machine. And the same
+//    on a dragonfly under minimal routing with one node per group (256 and 512 groups).
 // 2. Step vs flow: every op x algorithm that applies, 256 MiB, on dgx-h100 (8 GPUs) and 4 nodes
 //    of cluster-h100-ndr (32 GPUs); tests/test_engine_fidelity.cpp asserts |rel diff| <= 5%.
 #include <malloc.h>
@@ -43,9 +44,12 @@ std::vector<int> first(int n) {
 
 // channels = 0: as the selector resolves it (one ring per NIC across nodes); 1: the same instance
 // cut down to its first channel, to compare with single-ring figures.
-void row(int gpus, Fidelity f, double bytes, int channels = 0, CollectiveOp op = CollectiveOp::all_reduce) {
+// `topology`: a preset or path, 8 GPUs per node; `sets`: further overrides.
+void row(int gpus, Fidelity f, double bytes, int channels = 0, CollectiveOp op = CollectiveOp::all_reduce,
+         const std::string& topology = "cluster-h100-ndr", std::vector<Override> sets = {}) {
   const auto t0 = std::chrono::steady_clock::now();
-  const Topology topo = load_topology("cluster-h100-ndr", {{"topology.nodes", std::to_string((gpus + 7) / 8)}});
+  sets.push_back({"topology.nodes", std::to_string((gpus + 7) / 8)});
+  const Topology topo = load_topology(topology, sets);
   const std::vector<int> group = first(gpus);
   const Algorithm algorithm = op == CollectiveOp::all_to_all ? Algorithm::direct : Algorithm::ring;
   double seconds = 0;
@@ -123,6 +127,12 @@ int main(int argc, char** argv) {
   std::printf("%6s %6s %10s %14s %12s %9s %10s %12s  %s\n", "GPUs", "fid.", "size(MiB)", "sim time(us)", "busbw(GB/s)",
               "channels", "wall(s)", "peak RSS(MB)", "instance");
   for (int gpus : {256, 2048}) row(gpus, Fidelity::flow, 64 << 20, 0, CollectiveOp::all_to_all);
+  // A dragonfly under minimal routing: a flow per pair of groups between their gateways.
+  std::printf("\nDirect all-to-all on a dragonfly (examples/topologies/h100-dragonfly-what-if.yaml), minimal routing,\n"
+              "one node per group, 64 MiB: 256 and 512 groups\n");
+  for (int gpus : {2048, 4096})
+    row(gpus, Fidelity::flow, 64 << 20, 0, CollectiveOp::all_to_all, "examples/topologies/h100-dragonfly-what-if.yaml",
+        {{"topology.network.nodes_per_group", "1"}, {"topology.network.groups", std::to_string(gpus / 8)}});
   if (argc > 1 && std::string(argv[1]) == "--flow") return 0;   // the flow rows only
   std::printf("\nRing all-reduce, step fidelity and one-ring rows, 1 GiB\n");
   for (int gpus : {64, 256}) row(gpus, Fidelity::step, bytes);
