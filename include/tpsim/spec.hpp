@@ -203,6 +203,10 @@ struct Topology {
   int total_gpus() const { return gpus_per_node * nodes; }
 };
 
+// What one leaf's spine uplinks (one dragonfly group's global links) carry per direction: its
+// nodes' NICs that serve GPUs, at their realised rate, over the network's oversubscription.
+double uplink_bandwidth(const Topology& t);
+
 // ---------------------------------------------------------------------------------------------
 // Model (decoder-only transformer)
 enum class Activation { gelu, swiglu };

@@ -220,6 +220,14 @@ void add_only_phase(CollectivePlan& plan, Phase ph) {
 
 }  // namespace
 
+const FlowEdge* phase_edge(const Phase& ph, int channel, int from, int to) {
+  auto it = std::lower_bound(ph.edges.begin(), ph.edges.end(), std::make_tuple(channel, from, to),
+                             [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
+                               return std::make_tuple(x.channel, from_actor(x), to_actor(x)) < k;
+                             });
+  return it != ph.edges.end() && it->channel == channel && from_actor(*it) == from && to_actor(*it) == to ? &*it : nullptr;
+}
+
 double step_messages_in_flight(const CollectivePlan& plan) {
   constexpr int kWindow = 9;   // a round's sends and the receives of the 8 rounds after it
   double total = 0;

@@ -112,6 +112,11 @@ struct Phase {
   std::vector<FlowEdge> edges;   // per (channel, from_actor, to_actor): the phase's bytes, sorted
   std::vector<FlowEdge> flows;   // the same merged over channels per (src, dst), caps summed
 };
+// The phase's edge (channel, from_actor, to_actor), or null when the phase has none.
+const FlowEdge* phase_edge(const Phase& ph, int channel, int from, int to);
+inline FlowEdge* phase_edge(Phase& ph, int channel, int from, int to) {
+  return const_cast<FlowEdge*>(phase_edge(static_cast<const Phase&>(ph), channel, from, to));
+}
 
 // NCCL runs a multi-node ring as several channels, each entering and leaving every node through a
 // different GPU (and so a different NIC); each channel carries its share of the bytes.

@@ -215,15 +215,6 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
   // zero). Phase edges' path latencies come per phase below, once their phase times are known.
   const int channels = static_cast<int>(plan.channels.size());
   auto hop_latency = [&](int src, int dst) { return src == dst ? 0.0 : step_latency(f, proto, src, dst); };
-  // A phase edge by (channel, from_actor, to_actor): participants of a built plan, endpoints of a
-  // closed form.
-  auto edge_at = [](Phase& ph, int channel, int from, int to) -> FlowEdge* {
-    auto it = std::lower_bound(ph.edges.begin(), ph.edges.end(), std::make_tuple(channel, from, to),
-                               [](const FlowEdge& x, const std::tuple<int, int, int>& k) {
-                                 return std::make_tuple(x.channel, from_actor(x), to_actor(x)) < k;
-                               });
-    return it != ph.edges.end() && it->channel == channel && from_actor(*it) == from && to_actor(*it) == to ? &*it : nullptr;
-  };
   double path = 0;
   std::vector<double> hop;
   for (int c = 0; c < channels; ++c) {
@@ -336,23 +327,23 @@ void price(CollectivePlan& plan, const Fabric& f, const ProtocolCost& protocol) 
         hop.assign(p, 0.0);
         for (int i = 0; i < p; ++i) {
           const int src = ch.endpoint[i], dst = ch.endpoint[(i + 1) % p];
-          const FlowEdge* e = edge_at(ph, c, src, dst);
+          const FlowEdge* e = phase_edge(ph, c, src, dst);
           hop[i] = hop_latency(src, dst) + (e ? phase_time(*e) / ph.rounds : 0.0);
         }
         const std::vector<double> window = ring_windows(hop, ph.rounds);
         for (int i = 0; i < p; ++i)
-          if (FlowEdge* e = edge_at(ph, c, ch.endpoint[i], ch.endpoint[(i + 1) % p]))
+          if (FlowEdge* e = phase_edge(ph, c, ch.endpoint[i], ch.endpoint[(i + 1) % p]))
             e->path_latency = std::max(e->path_latency, window[i]);
         continue;
       }
       const Schedule& s = *ch.schedule;
       const int last = std::min(ph.first + ph.rounds, static_cast<int>(s.rounds.size()));
       auto cost = [&](const Transfer& t) {
-        const FlowEdge* e = edge_at(ph, c, t.src, t.dst);
+        const FlowEdge* e = phase_edge(ph, c, t.src, t.dst);
         return e ? e->latency + phase_time(*e) / ph.rounds : 0.0;
       };
       data_path_latency(s, ph.first, last, cost, [&](const Transfer& t, double at) {
-        if (FlowEdge* e = edge_at(ph, c, t.src, t.dst)) e->path_latency = std::max(e->path_latency, at);
+        if (FlowEdge* e = phase_edge(ph, c, t.src, t.dst)) e->path_latency = std::max(e->path_latency, at);
       });
     }
     for (FlowEdge& e : ph.edges) {

@@ -103,9 +103,7 @@ void Fabric::add_nic_paths(const std::string& who) {
   }
   // By first NIC, so one NIC per GPU keeps NIC order (and the links' names and order).
   std::sort(nic_groups_.begin(), nic_groups_.end());
-  int used = 0;
   for (size_t a = 0; a < nic_groups_.size(); ++a) {
-    used += static_cast<int>(nic_groups_[a].size());
     for (size_t b = 0; b < a; ++b)
       for (int i : nic_groups_[a])
         require(std::find(nic_groups_[b].begin(), nic_groups_[b].end(), i) == nic_groups_[b].end(),
@@ -160,9 +158,7 @@ void Fabric::add_nic_paths(const std::string& who) {
   if (net.kind != NetworkKind::single_switch && net.nodes_per_leaf > 0 && net.nodes_per_leaf < t.nodes) {
     require(net.oversubscription > 0, who + "network.oversubscription must be positive");
     leaves_ = (t.nodes + net.nodes_per_leaf - 1) / net.nodes_per_leaf;
-    // A leaf's (a group's) uplinks to the spines (its global links) carry its NICs' capacity (NICs
-    // that carry GPU traffic) / oversubscription.
-    const double up_bw = net.nodes_per_leaf * used * nic_bw / net.oversubscription;
+    const double up_bw = uplink_bandwidth(t);
     const bool dragonfly = net.kind == NetworkKind::dragonfly;
     if (dragonfly && net.routing == GroupRouting::minimal) {
       // Minimal routing: only the direct global links between two groups, a balanced dragonfly's

@@ -225,25 +225,23 @@ System system_of(const Topology& t, const std::vector<int>& group) {
     s.gpu_bw = s.path_bw = 0.75 * line / 1e9;   // NCCL's PCIe figure: Gen4 x16 24 GB/s of 32
   }
   // NICs serving the communicator's GPUs of the first node (as the fabric assigns them).
+  const std::vector<std::vector<int>> of = nics_of_gpus(t.nic, gpn);
   std::set<int> nics;
   for (int g : group) {
     if (g / gpn != group.front() / gpn) continue;
     const int local = g % gpn;
-    int nic = -1;
-    for (int i = 0; i < static_cast<int>(t.nic.gpus.size()) && i < t.nic.count && nic < 0; ++i)
-      if (std::count(t.nic.gpus[i].begin(), t.nic.gpus[i].end(), local)) nic = i;
-    if (nic < 0 && t.nic.count > 0) nic = local * t.nic.count / gpn;
-    if (nic >= 0) nics.insert(nic);
+    if (!of[local].empty()) nics.insert(of[local].front());
+    else if (t.nic.count > 0) nics.insert(local * t.nic.count / gpn);
   }
   s.nics = static_cast<int>(nics.size());
   // NICs that serve one GPU and nothing else reach NCCL as one network device of their summed
   // speed: aws-ofi-nccl presents a p5's four 100 Gb/s EFA per GPU as one 400 Gb/s device (its
   // multi-rail protocol). Seen one by one, NCCL's graph search would size NVLS-tree's inter-node
-  // bandwidth at one card's 12.5 GB/s and pick the tree for every size above 512 MiB.
-  int rails = 0;
-  for (int i = 0; i < static_cast<int>(t.nic.gpus.size()) && i < t.nic.count; ++i)
-    rails += t.nic.gpus[i].size() == 1 && t.nic.gpus[i][0] == group.front() % gpn;
-  s.nic_bw = std::max(rails, 1) * t.nic.bandwidth / 1e9;
+  // bandwidth at one card's 12.5 GB/s and pick the tree for every size above 512 MiB. (GPUs that
+  // share a NIC share all their NICs: the spec checks it.)
+  const std::vector<int>& first = of[group.front() % gpn];
+  const bool own = std::count(of.begin(), of.end(), first) == 1;
+  s.nic_bw = double(own && !first.empty() ? first.size() : 1) * t.nic.bandwidth / 1e9;
   return s;
 }
 

@@ -22,13 +22,8 @@ double message_cap(const CollectivePlan& plan, int round, int channel, int from,
   auto ph = std::upper_bound(plan.phases.begin(), plan.phases.end(), round,
                              [](int r, const Phase& p) { return r < p.first; });
   if (ph == plan.phases.begin() || round >= std::prev(ph)->first + std::prev(ph)->rounds) return 0;
-  const std::vector<FlowEdge>& edges = std::prev(ph)->edges;
-  auto it = std::lower_bound(edges.begin(), edges.end(), std::make_tuple(channel, from, to),
-                             [](const FlowEdge& e, const std::tuple<int, int, int>& key) {
-                               return std::make_tuple(e.channel, e.from, e.to) < key;
-                             });
-  if (it == edges.end() || it->channel != channel || it->from != from || it->to != to) return 0;
-  return it->rate_cap / std::max(it->width, 1);
+  const FlowEdge* e = phase_edge(*std::prev(ph), channel, from, to);
+  return e ? e->rate_cap / std::max(e->width, 1) : 0;
 }
 
 // One participant's part of one channel's schedule.

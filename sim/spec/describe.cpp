@@ -231,12 +231,7 @@ std::string dragonfly_summary(const Topology& t) {
   const NetworkSpec& net = t.network;
   const int here = (t.nodes + net.nodes_per_leaf - 1) / net.nodes_per_leaf;
   const int machine = net.groups > 0 ? net.groups : here;
-  std::vector<bool> used(size_t(std::max(t.nic.count, 0)), false);
-  for (const auto& nics : nics_of_gpus(t.nic, t.gpus_per_node))
-    for (int n : nics)
-      if (n >= 0 && n < t.nic.count) used[size_t(n)] = true;
-  const double group_global = double(net.nodes_per_leaf) * double(std::count(used.begin(), used.end(), true)) *
-                              t.nic.bandwidth * t.nic.efficiency / net.oversubscription;
+  const double group_global = uplink_bandwidth(t);
   std::string s = fmt::format("dragonfly, {} nodes per group ({} group{} here, {} in the machine), global links {:g}:1 "
                               "oversubscribed ({} per direction per group), ",
                               net.nodes_per_leaf, here, here == 1 ? "" : "s", machine, net.oversubscription,

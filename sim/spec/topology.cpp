@@ -318,6 +318,14 @@ std::vector<std::vector<int>> nics_of_gpus(const NicSpec& nic, int gpus_per_node
   return of;
 }
 
+double uplink_bandwidth(const Topology& t) {
+  std::vector<char> used(size_t(std::max(t.nic.count, 0)), 0);
+  for (const auto& nics : nics_of_gpus(t.nic, t.gpus_per_node))
+    for (int n : nics) used[size_t(n)] = 1;
+  return double(t.network.nodes_per_leaf) * double(std::count(used.begin(), used.end(), 1)) * t.nic.bandwidth *
+         t.nic.efficiency / t.network.oversubscription;
+}
+
 std::vector<GemmMeasurement> read_gemm_table(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw InputError(path, 0, 0, "topology.gpu.gemm_table", "cannot read the GEMM table");
